@@ -1,0 +1,134 @@
+/**
+ * Reads untrusted YAML/JSON from files, directories and stdin into RawDocuments that remember
+ * where every node was written, so that any later diagnostic can point at a file and line.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { LineCounter, parseAllDocuments, isScalar, type Document } from 'yaml';
+import type { Diagnostic, SourcePos } from './diagnostics.js';
+
+export type Path = readonly (string | number)[];
+
+/** One YAML document: its plain JS value plus a way to find the line of any path inside it. */
+export interface RawDocument {
+  readonly value: unknown;
+  readonly file: string;
+  /** Line of the document's first node. */
+  readonly line: number;
+  /** Line where the node at `path` was written (falls back to the nearest ancestor that exists). */
+  lineOf(path: Path): number;
+  /** For block scalars (`value: |`): the line of the first content line of the scalar at `path`. */
+  blockStartLine(path: Path): number | undefined;
+}
+
+export interface LoadResult {
+  readonly documents: RawDocument[];
+  readonly diagnostics: Diagnostic[];
+  readonly files: string[];
+}
+
+const CONFIG_FILE = /\.(ya?ml|json)$/i;
+
+/** Expands `-f` arguments: files as given, directories recursively (sorted), `-` for stdin. */
+export function expandPaths(paths: readonly string[]): { files: string[]; diagnostics: Diagnostic[] } {
+  const files: string[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const walk = (p: string, explicit: boolean): void => {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      diagnostics.push({ severity: 'error', code: 'TG_CONFIG_NOT_FOUND', message: `${p}: no such file or directory`, pos: { file: p, line: 0 } });
+      return;
+    }
+    if (st.isDirectory()) {
+      for (const name of readdirSync(p).sort()) {
+        if (name.startsWith('.')) continue;
+        walk(join(p, name), false);
+      }
+    } else if (explicit || CONFIG_FILE.test(p)) {
+      files.push(p);
+    }
+  };
+  for (const p of paths) {
+    if (p === '-') files.push('-');
+    else walk(p, true);
+  }
+  return { files, diagnostics };
+}
+
+export function loadPaths(paths: readonly string[], readStdin: () => string = () => readFileSync(0, 'utf8')): LoadResult {
+  const { files, diagnostics } = expandPaths(paths);
+  const documents: RawDocument[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = file === '-' ? readStdin() : readFileSync(file, 'utf8');
+    } catch (err) {
+      diagnostics.push({ severity: 'error', code: 'TG_CONFIG_READ', message: `cannot read ${file}: ${String(err)}`, pos: { file, line: 0 } });
+      continue;
+    }
+    const r = parseText(text, file === '-' ? '<stdin>' : file);
+    documents.push(...r.documents);
+    diagnostics.push(...r.diagnostics);
+  }
+  return { documents, diagnostics, files };
+}
+
+/** Parses one file's text (multi-document YAML; JSON is YAML). Syntax errors become diagnostics. */
+export function parseText(text: string, file: string): { documents: RawDocument[]; diagnostics: Diagnostic[] } {
+  const lineCounter = new LineCounter();
+  const documents: RawDocument[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const list = Array.isArray(docs) ? docs : [];
+  for (const doc of list) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const line = e.pos ? lineCounter.linePos(e.pos[0]).line : 0;
+        diagnostics.push({
+          severity: 'error',
+          code: 'TG_CONFIG_YAML',
+          message: `YAML syntax: ${e.message.split('\n')[0]}`,
+          pos: { file, line },
+          hint: 'fix the YAML syntax at this line; the whole document was skipped',
+        });
+      }
+      continue;
+    }
+    if (doc.contents === null) continue; // empty document (only comments or `---`)
+    documents.push(makeRawDocument(doc, file, lineCounter));
+  }
+  return { documents, diagnostics };
+}
+
+function makeRawDocument(doc: Document.Parsed, file: string, lc: LineCounter): RawDocument {
+  const startOffset = doc.contents?.range?.[0] ?? 0;
+  const lineAt = (offset: number): number => lc.linePos(offset).line;
+  const nodeAt = (path: Path): { range?: [number, number, number] | null } | undefined => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+      if (node && typeof node === 'object' && 'range' in node) return node as { range?: [number, number, number] | null };
+    }
+    return undefined;
+  };
+  return {
+    value: doc.toJS({ maxAliasCount: 100 }),
+    file,
+    line: lineAt(startOffset),
+    lineOf(path: Path): number {
+      const r = nodeAt(path)?.range;
+      return r ? lineAt(r[0]) : lineAt(startOffset);
+    },
+    blockStartLine(path: Path): number | undefined {
+      const node = doc.getIn(path, true);
+      if (!isScalar(node) || !node.range) return undefined;
+      const isBlock = node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED';
+      return lineAt(node.range[0]) + (isBlock ? 1 : 0);
+    },
+  };
+}
+
+export function posOf(doc: RawDocument, path: Path): SourcePos {
+  return { file: doc.file, line: doc.lineOf(path) };
+}
