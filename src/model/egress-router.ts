@@ -1,0 +1,146 @@
+/**
+ * The OpenShift egress router (seed 000 §5): a Deployment whose container env carries
+ * EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION and EGRESS_ROUTER_MODE. Parsed here into
+ * typed rules, with a diagnostic pointing at the exact line of a bad EGRESS_DESTINATION entry.
+ */
+import { isIP } from 'node:net';
+import type { Diagnostic, SourcePos } from '../config/diagnostics.js';
+import type { Resource } from '../config/decode.js';
+import type { Container, DeploymentSpec } from '../config/types.js';
+
+export interface EgressRouterRule {
+  readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
+  readonly destination: string;
+  readonly destinationPort: number;
+  readonly pos: SourcePos;
+}
+
+export interface HttpProxyRule {
+  readonly deny: boolean;
+  /** `*`, `*.example.com`, `example.com`, an IP or a CIDR. */
+  readonly pattern: string;
+  readonly pos: SourcePos;
+}
+
+export interface EgressRouter {
+  readonly resource: Resource<DeploymentSpec>;
+  readonly name: string;
+  readonly namespace: string;
+  readonly podLabels: Readonly<Record<string, string>>;
+  readonly replicas: number;
+  readonly mode: 'init' | 'legacy' | 'http-proxy' | 'dns-proxy' | 'unidling';
+  readonly source?: string;
+  readonly gateway?: string;
+  readonly rules: readonly EgressRouterRule[];
+  readonly fallback?: { readonly destination: string; readonly pos: SourcePos };
+  readonly httpProxyRules: readonly HttpProxyRule[];
+}
+
+const ROUTER_ENV = ['EGRESS_SOURCE', 'EGRESS_DESTINATION', 'EGRESS_HTTP_PROXY_DESTINATION', 'EGRESS_DNS_PROXY_DESTINATION'];
+const MODES = ['init', 'legacy', 'http-proxy', 'dns-proxy', 'unidling'] as const;
+
+/** Returns the router when the Deployment is one (any container with egress-router env), else undefined. */
+export function parseEgressRouter(dep: Resource<DeploymentSpec>, out: Diagnostic[]): EgressRouter | undefined {
+  const podSpec = dep.spec.template.spec;
+  const containers: { c: Container; list: 'initContainers' | 'containers'; i: number }[] = [];
+  (podSpec?.initContainers ?? []).forEach((c, i) => containers.push({ c, list: 'initContainers', i }));
+  (podSpec?.containers ?? []).forEach((c, i) => containers.push({ c, list: 'containers', i }));
+  const found = containers.find(({ c }) => (c.env ?? []).some((e) => ROUTER_ENV.includes(e.name)));
+  if (!found) return undefined;
+
+  const envPath = ['spec', 'template', 'spec', found.list, found.i, 'env'];
+  const env = found.c.env ?? [];
+  const envIndex = (name: string) => env.findIndex((e) => e.name === name);
+  const value = (name: string): string | undefined => env[envIndex(name)]?.value;
+  const lineOfEnv = (name: string): number => dep.doc.lineOf([...envPath, envIndex(name), 'value']);
+  const diag = (line: number, code: string, message: string, hint: string): void => {
+    out.push({ severity: 'error', code, message, resource: dep.ref, pos: { file: dep.doc.file, line }, hint });
+  };
+
+  const modeRaw = value('EGRESS_ROUTER_MODE') ?? 'legacy';
+  const mode = (MODES as readonly string[]).includes(modeRaw) ? (modeRaw as EgressRouter['mode']) : 'legacy';
+  if (mode !== modeRaw) diag(lineOfEnv('EGRESS_ROUTER_MODE'), 'TG_ROUTER_BAD_MODE', `EGRESS_ROUTER_MODE "${modeRaw}" is not one of ${MODES.join(', ')}`, 'use init (redirect mode) or http-proxy');
+
+  const source = value('EGRESS_SOURCE')?.trim();
+  if (source !== undefined && isIP(source) === 0) {
+    diag(lineOfEnv('EGRESS_SOURCE'), 'TG_ROUTER_BAD_SOURCE', `EGRESS_SOURCE "${source}" is not an IP address`, 'set EGRESS_SOURCE to the fixed source IP reserved for this router');
+  }
+  const gateway = value('EGRESS_GATEWAY')?.trim();
+
+  const rules: EgressRouterRule[] = [];
+  let fallback: EgressRouter['fallback'];
+  const destIdx = envIndex('EGRESS_DESTINATION');
+  if (destIdx >= 0) {
+    const text = env[destIdx]?.value ?? '';
+    const firstLine = dep.doc.blockStartLine([...envPath, destIdx, 'value']) ?? lineOfEnv('EGRESS_DESTINATION');
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.replace(/#.*$/, '').trim();
+      if (line === '') return;
+      const pos = { file: dep.doc.file, line: firstLine + i };
+      const parts = line.split(/\s+/);
+      if (parts.length === 1) {
+        if (isIP(parts[0] ?? '') === 0) {
+          diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_DESTINATION line "${raw.trim()}" is neither "<port> <tcp|udp> <ip> [<port>]" nor a fallback IP`, 'write e.g. "80 tcp 203.0.113.25" or a bare IP for the fallback');
+        } else if (fallback) {
+          diag(pos.line, 'TG_ROUTER_BAD_RULE', `second fallback line "${line}"; the first is at line ${fallback.pos.line}`, 'keep one fallback IP line');
+        } else {
+          fallback = { destination: parts[0] ?? '', pos };
+        }
+        return;
+      }
+      const [portS, proto, ip, dportS, ...rest] = parts;
+      const port = Number(portS);
+      const dport = dportS === undefined ? port : Number(dportS);
+      const problems: string[] = [];
+      if (!/^\d+$/.test(portS ?? '') || port < 1 || port > 65535) problems.push(`port "${portS}" is not 1-65535`);
+      if (proto !== 'tcp' && proto !== 'udp') problems.push(`protocol "${proto}" is not tcp or udp`);
+      if (isIP(ip ?? '') === 0) problems.push(`destination "${ip}" is not an IP address`);
+      if (dportS !== undefined && (!/^\d+$/.test(dportS) || dport < 1 || dport > 65535)) problems.push(`destination port "${dportS}" is not 1-65535`);
+      if (rest.length > 0) problems.push(`unexpected "${rest.join(' ')}"`);
+      if (problems.length > 0) {
+        diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_DESTINATION line "${line}": ${problems.join('; ')}`, 'each line is "<port> <tcp|udp> <destination-ip> [<destination-port>]", or a bare IP as the fallback');
+        return;
+      }
+      const dup = rules.find((r) => r.port === port && r.protocol === proto);
+      if (dup) {
+        diag(pos.line, 'TG_ROUTER_BAD_RULE', `port ${port}/${proto} is already forwarded by line ${dup.pos.line}`, 'remove one of the two lines');
+        return;
+      }
+      rules.push({ port, protocol: proto as 'tcp' | 'udp', destination: ip ?? '', destinationPort: dport, pos });
+    });
+  }
+
+  const httpProxyRules: HttpProxyRule[] = [];
+  const proxyIdx = envIndex('EGRESS_HTTP_PROXY_DESTINATION');
+  if (proxyIdx >= 0) {
+    const text = env[proxyIdx]?.value ?? '';
+    const firstLine = dep.doc.blockStartLine([...envPath, proxyIdx, 'value']) ?? lineOfEnv('EGRESS_HTTP_PROXY_DESTINATION');
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.replace(/#.*$/, '').trim();
+      if (line === '') return;
+      const deny = line.startsWith('!');
+      const pattern = (deny ? line.slice(1) : line).trim().toLowerCase();
+      const pos = { file: dep.doc.file, line: firstLine + i };
+      if (!/^(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]+(\/\d{1,3})?)$/.test(pattern)) {
+        diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_HTTP_PROXY_DESTINATION line "${line}" is not a host, *.domain, IP, CIDR or *`, 'write one destination per line, prefixed with ! to deny');
+        return;
+      }
+      httpProxyRules.push({ deny, pattern, pos });
+    });
+  }
+
+  return {
+    resource: dep,
+    name: dep.name,
+    namespace: dep.namespace,
+    podLabels: dep.spec.template.metadata?.labels ?? {},
+    replicas: dep.spec.replicas ?? 1,
+    mode,
+    ...(source ? { source } : {}),
+    ...(gateway ? { gateway } : {}),
+    rules,
+    ...(fallback ? { fallback } : {}),
+    httpProxyRules,
+  };
+}

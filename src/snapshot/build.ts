@@ -1,0 +1,59 @@
+/**
+ * (Model, proxy identity) -> Snapshot. Pure and deterministic: the same inputs give byte-identical
+ * JSON, and the version is a hash of that JSON, so "did anything change for this proxy" is a
+ * string comparison.
+ */
+import { createHash } from 'node:crypto';
+import type { Model } from '../model/build.js';
+import { egressIpRules } from './egress-ip.js';
+import { ClusterSet } from './generate/clusters.js';
+import { generateEnvoy } from './generate/envoy.js';
+import { generateGateway } from './generate/gateway.js';
+import { generateRouter } from './generate/router.js';
+import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
+import type { Listener, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
+
+export function buildSnapshot(model: Model, proxy: ProxyIdentity): Snapshot {
+  const clusters = new ClusterSet(model, proxy.namespace);
+  const listeners: Listener[] = [];
+  const routes: RouteConfig[] = [];
+  const outboundTrafficPolicy = proxy.role === 'sidecar' ? outboundPolicyFor(model, proxy) : 'REGISTRY_ONLY';
+
+  if (proxy.role === 'gateway') {
+    const g = generateGateway(model, proxy, clusters);
+    listeners.push(...g.listeners);
+    routes.push(...g.routes);
+  } else if (proxy.role === 'sidecar') {
+    const s = generateSidecar(model, proxy, clusters, outboundTrafficPolicy);
+    listeners.push(...s.listeners);
+    routes.push(...s.routes);
+  } else {
+    listeners.push(...generateRouter(model, proxy, clusters));
+  }
+  // An Envoy bootstrap in the config is this proxy's static config, whatever its role.
+  if (model.envoy) {
+    const e = generateEnvoy(model.envoy, clusters);
+    listeners.push(...e.listeners);
+    routes.push(...e.routes);
+  }
+
+  const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const body = {
+    proxy: { role: proxy.role, namespace: proxy.namespace, name: proxy.name, labels: sortKeys(proxy.labels) },
+    listeners: [...listeners].sort(byName),
+    routes: [...routes].sort(byName),
+    clusters: [...clusters.clusters.values()].sort(byName),
+    endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
+    policy: { outboundTrafficPolicy, egressIps: egressIpRules(model) },
+    ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
+  };
+  return { version: versionOf(body), ...body };
+}
+
+function sortKeys(m: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+export function versionOf(body: unknown): string {
+  return createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
+}

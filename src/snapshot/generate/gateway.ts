@@ -1,0 +1,190 @@
+/**
+ * Gateway proxies (ingress and egress): the Gateways whose selector matches the proxy's labels give
+ * the listeners; the VirtualServices bound to those Gateways give the routes, as istiod does.
+ */
+import type { GatewayModel, Model, ServerModel, VirtualServiceModel } from '../../model/build.js';
+import { hostCovers, hostsIntersect } from '../../model/host-index.js';
+import { labelsMatch, resolveHost } from '../../model/selectors.js';
+import { gatewayRouteName, listenerName } from '../names.js';
+import type { FilterChain, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
+import type { ClusterSet } from './clusters.js';
+import { httpRoutesOf } from './http-routes.js';
+import { originOf } from './origin.js';
+
+export const TCP_IDLE_TIMEOUT_MS = 3_600_000; // Envoy's tcp_proxy default: 1 hour
+
+export interface GatewayOutput {
+  readonly listeners: Listener[];
+  readonly routes: RouteConfig[];
+}
+
+const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC']);
+
+export function gatewaysFor(model: Model, proxy: ProxyIdentity): GatewayModel[] {
+  return model.gateways.filter((g) => Object.keys(g.selector).length === 0 || labelsMatch(g.selector, proxy.labels));
+}
+
+interface PortGroup {
+  readonly port: number;
+  readonly bind: string;
+  readonly servers: { gw: GatewayModel; server: ServerModel }[];
+}
+
+export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: ClusterSet): GatewayOutput {
+  const groups = new Map<string, PortGroup>();
+  for (const gw of gatewaysFor(model, proxy)) {
+    for (const server of gw.servers) {
+      const bind = server.server.bind ?? '0.0.0.0';
+      const key = listenerName(bind, server.server.port.number);
+      const g = groups.get(key) ?? { port: server.server.port.number, bind, servers: [] };
+      g.servers.push({ gw, server });
+      groups.set(key, g);
+    }
+  }
+  const listeners: Listener[] = [];
+  const routes: RouteConfig[] = [];
+  for (const g of [...groups.values()].sort((a, b) => a.port - b.port)) {
+    const chains: FilterChain[] = [];
+    const http = g.servers.filter(({ server }) => HTTP_PROTOCOLS.has(server.protocol) || (isTerminated(server) && server.protocol === 'HTTPS'));
+    const plainHttp = http.filter(({ server }) => !isTerminated(server));
+    if (plainHttp.length > 0) {
+      const routeName = gatewayRouteName(g.port);
+      routes.push(httpRouteConfig(model, routeName, plainHttp, g.port, clusters));
+      chains.push({ name: `${routeName}`, match: {}, filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true } });
+    }
+    for (const { gw, server } of http.filter(({ server }) => isTerminated(server))) {
+      const routeName = `https.${g.port}.${gw.resource.name}.${gw.resource.namespace}`;
+      routes.push(httpRouteConfig(model, routeName, [{ gw, server }], g.port, clusters));
+      const tls = server.server.tls;
+      chains.push({
+        name: routeName,
+        match: { transportProtocol: 'tls', serverNames: server.hosts.map((h) => h.host).filter((h) => h !== '*') },
+        filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true },
+        tls: {
+          mode: tls?.mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE',
+          ...(tls?.serverCertificate ? { serverCertificate: tls.serverCertificate } : {}),
+          ...(tls?.privateKey ? { privateKey: tls.privateKey } : {}),
+          ...(tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
+          ...(tls?.credentialName ? { credentialName: `${gw.resource.namespace}/${tls.credentialName}` } : {}),
+        },
+        origin: originOf(gw.resource, gw.resource.doc.lineOf(['spec', 'servers', server.index])),
+      });
+    }
+    const passthrough = g.servers.filter(({ server }) => (server.protocol === 'HTTPS' || server.protocol === 'TLS') && !isTerminated(server));
+    chains.push(...passthroughChains(model, passthrough, g.port, clusters));
+    const tcp = g.servers.filter(({ server }) => server.protocol === 'TCP' || server.protocol === 'MONGO');
+    chains.push(...tcpChains(model, tcp, g.port, clusters));
+    const first = g.servers[0];
+    listeners.push({
+      name: listenerName(g.bind, g.port),
+      address: g.bind,
+      port: g.port,
+      filterChains: chains,
+      ...(passthrough.length > 0 || tcp.length > 0
+        ? { defaultFilterChain: { name: 'deny', match: {}, filter: { type: 'deny', reason: passthrough.length > 0 ? 'sni_not_routed' : 'no_tcp_route', detail: passthrough.length > 0 ? `no tls route on port ${g.port} matches this SNI` : `no tcp route on port ${g.port}` } } }
+        : {}),
+      ...(first ? { origin: originOf(first.gw.resource, first.gw.resource.doc.lineOf(['spec', 'servers', first.server.index])) } : {}),
+    });
+  }
+  return { listeners, routes };
+}
+
+function isTerminated(server: ServerModel): boolean {
+  const mode = server.server.tls?.mode;
+  return mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'ISTIO_MUTUAL' || mode === 'OPTIONAL_MUTUAL';
+}
+
+/** VirtualServices bound to `gw` whose hosts intersect the server's hosts (namespace-qualified hosts honoured). */
+export function boundVirtualServices(model: Model, gw: GatewayModel, server: ServerModel): { vs: VirtualServiceModel; hosts: string[] }[] {
+  const out: { vs: VirtualServiceModel; hosts: string[] }[] = [];
+  for (const vs of model.virtualServices) {
+    if (!vs.gateways.includes(gw.key)) continue;
+    const hosts = new Set<string>();
+    for (const sh of server.hosts) {
+      if (sh.namespace !== '*' && sh.namespace !== vs.resource.namespace) continue;
+      for (const h of vs.hosts) {
+        if (!hostsIntersect(sh.host, h)) continue;
+        // The more specific of the two names becomes the virtual host.
+        hosts.add(hostCovers(sh.host, h) ? h : sh.host);
+      }
+    }
+    if (hosts.size > 0) out.push({ vs, hosts: [...hosts].sort() });
+  }
+  return out;
+}
+
+function httpRouteConfig(model: Model, name: string, servers: { gw: GatewayModel; server: ServerModel }[], port: number, clusters: ClusterSet): RouteConfig {
+  const vhosts = new Map<string, { routes: Route[]; vs: VirtualServiceModel; redirect: boolean }>();
+  for (const { gw, server } of servers) {
+    const redirect = server.server.tls?.httpsRedirect === true;
+    for (const { vs, hosts } of boundVirtualServices(model, gw, server)) {
+      const routes = redirect ? [] : httpRoutesOf({ vs, clusters, port, gateway: gw.key });
+      for (const h of hosts) {
+        const existing = vhosts.get(h);
+        if (existing) existing.routes.push(...routes);
+        else vhosts.set(h, { routes: [...routes], vs, redirect });
+      }
+    }
+  }
+  const virtualHosts: VirtualHost[] = [...vhosts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([host, v]) => ({
+      name: `${host}:${port}`,
+      domains: [host],
+      routes: v.redirect ? [{ name: `${v.vs.key}:https-redirect`, match: {}, action: { type: 'redirect', status: 301, scheme: 'https' } }] : v.routes,
+      origin: originOf(v.vs.resource),
+    }));
+  return { name, virtualHosts };
+}
+
+function l4Destinations(vs: VirtualServiceModel, route: { route?: readonly { destination: { host: string; subset?: string; port?: { number?: number } }; weight?: number }[] }, port: number, clusters: ClusterSet): WeightedCluster[] {
+  const dests = route.route ?? [];
+  return dests.map((d) => ({
+    name: clusters.forDestination(resolveHost(d.destination.host, vs.resource.namespace), d.destination.port?.number, d.destination.subset, port),
+    weight: d.weight ?? (dests.length === 1 ? 100 : 0),
+  }));
+}
+
+function passthroughChains(model: Model, servers: { gw: GatewayModel; server: ServerModel }[], port: number, clusters: ClusterSet): FilterChain[] {
+  const chains: FilterChain[] = [];
+  const seen = new Set<string>();
+  for (const { gw, server } of servers) {
+    for (const { vs } of boundVirtualServices(model, gw, server)) {
+      (vs.spec.tls ?? []).forEach((tr, ti) => {
+        for (const m of tr.match ?? []) {
+          if (m.port !== undefined && m.port !== port) continue;
+          if (m.gateways && m.gateways.length > 0 && !m.gateways.some((g) => (g.includes('/') ? g : `${vs.resource.namespace}/${g}`) === gw.key)) continue;
+          const snis = (m.sniHosts ?? []).filter((sni) => server.hosts.some((sh) => hostsIntersect(sh.host, sni))).filter((sni) => !seen.has(sni));
+          if (snis.length === 0) continue;
+          snis.forEach((s) => seen.add(s));
+          const name = `${vs.key}:tls:${ti}`;
+          chains.push({
+            name,
+            match: { transportProtocol: 'tls', serverNames: snis },
+            filter: { type: 'tcp', statPrefix: name, clusters: l4Destinations(vs, tr, port, clusters), idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name, origin: originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti])) },
+            origin: originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti])),
+          });
+        }
+      });
+    }
+  }
+  return chains;
+}
+
+function tcpChains(model: Model, servers: { gw: GatewayModel; server: ServerModel }[], port: number, clusters: ClusterSet): FilterChain[] {
+  for (const { gw, server } of servers) {
+    for (const { vs } of boundVirtualServices(model, gw, server)) {
+      const tcp = vs.spec.tcp ?? [];
+      for (let ti = 0; ti < tcp.length; ti++) {
+        const tr = tcp[ti];
+        if (!tr) continue;
+        const matches = tr.match && tr.match.length > 0 ? tr.match : [{}];
+        if (!matches.some((m) => m.port === undefined || m.port === port)) continue;
+        const name = `${vs.key}:tcp:${ti}`;
+        const origin = originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tcp', ti]));
+        return [{ name, match: {}, filter: { type: 'tcp', statPrefix: name, clusters: l4Destinations(vs, tr, port, clusters), idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name, origin }, origin }];
+      }
+    }
+  }
+  return [];
+}

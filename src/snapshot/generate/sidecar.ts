@@ -1,0 +1,147 @@
+/**
+ * Sidecar proxies: outbound listeners for the registry visible from the proxy's namespace, with
+ * `mesh` VirtualServices overriding the default route of the hosts they name, a virtual outbound
+ * listener (15001) for captured traffic, and REGISTRY_ONLY / ALLOW_ANY as the last word.
+ */
+import type { Model, VirtualServiceModel } from '../../model/build.js';
+import { hostsIntersect } from '../../model/host-index.js';
+import type { RegistryService } from '../../model/registry.js';
+import { labelsMatch, resolveHost, visibleTo } from '../../model/selectors.js';
+import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, listenerName } from '../names.js';
+import type { FilterChain, Listener, ProxyIdentity, ProxyPolicy, Route, RouteConfig, VirtualHost } from '../types.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type ClusterSet } from './clusters.js';
+import { TCP_IDLE_TIMEOUT_MS } from './gateway.js';
+import { httpRoutesOf, DEFAULT_RETRIES } from './http-routes.js';
+import { originOf } from './origin.js';
+
+const HTTP = new Set(['HTTP', 'HTTP2', 'GRPC']);
+const TLS = new Set(['HTTPS', 'TLS']);
+export const VIRTUAL_OUTBOUND_PORT = 15001;
+
+export function outboundPolicyFor(model: Model, proxy: ProxyIdentity): ProxyPolicy['outboundTrafficPolicy'] {
+  const own = model.sidecars.filter((s) => s.namespace === proxy.namespace);
+  const selected = own.find((s) => s.spec.workloadSelector?.labels && labelsMatch(s.spec.workloadSelector.labels, proxy.labels));
+  const nsDefault = own.find((s) => !s.spec.workloadSelector);
+  const root = model.sidecars.find((s) => s.namespace === 'istio-system' && !s.spec.workloadSelector);
+  return (selected ?? nsDefault ?? root)?.spec.outboundTrafficPolicy?.mode ?? 'REGISTRY_ONLY';
+}
+
+export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: ClusterSet, policy: ProxyPolicy['outboundTrafficPolicy']): { listeners: Listener[]; routes: RouteConfig[] } {
+  const visible = model.registry.services.filter((s) => visibleTo(s.exportTo, s.namespace, proxy.namespace));
+  const meshVs = model.virtualServices.filter((vs) => vs.gateways.includes('mesh') && visibleTo(vs.spec.exportTo, vs.resource.namespace, proxy.namespace));
+
+  const httpPorts = new Map<number, Map<string, VirtualHost>>();
+  const tlsPorts = new Map<number, FilterChain[]>();
+  const tcpPorts = new Map<number, FilterChain[]>();
+  for (const s of visible) {
+    for (const p of s.ports) {
+      if (HTTP.has(p.protocol)) {
+        const vhosts = httpPorts.get(p.number) ?? new Map<string, VirtualHost>();
+        httpPorts.set(p.number, vhosts);
+        if (!vhosts.has(s.host)) vhosts.set(s.host, defaultVhost(s, p.number, clusters));
+      } else if (TLS.has(p.protocol)) {
+        const chains = tlsPorts.get(p.number) ?? [];
+        tlsPorts.set(p.number, chains);
+        const name = clusters.forDestination(s.host, p.number, undefined, p.number);
+        chains.push({ name: `${s.host}:${p.number}`, match: { transportProtocol: 'tls', serverNames: [s.host] }, filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS }, origin: originOf(s.resource) });
+      } else {
+        const chains = tcpPorts.get(p.number) ?? [];
+        tcpPorts.set(p.number, chains);
+        const name = clusters.forDestination(s.host, p.number, undefined, p.number);
+        chains.push({
+          name: `${s.host}:${p.number}`,
+          match: s.addresses.length > 0 ? { destinationPrefixes: s.addresses } : {},
+          filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS },
+          origin: originOf(s.resource),
+        });
+      }
+    }
+  }
+
+  // mesh VirtualServices: HTTP routes replace the default route of their hosts on every HTTP port
+  // they apply to; TLS/TCP routes replace the chains of the SNI/port they match.
+  for (const vs of meshVs) {
+    for (const [port, vhosts] of httpPorts) {
+      const routes = httpRoutesOf({ vs, clusters, port, gateway: 'mesh' });
+      if (routes.length === 0) continue;
+      for (const host of vs.hosts) vhosts.set(host, { name: `${host}:${port}`, domains: domainsOf(host, model.registry.lookup(host)[0]), routes, origin: originOf(vs.resource) });
+    }
+    applyMeshTls(vs, tlsPorts, clusters);
+  }
+
+  const listeners: Listener[] = [];
+  const routes: RouteConfig[] = [];
+  for (const [port, vhosts] of httpPorts) {
+    const name = String(port);
+    routes.push({ name, virtualHosts: [...[...vhosts.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), catchAllVhost(policy, port)] });
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, filterChains: [{ name, match: {}, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true } }] });
+  }
+  for (const [port, chains] of tlsPorts) {
+    if (httpPorts.has(port)) continue;
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, filterChains: chains, defaultFilterChain: catchAllChain(policy) });
+  }
+  for (const [port, chains] of tcpPorts) {
+    if (httpPorts.has(port) || tlsPorts.has(port)) continue;
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, filterChains: chains, defaultFilterChain: catchAllChain(policy) });
+  }
+  listeners.push({ name: 'virtualOutbound', address: '0.0.0.0', port: VIRTUAL_OUTBOUND_PORT, useOriginalDst: true, filterChains: [], defaultFilterChain: catchAllChain(policy) });
+  if (policy === 'ALLOW_ANY') {
+    clusters.addRaw({ name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', serviceHost: '*', port: 0, protocol: 'TCP', connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, lbPolicy: 'PASSTHROUGH', explicitAddresses: false, description: 'ALLOW_ANY: traffic outside the registry goes to the address the client asked for' }, []);
+  }
+  return { listeners, routes };
+}
+
+function domainsOf(host: string, service: RegistryService | undefined): string[] {
+  if (service?.kubernetes) {
+    // Kubernetes short names, as resolv.conf search domains let clients use them.
+    const [name, ns] = host.split('.');
+    return [host, `${name}.${ns}`, `${name}.${ns}.svc`, ...(service.addresses.length > 0 ? service.addresses : [])];
+  }
+  return [host];
+}
+
+function defaultVhost(s: RegistryService, port: number, clusters: ClusterSet): VirtualHost {
+  const cluster = clusters.forDestination(s.host, port, undefined, port);
+  const route: Route = { name: 'default', match: {}, action: { type: 'forward', clusters: [{ name: cluster, weight: 100 }], retries: { attempts: DEFAULT_RETRIES.attempts, retryOn: [...DEFAULT_RETRIES.retryOn] } } };
+  return { name: `${s.host}:${port}`, domains: domainsOf(s.host, s), routes: [route], origin: originOf(s.resource) };
+}
+
+function catchAllVhost(policy: ProxyPolicy['outboundTrafficPolicy'], port: number): VirtualHost {
+  if (policy === 'ALLOW_ANY') {
+    return { name: 'allow_any', domains: ['*'], routes: [{ name: 'allow_any', match: {}, action: { type: 'forward', clusters: [{ name: PASSTHROUGH_CLUSTER, weight: 100 }] } }] };
+  }
+  return {
+    name: 'block_all',
+    domains: ['*'],
+    routes: [{ name: 'block_all', match: {}, action: { type: 'direct', status: 502, body: '', flag: 'BLOCKED', reason: `registry_only: host is not in the registry for port ${port}` } }],
+  };
+}
+
+function catchAllChain(policy: ProxyPolicy['outboundTrafficPolicy']): FilterChain {
+  return policy === 'ALLOW_ANY'
+    ? { name: 'allow_any', match: {}, filter: { type: 'tcp', statPrefix: PASSTHROUGH_CLUSTER, clusters: [{ name: PASSTHROUGH_CLUSTER, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS } }
+    : { name: 'block_all', match: {}, filter: { type: 'deny', reason: 'registry_only', detail: `destination is not in the registry (outbound policy REGISTRY_ONLY; ${BLACKHOLE_CLUSTER})` } };
+}
+
+function applyMeshTls(vs: VirtualServiceModel, tlsPorts: Map<number, FilterChain[]>, clusters: ClusterSet): void {
+  (vs.spec.tls ?? []).forEach((tr, ti) => {
+    for (const m of tr.match ?? []) {
+      const ports = m.port !== undefined ? [m.port] : [...tlsPorts.keys()];
+      for (const port of ports) {
+        const chains = tlsPorts.get(port);
+        if (!chains) continue; // no listener: the registry does not declare this port (seed 003 step 6)
+        const snis = m.sniHosts ?? [];
+        const dests = tr.route ?? [];
+        const wc = dests.map((d) => ({ name: clusters.forDestination(resolveHost(d.destination.host, vs.resource.namespace), d.destination.port?.number, d.destination.subset, port), weight: d.weight ?? (dests.length === 1 ? 100 : 0) }));
+        const origin = originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti]));
+        const name = `${vs.key}:tls:${ti}`;
+        // Remove the default chains these SNIs had; the VirtualService's route replaces them.
+        for (let i = chains.length - 1; i >= 0; i--) {
+          const c = chains[i];
+          if (c?.match.serverNames?.every((sn) => snis.some((s) => hostsIntersect(s, sn)))) chains.splice(i, 1);
+        }
+        chains.unshift({ name, match: { transportProtocol: 'tls', serverNames: snis }, filter: { type: 'tcp', statPrefix: name, clusters: wc, idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name, origin }, origin });
+      }
+    }
+  });
+}

@@ -1,0 +1,274 @@
+/**
+ * A snapshot is everything one proxy runs, as plain readonly JSON-serialisable data, shaped like
+ * Envoy's xDS resources: listeners -> filter chains -> (route tables | tcp proxy) -> clusters ->
+ * endpoints. It is produced per proxy identity by snapshot/generate and consumed by the data plane
+ * (and by trace, through the same compiled matchers). Never mutated once built.
+ */
+
+export type ProxyRole = 'gateway' | 'sidecar' | 'router';
+
+export interface ProxyIdentity {
+  readonly role: ProxyRole;
+  readonly namespace: string;
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Where a snapshot element came from, so trace/analyze/config-dump can point at the YAML. */
+export interface Origin {
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly file: string;
+  readonly line: number;
+}
+
+export interface Snapshot {
+  readonly version: string; // content hash of everything below
+  readonly proxy: ProxyIdentity;
+  readonly listeners: readonly Listener[];
+  readonly routes: readonly RouteConfig[];
+  readonly clusters: readonly Cluster[];
+  readonly endpoints: readonly EndpointSet[];
+  readonly policy: ProxyPolicy;
+  readonly admin?: { readonly address: string; readonly port: number };
+}
+
+export interface ProxyPolicy {
+  /** REGISTRY_ONLY (Tollgate's default) denies hosts not in the registry; ALLOW_ANY lets them through. */
+  readonly outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+  /** Per caller namespace fixed source addresses (k8s.ovn.org/v1 EgressIP), resolved to caller IPs. */
+  readonly egressIps: readonly EgressIpRule[];
+}
+
+export interface EgressIpRule {
+  readonly name: string;
+  readonly sourceAddresses: readonly string[]; // the EgressIP's egressIPs; the first local one is bound
+  readonly namespaces: readonly string[]; // namespaces selected by namespaceSelector
+  /** Pod IPs (from the config) of callers in those namespaces that match podSelector. */
+  readonly callerIps: readonly string[];
+  /** Caller IP -> namespace, for metrics/logs (source_workload_namespace). */
+  readonly callerNamespaces: Readonly<Record<string, string>>;
+  readonly origin: Origin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listeners
+
+export interface Listener {
+  readonly name: string; // e.g. "0.0.0.0_80"
+  readonly address: string;
+  readonly port: number;
+  /** Sidecar virtual outbound listener: the original destination picks the real listener. */
+  readonly useOriginalDst?: boolean;
+  readonly filterChains: readonly FilterChain[];
+  /** Used when no chain matches; absent means "close the connection and log TG_NO_FILTER_CHAIN". */
+  readonly defaultFilterChain?: FilterChain;
+  readonly origin?: Origin;
+}
+
+export interface FilterChainMatch {
+  /** SNI values (exact or `*.suffix`) read by the TLS inspector; empty/absent = any. */
+  readonly serverNames?: readonly string[];
+  /** 'tls' when the chain needs a ClientHello (passthrough); 'raw_buffer' for plaintext. */
+  readonly transportProtocol?: 'tls' | 'raw_buffer';
+  /** Original destination address CIDRs (TCP ServiceEntries sharing a port). */
+  readonly destinationPrefixes?: readonly string[];
+}
+
+export interface FilterChain {
+  readonly name: string;
+  readonly match: FilterChainMatch;
+  readonly filter: NetworkFilter;
+  /** TLS terminated by the proxy (Gateway servers with tls.mode SIMPLE/MUTUAL). */
+  readonly tls?: DownstreamTls;
+  readonly origin?: Origin;
+}
+
+export interface DownstreamTls {
+  readonly mode: 'SIMPLE' | 'MUTUAL';
+  readonly serverCertificate?: string;
+  readonly privateKey?: string;
+  readonly caCertificates?: string;
+  readonly credentialName?: string; // "namespace/name" of a Secret
+}
+
+export type NetworkFilter = HttpConnectionManager | TcpProxy | DenyFilter | ExplicitProxy;
+
+/** An explicit forward proxy (CONNECT and absolute-form requests): OpenShift's http-proxy router mode. */
+export interface ExplicitProxy {
+  readonly type: 'explicit_proxy';
+  readonly statPrefix: string;
+  /** First match wins; `deny: true` entries refuse. With `acl` absent the registry decides. */
+  readonly acl?: readonly { readonly deny: boolean; readonly pattern: string }[];
+  readonly connectPorts: readonly number[];
+  readonly sourceAddress?: string;
+}
+
+export interface HttpConnectionManager {
+  readonly type: 'http';
+  readonly statPrefix: string;
+  /** Name of a RouteConfig in snapshot.routes. */
+  readonly routeConfigName: string;
+  /** Envoy bootstrap listeners may disable access logs; Istio-derived ones always log. */
+  readonly accessLog: boolean;
+}
+
+export interface TcpProxy {
+  readonly type: 'tcp';
+  readonly statPrefix: string;
+  /** Weighted clusters; a single entry for the common case. */
+  readonly clusters: readonly WeightedCluster[];
+  /** For SNI routes whose cluster has resolution NONE: connect to the SNI host itself. */
+  readonly idleTimeoutMs: number;
+  readonly routeName?: string;
+  readonly origin?: Origin;
+}
+
+export interface DenyFilter {
+  readonly type: 'deny';
+  /** Stable reason logged for every connection this chain closes, e.g. "sni_not_routed". */
+  readonly reason: string;
+  readonly detail: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP routes
+
+export interface RouteConfig {
+  readonly name: string;
+  readonly virtualHosts: readonly VirtualHost[];
+}
+
+export interface VirtualHost {
+  readonly name: string;
+  /** Exact names, `*.suffix` wildcards or `*`; `host:port` forms are matched too, as Envoy does. */
+  readonly domains: readonly string[];
+  readonly routes: readonly Route[];
+  readonly origin?: Origin;
+}
+
+export interface StringMatcher {
+  readonly exact?: string;
+  readonly prefix?: string;
+  readonly regex?: string;
+}
+
+export interface RouteMatch {
+  /** Path matchers (at most one). Absent = any path. */
+  readonly path?: StringMatcher;
+  readonly ignoreCase?: boolean;
+  readonly method?: StringMatcher;
+  readonly authority?: StringMatcher;
+  readonly scheme?: StringMatcher;
+  /** Lower-cased header names. */
+  readonly headers?: readonly { readonly name: string; readonly match: StringMatcher; readonly invert?: boolean }[];
+  readonly queryParams?: readonly { readonly name: string; readonly match: StringMatcher }[];
+  /** Listener port the request arrived on. */
+  readonly port?: number;
+  readonly sourceNamespace?: string;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+}
+
+export interface WeightedCluster {
+  readonly name: string;
+  readonly weight: number;
+}
+
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly perTryTimeoutMs?: number;
+  readonly retryOn: readonly string[];
+}
+
+export interface HeaderMutations {
+  readonly set?: Readonly<Record<string, string>>;
+  readonly add?: Readonly<Record<string, string>>;
+  readonly remove?: readonly string[];
+}
+
+export type RouteAction =
+  | {
+      readonly type: 'forward';
+      readonly clusters: readonly WeightedCluster[];
+      readonly hostRewrite?: string;
+      readonly pathRewrite?: { readonly prefix?: string; readonly full?: string };
+      readonly timeoutMs?: number;
+      readonly retries?: RetryPolicy;
+      readonly requestHeaders?: HeaderMutations;
+      readonly responseHeaders?: HeaderMutations;
+      readonly mirror?: { readonly cluster: string; readonly percent: number };
+      readonly fault?: {
+        readonly delay?: { readonly ms: number; readonly percent: number };
+        readonly abort?: { readonly status: number; readonly percent: number };
+      };
+    }
+  | {
+      readonly type: 'direct';
+      readonly status: number;
+      readonly body: string;
+      /** Envoy-style response flag and a stable reason for the access log (e.g. BLOCKED, registry_only). */
+      readonly flag?: string;
+      readonly reason?: string;
+    }
+  | { readonly type: 'redirect'; readonly status: number; readonly scheme?: string; readonly authority?: string; readonly path?: string; readonly port?: number };
+
+export interface Route {
+  readonly name: string;
+  readonly match: RouteMatch;
+  readonly action: RouteAction;
+  readonly origin?: Origin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters and endpoints
+
+export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
+
+export interface UpstreamTls {
+  readonly mode: 'SIMPLE' | 'MUTUAL';
+  readonly sni?: string;
+  readonly caCertificates?: string; // file path
+  readonly clientCertificate?: string;
+  readonly privateKey?: string;
+  readonly credentialName?: string; // "namespace/name" of a Secret resolved by the data plane
+  readonly subjectAltNames?: readonly string[];
+  readonly insecureSkipVerify?: boolean;
+}
+
+export interface Cluster {
+  readonly name: string; // the one encoder lives in snapshot/names.ts
+  readonly type: ClusterType;
+  /** The registry host and port this cluster serves (for ORIGINAL_DST: the allowed host pattern). */
+  readonly serviceHost: string;
+  readonly port: number;
+  readonly protocol: string; // HTTP, HTTPS, TLS, TCP, ...
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH';
+  readonly dnsLookupFamily?: 'V4_ONLY' | 'V6_ONLY' | 'AUTO';
+  readonly tls?: UpstreamTls;
+  /** Fixed source address for every upstream connection of this cluster (destination-level). */
+  readonly sourceAddress?: string;
+  /** Endpoint addresses were written explicitly in config (ServiceEntry endpoints/addresses, Service
+   *  endpoints), so the SSRF guard does not apply to them. DNS/ORIGINAL_DST answers are always checked. */
+  readonly explicitAddresses: boolean;
+  /** CIDRs the registry declares for this service (ServiceEntry `addresses`): destinations inside
+   *  them are allowed even where the SSRF guard would deny the class. */
+  readonly allowedAddresses?: readonly string[];
+  readonly origin?: Origin;
+  /** Why this cluster exists, for trace/config-dump (e.g. "ServiceEntry external-svc host edition.cnn.com"). */
+  readonly description?: string;
+}
+
+export interface Endpoint {
+  /** IP address, or a DNS name for STRICT_DNS/LOGICAL_DNS clusters. */
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export interface EndpointSet {
+  readonly clusterName: string;
+  readonly endpoints: readonly Endpoint[];
+}
