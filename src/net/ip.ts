@@ -236,7 +236,7 @@ const looseParts = [0, 0, 0, 0];
  */
 export function parseLooseIpv4(s: string): Ipv4 | undefined {
   let end = s.length;
-  if (end === 0 || end > 64) return undefined;
+  if (end === 0) return undefined;
   if (s.charCodeAt(end - 1) === CH_DOT) end--;
   let n = 0;
   let start = 0;
@@ -576,7 +576,7 @@ function rangeOfIpv6Own(ip: Ipv6): IpRange {
   if (top16 < 0x2000 || top16 > 0x3fff) return V6_UNASSIGNED;
   if (w0 === 0x20010db8) return V6_DOC;
   if (w0 === 0x20010002 && w1 >>> 16 === 0) return V6_BENCH;
-  if ((w0 >>> 20) === 0x3ff) return V6_DOC2;
+  if (w0 >>> 12 === 0x3fff0) return V6_DOC2;
   return V6_PUBLIC;
 }
 

@@ -1,0 +1,59 @@
+/** The `tollgate` command: dispatches to one subcommand; each lives in its own module. */
+import { analyzeCommand } from './analyze.js';
+import { UsageError, type Io } from './common.js';
+import { configDumpCommand } from './config-dump.js';
+import { traceCommand } from './trace.js';
+
+const HELP = `Usage: tollgate <command> [options]
+
+Egress and ingress gateway, sidecar proxy and control plane that reads Istio's own configuration.
+
+Commands:
+  run          run a proxy (gateway, sidecar or egress router) on a config
+  analyze      validate config and explain problems, with file:line and a fix
+  config-dump  print the snapshot (listeners, routes, clusters, endpoints) one proxy would run
+  trace        simulate one request through one proxy and show every decision
+
+Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
+
+type Command = (argv: string[], io: Io) => number | Promise<number>;
+
+const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
+  analyze: analyzeCommand,
+  'config-dump': configDumpCommand,
+  trace: traceCommand,
+};
+
+/** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */
+async function loadRun(): Promise<Command> {
+  const path = './run.js'; // a variable keeps the import lazy (and out of analyze's module graph)
+  const mod = (await import(path)) as { runCommand: Command };
+  return mod.runCommand;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    io.out(HELP);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === '--version') {
+    io.out('tollgate 0.1.0');
+    return 0;
+  }
+  try {
+    const command = cmd === 'run' ? await loadRun() : COMMANDS[cmd];
+    if (!command) {
+      io.err(`tollgate: unknown command "${cmd}"\n\n${HELP}`);
+      return 2;
+    }
+    return await (command as Command)(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`tollgate ${cmd}: ${err.message} (see 'tollgate ${cmd} --help')`);
+      return 2;
+    }
+    throw err;
+  }
+}
+

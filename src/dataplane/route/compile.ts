@@ -1,0 +1,128 @@
+/**
+ * Snapshot -> runtime matchers, compiled once per snapshot (regexes built, host tables indexed).
+ * The data plane and `trace` both route through these objects, so they can never disagree.
+ */
+import { HostMatcher } from '../../net/hostname.js';
+import type { Cluster, EndpointSet, FilterChain, Listener, Route, RouteConfig, Snapshot, StringMatcher, VirtualHost } from '../../snapshot/types.js';
+
+export interface CompiledStringMatcher {
+  readonly exact?: string;
+  readonly prefix?: string;
+  readonly regex?: RegExp;
+}
+
+export interface CompiledRoute {
+  readonly route: Route;
+  readonly path?: CompiledStringMatcher;
+  readonly ignoreCase: boolean;
+  readonly method?: CompiledStringMatcher;
+  readonly authority?: CompiledStringMatcher;
+  readonly scheme?: CompiledStringMatcher;
+  readonly headers: readonly { readonly name: string; readonly match: CompiledStringMatcher; readonly invert: boolean }[];
+  readonly queryParams: readonly { readonly name: string; readonly match: CompiledStringMatcher }[];
+}
+
+export interface CompiledVirtualHost {
+  readonly vhost: VirtualHost;
+  readonly routes: readonly CompiledRoute[];
+}
+
+export interface CompiledRouteTable {
+  readonly config: RouteConfig;
+  readonly hosts: HostMatcher<CompiledVirtualHost>;
+}
+
+export interface CompiledListener {
+  readonly listener: Listener;
+  /** True when some chain matches on SNI or needs to know whether the client speaks TLS. */
+  readonly needsTlsInspector: boolean;
+  readonly needsDestination: boolean;
+}
+
+export class CompiledSnapshot {
+  readonly snapshot: Snapshot;
+  readonly listeners: ReadonlyMap<string, CompiledListener>;
+  readonly routeTables: ReadonlyMap<string, CompiledRouteTable>;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  readonly endpoints: ReadonlyMap<string, EndpointSet>;
+
+  constructor(snapshot: Snapshot) {
+    this.snapshot = snapshot;
+    this.listeners = new Map(snapshot.listeners.map((l) => [l.name, compileListener(l)]));
+    this.routeTables = new Map(snapshot.routes.map((r) => [r.name, compileRouteTable(r)]));
+    this.clusters = new Map(snapshot.clusters.map((c) => [c.name, c]));
+    this.endpoints = new Map(snapshot.endpoints.map((e) => [e.clusterName, e]));
+  }
+
+  /** The listener bound to a port (and address, when several listeners share the port). */
+  listenerForPort(port: number, address?: string): CompiledListener | undefined {
+    let anyAddress: CompiledListener | undefined;
+    for (const l of this.listeners.values()) {
+      if (l.listener.port !== port || l.listener.useOriginalDst) continue;
+      if (address !== undefined && l.listener.address === address) return l;
+      if (l.listener.address === '0.0.0.0' || l.listener.address === '::') anyAddress ??= l;
+      else if (address === undefined) anyAddress ??= l;
+    }
+    return anyAddress;
+  }
+}
+
+function compileListener(l: Listener): CompiledListener {
+  const chains = [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])];
+  return {
+    listener: l,
+    needsTlsInspector: chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined),
+    needsDestination: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0),
+  };
+}
+
+/** Istio/Envoy regexes (RE2) match the whole value, not a substring. */
+export function compileMatcher(m: StringMatcher | undefined, ignoreCase = false): CompiledStringMatcher | undefined {
+  if (!m) return undefined;
+  if (m.exact !== undefined) return { exact: ignoreCase ? m.exact.toLowerCase() : m.exact };
+  if (m.prefix !== undefined) return { prefix: ignoreCase ? m.prefix.toLowerCase() : m.prefix };
+  if (m.regex !== undefined) return { regex: new RegExp(`^(?:${m.regex})$`, ignoreCase ? 'i' : '') };
+  return {};
+}
+
+function compileRoute(route: Route): CompiledRoute {
+  const ignoreCase = route.match.ignoreCase === true;
+  const path = compileMatcher(route.match.path, ignoreCase);
+  const method = compileMatcher(route.match.method);
+  const authority = compileMatcher(route.match.authority);
+  const scheme = compileMatcher(route.match.scheme);
+  return {
+    route,
+    ...(path ? { path } : {}),
+    ignoreCase,
+    ...(method ? { method } : {}),
+    ...(authority ? { authority } : {}),
+    ...(scheme ? { scheme } : {}),
+    headers: (route.match.headers ?? []).map((h) => ({ name: h.name, match: compileMatcher(h.match) ?? {}, invert: h.invert === true })),
+    queryParams: (route.match.queryParams ?? []).map((q) => ({ name: q.name, match: compileMatcher(q.match) ?? {} })),
+  };
+}
+
+/** Envoy accepts `host:port` domains; Tollgate matches on the host and checks ports with `match.port`. */
+function domainHost(d: string): string {
+  if (d.startsWith('[')) return d.slice(0, d.indexOf(']') + 1).toLowerCase();
+  const colon = d.lastIndexOf(':');
+  return (colon > 0 && /^\d+$/.test(d.slice(colon + 1)) ? d.slice(0, colon) : d).toLowerCase();
+}
+
+function compileRouteTable(config: RouteConfig): CompiledRouteTable {
+  const entries: [string, CompiledVirtualHost][] = [];
+  for (const vhost of config.virtualHosts) {
+    const compiled: CompiledVirtualHost = { vhost, routes: vhost.routes.map(compileRoute) };
+    const seen = new Set<string>();
+    for (const d of vhost.domains) {
+      const h = domainHost(d);
+      if (seen.has(h)) continue;
+      seen.add(h);
+      entries.push([h, compiled]);
+    }
+  }
+  return { config, hosts: new HostMatcher(entries) };
+}
+
+export type { FilterChain };

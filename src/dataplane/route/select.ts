@@ -1,0 +1,180 @@
+/**
+ * The routing decisions, as pure functions over compiled snapshots: which filter chain takes a
+ * connection, which virtual host and route take a request, which weighted cluster is picked.
+ * Hot path: no allocation beyond what the caller passes in, regexes precompiled.
+ */
+import { cidrContains, parseCidr, parseIp, type Cidr, type Ip } from '../../net/ip.js';
+import { hostMatches } from '../../net/hostname.js';
+import type { FilterChain, WeightedCluster } from '../../snapshot/types.js';
+import type { CompiledListener, CompiledRoute, CompiledRouteTable, CompiledStringMatcher, CompiledVirtualHost } from './compile.js';
+
+export interface ConnectionFacts {
+  /** SNI from the ClientHello (normalised: lower case, no trailing dot). */
+  readonly sni?: string;
+  /** Whether the first bytes were a TLS ClientHello. */
+  readonly tls: boolean;
+  /** Original destination IP (sidecar capture, or the listener's local address). */
+  readonly destinationIp?: string;
+}
+
+export interface ChainChoice {
+  readonly chain: FilterChain | undefined;
+  /** How the choice was made, for trace: "server name edition.cnn.com", "default chain", ... */
+  readonly why: string;
+}
+
+const cidrCache = new Map<string, Cidr | undefined>();
+function cidr(s: string): Cidr | undefined {
+  let c = cidrCache.get(s);
+  if (c === undefined && !cidrCache.has(s)) {
+    c = parseCidr(s);
+    cidrCache.set(s, c);
+  }
+  return c;
+}
+
+/**
+ * Envoy's filter chain match order: destination prefix (longest), then server name (exact over
+ * the longest wildcard), then transport protocol; chains without a criterion match anything.
+ */
+export function selectFilterChain(listener: CompiledListener, facts: ConnectionFacts): ChainChoice {
+  const chains = listener.listener.filterChains;
+  let candidates: FilterChain[] = [...chains];
+  let why: string[] = [];
+
+  // 1. destination prefixes
+  const dst: Ip | undefined = facts.destinationIp !== undefined ? parseIp(facts.destinationIp) : undefined;
+  let bestLen = -1;
+  let byPrefix: FilterChain[] = [];
+  for (const c of candidates) {
+    const prefixes = c.match.destinationPrefixes;
+    if (!prefixes || prefixes.length === 0) continue;
+    for (const p of prefixes) {
+      const pc = cidr(p);
+      if (!pc || !dst || !cidrContains(pc, dst)) continue;
+      if (pc.prefix > bestLen) {
+        bestLen = pc.prefix;
+        byPrefix = [c];
+      } else if (pc.prefix === bestLen && !byPrefix.includes(c)) byPrefix.push(c);
+    }
+  }
+  if (byPrefix.length > 0) {
+    candidates = byPrefix;
+    why.push(`destination ${facts.destinationIp} in ${byPrefix[0]?.match.destinationPrefixes?.join(',')}`);
+  } else {
+    candidates = candidates.filter((c) => !c.match.destinationPrefixes || c.match.destinationPrefixes.length === 0);
+  }
+
+  // 2. server names
+  const sni = facts.sni;
+  let exact: FilterChain | undefined;
+  let wildcard: { chain: FilterChain; len: number } | undefined;
+  for (const c of candidates) {
+    for (const n of c.match.serverNames ?? []) {
+      if (sni === undefined) continue;
+      if (n === sni) exact ??= c;
+      else if (n.startsWith('*') && hostMatches(n, sni) && (!wildcard || n.length > wildcard.len)) wildcard = { chain: c, len: n.length };
+    }
+  }
+  const named = exact ?? wildcard?.chain;
+  if (named) {
+    candidates = [named];
+    why.push(`server name ${sni} matches ${exact ? 'exactly' : 'a wildcard'}`);
+  } else {
+    candidates = candidates.filter((c) => !c.match.serverNames || c.match.serverNames.length === 0);
+  }
+
+  // 3. transport protocol
+  const proto = facts.tls ? 'tls' : 'raw_buffer';
+  const chosen = candidates.find((c) => c.match.transportProtocol === proto) ?? candidates.find((c) => c.match.transportProtocol === undefined);
+  if (chosen) {
+    if (why.length === 0) why = ['the only chain that matches any connection'];
+    return { chain: chosen, why: why.join('; ') };
+  }
+  const def = listener.listener.defaultFilterChain;
+  return def ? { chain: def, why: `no filter chain matched (sni=${sni ?? 'none'}, tls=${facts.tls}); default chain` } : { chain: undefined, why: `no filter chain matched (sni=${sni ?? 'none'}, tls=${facts.tls})` };
+}
+
+export interface RequestFacts {
+  readonly method: string;
+  /** Path without the query string, already normalised by the HTTP layer. */
+  readonly path: string;
+  /** Raw query string without `?`, or '' */
+  readonly query: string;
+  /** Host part of the authority, lower case, no port, no trailing dot. */
+  readonly host: string;
+  /** Authority as sent (for `authority` matches). */
+  readonly authority: string;
+  readonly scheme: string;
+  readonly port: number;
+  /** Lower-case header name -> first value. */
+  header(name: string): string | undefined;
+  readonly sourceNamespace?: string;
+  readonly sourceLabels?: Readonly<Record<string, string>>;
+}
+
+export function selectVirtualHost(table: CompiledRouteTable, host: string): CompiledVirtualHost | undefined {
+  return table.hosts.lookup(host);
+}
+
+function matchString(m: CompiledStringMatcher, v: string): boolean {
+  if (m.exact !== undefined) return v === m.exact;
+  if (m.prefix !== undefined) return v.startsWith(m.prefix);
+  if (m.regex !== undefined) return m.regex.test(v);
+  return true; // an empty matcher: presence is enough
+}
+
+function queryParam(query: string, name: string): string | undefined {
+  if (query === '') return undefined;
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    const k = eq < 0 ? pair : pair.slice(0, eq);
+    if (k === name) return eq < 0 ? '' : pair.slice(eq + 1);
+  }
+  return undefined;
+}
+
+export function routeMatches(r: CompiledRoute, req: RequestFacts): boolean {
+  const m = r.route.match;
+  if (m.port !== undefined && m.port !== req.port) return false;
+  if (r.path && !matchString(r.path, r.ignoreCase ? req.path.toLowerCase() : req.path)) return false;
+  if (r.method && !matchString(r.method, req.method)) return false;
+  if (r.authority && !matchString(r.authority, req.authority)) return false;
+  if (r.scheme && !matchString(r.scheme, req.scheme)) return false;
+  for (const h of r.headers) {
+    const v = req.header(h.name);
+    const ok = v !== undefined && matchString(h.match, v);
+    if (ok === h.invert) return false;
+  }
+  for (const q of r.queryParams) {
+    const v = queryParam(req.query, q.name);
+    if (v === undefined || !matchString(q.match, v)) return false;
+  }
+  if (m.sourceNamespace !== undefined && m.sourceNamespace !== req.sourceNamespace) return false;
+  if (m.sourceLabels) {
+    const labels = req.sourceLabels ?? {};
+    for (const k in m.sourceLabels) if (labels[k] !== m.sourceLabels[k]) return false;
+  }
+  return true;
+}
+
+/** First matching route in order, as Envoy and Istio evaluate them. */
+export function selectRoute(vh: CompiledVirtualHost, req: RequestFacts): CompiledRoute | undefined {
+  for (const r of vh.routes) if (routeMatches(r, req)) return r;
+  return undefined;
+}
+
+/** Weighted choice; `random` in [0, 1). Zero-weight entries are never picked unless all are zero. */
+export function pickWeighted(clusters: readonly WeightedCluster[], random: number): WeightedCluster | undefined {
+  if (clusters.length <= 1) return clusters[0];
+  let total = 0;
+  for (const c of clusters) total += c.weight;
+  if (total <= 0) return clusters[0];
+  let x = random * total;
+  for (const c of clusters) {
+    if (c.weight <= 0) continue;
+    if (x < c.weight) return c;
+    x -= c.weight;
+  }
+  return clusters[clusters.length - 1];
+}

@@ -1,0 +1,257 @@
+/**
+ * `trace`: one synthetic request through one proxy's compiled snapshot, using the data plane's own
+ * matchers (dataplane/route), reported step by step. On failure: the Envoy-style flag and a hint
+ * naming the object to add, found by asking the Model why.
+ */
+import type { Model } from '../model/build.js';
+import { normalizeHost } from '../net/hostname.js';
+import { CompiledSnapshot, type CompiledListener } from '../dataplane/route/compile.js';
+import { selectFilterChain, selectRoute, selectVirtualHost, type RequestFacts } from '../dataplane/route/select.js';
+import { parseClusterName } from '../snapshot/names.js';
+import type { Cluster, Origin, Snapshot, WeightedCluster } from '../snapshot/types.js';
+
+export type TraceScheme = 'http' | 'tls' | 'tcp';
+
+export interface TraceRequest {
+  readonly scheme: TraceScheme;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly query: string;
+  readonly method: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** SNI for tls:// (default: host). */
+  readonly sni?: string;
+  /** Caller IP, to find its namespace (EgressIP, sourceNamespace matches). */
+  readonly sourceIp?: string;
+  /** The proxy-wide --source-address, if the proxy would run with one. */
+  readonly proxySourceAddress?: string;
+}
+
+export interface TraceStep {
+  readonly step: string;
+  readonly value: string;
+  readonly detail?: string;
+  readonly origin?: Origin;
+}
+
+export interface TraceResult {
+  readonly ok: boolean;
+  readonly steps: TraceStep[];
+  /** Envoy-style response flag on failure: NR, NC, UH, BLOCKED, NL (no listener). */
+  readonly flag?: string;
+  readonly status?: number;
+  readonly reason?: string;
+  readonly hint?: string;
+  readonly snapshotVersion: string;
+}
+
+/** `http://host[:port]/path?q`, `tls://host:port`, `tcp://ip:port`. */
+export function parseTraceUrl(url: string, method = 'GET', headers: Record<string, string> = {}, sni?: string): TraceRequest {
+  const m = /^(https?|tls|tcp):\/\/(\[[^\]]+\]|[^/:?#]+)(?::(\d+))?([^?#]*)(?:\?([^#]*))?$/i.exec(url);
+  if (!m) throw new Error(`cannot parse "${url}": expected http://host[:port]/path, tls://host:port or tcp://ip:port`);
+  const scheme0 = (m[1] ?? 'http').toLowerCase();
+  const scheme: TraceScheme = scheme0 === 'https' ? 'tls' : (scheme0 as TraceScheme);
+  const defaultPort = scheme0 === 'http' ? 80 : 443;
+  const port = m[3] ? Number(m[3]) : scheme === 'tcp' ? NaN : defaultPort;
+  if (!Number.isInteger(port)) throw new Error(`"${url}": tcp:// needs a port`);
+  const host = (m[2] ?? '').toLowerCase();
+  return { scheme, host, port, path: m[4] || '/', query: m[5] ?? '', method, headers, ...(sni ? { sni } : {}) };
+}
+
+export function trace(model: Model, snapshot: Snapshot, req: TraceRequest, compiled = new CompiledSnapshot(snapshot)): TraceResult {
+  const steps: TraceStep[] = [];
+  const fail = (flag: string, reason: string, hint: string, status?: number): TraceResult => ({ ok: false, steps, flag, reason, hint, ...(status !== undefined ? { status } : {}), snapshotVersion: snapshot.version });
+  const proxy = snapshot.proxy;
+  const normalized = normalizeHost(req.host);
+  const host = normalized.ok ? normalized.host : req.host;
+  const callerNs = callerNamespace(model, snapshot, req.sourceIp);
+
+  // 1. listener
+  let listener: CompiledListener | undefined = compiled.listenerForPort(req.port);
+  if (!listener && proxy.role === 'sidecar') {
+    listener = [...compiled.listeners.values()].find((l) => l.listener.useOriginalDst);
+    if (listener) steps.push({ step: 'listener', value: listener.listener.name, detail: `no listener for port ${req.port}; captured traffic lands on the virtual outbound listener` });
+  } else if (listener) {
+    steps.push({ step: 'listener', value: listener.listener.name, ...(listener.listener.origin ? { origin: listener.listener.origin } : {}) });
+  }
+  if (!listener) {
+    return fail('NL', `no listener on port ${req.port}`, noListenerHint(model, snapshot, req.port), undefined);
+  }
+
+  // 2. filter chain
+  const sni = req.scheme === 'tls' ? (req.sni ?? host) : undefined;
+  const choice = selectFilterChain(listener, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(req.scheme === 'tcp' ? { destinationIp: host } : {}) });
+  if (!choice.chain) return fail('NR', `no filter chain matches on ${listener.listener.name} (${choice.why})`, `no route for ${sni ?? host}:${req.port} on this proxy`);
+  const chain = choice.chain;
+  steps.push({ step: 'filter chain', value: `${chain.name} (${chain.filter.type})`, detail: choice.why, ...(chain.origin ? { origin: chain.origin } : {}) });
+  const filter = chain.filter;
+
+  if (filter.type === 'deny') {
+    const blocked = filter.reason === 'registry_only';
+    return fail(blocked ? 'BLOCKED' : 'NR', `${filter.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, filter.reason, sni ?? host, req.port));
+  }
+  if (filter.type === 'explicit_proxy') {
+    steps.push({ step: 'explicit proxy', value: filter.statPrefix, detail: `CONNECT/absolute-form requests are checked against ${filter.acl ? 'the router allow/deny list' : 'the registry'}` });
+    return { ok: true, steps, snapshotVersion: snapshot.version };
+  }
+
+  let clusters: readonly WeightedCluster[];
+  if (filter.type === 'http') {
+    if (req.scheme !== 'http') return fail('NR', `listener ${listener.listener.name} speaks HTTP but the request is ${req.scheme}`, 'use http:// for this port, or route the port with a tls/tcp route');
+    const table = compiled.routeTables.get(filter.routeConfigName);
+    steps.push({ step: 'route table', value: filter.routeConfigName });
+    if (!table) return fail('NR', `route table ${filter.routeConfigName} is missing`, 'internal: the snapshot references a route table it does not contain');
+    const vh = selectVirtualHost(table, host);
+    if (!vh) return fail('NR', `route_not_found: no virtual host for ${host} in ${filter.routeConfigName}`, noVhostHint(model, snapshot, host, req.port), 404);
+    steps.push({ step: 'virtual host', value: vh.vhost.name, detail: `domains ${vh.vhost.domains.slice(0, 4).join(', ')}${vh.vhost.domains.length > 4 ? ', ...' : ''}`, ...(vh.vhost.origin ? { origin: vh.vhost.origin } : {}) });
+    const facts = requestFacts(req, host, callerNs, model);
+    const route = selectRoute(vh, facts);
+    if (!route) return fail('NR', `route_not_found: virtual host ${vh.vhost.name} has no route matching ${req.method} ${req.path}`, `add an http route (or a match) for this request to ${vh.vhost.origin ? `${vh.vhost.origin.kind} ${vh.vhost.origin.name}` : 'the VirtualService'}`, 404);
+    steps.push({ step: 'route', value: route.route.name, detail: describeMatch(route.route.match), ...(route.route.origin ? { origin: route.route.origin } : {}) });
+    const action = route.route.action;
+    if (action.type === 'direct') {
+      if (action.flag === 'BLOCKED') return fail('BLOCKED', action.reason ?? 'blocked', registryHint(model, host, req.port, 'http'), action.status);
+      steps.push({ step: 'direct response', value: String(action.status) });
+      return { ok: true, steps, status: action.status, snapshotVersion: snapshot.version };
+    }
+    if (action.type === 'redirect') {
+      steps.push({ step: 'redirect', value: `${action.status} to ${action.scheme ?? 'http'}://${action.authority ?? host}${action.path ?? req.path}` });
+      return { ok: true, steps, status: action.status, snapshotVersion: snapshot.version };
+    }
+    if (action.hostRewrite) steps.push({ step: 'host rewrite', value: action.hostRewrite });
+    if (action.timeoutMs !== undefined) steps.push({ step: 'timeout', value: `${action.timeoutMs} ms` });
+    clusters = action.clusters;
+  } else {
+    clusters = filter.clusters;
+    if (filter.routeName) steps.push({ step: 'route', value: filter.routeName, ...(filter.origin ? { origin: filter.origin } : {}) });
+  }
+
+  // 3. clusters and endpoints (every weighted destination is shown; the data plane picks one per request)
+  const total = clusters.reduce((a, c) => a + c.weight, 0);
+  let failure: TraceResult | undefined;
+  for (const wc of clusters) {
+    const share = clusters.length > 1 ? ` (weight ${wc.weight}${total > 0 ? `, ${Math.round((wc.weight * 100) / total)}%` : ''})` : '';
+    const cluster = compiled.clusters.get(wc.name);
+    if (!cluster) {
+      steps.push({ step: 'cluster', value: `${wc.name}${share}`, detail: 'MISSING' });
+      failure ??= fail('NC', `cluster ${wc.name} does not exist`, noClusterHint(model, wc.name), 503);
+      continue;
+    }
+    steps.push({ step: 'cluster', value: `${cluster.name}${share}`, detail: `${cluster.type}${cluster.tls ? `, TLS ${cluster.tls.mode}${cluster.tls.sni ? ` sni ${cluster.tls.sni}` : ''}` : ''}; ${cluster.description ?? ''}`, ...(cluster.origin ? { origin: cluster.origin } : {}) });
+    const eps = compiled.endpoints.get(cluster.name)?.endpoints ?? [];
+    if (cluster.type === 'ORIGINAL_DST') {
+      const target = req.scheme === 'tls' ? `${sni ?? host}:${req.port}` : `${host}:${req.port}`;
+      steps.push({ step: 'endpoints', value: target, detail: 'resolution NONE: the host the client asked for, resolved by DNS at connect time and checked by the SSRF guard' });
+    } else if (eps.length === 0) {
+      steps.push({ step: 'endpoints', value: 'none' });
+      failure ??= fail('UH', `cluster ${cluster.name} has no endpoints`, noEndpointHint(model, cluster), 503);
+      continue;
+    } else {
+      const dns = cluster.type === 'STRICT_DNS' || cluster.type === 'LOGICAL_DNS';
+      steps.push({ step: 'endpoints', value: eps.map((e) => `${e.address}:${e.port}`).join(', '), detail: dns ? 'resolved by DNS at connect time (TTL respected), then checked by the SSRF guard' : `${cluster.lbPolicy}` });
+    }
+    steps.push({ step: 'source address', value: sourceAddressOf(cluster, snapshot, req) });
+  }
+  return failure ?? { ok: true, steps, snapshotVersion: snapshot.version };
+}
+
+function callerNamespace(model: Model, snapshot: Snapshot, ip: string | undefined): string | undefined {
+  if (!ip) return undefined;
+  for (const rule of snapshot.policy.egressIps) if (rule.callerNamespaces[ip]) return rule.callerNamespaces[ip];
+  return model.workloads.find((w) => w.ip === ip)?.namespace;
+}
+
+/** The precedence documented in docs/source-address.md. */
+function sourceAddressOf(cluster: Cluster, snapshot: Snapshot, req: TraceRequest): string {
+  if (cluster.sourceAddress) return `${cluster.sourceAddress} (destination: ${cluster.origin ? `${cluster.origin.kind} ${cluster.origin.name}` : cluster.name})`;
+  if (req.sourceIp) {
+    const rule = snapshot.policy.egressIps.find((r) => r.callerIps.includes(req.sourceIp ?? ''));
+    if (rule) return `${rule.sourceAddresses.join(' or ')} (caller namespace ${rule.callerNamespaces[req.sourceIp] ?? ''}: EgressIP ${rule.name})`;
+  }
+  if (req.proxySourceAddress) return `${req.proxySourceAddress} (proxy-wide --source-address)`;
+  return 'OS default (no fixed source address applies)';
+}
+
+function requestFacts(req: TraceRequest, host: string, sourceNamespace: string | undefined, model: Model): RequestFacts {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
+  const labels = req.sourceIp ? model.workloads.find((w) => w.ip === req.sourceIp)?.labels : undefined;
+  return {
+    method: req.method,
+    path: req.path,
+    query: req.query,
+    host,
+    authority: headers['host'] ?? (req.port === 80 ? host : `${host}:${req.port}`),
+    scheme: 'http',
+    port: req.port,
+    header: (name: string) => (name === ':authority' || name === 'host' ? headers['host'] ?? host : headers[name]),
+    ...(sourceNamespace ? { sourceNamespace } : {}),
+    ...(labels ? { sourceLabels: labels } : {}),
+  };
+}
+
+function describeMatch(m: object): string {
+  const parts = Object.entries(m).map(([k, v]) => `${k} ${JSON.stringify(v)}`);
+  return parts.length > 0 ? `match ${parts.join(', ')}` : 'matches any request';
+}
+
+// ----------------------------------------------------------------------------------------------
+// Hints: ask the model why, and name the object to add.
+
+function inRegistry(model: Model, host: string, port?: number): boolean {
+  return model.registry.lookup(host).some((s) => port === undefined || s.ports.some((p) => p.number === port));
+}
+
+function registryHint(model: Model, host: string, port: number, scheme: TraceScheme): string {
+  const proto = scheme === 'http' ? 'HTTP' : scheme === 'tls' ? 'TLS' : 'TCP';
+  const known = model.registry.lookup(host)[0];
+  const base = known
+    ? `${host} is in the registry (${known.resource.ref.kind} ${known.resource.name}) but not on port ${port}: add port ${port}/${proto} to it`
+    : `${host} is not in the registry: add a ServiceEntry with hosts [${host}] and port ${port}/${proto}`;
+  return `${base}. Tollgate's outbound policy is REGISTRY_ONLY; Istio's default ALLOW_ANY would have sent this straight out, bypassing any egress gateway (seed 003 step 1)`;
+}
+
+function noListenerHint(model: Model, snapshot: Snapshot, port: number): string {
+  const p = snapshot.proxy;
+  if (p.role === 'gateway') {
+    const sel = Object.entries(p.labels).map(([k, v]) => `${k}: ${v}`).join(', ');
+    const gws = model.gateways.filter((g) => Object.entries(g.selector).every(([k, v]) => p.labels[k] === v));
+    return gws.length === 0
+      ? `no Gateway selects this proxy's labels {${sel}}: add a Gateway with that selector and a server on port ${port}`
+      : `Gateway ${gws.map((g) => g.resource.name).join(', ')} has no server on port ${port}: add one (connections are refused or reset, seed 003 step 7)`;
+  }
+  if (p.role === 'router') return `the egress router has no rule and no fallback for port ${port}: add "${port} tcp <destination-ip>" to EGRESS_DESTINATION, or list the port in the router's Service with a fallback line`;
+  return `no listener for port ${port}`;
+}
+
+function noVhostHint(model: Model, snapshot: Snapshot, host: string, port: number): string {
+  const gwNames = model.gateways.filter((g) => Object.entries(g.selector).every(([k, v]) => snapshot.proxy.labels[k] === v)).map((g) => g.resource.name);
+  const vsHint = `add a VirtualService with hosts [${host}] and gateways [${gwNames.join(', ') || '<gateway>'}] and an http route`;
+  const servesHost = model.gateways.some((g) => gwNames.includes(g.resource.name) && g.servers.some((s) => s.server.port.number === port && s.hosts.some((h) => h.host === '*' || h.host === host || (h.host.startsWith('*.') && host.endsWith(h.host.slice(1))))));
+  const serverHint = servesHost ? '' : `; also list ${host} in the Gateway server hosts for port ${port}`;
+  const regHint = inRegistry(model, host) ? '' : `; ${host} is not in the registry either: add a ServiceEntry for it`;
+  return `${vsHint}${serverHint}${regHint} (seed 003 step 3: 404)`;
+}
+
+function denyHint(model: Model, snapshot: Snapshot, reason: string, name: string, port: number): string {
+  if (reason === 'sni_not_routed') return `add a tls route with match port ${port} and sniHosts [${name}] to a VirtualService bound to this Gateway, and list ${name} in the Gateway's PASSTHROUGH server hosts${inRegistry(model, name, port) ? '' : `; and a ServiceEntry with hosts [${name}] port ${port}/TLS`}`;
+  if (reason === 'router_no_rule') return `add "${port} tcp <destination-ip>" to EGRESS_DESTINATION or a fallback IP line`;
+  return `${reason}: see docs/errors.md (proxy ${snapshot.proxy.role})`;
+}
+
+function noClusterHint(model: Model, name: string): string {
+  const parsed = parseClusterName(name);
+  if (!parsed) return `nothing defines cluster ${name}`;
+  const services = model.registry.lookup(parsed.host);
+  if (services.length === 0) return `${parsed.host} is not in the registry: add a ServiceEntry with hosts [${parsed.host}] and port ${parsed.port} (seed 003 step 4: 503)`;
+  if (!services.some((s) => s.ports.some((p) => p.number === parsed.port))) return `${parsed.host} does not declare port ${parsed.port}: add it to ${services[0]?.resource.ref.kind} ${services[0]?.resource.name}`;
+  if (parsed.subset) return `subset "${parsed.subset}" of ${parsed.host} is not defined: add a DestinationRule for ${parsed.host} with that subset`;
+  return `cluster ${name} was not generated`;
+}
+
+function noEndpointHint(model: Model, cluster: Cluster): string {
+  const svc = model.registry.lookup(cluster.serviceHost)[0];
+  if (svc?.kubernetes) return `Service ${svc.resource.name} has no endpoints in the config: add Endpoints/EndpointSlice, or Pods with status.podIP matching its selector`;
+  return `${cluster.serviceHost} has no endpoints: add spec.endpoints to the ServiceEntry (resolution STATIC), or use resolution DNS`;
+}
