@@ -26,6 +26,8 @@ export function outboundPolicyFor(model: Model, proxy: ProxyIdentity): ProxyPoli
   return (selected ?? nsDefault ?? root)?.spec.outboundTrafficPolicy?.mode ?? 'REGISTRY_ONLY';
 }
 
+const isL4 = (protocol: string): boolean => !HTTP.has(protocol);
+
 export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: ClusterSet, policy: ProxyPolicy['outboundTrafficPolicy']): { listeners: Listener[]; routes: RouteConfig[] } {
   const visible = model.registry.services.filter((s) => visibleTo(s.exportTo, s.namespace, proxy.namespace));
   const meshVs = model.virtualServices.filter((vs) => vs.gateways.includes('mesh') && visibleTo(vs.spec.exportTo, vs.resource.namespace, proxy.namespace));
@@ -66,7 +68,7 @@ export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: Cl
       if (routes.length === 0) continue;
       for (const host of vs.hosts) vhosts.set(host, { name: `${host}:${port}`, domains: domainsOf(host, model.registry.lookup(host)[0]), routes, origin: originOf(vs.resource) });
     }
-    applyMeshTls(vs, tlsPorts, clusters);
+    applyMeshTls(model, vs, tlsPorts, clusters);
   }
 
   const listeners: Listener[] = [];
@@ -123,14 +125,23 @@ function catchAllChain(policy: ProxyPolicy['outboundTrafficPolicy']): FilterChai
     : { name: 'block_all', match: {}, filter: { type: 'deny', reason: 'registry_only', detail: `destination is not in the registry (outbound policy REGISTRY_ONLY; ${BLACKHOLE_CLUSTER})` } };
 }
 
-function applyMeshTls(vs: VirtualServiceModel, tlsPorts: Map<number, FilterChain[]>, clusters: ClusterSet): void {
+/**
+ * A mesh `tls` route applies only to SNI hosts the registry declares on that port (TLS/HTTPS):
+ * Istio builds sidecar TLS chains per service, so a route for an undeclared host:port is never
+ * used (seed 003 step 6: "200 but not through the gateway").
+ */
+function applyMeshTls(model: Model, vs: VirtualServiceModel, tlsPorts: Map<number, FilterChain[]>, clusters: ClusterSet): void {
   (vs.spec.tls ?? []).forEach((tr, ti) => {
     for (const m of tr.match ?? []) {
       const ports = m.port !== undefined ? [m.port] : [...tlsPorts.keys()];
       for (const port of ports) {
         const chains = tlsPorts.get(port);
         if (!chains) continue; // no listener: the registry does not declare this port (seed 003 step 6)
-        const snis = m.sniHosts ?? [];
+        const snis = (m.sniHosts ?? []).filter((sni) => {
+          const found = model.registry.lookupPort(resolveHost(sni, vs.resource.namespace), port);
+          return found !== undefined && isL4(found.port.protocol);
+        });
+        if (snis.length === 0) continue;
         const dests = tr.route ?? [];
         const wc = dests.map((d) => ({ name: clusters.forDestination(resolveHost(d.destination.host, vs.resource.namespace), d.destination.port?.number, d.destination.subset, port), weight: d.weight ?? (dests.length === 1 ? 100 : 0) }));
         const origin = originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti]));
