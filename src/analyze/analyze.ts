@@ -18,6 +18,7 @@ export const CHECKS: readonly Check[] = [
 
 export interface AnalysisResult {
   readonly files: readonly string[];
+  readonly skipped: readonly string[];
   readonly resources: readonly Resource[];
   readonly model: Model;
   readonly diagnostics: readonly Diagnostic[];
@@ -36,7 +37,7 @@ export function analyzePaths(paths: readonly string[], readStdin?: () => string)
   const decoded = decodeResources(loaded.documents);
   const model = buildModel(decoded.resources);
   const diagnostics = sortDiagnostics([...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics, ...analyzeModel(model)]);
-  return { files: loaded.files, resources: decoded.resources, model, diagnostics, failed: hasErrors(diagnostics) };
+  return { files: loaded.files, skipped: loaded.skipped, resources: decoded.resources, model, diagnostics, failed: hasErrors(diagnostics) };
 }
 
 /** One line per input file: what it holds and what was found in it, so every file is explained. */
@@ -50,5 +51,5 @@ export function fileSummaries(result: AnalysisResult): string[] {
     const diags = result.diagnostics.filter((d) => (d.pos ?? d.resource?.pos)?.file === shown);
     const n = (s: string) => diags.filter((d) => d.severity === s).length;
     return `${shown}: ${kinds} — ${n('error')} error(s), ${n('warning')} warning(s), ${n('info')} info`;
-  });
+  }).concat(result.skipped.map((file) => `${file}: not read (only *.yaml, *.yml and *.json are config; pass the file with -f to read it anyway)`));
 }

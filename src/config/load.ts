@@ -4,7 +4,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LineCounter, parseAllDocuments, isScalar, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, isMap, isScalar, type Document } from 'yaml';
 import type { Diagnostic, SourcePos } from './diagnostics.js';
 
 export type Path = readonly (string | number)[];
@@ -25,13 +25,16 @@ export interface LoadResult {
   readonly documents: RawDocument[];
   readonly diagnostics: Diagnostic[];
   readonly files: string[];
+  /** Files found in directories but not read (not *.yaml|*.yml|*.json), so a report can say so. */
+  readonly skipped: string[];
 }
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
 
 /** Expands `-f` arguments: files as given, directories recursively (sorted), `-` for stdin. */
-export function expandPaths(paths: readonly string[]): { files: string[]; diagnostics: Diagnostic[] } {
+export function expandPaths(paths: readonly string[]): { files: string[]; skipped: string[]; diagnostics: Diagnostic[] } {
   const files: string[] = [];
+  const skipped: string[] = [];
   const diagnostics: Diagnostic[] = [];
   const walk = (p: string, explicit: boolean): void => {
     let st;
@@ -48,17 +51,19 @@ export function expandPaths(paths: readonly string[]): { files: string[]; diagno
       }
     } else if (explicit || CONFIG_FILE.test(p)) {
       files.push(p);
+    } else {
+      skipped.push(p);
     }
   };
   for (const p of paths) {
     if (p === '-') files.push('-');
     else walk(p, true);
   }
-  return { files, diagnostics };
+  return { files, skipped, diagnostics };
 }
 
 export function loadPaths(paths: readonly string[], readStdin: () => string = () => readFileSync(0, 'utf8')): LoadResult {
-  const { files, diagnostics } = expandPaths(paths);
+  const { files, skipped, diagnostics } = expandPaths(paths);
   const documents: RawDocument[] = [];
   for (const file of files) {
     let text: string;
@@ -72,7 +77,7 @@ export function loadPaths(paths: readonly string[], readStdin: () => string = ()
     documents.push(...r.documents);
     diagnostics.push(...r.diagnostics);
   }
-  return { documents, diagnostics, files };
+  return { documents, diagnostics, files, skipped };
 }
 
 /** Parses one file's text (multi-document YAML; JSON is YAML). Syntax errors become diagnostics. */
@@ -105,10 +110,22 @@ export function parseText(text: string, file: string): { documents: RawDocument[
 function makeRawDocument(doc: Document.Parsed, file: string, lc: LineCounter): RawDocument {
   const startOffset = doc.contents?.range?.[0] ?? 0;
   const lineAt = (offset: number): number => lc.linePos(offset).line;
-  const nodeAt = (path: Path): { range?: [number, number, number] | null } | undefined => {
+  type Ranged = { range?: [number, number, number] | null };
+  // A map entry is located by its key (where `field:` is written), a list item by its value.
+  const nodeAt = (path: Path): Ranged | undefined => {
     for (let n = path.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-      if (node && typeof node === 'object' && 'range' in node) return node as { range?: [number, number, number] | null };
+      if (n === 0) return doc.contents as Ranged | undefined;
+      const last = path[n - 1];
+      if (typeof last === 'string') {
+        const parent = n === 1 ? doc.contents : doc.getIn(path.slice(0, n - 1), true);
+        if (isMap(parent)) {
+          const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === last);
+          if (pair && isScalar(pair.key)) return pair.key as Ranged;
+        }
+        continue;
+      }
+      const node = doc.getIn(path.slice(0, n), true);
+      if (node && typeof node === 'object' && 'range' in node) return node as Ranged;
     }
     return undefined;
   };

@@ -2,7 +2,7 @@
  * Snapshot -> runtime matchers, compiled once per snapshot (regexes built, host tables indexed).
  * The data plane and `trace` both route through these objects, so they can never disagree.
  */
-import { HostMatcher } from '../../net/hostname.js';
+import { HostMatcher, normalizeHostPattern } from '../../net/hostname.js';
 import type { Cluster, EndpointSet, FilterChain, Listener, Route, RouteConfig, Snapshot, StringMatcher, VirtualHost } from '../../snapshot/types.js';
 
 export interface CompiledStringMatcher {
@@ -54,6 +54,23 @@ export class CompiledSnapshot {
     this.endpoints = new Map(snapshot.endpoints.map((e) => [e.clusterName, e]));
   }
 
+  private registryIndex: Map<number, HostMatcher<Cluster>> | undefined;
+
+  /**
+   * The registry entry for host:port, as the snapshot carries it: the subset-less cluster whose
+   * `serviceHost` pattern matches `host` (exact over longest wildcard over `*`) and whose `port`
+   * is `port`. Used by the explicit proxy (CONNECT) registry check. `host` must be normalized.
+   * Built once per snapshot on first use.
+   */
+  registryCluster(host: string, port: number): Cluster | undefined {
+    let idx = this.registryIndex;
+    if (idx === undefined) {
+      idx = buildRegistryIndex(this.snapshot.clusters);
+      this.registryIndex = idx;
+    }
+    return idx.get(port)?.lookup(host);
+  }
+
   /** The listener bound to a port (and address, when several listeners share the port). */
   listenerForPort(port: number, address?: string): CompiledListener | undefined {
     let anyAddress: CompiledListener | undefined;
@@ -65,6 +82,26 @@ export class CompiledSnapshot {
     }
     return anyAddress;
   }
+}
+
+function buildRegistryIndex(clusters: readonly Cluster[]): Map<number, HostMatcher<Cluster>> {
+  const byPort = new Map<number, [string, Cluster][]>();
+  for (const c of clusters) {
+    if (c.port <= 0 || c.serviceHost === '' || isSubsetCluster(c.name)) continue;
+    if (!normalizeHostPattern(c.serviceHost).ok) continue;
+    const list = byPort.get(c.port) ?? [];
+    list.push([c.serviceHost, c]);
+    byPort.set(c.port, list);
+  }
+  const out = new Map<number, HostMatcher<Cluster>>();
+  for (const [port, entries] of byPort) out.set(port, new HostMatcher(entries));
+  return out;
+}
+
+/** `outbound|443|v1|host` carries a subset; the registry view uses the subset-less cluster. */
+function isSubsetCluster(name: string): boolean {
+  const parts = name.split('|');
+  return parts.length === 4 && parts[2] !== '';
 }
 
 function compileListener(l: Listener): CompiledListener {

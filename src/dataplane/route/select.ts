@@ -3,9 +3,9 @@
  * connection, which virtual host and route take a request, which weighted cluster is picked.
  * Hot path: no allocation beyond what the caller passes in, regexes precompiled.
  */
-import { cidrContains, parseCidr, parseIp, type Cidr, type Ip } from '../../net/ip.js';
+import { cidrContains, ipEquals, parseCidr, parseIp, type Cidr, type Ip } from '../../net/ip.js';
 import { hostMatches } from '../../net/hostname.js';
-import type { FilterChain, WeightedCluster } from '../../snapshot/types.js';
+import type { Cluster, FilterChain, WeightedCluster } from '../../snapshot/types.js';
 import type { CompiledListener, CompiledRoute, CompiledRouteTable, CompiledStringMatcher, CompiledVirtualHost } from './compile.js';
 
 export interface ConnectionFacts {
@@ -177,4 +177,80 @@ export function pickWeighted(clusters: readonly WeightedCluster[], random: numbe
     x -= c.weight;
   }
   return clusters[clusters.length - 1];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explicit proxy (CONNECT) decisions
+
+export interface AclEntry {
+  readonly deny: boolean;
+  readonly pattern: string;
+}
+
+/**
+ * OpenShift http-proxy egress router list (EGRESS_HTTP_PROXY_DESTINATION): the first entry that
+ * matches decides. A name pattern (`*`, `*.example.com`, `example.com`) matches the requested
+ * host name; an IP or CIDR entry matches the requested IP literal or, for a name, the address it
+ * resolved to (`ip`). Returns the deciding entry, or undefined (no match: denied).
+ */
+export function aclDecide(acl: readonly AclEntry[], host: string, ip: string | undefined): AclEntry | undefined {
+  const addr: Ip | undefined = ip !== undefined ? parseIp(ip) : parseIp(host);
+  for (const e of acl) {
+    const p = e.pattern;
+    if (isAddressPattern(p)) {
+      if (!addr) continue;
+      if (addressPatternContains(p, addr)) return e;
+    } else if (hostMatches(p, host)) {
+      return e;
+    }
+  }
+  return undefined;
+}
+
+/** ACL entries that name addresses (IP or CIDR), for the SSRF exemption of explicitly listed destinations. */
+export function isAddressPattern(p: string): boolean {
+  return p.includes('/') ? cidr(p) !== undefined : parseIp(p) !== undefined;
+}
+
+function addressPatternContains(p: string, addr: Ip): boolean {
+  if (p.includes('/')) {
+    const c = cidr(p);
+    return c !== undefined && cidrContains(c, addr);
+  }
+  const ip = parseIp(p);
+  return ip !== undefined && ipEquals(ip, addr);
+}
+
+/** Whether any IP/CIDR entry that allows (deny=false) contains `ip`. */
+export function aclAllowsAddress(acl: readonly AclEntry[], ip: string): boolean {
+  const addr = parseIp(ip);
+  if (!addr) return false;
+  for (const e of acl) {
+    if (e.deny || !isAddressPattern(e.pattern)) continue;
+    if (addressPatternContains(e.pattern, addr)) return true;
+  }
+  return false;
+}
+
+export type ExplicitProxyDecision =
+  | { readonly allowed: true; readonly cluster?: Cluster; readonly why: string }
+  | { readonly allowed: false; readonly status: number; readonly reason: string; readonly why: string };
+
+/**
+ * Registry-mode CONNECT decision (explicit_proxy filter without `acl`): the port must be one of
+ * `connectPorts` and the snapshot must carry a cluster for host:port (CompiledSnapshot.registryCluster).
+ * For ACL mode (egress router http-proxy) call `aclDecide` after resolving the name.
+ */
+export function selectExplicitProxyTarget(
+  snapshot: { registryCluster(host: string, port: number): Cluster | undefined },
+  connectPorts: readonly number[],
+  host: string,
+  port: number,
+): ExplicitProxyDecision {
+  if (!connectPorts.includes(port)) {
+    return { allowed: false, status: 403, reason: 'connect_port_not_allowed', why: `CONNECT port ${port} is not one of the allowed ports ${connectPorts.join(',')}` };
+  }
+  const cluster = snapshot.registryCluster(host, port);
+  if (!cluster) return { allowed: false, status: 403, reason: 'connect_not_in_registry', why: `no ServiceEntry declares ${host}:${port}` };
+  return { allowed: true, cluster, why: `registry entry ${cluster.name} (${cluster.description ?? cluster.serviceHost})` };
 }

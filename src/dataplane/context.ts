@@ -1,0 +1,79 @@
+/**
+ * The contract between the listener layer and the filters that take a connection over (TCP proxy,
+ * explicit proxy, the HTTP engine). See docs/dataplane-internals.md §2.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '../shared/logger.js';
+import type { ExplicitProxy, FilterChain, HttpConnectionManager } from '../snapshot/types.js';
+import type { AccessLogger } from './observe/access-log.js';
+import type { DataPlaneMetrics } from './observe/istio-metrics.js';
+import type { CompiledListener, CompiledSnapshot } from './route/compile.js';
+import type { ClusterManager } from './upstream/cluster-manager.js';
+
+export interface DataPlaneServices {
+  readonly clusters: ClusterManager;
+  readonly accessLog: AccessLogger;
+  readonly metrics: DataPlaneMetrics;
+  readonly logger: Logger;
+  /** Tunables shared by the filters. */
+  readonly limits: DataPlaneLimits;
+}
+
+export interface DataPlaneLimits {
+  /** TLS inspector silent-client timeout (listener) and the post-CONNECT ClientHello wait. */
+  readonly tlsHelloTimeoutMs: number;
+  readonly maxHelloBytes: number;
+  /** Explicit proxy: time to receive the CONNECT head. */
+  readonly requestHeadTimeoutMs: number;
+  /** Overrides the snapshot's TCP idle timeout when set (tests). */
+  readonly tcpIdleTimeoutMs?: number;
+}
+
+export interface DownstreamConnection {
+  /** Paused; bytes already read by the listener were pushed back with unshift(): read it as fresh. */
+  readonly socket: Socket;
+  readonly snapshot: CompiledSnapshot;
+  readonly listener: CompiledListener;
+  readonly chain: FilterChain;
+  readonly chainWhy: string;
+  /** The snapshot's port for this listener (route `match.port` compares this, not the bound port). */
+  readonly listenerPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly sni: string | undefined;
+  readonly alpn: readonly string[];
+  /** The first bytes were a TLS ClientHello. */
+  readonly tls: boolean;
+  readonly startTime: number;
+  readonly startHr: bigint;
+  readonly services: DataPlaneServices;
+}
+
+export interface HttpConnectionHandler {
+  /** Takes ownership of conn.socket. Must never throw. */
+  handle(conn: DownstreamConnection, filter: HttpConnectionManager): void;
+  /** Absolute-form requests on an explicit-proxy listener (optional). */
+  handleExplicitProxy?(conn: DownstreamConnection, filter: ExplicitProxy): void;
+  /** Drain hint: stop keep-alive on existing connections. */
+  drain?(): void;
+}
+
+export type HttpConnectionHandlerFactory = (services: DataPlaneServices) => HttpConnectionHandler;
+
+/** "ip:port" (IPv6 bracketed). */
+export function addrPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** Milliseconds since `startHr`, integer. */
+export function elapsedMs(startHr: bigint): number {
+  return Number((process.hrtime.bigint() - startHr) / 1_000_000n);
+}
+
+/** Strips the IPv4-mapped prefix that dual-stack sockets report. */
+export function plainIp(ip: string | undefined): string {
+  if (ip === undefined) return '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

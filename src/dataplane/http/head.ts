@@ -1,0 +1,69 @@
+/**
+ * Message heads as the parser hands them out. Raw headers keep the sender's case and order; the
+ * facts the proxy needs for framing and routing are derived once, while parsing, so nothing later
+ * re-scans the header list for them.
+ */
+import type { TargetForm } from './target.js';
+
+export type HttpVersion = '1.0' | '1.1';
+
+/**
+ * What follows the head on the wire: 'none' (no body by rule: request without CL/TE, HEAD/1xx/204/
+ * 304 responses, 2xx to CONNECT), 'length' (Content-Length bytes, possibly 0), 'chunked', or 'eof'
+ * (a response without CL/TE: the body runs until the server closes, so the connection is not reused).
+ */
+export type BodyFraming = 'none' | 'length' | 'chunked' | 'eof';
+
+interface MessageHead {
+  readonly version: HttpVersion;
+  /** Flat [name, value, name, value, ...], latin1-decoded, case and order preserved, OWS trimmed. */
+  readonly headers: string[];
+  /**
+   * Declared Content-Length, or -1 when absent or when the message is chunked. For a response that
+   * has no body by rule (HEAD, 1xx, 204, 304) it is what the field says, e.g. to forward on HEAD.
+   */
+  readonly contentLength: number;
+  /** Transfer-Encoding is exactly `chunked` (the only coding accepted). */
+  readonly chunked: boolean;
+  /** How the body that follows this head is delimited (see BodyFraming). */
+  readonly bodyFraming: BodyFraming;
+  /** The connection may carry another message after this one (version + Connection tokens). */
+  readonly keepAlive: boolean;
+  /** Lowercased tokens from every Connection line ("close", "keep-alive", "upgrade", names). */
+  readonly connectionTokens: string[];
+  /** Request: asks for a protocol switch (Upgrade + Connection: upgrade, HTTP/1.1). Response: 101. */
+  readonly upgrade: boolean;
+  /** The Upgrade header value when `upgrade` is true, e.g. "websocket". */
+  readonly upgradeProtocol: string | undefined;
+}
+
+export interface RequestHead extends MessageHead {
+  readonly kind: 'request';
+  readonly method: string;
+  /** The request-target exactly as received. */
+  readonly target: string;
+  readonly targetForm: TargetForm;
+  /** 'http' | 'https' for absolute-form, else undefined. */
+  readonly scheme: string | undefined;
+  /**
+   * The one authority to route and authorise on: the target's authority for absolute- and
+   * authority-form (RFC 9112 §3.2.2: Host is then ignored), otherwise Host. Raw case.
+   */
+  readonly authority: string | undefined;
+  /** Origin-form path + query to forward ("/" when an absolute-form path is empty). */
+  readonly path: string;
+  /** The Host field value, or undefined when there is none. */
+  readonly host: string | undefined;
+  /** Absolute- or authority-form target names a different host/port than the Host field. */
+  readonly authorityMismatch: boolean;
+  /** HTTP/1.1 request with `Expect: 100-continue`. */
+  readonly expectContinue: boolean;
+}
+
+export interface ResponseHead extends MessageHead {
+  readonly kind: 'response';
+  readonly statusCode: number;
+  readonly reason: string;
+}
+
+export type HttpHead = RequestHead | ResponseHead;

@@ -1,0 +1,131 @@
+/**
+ * The metric families the data plane exports: Istio's standard metrics (same names and label
+ * names, so existing dashboards work) and tollgate_* for what Istio has no name for.
+ *
+ * Label values for one (destination, flags, ...) combination are resolved into children once per
+ * connection/request; callers on hot paths should keep the IstioChildren they get from `tcpChildren`.
+ */
+import type { ProxyIdentity } from '../../snapshot/types.js';
+import type { Counter, CounterChild, Gauge, Histogram, MetricsRegistry } from './metrics.js';
+
+/** Istio's standard label names (a subset that Tollgate can fill in; the rest stay "unknown"). */
+export const ISTIO_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_app',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'request_protocol',
+  'response_code',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+export interface IstioLabels {
+  /** cluster.serviceHost (or the host the client asked for when there is no cluster). */
+  readonly destinationService: string;
+  /** Namespace of the registry entry (from the cluster's origin), when known. */
+  readonly destinationNamespace?: string;
+  /** Caller namespace (EgressIP callerNamespaces), when known. */
+  readonly sourceNamespace?: string;
+  readonly requestProtocol: 'tcp' | 'http' | 'https' | 'grpc';
+  readonly responseCode?: number;
+  readonly responseFlags: string;
+}
+
+const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000];
+
+export class DataPlaneMetrics {
+  readonly registry: MetricsRegistry;
+  readonly requestsTotal: Counter;
+  readonly requestDuration: Histogram;
+  readonly requestBytes: Histogram;
+  readonly responseBytes: Histogram;
+  readonly tcpOpenedTotal: Counter;
+  readonly tcpClosedTotal: Counter;
+  readonly tcpSentBytes: Counter;
+  readonly tcpReceivedBytes: Counter;
+  readonly deniedTotal: Counter;
+  readonly dnsQueries: Counter;
+  readonly upstreamConnectFailures: Counter;
+  readonly activeConnections: Gauge;
+  readonly upstreamActive: Gauge;
+  readonly snapshotApplied: Counter;
+  readonly eventLoopLag: Gauge;
+  private readonly workload: string;
+  private readonly workloadNs: string;
+  private readonly app: string;
+
+  constructor(registry: MetricsRegistry, proxy: ProxyIdentity) {
+    this.registry = registry;
+    this.workload = proxy.name || proxy.labels['app'] || proxy.labels['istio'] || 'tollgate';
+    this.workloadNs = proxy.namespace || 'unknown';
+    this.app = proxy.labels['app'] ?? proxy.labels['istio'] ?? 'tollgate';
+    const L = ISTIO_LABELS;
+    this.requestsTotal = registry.counter('istio_requests_total', 'Requests processed (Istio standard metric).', L);
+    this.requestDuration = registry.histogram('istio_request_duration_milliseconds', 'Request duration in milliseconds.', L, DURATION_BUCKETS);
+    this.requestBytes = registry.histogram('istio_request_bytes', 'Request body sizes in bytes.', L, SIZE_BUCKETS);
+    this.responseBytes = registry.histogram('istio_response_bytes', 'Response body sizes in bytes.', L, SIZE_BUCKETS);
+    this.tcpOpenedTotal = registry.counter('istio_tcp_connections_opened_total', 'TCP connections opened.', L);
+    this.tcpClosedTotal = registry.counter('istio_tcp_connections_closed_total', 'TCP connections closed.', L);
+    this.tcpSentBytes = registry.counter('istio_tcp_sent_bytes_total', 'Bytes sent to the downstream during TCP connections.', L);
+    this.tcpReceivedBytes = registry.counter('istio_tcp_received_bytes_total', 'Bytes received from the downstream during TCP connections.', L);
+    this.deniedTotal = registry.counter('tollgate_denied_total', 'Connections and requests refused, by stable reason (docs/errors.md).', ['reason']);
+    this.dnsQueries = registry.counter('tollgate_dns_queries_total', 'DNS queries sent (cache misses), by result.', ['result']);
+    this.upstreamConnectFailures = registry.counter('tollgate_upstream_connect_failures_total', 'Upstream connection attempts that failed, by cluster and reason.', ['cluster', 'reason']);
+    this.activeConnections = registry.gauge('tollgate_downstream_connections_active', 'Open downstream connections per listener.', ['listener']);
+    this.upstreamActive = registry.gauge('tollgate_upstream_connections_active', 'Open upstream connections per cluster.', ['cluster']);
+    this.snapshotApplied = registry.counter('tollgate_snapshot_applied_total', 'Snapshots applied (result=ok|rejected).', ['result']);
+    this.eventLoopLag = registry.gauge('tollgate_event_loop_lag_milliseconds', 'Event loop delay (p99 over the last interval).', []);
+  }
+
+  /** Label values in ISTIO_LABELS order. */
+  labelValues(l: IstioLabels): string[] {
+    const svc = l.destinationService;
+    const dot = svc.indexOf('.');
+    return [
+      'source',
+      this.workload,
+      l.sourceNamespace ?? this.workloadNs,
+      this.app,
+      'unknown',
+      l.destinationNamespace ?? 'unknown',
+      svc,
+      dot > 0 ? svc.slice(0, dot) : svc,
+      l.destinationNamespace ?? 'unknown',
+      l.requestProtocol,
+      l.responseCode !== undefined ? String(l.responseCode) : '0',
+      l.responseFlags,
+      'none',
+    ];
+  }
+
+  recordRequest(l: IstioLabels, durationMs: number, requestBytes: number, responseBytes: number): void {
+    const v = this.labelValues(l);
+    this.requestsTotal.labels(...v).inc();
+    this.requestDuration.labels(...v).observe(durationMs);
+    this.requestBytes.labels(...v).observe(requestBytes);
+    this.responseBytes.labels(...v).observe(responseBytes);
+  }
+
+  tcpOpened(l: IstioLabels): void {
+    this.tcpOpenedTotal.labels(...this.labelValues(l)).inc();
+  }
+
+  tcpClosed(l: IstioLabels, sentBytes: number, receivedBytes: number): void {
+    const v = this.labelValues(l);
+    this.tcpClosedTotal.labels(...v).inc();
+    const s: CounterChild = this.tcpSentBytes.labels(...v);
+    s.inc(sentBytes);
+    this.tcpReceivedBytes.labels(...v).inc(receivedBytes);
+  }
+
+  denied(reason: string): void {
+    this.deniedTotal.labels(reason).inc();
+  }
+}

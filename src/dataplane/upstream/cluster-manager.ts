@@ -1,0 +1,389 @@
+/**
+ * Cluster manager: from a cluster name (plus what the client asked for) to a connected upstream
+ * socket, or a typed failure. The one place where destinations are resolved, checked (SSRF guard,
+ * self-connect), load balanced and bound to a source address — for the TCP proxy, the CONNECT
+ * tunnel and the HTTP engine alike.
+ *
+ * choose():  cluster (NC) -> candidate addresses (STATIC as written; STRICT_DNS every A record of
+ *            every endpoint; LOGICAL_DNS the first; ORIGINAL_DST the requested host) (UH, DF)
+ *            -> SSRF guard for addresses that came from DNS or from the client (BLOCKED ssrf_denied)
+ *            -> self-connect guard (BLOCKED self_connect) -> LB -> source address (UF
+ *            source_address_unavailable). Returns the checked IP: dial() connects to exactly it.
+ * dial():    net.connect to target.ip with localAddress, connect timeout (UF upstream_connect_timeout).
+ *
+ * State that outlives snapshots lives here: DNS cache, round-robin cursors, active counts.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { hostMatches, normalizeHost } from '../../net/hostname.js';
+import { parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip } from '../../net/ip.js';
+import type { CompiledSnapshot } from '../route/compile.js';
+import type { Cluster } from '../../snapshot/types.js';
+import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
+import { DnsCache, type DnsFamily } from './dns.js';
+import { connectErrorFailure, failure, type UpstreamFailure } from './failure.js';
+import { pickEndpoint, type LbState } from './lb.js';
+import { EgressIpIndex, LocalAddresses, SourceAddressPolicy } from './source-address.js';
+
+export interface UpstreamRequest {
+  /** Cluster name from a route / tcp filter, or an ad-hoc cluster (explicit proxy ACL mode). */
+  readonly cluster: string | Cluster;
+  /** Host the client asked for (SNI, CONNECT host, Host), normalized. Used by ORIGINAL_DST. */
+  readonly requestedHost?: string | undefined;
+  /** Port the client asked for; ORIGINAL_DST clusters with port 0 use it. */
+  readonly requestedPort?: number | undefined;
+  /** Downstream peer IP: selects the caller-namespace EgressIP. */
+  readonly downstreamIp?: string | undefined;
+  /** Filter-level source address (explicit_proxy.sourceAddress). */
+  readonly filterSourceAddress?: string | undefined;
+  /** "ip:port" endpoints already tried (retries): skipped when others remain. */
+  readonly exclude?: readonly string[] | undefined;
+  readonly connectTimeoutMs?: number | undefined;
+  /** Extra CIDRs whose addresses are allowed for this request (ACL IP/CIDR entries). */
+  readonly allowAddresses?: readonly string[] | undefined;
+}
+
+export interface UpstreamTarget {
+  readonly cluster: Cluster;
+  readonly ip: string;
+  readonly port: number;
+  readonly hostname?: string;
+  readonly localAddress?: string;
+  readonly sourceWhy: string;
+  readonly poolKey: string;
+}
+
+export type ChooseResult = { readonly ok: true; readonly target: UpstreamTarget } | { readonly ok: false; readonly failure: UpstreamFailure };
+export type ConnectResult =
+  | { readonly ok: true; readonly socket: Socket; readonly target: UpstreamTarget; readonly localAddress: string; readonly localPort: number; readonly release: () => void }
+  | { readonly ok: false; readonly failure: UpstreamFailure };
+
+export interface ClusterManagerOptions {
+  readonly dnsServers?: readonly string[];
+  readonly dnsTimeoutMs?: number;
+  readonly dnsTries?: number;
+  readonly dnsMinTtlSec?: number;
+  readonly dnsMaxTtlSec?: number;
+  readonly allowCidrs?: readonly Cidr[];
+  readonly defaultSourceAddress?: string;
+  readonly isLocalAddress?: (ip: string) => boolean;
+  readonly metrics?: DataPlaneMetrics;
+  readonly random?: () => number;
+}
+
+export interface ClusterStatus {
+  readonly name: string;
+  readonly type: string;
+  readonly serviceHost: string;
+  readonly port: number;
+  readonly sourceAddress?: string;
+  readonly explicitAddresses: boolean;
+  readonly endpoints: readonly { readonly address: string; readonly port: number; readonly weight: number; readonly resolved?: readonly string[]; readonly ttlLeftSec?: number }[];
+  readonly active: Readonly<Record<string, number>>;
+}
+
+interface Candidate {
+  readonly ip: string;
+  readonly port: number;
+  readonly key: string;
+  readonly weight: number;
+  readonly hostname?: string;
+  /** Written in config: exempt from the SSRF guard. */
+  readonly explicit: boolean;
+}
+
+const EMPTY: readonly string[] = [];
+
+function key(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export class ClusterManager implements LbState {
+  readonly dns: DnsCache;
+  private snap: CompiledSnapshot | undefined;
+  private egress = new EgressIpIndex([]);
+  private readonly guard: SsrfGuard;
+  private readonly sources: SourceAddressPolicy;
+  private readonly local: (ip: string) => boolean;
+  private readonly metrics: DataPlaneMetrics | undefined;
+  private readonly random: () => number;
+  private readonly cursors = new Map<string, number>();
+  private readonly activeCounts = new Map<string, Map<string, number>>();
+  private readonly allowedCidrs = new WeakMap<Cluster, readonly Cidr[]>();
+  private selfPorts: ReadonlySet<number> = new Set();
+
+  constructor(opts: ClusterManagerOptions = {}) {
+    const metrics = opts.metrics;
+    this.dns = new DnsCache({
+      ...(opts.dnsServers ? { servers: opts.dnsServers } : {}),
+      ...(opts.dnsTimeoutMs !== undefined ? { timeoutMs: opts.dnsTimeoutMs } : {}),
+      ...(opts.dnsTries !== undefined ? { tries: opts.dnsTries } : {}),
+      ...(opts.dnsMinTtlSec !== undefined ? { minTtlSec: opts.dnsMinTtlSec } : {}),
+      ...(opts.dnsMaxTtlSec !== undefined ? { maxTtlSec: opts.dnsMaxTtlSec } : {}),
+      ...(metrics ? { onQuery: (r: 'ok' | 'error') => metrics.dnsQueries.labels(r).inc() } : {}),
+    });
+    this.guard = new SsrfGuard(opts.allowCidrs ?? []);
+    const la = new LocalAddresses();
+    this.local = opts.isLocalAddress ?? ((ip) => la.isLocal(ip));
+    this.sources = new SourceAddressPolicy(opts.defaultSourceAddress, this.local);
+    this.metrics = opts.metrics;
+    this.random = opts.random ?? Math.random;
+  }
+
+  setSnapshot(s: CompiledSnapshot): void {
+    this.snap = s;
+    this.egress = new EgressIpIndex(s.snapshot.policy.egressIps);
+  }
+
+  get snapshot(): CompiledSnapshot | undefined {
+    return this.snap;
+  }
+
+  /** Ports this process listens on (data plane + admin): never dialed on a local address. */
+  setSelfPorts(ports: Iterable<number>): void {
+    this.selfPorts = new Set(ports);
+  }
+
+  /** Caller namespace for a downstream IP (EgressIP callers), for metrics and logs. */
+  callerNamespace(ip: string | undefined): string | undefined {
+    return this.egress.namespaceOf(ip);
+  }
+
+  // LbState
+  cursor(cluster: string): number {
+    return this.cursors.get(cluster) ?? 0;
+  }
+  advance(cluster: string): void {
+    this.cursors.set(cluster, (this.cursors.get(cluster) ?? 0) + 1);
+  }
+  active(cluster: string, k: string): number {
+    return this.activeCounts.get(cluster)?.get(k) ?? 0;
+  }
+
+  async connect(req: UpstreamRequest): Promise<ConnectResult> {
+    const c = await this.choose(req);
+    if (!c.ok) return c;
+    return this.dial(c.target, req.connectTimeoutMs);
+  }
+
+  async choose(req: UpstreamRequest): Promise<ChooseResult> {
+    const cluster = typeof req.cluster === 'string' ? this.snap?.clusters.get(req.cluster) : req.cluster;
+    if (!cluster) {
+      const name = typeof req.cluster === 'string' ? req.cluster : req.cluster.name;
+      return this.fail(failure('NC', 'cluster_not_found', `cluster ${name} is not in the running snapshot`, false, { cluster: name }));
+    }
+    const cands = await this.candidates(cluster, req);
+    if (!Array.isArray(cands)) return this.fail(cands);
+    if (cands.length === 0) return this.fail(failure('UH', 'no_healthy_upstream', `cluster ${cluster.name} has no endpoints`, false, { cluster: cluster.name }));
+
+    // SSRF and self-connect guards.
+    let allowed: Candidate[] = cands;
+    let denied: UpstreamFailure | undefined;
+    for (const cand of cands) {
+      const why = this.deniedWhy(cluster, cand, req.allowAddresses);
+      if (why === undefined) continue;
+      denied ??= why;
+      allowed = allowed.filter((x) => x !== cand);
+    }
+    if (allowed.length === 0) return this.fail(denied ?? failure('UH', 'no_healthy_upstream', `cluster ${cluster.name}: no usable address`, false, { cluster: cluster.name }));
+
+    let pool: readonly Candidate[] = allowed;
+    const ex = req.exclude;
+    if (ex && ex.length > 0 && pool.length > 1) {
+      const rest = pool.filter((c) => !ex.includes(c.key));
+      if (rest.length > 0) pool = rest;
+    }
+    const chosen = pickEndpoint(cluster.lbPolicy, cluster.name, pool, this, this.random)!;
+
+    const src = this.sources.choose({ cluster, filterSourceAddress: req.filterSourceAddress, downstreamIp: req.downstreamIp }, this.egress);
+    if (src.unavailable !== undefined) {
+      return this.fail(failure('UF', 'source_address_unavailable', src.unavailable, false, { cluster: cluster.name, upstreamHost: chosen.key, ...(src.address !== undefined ? { upstreamLocalAddress: src.address } : {}) }));
+    }
+    const target: UpstreamTarget = {
+      cluster,
+      ip: chosen.ip,
+      port: chosen.port,
+      ...(chosen.hostname !== undefined ? { hostname: chosen.hostname } : {}),
+      ...(src.address !== undefined ? { localAddress: src.address } : {}),
+      sourceWhy: src.why,
+      poolKey: `${cluster.name}|${chosen.key}|${src.address ?? ''}`,
+    };
+    return { ok: true, target };
+  }
+
+  dial(target: UpstreamTarget, connectTimeoutMs?: number): Promise<ConnectResult> {
+    const timeout = connectTimeoutMs ?? target.cluster.connectTimeoutMs;
+    const cname = target.cluster.name;
+    const hostKey = key(target.ip, target.port);
+    return new Promise((resolve) => {
+      let done = false;
+      const sock = netConnect({
+        host: target.ip,
+        port: target.port,
+        ...(target.localAddress !== undefined ? { localAddress: target.localAddress } : {}),
+        allowHalfOpen: true,
+        noDelay: true,
+      });
+      const timer = setTimeout(() => {
+        if (done) return;
+        done = true;
+        sock.destroy();
+        resolve(this.fail(failure('UF', 'upstream_connect_timeout', `no connection to ${hostKey} within ${timeout} ms`, true, { cluster: cname, upstreamHost: hostKey, ...(target.localAddress !== undefined ? { upstreamLocalAddress: target.localAddress } : {}) })));
+      }, timeout);
+      const onError = (err: NodeJS.ErrnoException): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(this.fail(connectErrorFailure(err, cname, hostKey, target.localAddress)));
+      };
+      sock.once('error', onError);
+      sock.once('connect', () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        sock.removeListener('error', onError);
+        const release = this.track(cname, hostKey);
+        sock.once('close', release);
+        resolve({ ok: true, socket: sock, target, localAddress: sock.localAddress ?? '', localPort: sock.localPort ?? 0, release });
+      });
+    });
+  }
+
+  describe(): ClusterStatus[] {
+    const s = this.snap;
+    if (!s) return [];
+    const out: ClusterStatus[] = [];
+    for (const c of s.clusters.values()) {
+      const eps = s.endpoints.get(c.name)?.endpoints ?? [];
+      const fam = c.dnsLookupFamily ?? 'V4_ONLY';
+      const dnsView = this.dns.entries();
+      out.push({
+        name: c.name,
+        type: c.type,
+        serviceHost: c.serviceHost,
+        port: c.port,
+        ...(c.sourceAddress ? { sourceAddress: c.sourceAddress } : {}),
+        explicitAddresses: c.explicitAddresses,
+        endpoints: eps.map((e) => {
+          const d = parseIp(e.address) ? undefined : dnsView.find((v) => v.name === e.address && v.family === fam);
+          return { address: e.address, port: e.port, weight: e.weight, ...(d ? { resolved: d.addresses, ttlLeftSec: d.ttlLeftSec } : {}) };
+        }),
+        active: Object.fromEntries(this.activeCounts.get(c.name) ?? []),
+      });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private fail(f: UpstreamFailure): { ok: false; failure: UpstreamFailure } {
+    if (this.metrics && f.cluster !== undefined) this.metrics.upstreamConnectFailures.labels(f.cluster, f.reason).inc();
+    return { ok: false, failure: f };
+  }
+
+  private track(cluster: string, k: string): () => void {
+    let m = this.activeCounts.get(cluster);
+    if (!m) {
+      m = new Map();
+      this.activeCounts.set(cluster, m);
+    }
+    m.set(k, (m.get(k) ?? 0) + 1);
+    const g = this.metrics?.upstreamActive.labels(cluster);
+    g?.inc();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      g?.dec();
+      const mm = this.activeCounts.get(cluster);
+      if (!mm) return;
+      const n = (mm.get(k) ?? 1) - 1;
+      if (n <= 0) mm.delete(k);
+      else mm.set(k, n);
+      if (mm.size === 0) this.activeCounts.delete(cluster);
+    };
+  }
+
+  private deniedWhy(cluster: Cluster, c: Candidate, extra: readonly string[] | undefined): UpstreamFailure | undefined {
+    const ip = parseIp(c.ip);
+    if (!ip) return failure('UH', 'bad_endpoint_address', `endpoint ${c.ip} is not an IP address`, false, { cluster: cluster.name });
+    if (this.selfPorts.has(c.port) && (this.local(c.ip) || isUnspecified(ip))) {
+      return failure('BLOCKED', 'self_connect', `${c.key} is this proxy's own listener`, false, { cluster: cluster.name, upstreamHost: c.key });
+    }
+    if (c.explicit) return undefined;
+    if (this.inAllowed(cluster, ip) || (extra && extra.length > 0 && inList(extra, ip))) return undefined;
+    const v = this.guard.check(ip);
+    if (v.allowed) return undefined;
+    return failure('BLOCKED', 'ssrf_denied', `${c.hostname ? c.hostname + ' -> ' : ''}${v.reason}`, false, { cluster: cluster.name, upstreamHost: c.key });
+  }
+
+  private inAllowed(cluster: Cluster, ip: Ip): boolean {
+    const list = cluster.allowedAddresses;
+    if (!list || list.length === 0) return false;
+    let cidrs = this.allowedCidrs.get(cluster);
+    if (!cidrs) {
+      cidrs = list.map((s) => parseCidr(s.includes('/') ? s : s.includes(':') ? `${s}/128` : `${s}/32`)).filter((x): x is Cidr => x !== undefined);
+      this.allowedCidrs.set(cluster, cidrs);
+    }
+    for (const c of cidrs) if (cidrContains(c, ip)) return true;
+    return false;
+  }
+
+  private async candidates(cluster: Cluster, req: UpstreamRequest): Promise<Candidate[] | UpstreamFailure> {
+    const fam: DnsFamily = cluster.dnsLookupFamily ?? 'V4_ONLY';
+    if (cluster.type === 'ORIGINAL_DST') {
+      const host = req.requestedHost;
+      const port = cluster.port > 0 ? cluster.port : req.requestedPort ?? 0;
+      if (host === undefined || host === '') return failure('UH', 'original_dst_no_host', `cluster ${cluster.name} forwards to the requested host, but the client named none`, false, { cluster: cluster.name });
+      if (port <= 0) return failure('UH', 'original_dst_no_port', `cluster ${cluster.name}: no destination port`, false, { cluster: cluster.name });
+      const ip = parseIp(host);
+      if (ip) return [{ ip: host, port, key: key(host, port), weight: 1, explicit: false }];
+      if (cluster.serviceHost !== '*' && !hostMatches(cluster.serviceHost, host)) {
+        return failure('BLOCKED', 'original_dst_host_mismatch', `${host} is not covered by ${cluster.serviceHost}`, false, { cluster: cluster.name });
+      }
+      return this.resolveName(cluster, host, port, 1, fam, false);
+    }
+    const eps = this.snap?.endpoints.get(cluster.name)?.endpoints ?? [];
+    const out: Candidate[] = [];
+    for (const e of eps) {
+      if (parseIp(e.address)) {
+        out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: cluster.explicitAddresses || cluster.type !== 'STATIC' });
+        continue;
+      }
+      const n = normalizeHost(e.address);
+      const name = n.ok ? n.host : e.address;
+      const r = await this.resolveName(cluster, name, e.port, e.weight, fam, cluster.type === 'LOGICAL_DNS');
+      if (!Array.isArray(r)) {
+        if (eps.length === 1) return r;
+        continue;
+      }
+      out.push(...r);
+      if (cluster.type === 'LOGICAL_DNS' && out.length > 0) break;
+    }
+    return out;
+  }
+
+  private async resolveName(cluster: Cluster, name: string, port: number, weight: number, fam: DnsFamily, firstOnly: boolean): Promise<Candidate[] | UpstreamFailure> {
+    const cached = this.dns.peek(name, fam);
+    let addrs: readonly string[] = cached ?? EMPTY;
+    if (!cached) {
+      const r = await this.dns.resolve(name, fam);
+      if (!r.ok) return failure('DF', 'dns_resolution_failed', r.message, true, { cluster: cluster.name });
+      addrs = r.addresses;
+    }
+    const list = firstOnly ? addrs.slice(0, 1) : addrs;
+    return list.map((ip) => ({ ip, port, key: key(ip, port), weight, hostname: name, explicit: false }));
+  }
+}
+
+function isUnspecified(ip: Ip): boolean {
+  return ip.family === 4 ? ip.value === 0 : ip.w0 === 0 && ip.w1 === 0 && ip.w2 === 0 && ip.w3 === 0;
+}
+
+function inList(list: readonly string[], ip: Ip): boolean {
+  for (const s of list) {
+    const c = parseCidr(s.includes('/') ? s : s.includes(':') ? `${s}/128` : `${s}/32`);
+    if (c && cidrContains(c, ip)) return true;
+  }
+  return false;
+}

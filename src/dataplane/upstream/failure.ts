@@ -1,0 +1,49 @@
+/**
+ * Typed upstream failures: an Envoy response flag for the access log and a stable snake_case
+ * reason (docs/errors.md) for `tollgate_reason` and `tollgate_denied_total{reason}`.
+ */
+
+/** Envoy response flags Tollgate sets ('-' = none), plus Tollgate's BLOCKED for policy denials. */
+export type ResponseFlag = 'UF' | 'URX' | 'UH' | 'NC' | 'NR' | 'DF' | 'UC' | 'DC' | 'DPE' | 'OM' | 'UT' | 'BLOCKED' | '-';
+
+export interface UpstreamFailure {
+  readonly flag: ResponseFlag;
+  /** Stable snake_case reason (see docs/errors.md); never contains addresses. */
+  readonly reason: string;
+  /** Human detail (addresses, errno, TTLs): logs only, never a metric label. */
+  readonly detail: string;
+  readonly retryable: boolean;
+  readonly cluster?: string;
+  readonly upstreamHost?: string;
+  readonly upstreamLocalAddress?: string;
+}
+
+export function failure(flag: ResponseFlag, reason: string, detail: string, retryable: boolean, extra: { cluster?: string; upstreamHost?: string; upstreamLocalAddress?: string } = {}): UpstreamFailure {
+  return {
+    flag,
+    reason,
+    detail,
+    retryable,
+    ...(extra.cluster !== undefined ? { cluster: extra.cluster } : {}),
+    ...(extra.upstreamHost !== undefined ? { upstreamHost: extra.upstreamHost } : {}),
+    ...(extra.upstreamLocalAddress !== undefined ? { upstreamLocalAddress: extra.upstreamLocalAddress } : {}),
+  };
+}
+
+/** Maps a socket error from connect() to a failure. */
+export function connectErrorFailure(err: NodeJS.ErrnoException, cluster: string, upstreamHost: string, local: string | undefined): UpstreamFailure {
+  const extra = { cluster, upstreamHost, ...(local !== undefined ? { upstreamLocalAddress: local } : {}) };
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return failure('UF', 'upstream_connect_refused', `connection to ${upstreamHost} refused`, true, extra);
+    case 'EADDRNOTAVAIL':
+      return failure('UF', 'source_address_unavailable', `source address ${local ?? '?'} cannot be bound: ${err.message}`, false, extra);
+    case 'ENETUNREACH':
+    case 'EHOSTUNREACH':
+      return failure('UF', 'upstream_unreachable', `${upstreamHost}: ${err.code}`, true, extra);
+    case 'ECONNRESET':
+      return failure('UF', 'upstream_connect_reset', `${upstreamHost}: reset during connect`, true, extra);
+    default:
+      return failure('UF', 'upstream_connect_failed', `${upstreamHost}: ${err.code ?? ''} ${err.message}`, true, extra);
+  }
+}

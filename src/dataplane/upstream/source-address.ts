@@ -1,0 +1,123 @@
+/**
+ * Which source address an upstream connection binds, and whether that address exists here.
+ *
+ * Precedence (docs/source-address.md), first that applies wins:
+ *   1. cluster.sourceAddress      — ServiceEntry annotation tollgate.io/source-address, or the
+ *                                   egress router's EGRESS_SOURCE (router role clusters)
+ *   2. filter source address      — explicit_proxy.sourceAddress (http-proxy egress router's EGRESS_SOURCE)
+ *   3. caller-namespace EgressIP  — policy.egressIps: the downstream IP is one of callerIps ->
+ *                                   the first of sourceAddresses that is local
+ *   4. --source-address           — proxy-wide default
+ *   5. OS default                 — no bind
+ * A chosen address (1-4) that is not assigned on this host fails the connection closed
+ * (UF source_address_unavailable); there is never a fallback to a later rule.
+ */
+import { networkInterfaces } from 'node:os';
+import { parseIp, formatIp, type Ip } from '../../net/ip.js';
+import type { Cluster, EgressIpRule } from '../../snapshot/types.js';
+
+export interface SourceChoice {
+  /** Address to bind; undefined = let the OS choose. */
+  readonly address: string | undefined;
+  readonly why: string;
+  /** Set when the chosen address is not local: the caller must fail closed with this detail. */
+  readonly unavailable?: string;
+}
+
+const OS_DEFAULT: SourceChoice = Object.freeze({ address: undefined, why: 'os-default' });
+
+/** Index of policy.egressIps by caller IP, compiled once per snapshot. */
+export class EgressIpIndex {
+  private readonly byCaller = new Map<string, EgressIpRule>();
+  constructor(rules: readonly EgressIpRule[]) {
+    for (const r of rules) for (const ip of r.callerIps) if (!this.byCaller.has(canon(ip))) this.byCaller.set(canon(ip), r);
+  }
+  ruleFor(callerIp: string | undefined): EgressIpRule | undefined {
+    if (callerIp === undefined || this.byCaller.size === 0) return undefined;
+    return this.byCaller.get(canon(callerIp));
+  }
+  namespaceOf(callerIp: string | undefined): string | undefined {
+    const r = this.ruleFor(callerIp);
+    return r && callerIp !== undefined ? r.callerNamespaces[canon(callerIp)] ?? r.callerNamespaces[callerIp] : undefined;
+  }
+}
+
+function canon(ip: string): string {
+  // Downstream addresses of an IPv4 client on a dual-stack socket look like ::ffff:10.0.0.1.
+  const s = ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+  const p = parseIp(s);
+  return p ? formatIp(p) : s;
+}
+
+/**
+ * Local-address check. Any 127.0.0.0/8 address is local on Linux; other addresses must be
+ * assigned to an interface. The interface list is cached and re-read on a miss at most once per
+ * `refreshMs`, so addresses added at run time are picked up without a syscall per connection.
+ */
+export class LocalAddresses {
+  private set = new Set<string>();
+  private readAt = -Infinity;
+  constructor(private readonly refreshMs = 1000, private readonly now: () => number = Date.now) {}
+
+  isLocal(address: string): boolean {
+    const ip = parseIp(address);
+    if (!ip) return false;
+    if (isLoopback(ip)) return true;
+    const key = formatIp(ip);
+    if (this.set.has(key)) return true;
+    const t = this.now();
+    if (t - this.readAt >= this.refreshMs) {
+      this.reload();
+      this.readAt = t;
+      return this.set.has(key);
+    }
+    return false;
+  }
+
+  private reload(): void {
+    const s = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) {
+        const ip = parseIp(a.address.split('%')[0] ?? '');
+        if (ip) s.add(formatIp(ip));
+      }
+    }
+    this.set = s;
+  }
+}
+
+function isLoopback(ip: Ip): boolean {
+  if (ip.family === 4) return ip.value >>> 24 === 127;
+  return ip.w0 === 0 && ip.w1 === 0 && ip.w2 === 0 && ip.w3 === 1;
+}
+
+export interface SourcePolicyInput {
+  readonly cluster: Cluster;
+  readonly filterSourceAddress?: string | undefined;
+  readonly downstreamIp?: string | undefined;
+}
+
+export class SourceAddressPolicy {
+  constructor(
+    private readonly defaultAddress: string | undefined,
+    private readonly isLocal: (ip: string) => boolean,
+  ) {}
+
+  choose(input: SourcePolicyInput, egressIps: EgressIpIndex): SourceChoice {
+    const c = input.cluster.sourceAddress;
+    if (c !== undefined) return this.check(c, `cluster.sourceAddress (${input.cluster.name})`);
+    if (input.filterSourceAddress !== undefined) return this.check(input.filterSourceAddress, 'filter sourceAddress (EGRESS_SOURCE)');
+    const rule = egressIps.ruleFor(input.downstreamIp);
+    if (rule) {
+      for (const a of rule.sourceAddresses) if (this.isLocal(a)) return { address: a, why: `egressip:${rule.name}` };
+      return { address: rule.sourceAddresses[0], why: `egressip:${rule.name}`, unavailable: `none of EgressIP ${rule.name}'s addresses (${rule.sourceAddresses.join(', ')}) is assigned on this host` };
+    }
+    if (this.defaultAddress !== undefined) return this.check(this.defaultAddress, '--source-address');
+    return OS_DEFAULT;
+  }
+
+  private check(address: string, why: string): SourceChoice {
+    if (this.isLocal(address)) return { address, why };
+    return { address, why, unavailable: `source address ${address} (${why}) is not assigned on this host` };
+  }
+}

@@ -1,0 +1,64 @@
+/** The CLI as a user runs it: the real bin in a child process, real files, exit codes and output. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from './helpers/pipeline.js';
+
+function tollgate(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), ...args], { cwd: ROOT, encoding: 'utf8', input, timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('--help lists the commands; each command has its own help; unknown commands and flags fail with 2', () => {
+  const h = tollgate(['--help']);
+  assert.equal(h.code, 0);
+  for (const c of ['run', 'analyze', 'config-dump', 'trace']) assert.match(h.out, new RegExp(`\\n  ${c} `));
+  assert.match(tollgate(['trace', '--help']).out, /tls:\/\/host:port/);
+  assert.equal(tollgate(['frobnicate']).code, 2);
+  const bad = tollgate(['analyze', '--nope']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /Unknown option '--nope'.*see 'tollgate analyze --help'/);
+});
+
+test('analyze exits 1 on errors, 0 on a clean config, and explains every file', () => {
+  const clean = tollgate(['analyze', '-f', 'test/fixtures/pipeline/egress-gateway.yaml']);
+  assert.equal(clean.code, 0, clean.out + clean.err);
+  assert.match(clean.out, /egress-gateway\.yaml: Deployment, Service, DestinationRule, ServiceEntry, 2 VirtualService, Gateway — 0 error\(s\)/);
+  const broken = tollgate(['analyze', '-f', '-'], 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  hosts: [x.example]\n  gateways: [nope]\n  http: [{route: [{destination: {host: x.example}}]}]\n');
+  assert.equal(broken.code, 1);
+  assert.match(broken.out, /Error \[TG_GATEWAY_NOT_FOUND\] VirtualService v\.default \(<stdin>:6\)/);
+  assert.match(broken.out, /Error \[TG_DEST_NOT_IN_REGISTRY\]/);
+  const json = tollgate(['analyze', '-o', 'json', '-f', '-'], 'kind: Namespace\nmetadata: {name: n}\n');
+  assert.equal(json.code, 0);
+  assert.equal(JSON.parse(json.out)[0].code, 'TG_CONFIG_ASSUMED_VERSION');
+});
+
+test('config-dump infers the identity from the only Gateway selector and says so on stderr', () => {
+  const r = tollgate(['config-dump', '-f', 'test/fixtures/pipeline/egress-gateway.yaml']);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /identity: gateway egress istio=egressgateway \(inferred from Gateway partner-egress\.egress/);
+  const snap = JSON.parse(r.out);
+  assert.deepEqual(snap.listeners.map((l: { name: string }) => l.name), ['0.0.0.0_443', '0.0.0.0_80']);
+  assert.ok(snap.clusters.some((c: { name: string }) => c.name === 'outbound|443||api.partner.example'));
+});
+
+test('config with errors: config-dump refuses with the file:line', () => {
+  const r = tollgate(['config-dump', '-f', '-'], 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n  hosts: [a]\n  resolution: MAYBE\n');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /\(<stdin>:6\): spec\.resolution "MAYBE" is not one of NONE, STATIC, DNS, DNS_ROUND_ROBIN/);
+});
+
+test('trace prints each decision, exits 0 when routed and 2 with a flag and a fix when not', () => {
+  const ok = tollgate(['trace', '-f', 'test/fixtures/pipeline/egress-gateway.yaml', 'http://api.partner.example/x']);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /route\s+egress\/partners-out:0/);
+  assert.match(ok.out, /cluster\s+outbound\|80\|\|api\.partner\.example/);
+  assert.match(ok.out, /result: routed/);
+  const no = tollgate(['trace', '-f', 'test/fixtures/pipeline/egress-gateway.yaml', 'tls://evil.example:443']);
+  assert.equal(no.code, 2);
+  assert.match(no.out, /result: FAILED \[NR\] sni_not_routed/);
+  assert.match(no.out, /fix: add a tls route/);
+  const json = JSON.parse(tollgate(['trace', '-o', 'json', '-f', 'test/fixtures/pipeline/egress-router.yaml', '--role', 'router', 'tcp://10.1.1.1:8443']).out);
+  assert.equal(json.ok, true);
+});
