@@ -84,7 +84,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 function decodeOne(doc: RawDocument, value: unknown, base: (string | number)[], out: Diagnostic[], versionsInFile: ReadonlyMap<string, string>): Resource | undefined {
-  const pos = { file: doc.file, line: doc.lineOf(base) };
+  const pos = { file: doc.file, line: base.length === 0 ? doc.line : doc.lineOf(base) };
   if (!isRecord(value)) {
     out.push({ severity: 'error', code: 'TG_CONFIG_NOT_OBJECT', message: `document is ${Array.isArray(value) ? 'a list' : typeof value}, not a Kubernetes object`, pos });
     return undefined;

@@ -20,7 +20,9 @@ export interface Origin {
   readonly name: string;
   readonly namespace: string;
   readonly file: string;
+  /** Line of the resource; `path` (e.g. ['spec', 'http', 0]) locates the field within it. */
   readonly line: number;
+  readonly path?: readonly (string | number)[];
 }
 
 export interface Snapshot {

@@ -60,6 +60,10 @@ export function parseTraceUrl(url: string, method = 'GET', headers: Record<strin
 }
 
 export function trace(model: Model, snapshot: Snapshot, req: TraceRequest, compiled = new CompiledSnapshot(snapshot)): TraceResult {
+  return locateOrigins(model, traceSteps(model, snapshot, req, compiled));
+}
+
+function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compiled: CompiledSnapshot): TraceResult {
   const steps: TraceStep[] = [];
   const fail = (flag: string, reason: string, hint: string, status?: number): TraceResult => ({ ok: false, steps, flag, reason, hint, ...(status !== undefined ? { status } : {}), snapshotVersion: snapshot.version });
   const proxy = snapshot.proxy;
@@ -124,7 +128,7 @@ export function trace(model: Model, snapshot: Snapshot, req: TraceRequest, compi
     clusters = action.clusters;
   } else {
     clusters = filter.clusters;
-    if (filter.routeName) steps.push({ step: 'route', value: filter.routeName, ...(filter.origin ? { origin: filter.origin } : {}) });
+    if (filter.routeName) steps.push({ step: 'route', value: filter.routeName, ...(chain.origin ? { origin: chain.origin } : {}) });
   }
 
   // 3. clusters and endpoints (every weighted destination is shown; the data plane picks one per request)
@@ -154,6 +158,17 @@ export function trace(model: Model, snapshot: Snapshot, req: TraceRequest, compi
     steps.push({ step: 'source address', value: sourceAddressOf(cluster, snapshot, req) });
   }
   return failure ?? { ok: true, steps, snapshotVersion: snapshot.version };
+}
+
+/** Snapshot origins carry the resource line and a field path; trace has the config, so it shows the field's own line. */
+export function locateOrigins(model: Model, result: TraceResult): TraceResult {
+  const steps = result.steps.map((s) => {
+    const o = s.origin;
+    if (!o?.path) return s;
+    const r = model.resources.find((x) => x.ref.kind === o.kind && x.name === o.name && x.namespace === o.namespace && x.ref.pos.file === o.file);
+    return r ? { ...s, origin: { ...o, line: r.doc.lineOf(o.path) } } : s;
+  });
+  return { ...result, steps };
 }
 
 function callerNamespace(model: Model, snapshot: Snapshot, ip: string | undefined): string | undefined {

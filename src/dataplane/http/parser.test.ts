@@ -401,6 +401,36 @@ describe('requests: pipelining, pause/resume and splits', () => {
     }
   });
 
+  test('mutated streams (fuzz): never throws, split-invariant up to where bytes stop', () => {
+    const stream = Buffer.from(
+      `\r\nGET /a HTTP/1.1\r\n${H}Connection: keep-alive\r\n\r\nPUT /b HTTP/1.1\r\n${H}Content-Length: 10\r\n\r\n0123456789` +
+        `POST /c HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1a;e="q\\"x"\r\n${'z'.repeat(26)}\r\n0\r\nT: 1\r\n\r\n` +
+        `GET http://example.com/d HTTP/1.1\r\n${H}\r\n`,
+      'latin1',
+    );
+    const nasty = [0, 9, 10, 13, 32, 0x22, 0x2c, 0x3a, 0x3b, 0x7f, 0xff, 0x30];
+    let seed = 12345;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let iter = 0; iter < 1500; iter++) {
+      const input = Buffer.from(stream);
+      for (let k = 1 + rand(3); k > 0; k--) input[rand(input.length)] = nasty[rand(nasty.length)]!;
+      const whole = shape(run('request', input, { finish: true }).events);
+      const split: number[] = [];
+      for (let left = input.length; left > 0; left -= split[split.length - 1]!) split.push(1 + rand(9));
+      const parts = shape(run('request', input, { split, finish: true }).events);
+      const last = parts[parts.length - 1] as { t: string; code?: string } | undefined;
+      if (last?.code === 'TG_HTTP_TRUNCATED' && whole.length === parts.length) {
+        // A line whose LF never came: one read saw the bad byte, byte-wise reads waited for the LF.
+        assert.deepEqual(parts.slice(0, -1), whole.slice(0, -1), `iteration ${iter}`);
+      } else {
+        assert.deepEqual(parts, whole, `iteration ${iter}: ${JSON.stringify(input.toString('latin1'))}`);
+      }
+    }
+  });
+
   test('pause in onHead stops before the body; resume and re-feed continues', () => {
     const events: string[] = [];
     const parser: HttpParser<'request'> = new HttpParser('request', {
@@ -511,6 +541,12 @@ describe('requests: framing attacks', () => {
       expectError('request', post(`Transfer-Encoding: ${value}\r\n`, '0\r\n\r\n'), code, status);
     });
   }
+  test('a Transfer-Encoding line hidden behind whitespace is line folding', () => {
+    expectError('request', `POST / HTTP/1.1\r\n${H}X-A: b\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 'TG_HTTP_OBS_FOLD', 400);
+    // Folding the value onto a continuation line: the empty value is refused before the fold is seen.
+    expectError('request', `POST / HTTP/1.1\r\n${H}Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n`, 'TG_HTTP_BAD_TE', 400);
+    expectError('request', `POST / HTTP/1.1\r\n${H}X-A:\r\n chunked\r\n\r\n0\r\n\r\n`, 'TG_HTTP_OBS_FOLD', 400);
+  });
   test('two Transfer-Encoding lines', () => {
     expectError('request', post('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', '0\r\n\r\n'), 'TG_HTTP_BAD_TE', 400);
   });
@@ -824,7 +860,14 @@ describe('responses', () => {
     expectError('response', '\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 'TG_HTTP_BAD_STATUS_LINE', 502);
   });
 
-  test('responses do not require Host', () => {
+  test('responses do not require Host and Host rules do not apply to them', () => {
     assert.equal(errorOf(run('response', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n').events), undefined);
+    assert.equal(errorOf(run('response', 'HTTP/1.1 200 OK\r\nHost: a\r\nHost: b\r\nContent-Length: 0\r\n\r\n').events), undefined);
+  });
+
+  test('a response parser is reusable across keep-alive responses and reports idle', () => {
+    const { parser, events } = run('response', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n', { split: 'bytes' });
+    assert.deepEqual(heads(events).map((h) => h.kind === 'response' && h.statusCode), [200, 404]);
+    assert.ok(parser.idle);
   });
 });

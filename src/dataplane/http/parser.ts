@@ -293,7 +293,8 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     this.partialLen = 0;
     const r = this.parseLine(this.scratch!, 0, lineLen);
     if (r === FAILED) return -1;
-    if (r !== lineLen) return this.fail('TG_HTTP_BAD_CHUNK', 'internal: line not consumed'); // unreachable
+    // Every line parser stops at the LF at the latest, so a complete line is always consumed.
+    if (r !== lineLen) return this.fail('TG_HTTP_BAD_REQUEST_LINE', 'internal error: buffered line not consumed');
     return stop;
   }
 
@@ -343,7 +344,11 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     this.text = latin1(buf, pos, end + 4);
   }
 
-  /** latin1 string of b[s, e): a slice of the decoded head when it covers the range. */
+  /**
+   * latin1 string of b[s, e): a slice of the decoded head when it covers the range. V8 may share
+   * the head's memory with such slices; the head is at most maxHeaderBytes and lives as long as
+   * its headers do, which is what we want for the life of one request.
+   */
   private str(b: Buffer, s: number, e: number): string {
     const text = this.text;
     if (b === this.textBuf && text !== null && e <= this.textEnd) return text.slice(s - this.textBase, e - this.textBase);
@@ -417,7 +422,7 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     if (i === p) return this.fail('TG_HTTP_BAD_REQUEST_LINE', 'request line starts with whitespace');
     const methodEnd = i++;
     const targetStart = i;
-    // Target bytes: visible ASCII. Form-specific rules are checked on the string (target.ts).
+    // Target bytes: visible ASCII here; form-specific rules are checked by parseTarget (target.ts).
     while (i < end) {
       const c = b[i]!;
       if (c <= SP || c >= 0x7f) break;
@@ -572,7 +577,7 @@ export class HttpParser<K extends MessageKind = MessageKind> {
   private noteField(b: Buffer, p: number, nameLen: number, vs: number, ve: number, value: string): boolean {
     switch (nameLen) {
       case 4:
-        if (!equalsLower(b, p, L_HOST)) return true;
+        if (!this.isRequest || !equalsLower(b, p, L_HOST)) return true;
         if (this.hostSeen) return this.reject('TG_HTTP_DUPLICATE_HOST', 'more than one Host field');
         this.hostSeen = true;
         this.host = value;

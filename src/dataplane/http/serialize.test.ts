@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { HttpParser } from './parser.js';
 import type { HttpHead } from './head.js';
+import { HttpParseError } from './errors.js';
 import {
-  CHUNK_END, LAST_CHUNK, chunkHeader, hopByHopFilter, lastChunk, reasonPhrase, simpleResponse, writeRequestHead, writeResponseHead,
+  CHUNK_END, LAST_CHUNK, chunkHeader, errorResponse, hopByHopFilter, lastChunk, reasonPhrase, simpleResponse, writeRequestHead, writeResponseHead,
 } from './serialize.js';
 
 /** Parses one complete message with our own strict parser. */
@@ -87,6 +88,14 @@ test('simpleResponse: utf-8 body length in bytes, caller content type kept, no b
   assert.ok(!text.includes('text/plain'));
   assert.equal(simpleResponse(204, 'ignored').toString(), 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
   assert.equal(reasonPhrase(599), 'Unknown');
+});
+
+test('errorResponse: status and stable code from the parse error', () => {
+  const text = errorResponse(new HttpParseError('TG_HTTP_CL_TE', 'request', 'both')).toString('latin1');
+  assert.ok(text.startsWith('HTTP/1.1 400 Bad Request\r\n'));
+  assert.ok(text.endsWith('\r\n\r\nBad Request (TG_HTTP_CL_TE)\n'));
+  assert.match(errorResponse(new HttpParseError('TG_HTTP_BAD_CHUNK', 'response', 'x')).toString('latin1'), /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+  assert.match(errorResponse(new HttpParseError('TG_HTTP_HEADERS_TOO_LARGE', 'request', 'x')).toString('latin1'), /^HTTP\/1\.1 431 /);
 });
 
 test('hopByHopFilter removes connection-specific fields and the ones Connection names', () => {

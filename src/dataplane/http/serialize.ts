@@ -11,6 +11,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { TollgateError } from '../../shared/errors.js';
+import type { HttpParseError } from './errors.js';
 
 /** A Content-Length to write (a safe integer >= 0), 'chunked', or 'none' (no framing header). */
 export type Framing = number | 'chunked' | 'none';
@@ -98,6 +99,11 @@ export function simpleResponse(status: number, body: string, extraHeaders: reado
   const n = out.write(head, 0, 'latin1');
   bytes.copy(out, n);
   return out;
+}
+
+/** The canned answer to a parse error: its status, the stable code in the body, connection closed. */
+export function errorResponse(err: HttpParseError): Buffer {
+  return simpleResponse(err.status, `${reasonPhrase(err.status)} (${err.code})\n`);
 }
 
 function hasHeader(headers: readonly string[], lowerName: string): boolean {

@@ -23,7 +23,7 @@ export function generateEnvoy(envoy: EnvoyBootstrapModel, clusters: ClusterSet):
   const routes: RouteConfig[] = [];
   for (const { value, resource, index } of envoy.listeners) {
     const sa = obj(obj(value['address'])['socket_address']);
-    const origin = originOf(resource, resource.doc.lineOf(['static_resources', 'listeners', index]));
+    const origin = originOf(resource, ['static_resources', 'listeners', index]);
     const chains: FilterChain[] = [];
     list(value['filter_chains']).forEach((fc, ci) => {
       const match = obj(fc['filter_chain_match']);
@@ -55,7 +55,7 @@ export function generateEnvoy(envoy: EnvoyBootstrapModel, clusters: ClusterSet):
     listeners.push({ name: str(value['name']) ?? `listener_${index}`, address: str(sa['address']) ?? '0.0.0.0', port: num(sa['port_value']) ?? 0, filterChains: chains, origin });
   }
   for (const { value, resource, index } of envoy.clusters) {
-    const { cluster, endpoints } = clusterOf(value, originOf(resource, resource.doc.lineOf(['static_resources', 'clusters', index])));
+    const { cluster, endpoints } = clusterOf(value, originOf(resource, ['static_resources', 'clusters', index]));
     clusters.addRaw(cluster, endpoints);
   }
   return { listeners, routes };

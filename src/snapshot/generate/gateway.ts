@@ -67,7 +67,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
           ...(tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
           ...(tls?.credentialName ? { credentialName: `${gw.resource.namespace}/${tls.credentialName}` } : {}),
         },
-        origin: originOf(gw.resource, gw.resource.doc.lineOf(['spec', 'servers', server.index])),
+        origin: originOf(gw.resource, ['spec', 'servers', server.index]),
       });
     }
     const passthrough = g.servers.filter(({ server }) => (server.protocol === 'HTTPS' || server.protocol === 'TLS') && !isTerminated(server));
@@ -83,7 +83,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
       ...(passthrough.length > 0 || tcp.length > 0
         ? { defaultFilterChain: { name: 'deny', match: {}, filter: { type: 'deny', reason: passthrough.length > 0 ? 'sni_not_routed' : 'no_tcp_route', detail: passthrough.length > 0 ? `no tls route on port ${g.port} matches this SNI` : `no tcp route on port ${g.port}` } } }
         : {}),
-      ...(first ? { origin: originOf(first.gw.resource, first.gw.resource.doc.lineOf(['spec', 'servers', first.server.index])) } : {}),
+      ...(first ? { origin: originOf(first.gw.resource, ['spec', 'servers', first.server.index]) } : {}),
     });
   }
   return { listeners, routes };
@@ -120,9 +120,10 @@ function httpRouteConfig(model: Model, name: string, servers: { gw: GatewayModel
     for (const { vs, hosts } of boundVirtualServices(model, gw, server)) {
       const routes = redirect ? [] : httpRoutesOf({ vs, clusters, port, gateway: gw.key });
       for (const h of hosts) {
+        const reachable = routes.filter((r) => authorityCanMatch(r, h));
         const existing = vhosts.get(h);
-        if (existing) existing.routes.push(...routes);
-        else vhosts.set(h, { routes: [...routes], vs, redirect });
+        if (existing) existing.routes.push(...reachable);
+        else vhosts.set(h, { routes: reachable, vs, redirect });
       }
     }
   }
@@ -135,6 +136,20 @@ function httpRouteConfig(model: Model, name: string, servers: { gw: GatewayModel
       origin: originOf(v.vs.resource),
     }));
   return { name, virtualHosts };
+}
+
+/**
+ * A route whose `authority` match can never match requests for this virtual host's name is left
+ * out of it. Istio copies every route of a VirtualService into every host's virtual host; with one
+ * route per host (the seed 003 pattern) that makes route tables quadratic in the number of hosts.
+ */
+function authorityCanMatch(r: Route, vhostHost: string): boolean {
+  const a = r.match.authority;
+  if (!a || vhostHost.startsWith('*')) return true;
+  const strip = (s: string) => s.toLowerCase().replace(/:\d+$/, '');
+  if (a.exact !== undefined) return strip(a.exact) === vhostHost;
+  if (a.prefix !== undefined) return vhostHost.startsWith(a.prefix.toLowerCase()) || a.prefix.toLowerCase().startsWith(vhostHost);
+  return true;
 }
 
 function l4Destinations(vs: VirtualServiceModel, route: { route?: readonly { destination: { host: string; subset?: string; port?: { number?: number } }; weight?: number }[] }, port: number, clusters: ClusterSet): WeightedCluster[] {
@@ -161,8 +176,8 @@ function passthroughChains(model: Model, servers: { gw: GatewayModel; server: Se
           chains.push({
             name,
             match: { transportProtocol: 'tls', serverNames: snis },
-            filter: { type: 'tcp', statPrefix: name, clusters: l4Destinations(vs, tr, port, clusters), idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name, origin: originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti])) },
-            origin: originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti])),
+            filter: { type: 'tcp', statPrefix: name, clusters: l4Destinations(vs, tr, port, clusters), idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name },
+            origin: originOf(vs.resource, ['spec', 'tls', ti]),
           });
         }
       });
@@ -181,8 +196,8 @@ function tcpChains(model: Model, servers: { gw: GatewayModel; server: ServerMode
         const matches = tr.match && tr.match.length > 0 ? tr.match : [{}];
         if (!matches.some((m) => m.port === undefined || m.port === port)) continue;
         const name = `${vs.key}:tcp:${ti}`;
-        const origin = originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tcp', ti]));
-        return [{ name, match: {}, filter: { type: 'tcp', statPrefix: name, clusters: l4Destinations(vs, tr, port, clusters), idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name, origin }, origin }];
+        const origin = originOf(vs.resource, ['spec', 'tcp', ti]);
+        return [{ name, match: {}, filter: { type: 'tcp', statPrefix: name, clusters: l4Destinations(vs, tr, port, clusters), idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name }, origin }];
       }
     }
   }

@@ -23,7 +23,6 @@ export function httpRoutesOf(ctx: RouteContext): Route[] {
   const out: Route[] = [];
   const http = ctx.vs.spec.http ?? [];
   http.forEach((r, i) => {
-    const line = ctx.vs.resource.doc.lineOf(['spec', 'http', i]);
     const name = `${ctx.vs.key}:${r.name ?? i}`;
     const matches = r.match && r.match.length > 0 ? r.match : [undefined];
     let action: RouteAction | undefined;
@@ -31,7 +30,7 @@ export function httpRoutesOf(ctx: RouteContext): Route[] {
       if (m?.port !== undefined && m.port !== ctx.port) return;
       if (m?.gateways && m.gateways.length > 0 && !m.gateways.some((g) => gatewayKey(g, ctx.vs.resource.namespace) === ctx.gateway)) return;
       action ??= actionOf(r, ctx);
-      out.push({ name: matches.length > 1 ? `${name}#${m?.name ?? mi}` : name, match: matchOf(m), action, origin: originOf(ctx.vs.resource, line) });
+      out.push({ name: matches.length > 1 ? `${name}#${m?.name ?? mi}` : name, match: matchOf(m), action, origin: originOf(ctx.vs.resource, ['spec', 'http', i]) });
     });
   });
   return out;

@@ -79,7 +79,7 @@ export function generateRouter(model: Model, proxy: ProxyIdentity, clusters: Clu
       name: listenerName('0.0.0.0', port),
       address: '0.0.0.0',
       port,
-      filterChains: [{ name: `router:${port}`, match: {}, filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: why, origin: o }, origin: o }],
+      filterChains: [{ name: `router:${port}`, match: {}, filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: why }, origin: o }],
       origin: o,
     });
   };

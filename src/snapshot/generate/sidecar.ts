@@ -144,14 +144,14 @@ function applyMeshTls(model: Model, vs: VirtualServiceModel, tlsPorts: Map<numbe
         if (snis.length === 0) continue;
         const dests = tr.route ?? [];
         const wc = dests.map((d) => ({ name: clusters.forDestination(resolveHost(d.destination.host, vs.resource.namespace), d.destination.port?.number, d.destination.subset, port), weight: d.weight ?? (dests.length === 1 ? 100 : 0) }));
-        const origin = originOf(vs.resource, vs.resource.doc.lineOf(['spec', 'tls', ti]));
+        const origin = originOf(vs.resource, ['spec', 'tls', ti]);
         const name = `${vs.key}:tls:${ti}`;
         // Remove the default chains these SNIs had; the VirtualService's route replaces them.
         for (let i = chains.length - 1; i >= 0; i--) {
           const c = chains[i];
           if (c?.match.serverNames?.every((sn) => snis.some((s) => hostsIntersect(s, sn)))) chains.splice(i, 1);
         }
-        chains.unshift({ name, match: { transportProtocol: 'tls', serverNames: snis }, filter: { type: 'tcp', statPrefix: name, clusters: wc, idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name, origin }, origin });
+        chains.unshift({ name, match: { transportProtocol: 'tls', serverNames: snis }, filter: { type: 'tcp', statPrefix: name, clusters: wc, idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name }, origin });
       }
     }
   });

@@ -1,0 +1,113 @@
+/**
+ * Admin API: read-only views over the running data plane, plus /logging. Bound to 127.0.0.1 unless
+ * told otherwise. Uses node:http (not the data-plane codec): it is a local control surface, not a
+ * proxy path.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Runtime } from '../dataplane/runtime.js';
+import type { MetricsRegistry } from '../dataplane/observe/metrics.js';
+import { isLogLevel, type Logger } from '../shared/logger.js';
+
+export interface AdminOptions {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AdminDeps {
+  readonly runtime: Runtime;
+  readonly metrics: MetricsRegistry;
+  readonly logger: Logger;
+}
+
+export interface AdminServer {
+  readonly address: { readonly host: string; readonly port: number };
+  close(): Promise<void>;
+}
+
+function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
+function json(res: ServerResponse, status: number, v: unknown): void {
+  send(res, status, JSON.stringify(v, null, 2) + '\n', 'application/json');
+}
+
+export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminServer> {
+  const { runtime, metrics, logger } = deps;
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const method = req.method ?? 'GET';
+    try {
+      switch (url.pathname) {
+        case '/ready':
+          if (runtime.ready) send(res, 200, 'LIVE\n');
+          else send(res, 503, runtime.current ? 'DRAINING\n' : 'PRE_INITIALIZING\n');
+          return;
+        case '/healthz':
+          send(res, 200, 'ok\n');
+          return;
+        case '/stats/prometheus':
+          send(res, 200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+          return;
+        case '/config_dump': {
+          const c = runtime.current;
+          if (!c) {
+            json(res, 503, { error: 'no snapshot applied yet' });
+            return;
+          }
+          json(res, 200, { snapshot: c.snapshot, bound: runtime.listeners() });
+          return;
+        }
+        case '/clusters':
+          json(res, 200, { clusters: runtime.services.clusters.describe(), dns: { servers: runtime.services.clusters.dns.servers, cache: runtime.services.clusters.dns.entries() } });
+          return;
+        case '/listeners':
+          json(res, 200, runtime.listeners());
+          return;
+        case '/logging': {
+          const level = url.searchParams.get('level');
+          if (level === null) {
+            send(res, 200, `level: ${logger.level}\n`);
+            return;
+          }
+          if (method !== 'POST' && method !== 'GET') {
+            send(res, 405, 'use POST /logging?level=debug|info|warn|error|off\n');
+            return;
+          }
+          if (!isLogLevel(level)) {
+            send(res, 400, `unknown level ${JSON.stringify(level)}; use debug, info, warn, error or off\n`);
+            return;
+          }
+          logger.setLevel(level);
+          send(res, 200, `level: ${level}\n`);
+          return;
+        }
+        case '/':
+          send(res, 200, ['/ready', '/healthz', '/stats/prometheus', '/config_dump', '/clusters', '/listeners', '/logging?level='].join('\n') + '\n');
+          return;
+        default:
+          send(res, 404, 'not found\n');
+      }
+    } catch (e) {
+      send(res, 500, `admin error: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  };
+  const server: Server = createServer(handler);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: opts.host, port: opts.port }, () => {
+      server.removeListener('error', reject);
+      const a = server.address();
+      const port = a && typeof a === 'object' ? a.port : opts.port;
+      resolve({
+        address: { host: opts.host, port },
+        close: () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

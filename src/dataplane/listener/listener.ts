@@ -1,0 +1,248 @@
+/**
+ * One bound listener: accept -> connection limit -> (TLS inspector) -> selectFilterChain ->
+ * dispatch to the chain's network filter. The compiled listener is swapped by the runtime on a new
+ * snapshot; each connection keeps the snapshot it was accepted under.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import type { FilterChain } from '../../snapshot/types.js';
+import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
+import { emptyRecord, type AccessLogRecord } from '../observe/access-log.js';
+import type { CompiledListener, CompiledSnapshot } from '../route/compile.js';
+import { selectFilterChain, type ConnectionFacts } from '../route/select.js';
+import { handleExplicitProxy } from '../tcp/explicit-proxy.js';
+import { handleTcpProxy } from '../tcp/tcp-proxy.js';
+import { inspectorReason, peekClientHello, type PeekResult } from './peek.js';
+
+export interface ListenerState {
+  readonly snapshot: CompiledSnapshot;
+  readonly listener: CompiledListener;
+}
+
+export interface ListenerRuntimeOptions {
+  readonly boundAddress: string;
+  readonly boundPort: number;
+  readonly maxConnections: number;
+  readonly services: DataPlaneServices;
+  readonly http: HttpConnectionHandler;
+}
+
+function noop(): void {}
+
+const secureContexts = new WeakMap<FilterChain, SecureContext | Error>();
+
+function secureContextFor(chain: FilterChain): SecureContext | Error {
+  let c = secureContexts.get(chain);
+  if (c === undefined) {
+    const t = chain.tls;
+    try {
+      if (!t || !t.serverCertificate || !t.privateKey) throw new Error(t?.credentialName ? `credentialName ${t.credentialName} cannot be resolved by the data plane yet` : 'no serverCertificate/privateKey');
+      c = createSecureContext({ cert: readFileSync(t.serverCertificate), key: readFileSync(t.privateKey), ...(t.caCertificates ? { ca: readFileSync(t.caCertificates) } : {}) });
+    } catch (e) {
+      c = e instanceof Error ? e : new Error(String(e));
+    }
+    secureContexts.set(chain, c);
+  }
+  return c;
+}
+
+export class ListenerRuntime {
+  readonly server: Server;
+  readonly sockets = new Set<Socket>();
+  state: ListenerState;
+  boundAddress: string;
+  boundPort: number;
+  draining = false;
+  private readonly opts: ListenerRuntimeOptions;
+
+  constructor(state: ListenerState, opts: ListenerRuntimeOptions) {
+    this.state = state;
+    this.opts = opts;
+    this.boundAddress = opts.boundAddress;
+    this.boundPort = opts.boundPort;
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
+    this.server.on('error', noop);
+  }
+
+  get name(): string {
+    return this.state.listener.listener.name;
+  }
+
+  bind(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        this.server.removeListener('listening', onListening);
+        reject(err);
+      };
+      const onListening = (): void => {
+        this.server.removeListener('error', onError);
+        const a = this.server.address();
+        if (a && typeof a === 'object') this.boundPort = a.port;
+        resolve();
+      };
+      this.server.once('error', onError);
+      this.server.once('listening', onListening);
+      this.server.listen({ host: this.boundAddress, port: this.boundPort, backlog: 4096 });
+    });
+  }
+
+  /** Stop accepting; open connections continue. */
+  close(): Promise<void> {
+    this.draining = true;
+    return new Promise((resolve) => {
+      if (!this.server.listening) {
+        resolve();
+        return;
+      }
+      this.server.close(() => resolve());
+      // server.close() waits for connections; resolve as soon as the socket stops accepting.
+      setImmediate(resolve);
+    });
+  }
+
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    const { services } = this.opts;
+    socket.on('error', noop);
+    const state = this.state;
+    const startTime = Date.now();
+    const startHr = process.hrtime.bigint();
+    if (this.sockets.size >= this.opts.maxConnections || this.draining) {
+      const r = this.record(socket, startTime);
+      r.response_flags = 'OM';
+      r.tollgate_reason = this.draining ? 'listener_draining' : 'listener_connection_limit';
+      r.route_name = state.listener.listener.name;
+      services.accessLog.log(r);
+      services.metrics.denied(r.tollgate_reason);
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    const gauge = services.metrics.activeConnections.labels(state.listener.listener.name);
+    gauge.inc();
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      gauge.dec();
+    });
+    if (state.listener.needsTlsInspector) {
+      peekClientHello(socket, { timeoutMs: services.limits.tlsHelloTimeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr));
+    } else {
+      this.dispatch(socket, state, { tls: false, destinationIp: plainIp(socket.localAddress) }, undefined, startTime, startHr, []);
+    }
+  };
+
+  private afterPeek(socket: Socket, state: ListenerState, p: PeekResult, startTime: number, startHr: bigint): void {
+    const services = this.opts.services;
+    if (p.kind === 'hello') {
+      if (p.bytes.length > 0) socket.unshift(p.bytes);
+      const facts: ConnectionFacts = { tls: true, destinationIp: plainIp(socket.localAddress), ...(p.hello.sni !== undefined ? { sni: p.hello.sni } : {}) };
+      this.dispatch(socket, state, facts, undefined, startTime, startHr, p.hello.alpn);
+      return;
+    }
+    if (p.kind === 'not_tls') {
+      if (p.bytes.length > 0) socket.unshift(p.bytes);
+      this.dispatch(socket, state, { tls: false, destinationIp: plainIp(socket.localAddress) }, 'tls_not_tls', startTime, startHr, []);
+      return;
+    }
+    const r = this.record(socket, startTime);
+    r.route_name = state.listener.listener.name;
+    r.bytes_received = p.bytes.length;
+    if (p.kind === 'timeout') {
+      r.response_flags = 'DPE';
+      r.tollgate_reason = 'tls_hello_timeout';
+      r.connection_termination_details = `no complete ClientHello within ${services.limits.tlsHelloTimeoutMs} ms`;
+    } else if (p.kind === 'closed') {
+      r.response_flags = 'DC';
+      r.tollgate_reason = 'downstream_closed_before_hello';
+    } else {
+      r.response_flags = 'DPE';
+      r.tollgate_reason = inspectorReason(p.code);
+      r.connection_termination_details = p.reason;
+    }
+    r.duration = elapsedMs(startHr);
+    services.accessLog.log(r);
+    services.metrics.denied(r.tollgate_reason);
+    socket.destroy();
+  }
+
+  private dispatch(socket: Socket, state: ListenerState, facts: ConnectionFacts, inspectorFailure: string | undefined, startTime: number, startHr: bigint, alpn: readonly string[]): void {
+    const services = this.opts.services;
+    const choice = selectFilterChain(state.listener, facts);
+    const chain = choice.chain;
+    if (!chain || chain.filter.type === 'deny') {
+      const r = this.record(socket, startTime);
+      r.requested_server_name = facts.sni ?? null;
+      r.route_name = chain?.name ?? state.listener.listener.name;
+      r.response_flags = 'NR';
+      let reason = chain && chain.filter.type === 'deny' ? chain.filter.reason : 'no_filter_chain';
+      if (inspectorFailure !== undefined && (reason === 'sni_not_routed' || reason === 'no_filter_chain')) reason = inspectorFailure;
+      else if (facts.tls && facts.sni === undefined && reason === 'sni_not_routed') reason = 'sni_missing';
+      r.tollgate_reason = reason;
+      r.connection_termination_details = chain && chain.filter.type === 'deny' ? chain.filter.detail : choice.why;
+      r.duration = elapsedMs(startHr);
+      services.accessLog.log(r);
+      services.metrics.denied(reason);
+      services.logger.debug('connection denied', { listener: state.listener.listener.name, reason, why: choice.why });
+      socket.destroy();
+      return;
+    }
+    const conn: DownstreamConnection = {
+      socket,
+      snapshot: state.snapshot,
+      listener: state.listener,
+      chain,
+      chainWhy: choice.why,
+      listenerPort: state.listener.listener.port,
+      remoteAddress: plainIp(socket.remoteAddress),
+      remotePort: socket.remotePort ?? 0,
+      localAddress: plainIp(socket.localAddress),
+      localPort: socket.localPort ?? 0,
+      sni: facts.sni,
+      alpn,
+      tls: facts.tls,
+      startTime,
+      startHr,
+      services,
+    };
+    const f = chain.filter;
+    switch (f.type) {
+      case 'tcp':
+        handleTcpProxy(conn, f);
+        return;
+      case 'explicit_proxy':
+        handleExplicitProxy(conn, f, this.opts.http);
+        return;
+      case 'http':
+        if (chain.tls) {
+          const ctx = secureContextFor(chain);
+          if (ctx instanceof Error) {
+            const r = this.record(socket, startTime);
+            r.requested_server_name = facts.sni ?? null;
+            r.route_name = chain.name;
+            r.response_flags = 'DPE';
+            r.tollgate_reason = 'tls_credential_unavailable';
+            r.connection_termination_details = ctx.message;
+            services.accessLog.log(r);
+            services.metrics.denied('tls_credential_unavailable');
+            socket.destroy();
+            return;
+          }
+          const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: ctx, ALPNProtocols: ['http/1.1'] });
+          tlsSocket.on('error', noop);
+          tlsSocket.pause();
+          this.opts.http.handle({ ...conn, socket: tlsSocket }, f);
+          return;
+        }
+        this.opts.http.handle(conn, f);
+        return;
+    }
+  }
+
+  private record(socket: Socket, startTime: number): AccessLogRecord {
+    return emptyRecord(startTime, addrPort(plainIp(socket.remoteAddress), socket.remotePort ?? 0), addrPort(plainIp(socket.localAddress), socket.localPort ?? 0));
+  }
+}

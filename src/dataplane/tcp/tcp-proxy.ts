@@ -1,0 +1,119 @@
+/**
+ * The `tcp` network filter: TCP forwarding and TLS passthrough (the ClientHello bytes read by the
+ * inspector are unshifted on the socket and go upstream first). One access-log line and the
+ * istio_tcp_* metrics per connection.
+ */
+import type { Socket } from 'node:net';
+import type { TcpProxy } from '../../snapshot/types.js';
+import { addrPort, elapsedMs, plainIp, type DownstreamConnection } from '../context.js';
+import { emptyRecord, hostPort, type AccessLogRecord } from '../observe/access-log.js';
+import type { IstioLabels } from '../observe/istio-metrics.js';
+import { pickWeighted } from '../route/select.js';
+import type { UpstreamFailure } from '../upstream/failure.js';
+import { resetSocket, Tunnel, type PipeResult } from './pipe.js';
+
+/** Called once per connection; never throws. */
+export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onTunnel?: (t: Tunnel) => void): void {
+  const picked = pickWeighted(filter.clusters, Math.random());
+  const services = conn.services;
+  const record = baseRecord(conn, filter);
+  const clusterName = picked?.name;
+  record.upstream_cluster = clusterName ?? null;
+  const cluster = clusterName !== undefined ? conn.snapshot.clusters.get(clusterName) : undefined;
+  const labels: IstioLabels = {
+    destinationService: cluster?.serviceHost ?? conn.sni ?? clusterName ?? 'unknown',
+    ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
+    ...(services.clusters.callerNamespace(conn.remoteAddress) ? { sourceNamespace: services.clusters.callerNamespace(conn.remoteAddress)! } : {}),
+    requestProtocol: 'tcp',
+    responseFlags: '-',
+  };
+  if (clusterName === undefined) {
+    finishFailure(conn, record, labels, { flag: 'NC', reason: 'cluster_not_found', detail: 'tcp filter has no cluster', retryable: false });
+    return;
+  }
+  const down = conn.socket;
+  // If the client goes away while we connect, note it; the tunnel will find the socket destroyed.
+  const onEarlyError = (): void => {};
+  down.on('error', onEarlyError);
+  services.clusters
+    .connect({ cluster: clusterName, requestedHost: conn.sni, requestedPort: conn.listenerPort, downstreamIp: conn.remoteAddress })
+    .then((r) => {
+      down.removeListener('error', onEarlyError);
+      if (!r.ok) {
+        finishFailure(conn, record, labels, r.failure);
+        return;
+      }
+      const up = r.socket;
+      record.upstream_host = addrPort(r.target.ip, r.target.port);
+      record.upstream_local_address = hostPort(plainIp(r.localAddress), r.localPort);
+      if (down.destroyed) {
+        up.destroy();
+        record.response_flags = 'DC';
+        record.tollgate_reason = 'downstream_closed_before_upstream_connected';
+        record.duration = elapsedMs(conn.startHr);
+        services.accessLog.log(record);
+        return;
+      }
+      services.metrics.tcpOpened(labels);
+      const t = new Tunnel(down, up, {
+        idleTimeoutMs: services.limits.tcpIdleTimeoutMs ?? filter.idleTimeoutMs,
+        onEnd: (res) => finishTunnel(conn, record, labels, res),
+      });
+      onTunnel?.(t);
+    })
+    .catch((err: unknown) => {
+      down.removeListener('error', onEarlyError);
+      finishFailure(conn, record, labels, { flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false });
+    });
+}
+
+export function baseRecord(conn: DownstreamConnection, filter: { routeName?: string; statPrefix: string }): AccessLogRecord {
+  const r = emptyRecord(conn.startTime, addrPort(conn.remoteAddress, conn.remotePort), addrPort(conn.localAddress, conn.localPort));
+  r.requested_server_name = conn.sni ?? null;
+  r.route_name = filter.routeName ?? filter.statPrefix ?? null;
+  return r;
+}
+
+function finishFailure(conn: DownstreamConnection, record: AccessLogRecord, labels: IstioLabels, f: UpstreamFailure): void {
+  const s = conn.services;
+  record.response_flags = f.flag;
+  record.tollgate_reason = f.reason;
+  record.connection_termination_details = f.detail;
+  if (f.upstreamHost !== undefined) record.upstream_host = f.upstreamHost;
+  if (f.upstreamLocalAddress !== undefined) record.upstream_local_address = f.upstreamLocalAddress;
+  record.duration = elapsedMs(conn.startHr);
+  s.accessLog.log(record);
+  s.metrics.denied(f.reason);
+  s.metrics.tcpClosed({ ...labels, responseFlags: f.flag }, 0, 0);
+  s.logger.debug('tcp upstream failure', { reason: f.reason, detail: f.detail });
+  // Reset, not FIN: the client must not mistake a refused upstream for an empty response.
+  resetSocket(conn.socket as Socket);
+}
+
+function finishTunnel(conn: DownstreamConnection, record: AccessLogRecord, labels: IstioLabels, res: PipeResult): void {
+  const s = conn.services;
+  record.bytes_received = res.bytesFromDownstream;
+  record.bytes_sent = res.bytesFromUpstream;
+  record.duration = elapsedMs(conn.startHr);
+  switch (res.outcome) {
+    case 'upstream_reset':
+      record.response_flags = 'UC';
+      record.tollgate_reason = 'upstream_reset';
+      break;
+    case 'downstream_reset':
+      record.response_flags = 'DC';
+      record.tollgate_reason = 'downstream_reset';
+      break;
+    case 'idle_timeout':
+      record.tollgate_reason = 'idle_timeout';
+      break;
+    case 'aborted':
+      record.tollgate_reason = 'drained';
+      break;
+    default:
+      break;
+  }
+  if (res.detail !== undefined) record.connection_termination_details = res.detail;
+  s.accessLog.log(record);
+  s.metrics.tcpClosed({ ...labels, responseFlags: record.response_flags }, res.bytesFromUpstream, res.bytesFromDownstream);
+}
