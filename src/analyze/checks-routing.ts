@@ -4,7 +4,7 @@
  */
 import type { L4Route } from '../config/types.js';
 import type { GatewayModel, Model, VirtualServiceModel } from '../model/build.js';
-import { hostsIntersect } from '../model/host-index.js';
+import { patternsOverlap } from '../net/hostname.js';
 import type { RegistryService } from '../model/registry.js';
 import { labelsMatch, resolveHost } from '../model/selectors.js';
 import { findDestinationRule } from '../snapshot/generate/clusters.js';
@@ -58,7 +58,11 @@ export const destinationInRegistry: Check = (f) => {
     if (services.length === 0) {
       const protocol = d.kind === 'http' ? 'HTTP' : d.kind === 'tls' ? 'TLS' : 'TCP';
       const port = d.port ?? d.matchPort ?? (d.kind === 'tls' ? 443 : 80);
-      f.report('error', 'TG_DEST_NOT_IN_REGISTRY', d.vs.resource, [...d.path, 'host'], `${where} is not in the registry: requests routed here get 503 (NC, no cluster)`, `add a ServiceEntry with hosts [${d.host}] and port ${port}/${protocol}, or a Kubernetes Service of that name`);
+      const k8s = /^([^.]+)\.([^.]+)\.svc\.cluster\.local$/.exec(d.host);
+      const fix = k8s
+        ? `add Service ${k8s[1]} in namespace ${k8s[2]} (port ${port}) with its endpoints — for an egress gateway, its Deployment and Service — or fix the host`
+        : `add a ServiceEntry with hosts [${d.host}] and port ${port}/${protocol}`;
+      f.report('error', 'TG_DEST_NOT_IN_REGISTRY', d.vs.resource, [...d.path, 'host'], `${where} is not in the registry: requests routed here get 503 (NC, no cluster)`, fix);
       continue;
     }
     if (d.port !== undefined && !services.some((s) => s.ports.some((p) => p.number === d.port))) {
@@ -111,7 +115,7 @@ export const gatewayServersBound: Check = (f) => {
       const l4 = passthrough || s.protocol === 'TCP' || s.protocol === 'TLS';
       const kind = passthrough || s.protocol === 'TLS' ? 'tls' : s.protocol === 'TCP' ? 'tcp' : 'http';
       for (const h of s.hosts) {
-        const serving = bound.filter(({ vs, hosts }) => hosts.some((x) => hostsIntersect(x, h.host)) && (l4 ? (kind === 'tls' ? (vs.spec.tls ?? []).some((r) => (r.match ?? []).some((m) => (m.port === undefined || m.port === s.server.port.number) && (m.sniHosts ?? []).some((sni) => hostsIntersect(sni, h.host)))) : (vs.spec.tcp ?? []).length > 0) : (vs.spec.http ?? []).length > 0));
+        const serving = bound.filter(({ vs, hosts }) => hosts.some((x) => patternsOverlap(x, h.host)) && (l4 ? (kind === 'tls' ? (vs.spec.tls ?? []).some((r) => (r.match ?? []).some((m) => (m.port === undefined || m.port === s.server.port.number) && (m.sniHosts ?? []).some((sni) => patternsOverlap(sni, h.host)))) : (vs.spec.tcp ?? []).length > 0) : (vs.spec.http ?? []).length > 0));
         if (serving.length > 0) continue;
         const symptom = kind === 'http' ? '404 Not Found (route_not_found)' : 'the connection is closed (no tls route for this SNI)';
         f.report('warning', 'TG_GATEWAY_HOST_NOT_ROUTED', g.resource, ['spec', 'servers', s.index, 'hosts'], `server port ${s.server.port.number}/${s.protocol}${passthrough ? ' PASSTHROUGH' : ''} host ${h.host}: no VirtualService bound to this Gateway has a ${kind} route for it; requests get ${symptom}`, `add a VirtualService with hosts [${h.host}], gateways [${g.resource.name}] and a ${kind} route${kind === 'tls' ? ` matching port ${s.server.port.number} and sniHosts [${h.host}]` : ''}`);
@@ -182,7 +186,7 @@ export const httpsBypassesGateway: Check = (f) => {
     const viaGateway = (vs.spec.http ?? []).some((r) => (r.route ?? []).some((d) => gatewayServiceSelector(f.model, resolveHost(d.destination.host, vs.resource.namespace)) !== undefined));
     if (!viaGateway) continue;
     for (const host of vs.hosts) {
-      const tlsRouted = f.model.virtualServices.some((o) => o.gateways.includes('mesh') && (o.spec.tls ?? []).some((r) => (r.match ?? []).some((m) => (m.sniHosts ?? []).some((s) => hostsIntersect(s, host)))));
+      const tlsRouted = f.model.virtualServices.some((o) => o.gateways.includes('mesh') && (o.spec.tls ?? []).some((r) => (r.match ?? []).some((m) => (m.sniHosts ?? []).some((s) => patternsOverlap(s, host)))));
       if (tlsRouted) continue;
       f.report('warning', 'TG_HTTPS_BYPASSES_GATEWAY', vs.resource, ['spec', 'hosts'], `HTTP to ${host} is routed through the egress gateway, but HTTPS (443) to ${host} is not: a redirect to https:// leaves the mesh directly (Istio) or is blocked (Tollgate)`, `add port 443/TLS for ${host} to its ServiceEntry, a tls route (match port 443, sniHosts [${host}]) to this VirtualService, and a PASSTHROUGH server on the egress Gateway`);
     }

@@ -146,3 +146,22 @@ foo: bar
   assert.deepEqual(resources.map((r) => r.kind), ['EnvoyBootstrap']);
   assert.deepEqual(diagnostics.map((d) => d.code), ['TG_CONFIG_HELM_VALUES', 'TG_CONFIG_NO_KIND']);
 });
+
+test('host patterns are checked where Istio takes hosts (ns/host allowed on Gateway servers)', () => {
+  const { diagnostics, resources } = decode(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: v}
+spec:
+  hosts: ["foo.*"]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: g}
+spec:
+  servers: [{port: {number: 80, protocol: HTTP}, hosts: ["prod/*.example.com", "./a.example"]}]
+`);
+  assert.deepEqual(resources.map((r) => r.kind), ['Gateway']);
+  assert.equal(diagnostics.length, 1);
+  assert.match(diagnostics[0]?.message ?? '', /spec\.hosts\[0\] "foo\.\*" is not a valid host/);
+  assert.equal(diagnostics[0]?.pos?.line, 5);
+});

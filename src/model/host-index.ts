@@ -1,7 +1,9 @@
 /**
  * Host lookup with Istio/Envoy wildcard semantics over many registered patterns: exact names win
  * over `*.suffix` (longest suffix first), which win over `*`. Lookup cost is bounded by the number
- * of labels in the looked-up name, not by the number of patterns.
+ * of labels in the looked-up name, not by the number of patterns. Unlike net/hostname's
+ * HostMatcher (one value per pattern, for routing), this keeps every value: several registry
+ * services may declare the same host, and the model must see them all.
  */
 export class HostIndex<T> {
   private readonly exact = new Map<string, T[]>();
@@ -37,21 +39,4 @@ function push<T>(m: Map<string, T[]>, k: string, v: T): void {
   const list = m.get(k);
   if (list) list.push(v);
   else m.set(k, [v]);
-}
-
-/** True when `host` (a concrete name, or a pattern) is covered by `pattern`. */
-export function hostCovers(pattern: string, host: string): boolean {
-  const p = pattern.toLowerCase();
-  const h = host.toLowerCase();
-  if (p === '*' || p === h) return true;
-  if (p.startsWith('*.')) {
-    const suffix = p.slice(1);
-    return h.endsWith(suffix) && h.length > suffix.length;
-  }
-  return false;
-}
-
-/** Two host patterns share at least one concrete name (Istio's Gateway-host / VirtualService-host intersection). */
-export function hostsIntersect(a: string, b: string): boolean {
-  return hostCovers(a, b) || hostCovers(b, a);
 }

@@ -3,7 +3,15 @@
  * `static_resources` with listeners that use the HTTP connection manager or tcp_proxy, and clusters
  * of type STATIC / STRICT_DNS / LOGICAL_DNS with optional upstream TLS.
  */
+import { normalizeHostPattern } from '../../net/hostname.js';
 import { any, arr, bool, duration, int, obj, oneOf, openObj, port, str, type Schema } from './dsl.js';
+
+/** Envoy domains: Tollgate supports exact names, `*.suffix` and `*` (with an optional `:port`), not `*-x` or `x.*`. */
+const domain = str((s) => {
+  const host = s.replace(/:(\d+|\*)$/, '');
+  const r = normalizeHostPattern(host);
+  return r.ok ? undefined : `is not a supported domain (exact, *.suffix or *): ${r.error}`;
+});
 
 const socketAddress = obj({ socket_address: obj({ address: str(), port_value: port, protocol: oneOf('TCP', 'UDP') }, ['address']) }, ['socket_address']);
 const typed = (fields: Record<string, Schema>): Schema => openObj({ '@type': str(), ...fields });
@@ -29,7 +37,7 @@ const httpConnectionManager = typed({
   codec_type: str(),
   access_log: arr(openObj({ name: str(), typed_config: any })),
   http_filters: arr(openObj({ name: str(), typed_config: any })),
-  route_config: obj({ name: str(), virtual_hosts: arr(obj({ name: str(), domains: arr(str(), 1), routes: arr(route) }, ['name', 'domains'])) }),
+  route_config: obj({ name: str(), virtual_hosts: arr(obj({ name: str(), domains: arr(domain, 1), routes: arr(route) }, ['name', 'domains'])) }),
 });
 
 const listener = obj(

@@ -1,12 +1,25 @@
 /** Schemas for Istio's networking.istio.io and security.istio.io kinds (fields as in Istio's API reference). */
+import { normalizeHostPattern } from '../../net/hostname.js';
 import { arr, bool, cidr, duration, int, ipOrCidr, map, num, obj, oneOf, openObj, port, str, stringMap, any, type Schema } from './dsl.js';
+
+/** A host or host pattern as Istio takes it: exact, `*.suffix` or `*` (short names allowed). */
+export const hostPattern = str((s) => {
+  const r = normalizeHostPattern(s);
+  return r.ok ? undefined : `is not a valid host: ${r.error}`;
+});
+/** Gateway server hosts may be namespace-qualified: `ns/host`, `./host`, `*\/host`. */
+const serverHost = str((s) => {
+  const slash = s.indexOf('/');
+  const r = normalizeHostPattern(slash >= 0 ? s.slice(slash + 1) : s);
+  return r.ok ? undefined : `is not a valid host: ${r.error}`;
+});
 
 // ServiceEntry/Gateway port protocols, as Istio's reference lists them.
 export const PORT_PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'TLS', 'TCP', 'MONGO'] as const;
 
 const stringMatch = obj({ exact: str(), prefix: str(), regex: str(checkRegex) });
 const portSelector = obj({ number: port });
-const destination = obj({ host: str(), subset: str(), port: portSelector }, ['host']);
+const destination = obj({ host: hostPattern, subset: str(), port: portSelector }, ['host']);
 const percent = obj({ value: num });
 const headerOps = obj({ set: stringMap, add: stringMap, remove: arr(str()) });
 const headers = obj({ request: headerOps, response: headerOps });
@@ -34,7 +47,7 @@ const workloadEntrySpec = obj({
 
 export const serviceEntrySpec = obj(
   {
-    hosts: arr(str(), 1),
+    hosts: arr(hostPattern, 1),
     addresses: arr(ipOrCidr),
     ports: arr(servicePort),
     location: oneOf('MESH_EXTERNAL', 'MESH_INTERNAL'),
@@ -72,7 +85,7 @@ export const gatewaySpec = obj(
         {
           port: obj({ number: port, protocol: oneOf(...PORT_PROTOCOLS), name: str(), targetPort: port }, ['number', 'protocol']),
           bind: str(),
-          hosts: arr(str(), 1),
+          hosts: arr(serverHost, 1),
           tls: serverTls,
           name: str(),
           defaultEndpoint: str(),
@@ -128,7 +141,7 @@ const l4Dest = arr(obj({ destination, weight: int(0, 100) }, ['destination']));
 const tlsRoute = obj(
   {
     match: arr(
-      obj({ sniHosts: arr(str(), 1), destinationSubnets: arr(ipOrCidr), port, sourceLabels: stringMap, gateways: arr(str()), sourceNamespace: str() }, ['sniHosts']),
+      obj({ sniHosts: arr(hostPattern, 1), destinationSubnets: arr(ipOrCidr), port, sourceLabels: stringMap, gateways: arr(str()), sourceNamespace: str() }, ['sniHosts']),
       1,
     ),
     route: l4Dest,
@@ -141,7 +154,7 @@ const tcpRoute = obj({
 });
 
 export const virtualServiceSpec = obj({
-  hosts: arr(str()),
+  hosts: arr(hostPattern),
   gateways: arr(str()),
   http: arr(httpRoute),
   tls: arr(tlsRoute),
@@ -213,7 +226,7 @@ const trafficPolicy = obj({
 
 export const destinationRuleSpec = obj(
   {
-    host: str(),
+    host: hostPattern,
     trafficPolicy,
     subsets: arr(obj({ name: str(), labels: stringMap, trafficPolicy }, ['name'])),
     exportTo: arr(str()),

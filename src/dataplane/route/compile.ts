@@ -153,7 +153,10 @@ function compileRouteTable(config: RouteConfig): CompiledRouteTable {
     const compiled: CompiledVirtualHost = { vhost, routes: vhost.routes.map(compileRoute) };
     const seen = new Set<string>();
     for (const d of vhost.domains) {
-      const h = domainHost(d);
+      const normalized = normalizeHostPattern(domainHost(d));
+      // config/ rejects unsupported domains; a snapshot from elsewhere must still never throw here.
+      if (!normalized.ok) continue;
+      const h = normalized.pattern;
       if (seen.has(h)) continue;
       seen.add(h);
       entries.push([h, compiled]);

@@ -97,10 +97,10 @@ class ConnectSession {
     }
     if (this.http?.handleExplicitProxy) this.seen.push(chunk);
     const n = this.parser.execute(chunk);
-    if (this.parseError) {
+    const pe = this.parseError as HttpParseError | undefined;
+    if (pe) {
       this.detach();
-      const code = this.parseError.code;
-      this.deny(this.parseError.status, code === 'TG_HTTP_CONNECT_BODY' ? 'connect_with_body' : 'http_bad_request', 'DPE', this.parseError.message);
+      this.deny(pe.status, pe.code === 'TG_HTTP_CONNECT_BODY' ? 'connect_with_body' : 'http_bad_request', 'DPE', pe.message);
       return;
     }
     if (this.head === undefined) return;

@@ -3,7 +3,7 @@
  * the listeners; the VirtualServices bound to those Gateways give the routes, as istiod does.
  */
 import type { GatewayModel, Model, ServerModel, VirtualServiceModel } from '../../model/build.js';
-import { hostCovers, hostsIntersect } from '../../model/host-index.js';
+import { hostMatches, patternsOverlap } from '../../net/hostname.js';
 import { labelsMatch, resolveHost } from '../../model/selectors.js';
 import { gatewayRouteName, listenerName } from '../names.js';
 import type { FilterChain, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
@@ -103,9 +103,9 @@ export function boundVirtualServices(model: Model, gw: GatewayModel, server: Ser
     for (const sh of server.hosts) {
       if (sh.namespace !== '*' && sh.namespace !== vs.resource.namespace) continue;
       for (const h of vs.hosts) {
-        if (!hostsIntersect(sh.host, h)) continue;
+        if (!patternsOverlap(sh.host, h)) continue;
         // The more specific of the two names becomes the virtual host.
-        hosts.add(hostCovers(sh.host, h) ? h : sh.host);
+        hosts.add(hostMatches(sh.host, h) ? h : sh.host);
       }
     }
     if (hosts.size > 0) out.push({ vs, hosts: [...hosts].sort() });
@@ -169,7 +169,7 @@ function passthroughChains(model: Model, servers: { gw: GatewayModel; server: Se
         for (const m of tr.match ?? []) {
           if (m.port !== undefined && m.port !== port) continue;
           if (m.gateways && m.gateways.length > 0 && !m.gateways.some((g) => (g.includes('/') ? g : `${vs.resource.namespace}/${g}`) === gw.key)) continue;
-          const snis = (m.sniHosts ?? []).filter((sni) => server.hosts.some((sh) => hostsIntersect(sh.host, sni))).filter((sni) => !seen.has(sni));
+          const snis = (m.sniHosts ?? []).filter((sni) => server.hosts.some((sh) => patternsOverlap(sh.host, sni))).filter((sni) => !seen.has(sni));
           if (snis.length === 0) continue;
           snis.forEach((s) => seen.add(s));
           const name = `${vs.key}:tls:${ti}`;

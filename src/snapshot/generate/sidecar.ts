@@ -4,7 +4,7 @@
  * listener (15001) for captured traffic, and REGISTRY_ONLY / ALLOW_ANY as the last word.
  */
 import type { Model, VirtualServiceModel } from '../../model/build.js';
-import { hostsIntersect } from '../../model/host-index.js';
+import { patternsOverlap } from '../../net/hostname.js';
 import type { RegistryService } from '../../model/registry.js';
 import { labelsMatch, resolveHost, visibleTo } from '../../model/selectors.js';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, listenerName } from '../names.js';
@@ -149,7 +149,7 @@ function applyMeshTls(model: Model, vs: VirtualServiceModel, tlsPorts: Map<numbe
         // Remove the default chains these SNIs had; the VirtualService's route replaces them.
         for (let i = chains.length - 1; i >= 0; i--) {
           const c = chains[i];
-          if (c?.match.serverNames?.every((sn) => snis.some((s) => hostsIntersect(s, sn)))) chains.splice(i, 1);
+          if (c?.match.serverNames?.every((sn) => snis.some((s) => patternsOverlap(s, sn)))) chains.splice(i, 1);
         }
         chains.unshift({ name, match: { transportProtocol: 'tls', serverNames: snis }, filter: { type: 'tcp', statPrefix: name, clusters: wc, idleTimeoutMs: TCP_IDLE_TIMEOUT_MS, routeName: name }, origin });
       }

@@ -1,0 +1,435 @@
+/**
+ * `tollgate run`: flags -> config -> snapshot -> data plane runtime + admin server + signals.
+ * Argument parsing only; everything else is in the modules it calls. `startTollgate` is the same
+ * thing in-process (tests, embedding); `runCommand` adds stdout/stderr, signals and the exit code.
+ */
+import { availableParallelism } from 'node:os';
+import { formatDiagnostic } from '../config/diagnostics.js';
+import { parseCidr, type Cidr } from '../net/ip.js';
+import { splitHostPort } from '../net/hostname.js';
+import { startAdmin, type AdminServer } from '../admin/server.js';
+import type { DataPlaneServices, HttpConnectionHandlerFactory } from '../dataplane/context.js';
+import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-log.js';
+import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
+import { MetricsRegistry } from '../dataplane/observe/metrics.js';
+import { Runtime } from '../dataplane/runtime.js';
+import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
+import { TollgateError, errorMessage } from '../shared/errors.js';
+import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
+import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
+import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+export interface RunOptions {
+  readonly files: readonly string[];
+  readonly identity: IdentityFlags;
+  /** undefined = admin off. */
+  readonly admin?: { readonly host: string; readonly port: number };
+  readonly dnsServers: readonly string[];
+  readonly sourceAddress?: string;
+  readonly allowCidrs: readonly Cidr[];
+  readonly workers: number;
+  readonly explicitProxy?: ExplicitProxySpec;
+  readonly accessLogFormat: AccessLogFormat;
+  readonly listenAddressOverride?: string;
+  readonly portMap: ReadonlyMap<number, number>;
+  readonly drainTimeoutMs: number;
+  readonly tlsHelloTimeoutMs: number;
+  readonly requestHeadTimeoutMs: number;
+  readonly tcpIdleTimeoutMs?: number;
+  readonly dnsTimeoutMs?: number;
+  readonly maxConnectionsPerListener: number;
+  readonly logLevel: LogLevel;
+  /** True when no -f was given and the bundled examples/default config is used. */
+  readonly usingDefaultConfig: boolean;
+}
+
+export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
+
+  -f, --file PATH              config file or directory (repeatable; '-' = stdin). Default: the bundled
+                               examples/default (egress gateway on 127.0.0.1:8080/8443)
+  --role gateway|sidecar|router  proxy role (default gateway)
+  -n, --namespace NS           proxy namespace
+  -l, --labels k=v,...         proxy labels; when omitted and the config has one Gateway selector
+                               (or one egress router), that identity is used
+  --name NAME                  proxy (pod/deployment) name
+  --admin HOST:PORT|off        admin API (default 127.0.0.1:15000)
+  --dns-server HOST:PORT       DNS server for DNS clusters and requested hosts (repeatable)
+  --source-address IP          proxy-wide source address for upstream connections
+  --allow-cidr CIDR            let the SSRF guard allow this range (repeatable)
+  --workers N                  worker processes (only 1 is implemented)
+  --explicit-proxy HOST:PORT   serve CONNECT on HOST:PORT against the registry
+  --connect-ports P,...        ports CONNECT may reach (default 443)
+  --access-log-format json|text  (default json)
+  --listen-address-override HOST  bind every snapshot listener on HOST (tests: 127.0.0.1)
+  --port-map 80=18080,443=0    bind snapshot port 80 on 18080, 443 on an ephemeral port
+  --drain-timeout MS           SIGTERM drain time (default 30000)
+  --tls-hello-timeout MS       silent-client timeout of the TLS inspector (default 15000)
+  --tcp-idle-timeout MS        override the TCP idle timeout of every tcp filter
+  --max-connections N          per-listener downstream connection limit (default 16384)
+  --log-level debug|info|warn|error (default info)
+`;
+
+function fail(msg: string): never {
+  throw new TollgateError('TG_CLI_USAGE', msg, { source: 'config' });
+}
+
+function parseHostPort(v: string, flag: string): { host: string; port: number } {
+  const r = splitHostPort(v, 0);
+  if (!r.ok || r.port === 0) fail(`${flag} ${JSON.stringify(v)}: expected HOST:PORT`);
+  return { host: r.host, port: r.port };
+}
+
+function parseIntFlag(v: string, flag: string, min = 0): number {
+  if (!/^\d+$/.test(v) || Number(v) < min) fail(`${flag} ${JSON.stringify(v)}: expected an integer >= ${min}`);
+  return Number(v);
+}
+
+export function parseRunArgs(argv: readonly string[]): RunOptions {
+  const files: string[] = [];
+  let role: ProxyRole = 'gateway';
+  let namespace: string | undefined;
+  let labelsArg: string | undefined;
+  let name: string | undefined;
+  let admin: { host: string; port: number } | undefined = { host: '127.0.0.1', port: 15000 };
+  const dnsServers: string[] = [];
+  let sourceAddress: string | undefined;
+  const allowCidrs: Cidr[] = [];
+  let workers = 1;
+  let explicit: { host: string; port: number } | undefined;
+  let connectPorts = [443];
+  let format: AccessLogFormat = 'json';
+  let override: string | undefined;
+  const portMap = new Map<number, number>();
+  let drain = 30_000;
+  let hello = 15_000;
+  let idle: number | undefined;
+  let dnsTimeout: number | undefined;
+  let maxConn = 16_384;
+  let logLevel: LogLevel = 'info';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    let flag = a;
+    let value: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      flag = a.slice(0, eq);
+      value = a.slice(eq + 1);
+    }
+    const next = (): string => {
+      if (value !== undefined) return value;
+      const v = argv[++i];
+      if (v === undefined) fail(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '-f':
+      case '--file':
+      case '--filename':
+        files.push(next());
+        break;
+      case '--role': {
+        const v = next();
+        if (v !== 'gateway' && v !== 'sidecar' && v !== 'router') fail(`--role ${v}: expected gateway, sidecar or router`);
+        role = v;
+        break;
+      }
+      case '--namespace':
+      case '-n':
+        namespace = next();
+        break;
+      case '--labels':
+      case '-l':
+        labelsArg = next();
+        break;
+      case '--name':
+        name = next();
+        break;
+      case '--admin': {
+        const v = next();
+        admin = v === 'off' ? undefined : parseHostPort(v, '--admin');
+        break;
+      }
+      case '--dns-server': {
+        const v = next();
+        parseHostPort(v.includes(':') || v.startsWith('[') ? v : `${v}:53`, '--dns-server');
+        dnsServers.push(v);
+        break;
+      }
+      case '--source-address': {
+        const v = next();
+        if (!parseCidr(`${v}/${v.includes(':') ? 128 : 32}`)) fail(`--source-address ${v}: not an IP address`);
+        sourceAddress = v;
+        break;
+      }
+      case '--allow-cidr': {
+        const v = next();
+        const c = parseCidr(v.includes('/') ? v : `${v}/${v.includes(':') ? 128 : 32}`);
+        if (!c) fail(`--allow-cidr ${v}: not a CIDR`);
+        allowCidrs.push(c);
+        break;
+      }
+      case '--workers': {
+        const v = next();
+        workers = v === 'auto' ? availableParallelism() : parseIntFlag(v, '--workers', 1);
+        break;
+      }
+      case '--explicit-proxy':
+        explicit = parseHostPort(next(), '--explicit-proxy');
+        break;
+      case '--connect-ports':
+        connectPorts = next().split(',').map((p) => parseIntFlag(p.trim(), '--connect-ports', 1));
+        break;
+      case '--access-log-format': {
+        const v = next();
+        if (v !== 'json' && v !== 'text') fail(`--access-log-format ${v}: expected json or text`);
+        format = v;
+        break;
+      }
+      case '--listen-address-override':
+        override = next();
+        break;
+      case '--port-map':
+        for (const part of next().split(',')) {
+          const m = /^(\d+)=(\d+)$/.exec(part.trim());
+          if (!m) fail(`--port-map ${part}: expected SNAPSHOT_PORT=BIND_PORT`);
+          portMap.set(Number(m[1]), Number(m[2]));
+        }
+        break;
+      case '--drain-timeout':
+        drain = parseIntFlag(next(), '--drain-timeout');
+        break;
+      case '--tls-hello-timeout':
+        hello = parseIntFlag(next(), '--tls-hello-timeout', 1);
+        break;
+      case '--tcp-idle-timeout':
+        idle = parseIntFlag(next(), '--tcp-idle-timeout', 1);
+        break;
+      case '--dns-timeout':
+        dnsTimeout = parseIntFlag(next(), '--dns-timeout', 1);
+        break;
+      case '--max-connections':
+        maxConn = parseIntFlag(next(), '--max-connections', 1);
+        break;
+      case '--log-level': {
+        const v = next();
+        if (!isLogLevel(v)) fail(`--log-level ${v}: expected debug, info, warn, error or off`);
+        logLevel = v;
+        break;
+      }
+      default:
+        fail(`unknown option ${a}`);
+    }
+  }
+  const usingDefault = files.length === 0;
+  if (usingDefault) {
+    const dir = defaultConfigDir();
+    if (!dir) fail('no -f given and the bundled examples/default config was not found');
+    files.push(dir);
+  }
+  if (labelsArg !== undefined) {
+    for (const kv of labelsArg.split(',')) {
+      if (kv.trim() !== '' && kv.indexOf('=') <= 0) fail(`--labels ${kv}: expected key=value`);
+    }
+  }
+  return {
+    files,
+    identity: { role, ...(namespace !== undefined ? { namespace } : {}), ...(labelsArg !== undefined ? { labels: labelsArg } : {}), ...(name !== undefined ? { name } : {}) },
+    ...(admin ? { admin } : {}),
+    dnsServers,
+    ...(sourceAddress ? { sourceAddress } : {}),
+    allowCidrs,
+    workers,
+    ...(explicit ? { explicitProxy: { address: explicit.host, port: explicit.port, connectPorts } } : {}),
+    accessLogFormat: format,
+    ...(override ? { listenAddressOverride: override } : {}),
+    portMap,
+    drainTimeoutMs: drain,
+    tlsHelloTimeoutMs: hello,
+    requestHeadTimeoutMs: 10_000,
+    ...(idle !== undefined ? { tcpIdleTimeoutMs: idle } : {}),
+    ...(dnsTimeout !== undefined ? { dnsTimeoutMs: dnsTimeout } : {}),
+    maxConnectionsPerListener: maxConn,
+    logLevel,
+    usingDefaultConfig: usingDefault,
+  };
+}
+
+export interface Tollgate {
+  readonly options: RunOptions;
+  readonly runtime: Runtime;
+  readonly services: DataPlaneServices;
+  readonly metrics: MetricsRegistry;
+  readonly admin: AdminServer | undefined;
+  readonly snapshot: Snapshot;
+  readonly proxy: ProxyIdentity;
+  /** Re-reads the config files and applies the new snapshot (keeps the old one on error). */
+  reload(): Promise<void>;
+  /** Readiness off, listeners closed, connections drained (up to drainMs), admin closed. */
+  stop(drainMs?: number): Promise<void>;
+}
+
+export interface StartOverrides {
+  readonly accessLogOut?: { write(s: string): unknown };
+  readonly logOut?: { write(s: string): unknown };
+  readonly silentAccessLog?: boolean;
+  readonly httpHandler?: HttpConnectionHandlerFactory;
+  /** Injected local-address check (tests). */
+  readonly isLocalAddress?: (ip: string) => boolean;
+}
+
+/** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
+export async function startTollgate(options: RunOptions, overrides: StartOverrides = {}): Promise<Tollgate> {
+  const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
+  if (options.workers > 1) logger.warn('--workers > 1 is not implemented yet; running one process', { workers: options.workers });
+  let load;
+  try {
+    load = loadSnapshot(options.files, options.identity, options.explicitProxy, (s) => logger.info(s));
+  } catch (e) {
+    throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
+  }
+  for (const d of load.diagnostics) {
+    if (d.severity === 'error') logger.error(formatDiagnostic(d));
+    else logger.debug(formatDiagnostic(d));
+  }
+  if (!load.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `config has errors; nothing started (${load.diagnostics.filter((d) => d.severity === 'error').length} errors)`, { source: 'config' });
+  const snapshot = load.snapshot;
+  const proxy = load.proxy!;
+  if (snapshot.listeners.length === 0) {
+    throw new TollgateError('TG_NO_LISTENERS', `the config gives proxy ${proxy.role} ${proxy.namespace}/${proxy.name || '-'} labels ${JSON.stringify(proxy.labels)} no listener; check --role/--namespace/--labels/--name`, { source: 'config' });
+  }
+  const registry = new MetricsRegistry();
+  const metrics = new DataPlaneMetrics(registry, proxy);
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  lag.enable();
+  metrics.eventLoopLag.collect = () => {
+    metrics.eventLoopLag.labels().set(Math.round(lag.percentile(99) / 1e4) / 100);
+    lag.reset();
+  };
+  const clusters = new ClusterManager({
+    dnsServers: options.dnsServers,
+    allowCidrs: options.allowCidrs,
+    ...(options.sourceAddress ? { defaultSourceAddress: options.sourceAddress } : {}),
+    ...(options.dnsTimeoutMs !== undefined ? { dnsTimeoutMs: options.dnsTimeoutMs } : {}),
+    ...(overrides.isLocalAddress ? { isLocalAddress: overrides.isLocalAddress } : {}),
+    metrics,
+  });
+  const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(overrides.accessLogOut ? { out: overrides.accessLogOut } : {}), ...(overrides.silentAccessLog ? { silent: true } : {}) });
+  const services: DataPlaneServices = {
+    clusters,
+    accessLog,
+    metrics,
+    logger,
+    limits: {
+      tlsHelloTimeoutMs: options.tlsHelloTimeoutMs,
+      maxHelloBytes: 16 * 1024,
+      requestHeadTimeoutMs: options.requestHeadTimeoutMs,
+      ...(options.tcpIdleTimeoutMs !== undefined ? { tcpIdleTimeoutMs: options.tcpIdleTimeoutMs } : {}),
+    },
+  };
+  const runtime = new Runtime({
+    services,
+    ...(options.listenAddressOverride ? { listenAddressOverride: options.listenAddressOverride } : {}),
+    portMap: options.portMap,
+    drainTimeoutMs: options.drainTimeoutMs,
+    maxConnectionsPerListener: options.maxConnectionsPerListener,
+    ...(overrides.httpHandler ? { httpHandler: overrides.httpHandler } : {}),
+  });
+  // The admin server comes up first, so /ready can say "not yet" while listeners bind.
+  let admin: AdminServer | undefined;
+  const adminAddr = options.admin ?? undefined;
+  if (adminAddr) {
+    admin = await startAdmin(adminAddr, { runtime, metrics: registry, logger });
+    runtime.addSelfPort(admin.address.port);
+  }
+  try {
+    await runtime.apply(snapshot);
+  } catch (e) {
+    await admin?.close();
+    lag.disable();
+    throw e;
+  }
+  let current = snapshot;
+  return {
+    options,
+    runtime,
+    services,
+    metrics: registry,
+    admin,
+    proxy,
+    get snapshot() {
+      return current;
+    },
+    async reload() {
+      const l = loadSnapshot(options.files, { ...options.identity, role: proxy.role, namespace: proxy.namespace, labels: Object.entries(proxy.labels).map(([k, v]) => `${k}=${v}`).join(','), name: proxy.name }, options.explicitProxy);
+      if (!l.snapshot) throw new TollgateError('TG_CONFIG_INVALID', 'reload: config has errors; keeping the running snapshot', { source: 'config' });
+      if (l.snapshot.version === current.version) return;
+      await runtime.apply(l.snapshot);
+      current = l.snapshot;
+    },
+    async stop(drainMs?: number) {
+      await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
+      await admin?.close();
+      lag.disable();
+    },
+  };
+}
+
+/** The `run` subcommand. Resolves with the process exit code once the proxy has stopped. */
+export async function runCommand(argv: readonly string[]): Promise<number> {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(RUN_USAGE);
+    return 0;
+  }
+  let options: RunOptions;
+  try {
+    options = parseRunArgs(argv);
+  } catch (e) {
+    process.stderr.write(`tollgate run: ${errorMessage(e)}\n\n${RUN_USAGE}`);
+    return 2;
+  }
+  let tg: Tollgate;
+  try {
+    tg = await startTollgate(options);
+  } catch (e) {
+    process.stderr.write(`tollgate run: ${errorMessage(e)}\n`);
+    return 1;
+  }
+  const logger = tg.services.logger;
+  const bound = tg.runtime.listeners().map((l) => `${l.name} -> ${l.boundAddress}:${l.boundPort}`);
+  logger.info(`tollgate running snapshot ${tg.snapshot.version}${options.usingDefaultConfig ? ' (bundled default config)' : ''}`, {
+    listeners: bound,
+    admin: tg.admin ? `${tg.admin.address.host}:${tg.admin.address.port}` : 'off',
+  });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${signal}: draining (up to ${options.drainTimeoutMs} ms)`);
+      void tg.stop().then(
+        () => {
+          process.removeListener('SIGTERM', onTerm);
+          process.removeListener('SIGINT', onInt);
+          process.removeListener('SIGHUP', onHup);
+          resolve(0);
+        },
+        (e: unknown) => {
+          logger.error(`shutdown failed: ${errorMessage(e)}`);
+          resolve(1);
+        },
+      );
+    };
+    const onTerm = (): void => stop('SIGTERM');
+    const onInt = (): void => stop('SIGINT');
+    const onHup = (): void => {
+      tg.reload().then(
+        () => logger.info('SIGHUP: config reloaded', { version: tg.snapshot.version }),
+        (e: unknown) => logger.error(`SIGHUP: reload failed, keeping ${tg.snapshot.version}: ${errorMessage(e)}`),
+      );
+    };
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    process.on('SIGHUP', onHup);
+  });
+}
