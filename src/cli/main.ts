@@ -2,6 +2,8 @@
 import { analyzeCommand } from './analyze.js';
 import { UsageError, type Io } from './common.js';
 import { configDumpCommand } from './config-dump.js';
+import { controlPlaneCommand } from './control-plane.js';
+import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
 import { traceCommand } from './trace.js';
 
 const HELP = `Usage: tollgate <command> [options]
@@ -13,6 +15,9 @@ Commands:
   analyze      validate config and explain problems, with file:line and a fix
   config-dump  print the snapshot (listeners, routes, clusters, endpoints) one proxy would run
   trace        simulate one request through one proxy and show every decision
+  control-plane  watch config and push per-proxy snapshots to connected proxies (ACK/NACK)
+  proxy-status   one row per proxy connected to a control plane: version, SYNCED/STALE/NACKED
+  proxy-config   the listeners, routes, clusters or endpoints a proxy runs
 
 Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
 
@@ -22,6 +27,9 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   analyze: analyzeCommand,
   'config-dump': configDumpCommand,
   trace: traceCommand,
+  'control-plane': controlPlaneCommand,
+  'proxy-status': proxyStatusCommand,
+  'proxy-config': proxyConfigCommand,
 };
 
 /** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */

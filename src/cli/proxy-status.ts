@@ -1,0 +1,112 @@
+import { request } from 'node:http';
+import type { SessionView } from '../controlplane/sessions.js';
+import type { Snapshot } from '../snapshot/types.js';
+import { parseHostPort } from './control-plane.js';
+import { parse, UsageError, type Io } from './common.js';
+import { outputFormat, render } from './output.js';
+
+export const PROXY_STATUS_HELP = `Usage: tollgate proxy-status [--control-plane HOST:PORT] [-o text|json|yaml]
+
+One row per proxy connected to the control plane: name, role, namespace, the version it runs,
+SYNCED (acknowledged the latest push) / STALE (push not acknowledged yet) / NACKED (refused it,
+with the error) / NOT_SENT, time since the last push, and the last error.`;
+
+export const PROXY_CONFIG_HELP = `Usage: tollgate proxy-config listeners|routes|clusters|endpoints|all PROXY [--control-plane HOST:PORT | --admin HOST:PORT] [-o text|json|yaml]
+
+The snapshot a proxy runs, read from the control plane (PROXY = a key from proxy-status, or the
+proxy's name) or straight from the proxy's admin address (/config_dump).`;
+
+export function getJson<T>(host: string, port: number, path: string): Promise<{ status: number; body: T }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: 'GET', timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as T });
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${host}:${port} in 10 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function ago(ms: number | undefined): string {
+  if (ms === undefined) return '-';
+  const s = Math.round((Date.now() - ms) / 1000);
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+}
+
+export async function proxyStatusCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, { 'control-plane': { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    io.out(PROXY_STATUS_HELP);
+    return 0;
+  }
+  const format = outputFormat(values.output, 'text');
+  const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
+  const [proxies, config] = await Promise.all([getJson<SessionView[]>(host, port, '/v1/proxies'), getJson<{ rejected?: { errors: string[] } }>(host, port, '/v1/config')]);
+  if (format !== 'text') {
+    io.out(render({ proxies: proxies.body, config: config.body }, format));
+    return 0;
+  }
+  const rows = [['NAME', 'ROLE', 'NAMESPACE', 'VERSION', 'STATUS', 'PUSHED', 'LAST ERROR']];
+  for (const p of proxies.body) {
+    const labels = Object.entries(p.node.labels).map(([k, v]) => `${k}=${v}`).join(',');
+    rows.push([p.node.name || labels || p.id, p.node.role, p.node.namespace, p.ackedVersion ?? '-', p.state, ago(p.lastPushAt), p.lastError ?? '']);
+  }
+  for (const line of table(rows)) io.out(line);
+  if (config.body.rejected) {
+    io.out('');
+    io.out('The newest config was REJECTED; proxies keep the last good one:');
+    for (const e of config.body.rejected.errors) io.out(`  ${e}`);
+  }
+  return 0;
+}
+
+const SECTIONS = ['listeners', 'routes', 'clusters', 'endpoints', 'all'] as const;
+
+export async function proxyConfigCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(argv, { 'control-plane': { type: 'string' }, admin: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    io.out(PROXY_CONFIG_HELP);
+    return 0;
+  }
+  const [section, proxy] = positionals;
+  if (!section || !(SECTIONS as readonly string[]).includes(section)) throw new UsageError(`first argument must be one of ${SECTIONS.join(', ')}`);
+  const format = outputFormat(values.output, 'text');
+  let snapshot: Snapshot;
+  if (values.admin) {
+    const { host, port } = parseHostPort(values.admin, '--admin');
+    snapshot = (await getJson<Snapshot>(host, port, '/config_dump')).body;
+  } else {
+    if (!proxy) throw new UsageError('name the proxy (a key from proxy-status), or use --admin HOST:PORT');
+    const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
+    const r = await getJson<Snapshot & { error?: string }>(host, port, `/v1/proxies/${encodeURIComponent(proxy)}/snapshot`);
+    if (r.status !== 200) {
+      io.err(`proxy-config: ${r.body.error ?? `control plane answered ${r.status}`}`);
+      return 1;
+    }
+    snapshot = r.body;
+  }
+  const picked = section === 'all' ? snapshot : { version: snapshot.version, [section]: snapshot[section as Exclude<(typeof SECTIONS)[number], 'all'>] };
+  if (format !== 'text') {
+    io.out(render(picked, format));
+    return 0;
+  }
+  io.out(`snapshot ${snapshot.version} (${snapshot.proxy.role} ${snapshot.proxy.namespace})`);
+  if (section === 'listeners' || section === 'all') for (const line of table([['LISTENER', 'ADDRESS', 'CHAINS'], ...snapshot.listeners.map((l) => [l.name, `${l.address}:${l.port}`, l.filterChains.map((c) => `${c.name}(${c.filter.type})`).join(' ') || (l.defaultFilterChain ? `default:${l.defaultFilterChain.name}` : '-')])])) io.out(line);
+  if (section === 'routes' || section === 'all') for (const line of table([['ROUTE TABLE', 'VIRTUAL HOST', 'ROUTES'], ...snapshot.routes.flatMap((r) => r.virtualHosts.map((v) => [r.name, v.name, v.routes.map((x) => x.name).join(' ')]))])) io.out(line);
+  if (section === 'clusters' || section === 'all') for (const line of table([['CLUSTER', 'TYPE', 'SOURCE ADDRESS', 'TLS'], ...snapshot.clusters.map((c) => [c.name, c.type, c.sourceAddress ?? '-', c.tls ? `${c.tls.mode}${c.tls.sni ? ' sni ' + c.tls.sni : ''}` : '-'])])) io.out(line);
+  if (section === 'endpoints' || section === 'all') for (const line of table([['CLUSTER', 'ENDPOINTS'], ...snapshot.endpoints.map((e) => [e.clusterName, e.endpoints.map((x) => `${x.address}:${x.port}`).join(', ') || '-'])])) io.out(line);
+  return 0;
+}

@@ -1,0 +1,182 @@
+/**
+ * `tollgate control-plane`: serves per-proxy snapshots over the NDJSON stream, recompiles on every
+ * accepted config and pushes only to the proxies whose snapshot changed, tracks ACK/NACK, and
+ * answers the views (`/v1/proxies`, `/v1/proxies/<key>/snapshot`, `/v1/config`, `/ready`).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Model } from '../model/build.js';
+import { buildSnapshot } from '../snapshot/build.js';
+import type { ProxyIdentity } from '../snapshot/types.js';
+import type { ConfigSource, Rejection } from './config-source.js';
+import { encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
+import { Session, type SessionView } from './sessions.js';
+
+export interface ControlPlaneOptions {
+  readonly source: ConfigSource;
+  readonly pingIntervalMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface ConfigView {
+  readonly generation?: number;
+  readonly objects?: number;
+  readonly loadedAt?: number;
+  readonly rejected?: { readonly at: number; readonly errors: readonly string[] };
+}
+
+export class ControlPlane {
+  private readonly server: Server;
+  private readonly sessions = new Map<string, Session>();
+  private sessionCounter = 0;
+  private model: Model | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly opts: ControlPlaneOptions) {
+    this.log = opts.log ?? (() => undefined);
+    this.model = opts.source.config?.model;
+    opts.source.onChange((e) => {
+      if (e.kind === 'accepted') {
+        this.model = e.config.model;
+        const pushed = this.pushAll();
+        this.log(`config generation ${e.config.generation} accepted (${e.config.model.resources.length} objects); pushed to ${pushed} of ${this.sessions.size} proxies`);
+      } else {
+        this.log(`config rejected, keeping the last good one:\n${e.rejection.summary}`);
+      }
+    });
+    this.server = createServer((req, res) => this.handle(req, res));
+    // Snapshot streams are long-lived; Node's default request timeout would cut them.
+    this.server.requestTimeout = 0;
+    this.server.headersTimeout = 10_000;
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        this.pingTimer = setInterval(() => this.ping(), this.opts.pingIntervalMs ?? 15_000);
+        this.pingTimer.unref();
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  proxies(): SessionView[] {
+    return [...this.sessions.values()].map((s) => s.view()).sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  configView(): ConfigView {
+    const c = this.opts.source.config;
+    const r: Rejection | undefined = this.opts.source.rejection;
+    return {
+      ...(c ? { generation: c.generation, objects: c.model.resources.length, loadedAt: c.loadedAt } : {}),
+      ...(r ? { rejected: { at: r.at, errors: r.summary.split('\n') } } : {}),
+    };
+  }
+
+  /** Recompiles every connected proxy's snapshot; pushes where the version changed. */
+  private pushAll(): number {
+    let pushed = 0;
+    for (const s of this.sessions.values()) if (this.pushTo(s)) pushed++;
+    return pushed;
+  }
+
+  private pushTo(s: Session): boolean {
+    if (!this.model) return false;
+    const snapshot = buildSnapshot(this.model, s.node);
+    return s.push(snapshot, (nonce) => encode({ type: 'snapshot', version: snapshot.version, nonce, snapshot }));
+  }
+
+  private ping(): void {
+    const line = encode({ type: 'ping' });
+    for (const s of this.sessions.values()) s.sendLine(line);
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://control-plane');
+    if (req.method === 'POST' && url.pathname === STREAM_PATH) return this.stream(req, res);
+    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
+    if (url.pathname === '/ready') return json(res, this.model ? 200 : 503, { ready: this.model !== undefined });
+    if (url.pathname === '/v1/proxies') return json(res, 200, this.proxies());
+    if (url.pathname === '/v1/config') return json(res, 200, this.configView());
+    const m = /^\/v1\/proxies\/(.+)\/snapshot$/.exec(url.pathname);
+    if (m) {
+      const key = decodeURIComponent(m[1] ?? '');
+      const s = [...this.sessions.values()].find((x) => x.key === key || x.id === key || x.node.name === key);
+      return s?.snapshot ? json(res, 200, s.snapshot) : json(res, 404, { error: `no connected proxy "${key}" with a snapshot`, proxies: this.proxies().map((p) => p.key) });
+    }
+    json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config'] });
+  }
+
+  private stream(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.flushHeaders();
+    req.socket.setNoDelay(true);
+    req.socket.setKeepAlive(true, 10_000);
+    let session: Session | undefined;
+    const send = (line: string): void => {
+      if (!res.writableEnded) res.write(line);
+    };
+    const decoder = new LineDecoder((line) => {
+      let msg: ProxyMessage;
+      try {
+        msg = JSON.parse(line) as ProxyMessage;
+      } catch {
+        send(encode({ type: 'error', error: 'malformed message: not JSON' }));
+        res.end();
+        return;
+      }
+      if (msg.type === 'hello') {
+        if (session) return;
+        const node: ProxyIdentity = { role: msg.node.role, namespace: msg.node.namespace, name: msg.node.name ?? '', labels: msg.node.labels ?? {} };
+        const id = `p${++this.sessionCounter}`;
+        session = new Session(id, identityKey(node), node, `${req.socket.remoteAddress}:${req.socket.remotePort}`, send);
+        // A reconnecting proxy that already runs the current version is not sent it again.
+        if (msg.appliedVersion) {
+          session.sentVersion = msg.appliedVersion;
+          session.ackedVersion = msg.appliedVersion;
+        }
+        this.sessions.set(id, session);
+        this.log(`proxy ${session.key} connected from ${session.remote}`);
+        this.pushTo(session);
+      } else if (!session) {
+        send(encode({ type: 'error', error: 'send hello first' }));
+      } else if (msg.type === 'ack') {
+        session.ack(msg.version, msg.nonce);
+      } else if (msg.type === 'nack') {
+        session.nack(msg.version, msg.nonce, msg.error);
+        this.log(`proxy ${session.key} NACKed ${msg.version}: ${msg.error}`);
+      }
+    });
+    req.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        send(encode({ type: 'error', error: String(err) }));
+        res.end();
+      }
+    });
+    const gone = (): void => {
+      if (session && this.sessions.get(session.id) === session) {
+        this.sessions.delete(session.id);
+        this.log(`proxy ${session.key} disconnected`);
+      }
+    };
+    req.on('close', gone);
+    res.on('close', gone);
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
