@@ -68,66 +68,61 @@ export function parseEgressRouter(dep: Resource<DeploymentSpec>, out: Diagnostic
   }
   const gateway = value('EGRESS_GATEWAY')?.trim();
 
+  /** The non-empty, comment-stripped lines of a multi-line env value, each with its own file:line. */
+  const envLines = (name: string): { raw: string; line: string; pos: SourcePos }[] => {
+    const idx = envIndex(name);
+    if (idx < 0) return [];
+    const firstLine = dep.doc.blockStartLine([...envPath, idx, 'value']) ?? lineOfEnv(name);
+    return (env[idx]?.value ?? '')
+      .split('\n')
+      .map((raw, i) => ({ raw, line: raw.replace(/#.*$/, '').trim(), pos: { file: dep.doc.file, line: firstLine + i } }))
+      .filter((l) => l.line !== '');
+  };
+
   const rules: EgressRouterRule[] = [];
   let fallback: EgressRouter['fallback'];
-  const destIdx = envIndex('EGRESS_DESTINATION');
-  if (destIdx >= 0) {
-    const text = env[destIdx]?.value ?? '';
-    const firstLine = dep.doc.blockStartLine([...envPath, destIdx, 'value']) ?? lineOfEnv('EGRESS_DESTINATION');
-    text.split('\n').forEach((raw, i) => {
-      const line = raw.replace(/#.*$/, '').trim();
-      if (line === '') return;
-      const pos = { file: dep.doc.file, line: firstLine + i };
-      const parts = line.split(/\s+/);
-      if (parts.length === 1) {
-        if (isIP(parts[0] ?? '') === 0) {
-          diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_DESTINATION line "${raw.trim()}" is neither "<port> <tcp|udp> <ip> [<port>]" nor a fallback IP`, 'write e.g. "80 tcp 203.0.113.25" or a bare IP for the fallback');
-        } else if (fallback) {
-          diag(pos.line, 'TG_ROUTER_BAD_RULE', `second fallback line "${line}"; the first is at line ${fallback.pos.line}`, 'keep one fallback IP line');
-        } else {
-          fallback = { destination: parts[0] ?? '', pos };
-        }
-        return;
+  for (const { raw, line, pos } of envLines('EGRESS_DESTINATION')) {
+    const parts = line.split(/\s+/);
+    if (parts.length === 1) {
+      if (isIP(parts[0] ?? '') === 0) {
+        diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_DESTINATION line "${raw.trim()}" is neither "<port> <tcp|udp> <ip> [<port>]" nor a fallback IP`, 'write e.g. "80 tcp 203.0.113.25" or a bare IP for the fallback');
+      } else if (fallback) {
+        diag(pos.line, 'TG_ROUTER_BAD_RULE', `second fallback line "${line}"; the first is at line ${fallback.pos.line}`, 'keep one fallback IP line');
+      } else {
+        fallback = { destination: parts[0] ?? '', pos };
       }
-      const [portS, proto, ip, dportS, ...rest] = parts;
-      const port = Number(portS);
-      const dport = dportS === undefined ? port : Number(dportS);
-      const problems: string[] = [];
-      if (!/^\d+$/.test(portS ?? '') || port < 1 || port > 65535) problems.push(`port "${portS}" is not 1-65535`);
-      if (proto !== 'tcp' && proto !== 'udp') problems.push(`protocol "${proto}" is not tcp or udp`);
-      if (isIP(ip ?? '') === 0) problems.push(`destination "${ip}" is not an IP address`);
-      if (dportS !== undefined && (!/^\d+$/.test(dportS) || dport < 1 || dport > 65535)) problems.push(`destination port "${dportS}" is not 1-65535`);
-      if (rest.length > 0) problems.push(`unexpected "${rest.join(' ')}"`);
-      if (problems.length > 0) {
-        diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_DESTINATION line "${line}": ${problems.join('; ')}`, 'each line is "<port> <tcp|udp> <destination-ip> [<destination-port>]", or a bare IP as the fallback');
-        return;
-      }
-      const dup = rules.find((r) => r.port === port && r.protocol === proto);
-      if (dup) {
-        diag(pos.line, 'TG_ROUTER_BAD_RULE', `port ${port}/${proto} is already forwarded by line ${dup.pos.line}`, 'remove one of the two lines');
-        return;
-      }
-      rules.push({ port, protocol: proto as 'tcp' | 'udp', destination: ip ?? '', destinationPort: dport, pos });
-    });
+      continue;
+    }
+    const [portS, proto, ip, dportS, ...rest] = parts;
+    const port = Number(portS);
+    const dport = dportS === undefined ? port : Number(dportS);
+    const problems: string[] = [];
+    if (!/^\d+$/.test(portS ?? '') || port < 1 || port > 65535) problems.push(`port "${portS}" is not 1-65535`);
+    if (proto !== 'tcp' && proto !== 'udp') problems.push(`protocol "${proto}" is not tcp or udp`);
+    if (isIP(ip ?? '') === 0) problems.push(`destination "${ip}" is not an IP address`);
+    if (dportS !== undefined && (!/^\d+$/.test(dportS) || dport < 1 || dport > 65535)) problems.push(`destination port "${dportS}" is not 1-65535`);
+    if (rest.length > 0) problems.push(`unexpected "${rest.join(' ')}"`);
+    if (problems.length > 0) {
+      diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_DESTINATION line "${line}": ${problems.join('; ')}`, 'each line is "<port> <tcp|udp> <destination-ip> [<destination-port>]", or a bare IP as the fallback');
+      continue;
+    }
+    const dup = rules.find((r) => r.port === port && r.protocol === proto);
+    if (dup) {
+      diag(pos.line, 'TG_ROUTER_BAD_RULE', `port ${port}/${proto} is already forwarded by line ${dup.pos.line}`, 'remove one of the two lines');
+      continue;
+    }
+    rules.push({ port, protocol: proto as 'tcp' | 'udp', destination: ip ?? '', destinationPort: dport, pos });
   }
 
   const httpProxyRules: HttpProxyRule[] = [];
-  const proxyIdx = envIndex('EGRESS_HTTP_PROXY_DESTINATION');
-  if (proxyIdx >= 0) {
-    const text = env[proxyIdx]?.value ?? '';
-    const firstLine = dep.doc.blockStartLine([...envPath, proxyIdx, 'value']) ?? lineOfEnv('EGRESS_HTTP_PROXY_DESTINATION');
-    text.split('\n').forEach((raw, i) => {
-      const line = raw.replace(/#.*$/, '').trim();
-      if (line === '') return;
-      const deny = line.startsWith('!');
-      const pattern = (deny ? line.slice(1) : line).trim().toLowerCase();
-      const pos = { file: dep.doc.file, line: firstLine + i };
-      if (!/^(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]+(\/\d{1,3})?)$/.test(pattern)) {
-        diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_HTTP_PROXY_DESTINATION line "${line}" is not a host, *.domain, IP, CIDR or *`, 'write one destination per line, prefixed with ! to deny');
-        return;
-      }
-      httpProxyRules.push({ deny, pattern, pos });
-    });
+  for (const { line, pos } of envLines('EGRESS_HTTP_PROXY_DESTINATION')) {
+    const deny = line.startsWith('!');
+    const pattern = (deny ? line.slice(1) : line).trim().toLowerCase();
+    if (!/^(\*|(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?|[0-9a-f:.]+(\/\d{1,3})?)$/.test(pattern)) {
+      diag(pos.line, 'TG_ROUTER_BAD_RULE', `EGRESS_HTTP_PROXY_DESTINATION line "${line}" is not a host, *.domain, IP, CIDR or *`, 'write one destination per line, prefixed with ! to deny');
+      continue;
+    }
+    httpProxyRules.push({ deny, pattern, pos });
   }
 
   return {
