@@ -14,7 +14,7 @@
 import { TollgateError, errorMessage } from '../shared/errors.js';
 import type { Snapshot } from '../snapshot/types.js';
 import type { DataPlaneServices, HttpConnectionHandler, HttpConnectionHandlerFactory } from './context.js';
-import { placeholderHttpHandler } from './listener/http-placeholder.js';
+import { createHttpHandler } from './http/engine.js';
 import { ListenerRuntime } from './listener/listener.js';
 import { CompiledSnapshot } from './route/compile.js';
 
@@ -59,7 +59,8 @@ export class Runtime {
 
   constructor(opts: RuntimeOptions) {
     this.opts = opts;
-    this.http = (opts.httpHandler ?? placeholderHttpHandler)(opts.services);
+    // The HTTP engine (src/dataplane/http/engine.ts); listener/http-placeholder.ts is the 503 stand-in tests may pass.
+    this.http = (opts.httpHandler ?? createHttpHandler)(opts.services);
     this.extraSelf = [...(opts.extraSelfPorts ?? [])];
   }
 

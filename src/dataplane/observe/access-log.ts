@@ -53,6 +53,14 @@ export class AccessLogger {
   private readonly out: { write(s: string): unknown };
   private readonly silent: boolean;
   private readonly subscribers = new Set<(r: AccessLogRecord) => void>();
+  /**
+   * Lines not yet written. Writing each line costs a syscall (stdout to a file or pipe is
+   * synchronous); lines logged in one event-loop turn are written together at setImmediate, or as
+   * soon as 64 KiB are pending (Envoy buffers its access logs too, for up to a second). Pending
+   * lines are flushed on process exit.
+   */
+  private pending = '';
+  private scheduled = false;
 
   constructor(opts: AccessLoggerOptions) {
     this.format = opts.format;
@@ -61,15 +69,99 @@ export class AccessLogger {
   }
 
   log(r: AccessLogRecord): void {
-    if (!this.silent) this.out.write(this.format === 'json' ? JSON.stringify(r) + '\n' : formatText(r));
+    if (!this.silent) {
+      this.pending += this.format === 'json' ? formatJson(r) : formatText(r);
+      if (this.pending.length >= 65536) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        pendingLoggers.add(this);
+        setImmediate(this.flush);
+      }
+    }
     if (this.subscribers.size > 0) for (const fn of this.subscribers) fn(r);
     if (accessChannel.hasSubscribers) accessChannel.publish(r);
   }
+
+  /**
+   * Whether log() must be given records: something consumes them (subscribers, the diagnostics
+   * channel) or the format is text. When false, a hot path may format the JSON line itself (same
+   * output as formatJson) and pass it to logJsonLine(), skipping the record object.
+   */
+  get needsRecords(): boolean {
+    return this.format !== 'json' || this.subscribers.size > 0 || accessChannel.hasSubscribers;
+  }
+
+  /** A preformatted JSON line (ending in "\n"); only valid while needsRecords is false. */
+  logJsonLine(line: string): void {
+    if (this.silent) return;
+    this.pending += line;
+    if (this.pending.length >= 65536) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      pendingLoggers.add(this);
+      setImmediate(this.flush);
+    }
+  }
+
+  /** Writes pending lines now. */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    pendingLoggers.delete(this);
+    if (this.pending === '') return;
+    const p = this.pending;
+    this.pending = '';
+    this.out.write(p);
+  };
 
   subscribe(fn: (r: AccessLogRecord) => void): () => void {
     this.subscribers.add(fn);
     return () => this.subscribers.delete(fn);
   }
+}
+
+const pendingLoggers = new Set<AccessLogger>();
+process.on('exit', () => {
+  for (const l of pendingLoggers) l.flush();
+});
+
+/** Strings that JSON must escape (or that are not plain ASCII): those go through JSON.stringify. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+
+/** A JSON string literal (or null). */
+export function jsonString(s: string | null | undefined): string {
+  return q(s);
+}
+
+function q(s: string | null | undefined): string {
+  if (s === null || s === undefined) return 'null';
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+}
+
+function num(n: number | null | undefined): string {
+  return n === null || n === undefined || !Number.isFinite(n) ? 'null' : String(n);
+}
+
+/**
+ * The JSON line for a record, built with one template (about 3x faster than JSON.stringify on this
+ * object, which runs once per request). Same JSON value as JSON.stringify(r): the fixed fields in
+ * interface order, then the optional ones that are set.
+ */
+export function formatJson(r: AccessLogRecord): string {
+  let s =
+    `{"start_time":${q(r.start_time)},"method":${q(r.method)},"authority":${q(r.authority)},"path":${q(r.path)},"protocol":${q(r.protocol)},` +
+    `"response_code":${num(r.response_code)},"response_flags":${q(r.response_flags)},"bytes_received":${num(r.bytes_received)},"bytes_sent":${num(r.bytes_sent)},` +
+    `"duration":${num(r.duration)},"upstream_host":${q(r.upstream_host)},"upstream_cluster":${q(r.upstream_cluster)},"upstream_local_address":${q(r.upstream_local_address)},` +
+    `"downstream_remote_address":${q(r.downstream_remote_address)},"downstream_local_address":${q(r.downstream_local_address)},` +
+    `"requested_server_name":${q(r.requested_server_name)},"route_name":${q(r.route_name)}`;
+  if (r.tollgate_reason !== undefined) s += `,"tollgate_reason":${q(r.tollgate_reason)}`;
+  if (r.user_agent !== undefined) s += `,"user_agent":${q(r.user_agent)}`;
+  if (r.x_forwarded_for !== undefined) s += `,"x_forwarded_for":${q(r.x_forwarded_for)}`;
+  if (r.request_id !== undefined) s += `,"request_id":${q(r.request_id)}`;
+  if (r.upstream_service_time !== undefined) s += `,"upstream_service_time":${num(r.upstream_service_time)}`;
+  if (r.response_code_details !== undefined) s += `,"response_code_details":${q(r.response_code_details)}`;
+  if (r.upstream_transport_failure_reason !== undefined) s += `,"upstream_transport_failure_reason":${q(r.upstream_transport_failure_reason)}`;
+  if (r.connection_termination_details !== undefined) s += `,"connection_termination_details":${q(r.connection_termination_details)}`;
+  return s + '}\n';
 }
 
 const dash = (v: string | number | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : String(v));

@@ -106,7 +106,8 @@ class ConnectSession {
     if (this.head === undefined) return;
     this.detach();
     if (n < chunk.length) this.early = true;
-    this.conn.socket.pause();
+    // The socket keeps flowing while we decide: any byte that arrives before the answer marks the
+    // request as sending early data (refused); it is paused again before the tunnel starts.
     this.onHead(this.head);
   };
 
@@ -137,6 +138,7 @@ class ConnectSession {
     if (head.method !== 'CONNECT') {
       if (this.http?.handleExplicitProxy) {
         const s = this.conn.socket;
+        s.pause();
         s.removeListener('data', this.onData);
         for (let i = this.seen.length - 1; i >= 0; i--) s.unshift(this.seen[i]!);
         this.http.handleExplicitProxy(this.conn, this.filter);
@@ -225,6 +227,7 @@ class ConnectSession {
       this.log();
       return;
     }
+    down.pause();
     down.removeListener('data', this.onData);
     this.decided = true;
     this.record.response_code = 200;

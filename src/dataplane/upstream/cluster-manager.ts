@@ -166,13 +166,38 @@ export class ClusterManager implements LbState {
   }
 
   async choose(req: UpstreamRequest): Promise<ChooseResult> {
-    const cluster = typeof req.cluster === 'string' ? this.snap?.clusters.get(req.cluster) : req.cluster;
+    const fast = this.chooseSync(req);
+    if (fast !== undefined) return fast;
+    // chooseSync only defers when the cluster exists and a DNS answer is not cached.
+    const cluster = this.clusterOf(req)!;
+    const cands = await this.candidates(cluster, req);
+    if (!Array.isArray(cands)) return this.fail(cands);
+    return this.pick(cluster, cands, req);
+  }
+
+  /**
+   * HTTP engine fast path (added for src/dataplane/http/): the same decision as choose(), without
+   * a promise, whenever no DNS query is needed (STATIC endpoints, IP literals, names with a cached
+   * answer). Returns undefined when it would have to wait for DNS: call choose() then.
+   */
+  chooseSync(req: UpstreamRequest): ChooseResult | undefined {
+    const cluster = this.clusterOf(req);
     if (!cluster) {
       const name = typeof req.cluster === 'string' ? req.cluster : req.cluster.name;
       return this.fail(failure('NC', 'cluster_not_found', `cluster ${name} is not in the running snapshot`, false, { cluster: name }));
     }
-    const cands = await this.candidates(cluster, req);
+    const cands = this.candidatesSync(cluster, req);
+    if (cands === undefined) return undefined;
     if (!Array.isArray(cands)) return this.fail(cands);
+    return this.pick(cluster, cands, req);
+  }
+
+  private clusterOf(req: UpstreamRequest): Cluster | undefined {
+    return typeof req.cluster === 'string' ? this.snap?.clusters.get(req.cluster) : req.cluster;
+  }
+
+  /** The part of choose() after the candidate addresses are known (guards, LB, source address). */
+  private pick(cluster: Cluster, cands: Candidate[], req: UpstreamRequest): ChooseResult {
     if (cands.length === 0) return this.fail(failure('UH', 'no_healthy_upstream', `cluster ${cluster.name} has no endpoints`, false, { cluster: cluster.name }));
 
     // SSRF and self-connect guards.
@@ -327,6 +352,37 @@ export class ClusterManager implements LbState {
     }
     for (const c of cidrs) if (cidrContains(c, ip)) return true;
     return false;
+  }
+
+  /** candidates() without waiting: undefined when a name has no fresh cached answer. */
+  private candidatesSync(cluster: Cluster, req: UpstreamRequest): Candidate[] | UpstreamFailure | undefined {
+    const fam: DnsFamily = cluster.dnsLookupFamily ?? 'V4_ONLY';
+    if (cluster.type === 'ORIGINAL_DST') {
+      const host = req.requestedHost;
+      const port = cluster.port > 0 ? cluster.port : req.requestedPort ?? 0;
+      if (host === undefined || host === '' || port <= 0) return undefined; // the async path reports these
+      if (parseIp(host)) return [{ ip: host, port, key: key(host, port), weight: 1, explicit: false }];
+      if (cluster.serviceHost !== '*' && !hostMatches(cluster.serviceHost, host)) return undefined;
+      const addrs = this.dns.peek(host, fam);
+      if (addrs === undefined) return undefined;
+      return addrs.map((ip) => ({ ip, port, key: key(ip, port), weight: 1, hostname: host, explicit: false }));
+    }
+    const eps = this.snap?.endpoints.get(cluster.name)?.endpoints ?? [];
+    const out: Candidate[] = [];
+    for (const e of eps) {
+      if (parseIp(e.address)) {
+        out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: cluster.explicitAddresses || cluster.type !== 'STATIC' });
+        continue;
+      }
+      const n = normalizeHost(e.address);
+      const name = n.ok ? n.host : e.address;
+      const addrs = this.dns.peek(name, fam);
+      if (addrs === undefined) return undefined;
+      const list = cluster.type === 'LOGICAL_DNS' ? addrs.slice(0, 1) : addrs;
+      for (const ip of list) out.push({ ip, port: e.port, key: key(ip, e.port), weight: e.weight, hostname: name, explicit: false });
+      if (cluster.type === 'LOGICAL_DNS' && out.length > 0) break;
+    }
+    return out;
   }
 
   private async candidates(cluster: Cluster, req: UpstreamRequest): Promise<Candidate[] | UpstreamFailure> {

@@ -1,0 +1,112 @@
+/**
+ * Runs Tollgate for a test: in-process (fast; access-log records collected from the logger) or as
+ * a child process (`node dist/src/cli/bin.js run ...`, for signals and network namespaces).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
+import { parseRunArgs, startTollgate, type StartOverrides, type Tollgate } from '../../src/cli/run.js';
+import { waitFor } from './net.js';
+
+/** Repository root (this file runs from dist/test/helpers). */
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const FIXTURES = join(REPO_ROOT, 'test', 'fixtures');
+export const BIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'bin.js');
+
+export interface TestGate {
+  readonly tg: Tollgate;
+  readonly logs: AccessLogRecord[];
+  /** Bound port of the snapshot listener with this (snapshot) port. */
+  port(snapshotPort: number): number;
+  waitForLog(pred: (r: AccessLogRecord) => boolean, timeoutMs?: number): Promise<AccessLogRecord>;
+  metric(name: string, labelsSubstr?: string): number;
+  stop(): Promise<void>;
+}
+
+/** `args` are `tollgate run` flags; admin is off unless given. Listeners bind 127.0.0.1 unless overridden. */
+export async function startGate(args: readonly string[], overrides: StartOverrides = {}): Promise<TestGate> {
+  const full = [...args];
+  if (!full.includes('--admin')) full.push('--admin', 'off');
+  if (!full.includes('--listen-address-override')) full.push('--listen-address-override', '127.0.0.1');
+  if (!full.includes('--log-level')) full.push('--log-level', 'error');
+  const opts = parseRunArgs(full);
+  const logs: AccessLogRecord[] = [];
+  const tg = await startTollgate(opts, { silentAccessLog: true, ...overrides });
+  tg.services.accessLog.subscribe((r) => logs.push(r));
+  return {
+    tg,
+    logs,
+    port(p: number): number {
+      const b = tg.runtime.boundPortOf(p);
+      if (b === undefined) throw new Error(`no listener for snapshot port ${p}`);
+      return b;
+    },
+    waitForLog: (pred, timeoutMs = 3000) => waitFor(() => logs.find(pred), timeoutMs, 'access log record'),
+    metric(name: string, labelsSubstr = ''): number {
+      let sum = 0;
+      for (const line of tg.metrics.render().split('\n')) {
+        if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+        if (!line.includes(labelsSubstr)) continue;
+        sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return sum;
+    },
+    stop: () => tg.stop(200),
+  };
+}
+
+/** Writes YAML to a temp file; returns its path and a cleanup. */
+export function tempConfig(yaml: string): { path: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-cfg-'));
+  const path = join(dir, 'config.yaml');
+  writeFileSync(path, yaml);
+  return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface ChildGate {
+  readonly child: ChildProcess;
+  readonly stdout: string[];
+  readonly stderr: string[];
+  /** Parsed JSON access-log lines. */
+  records(): AccessLogRecord[];
+  waitForStderr(substr: string, timeoutMs?: number): Promise<void>;
+  exit(): Promise<number | null>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Spawns `[prefix...] node dist/src/cli/bin.js run ...args` (prefix e.g. ['ip','netns','exec','ns']). */
+export function spawnGate(args: readonly string[], prefix: readonly string[] = []): ChildGate {
+  const cmd = prefix.length > 0 ? prefix[0]! : process.execPath;
+  const argv = prefix.length > 0 ? [...prefix.slice(1), process.execPath, BIN, 'run', ...args] : [BIN, 'run', ...args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  let outBuf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    outBuf += d.toString();
+    let i;
+    while ((i = outBuf.indexOf('\n')) >= 0) {
+      stdout.push(outBuf.slice(0, i));
+      outBuf = outBuf.slice(i + 1);
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    stdout,
+    stderr,
+    records: () => stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessLogRecord),
+    waitForStderr: async (substr, timeoutMs = 5000) => {
+      await waitFor(() => stderr.join('').includes(substr) || child.exitCode !== null, timeoutMs, `stderr "${substr}"`);
+      if (!stderr.join('').includes(substr)) throw new Error(`tollgate exited (${child.exitCode}) before "${substr}": ${stderr.join('')}`);
+    },
+    exit: () => exited,
+    kill: (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+    },
+  };
+}
