@@ -1,0 +1,422 @@
+// The seven scenarios of issue 7. Each takes the run context (peers already started, targets
+// verified and warmed) and returns { json, markdown, checks }. Every measured loop alternates the
+// targets inside each round (A B C A B C ...), and the summary is the median over rounds.
+import { fileURLToPath } from 'node:url';
+import { connectLoad, h2loadConstant, iperf3, wrk } from './load.mjs';
+import { BENCH_HOST, verifyHttp } from './peers.mjs';
+import { cell, fmt, fmtMB, fmtMs, fmtRatio, ratio, table, truncate } from './report.mjs';
+import { benchIstioYaml, launchTollgate, tollgateSupports } from './tollgate.mjs';
+import { cpuSeconds, freePorts, median, processTree, rssBytes, rssSampler, runCommand, sleep, spread, stopProcess } from './util.mjs';
+
+const HOST_HDR = `Host: ${BENCH_HOST}`;
+
+/** Median/spread/errors of one metric over rounds. */
+export function summarize(results, metric) {
+  const values = results.filter((r) => !r.error).map((r) => r[metric]).filter((v) => typeof v === 'number');
+  return { median: median(values), spread: spread(values), n: values.length, values, errors: results.filter((r) => r.error).map((r) => r.error) };
+}
+
+/** Targets of a scenario that can be measured; the rest become status cells ("not runnable ..."). */
+function usable(ctx, names) {
+  return names.map((n) => ctx.targets[n]).filter((t) => t && t.ok);
+}
+
+function statusCell(ctx, name) {
+  const t = ctx.targets[name];
+  if (!t) return { status: 'not started' };
+  if (!t.ok) return { status: t.short ?? (t.kind === 'tollgate' ? 'not runnable' : `failed: ${truncate(t.reason, 50)}`) };
+  return undefined;
+}
+
+/** Runs `measure(target, round)` for every round x target, alternating; records peer errors. */
+async function alternate(ctx, scenario, caseId, targets, rounds, measure) {
+  const out = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const t of targets) {
+      const res = await measure(t, r);
+      out.push({ case: caseId, target: t.name, round: r, ...res });
+      if (res.error) ctx.problem(scenario, t, `${caseId} round ${r}: ${res.error}`);
+    }
+  }
+  return out;
+}
+
+function byTarget(rounds, caseId, metric, ctx, names) {
+  const s = {};
+  for (const n of names) {
+    const st = statusCell(ctx, n);
+    s[n] = st ?? summarize(rounds.filter((r) => r.case === caseId && r.target === n), metric);
+  }
+  return s;
+}
+
+function check(name, target, value, ok, detail) {
+  return { name, target, value, status: value === undefined ? 'n/a' : ok ? 'met' : 'not met', detail };
+}
+
+// ------------------------------------------------------------------ 1. HTTP throughput
+
+export async function throughput(ctx) {
+  const { cfg } = ctx;
+  const cases = [];
+  for (const size of cfg.sizes) {
+    cases.push({ id: `${size} log off`, size, names: ['direct', 'nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'tollgate'], tg: 'tollgate' });
+    if (cfg.logOnSizes.includes(size)) cases.push({ id: `${size} log on`, size, names: ['nginx-log', 'haproxy-log', 'tollgate-log'], tg: 'tollgate-log' });
+  }
+  const rounds = [];
+  const summary = {};
+  const tgLogAlwaysOn = ctx.targets.tollgate?.ok && ctx.targets.tollgate.logAlwaysOn;
+  for (const c of cases) {
+    const measured = c.names.filter((n) => !(n === 'tollgate' && tgLogAlwaysOn));
+    const res = await alternate(ctx, 'throughput', c.id, usable(ctx, measured), cfg.rounds, async (t) => {
+      const sampler = t.pid ? rssSampler(t.pid) : undefined;
+      const r = await wrk({ port: t.port, path: `/${c.size}`, headers: [HOST_HDR], conns: 32, seconds: cfg.thrSec, cpu: ctx.pin.load });
+      if (sampler) {
+        r.rssMaxBytes = sampler.stop();
+        // Keyed by PID: tollgate-log may be the same process as tollgate.
+        ctx.peakRss[t.pid] = Math.max(ctx.peakRss[t.pid] ?? 0, r.rssMaxBytes);
+      }
+      return r;
+    });
+    rounds.push(...res);
+    summary[c.id] = byTarget(rounds, c.id, 'rps', ctx, c.names);
+    if (c.tg === 'tollgate' && tgLogAlwaysOn) summary[c.id].tollgate = { status: 'n/a: log always on (see log on row)' };
+  }
+  // Ratios: Tollgate against every peer in the same case, and against direct of the same size.
+  const ratios = {};
+  const rows = [];
+  for (const c of cases) {
+    const s = summary[c.id];
+    const direct = summary[`${c.size} log off`]?.direct;
+    const tg = s[c.tg]?.median;
+    const peerNames = c.names.filter((n) => n !== c.tg && n !== 'direct');
+    ratios[c.id] = Object.fromEntries([...peerNames.map((n) => [n, ratio(tg, s[n]?.median)]), ['direct', ratio(tg, direct?.median)]]);
+    const col = (base) => s[c.names.find((n) => n === base || n === `${base}-log`)];
+    rows.push([
+      c.id,
+      c.id.endsWith('log on') ? '(log off row)' : cell(direct),
+      cell(col('nginx')),
+      cell(col('haproxy')),
+      ...(cfg.nodeBaseline ? [c.id.endsWith('log on') ? '—' : cell(col('node-http'))] : []),
+      cell(col('tollgate')),
+      fmtRatio(ratios[c.id][c.names.find((n) => n.startsWith('nginx'))]),
+      fmtRatio(ratios[c.id][c.names.find((n) => n.startsWith('haproxy'))]),
+      ...(cfg.nodeBaseline ? [fmtRatio(ratios[c.id]['node-http'])] : []),
+      fmtRatio(ratios[c.id].direct),
+    ]);
+  }
+  const headers = ['case', 'direct', 'nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'tollgate', 'tg/nginx', 'tg/haproxy', ...(cfg.nodeBaseline ? ['tg/node-http'] : []), 'tg/direct'];
+  // The target is log off on both sides; when Tollgate cannot turn its log off, compare log on on both sides.
+  const off = ratios['1k log off'] ?? {};
+  const on = ratios['1k log on'] ?? {};
+  const useOn = off.nginx === undefined && off.haproxy === undefined && (on['nginx-log'] !== undefined || on['haproxy-log'] !== undefined);
+  const rn = useOn ? on['nginx-log'] : off.nginx;
+  const rh = useOn ? on['haproxy-log'] : off.haproxy;
+  const note = useOn ? ' (access log on, both sides)' : '';
+  const checks = [
+    check('Host-routed HTTP, 1 KiB, vs nginx (1 worker)', '>= 1.0x', rn, rn >= 1.0, `${fmtRatio(rn)}${note}`),
+    check('Host-routed HTTP, 1 KiB, vs HAProxy (1 thread)', '>= 1.0x', rh, rh >= 1.0, `${fmtRatio(rh)}${note}`),
+  ];
+  const markdown = `### 1. HTTP/1.1 Host-routed throughput (requests/s, higher is better)
+
+\`wrk -t1 -c32 -d${cfg.thrSec}s -H '${HOST_HDR}'\`, keep-alive, no pipelining; median of ${cfg.rounds} alternating rounds (±: half the min–max range). Access log "on" writes to /dev/null.
+
+${table(headers, rows)}`;
+  return { json: { cases, rounds, summary, ratios }, markdown, checks };
+}
+
+// ------------------------------------------------------------------ 2 + 3. latency at 1000 req/s, CPU, RSS
+
+export async function latency(ctx) {
+  const { cfg } = ctx;
+  const names = ['direct', 'nginx', 'haproxy', 'tollgate'];
+  const targets = usable(ctx, names);
+  const idleWarm = {};
+  // RSS of every started proxy, whether or not its HTTP face answers (Tollgate may be half-built).
+  for (const n of names) {
+    const t = ctx.targets[n];
+    if (t?.pid && t.kind !== 'direct' && t.rec && !t.rec.exited) idleWarm[n] = rssBytes(processTree(t.pid));
+  }
+  const rounds = await alternate(ctx, 'latency', '1k@1000rps', targets, cfg.rounds, async (t, r) => {
+    const pids = t.pid ? processTree(t.pid) : [];
+    const upPids = processTree(ctx.targets.direct.pid);
+    const cpu0 = cpuSeconds(pids);
+    const up0 = cpuSeconds(upPids);
+    const sampler = t.pid ? rssSampler(t.pid) : undefined;
+    const res = await h2loadConstant({ port: t.port, path: '/1k', host: BENCH_HOST, rps: cfg.rate, clients: 10, seconds: cfg.latSec, cpu: ctx.pin.load, dir: ctx.dir, tag: `${t.name}-${r}` });
+    if (t.pid) {
+      res.cpuSeconds = cpuSeconds(pids) - cpu0;
+      // CPU-seconds per 1000 requests == vCPU per 1000 req/s.
+      res.vcpuPer1k = res.requests ? (res.cpuSeconds * 1000) / res.requests : undefined;
+      res.rssLoadBytes = sampler.stop();
+    }
+    res.upstreamVcpuPer1k = res.requests ? ((cpuSeconds(upPids) - up0) * 1000) / res.requests : undefined;
+    if (!res.error && res.achievedRps < cfg.rate * 0.9) res.error = `rate not held: ${res.achievedRps.toFixed(0)} req/s of ${cfg.rate}`;
+    return res;
+  });
+  const s = {};
+  for (const m of ['p50Ms', 'p90Ms', 'p99Ms', 'achievedRps', 'vcpuPer1k', 'rssLoadBytes']) s[m] = byTarget(rounds, '1k@1000rps', m, ctx, names);
+  const added = {};
+  for (const n of names) {
+    added[n] = {};
+    for (const p of ['p50Ms', 'p90Ms', 'p99Ms']) {
+      const a = s[p][n]?.median;
+      const d = s[p].direct?.median;
+      added[n][p] = typeof a === 'number' && typeof d === 'number' ? a - d : undefined;
+    }
+  }
+  const latRows = names.map((n) => [
+    n,
+    cell(s.p50Ms[n], fmtMs),
+    cell(s.p90Ms[n], fmtMs),
+    cell(s.p99Ms[n], fmtMs),
+    n === 'direct' ? '—' : fmtMs(added[n].p50Ms),
+    n === 'direct' ? '—' : fmtMs(added[n].p90Ms),
+    n === 'direct' ? '—' : fmtMs(added[n].p99Ms),
+    // A ratio against a peer that adds (almost) nothing over direct is noise, not information.
+    n === 'tollgate' || n === 'direct' ? '' : added[n].p99Ms > 0.02 ? fmtRatio(ratio(added.tollgate.p99Ms, added[n].p99Ms)) : 'peer ≈ direct',
+  ]);
+  const rssIdle = (n) => ctx.idleRss[n];
+  const resRows = names
+    .filter((n) => n !== 'direct')
+    .map((n) => [
+      n,
+      cell(s.vcpuPer1k[n], (v) => v.toFixed(3)),
+      fmtMB(rssIdle(n)),
+      fmtMB(idleWarm[n]),
+      cell(s.rssLoadBytes[n], fmtMB),
+      fmtMB(ctx.peakRss[ctx.targets[n]?.pid]),
+      n === 'tollgate' ? '' : fmtRatio(ratio(s.vcpuPer1k.tollgate?.median, s.vcpuPer1k[n]?.median)),
+      n === 'tollgate' ? '' : fmtRatio(ratio(idleWarm.tollgate, idleWarm[n])),
+    ]);
+  const tgAddedP99 = added.tollgate.p99Ms;
+  const tgCpu = s.vcpuPer1k.tollgate?.median;
+  const checks = [
+    check('Added latency p99 at 1,000 req/s over direct', '<= 0.300 ms', tgAddedP99, tgAddedP99 <= 0.3, tgAddedP99 === undefined ? undefined : `${fmtMs(tgAddedP99)} ms`),
+    check('CPU per 1,000 req/s', '<= 0.10 vCPU', tgCpu, tgCpu <= 0.1, tgCpu === undefined ? undefined : `${tgCpu.toFixed(3)} vCPU`),
+    check('RSS idle per worker (after warm-up)', '<= 60 MB', idleWarm.tollgate, idleWarm.tollgate <= 60 * 1048576, idleWarm.tollgate === undefined ? undefined : `${fmtMB(idleWarm.tollgate)} MB after load (${fmtMB(ctx.idleRss.tollgate)} MB at start)`),
+  ];
+  const markdown = `### 2. Added latency at a constant ${fmt(cfg.rate)} req/s (ms, lower is better)
+
+\`h2load --h1 -t1 -c10 --rps=${cfg.rate / 10} -D${cfg.latSec}\`, 1 KiB; percentiles from h2load's per-request log; median of ${cfg.rounds} alternating rounds; "added" = proxy minus direct.
+
+${table(['target', 'p50', 'p90', 'p99', 'added p50', 'added p90', 'added p99', 'tg added p99 / peer added p99'], latRows)}
+
+### 3. CPU per 1,000 req/s and memory (lower is better)
+
+vCPU per 1,000 req/s = proxy CPU-seconds (utime+stime of the process tree, /proc/<pid>/stat) per 1,000 requests during the constant-rate window above. RSS (MB) from /proc/<pid>/status: at start (before any traffic), idle after warm-up, during the 1,000 req/s window, and peak during the throughput runs.
+
+${table(['target', 'vCPU per 1k req/s', 'RSS start', 'RSS idle (warm)', 'RSS @1k req/s', 'RSS peak (wrk)', 'tg/peer CPU', 'tg/peer RSS idle'], resRows)}`;
+  const peakRss = Object.fromEntries(names.map((n) => [n, ctx.peakRss[ctx.targets[n]?.pid]]));
+  return { json: { rounds, summary: s, added, idleRssAtStart: ctx.idleRss, idleRssWarm: idleWarm, peakRssDuringThroughput: peakRss }, markdown, checks };
+}
+
+// ------------------------------------------------------------------ 4. L4
+
+export async function l4(ctx) {
+  const { cfg } = ctx;
+  const tcpTargets = (kind) =>
+    ['direct', 'haproxy-tcp', 'tollgate-tcp'].map((n) => {
+      const t = ctx.targets[n];
+      if (!t || !t.ok) return undefined;
+      return { ...t, name: n, port: kind === 'iperf' ? t.iperfPort : t.httpTcpPort };
+    });
+  const names = ['direct', 'haproxy-tcp', 'tollgate-tcp'];
+  const iperfRounds = await alternate(ctx, 'l4', 'iperf3', tcpTargets('iperf').filter(Boolean), cfg.rounds, async (t) => {
+    const r = await iperf3({ port: t.port, seconds: cfg.l4Sec, cpu: ctx.pin.load });
+    await sleep(150); // let the iperf3 server re-arm
+    return r;
+  });
+  const connRounds = await alternate(ctx, 'l4', 'conn/s', tcpTargets('http').filter(Boolean), cfg.rounds, (t) =>
+    wrk({ port: t.port, path: '/1k', headers: [HOST_HDR, 'Connection: close'], conns: 32, seconds: cfg.connSec, cpu: ctx.pin.load }),
+  );
+  const gbps = byTarget(iperfRounds, 'iperf3', 'gbps', ctx, names);
+  const cps = byTarget(connRounds, 'conn/s', 'rps', ctx, names);
+  const rows = [
+    ['iperf3 Gbit/s (1 stream)', cell(gbps.direct, (v) => v.toFixed(2)), cell(gbps['haproxy-tcp'], (v) => v.toFixed(2)), cell(gbps['tollgate-tcp'], (v) => v.toFixed(2)), fmtRatio(ratio(gbps['tollgate-tcp']?.median, gbps['haproxy-tcp']?.median)), fmtRatio(ratio(gbps['tollgate-tcp']?.median, gbps.direct?.median))],
+    ['new connections/s (1 request each)', cell(cps.direct), cell(cps['haproxy-tcp']), cell(cps['tollgate-tcp']), fmtRatio(ratio(cps['tollgate-tcp']?.median, cps['haproxy-tcp']?.median)), fmtRatio(ratio(cps['tollgate-tcp']?.median, cps.direct?.median))],
+  ];
+  const r = ratio(gbps['tollgate-tcp']?.median, gbps['haproxy-tcp']?.median);
+  const rc = ratio(cps['tollgate-tcp']?.median, cps['haproxy-tcp']?.median);
+  const checks = [check('L4 TCP throughput vs HAProxy (tcp mode)', '>= 1.0x', r, r >= 1.0, fmtRatio(r)), check('L4 new connections/s vs HAProxy (tcp mode)', '>= 1.0x', rc, rc >= 1.0, fmtRatio(rc))];
+  const markdown = `### 4. L4 TCP forwarding (higher is better)
+
+\`iperf3 -c 127.0.0.1 -t ${cfg.l4Sec}\` through each TCP listener (direct = straight to the iperf3 server); new connections/s = \`wrk -c32 -d${cfg.connSec}s -H 'Connection: close'\` through a TCP listener to the HTTP upstream (one request per connection). Median of ${cfg.rounds} alternating rounds.
+
+${table(['metric', 'direct', 'haproxy (tcp)', 'tollgate (tcp)', 'tg/haproxy', 'tg/direct'], rows)}`;
+  return { json: { iperfRounds, connRounds, summary: { gbps, connPerSec: cps } }, markdown, checks };
+}
+
+// ------------------------------------------------------------------ 5. CONNECT
+
+export async function connect(ctx) {
+  const { cfg } = ctx;
+  // Tollgate's CONNECT face is its own target (tollgate-connect): it is measured even when the HTTP face is not ready.
+  const names = ['direct', 'squid', 'tollgate-connect'];
+  const targets = usable(ctx, names).map((t) => ({ ...t, proxyPort: t.name === 'direct' ? undefined : t.name === 'tollgate-connect' ? t.connectPort : t.port }));
+  const noConnect = ctx.targets.tollgate?.ok !== undefined && ctx.targets['tollgate-connect'] === undefined && ctx.targets.tollgate?.pid;
+  const rounds = [];
+  const summary = {};
+  const rows = [];
+  // Cases: keep-alive requests/s (1 KiB), MB/s (64 KiB), and new tunnels/s (CONNECT + one GET + close).
+  const cases = [
+    ...cfg.connectSizes.map((size) => ({ id: `CONNECT ${size}`, size, metric: size === '1k' ? 'rps' : 'mbytesPerSec', label: size === '1k' ? 'requests/s in tunnels, 1 KiB' : 'MB/s in tunnels, 64 KiB bodies' })),
+    { id: 'CONNECT new tunnels', size: '1k', metric: 'tunnelsPerSec', label: 'new tunnels/s (1 request each)', newTunnels: true },
+  ];
+  for (const c of cases) {
+    const res = await alternate(ctx, 'connect', c.id, targets, cfg.rounds, (t) =>
+      connectLoad({ proxyPort: t.proxyPort, targetHost: ctx.connectTarget.host, targetPort: ctx.connectTarget.port, path: `/${c.size}`, host: BENCH_HOST, conns: 32, seconds: cfg.connectSec, cpu: ctx.pin.load, newTunnels: c.newTunnels }),
+    );
+    rounds.push(...res);
+    summary[c.id] = byTarget(rounds, c.id, c.metric, ctx, names);
+    summary[c.id].tollgate = noConnect ? { status: 'n/a: no --explicit-proxy in run --help' } : summary[c.id]['tollgate-connect'];
+    delete summary[c.id]['tollgate-connect'];
+    const s = summary[c.id];
+    rows.push([c.label, cell(s.direct), cell(s.squid), cell(s.tollgate), fmtRatio(ratio(s.tollgate?.median, s.squid?.median)), fmtRatio(ratio(s.tollgate?.median, s.direct?.median))]);
+  }
+  const r = ratio(summary['CONNECT 1k']?.tollgate?.median, summary['CONNECT 1k']?.squid?.median);
+  const rt = ratio(summary['CONNECT new tunnels']?.tollgate?.median, summary['CONNECT new tunnels']?.squid?.median);
+  // When both proxies come within 10% of the direct path, the client is the bottleneck, not them.
+  const clientBound = (id) => {
+    const x = summary[id] ?? {};
+    const d = x.direct?.median;
+    return d > 0 && x.squid?.median >= 0.9 * d && x.tollgate?.median >= 0.9 * d;
+  };
+  const markdown = `### 5. CONNECT tunnels (higher is better)
+
+\`bench/lib/connect-client.mjs\`: 32 tunnels (\`CONNECT ${ctx.connectTarget.host}:${ctx.connectTarget.port}\`), keep-alive GETs inside each tunnel, one in flight per tunnel, ${cfg.connectSec}s; "new tunnels/s": 32 loops of CONNECT, one GET, close. Direct = the same client without a proxy (plain connections). The client is one Node process on the load core: when "direct" is not far above the proxies, the client is the limit. Median of ${cfg.rounds} alternating rounds.
+
+${table(['metric', 'direct', 'squid', 'tollgate', 'tg/squid', 'tg/direct'], rows)}`;
+  return { json: { rounds, summary }, markdown, checks: [
+      clientBound('CONNECT 1k') ? { name: 'CONNECT requests/s vs Squid', target: '>= 1.0x', value: r, status: 'inconclusive', detail: `${fmtRatio(r)} (both within 10% of direct: the client is the limit)` } : check('CONNECT requests/s vs Squid', '>= 1.0x', r, r >= 1.0, fmtRatio(r)),
+      clientBound('CONNECT new tunnels') ? { name: 'CONNECT new tunnels/s vs Squid', target: '>= 1.0x', value: rt, status: 'inconclusive', detail: `${fmtRatio(rt)} (client-bound)` } : check('CONNECT new tunnels/s vs Squid', '>= 1.0x', rt, rt >= 1.0, fmtRatio(rt)),
+    ] };
+}
+
+// ------------------------------------------------------------------ 6. scale
+
+const COMPILE_BENCH = fileURLToPath(new URL('./compile-bench.mjs', import.meta.url));
+
+export async function scale(ctx) {
+  const { cfg } = ctx;
+  const compile = [];
+  for (const n of cfg.scaleNs) {
+    const r = await runCommand(process.execPath, ['--expose-gc', '--max-old-space-size=4096', COMPILE_BENCH, String(n), String(n >= 10000 ? Math.min(cfg.compileReps, 2) : cfg.compileReps)], { cpu: ctx.pin.proxy, timeoutMs: 120_000 });
+    try {
+      compile.push(JSON.parse(r.stdout.trim().split('\n').pop()));
+    } catch {
+      compile.push({ serviceEntries: n, error: `compile-bench exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 200)}` });
+    }
+  }
+  const live = [];
+  const tg = ctx.targets.tollgate;
+  // Started is enough for memory and start-up time; the HTTP load runs only when the HTTP face answers.
+  const started = tg && (tg.ok || tg.pid);
+  if (started) {
+    for (const n of cfg.rssNs) {
+      const [httpPort, adminPort] = await freePorts(2);
+      const host = n > 1 ? `svc-${n - 2}.scale.bench.test` : BENCH_HOST;
+      const t0 = Date.now();
+      const l = await launchTollgate({ dir: ctx.dir, name: `tollgate-scale-${n}`, configYaml: benchIstioYaml({ httpPort, upstreamPort: ctx.ports.upstream, scale: n - 1 }), httpPort, adminPort, cpu: ctx.pin.proxy, verify: false, readyTimeoutMs: 90_000 });
+      if (!l.ok) {
+        live.push({ serviceEntries: n, error: l.reason });
+        continue;
+      }
+      const row = { serviceEntries: n, readyMs: Date.now() - t0 };
+      await sleep(cfg.settleMs);
+      row.rssIdleBytes = rssBytes(processTree(l.pid));
+      const v = await verifyHttp(httpPort, '/1k', host);
+      if (v.ok) {
+        const sampler = rssSampler(l.pid);
+        const w = await wrk({ port: httpPort, path: '/1k', headers: [`Host: ${host}`], conns: 32, seconds: cfg.thrSec, cpu: ctx.pin.load });
+        Object.assign(row, { rssLoadBytes: sampler.stop(), rps: w.rps, host, ...(w.error ? { httpError: w.error } : {}) });
+      } else row.httpError = `HTTP ${v.reason}`;
+      live.push(row);
+      await stopProcess(l.rec);
+    }
+  }
+  const first = live.find((x) => x.serviceEntries === 1 && !x.error);
+  const last = [...live].reverse().find((x) => x.serviceEntries > 1 && !x.error);
+  const slopeKB = first && last ? (last.rssIdleBytes - first.rssIdleBytes) / (last.serviceEntries - 1) / 1024 : undefined;
+  const c1 = compile.find((x) => x.serviceEntries === 1 && !x.error);
+  const cN = [...compile].reverse().find((x) => x.serviceEntries > 1 && !x.error);
+  const heapSlopeKB = c1 && cN ? (cN.retainedHeapBytes - c1.retainedHeapBytes) / (cN.serviceEntries - 1) / 1024 : undefined;
+  const compileRows = compile.map((c) =>
+    c.error
+      ? [fmt(c.serviceEntries), `error: ${truncate(c.error, 60)}`, '', '', '', '', '', '', '', '']
+      : [fmt(c.serviceEntries), fmt(c.parseMs, 1), fmt(c.decodeMs, 1), fmt(c.modelMs, 1), fmt(c.snapshotMs, 1), fmt(c.totalMs, 1), fmt(c.snapshotBytes / 1024, 0), c.runtimeCompileMs === undefined ? '—' : fmt(c.runtimeCompileMs, 1), c.hostLookupNs === undefined ? '—' : fmt(c.hostLookupNs, 0), fmtMB(c.retainedHeapBytes)],
+  );
+  const liveRows = started
+    ? live.map((x) => (x.error ? [fmt(x.serviceEntries), `error: ${truncate(x.error, 60)}`, '', '', '', ''] : [fmt(x.serviceEntries), fmt(x.readyMs), fmtMB(x.rssIdleBytes), fmtMB(x.rssLoadBytes), x.httpError ? truncate(x.httpError, 50) : fmt(x.rps), fmtRatio(ratio(x.rps, first?.rps))]))
+    : [['—', `tollgate: not runnable (${truncate(tg?.reason ?? 'not started', 80)})`, '', '', '', '']];
+  const checks = [check('Memory per extra ServiceEntry (live RSS slope)', '<= 2 KB', slopeKB, slopeKB <= 2, slopeKB === undefined ? undefined : `${slopeKB.toFixed(2)} KB`)];
+  const markdown = `### 6. Scale: registry size
+
+Control plane, in-process (\`bench/lib/compile-bench.mjs\`, one fresh process per size, median of reps): each of N ServiceEntries has a VirtualService host on the bench Gateway. Times in ms; snapshot = JSON size; host lookup = one \`selectVirtualHost\` on the compiled route table; heap = retained after GC (snapshot + compiled form).
+
+${table(['ServiceEntries', 'parse', 'decode', 'model', 'snapshot', 'total', 'snapshot KiB', 'runtime compile', 'host lookup ns', 'heap MB'], compileRows)}
+
+Heap slope: ${heapSlopeKB === undefined ? '—' : `${heapSlopeKB.toFixed(2)} KB per extra ServiceEntry`} (in-process).
+
+Live Tollgate at N ServiceEntries (start to ready, RSS idle and under \`wrk\` to the last host, requests/s against N=1):
+
+${table(['ServiceEntries', 'ready ms', 'RSS idle MB', 'RSS load MB', 'req/s (last host)', 'vs N=1'], liveRows)}
+
+RSS slope: ${slopeKB === undefined ? '—' : `${slopeKB.toFixed(2)} KB per extra ServiceEntry`}.`;
+  return { json: { compile, live, rssSlopeKBPerEntry: slopeKB, heapSlopeKBPerEntry: heapSlopeKB }, markdown, checks };
+}
+
+// ------------------------------------------------------------------ 7. workers
+
+export async function workers(ctx) {
+  const { cfg } = ctx;
+  const tg = ctx.targets.tollgate;
+  let reason;
+  if (!tg?.ok) reason = `tollgate: not runnable (${tg?.reason ?? 'not started'})`;
+  else if (!tollgateSupports('--workers')) reason = 'skipped: no --workers flag in `tollgate run --help`';
+  if (reason) return { json: { skipped: reason }, markdown: `### 7. Workers: 1 vs 2 processes\n\n${reason}`, checks: [] };
+  const insts = [];
+  const rows = [];
+  const json = {};
+  try {
+    for (const w of [1, 2]) {
+      const [httpPort, adminPort] = await freePorts(2);
+      // Unpinned on purpose: two workers on one pinned core would measure nothing. wrk is unpinned too.
+      const l = await launchTollgate({ dir: ctx.dir, name: `tollgate-w${w}`, configYaml: benchIstioYaml({ httpPort, upstreamPort: ctx.ports.upstream }), httpPort, adminPort, cpu: undefined, workers: w });
+      if (!l.ok) {
+        json[`w${w}`] = { error: l.reason };
+        continue;
+      }
+      await sleep(500);
+      // `--workers 2` that still runs one process is reported, not silently compared.
+      const procs = processTree(l.pid).length;
+      json[`w${w}processes`] = procs;
+      insts.push({ ...l, name: `workers=${w}`, ok: true, procs });
+      if (w === 2 && procs === 1) break; // nothing to compare
+      await wrk({ port: httpPort, path: '/1k', headers: [HOST_HDR], seconds: cfg.nodeWarmSec, cpu: undefined });
+    }
+    if (json.w2processes === 1) {
+      const note = 'not measured: `--workers 2` runs one process (help: "only 1 is implemented")';
+      return { json: { ...json, skipped: note }, markdown: `### 7. Workers: 1 vs 2 processes\n\n${note}`, checks: [] };
+    }
+    const rounds = await alternate(ctx, 'workers', 'workers', insts, cfg.rounds, async (t) => {
+      const r = await wrk({ port: t.port, path: '/1k', headers: [HOST_HDR], seconds: cfg.thrSec, cpu: undefined });
+      r.rss = rssBytes(processTree(t.pid));
+      return r;
+    });
+    for (const t of insts) json[t.name] = summarize(rounds.filter((r) => r.target === t.name), 'rps');
+    json.rounds = rounds;
+    const a = json['workers=1']?.median;
+    const b = json['workers=2']?.median;
+    rows.push(['req/s, 1 KiB (unpinned)', cell(json['workers=1']), cell(json['workers=2']), fmtRatio(ratio(b, a))]);
+    rows.push(['processes', String(json.w1processes ?? '—'), String(json.w2processes ?? '—'), json.w2processes === 1 ? '--workers 2 ran one process' : '']);
+  } finally {
+    for (const t of insts) await stopProcess(t.rec);
+  }
+  const markdown = `### 7. Workers: 1 vs 2 processes
+
+Tollgate only, both unpinned (the machine has ${ctx.machine.nproc} CPUs shared with wrk and the upstream), \`wrk -c32 -d${cfg.thrSec}s\`, median of ${cfg.rounds} rounds.
+
+${table(['metric', 'workers=1', 'workers=2', '2 / 1'], rows)}`;
+  return { json, markdown, checks: [] };
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// CPU profile of Tollgate under load: starts the bench upstream and Tollgate under
+// `node --cpu-prof` (pinned like bench/run.mjs), warms it up, loads it with wrk (or the CONNECT
+// client), stops it with SIGTERM so Node writes the .cpuprofile, then prints the top self-time
+// functions measured inside the load window only (samples outside it are dropped).
+//
+//   node bench/profile.mjs [--face http|tcp|connect] [--seconds 10] [--warm 5] [--path /1k]
+//                          [--top 20] [--out DIR] [--node-http]
+//
+// --node-http profiles the reference node:http proxy instead (works without Tollgate).
+// The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connectLoad, wrk } from './lib/load.mjs';
+import { BENCH_HOST, startUpstream, verifyHttp } from './lib/peers.mjs';
+import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO } from './lib/tollgate.mjs';
+import { cleanupAll, cleanupAllSync, freePorts, pinningPlan, sleep, startProcess, stopProcess, tail, waitForPort } from './lib/util.mjs';
+
+const { values: o } = parseArgs({
+  options: {
+    face: { type: 'string', default: 'http' },
+    seconds: { type: 'string', default: '10' },
+    warm: { type: 'string', default: '5' },
+    path: { type: 'string', default: '/1k' },
+    top: { type: 'string', default: '20' },
+    out: { type: 'string' },
+    'node-http': { type: 'boolean' },
+    'no-pin': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (o.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.exit(0);
+}
+const seconds = Number(o.seconds);
+const warm = Number(o.warm);
+const topN = Number(o.top);
+if (!['http', 'tcp', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp or connect`);
+if (o['node-http'] && o.face !== 'http') throw new Error('--node-http profiles HTTP only');
+
+const dir = mkdtempSync(join(os.tmpdir(), 'tollgate-profile-'));
+const outDir = o.out ?? join(REPO, 'bench', 'results', 'profiles');
+mkdirSync(outDir, { recursive: true });
+const cleanup = () => {
+  cleanupAllSync();
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+setTimeout(() => {
+  process.stderr.write('profile: timed out\n');
+  process.exit(1);
+}, (seconds + warm + 60) * 1000).unref();
+
+const pin = pinningPlan(o['no-pin']);
+const log = (m) => process.stderr.write(`profile: ${m}\n`);
+const [upstream, httpPort, adminPort, tcpPort, iperfDummy, connectPort] = await freePorts(6);
+await startUpstream(dir, upstream, pin.load);
+const profDir = join(dir, 'prof');
+mkdirSync(profDir);
+const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'];
+
+let proc;
+let port = httpPort;
+if (o['node-http']) {
+  proc = startProcess('node-http', process.execPath, [...nodeArgs, fileURLToPath(new URL('./lib/node-proxy.mjs', import.meta.url)), String(httpPort), String(upstream), BENCH_HOST], { cpu: pin.proxy, stderrFile: join(dir, 'node-http.stderr') });
+  const r = await waitForPort(httpPort, { rec: proc });
+  if (!r.ok) throw new Error(`node-http: ${r.reason} ${tail(join(dir, 'node-http.stderr'))}`);
+} else {
+  const l = await launchTollgate({
+    dir,
+    name: 'tollgate',
+    configYaml: benchIstioYaml({ httpPort, upstreamPort: upstream, tcp: { iperfPort: iperfDummy, iperfTarget: iperfDummy, httpPort: tcpPort }, connect: true }),
+    httpPort,
+    adminPort,
+    connect: { port: connectPort, targetPort: upstream },
+    cpu: pin.proxy,
+    accessLog: false,
+    nodeArgs,
+    verify: false,
+  });
+  if (!l.ok) {
+    log(`tollgate: not runnable (${l.reason})`);
+    process.exit(2);
+  }
+  proc = l.rec;
+  log(`tollgate: ${l.command}`);
+  if (o.face === 'tcp') port = tcpPort;
+  if (o.face === 'connect') {
+    if (!l.connectPort) {
+      log('tollgate: no CONNECT listener (--explicit-proxy)');
+      process.exit(2);
+    }
+    port = l.connectPort;
+  }
+}
+if (o.face !== 'connect') {
+  const v = await verifyHttp(port, o.path);
+  if (!v.ok) {
+    log(`${o.face} face: GET ${o.path} Host ${BENCH_HOST}: ${v.reason}`);
+    process.exit(2);
+  }
+}
+
+const load = (secs) =>
+  o.face === 'connect'
+    ? connectLoad({ proxyPort: port, targetHost: CONNECT_HOST, targetPort: upstream, path: o.path, host: BENCH_HOST, conns: 32, seconds: secs, cpu: pin.load })
+    : wrk({ port, path: o.path, headers: [`Host: ${BENCH_HOST}`], conns: 32, seconds: secs, cpu: pin.load });
+
+if (warm > 0) {
+  log(`warm-up ${warm}s`);
+  await load(warm);
+}
+log(`load ${seconds}s (${o.face}, ${o.path})`);
+const w0 = performance.now();
+const res = await load(seconds);
+const w1 = performance.now();
+log(`load: ${res.rps ? `${Math.round(res.rps)} req/s` : ''} ${res.error ?? ''}`);
+await sleep(100);
+const exitAt = await new Promise((resolve) => {
+  const t0 = performance.now();
+  proc.child.once('exit', () => resolve(performance.now()));
+  try {
+    process.kill(proc.child.pid, 'SIGTERM');
+  } catch {
+    resolve(t0);
+  }
+  setTimeout(() => resolve(undefined), 8000);
+});
+if (exitAt === undefined) {
+  await stopProcess(proc, 0);
+  log('the process did not exit within 8 s of SIGTERM, so Node wrote no profile');
+  process.exit(1);
+}
+await cleanupAll();
+const files = existsSync(profDir) ? readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
+if (files.length === 0) {
+  log('no .cpuprofile written (the process must exit normally on SIGTERM for --cpu-prof to write it)');
+  process.exit(1);
+}
+const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+const src = join(profDir, files[0]);
+const kept = join(outDir, `${stamp}-${o['node-http'] ? 'node-http' : `tollgate-${o.face}`}.cpuprofile`);
+const profile = JSON.parse(readFileSync(src, 'utf8'));
+copyFileSync(src, kept);
+
+// ---------------------------------------------------------------- analysis
+
+// Sample times: startTime + cumulative timeDeltas (µs). The load window is located from the end:
+// the profile ends when the process exits, which we observed at `exitAt` on our clock.
+const { nodes, samples, timeDeltas, startTime, endTime } = profile;
+const winEnd = endTime - (exitAt - w1) * 1000;
+const winStart = endTime - (exitAt - w0) * 1000;
+const byId = new Map(nodes.map((n) => [n.id, n]));
+const self = new Map();
+let t = startTime;
+let inWindow = 0;
+for (let i = 0; i < samples.length; i++) {
+  const dt = timeDeltas[i] ?? 0;
+  t += dt;
+  if (t < winStart || t > winEnd) continue;
+  inWindow += dt;
+  self.set(samples[i], (self.get(samples[i]) ?? 0) + dt);
+}
+const fnKey = (n) => {
+  const cf = n.callFrame;
+  const url = cf.url ? cf.url.replace(`file://${REPO}/`, '').replace(/^file:\/\//, '') : '';
+  return `${cf.functionName || '(anonymous)'}\t${url ? `${url}:${cf.lineNumber + 1}` : ''}`;
+};
+const byFn = new Map();
+const byFile = new Map();
+for (const [id, us] of self) {
+  const n = byId.get(id);
+  if (!n) continue;
+  const k = fnKey(n);
+  byFn.set(k, (byFn.get(k) ?? 0) + us);
+  const cf = n.callFrame;
+  const file = cf.url ? (cf.url.includes('/dist/src/') ? cf.url.replace(/.*\/dist\//, 'dist/') : cf.url.startsWith('node:') ? cf.url : cf.url.replace(/^file:\/\//, '')) : cf.functionName.startsWith('(') ? cf.functionName : '(native)';
+  byFile.set(file, (byFile.get(file) ?? 0) + us);
+}
+const total = inWindow || 1;
+const pct = (us) => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
+const ms = (us) => `${(us / 1000).toFixed(1).padStart(8)} ms`;
+const lines = [];
+lines.push(`\nCPU profile of ${o['node-http'] ? 'node-http (reference)' : `tollgate (${o.face})`} during ${seconds}s of load: ${(total / 1000).toFixed(0)} ms sampled in the window${res.rps ? `, ${Math.round(res.rps)} req/s` : ''}`);
+lines.push(`profile: ${kept.replace(`${REPO}/`, '')}\n`);
+lines.push(`top ${topN} functions by self time`);
+lines.push(`${'self'.padStart(11)} ${'share'.padStart(6)}  function  (file:line)`);
+for (const [k, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, topN)) {
+  const [fn, where] = k.split('\t');
+  lines.push(`${ms(us)} ${pct(us)}  ${fn}${where ? `  (${where})` : ''}`);
+}
+lines.push(`\nself time by file`);
+for (const [f, us] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`${ms(us)} ${pct(us)}  ${f}`);
+process.stdout.write(`${lines.join('\n')}\n`);

@@ -1,0 +1,437 @@
+/**
+ * The downstream HTTP/1.1 connection manager: one HttpSession per accepted connection on an `http`
+ * filter chain. It owns the socket and the request parser, and runs one Exchange at a time:
+ *
+ *   IDLE --first byte--> HEAD --onHead--> ACTIVE --exchange done--> IDLE (keep-alive) | LINGER (close)
+ *
+ * - Pipelining: the parser is paused in onHead (until the upstream is ready for the body) and in
+ *   onMessageComplete (until the response is written); unconsumed bytes wait in `pending` and the
+ *   socket is paused. The next request is parsed only after the previous response was written.
+ * - Backpressure: a full upstream socket pauses reads here (pauseReads/resumeReads); a full
+ *   downstream socket pauses the upstream socket (Exchange.onUpstreamReadDone/onDownstreamDrain).
+ *   Per direction at most one read (64 KiB) beyond the socket's high-water mark is buffered.
+ * - Timeouts (sweeper deadlines, no timer per request): header timeout from the first byte of a
+ *   request (from the accept for the first request) -> 408 and close (silent close when nothing
+ *   was sent); idle keep-alive timeout -> close; stream idle / route / per-try in the Exchange.
+ * - Parse errors: the error's status (errorResponse), Connection: close, access-log line with the
+ *   TG_HTTP_* code, nothing forwarded; after a head was forwarded the upstream connection is
+ *   destroyed.
+ * - Closing: responses with Connection: close end the socket and keep reading (discarding) for
+ *   `lingerMs`, so the client receives the response instead of a reset.
+ */
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { HttpConnectionManager } from '../../snapshot/types.js';
+import { addrPort, type DownstreamConnection } from '../context.js';
+import { resetSocket, Tunnel } from '../tcp/pipe.js';
+import { connectionRecord, isoTime } from './access.js';
+import type { HttpEngine } from './engine.js';
+import type { HttpParseError } from './errors.js';
+import { Exchange } from './exchange.js';
+import type { RequestHead } from './head.js';
+import { HttpParser, type HttpParserHandler } from './parser.js';
+import { RouterContext } from './router.js';
+import { errorResponse, simpleResponse } from './serialize.js';
+import type { Sweepable } from './sweeper.js';
+
+const IDLE = 0;
+const HEAD = 1;
+const ACTIVE = 2;
+const LINGER = 3;
+const TUNNEL = 4;
+const CLOSED = 5;
+
+function noop(): void {}
+
+export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
+  readonly socket: Socket;
+  readonly parser: HttpParser<'request'>;
+  readonly router: RouterContext;
+  readonly remoteAddress: string;
+  readonly remoteText: string;
+  readonly localText: string;
+  readonly sni: string | null;
+  readonly tls: boolean;
+  readonly sourceNamespace: string | undefined;
+  /** The client sent FIN: finish the exchange in flight, then close. */
+  clientEnded = false;
+  lastActivity: number;
+
+  private exchange: Exchange | null = null;
+  private state = HEAD;
+  private pending: Buffer | null = null;
+  private inFeed = false;
+  private socketPaused = false;
+  private backpressure = false;
+  private deadline: number;
+  private headBytes = 0;
+  private reqStarted = false;
+  private reqStartMs = 0;
+  private reqStartPerf = 0;
+  private draining = false;
+
+  constructor(
+    readonly engine: HttpEngine,
+    readonly conn: DownstreamConnection,
+    readonly filter: HttpConnectionManager,
+  ) {
+    const socket = conn.socket;
+    this.socket = socket;
+    const opts = engine.opts;
+    this.parser = new HttpParser('request', this, { maxHeaderBytes: opts.maxHeaderBytes, maxHeaders: opts.maxHeaders });
+    this.remoteAddress = conn.remoteAddress;
+    this.remoteText = addrPort(conn.remoteAddress, conn.remotePort);
+    this.localText = addrPort(conn.localAddress, conn.localPort);
+    this.sni = conn.sni ?? null;
+    this.tls = conn.tls || conn.chain.tls !== undefined;
+    this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
+    this.router = new RouterContext(conn.snapshot, conn.snapshot.routeTables.get(filter.routeConfigName), conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace);
+    const now = engine.sweeper.now;
+    this.lastActivity = now;
+    // Header timeout for the first request runs from the accept (a silent client is closed).
+    this.deadline = Math.max(now, Date.now()) + opts.headerTimeoutMs;
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError_);
+    socket.on('close', this.onClose);
+    socket.on('drain', this.onDrain);
+    engine.register(this);
+    if (engine.draining) this.draining = true;
+    socket.resume();
+  }
+
+  // ================================================================ socket events
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.state >= LINGER) return; // closing: discard
+    this.lastActivity = this.engine.sweeper.now;
+    if (this.state === IDLE) {
+      this.state = HEAD;
+      this.deadline = this.lastActivity + this.engine.opts.headerTimeoutMs;
+      this.headBytes = 0;
+    }
+    if (!this.reqStarted) this.markRequestStart();
+    if (this.state === HEAD) this.headBytes += chunk.length;
+    if (this.pending !== null) {
+      // Data that was already in flight when the socket was paused: keep it in order.
+      this.pending = Buffer.concat([this.pending, chunk]);
+      this.pauseSocket();
+      return;
+    }
+    this.feed(chunk);
+  };
+
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    this.maybeEnd();
+  };
+
+  /**
+   * After the client's FIN: once every byte it sent has been parsed, a cut head or body is reported
+   * (TG_HTTP_TRUNCATED -> 400), and an idle connection is closed. An exchange in flight finishes first.
+   */
+  private maybeEnd(): void {
+    if (!this.clientEnded || this.state >= LINGER || this.pending !== null || this.inFeed) return;
+    const ex = this.exchange;
+    if (ex === null) {
+      if (!this.parser.idle) this.parser.finish(); // a cut head: onError answers 400
+      if (this.state < LINGER) this.closeGracefully();
+    } else if (!ex.requestComplete && !ex.finished) {
+      this.parser.finish(); // the body was cut
+    }
+  }
+
+  private readonly onError_ = (): void => {
+    // 'close' follows; the exchange is told there.
+  };
+
+  private readonly onClose = (): void => {
+    const prev = this.state;
+    this.state = CLOSED;
+    this.engine.unregister(this);
+    const ex = this.exchange;
+    this.exchange = null;
+    if (ex !== null && prev !== TUNNEL) ex.onDownstreamClosed(this.socket.readableEnded ? 'downstream closed the connection' : 'downstream connection reset');
+  };
+
+  private readonly onDrain = (): void => {
+    this.exchange?.onDownstreamDrain();
+  };
+
+  // ================================================================ parsing
+
+  private markRequestStart(): void {
+    this.reqStarted = true;
+    this.reqStartMs = Date.now();
+    this.reqStartPerf = performance.now();
+  }
+
+  private feed(buf: Buffer): void {
+    this.inFeed = true;
+    let b: Buffer | null = buf;
+    const parser = this.parser;
+    for (let guard = 0; guard < 100_000; guard++) {
+      const n = parser.execute(b);
+      if (n >= b.length) {
+        b = null;
+        break;
+      }
+      if (parser.failed || this.state >= LINGER) {
+        b = null;
+        break;
+      }
+      b = b.subarray(n);
+      if (parser.isPaused && this.exchange === null) {
+        // The previous exchange finished synchronously: parse the next pipelined request.
+        parser.resume();
+        if (!this.reqStarted) this.markRequestStart();
+        this.state = HEAD;
+        this.deadline = this.engine.sweeper.now + this.engine.opts.headerTimeoutMs;
+        this.headBytes = b.length;
+        continue;
+      }
+      break;
+    }
+    this.inFeed = false;
+    if (this.state >= LINGER) return;
+    if (this.exchange === null) {
+      if (parser.isPaused) parser.resume();
+      if (this.state === IDLE && !parser.idle) {
+        // A pipelined request started in this read: the header timeout applies to it.
+        this.state = HEAD;
+        this.deadline = this.engine.sweeper.now + this.engine.opts.headerTimeoutMs;
+        if (this.headBytes === 0) this.headBytes = 1;
+      }
+    }
+    if (b !== null && b.length > 0) {
+      this.pending = b;
+      this.pauseSocket();
+    } else {
+      if (!this.backpressure) this.resumeSocket();
+      if (this.clientEnded) this.maybeEnd();
+    }
+  }
+
+  onHead(head: RequestHead): void {
+    this.parser.pause();
+    this.state = ACTIVE;
+    if (!this.reqStarted) this.markRequestStart();
+    const ex = new Exchange(this, head, this.reqStartMs, this.reqStartPerf);
+    this.exchange = ex;
+    this.router.route(ex.decision, head);
+    ex.start();
+  }
+
+  onBody(chunk: Buffer): void {
+    this.exchange?.onRequestBody(chunk);
+  }
+
+  onTrailers(trailers: string[]): void {
+    this.exchange?.onRequestTrailers(trailers);
+  }
+
+  onMessageComplete(): void {
+    this.parser.pause(); // one request at a time: the next waits until this response is written
+    this.exchange?.onRequestComplete();
+  }
+
+  onError(err: HttpParseError): void {
+    const ex = this.exchange;
+    if (ex !== null && !ex.finished) {
+      ex.onDownstreamProtocolError(err);
+      return;
+    }
+    // The head itself is malformed: answer, log, close. Nothing was sent upstream.
+    if (this.state >= LINGER) return;
+    const buf = errorResponse(err);
+    this.write(buf);
+    const r = connectionRecord(this.reqStarted ? this.reqStartMs : Date.now(), this.remoteText, this.localText, this.conn.sni, this.filter.routeConfigName);
+    r.response_code = err.status;
+    r.response_flags = 'DPE';
+    r.tollgate_reason = err.code;
+    r.response_code_details = err.message;
+    r.bytes_sent = buf.length;
+    r.duration = this.reqStarted ? Math.floor(performance.now() - this.reqStartPerf) : 0;
+    this.logConnectionLevel(r, err.status, 'DPE', err.code);
+    this.closeGracefully();
+  }
+
+  private logConnectionLevel(r: ReturnType<typeof connectionRecord>, status: number, flags: string, reason: string): void {
+    const services = this.engine.services;
+    if (this.filter.accessLog) services.accessLog.log(r);
+    services.metrics.denied(reason);
+    this.engine.metrics.record('unknown', undefined, this.sourceNamespace, status, flags, r.duration, 0, r.bytes_sent);
+  }
+
+  // ================================================================ called by the Exchange
+
+  write(data: string | Buffer): boolean {
+    if (this.socket.destroyed) return true;
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  writev(parts: readonly (string | Buffer)[]): boolean {
+    const s = this.socket;
+    if (s.destroyed) return true;
+    s.cork();
+    let ok = true;
+    for (const p of parts) ok = typeof p === 'string' ? s.write(p, 'latin1') : s.write(p);
+    s.uncork();
+    return ok;
+  }
+
+  /** The upstream is ready for the request body: resume parsing it. */
+  resumeRequestBody(): void {
+    const ex = this.exchange;
+    if (ex === null || ex.requestComplete || this.state >= LINGER) return;
+    this.parser.resume();
+    if (this.inFeed) return; // the feed loop in progress continues parsing
+    const p = this.pending;
+    this.pending = null;
+    if (p !== null) this.feed(p);
+    else if (!this.backpressure) this.resumeSocket();
+  }
+
+  /** Upstream socket full: stop reading the request body. */
+  pauseReads(): void {
+    this.backpressure = true;
+    this.pauseSocket();
+  }
+
+  resumeReads(): void {
+    if (!this.backpressure) return;
+    this.backpressure = false;
+    if (this.pending === null && this.state < LINGER) this.resumeSocket();
+  }
+
+  exchangeDone(ex: Exchange): void {
+    if (this.exchange !== ex) return;
+    this.exchange = null;
+    this.reqStarted = false;
+    if (this.state >= LINGER) return;
+    if (ex.closeAfter || this.draining || (this.clientEnded && this.pending === null && !this.inFeed)) {
+      this.closeGracefully();
+      return;
+    }
+    this.state = IDLE;
+    this.deadline = this.engine.sweeper.now + this.engine.opts.idleTimeoutMs;
+    this.backpressure = false;
+    if (this.inFeed) return; // the feed loop resumes the parser on the pipelined bytes
+    this.parser.resume();
+    const p = this.pending;
+    this.pending = null;
+    if (p !== null) {
+      this.markRequestStart();
+      this.state = HEAD;
+      this.deadline = this.engine.sweeper.now + this.engine.opts.headerTimeoutMs;
+      this.headBytes = p.length;
+      this.feed(p);
+    } else {
+      this.resumeSocket();
+      this.maybeEnd();
+    }
+  }
+
+  /** A failure after the response head went out: reset the connection (the body must look cut). */
+  abort(): void {
+    const ex = this.exchange;
+    this.exchange = null;
+    this.state = CLOSED;
+    if (ex !== null && !ex.finished) ex.onDownstreamClosed('aborted');
+    resetSocket(this.socket);
+  }
+
+  /** After a 101: the connection becomes a raw tunnel to `up`. */
+  startTunnel(up: Socket, rest: Buffer, ex: Exchange): void {
+    const s = this.socket;
+    this.state = TUNNEL;
+    this.exchange = ex;
+    this.engine.unregister(this);
+    s.removeListener('data', this.onData);
+    s.removeListener('end', this.onEnd);
+    s.removeListener('drain', this.onDrain);
+    s.removeListener('close', this.onClose);
+    s.removeListener('error', this.onError_);
+    s.on('error', noop);
+    up.on('error', noop);
+    if (rest.length > 0) s.write(rest);
+    const p = this.pending;
+    this.pending = null;
+    if (p !== null && p.length > 0) up.write(p);
+    this.socketPaused = false;
+    new Tunnel(s, up, { idleTimeoutMs: this.engine.opts.upgradeIdleTimeoutMs, onEnd: (r) => ex.onTunnelEnd(r) });
+  }
+
+  // ================================================================ closing, drain, timeouts
+
+  /** End our side after the last response; read and discard until the client closes (lingering close). */
+  closeGracefully(): void {
+    if (this.state >= LINGER) return;
+    this.state = LINGER;
+    this.pending = null;
+    this.deadline = this.engine.sweeper.now + this.engine.opts.lingerMs;
+    const s = this.socket;
+    if (!s.destroyed) {
+      s.end();
+      this.resumeSocket();
+    }
+  }
+
+  drain(): void {
+    this.draining = true;
+    if (this.state === IDLE || (this.state === HEAD && this.headBytes === 0)) this.closeGracefully();
+  }
+
+  sweep(now: number): void {
+    switch (this.state) {
+      case IDLE:
+        if (now >= this.deadline) this.closeGracefully();
+        return;
+      case HEAD:
+        if (now >= this.deadline) this.headerTimeout();
+        return;
+      case ACTIVE:
+        this.exchange?.checkTimeouts(now);
+        return;
+      case LINGER:
+        if (now >= this.deadline) this.socket.destroy();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private headerTimeout(): void {
+    if (this.headBytes === 0) {
+      // Never said anything: close quietly (as nginx does), nothing to log.
+      this.closeGracefully();
+      return;
+    }
+    const buf = simpleResponse(408, 'Request Timeout (request_header_timeout)\n');
+    this.write(buf);
+    const r = connectionRecord(this.reqStartMs, this.remoteText, this.localText, this.conn.sni, this.filter.routeConfigName);
+    r.response_code = 408;
+    r.response_flags = 'DT';
+    r.tollgate_reason = 'request_header_timeout';
+    r.response_code_details = `no complete request head within ${this.engine.opts.headerTimeoutMs} ms (${this.headBytes} bytes received)`;
+    r.bytes_sent = buf.length;
+    r.duration = Math.floor(performance.now() - this.reqStartPerf);
+    r.start_time = isoTime(this.reqStartMs);
+    this.logConnectionLevel(r, 408, 'DT', 'request_header_timeout');
+    this.closeGracefully();
+  }
+
+  private pauseSocket(): void {
+    if (!this.socketPaused) {
+      this.socketPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resumeSocket(): void {
+    if (this.socketPaused) {
+      this.socketPaused = false;
+      this.socket.resume();
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The HTTP engine: the HttpConnectionHandler the runtime hands `http` filter chains to
+ * (dataplane/context.ts). One engine per Runtime; it owns what outlives a connection: the upstream
+ * pool, the sweeper (all HTTP timeouts), the metric children, the set of live sessions (drain).
+ *
+ *   httpEngine(options)      -> HttpConnectionHandlerFactory (tests pass short timeouts here)
+ *   createHttpHandler        the factory with default options (what `tollgate run` uses)
+ */
+import type { DataPlaneServices, DownstreamConnection, HttpConnectionHandler, HttpConnectionHandlerFactory } from '../context.js';
+import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
+import { HttpSession } from './connection-manager.js';
+import { HttpMetrics } from './http-metrics.js';
+import { resolveOptions, type HttpEngineOptions, type ResolvedHttpOptions } from './options.js';
+import { Sweeper } from './sweeper.js';
+import { UpstreamPool } from './upstream-pool.js';
+
+export class HttpEngine implements HttpConnectionHandler {
+  readonly opts: ResolvedHttpOptions;
+  readonly sweeper = new Sweeper();
+  readonly pool: UpstreamPool;
+  readonly metrics: HttpMetrics;
+  readonly sessions = new Set<HttpSession>();
+  draining = false;
+
+  constructor(readonly services: DataPlaneServices, options: HttpEngineOptions = {}) {
+    this.opts = resolveOptions(options, services.limits.requestHeadTimeoutMs);
+    this.metrics = new HttpMetrics(services.metrics);
+    this.pool = new UpstreamPool(services.clusters, this.sweeper, this.opts.upstreamIdleTimeoutMs, this.opts.maxIdlePerUpstream, this.metrics.pool);
+  }
+
+  handle(conn: DownstreamConnection, filter: HttpConnectionManager): void {
+    try {
+      new HttpSession(this, conn, filter);
+    } catch (e) {
+      // Never throw into the listener: log and drop the connection.
+      this.services.logger.error('http session failed to start', { error: String(e) });
+      conn.socket.destroy();
+    }
+  }
+
+  /**
+   * Absolute-form requests on an explicit-proxy listener are not routed by this engine yet: they
+   * get the explicit proxy's own 501 (`explicit_proxy_http_unsupported`), so this is not defined.
+   */
+  declare handleExplicitProxy?: (conn: DownstreamConnection, filter: ExplicitProxy) => void;
+
+  drain(): void {
+    this.draining = true;
+    for (const s of this.sessions) s.drain();
+    this.pool.closeIdle();
+  }
+
+  register(s: HttpSession): void {
+    this.sessions.add(s);
+    this.sweeper.add(s);
+  }
+
+  unregister(s: HttpSession): void {
+    this.sessions.delete(s);
+    this.sweeper.delete(s);
+  }
+}
+
+export function httpEngine(options: HttpEngineOptions = {}): HttpConnectionHandlerFactory {
+  return (services) => new HttpEngine(services, options);
+}
+
+/** The engine with default options. */
+export const createHttpHandler: HttpConnectionHandlerFactory = httpEngine();

@@ -1,0 +1,113 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Buffer } from 'node:buffer';
+import { buildRequestHead, buildResponseHead, compileHeaderOps, type RequestHeadFacts } from './headers.js';
+import { HttpParser } from './parser.js';
+import type { HttpHead } from './head.js';
+import { hopByHopFilter } from './serialize.js';
+
+function parse(kind: 'request' | 'response', text: string): HttpHead {
+  let head: HttpHead | undefined;
+  const p = new HttpParser(kind, { onHead: (h) => (head = h), onBody: () => {}, onMessageComplete: () => {}, onError: (e) => assert.fail(e.message) });
+  p.execute(Buffer.from(text, 'latin1'));
+  assert.ok(head, 'parsed');
+  return head;
+}
+
+function facts(): RequestHeadFacts {
+  return { xffIn: null, requestId: null, userAgent: null };
+}
+
+const base = { method: 'GET', target: '/x', host: 'up.example', framing: 'none' as const, upgrade: false, stripExpect: false, xffAppend: null, proto: 'http', addRequestId: false, ops: null };
+
+/** Name/value pairs minus the ones the builder adds itself. */
+function fields(h: HttpHead, drop: string[] = []): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < h.headers.length; i += 2) {
+    const n = h.headers[i]!.toLowerCase();
+    if (['host', 'x-forwarded-proto', ...drop].includes(n)) continue;
+    out.push(h.headers[i]!, h.headers[i + 1]!);
+  }
+  return out;
+}
+
+describe('buildRequestHead', () => {
+  it('agrees with hopByHopFilter on what is dropped, for many header mixes', () => {
+    const pool: [string, string][] = [
+      ['Accept', '*/*'], ['User-Agent', 'curl/8'], ['Connection', 'keep-alive'], ['Keep-Alive', 'timeout=5'], ['TE', 'trailers'],
+      ['Trailer', 'X-T'], ['Proxy-Authorization', 'Basic eA=='], ['Proxy-Connection', 'close'], ['Upgrade', 'h2c'], ['X-Custom', 'a'],
+      ['x-secret', 's'], ['Content-Type', 'text/plain'], ['HTTP2-Settings', 'AAA'], ['Cookie', 'c=1'], ['X-Request-Id', 'rid'],
+      ['Connection', 'x-secret, Content-Length, Host'], ['Accept-Encoding', 'gzip'], ['Proxy-Authenticate', 'Basic'],
+    ];
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let round = 0; round < 300; round++) {
+      const headers: string[] = [];
+      const count = 1 + rnd(10);
+      for (let i = 0; i < count; i++) {
+        const [n, v] = pool[rnd(pool.length)]!;
+        headers.push(n, v);
+      }
+      const req = parse('request', `POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n${pairs(headers)}\r\n`) as Extract<HttpHead, { kind: 'request' }>;
+      const text = buildRequestHead({ ...base, method: 'POST', headers: req.headers, connectionTokens: req.connectionTokens, framing: 3 }, facts());
+      const out = parse('request', text);
+      const want = hopByHopFilter(req.headers, req.connectionTokens).filter((_, i, a) => i % 2 === 1 || !['host', 'content-length'].includes(a[i]!.toLowerCase()));
+      const wantPairs: string[] = [];
+      for (let i = 0; i < want.length; i += 2) if (!['host', 'content-length'].includes(want[i]!.toLowerCase())) wantPairs.push(want[i]!, want[i + 1]!);
+      assert.deepEqual(fields(out, ['content-length']), wantPairs, pairs(headers));
+      assert.equal(out.contentLength, 3, 'framing is the caller\'s, and a client naming Content-Length in Connection cannot remove it');
+      assert.equal((out as Extract<HttpHead, { kind: 'request' }>).host, 'up.example', 'Host is ours, never removed');
+    }
+  });
+
+  it('appends X-Forwarded-For, sets X-Forwarded-Proto, adds X-Request-Id, records facts', () => {
+    const f = facts();
+    const text = buildRequestHead({ ...base, headers: ['X-Forwarded-For', '10.0.0.1', 'x-forwarded-for', '10.0.0.2', 'X-Forwarded-Proto', 'https', 'User-Agent', 'ua/1'], connectionTokens: [], xffAppend: '127.0.0.9', addRequestId: true }, f);
+    const h = parse('request', text);
+    const get = (n: string): string[] => h.headers.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === n);
+    assert.deepEqual(get('x-forwarded-for'), ['10.0.0.1, 10.0.0.2, 127.0.0.9']);
+    assert.deepEqual(get('x-forwarded-proto'), ['http'], 'a client cannot claim https');
+    assert.match(get('x-request-id')[0] ?? '', /^[0-9a-f-]{36}$/);
+    assert.equal(f.xffIn, '10.0.0.1, 10.0.0.2');
+    assert.equal(f.userAgent, 'ua/1');
+    assert.equal(f.requestId, get('x-request-id')[0]);
+  });
+
+  it('keeps an existing X-Request-Id; strips Expect when the proxy answers 100-continue; keeps Upgrade only for upgrades', () => {
+    const f = facts();
+    const text = buildRequestHead({ ...base, headers: ['X-Request-Id', 'abc', 'Expect', '100-continue', 'Upgrade', 'websocket', 'Connection', 'Upgrade'], connectionTokens: ['upgrade'], stripExpect: true, addRequestId: true }, f);
+    assert.equal(f.requestId, 'abc');
+    assert.doesNotMatch(text, /expect/i);
+    assert.doesNotMatch(text, /upgrade/i);
+    const up = buildRequestHead({ ...base, headers: ['Upgrade', 'websocket', 'Connection', 'Upgrade'], connectionTokens: ['upgrade'], upgrade: true }, facts());
+    assert.match(up, /\r\nUpgrade: websocket\r\n/);
+    assert.match(up, /\r\nConnection: upgrade\r\n\r\n$/);
+  });
+
+  it('applies route mutations, but never to Host, framing or hop-by-hop fields', () => {
+    const ops = compileHeaderOps({ set: { 'X-Env': 'prod', host: 'evil', 'Content-Length': '0' }, add: { 'X-Added': '1', Connection: 'close' }, remove: ['X-Secret', 'transfer-encoding'] });
+    const text = buildRequestHead({ ...base, headers: ['x-env', 'dev', 'X-Secret', 's', 'X-Keep', 'k'], connectionTokens: [], framing: 5, ops }, facts());
+    const h = parse('request', text);
+    assert.deepEqual(fields(h, ['content-length']), ['X-Keep', 'k', 'X-Env', 'prod', 'X-Added', '1']);
+    assert.equal(h.contentLength, 5);
+    assert.equal((h as Extract<HttpHead, { kind: 'request' }>).host, 'up.example');
+    assert.equal(compileHeaderOps({}), null);
+  });
+});
+
+describe('buildResponseHead', () => {
+  it('drops hop-by-hop and nominated fields, writes our framing and connection', () => {
+    const res = parse('response', 'HTTP/1.1 200 OK\r\nConnection: x-internal, keep-alive\r\nKeep-Alive: timeout=5\r\nX-Internal: 1\r\nTransfer-Encoding: chunked\r\nServer: up\r\n\r\n');
+    const text = buildResponseHead({ status: 200, reason: 'OK', headers: res.headers, connectionTokens: res.connectionTokens, framing: 12, connection: 'close', upgrade: false, ops: compileHeaderOps({ add: { 'X-Via': 'tollgate' } }) });
+    assert.equal(text, 'HTTP/1.1 200 OK\r\nServer: up\r\nX-Via: tollgate\r\nContent-Length: 12\r\nConnection: close\r\n\r\n');
+  });
+});
+
+function pairs(h: string[]): string {
+  let s = '';
+  for (let i = 0; i < h.length; i += 2) s += `${h[i]}: ${h[i + 1]}\r\n`;
+  return s;
+}

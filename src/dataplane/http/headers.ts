@@ -1,0 +1,227 @@
+/**
+ * The heads the proxy writes: the request it sends upstream and the response it sends downstream.
+ *
+ * One pass over the raw header list per head, building the latin1 string directly. The rules are
+ * those of `hopByHopFilter` (serialize.ts; a test checks the two agree):
+ * - hop-by-hop fields are dropped (Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+ *   Transfer-Encoding, Upgrade unless the message is an upgrade, Proxy-Authorization,
+ *   Proxy-Authenticate, HTTP2-Settings), and so is every field the Connection header names —
+ *   except Content-Length and Host, which no client can remove by naming them;
+ * - framing (Content-Length / Transfer-Encoding) is never copied: the caller decides it;
+ * - Host is written first, from the authority the request was routed on (or the route's rewrite);
+ * - X-Forwarded-For gets the client address appended, X-Forwarded-Proto is set, X-Request-Id is
+ *   added when absent (each switchable, see options.ts);
+ * - route header mutations (VirtualService headers.request/response set/add/remove) apply last.
+ *   They cannot touch Host, framing or hop-by-hop fields (those are ignored).
+ * Cost: names are only lower-cased when their length and first letter could be one of the names
+ * above, so most fields cost two array loads.
+ */
+import { randomUUID } from 'node:crypto';
+import type { HeaderMutations } from '../../snapshot/types.js';
+import type { Framing } from './serialize.js';
+
+// ------------------------------------------------------------------ name classes
+
+const SKIP = 1; // dropped (hop-by-hop, framing, our own Host / X-Forwarded-Proto)
+const UPGRADE = 2; // kept only when the message is an upgrade
+const XFF = 3;
+const EXPECT = 4;
+const REQUEST_ID = 5;
+const USER_AGENT = 6;
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'];
+
+const REQUEST_NAMES = new Map<string, number>([
+  ...HOP_BY_HOP.map((n): [string, number] => [n, SKIP]),
+  ['host', SKIP],
+  ['content-length', SKIP],
+  ['x-forwarded-proto', SKIP],
+  ['upgrade', UPGRADE],
+  ['x-forwarded-for', XFF],
+  ['expect', EXPECT],
+  ['x-request-id', REQUEST_ID],
+  ['user-agent', USER_AGENT],
+]);
+
+const RESPONSE_NAMES = new Map<string, number>([
+  ...HOP_BY_HOP.map((n): [string, number] => [n, SKIP]),
+  ['content-length', SKIP],
+  ['upgrade', UPGRADE],
+]);
+
+/** Names that can never be set/removed by route mutations or removed via Connection. */
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'keep-alive', 'proxy-connection', 'te', 'trailer']);
+
+/** (length, lower-case first letter) pairs that may be a special name: the only ones lower-cased. */
+function candidateTable(names: Iterable<string>): Uint8Array {
+  const t = new Uint8Array(64 * 128);
+  for (const n of names) if (n.length < 64) t[n.length * 128 + n.charCodeAt(0)] = 1;
+  return t;
+}
+const REQUEST_CAND = candidateTable(REQUEST_NAMES.keys());
+const RESPONSE_CAND = candidateTable(RESPONSE_NAMES.keys());
+
+function classify(name: string, cand: Uint8Array, names: ReadonlyMap<string, number>): number {
+  const n = name.length;
+  if (n >= 64) return 0;
+  const c = name.charCodeAt(0) | 0x20;
+  if (cand[n * 128 + c] !== 1) return 0;
+  return names.get(name) ?? names.get(name.toLowerCase()) ?? 0;
+}
+
+/** Connection tokens that nominate end-to-end fields for removal (rare): a set, else null. */
+export function nominatedFields(tokens: readonly string[]): ReadonlySet<string> | null {
+  let out: Set<string> | null = null;
+  for (const t of tokens) {
+    if (t === 'close' || t === 'keep-alive' || t === 'upgrade' || PROTECTED.has(t) || REQUEST_NAMES.get(t) === SKIP) continue;
+    (out ??= new Set()).add(t);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ route mutations
+
+export interface CompiledHeaderOps {
+  /** Lower-case names dropped from the message (`remove` plus the names `set` replaces). */
+  readonly remove: ReadonlySet<string>;
+  /** Written after the kept fields: `set` then `add`, as "Name: value\r\n" text. */
+  readonly append: string;
+}
+
+const opsCache = new WeakMap<HeaderMutations, CompiledHeaderOps | null>();
+
+/** Compiled once per route (cached by the snapshot object); null when there is nothing to do. */
+export function compileHeaderOps(m: HeaderMutations | undefined): CompiledHeaderOps | null {
+  if (m === undefined) return null;
+  let c = opsCache.get(m);
+  if (c !== undefined) return c;
+  const remove = new Set<string>();
+  let append = '';
+  for (const n of m.remove ?? []) if (!PROTECTED.has(n.toLowerCase())) remove.add(n.toLowerCase());
+  for (const [n, v] of Object.entries(m.set ?? {})) {
+    if (PROTECTED.has(n.toLowerCase())) continue;
+    remove.add(n.toLowerCase());
+    append += `${n}: ${v}\r\n`;
+  }
+  for (const [n, v] of Object.entries(m.add ?? {})) {
+    if (PROTECTED.has(n.toLowerCase())) continue;
+    append += `${n}: ${v}\r\n`;
+  }
+  c = remove.size === 0 && append === '' ? null : { remove, append };
+  opsCache.set(m, c);
+  return c;
+}
+
+// ------------------------------------------------------------------ request head
+
+/** Facts the request builder reads while it passes over the fields (for the access log). */
+export interface RequestHeadFacts {
+  xffIn: string | null;
+  requestId: string | null;
+  userAgent: string | null;
+}
+
+export interface RequestHeadParams {
+  readonly method: string;
+  /** Origin-form path + query to send. */
+  readonly target: string;
+  /** Host to send. */
+  readonly host: string;
+  readonly headers: readonly string[];
+  readonly connectionTokens: readonly string[];
+  readonly framing: Framing;
+  /** Forward Upgrade and send `Connection: upgrade`. */
+  readonly upgrade: boolean;
+  /** Drop Expect (the proxy answers 100-continue itself). */
+  readonly stripExpect: boolean;
+  /** Client IP to append to X-Forwarded-For; null: leave X-Forwarded-For as received. */
+  readonly xffAppend: string | null;
+  readonly proto: string;
+  readonly addRequestId: boolean;
+  readonly ops: CompiledHeaderOps | null;
+}
+
+export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts): string {
+  const headers = p.headers;
+  const nominated = p.connectionTokens.length > 0 ? nominatedFields(p.connectionTokens) : null;
+  const ops = p.ops;
+  let s = p.method + ' ' + p.target + ' HTTP/1.1\r\nHost: ' + p.host + '\r\n';
+  let xff: string | null = null;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    const k = classify(name, REQUEST_CAND, REQUEST_NAMES);
+    if (k !== 0) {
+      if (k === SKIP) continue;
+      if (k === XFF) {
+        xff = xff === null ? value : xff + ', ' + value;
+        continue;
+      }
+      if (k === UPGRADE && !p.upgrade) continue;
+      if (k === EXPECT && p.stripExpect) continue;
+      if (k === REQUEST_ID) facts.requestId = value;
+      else if (k === USER_AGENT) facts.userAgent = value;
+    }
+    if (nominated !== null || ops !== null) {
+      const lower = name.toLowerCase();
+      if (nominated !== null && nominated.has(lower)) continue;
+      if (ops !== null && ops.remove.has(lower)) continue;
+    }
+    s += name + ': ' + value + '\r\n';
+  }
+  facts.xffIn = xff;
+  if (p.xffAppend !== null) s += 'X-Forwarded-For: ' + (xff === null ? p.xffAppend : xff + ', ' + p.xffAppend) + '\r\n';
+  else if (xff !== null) s += 'X-Forwarded-For: ' + xff + '\r\n';
+  s += 'X-Forwarded-Proto: ' + p.proto + '\r\n';
+  if (facts.requestId === null && p.addRequestId) {
+    const id = randomUUID();
+    facts.requestId = id;
+    s += 'X-Request-Id: ' + id + '\r\n';
+  }
+  if (ops !== null) s += ops.append;
+  s += framingLine(p.framing);
+  if (p.upgrade) s += 'Connection: upgrade\r\n';
+  return s + '\r\n';
+}
+
+function framingLine(f: Framing): string {
+  if (f === 'none') return '';
+  if (f === 'chunked') return 'Transfer-Encoding: chunked\r\n';
+  return 'Content-Length: ' + f + '\r\n';
+}
+
+// ------------------------------------------------------------------ response head
+
+export interface ResponseHeadParams {
+  readonly status: number;
+  readonly reason: string;
+  readonly headers: readonly string[];
+  readonly connectionTokens: readonly string[];
+  readonly framing: Framing;
+  /** Connection header to write ('close', 'keep-alive', 'upgrade') or undefined for none. */
+  readonly connection: string | undefined;
+  readonly upgrade: boolean;
+  readonly ops: CompiledHeaderOps | null;
+}
+
+export function buildResponseHead(p: ResponseHeadParams): string {
+  const headers = p.headers;
+  const nominated = p.connectionTokens.length > 0 ? nominatedFields(p.connectionTokens) : null;
+  const ops = p.ops;
+  let s = 'HTTP/1.1 ' + p.status + ' ' + p.reason + '\r\n';
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
+    const k = classify(name, RESPONSE_CAND, RESPONSE_NAMES);
+    if (k === SKIP || (k === UPGRADE && !p.upgrade)) continue;
+    if (nominated !== null || ops !== null) {
+      const lower = name.toLowerCase();
+      if (nominated !== null && nominated.has(lower)) continue;
+      if (ops !== null && ops.remove.has(lower)) continue;
+    }
+    s += name + ': ' + headers[i + 1]! + '\r\n';
+  }
+  if (ops !== null) s += ops.append;
+  s += framingLine(p.framing);
+  if (p.connection !== undefined) s += 'Connection: ' + p.connection + '\r\n';
+  return s + '\r\n';
+}

@@ -1,0 +1,52 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { normalizePath, removeDotSegments } from './path.js';
+
+describe('normalizePath', () => {
+  it('returns plain paths unchanged (same string, no allocation)', () => {
+    const p = '/api/v1/items';
+    assert.equal(normalizePath(p, 'reject'), p);
+    assert.equal(normalizePath('/', 'reject'), '/');
+    assert.equal(normalizePath('/a//b', 'reject'), '/a//b', 'slashes are not merged (Istio BASE)');
+  });
+
+  it('removes dot segments (RFC 3986 5.2.4)', () => {
+    const cases: [string, string][] = [
+      ['/a/./b', '/a/b'],
+      ['/a/../b', '/b'],
+      ['/a/b/../../c', '/c'],
+      ['/..', '/'],
+      ['/../../etc/passwd', '/etc/passwd'],
+      ['/a/..', '/'],
+      ['/a/.', '/a/'],
+      ['/a/b/..', '/a/'],
+      ['/.well-known/x', '/.well-known/x'],
+      ['/a/.b/..c', '/a/.b/..c'],
+    ];
+    for (const [input, want] of cases) assert.equal(normalizePath(input, 'reject'), want, input);
+  });
+
+  it('decodes escaped unreserved characters, so %2e%2e is a dot segment', () => {
+    assert.equal(normalizePath('/%41dmin', 'reject'), '/Admin');
+    assert.equal(normalizePath('/public/%2e%2e/admin', 'reject'), '/admin');
+    assert.equal(normalizePath('/public/%2E%2E/admin', 'reject'), '/admin');
+    assert.equal(normalizePath('/a/.%2e/b', 'reject'), '/b');
+    assert.equal(normalizePath('/%7euser', 'reject'), '/~user');
+  });
+
+  it('keeps other escapes, with upper-case hex', () => {
+    assert.equal(normalizePath('/a%20b', 'reject'), '/a%20b');
+    assert.equal(normalizePath('/a%3ab', 'reject'), '/a%3Ab');
+    assert.equal(normalizePath('/%e2%82%ac', 'reject'), '/%E2%82%AC');
+  });
+
+  it('rejects encoded slashes and backslashes by default, keeps them undecoded with "keep"', () => {
+    for (const p of ['/a%2fb', '/a%2Fb', '/public/..%2fadmin', '/a%5cb', '/a%5Cb']) assert.equal(normalizePath(p, 'reject'), null, p);
+    assert.equal(normalizePath('/a%2fb', 'keep'), '/a%2Fb');
+    assert.equal(normalizePath('/public/..%2fadmin', 'keep'), '/public/..%2Fadmin', 'an encoded slash never becomes a separator');
+  });
+
+  it('removeDotSegments on a path without dots is the identity', () => {
+    for (const p of ['/', '/a', '/a/b/', '/a//b']) assert.equal(removeDotSegments(p), p);
+  });
+});

@@ -1,0 +1,273 @@
+/**
+ * The router filter: request head -> one decision (a local reply, or a forward to a cluster).
+ * Routing itself is `selectVirtualHost` / `selectRoute` / `pickWeighted` from dataplane/route — the
+ * same functions `tollgate trace` runs — fed with facts computed here once:
+ *
+ *  authority  head.authority (absolute-form target, else Host; RFC 9112 §3.2.2) split with
+ *             splitHostPort and normalized with normalizeHost: lower case, one trailing dot
+ *             stripped, IDNA to punycode, legacy IPv4 spellings (`0x7f000001`, `127.1`) turned into
+ *             the address. Invalid -> 400 `invalid_host`. The port is stripped for matching
+ *             (virtual-host domains and `authority` matches see the bare host, as Istio gateways
+ *             configure Envoy with strip_any_host_port).
+ *  path       path.ts normalizePath: the normalized path is matched AND forwarded.
+ *  Host sent  the route's hostRewrite, else the canonical authority (normalized host, plus the
+ *             port when the client wrote one): upstream sees exactly what was routed on.
+ *
+ * Outcomes: 404 NR route_not_found; direct responses (with the route's flag/reason, e.g. BLOCKED
+ * registry_only); redirects; fault aborts (FI); forward -> pickWeighted -> 503 NC cluster_not_found
+ * when the cluster is missing from the snapshot.
+ */
+import { normalizeHost, splitHostPort } from '../../net/hostname.js';
+import type { Cluster, Route, RouteAction } from '../../snapshot/types.js';
+import type { CompiledRoute, CompiledRouteTable, CompiledSnapshot } from '../route/compile.js';
+import { pickWeighted, selectRoute, selectVirtualHost, type RequestFacts } from '../route/select.js';
+import type { RequestHead } from './head.js';
+import { defaultBody } from './local-reply.js';
+import type { EncodedSlashPolicy } from './options.js';
+import { normalizePath } from './path.js';
+
+export type ForwardAction = Extract<RouteAction, { type: 'forward' }>;
+
+/** What the router decided; one per request, filled by `route()`. */
+export class Decision {
+  kind: 'reply' | 'forward' = 'reply';
+  // reply
+  status = 0;
+  body = '';
+  flag = '-';
+  reason: string | undefined = undefined;
+  detail: string | undefined = undefined;
+  replyHeaders: string[] | undefined = undefined;
+  // both
+  routeName: string | null = null;
+  /** Normalized host ('' when the authority was invalid). */
+  host = '';
+  // forward
+  route: Route | undefined = undefined;
+  action: ForwardAction | undefined = undefined;
+  clusterName: string | undefined = undefined;
+  cluster: Cluster | undefined = undefined;
+  /** Host header to send upstream. */
+  upstreamHost = '';
+  /** Origin-form path + query to send upstream. */
+  target = '';
+  /** Port the client asked for (explicit authority port, else the listener's snapshot port). */
+  requestedPort = 0;
+  /** Fault delay to apply before forwarding (ms), 0 for none. */
+  delayMs = 0;
+
+  reply(status: number, flag: string, reason: string | undefined, detail?: string, body?: string): void {
+    this.kind = 'reply';
+    this.status = status;
+    this.flag = flag;
+    this.reason = reason;
+    this.detail = detail;
+    this.body = body ?? defaultBody(status, reason);
+  }
+}
+
+/** Per-connection routing context (and a one-entry cache: a connection usually repeats its Host). */
+export class RouterContext implements RequestFacts {
+  // RequestFacts, refreshed per request
+  method = '';
+  path = '';
+  query = '';
+  host = '';
+  authority = '';
+  scheme: string;
+  readonly port: number;
+  sourceNamespace?: string;
+  private head: RequestHead | undefined;
+
+  private lastAuthority: string | undefined = undefined;
+  private lastHost = '';
+  private lastCanon = '';
+  private lastPort = 0;
+  private lastBad: string | undefined = undefined;
+
+  constructor(
+    readonly snapshot: CompiledSnapshot,
+    readonly table: CompiledRouteTable | undefined,
+    readonly listenerPort: number,
+    readonly tls: boolean,
+    readonly encodedSlash: EncodedSlashPolicy,
+    readonly random: () => number,
+    sourceNamespace: string | undefined,
+  ) {
+    this.port = listenerPort;
+    this.scheme = tls ? 'https' : 'http';
+    if (sourceNamespace !== undefined) this.sourceNamespace = sourceNamespace;
+  }
+
+  header(name: string): string | undefined {
+    if (name === 'host' || name === ':authority') return this.head?.authority;
+    if (name === ':method') return this.method;
+    if (name === ':path') return this.path;
+    if (name === ':scheme') return this.scheme;
+    const h = this.head?.headers;
+    if (!h) return undefined;
+    const n = name.length;
+    for (let i = 0; i + 1 < h.length; i += 2) {
+      const k = h[i]!;
+      if (k.length === n && (k === name || k.toLowerCase() === name)) return h[i + 1];
+    }
+    return undefined;
+  }
+
+  /**
+   * Splits and normalizes an authority. Sets host/authority and returns undefined, or returns why
+   * it is invalid. Cached for the last authority seen on this connection.
+   */
+  setAuthority(authority: string): string | undefined {
+    if (authority === this.lastAuthority) {
+      if (this.lastBad !== undefined) return this.lastBad;
+      this.host = this.lastHost;
+      this.authority = this.lastHost;
+      return undefined;
+    }
+    this.lastAuthority = authority;
+    const hp = splitHostPort(authority, 0);
+    if (!hp.ok) return (this.lastBad = hp.error);
+    const n = normalizeHost(hp.host);
+    if (!n.ok) return (this.lastBad = n.error);
+    this.lastBad = undefined;
+    const hostText = n.ip !== undefined && n.ip.family === 6 ? `[${n.host}]` : n.host;
+    this.lastHost = n.host;
+    this.lastCanon = hp.port !== 0 ? `${hostText}:${hp.port}` : hostText;
+    this.lastPort = hp.port;
+    this.host = n.host;
+    this.authority = n.host;
+    return undefined;
+  }
+
+  /** Canonical authority of the last setAuthority() (host[:port]), port given by the client or 0. */
+  get canonicalAuthority(): string {
+    return this.lastCanon;
+  }
+  get explicitPort(): number {
+    return this.lastPort;
+  }
+
+  /** Routes one request; fills `d`. */
+  route(d: Decision, head: RequestHead): void {
+    this.head = head;
+    this.method = head.method;
+    if (head.method === 'CONNECT') {
+      d.reply(405, 'NR', 'connect_not_allowed', 'CONNECT is served by explicit-proxy listeners, not by HTTP routes');
+      return;
+    }
+    const authority = head.authority;
+    if (authority === undefined) {
+      // Only HTTP/1.0 can get here (the parser requires Host in 1.1): nothing to route on.
+      d.reply(400, 'DPE', 'missing_host', 'HTTP/1.0 request without Host');
+      return;
+    }
+    const bad = this.setAuthority(authority);
+    if (bad !== undefined) {
+      d.reply(400, 'DPE', 'invalid_host', `authority ${JSON.stringify(authority)}: ${bad}`);
+      return;
+    }
+    d.host = this.host;
+    this.scheme = head.scheme ?? (this.tls ? 'https' : 'http');
+    // path + query
+    const raw = head.path;
+    const q = raw.indexOf('?');
+    const rawPath = q < 0 ? raw : raw.slice(0, q);
+    this.query = q < 0 ? '' : raw.slice(q + 1);
+    let path = rawPath;
+    if (rawPath !== '*') {
+      const np = normalizePath(rawPath, this.encodedSlash);
+      if (np === null) {
+        d.reply(400, 'DPE', 'encoded_slash_in_path', 'the path contains %2F or %5C; Tollgate rejects encoded slashes (routing and upstream would read the path differently)');
+        return;
+      }
+      path = np;
+    }
+    this.path = path;
+    const table = this.table;
+    if (table === undefined) {
+      d.reply(404, 'NR', 'route_not_found', 'the listener names a route table the snapshot does not have');
+      return;
+    }
+    const vh = selectVirtualHost(table, this.host);
+    if (vh === undefined) {
+      d.reply(404, 'NR', 'route_not_found', `no virtual host for ${this.host} in ${table.config.name}`);
+      return;
+    }
+    const cr: CompiledRoute | undefined = selectRoute(vh, this);
+    if (cr === undefined) {
+      d.routeName = vh.vhost.name;
+      d.reply(404, 'NR', 'route_not_found', `virtual host ${vh.vhost.name} has no route for ${head.method} ${path}`);
+      return;
+    }
+    const route = cr.route;
+    d.routeName = route.name;
+    d.route = route;
+    const action = route.action;
+    switch (action.type) {
+      case 'direct': {
+        const flag = action.flag ?? '-';
+        // Snapshot reasons may carry detail after the stable part ("registry_only: host ...").
+        const full = action.reason;
+        const colon = full !== undefined ? full.indexOf(':') : -1;
+        const reason = full === undefined ? undefined : colon > 0 ? full.slice(0, colon) : full;
+        d.reply(action.status, flag, reason, full, action.body !== '' || reason === undefined ? action.body : defaultBody(action.status, reason));
+        return;
+      }
+      case 'redirect': {
+        const scheme = action.scheme ?? this.scheme;
+        const host = action.authority ?? this.canonicalAuthority;
+        const hostOnly = action.port !== undefined ? stripPort(host) : host;
+        const loc = `${scheme}://${hostOnly}${action.port !== undefined ? `:${action.port}` : ''}${action.path ?? raw}`;
+        d.reply(action.status || 301, '-', undefined, undefined, '');
+        d.replyHeaders = ['location', loc];
+        return;
+      }
+      default:
+        break;
+    }
+    // forward
+    const fault = action.fault;
+    if (fault !== undefined) {
+      if (fault.abort && this.random() * 100 < fault.abort.percent) {
+        d.reply(fault.abort.status, 'FI', 'fault_abort', `route ${route.name} injects ${fault.abort.status} for ${fault.abort.percent}% of requests`);
+        return;
+      }
+      if (fault.delay && this.random() * 100 < fault.delay.percent) d.delayMs = fault.delay.ms;
+    }
+    const picked = pickWeighted(action.clusters, this.random());
+    const cluster = picked !== undefined ? this.snapshot.clusters.get(picked.name) : undefined;
+    d.clusterName = picked?.name;
+    if (cluster === undefined) {
+      d.reply(503, 'NC', 'cluster_not_found', `route ${route.name}: cluster ${picked?.name ?? '(none)'} is not in the snapshot`);
+      return;
+    }
+    d.kind = 'forward';
+    d.action = action;
+    d.cluster = cluster;
+    d.upstreamHost = action.hostRewrite ?? this.canonicalAuthority;
+    d.requestedPort = this.lastPort !== 0 ? this.lastPort : this.listenerPort;
+    let fwdPath = path;
+    const rw = action.pathRewrite;
+    if (rw !== undefined) fwdPath = rewritePath(path, rw, cr);
+    d.target = fwdPath === rawPath ? raw : q < 0 ? fwdPath : fwdPath + raw.slice(q);
+  }
+}
+
+function stripPort(authority: string): string {
+  const close = authority.lastIndexOf(']');
+  const colon = authority.lastIndexOf(':');
+  return colon > close ? authority.slice(0, colon) : authority;
+}
+
+/** Envoy prefix_rewrite / Istio rewrite.uri: replaces the matched prefix (or the whole path for exact/regex/no path match... see docs). */
+function rewritePath(path: string, rw: NonNullable<ForwardAction['pathRewrite']>, cr: CompiledRoute): string {
+  if (rw.full !== undefined) return rw.full;
+  const prefix = rw.prefix;
+  if (prefix === undefined) return path;
+  const m = cr.route.match.path;
+  if (m?.prefix !== undefined) return prefix + path.slice(m.prefix.length);
+  if (m?.exact !== undefined || m?.regex !== undefined) return prefix;
+  // No path match: Istio treats it as prefix "/".
+  return prefix + path.slice(1);
+}

@@ -1,0 +1,48 @@
+/**
+ * One coarse timer for every HTTP timeout (header, idle, stream idle, route, per-try, pool idle).
+ *
+ * Arming a Node timer per request (setTimeout + clearTimeout) costs more than the rest of the
+ * bookkeeping of a keep-alive request; a deadline is a number instead, and one interval per engine
+ * checks them every TICK_MS. Timeouts are therefore up to TICK_MS late, never early.
+ * `now` is a coarse clock the hot path reads for "last activity" stamps without calling Date.now().
+ */
+
+export const TICK_MS = 50;
+
+export interface Sweepable {
+  /** Called every tick with the current time; returns nothing, closes what expired. */
+  sweep(now: number): void;
+}
+
+export class Sweeper {
+  now = Date.now();
+  private readonly items = new Set<Sweepable>();
+  private timer: NodeJS.Timeout | undefined;
+
+  add(s: Sweepable): void {
+    this.items.add(s);
+    if (this.timer === undefined) {
+      this.now = Date.now();
+      this.timer = setInterval(this.tick, TICK_MS);
+      this.timer.unref();
+    }
+  }
+
+  delete(s: Sweepable): void {
+    this.items.delete(s);
+    if (this.items.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  private readonly tick = (): void => {
+    const now = Date.now();
+    this.now = now;
+    for (const s of this.items) s.sweep(now);
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * TLS origination for clusters with `tls` (DestinationRule tls SIMPLE/MUTUAL, Envoy
+ * UpstreamTlsContext): the connected TCP socket from the ClusterManager is wrapped with
+ * tls.connect. SNI: cluster.tls.sni, else the DNS name the address came from, else the cluster's
+ * service host (never an IP). The certificate is verified against the system roots (plus
+ * NODE_EXTRA_CA_CERTS) or cluster.tls.caCertificates, and its name against the SNI — or against
+ * cluster.tls.subjectAltNames when given. insecureSkipVerify turns verification off.
+ * Failures: 503 UF `upstream_tls_handshake_failed` (detail: the TLS error code).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP, type Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect, createSecureContext, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import type { Cluster, UpstreamTls } from '../../snapshot/types.js';
+import type { UpstreamTarget } from '../upstream/cluster-manager.js';
+import { failure, type UpstreamFailure } from '../upstream/failure.js';
+
+const contexts = new WeakMap<UpstreamTls, SecureContext | Error>();
+
+function contextFor(t: UpstreamTls): SecureContext | Error {
+  let c = contexts.get(t);
+  if (c === undefined) {
+    try {
+      if (t.credentialName !== undefined && t.caCertificates === undefined && t.clientCertificate === undefined) {
+        throw new Error(`credentialName ${t.credentialName} cannot be resolved by the data plane yet`);
+      }
+      c = createSecureContext({
+        ...(t.caCertificates !== undefined ? { ca: readFileSync(t.caCertificates) } : {}),
+        ...(t.mode === 'MUTUAL' && t.clientCertificate !== undefined ? { cert: readFileSync(t.clientCertificate) } : {}),
+        ...(t.mode === 'MUTUAL' && t.privateKey !== undefined ? { key: readFileSync(t.privateKey) } : {}),
+      });
+    } catch (e) {
+      c = e instanceof Error ? e : new Error(String(e));
+    }
+    contexts.set(t, c);
+  }
+  return c;
+}
+
+/** The SNI sent for this target (undefined: none, when only an IP is known). */
+export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undefined {
+  const t = cluster.tls;
+  const name = t?.sni ?? target.hostname ?? cluster.serviceHost;
+  if (name === '' || name.includes('*') || isIP(name) !== 0) return undefined;
+  return name;
+}
+
+export type TlsResult = { readonly ok: true; readonly socket: TLSSocket } | { readonly ok: false; readonly failure: UpstreamFailure };
+
+/** Wraps `socket` in TLS; resolves once the handshake finished (or failed / timed out). */
+export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined): Promise<TlsResult> {
+  const t = cluster.tls!;
+  const extra = { cluster: cluster.name, upstreamHost, ...(localAddress !== undefined ? { upstreamLocalAddress: localAddress } : {}) };
+  const ctx = contextFor(t);
+  if (ctx instanceof Error) {
+    socket.destroy();
+    return Promise.resolve({ ok: false, failure: failure('UF', 'upstream_tls_credential_unavailable', ctx.message, false, extra) });
+  }
+  const sans = t.subjectAltNames;
+  return new Promise<TlsResult>((resolve) => {
+    let done = false;
+    const s = tlsConnect({
+      socket,
+      secureContext: ctx,
+      ...(sni !== undefined ? { servername: sni } : {}),
+      ALPNProtocols: ['http/1.1'],
+      rejectUnauthorized: t.insecureSkipVerify !== true,
+      checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
+        if (sans && sans.length > 0) {
+          for (const san of sans) if (checkServerIdentity(san, cert) === undefined) return undefined;
+          return new Error(`certificate matches none of subjectAltNames ${sans.join(', ')}`);
+        }
+        return checkServerIdentity(sni ?? host ?? target.ip, cert);
+      },
+    });
+    const timer = setTimeout(() => finish(failure('UF', 'upstream_tls_handshake_failed', `no TLS handshake with ${upstreamHost} within ${timeoutMs} ms`, true, extra)), timeoutMs);
+    const finish = (f: UpstreamFailure | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.removeListener('error', onError);
+      if (f !== undefined) {
+        s.destroy();
+        resolve({ ok: false, failure: f });
+      } else {
+        resolve({ ok: true, socket: s });
+      }
+    };
+    const onError = (err: NodeJS.ErrnoException): void => {
+      finish(failure('UF', 'upstream_tls_handshake_failed', `TLS to ${upstreamHost}${sni !== undefined ? ` (SNI ${sni})` : ''}: ${err.code ?? ''} ${err.message}`.trim(), false, extra));
+    };
+    s.once('error', onError);
+    s.once('secureConnect', () => finish(undefined));
+  });
+}
