@@ -1,8 +1,9 @@
-import { FileConfigSource } from '../controlplane/config-source.js';
+import { FileConfigSource, type ConfigSource } from '../controlplane/config-source.js';
 import { ControlPlane } from '../controlplane/server.js';
 import { parse, UsageError, type Io } from './common.js';
 
 export const CONTROL_PLANE_HELP = `Usage: tollgate control-plane -f PATH... [--listen HOST:PORT] [--debounce MS] [--allow-empty-config]
+       tollgate control-plane --kubernetes [--kubeconfig PATH] [--namespace NS] [--listen HOST:PORT] [--debounce MS] [--allow-empty-config]
 
 Watches the config, validates it, compiles one snapshot per connected proxy and pushes it when it
 changes (only to the proxies whose snapshot changed). Proxies connect with
@@ -10,8 +11,14 @@ changes (only to the proxies whose snapshot changed). Proxies connect with
 config is rejected with file:line and the last good one stays in force.
 
   -f, --file PATH         file or directory to watch (repeatable)
+  --kubernetes            watch the Kubernetes API instead (Istio CRDs, Services, EndpointSlices, Pods,
+                          Namespaces, Secrets, Deployments, EgressIPs, Gateway API); nothing is served
+                          before every kind has been listed once (see docs/control-plane.md)
+  --kubeconfig PATH       with --kubernetes: this kubeconfig (default: $KUBECONFIG, ~/.kube/config,
+                          else the pod's service account)
+  --namespace NS          with --kubernetes: watch only this namespace (default: all)
   --listen HOST:PORT      where proxies and views connect (default 127.0.0.1:15010)
-  --debounce MS           wait this long after the last change before reloading (default 200)
+  --debounce MS           wait this long after the last change before reloading (default 200; 100 with --kubernetes)
   --allow-empty-config    accept a config with no objects replacing a non-empty one
 
 Views (plain HTTP on the same address): /ready, /v1/proxies, /v1/proxies/<key>/snapshot, /v1/config.
@@ -31,17 +38,22 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     debounce: { type: 'string' },
     'allow-empty-config': { type: 'boolean' },
     kubernetes: { type: 'boolean' },
+    kubeconfig: { type: 'string' },
+    namespace: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
     io.out(CONTROL_PLANE_HELP);
     return 0;
   }
-  if (values.kubernetes) throw new UsageError('--kubernetes is not available yet: watch files with -f (see docs/control-plane.md)');
-  if (!values.file?.length) throw new UsageError('control-plane needs -f PATH to watch');
+  if (values.kubernetes && values.file?.length) throw new UsageError('use either -f PATH or --kubernetes, not both');
+  if (!values.kubernetes && (values.kubeconfig !== undefined || values.namespace !== undefined)) throw new UsageError('--kubeconfig and --namespace go with --kubernetes');
+  if (!values.kubernetes && !values.file?.length) throw new UsageError('control-plane needs -f PATH to watch, or --kubernetes');
   const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:15010', '--listen');
-  const debounceMs = values.debounce === undefined ? 200 : Number(values.debounce);
+  const debounceMs = values.debounce === undefined ? (values.kubernetes ? 100 : 200) : Number(values.debounce);
   if (!Number.isInteger(debounceMs) || debounceMs < 0) throw new UsageError('--debounce must be a whole number of milliseconds');
+  if (values.kubernetes) return kubernetesControlPlane({ kubeconfig: values.kubeconfig, namespace: values.namespace, host, port, debounceMs, allowEmpty: values['allow-empty-config'] === true }, io);
+  if (!values.file?.length) throw new UsageError('control-plane needs -f PATH to watch');
   const source = new FileConfigSource({ paths: values.file, debounceMs, allowEmpty: values['allow-empty-config'] === true });
   const first = source.reload();
   if (first.kind === 'rejected') {
@@ -53,7 +65,12 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
   const addr = await cp.listen(host, port);
   source.watch();
   io.err(`control-plane: serving ${first.config.model.resources.length} objects on ${addr.address}:${addr.port}; watching ${values.file.join(', ')}`);
-  await new Promise<void>((resolve) => {
+  await untilSignal(source, cp);
+  return 0;
+}
+
+function untilSignal(source: ConfigSource, cp: ControlPlane): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (): void => {
       source.close();
       void cp.close().then(resolve);
@@ -61,5 +78,31 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+}
+
+/**
+ * `--kubernetes`: listens at once (/ready answers 503 and proxies get nothing until the initial
+ * list of every kind has completed and produced a valid config), then follows the cluster. An
+ * invalid initial config does not exit: it is logged and the next valid one is served.
+ */
+async function kubernetesControlPlane(o: { kubeconfig: string | undefined; namespace: string | undefined; host: string; port: number; debounceMs: number; allowEmpty: boolean }, io: Io): Promise<number> {
+  // Loaded on demand: the client library takes ~0.5 s to import, which other commands need not pay.
+  const { KubernetesConfigSource, loadKubeConfig } = await import('../controlplane/kubernetes/source.js');
+  let loaded: ReturnType<typeof loadKubeConfig>;
+  try {
+    loaded = loadKubeConfig(o.kubeconfig);
+  } catch (err) {
+    throw new UsageError(`--kubernetes: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const log = (l: string): void => io.err(`control-plane: ${l}`);
+  const source = new KubernetesConfigSource({ kubeConfig: loaded.kubeConfig, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), debounceMs: o.debounceMs, allowEmpty: o.allowEmpty, log: (l) => log(`kubernetes: ${l}`) });
+  const cp = new ControlPlane({ source, log });
+  const addr = await cp.listen(o.host, o.port);
+  source.start();
+  io.err(`control-plane: serving on ${addr.address}:${addr.port}; waiting for the initial list of ${source.status().filter((s) => s.state === 'pending').length} kinds from ${loaded.describe}${o.namespace !== undefined ? ` in namespace ${o.namespace}` : ''}`);
+  void source.firstConfig().then((e) => {
+    if (e.kind === 'rejected') log('the initial config from the cluster has errors; serving nothing until they are fixed (see above)');
+  });
+  await untilSignal(source, cp);
   return 0;
 }

@@ -87,7 +87,9 @@ export async function proxyConfigCommand(argv: string[], io: Io): Promise<number
   let snapshot: Snapshot;
   if (values.admin) {
     const { host, port } = parseHostPort(values.admin, '--admin');
-    snapshot = (await getJson<Snapshot>(host, port, '/config_dump')).body;
+    // The admin's /config_dump wraps the snapshot with the bound addresses.
+    const dump = (await getJson<Snapshot | { snapshot: Snapshot }>(host, port, '/config_dump')).body;
+    snapshot = 'snapshot' in dump ? dump.snapshot : dump;
   } else {
     if (!proxy) throw new UsageError('name the proxy (a key from proxy-status), or use --admin HOST:PORT');
     const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');

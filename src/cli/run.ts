@@ -17,7 +17,11 @@ import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
 import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
 import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
-import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
+import { defaultConfigDir, loadSnapshot, withExplicitProxy, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
+import { ControlPlaneClient } from '../controlplane/client.js';
+import { FileConfigSource } from '../controlplane/config-source.js';
+import { buildSnapshot } from '../snapshot/build.js';
+import { parseLabels } from './common.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface RunOptions {
@@ -42,6 +46,10 @@ export interface RunOptions {
   readonly logLevel: LogLevel;
   /** True when no -f was given and the bundled examples/default config is used. */
   readonly usingDefaultConfig: boolean;
+  /** Watch the -f paths and apply every valid change (debounced); invalid changes are logged and skipped. */
+  readonly watch: boolean;
+  /** Take snapshots from a control plane instead of files. */
+  readonly controlPlane?: { readonly host: string; readonly port: number };
 }
 
 export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
@@ -68,6 +76,10 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --tcp-idle-timeout MS        override the TCP idle timeout of every tcp filter
   --max-connections N          per-listener downstream connection limit (default 16384)
   --log-level debug|info|warn|error (default info)
+  --watch                      re-read the -f paths when they change and apply valid changes
+  --control-plane HOST:PORT    take snapshots from 'tollgate control-plane' instead of -f files;
+                               not ready until the first snapshot arrives, keeps serving the last one
+                               while the control plane is away
 `;
 
 function fail(msg: string): never {
@@ -107,6 +119,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let dnsTimeout: number | undefined;
   let maxConn = 16_384;
   let logLevel: LogLevel = 'info';
+  let watchFiles = false;
+  let controlPlane: { host: string; port: number } | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     let flag = a;
@@ -217,11 +231,20 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
         logLevel = v;
         break;
       }
+      case '--watch':
+        watchFiles = true;
+        break;
+      case '--control-plane':
+        controlPlane = parseHostPort(next(), '--control-plane');
+        break;
       default:
         fail(`unknown option ${a}`);
     }
   }
-  const usingDefault = files.length === 0;
+  if (controlPlane && files.length > 0) fail('--control-plane and -f are exclusive: the control plane holds the config');
+  if (controlPlane && explicit) fail('--explicit-proxy is not supported with --control-plane yet; run the explicit proxy from -f files');
+  if (controlPlane && watchFiles) fail('--watch applies to -f files; with --control-plane the control plane watches');
+  const usingDefault = files.length === 0 && !controlPlane;
   if (usingDefault) {
     const dir = defaultConfigDir();
     if (!dir) fail('no -f given and the bundled examples/default config was not found');
@@ -252,6 +275,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     maxConnectionsPerListener: maxConn,
     logLevel,
     usingDefaultConfig: usingDefault,
+    watch: watchFiles,
+    ...(controlPlane ? { controlPlane } : {}),
   };
 }
 
@@ -265,6 +290,8 @@ export interface Tollgate {
   readonly proxy: ProxyIdentity;
   /** Re-reads the config files and applies the new snapshot (keeps the old one on error). */
   reload(): Promise<void>;
+  /** Applies a snapshot built elsewhere (watch mode); rejects and keeps the old one when it cannot. */
+  apply(snapshot: Snapshot): Promise<void>;
   /** Readiness off, listeners closed, connections drained (up to drainMs), admin closed. */
   stop(drainMs?: number): Promise<void>;
 }
@@ -278,26 +305,16 @@ export interface StartOverrides {
   readonly isLocalAddress?: (ip: string) => boolean;
 }
 
-/** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
-export async function startTollgate(options: RunOptions, overrides: StartOverrides = {}): Promise<Tollgate> {
-  const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
-  if (options.workers > 1) logger.warn('--workers > 1 is not implemented yet; running one process', { workers: options.workers });
-  let load;
-  try {
-    load = loadSnapshot(options.files, options.identity, options.explicitProxy, (s) => logger.info(s));
-  } catch (e) {
-    throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
-  }
-  for (const d of load.diagnostics) {
-    if (d.severity === 'error') logger.error(formatDiagnostic(d));
-    else logger.debug(formatDiagnostic(d));
-  }
-  if (!load.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `config has errors; nothing started (${load.diagnostics.filter((d) => d.severity === 'error').length} errors)`, { source: 'config' });
-  const snapshot = load.snapshot;
-  const proxy = load.proxy!;
-  if (snapshot.listeners.length === 0) {
-    throw new TollgateError('TG_NO_LISTENERS', `the config gives proxy ${proxy.role} ${proxy.namespace}/${proxy.name || '-'} labels ${JSON.stringify(proxy.labels)} no listener; check --role/--namespace/--labels/--name`, { source: 'config' });
-  }
+interface DataPlaneParts {
+  readonly runtime: Runtime;
+  readonly services: DataPlaneServices;
+  readonly registry: MetricsRegistry;
+  readonly admin: AdminServer | undefined;
+  readonly lag: ReturnType<typeof monitorEventLoopDelay>;
+}
+
+/** Metrics, upstream cluster manager, access log, runtime and admin server for one proxy. */
+async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrides: StartOverrides, logger: Logger): Promise<DataPlaneParts> {
   const registry = new MetricsRegistry();
   const metrics = new DataPlaneMetrics(registry, proxy);
   const lag = monitorEventLoopDelay({ resolution: 20 });
@@ -342,6 +359,30 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
     admin = await startAdmin(adminAddr, { runtime, metrics: registry, logger });
     runtime.addSelfPort(admin.address.port);
   }
+  return { runtime, services, registry, admin, lag };
+}
+
+/** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
+export async function startTollgate(options: RunOptions, overrides: StartOverrides = {}): Promise<Tollgate> {
+  const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
+  if (options.workers > 1) logger.warn('--workers > 1 is not implemented yet; running one process', { workers: options.workers });
+  let load;
+  try {
+    load = loadSnapshot(options.files, options.identity, options.explicitProxy, (s) => logger.info(s));
+  } catch (e) {
+    throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
+  }
+  for (const d of load.diagnostics) {
+    if (d.severity === 'error') logger.error(formatDiagnostic(d));
+    else logger.debug(formatDiagnostic(d));
+  }
+  if (!load.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `config has errors; nothing started (${load.diagnostics.filter((d) => d.severity === 'error').length} errors)`, { source: 'config' });
+  const snapshot = load.snapshot;
+  const proxy = load.proxy!;
+  if (snapshot.listeners.length === 0) {
+    throw new TollgateError('TG_NO_LISTENERS', `the config gives proxy ${proxy.role} ${proxy.namespace}/${proxy.name || '-'} labels ${JSON.stringify(proxy.labels)} no listener; check --role/--namespace/--labels/--name`, { source: 'config' });
+  }
+  const { runtime, services, registry, admin, lag } = await buildDataPlane(options, proxy, overrides, logger);
   try {
     await runtime.apply(snapshot);
   } catch (e) {
@@ -367,12 +408,93 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
       await runtime.apply(l.snapshot);
       current = l.snapshot;
     },
+    async apply(next: Snapshot) {
+      if (next.version === current.version) return;
+      await runtime.apply(next);
+      current = next;
+    },
     async stop(drainMs?: number) {
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
       await admin?.close();
       lag.disable();
     },
   };
+}
+
+export interface ControlPlaneProxy {
+  readonly options: RunOptions;
+  readonly runtime: Runtime;
+  readonly services: DataPlaneServices;
+  readonly admin: AdminServer | undefined;
+  readonly proxy: ProxyIdentity;
+  readonly client: ControlPlaneClient;
+  /** Undefined until the first snapshot is applied (the proxy is not ready before that). */
+  readonly snapshot: Snapshot | undefined;
+  stop(drainMs?: number): Promise<void>;
+}
+
+/**
+ * `run --control-plane`: the data plane starts with no snapshot (not ready, nothing bound — never
+ * an empty allow-all config) and applies what the control plane pushes, ACKing or NACKing it.
+ */
+export async function startFromControlPlane(options: RunOptions, overrides: StartOverrides = {}): Promise<ControlPlaneProxy> {
+  const cp = options.controlPlane;
+  if (!cp) throw new TollgateError('TG_CLI_USAGE', 'startFromControlPlane needs --control-plane', { source: 'config' });
+  const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
+  const id = options.identity;
+  const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels) };
+  const { runtime, services, admin, lag } = await buildDataPlane(options, proxy, overrides, logger);
+  let current: Snapshot | undefined;
+  const client = new ControlPlaneClient({
+    host: cp.host,
+    port: cp.port,
+    node: proxy,
+    applier: {
+      apply: async (snapshot: Snapshot) => {
+        await runtime.apply(snapshot);
+        current = snapshot;
+        logger.info(`applied snapshot ${snapshot.version} from the control plane`);
+      },
+    },
+    log: (line) => logger.info(line),
+  });
+  client.start();
+  return {
+    options,
+    runtime,
+    services,
+    admin,
+    proxy,
+    client,
+    get snapshot() {
+      return current;
+    },
+    async stop(drainMs?: number) {
+      client.stop();
+      await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
+      await admin?.close();
+      lag.disable();
+    },
+  };
+}
+
+/** `run --watch`: apply every valid change of the -f paths; log and skip invalid ones. */
+function watchConfig(tg: Tollgate, logger: Logger): FileConfigSource {
+  const source = new FileConfigSource({ paths: tg.options.files });
+  source.onChange((e) => {
+    if (e.kind === 'rejected') {
+      logger.error(`config change rejected, keeping ${tg.snapshot.version}:\n${e.rejection.summary}`);
+      return;
+    }
+    let next = buildSnapshot(e.config.model, tg.proxy);
+    if (tg.options.explicitProxy) next = withExplicitProxy(e.config.model, next, tg.proxy, tg.options.explicitProxy);
+    tg.apply(next).then(
+      () => logger.info(`config change applied`, { version: tg.snapshot.version }),
+      (err: unknown) => logger.error(`config change could not be applied, keeping ${tg.snapshot.version}: ${errorMessage(err)}`),
+    );
+  });
+  source.watch();
+  return source;
 }
 
 /** The `run` subcommand. Resolves with the process exit code once the proxy has stopped. */
@@ -388,6 +510,20 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     process.stderr.write(`tollgate run: ${errorMessage(e)}\n\n${RUN_USAGE}`);
     return 2;
   }
+  if (options.controlPlane) {
+    let px: ControlPlaneProxy;
+    try {
+      px = await startFromControlPlane(options);
+    } catch (e) {
+      process.stderr.write(`tollgate run: ${errorMessage(e)}\n`);
+      return 1;
+    }
+    px.services.logger.info(`tollgate waiting for its first snapshot from ${options.controlPlane.host}:${options.controlPlane.port} (not ready until then)`, {
+      proxy: `${px.proxy.role} ${px.proxy.namespace} ${px.proxy.name}`,
+      admin: px.admin ? `${px.admin.address.host}:${px.admin.address.port}` : 'off',
+    });
+    return serveUntilSignal(px.services.logger, options.drainTimeoutMs, () => px.stop());
+  }
   let tg: Tollgate;
   try {
     tg = await startTollgate(options);
@@ -401,33 +537,47 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     listeners: bound,
     admin: tg.admin ? `${tg.admin.address.host}:${tg.admin.address.port}` : 'off',
   });
+  const watcher = options.watch ? watchConfig(tg, logger) : undefined;
+  const reload = (): void => {
+    tg.reload().then(
+      () => logger.info('SIGHUP: config reloaded', { version: tg.snapshot.version }),
+      (e: unknown) => logger.error(`SIGHUP: reload failed, keeping ${tg.snapshot.version}: ${errorMessage(e)}`),
+    );
+  };
+  return serveUntilSignal(logger, options.drainTimeoutMs, () => {
+    watcher?.close();
+    return tg.stop();
+  }, reload);
+}
+
+/** SIGTERM/SIGINT: drain and resolve with the exit code; SIGHUP: `onHup` (reload) when given. */
+function serveUntilSignal(logger: Logger, drainMs: number, stopAll: () => Promise<void>, onHupAction?: () => void): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
+    const detach = (): void => {
+      process.removeListener('SIGTERM', onTerm);
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGHUP', onHup);
+    };
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      logger.info(`${signal}: draining (up to ${options.drainTimeoutMs} ms)`);
-      void tg.stop().then(
+      logger.info(`${signal}: draining (up to ${drainMs} ms)`);
+      stopAll().then(
         () => {
-          process.removeListener('SIGTERM', onTerm);
-          process.removeListener('SIGINT', onInt);
-          process.removeListener('SIGHUP', onHup);
+          detach();
           resolve(0);
         },
         (e: unknown) => {
           logger.error(`shutdown failed: ${errorMessage(e)}`);
+          detach();
           resolve(1);
         },
       );
     };
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');
-    const onHup = (): void => {
-      tg.reload().then(
-        () => logger.info('SIGHUP: config reloaded', { version: tg.snapshot.version }),
-        (e: unknown) => logger.error(`SIGHUP: reload failed, keeping ${tg.snapshot.version}: ${errorMessage(e)}`),
-      );
-    };
+    const onHup = (): void => onHupAction?.();
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
     process.on('SIGHUP', onHup);

@@ -3,7 +3,8 @@
  * hands over a config that validates. A config with errors is rejected with its diagnostics
  * (file:line) and the last good one stays in force.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { formatDiagnostic, hasErrors, type Diagnostic } from '../config/diagnostics.js';
 import { decodeResources } from '../config/decode.js';
 import { loadPaths } from '../config/load.js';
@@ -103,9 +104,18 @@ export class FileConfigSource implements ConfigSource {
     for (const p of this.opts.paths) {
       if (p === '-') continue;
       try {
-        this.watchers.push(watch(p, { recursive: true, persistent: false }, schedule));
+        if (statSync(p).isDirectory()) {
+          this.watchers.push(watch(p, { recursive: true, persistent: false }, schedule));
+        } else {
+          // Editors save by writing a new file and renaming it over the old one, which ends a
+          // watch on the file itself: watch its directory and pick out its name.
+          const name = basename(p);
+          this.watchers.push(watch(dirname(p), { persistent: false }, (_e, f) => {
+            if (f === null || f === name) schedule();
+          }));
+        }
       } catch {
-        // A file that disappears is reported by the next reload; keep watching the others.
+        // A path that disappears is reported by the next reload; keep watching the others.
       }
     }
   }
