@@ -1,0 +1,512 @@
+/**
+ * The Kubernetes source: lists and watches the Istio, Kubernetes, OVN and Gateway API kinds through
+ * `@kubernetes/client-node`'s informers (ListWatch: list, then watch from the list's
+ * resourceVersion; 410 Gone -> relist), and turns the cached objects into a validated config exactly
+ * as the directory source does (RawDocuments -> decodeResources -> buildModel). Nothing is handed
+ * over before the initial list of every kind has completed, a config with errors is rejected and the
+ * last good one stays, and a kind whose CRD is not installed (404) is left out — logged once, re-probed
+ * now and then.
+ */
+import { createHash } from 'node:crypto';
+import {
+  AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
+  type KubernetesListObject, type KubernetesObject,
+} from '@kubernetes/client-node';
+import { formatDiagnostic, hasErrors, type Diagnostic } from '../../config/diagnostics.js';
+import { decodeResources } from '../../config/decode.js';
+import type { RawDocument } from '../../config/load.js';
+import { buildModel } from '../../model/build.js';
+import type { ConfigEvent, ConfigListener, ConfigSource, ConfigVersion, Rejection } from '../config-source.js';
+import { toDocument } from './documents.js';
+import { apiVersionOf, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';
+
+export interface KubernetesSourceOptions {
+  readonly kubeConfig: KubeConfig;
+  /** Watch only this namespace (cluster-scoped kinds: only this Namespace object, and all EgressIPs). */
+  readonly namespace?: string;
+  /** Rebuild this long after the last change (default 100 ms)... */
+  readonly debounceMs?: number;
+  /** ...but at most this long after the first one of a burst (default 1000 ms). */
+  readonly maxDebounceMs?: number;
+  /** Accept a config with no objects replacing a non-empty one. */
+  readonly allowEmpty?: boolean;
+  /** Retry delays after a list/watch failure: exponential from initial to max, with jitter (defaults 500 ms, 30 s). */
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** A LIST that has not answered after this long is abandoned and retried (default 30 s). */
+  readonly listTimeoutMs?: number;
+  /** How often kinds that were not served (404) are looked for again (default 60 s). */
+  readonly absentRecheckMs?: number;
+  /** Asks the server to end each watch after this long (plus up to 50 % jitter); the informer re-watches (default 300 s). */
+  readonly watchTimeoutSeconds?: number;
+  /** At most one watch request per kind per this interval, so a server that closes watches at once is not hammered (default 1000 ms). */
+  readonly minWatchIntervalMs?: number;
+  /** While the initial sync is incomplete, say which kinds it waits for this often (default 10 s). */
+  readonly progressLogMs?: number;
+  readonly kinds?: readonly WatchedKind[];
+  readonly log?: (line: string) => void;
+}
+
+export type KindState = 'pending' | 'synced' | 'absent' | 'dormant';
+
+export interface KindStatus {
+  readonly resource: string;
+  readonly apiVersion: string;
+  readonly state: KindState;
+  readonly objects: number;
+  /** Successful LISTs: 1 is the initial one, more are relists (410 Gone, errors). */
+  readonly lists: number;
+  readonly resourceVersion: string;
+  readonly lastError?: string;
+}
+
+interface KindWatch {
+  readonly def: WatchedKind;
+  state: KindState;
+  versionIndex: number;
+  informer: ListWatch<KubernetesObject> | undefined;
+  watch: GuardedWatch | undefined;
+  attempt: number;
+  timer: NodeJS.Timeout | undefined;
+  lastError: string | undefined;
+  lists: number;
+  reportedAbsent: boolean;
+}
+
+/** Loads in-cluster config or a kubeconfig (`path`, else $KUBECONFIG, else ~/.kube/config, else the pod's service account). */
+export function loadKubeConfig(path?: string): { kubeConfig: KubeConfig; describe: string } {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  const cluster = kc.getCurrentCluster();
+  // loadFromDefault's last resort is an unauthenticated http://localhost:8080 it never found anywhere.
+  if (!cluster || (!path && cluster.name === 'cluster' && cluster.server === 'http://localhost:8080')) {
+    throw new Error(path ? `${path}: no current cluster in this kubeconfig` : 'no kubeconfig found ($KUBECONFIG, ~/.kube/config) and not running in a pod; pass --kubeconfig PATH');
+  }
+  const from = path ?? (kc.getCurrentContext() === 'inClusterContext' ? 'in-cluster service account' : process.env['KUBECONFIG'] || '~/.kube/config');
+  return { kubeConfig: kc, describe: `${cluster.server} (context ${kc.getCurrentContext()}, from ${from})` };
+}
+
+/**
+ * The client's Watch with three additions: every watch asks for bookmarks and a server-side timeout,
+ * consecutive watch requests are spaced by a minimum interval, and a watch that opens after its
+ * informer was stopped is aborted at once (ListWatch.stop() cannot reach a request still in flight).
+ */
+class GuardedWatch extends Watch {
+  stopped = false;
+  private lastStart = 0;
+
+  constructor(kc: KubeConfig, private readonly timeoutSeconds: number, private readonly minIntervalMs: number) {
+    super(kc);
+  }
+
+  override async watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
+    const wait = this.lastStart + this.minIntervalMs - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (this.stopped) return new AbortController();
+    this.lastStart = Date.now();
+    const controller = await super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: this.timeoutSeconds }, callback, done);
+    if (this.stopped) controller.abort();
+    return controller;
+  }
+}
+
+export class KubernetesConfigSource implements ConfigSource {
+  private current: ConfigVersion | undefined;
+  private lastRejection: Rejection | undefined;
+  private generation = 0;
+  private readonly listeners: ConfigListener[] = [];
+  private readonly kinds: KindWatch[];
+  private readonly log: (line: string) => void;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  private readonly discovery: DiscoveryV1Api;
+  private readonly custom: CustomObjectsApi;
+  private rebuildTimer: NodeJS.Timeout | undefined;
+  private burstStartedAt: number | undefined;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private closed = false;
+  /** Fingerprint of the documents last built (accepted or rejected): an identical set is not rebuilt. */
+  private lastFingerprint: string | undefined;
+  private readonly docCache = new WeakMap<object, { doc: RawDocument; json: string }>();
+  private firstEvent: Promise<ConfigEvent>;
+  private resolveFirst: ((e: ConfigEvent) => void) | undefined;
+
+  constructor(private readonly opts: KubernetesSourceOptions) {
+    this.log = opts.log ?? (() => undefined);
+    const kc = opts.kubeConfig;
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.kinds = (opts.kinds ?? WATCHED_KINDS).map((def) => ({
+      def,
+      state: def.fallbackFor ? 'dormant' : 'pending',
+      versionIndex: 0,
+      informer: undefined,
+      watch: undefined,
+      attempt: 0,
+      timer: undefined,
+      lastError: undefined,
+      lists: 0,
+      reportedAbsent: false,
+    }));
+    this.firstEvent = new Promise((resolve) => (this.resolveFirst = resolve));
+  }
+
+  get config(): ConfigVersion | undefined {
+    return this.current;
+  }
+
+  get rejection(): Rejection | undefined {
+    return this.lastRejection;
+  }
+
+  /** True once every kind has been listed (or found not served): from then on configs are built. */
+  get synced(): boolean {
+    return this.started && this.kinds.every((k) => k.state !== 'pending');
+  }
+
+  onChange(fn: ConfigListener): void {
+    this.listeners.push(fn);
+  }
+
+  /** Starts listing and watching every kind. */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    for (const k of this.kinds) if (k.state === 'pending') this.startKind(k);
+    const every = this.opts.progressLogMs ?? 10_000;
+    this.progressTimer = setInterval(() => {
+      if (this.synced) {
+        clearInterval(this.progressTimer);
+        this.progressTimer = undefined;
+        return;
+      }
+      const waiting = this.kinds.filter((k) => k.state === 'pending').map((k) => `${resourceName(k.def)}${k.lastError ? ` (${k.lastError})` : ''}`);
+      this.log(`initial sync: still waiting for ${waiting.join(', ')}`);
+    }, every);
+    this.progressTimer.unref();
+  }
+
+  /** Resolves with the first config event (accepted or rejected) after the initial sync. */
+  firstConfig(): Promise<ConfigEvent> {
+    return this.firstEvent;
+  }
+
+  status(): KindStatus[] {
+    return this.kinds.map((k) => ({
+      resource: resourceName(k.def),
+      apiVersion: apiVersionOf(k.def, k.def.versions[k.versionIndex] ?? ''),
+      state: k.state,
+      objects: k.informer && k.state === 'synced' ? k.informer.list().length : 0,
+      lists: k.lists,
+      resourceVersion: k.informer?.latestResourceVersion() ?? '',
+      ...(k.lastError ? { lastError: k.lastError } : {}),
+    }));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const k of this.kinds) this.stopKind(k);
+    for (const t of [this.rebuildTimer, this.recheckTimer]) if (t) clearTimeout(t);
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.rebuildTimer = this.recheckTimer = this.progressTimer = undefined;
+  }
+
+  // ---- per-kind informers ----
+
+  private startKind(k: KindWatch): void {
+    this.stopKind(k);
+    const version = k.def.versions[k.versionIndex] ?? 'v1';
+    const namespace = k.def.namespaced ? this.opts.namespace : undefined;
+    const fieldSelector = k.def.kind === 'Namespace' && k.def.group === '' && this.opts.namespace !== undefined ? `metadata.name=${this.opts.namespace}` : undefined;
+    const timeout = Math.round((this.opts.watchTimeoutSeconds ?? 300) * (1 + Math.random() * 0.5));
+    const watch = new GuardedWatch(this.opts.kubeConfig, timeout, this.opts.minWatchIntervalMs ?? 1000);
+    const informer: ListWatch<KubernetesObject> = new ListWatch(
+      collectionPath(k.def, version, namespace),
+      watch,
+      () => this.list(k, informer, version, namespace, fieldSelector),
+      false,
+      undefined,
+      fieldSelector,
+    );
+    const changed = (): void => {
+      if (informer !== k.informer) return;
+      k.attempt = 0;
+      this.schedule();
+    };
+    informer.on('add', changed);
+    informer.on('update', changed);
+    informer.on('delete', changed);
+    informer.on('error', (err: unknown) => this.onError(k, informer, err));
+    k.informer = informer;
+    k.watch = watch;
+    informer.start().catch((err: unknown) => this.onError(k, informer, err));
+  }
+
+  private stopKind(k: KindWatch): void {
+    if (k.timer) clearTimeout(k.timer);
+    k.timer = undefined;
+    const informer = k.informer;
+    if (k.watch) k.watch.stopped = true;
+    k.informer = undefined;
+    k.watch = undefined;
+    // Stopping aborts the open watch, which the informer reports as an error; onError ignores stale informers.
+    if (informer) void informer.stop();
+  }
+
+  /** The informer's list function: one LIST through the generated client, as plain wire-form JSON. */
+  private async list(k: KindWatch, informer: ListWatch<KubernetesObject>, version: string, namespace: string | undefined, fieldSelector: string | undefined): Promise<KubernetesListObject<KubernetesObject>> {
+    const list = await withTimeout(this.request(k.def, version, namespace, fieldSelector), this.opts.listTimeoutMs ?? 30_000, `LIST ${collectionPath(k.def, version, namespace)}`);
+    // Stopped while the LIST was in flight: fail it, so the informer does not go on to open a watch.
+    if (informer !== k.informer || this.closed) throw new Error('informer stopped');
+    this.listed(k);
+    return list;
+  }
+
+  private async request(def: WatchedKind, version: string, namespace: string | undefined, fieldSelector: string | undefined): Promise<KubernetesListObject<KubernetesObject>> {
+    const fs = fieldSelector === undefined ? {} : { fieldSelector };
+    if (def.api === 'custom') {
+      const { group, plural } = def;
+      return (namespace === undefined
+        ? await this.custom.listClusterCustomObject({ group, version, plural, ...fs })
+        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural, ...fs })) as KubernetesListObject<KubernetesObject>;
+    }
+    // Built-in kinds come back as typed models (Date objects, no kind/apiVersion on items): a JSON
+    // round trip restores the wire form, so LIST and WATCH objects look alike in the cache.
+    return wireForm(await this.typedList(def, namespace, fs));
+  }
+
+  private typedList(def: WatchedKind, namespace: string | undefined, fs: { fieldSelector?: string }): Promise<unknown> {
+    const ns = namespace;
+    switch (`${def.api}/${def.plural}`) {
+      case 'core/services': return ns === undefined ? this.core.listServiceForAllNamespaces(fs) : this.core.listNamespacedService({ namespace: ns, ...fs });
+      case 'core/pods': return ns === undefined ? this.core.listPodForAllNamespaces(fs) : this.core.listNamespacedPod({ namespace: ns, ...fs });
+      case 'core/secrets': return ns === undefined ? this.core.listSecretForAllNamespaces(fs) : this.core.listNamespacedSecret({ namespace: ns, ...fs });
+      case 'core/endpoints': return ns === undefined ? this.core.listEndpointsForAllNamespaces(fs) : this.core.listNamespacedEndpoints({ namespace: ns, ...fs });
+      case 'core/namespaces': return this.core.listNamespace(fs);
+      case 'apps/deployments': return ns === undefined ? this.apps.listDeploymentForAllNamespaces(fs) : this.apps.listNamespacedDeployment({ namespace: ns, ...fs });
+      case 'discovery/endpointslices': return ns === undefined ? this.discovery.listEndpointSliceForAllNamespaces(fs) : this.discovery.listNamespacedEndpointSlice({ namespace: ns, ...fs });
+      default: return Promise.reject(new Error(`no typed client for ${def.api}/${def.plural}; list it with api: 'custom'`));
+    }
+  }
+
+  private listed(k: KindWatch): void {
+    k.lists++;
+    k.attempt = 0;
+    k.lastError = undefined;
+    if (k.state === 'synced') return; // a relist: its changes arrive as add/update/delete
+    const wasAbsent = k.state === 'absent';
+    k.state = 'synced';
+    const version = k.def.versions[k.versionIndex];
+    if (wasAbsent) this.log(`${resourceName(k.def)} is now served (${apiVersionOf(k.def, version ?? '')}); watching it`);
+    else if (k.versionIndex > 0) this.log(`${resourceName(k.def)}: ${apiVersionOf(k.def, k.def.versions[0] ?? '')} is not served; using ${apiVersionOf(k.def, version ?? '')}`);
+    k.reportedAbsent = false;
+    this.setFallbacks(k.def.kind, false);
+    // Runs before the informer fills its cache from this LIST; the rebuild is a timer, so it sees the items.
+    this.schedule();
+  }
+
+  private onError(k: KindWatch, informer: ListWatch<KubernetesObject>, err: unknown): void {
+    if (this.closed || informer !== k.informer) return;
+    const code = statusCode(err);
+    if (code === 404) return this.notServed(k, 'not found (404): the CRD is not installed');
+    if (code === 403 && this.opts.namespace !== undefined && !k.def.namespaced) return this.notServed(k, 'forbidden (403) to a namespace-scoped control plane');
+    k.lastError = describeError(err);
+    if (k.state === 'absent') {
+      // A re-probe of a missing kind failed some other way: look again at the next recheck.
+      this.stopKind(k);
+      this.scheduleRecheck();
+      return;
+    }
+    k.attempt++;
+    const base = Math.min(this.opts.maxBackoffMs ?? 30_000, (this.opts.initialBackoffMs ?? 500) * 2 ** Math.min(k.attempt - 1, 20));
+    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    if (k.attempt === 1 || k.attempt % 10 === 0) {
+      const hint = code === 403 ? ' (RBAC: the control plane needs list and watch on it)' : '';
+      this.log(`${resourceName(k.def)}: ${k.lastError}${hint}; retrying in ${delay} ms (attempt ${k.attempt})`);
+    }
+    k.timer = setTimeout(() => {
+      k.timer = undefined;
+      if (this.closed || informer !== k.informer) return;
+      // The informer resumes from its last resourceVersion; with none (the LIST failed) it lists again.
+      informer.start().catch((e: unknown) => this.onError(k, informer, e));
+    }, delay);
+  }
+
+  /** 404 (or forbidden cluster-scoped kind under --namespace): try an older version, else go on without the kind. */
+  private notServed(k: KindWatch, why: string): void {
+    const wasSynced = k.state === 'synced';
+    this.stopKind(k);
+    if (!wasSynced && k.versionIndex + 1 < k.def.versions.length) {
+      k.versionIndex++;
+      this.startKind(k);
+      return;
+    }
+    k.versionIndex = 0;
+    k.state = 'absent';
+    k.lastError = why;
+    if (!k.reportedAbsent) {
+      k.reportedAbsent = true;
+      this.log(`${resourceName(k.def)} (${k.def.versions.map((v) => apiVersionOf(k.def, v)).join(', ')}): ${why}; ${wasSynced ? 'its objects are dropped and ' : ''}Tollgate continues without it`);
+    }
+    this.setFallbacks(k.def.kind, true);
+    this.scheduleRecheck();
+    this.schedule();
+  }
+
+  /** Kinds watched only while `kind` is not served (Endpoints for EndpointSlice). */
+  private setFallbacks(kind: string, active: boolean): void {
+    for (const f of this.kinds) {
+      if (f.def.fallbackFor !== kind) continue;
+      if (active && f.state === 'dormant') {
+        f.state = 'pending';
+        this.startKind(f);
+      } else if (!active && f.state !== 'dormant') {
+        this.stopKind(f);
+        f.state = 'dormant';
+        f.versionIndex = 0;
+        this.schedule();
+      }
+    }
+  }
+
+  private scheduleRecheck(): void {
+    if (this.recheckTimer || this.closed) return;
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      if (this.closed) return;
+      for (const k of this.kinds) if (k.state === 'absent' && !k.informer) this.startKind(k);
+    }, this.opts.absentRecheckMs ?? 60_000);
+    this.recheckTimer.unref();
+  }
+
+  // ---- building configs ----
+
+  private schedule(): void {
+    if (this.closed || !this.synced) return;
+    const now = Date.now();
+    this.burstStartedAt ??= now;
+    if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
+    const wait = Math.max(0, Math.min(this.opts.debounceMs ?? 100, this.burstStartedAt + (this.opts.maxDebounceMs ?? 1000) - now));
+    this.rebuildTimer = setTimeout(() => {
+      this.rebuildTimer = undefined;
+      this.burstStartedAt = undefined;
+      this.rebuild();
+    }, wait);
+  }
+
+  /** Builds a config from every cached object now; returns the event, or undefined when nothing changed. */
+  rebuild(): ConfigEvent | undefined {
+    if (this.closed || !this.synced) return undefined;
+    const entries: { k: KindWatch; obj: KubernetesObject; version: string }[] = [];
+    for (const k of this.kinds) {
+      if (k.state !== 'synced' || !k.informer) continue;
+      const version = k.def.versions[k.versionIndex] ?? 'v1';
+      for (const obj of k.informer.list()) entries.push({ k, obj, version });
+    }
+    // Creation order, as Istio merges same-host VirtualServices; then a stable name order.
+    const keyOf = (e: (typeof entries)[number]): string => `${e.obj.metadata?.creationTimestamp ? String(e.obj.metadata.creationTimestamp) : ''}\u0000${resourceName(e.k.def)}\u0000${e.obj.metadata?.namespace ?? ''}\u0000${e.obj.metadata?.name ?? ''}`;
+    const keyed = entries.map((e) => ({ e, key: keyOf(e) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const hash = createHash('sha256');
+    const docs: RawDocument[] = [];
+    for (const { e } of keyed) {
+      let cached = this.docCache.get(e.obj);
+      if (!cached) {
+        const doc = toDocument(e.k.def, e.version, e.obj as unknown as Record<string, unknown>);
+        cached = { doc, json: canonicalJson(doc.value) };
+        this.docCache.set(e.obj, cached);
+      }
+      hash.update(cached.json).update('\n');
+      docs.push(cached.doc);
+    }
+    const fingerprint = hash.digest('hex');
+    if (fingerprint === this.lastFingerprint) return undefined;
+    this.lastFingerprint = fingerprint;
+
+    const decoded = decodeResources(docs);
+    const model = buildModel(decoded.resources);
+    const diagnostics: Diagnostic[] = [...decoded.diagnostics, ...model.diagnostics];
+    let problem: Diagnostic[] = diagnostics.filter((d) => d.severity === 'error');
+    if (!hasErrors(diagnostics) && !this.opts.allowEmpty && this.current && this.current.model.resources.length > 0 && model.resources.length === 0) {
+      problem = [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: `the cluster now yields no objects (the running config has ${this.current.model.resources.length}); refusing it`, hint: 'pass --allow-empty-config if an empty config is really intended' }];
+    }
+    let event: ConfigEvent;
+    if (problem.length > 0) {
+      this.lastRejection = { at: Date.now(), diagnostics: problem, summary: problem.map(formatDiagnostic).join('\n') };
+      event = { kind: 'rejected', rejection: this.lastRejection };
+    } else {
+      this.current = { model, diagnostics, generation: ++this.generation, loadedAt: Date.now() };
+      this.lastRejection = undefined;
+      event = { kind: 'accepted', config: this.current };
+    }
+    if (this.resolveFirst) {
+      this.resolveFirst(event);
+      this.resolveFirst = undefined;
+    }
+    for (const l of this.listeners) l(event);
+    return event;
+  }
+}
+
+/**
+ * Typed model -> the JSON the server sent. Dates go back to the server's RFC 3339 form (whole
+ * seconds unless there were fractions), so an object reads the same whether it came from a LIST or
+ * a WATCH event (and identical objects fingerprint identically).
+ */
+function wireForm(typed: unknown): KubernetesListObject<KubernetesObject> {
+  const text = JSON.stringify(typed, function (this: Record<string, unknown>, key: string, value: unknown) {
+    const raw = this[key];
+    return raw instanceof Date ? raw.toISOString().replace(/\.000Z$/, 'Z') : value;
+  });
+  return JSON.parse(text) as KubernetesListObject<KubernetesObject>;
+}
+
+/** JSON with object keys sorted: typed models (LIST) and raw JSON (WATCH) order keys differently. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** HTTP status of a failed LIST (ApiException.code) or WATCH (Error.statusCode). */
+function statusCode(err: unknown): number | undefined {
+  if (err === null || typeof err !== 'object') return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e.code === 'number') return e.code;
+  if (typeof e.statusCode === 'number') return e.statusCode;
+  return undefined;
+}
+
+function describeError(err: unknown): string {
+  const code = statusCode(err);
+  if (err !== null && typeof err === 'object') {
+    const e = err as { body?: unknown; message?: unknown; code?: unknown };
+    if (code !== undefined) {
+      let message = '';
+      try {
+        const body = typeof e.body === 'string' ? (JSON.parse(e.body) as { message?: string }) : (e.body as { message?: string } | undefined);
+        message = body?.message ?? '';
+      } catch {
+        message = '';
+      }
+      return `HTTP ${code}${message ? `: ${message}` : typeof e.message === 'string' && !e.message.startsWith('HTTP-Code') ? `: ${e.message}` : ''}`;
+    }
+    if (typeof e.message === 'string') return typeof e.code === 'string' ? `${e.message} (${e.code})` : e.message;
+  }
+  return String(err);
+}
