@@ -49,6 +49,13 @@ export interface DownstreamConnection {
   readonly startTime: number;
   readonly startHr: bigint;
   readonly services: DataPlaneServices;
+  /**
+   * The snapshot this connection's listener runs now. `snapshot` is the one it was accepted under;
+   * HTTP connections route each new request on the current one (as Envoy applies a route update to
+   * the next request), while tunnels stay on theirs. For a listener that was removed (draining),
+   * this stays the accept-time snapshot.
+   */
+  currentSnapshot(): CompiledSnapshot;
 }
 
 export interface HttpConnectionHandler {

@@ -22,6 +22,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { HttpConnectionManager } from '../../snapshot/types.js';
+import type { CompiledSnapshot } from '../route/compile.js';
 import { addrPort, type DownstreamConnection } from '../context.js';
 import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { connectionRecord, isoTime } from './access.js';
@@ -46,7 +47,7 @@ function noop(): void {}
 export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
   readonly socket: Socket;
   readonly parser: HttpParser<'request'>;
-  readonly router: RouterContext;
+  router: RouterContext;
   readonly remoteAddress: string;
   readonly remoteText: string;
   readonly localText: string;
@@ -98,6 +99,26 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     engine.register(this);
     if (engine.draining) this.draining = true;
     socket.resume();
+  }
+
+  /**
+   * Each request routes on the listener's current snapshot, so a VirtualService edit reaches
+   * keep-alive connections at their next request. Route table and clusters always come from the
+   * same snapshot; if the new one no longer has this connection's route table, the connection
+   * keeps its old snapshot until it closes.
+   */
+  private refreshRouter(): void {
+    const snap = this.conn.currentSnapshot();
+    if (snap === this.router.snapshot) return;
+    const table = snap.routeTables.get(this.filter.routeConfigName);
+    if (table === undefined) return;
+    const r = this.router;
+    this.router = new RouterContext(snap, table, r.listenerPort, r.tls, r.encodedSlash, r.random, this.sourceNamespace);
+  }
+
+  /** The snapshot the current request was routed on (its clusters and endpoints). */
+  get snapshot(): CompiledSnapshot {
+    return this.router.snapshot;
   }
 
   // ================================================================ socket events
@@ -218,6 +239,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     if (!this.reqStarted) this.markRequestStart();
     const ex = new Exchange(this, head, this.reqStartMs, this.reqStartPerf);
     this.exchange = ex;
+    this.refreshRouter();
     this.router.route(ex.decision, head);
     ex.start();
   }

@@ -180,6 +180,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     const s = this.session;
     const req: UpstreamRequest = {
       cluster: d.clusterName!,
+      snapshot: s.snapshot,
       requestedHost: d.host,
       requestedPort: d.requestedPort,
       downstreamIp: s.remoteAddress,

@@ -54,7 +54,7 @@ describe('buildRequestHead', () => {
       const req = parse('request', `POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n${pairs(headers)}\r\n`) as Extract<HttpHead, { kind: 'request' }>;
       const text = buildRequestHead({ ...base, method: 'POST', headers: req.headers, connectionTokens: req.connectionTokens, framing: 3 }, facts());
       const out = parse('request', text);
-      const want = hopByHopFilter(req.headers, req.connectionTokens).filter((_, i, a) => i % 2 === 1 || !['host', 'content-length'].includes(a[i]!.toLowerCase()));
+      const want = hopByHopFilter(req.headers, req.connectionTokens);
       const wantPairs: string[] = [];
       for (let i = 0; i < want.length; i += 2) if (!['host', 'content-length'].includes(want[i]!.toLowerCase())) wantPairs.push(want[i]!, want[i + 1]!);
       assert.deepEqual(fields(out, ['content-length']), wantPairs, pairs(headers));

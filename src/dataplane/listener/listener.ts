@@ -207,6 +207,7 @@ export class ListenerRuntime {
       startTime,
       startHr,
       services,
+      currentSnapshot: () => this.state.snapshot,
     };
     const f = chain.filter;
     switch (f.type) {

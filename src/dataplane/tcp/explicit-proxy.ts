@@ -208,6 +208,7 @@ class ConnectSession {
 
     const res = await services.clusters.connect({
       cluster,
+      snapshot: conn.snapshot,
       requestedHost,
       requestedPort: port,
       downstreamIp: conn.remoteAddress,

@@ -36,7 +36,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   const onEarlyError = (): void => {};
   down.on('error', onEarlyError);
   services.clusters
-    .connect({ cluster: clusterName, requestedHost: conn.sni, requestedPort: conn.listenerPort, downstreamIp: conn.remoteAddress })
+    .connect({ cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, downstreamIp: conn.remoteAddress })
     .then((r) => {
       down.removeListener('error', onEarlyError);
       if (!r.ok) {

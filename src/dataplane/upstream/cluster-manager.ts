@@ -40,6 +40,12 @@ export interface UpstreamRequest {
   readonly connectTimeoutMs?: number | undefined;
   /** Extra CIDRs whose addresses are allowed for this request (ACL IP/CIDR entries). */
   readonly allowAddresses?: readonly string[] | undefined;
+  /**
+   * The snapshot the downstream connection runs on. Cluster names and endpoints are looked up in
+   * it, so a keep-alive connection accepted before a reload keeps working on its own snapshot even
+   * when the new one no longer has its cluster. Absent: the running snapshot.
+   */
+  readonly snapshot?: CompiledSnapshot | undefined;
 }
 
 export interface UpstreamTarget {
@@ -193,7 +199,7 @@ export class ClusterManager implements LbState {
   }
 
   private clusterOf(req: UpstreamRequest): Cluster | undefined {
-    return typeof req.cluster === 'string' ? this.snap?.clusters.get(req.cluster) : req.cluster;
+    return typeof req.cluster === 'string' ? (req.snapshot ?? this.snap)?.clusters.get(req.cluster) : req.cluster;
   }
 
   /** The part of choose() after the candidate addresses are known (guards, LB, source address). */
@@ -367,7 +373,7 @@ export class ClusterManager implements LbState {
       if (addrs === undefined) return undefined;
       return addrs.map((ip) => ({ ip, port, key: key(ip, port), weight: 1, hostname: host, explicit: false }));
     }
-    const eps = this.snap?.endpoints.get(cluster.name)?.endpoints ?? [];
+    const eps = (req.snapshot ?? this.snap)?.endpoints.get(cluster.name)?.endpoints ?? [];
     const out: Candidate[] = [];
     for (const e of eps) {
       if (parseIp(e.address)) {
@@ -399,7 +405,7 @@ export class ClusterManager implements LbState {
       }
       return this.resolveName(cluster, host, port, 1, fam, false);
     }
-    const eps = this.snap?.endpoints.get(cluster.name)?.endpoints ?? [];
+    const eps = (req.snapshot ?? this.snap)?.endpoints.get(cluster.name)?.endpoints ?? [];
     const out: Candidate[] = [];
     for (const e of eps) {
       if (parseIp(e.address)) {
