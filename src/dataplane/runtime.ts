@@ -138,6 +138,7 @@ export class Runtime {
     for (const [key, { lr, isNew }] of next) {
       const cl = [...compiled.listeners.values()].find((c) => `${this.bindAddress(c.listener.address)}|${c.listener.port}` === key)!;
       lr.state = { snapshot: compiled, listener: cl };
+      if (!isNew) lr.revalidateTunnels();
       (isNew ? added : kept).push(cl.listener.name);
     }
     // drain
@@ -145,6 +146,7 @@ export class Runtime {
     for (const [key, lr] of this.active) {
       if (next.has(key)) continue;
       removed.push(lr.name);
+      lr.closeTunnels();
       this.drainListener(lr);
     }
     this.active.clear();

@@ -47,9 +47,22 @@ function secureContextFor(chain: FilterChain): SecureContext | Error {
   return c;
 }
 
+/** What a TCP tunnel was routed by: its chain and the clusters (with their targets) it may use. */
+function tunnelRoute(snapshot: CompiledSnapshot, chain: FilterChain): string {
+  if (chain.filter.type !== 'tcp') return '';
+  const clusters = chain.filter.clusters.map((w) => {
+    const c = snapshot.clusters.get(w.name);
+    const eps = snapshot.endpoints.get(w.name)?.endpoints.map((e) => `${e.address}:${e.port}`).sort().join(',') ?? '';
+    return `${w.name}=${c ? `${c.type}|${c.serviceHost}|${c.port}|${c.sourceAddress ?? ''}|${eps}` : 'missing'}`;
+  });
+  return `${chain.name}|${clusters.sort().join(';')}`;
+}
+
 export class ListenerRuntime {
   readonly server: Server;
   readonly sockets = new Set<Socket>();
+  /** Open TCP tunnels and the route that admitted them (see revalidateTunnels). */
+  private readonly tunnels = new Map<Socket, string>();
   state: ListenerState;
   boundAddress: string;
   boundPort: number;
@@ -103,6 +116,43 @@ export class ListenerRuntime {
 
   destroyAll(): void {
     for (const s of this.sockets) s.destroy();
+  }
+
+  /**
+   * Policy for open tunnels when the config changes (docs/control-plane.md, "Reload policy"): a
+   * tunnel stays open while the new snapshot still has the route that admitted it — the same
+   * filter chain with the same clusters, endpoints and source address. When that route was removed
+   * or changed (a ServiceEntry deleted, an endpoint moved), the tunnel is closed at once: a
+   * removal is usually a security decision and must not wait for the client to hang up.
+   * Returns how many tunnels were closed.
+   */
+  revalidateTunnels(): number {
+    const { snapshot, listener } = this.state;
+    const allowed = new Set<string>();
+    for (const c of [...listener.listener.filterChains, ...(listener.listener.defaultFilterChain ? [listener.listener.defaultFilterChain] : [])]) {
+      if (c.filter.type === 'tcp') allowed.add(tunnelRoute(snapshot, c));
+    }
+    return this.closeTunnelsWhere((route) => !allowed.has(route));
+  }
+
+  /** A removed listener's routes are all gone: its tunnels close at once (HTTP connections drain). */
+  closeTunnels(): number {
+    return this.closeTunnelsWhere(() => true);
+  }
+
+  private closeTunnelsWhere(stale: (route: string) => boolean): number {
+    let closed = 0;
+    for (const [socket, route] of this.tunnels) {
+      if (!stale(route)) continue;
+      this.tunnels.delete(socket);
+      socket.destroy();
+      this.opts.services.metrics.denied('route_removed');
+      closed++;
+    }
+    if (closed > 0) {
+      this.opts.services.logger.info('closed tunnels whose route was removed or changed', { listener: this.name, closed });
+    }
+    return closed;
   }
 
   private readonly onConnection = (socket: Socket): void => {
@@ -212,6 +262,8 @@ export class ListenerRuntime {
     const f = chain.filter;
     switch (f.type) {
       case 'tcp':
+        this.tunnels.set(socket, tunnelRoute(state.snapshot, chain));
+        socket.once('close', () => this.tunnels.delete(socket));
         handleTcpProxy(conn, f);
         return;
       case 'explicit_proxy':
