@@ -44,7 +44,7 @@ export function decodeResources(docs: readonly RawDocument[]): { resources: Reso
   }
   for (const doc of docs) {
     for (const { value, path } of flattenLists(doc.value)) {
-      const r = decodeOne(doc, value, path, diagnostics, versionsInFile);
+      const r = decodeCached(doc, value, path, diagnostics, versionsInFile);
       if (!r) continue;
       const key = `${r.kind}/${r.namespace}/${r.name}`;
       const prev = seen.get(key);
@@ -63,6 +63,27 @@ export function decodeResources(docs: readonly RawDocument[]): { resources: Reso
     }
   }
   return { resources, diagnostics };
+}
+
+/**
+ * Decoding is a pure function of the document (and, for a missing apiVersion, of its neighbours in
+ * the same file, which are unchanged when the document object is reused from a ParseCache), so its
+ * result is kept per document object: a reload re-validates only documents of changed files.
+ */
+const decoded = new WeakMap<object, { resource: Resource | undefined; diagnostics: Diagnostic[] }>();
+
+function decodeCached(doc: RawDocument, value: unknown, path: (string | number)[], out: Diagnostic[], versionsInFile: ReadonlyMap<string, string>): Resource | undefined {
+  const cacheKey = value !== null && typeof value === 'object' ? value : undefined;
+  const hit = cacheKey ? decoded.get(cacheKey) : undefined;
+  if (hit) {
+    out.push(...hit.diagnostics);
+    return hit.resource;
+  }
+  const local: Diagnostic[] = [];
+  const resource = decodeOne(doc, value, path, local, versionsInFile);
+  if (cacheKey) decoded.set(cacheKey, { resource, diagnostics: local });
+  out.push(...local);
+  return resource;
 }
 
 /** `kind: List` (kubectl get -o yaml) holds its objects under `items`. */

@@ -63,10 +63,47 @@ export function expandPaths(paths: readonly string[]): { files: string[]; skippe
   return { files, skipped, diagnostics };
 }
 
-export function loadPaths(paths: readonly string[], readStdin: () => string = () => readFileSync(0, 'utf8')): LoadResult {
+/**
+ * Parse results by file, reused while the file's size, mtime and inode are unchanged: a watcher
+ * reloading a directory of thousands of objects re-parses only the files that changed.
+ */
+export class ParseCache {
+  private readonly entries = new Map<string, { key: string; result: { documents: RawDocument[]; diagnostics: Diagnostic[] } }>();
+
+  get(file: string, key: string): { documents: RawDocument[]; diagnostics: Diagnostic[] } | undefined {
+    const e = this.entries.get(file);
+    return e && e.key === key ? e.result : undefined;
+  }
+
+  set(file: string, key: string, result: { documents: RawDocument[]; diagnostics: Diagnostic[] }): void {
+    this.entries.set(file, { key, result });
+  }
+
+  /** Forget files that are no longer part of the config. */
+  retain(files: ReadonlySet<string>): void {
+    for (const f of this.entries.keys()) if (!files.has(f)) this.entries.delete(f);
+  }
+}
+
+export function loadPaths(paths: readonly string[], readStdin: () => string = () => readFileSync(0, 'utf8'), cache?: ParseCache): LoadResult {
   const { files, skipped, diagnostics } = expandPaths(paths);
   const documents: RawDocument[] = [];
   for (const file of files) {
+    let key: string | undefined;
+    if (cache && file !== '-') {
+      try {
+        const st = statSync(file);
+        key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+      } catch {
+        key = undefined;
+      }
+      const hit = key !== undefined ? cache.get(file, key) : undefined;
+      if (hit) {
+        documents.push(...hit.documents);
+        diagnostics.push(...hit.diagnostics);
+        continue;
+      }
+    }
     let text: string;
     try {
       text = file === '-' ? readStdin() : readFileSync(file, 'utf8');
@@ -75,9 +112,11 @@ export function loadPaths(paths: readonly string[], readStdin: () => string = ()
       continue;
     }
     const r = parseText(text, file === '-' ? '<stdin>' : file);
+    if (cache && key !== undefined) cache.set(file, key, r);
     documents.push(...r.documents);
     diagnostics.push(...r.diagnostics);
   }
+  cache?.retain(new Set(files));
   return { documents, diagnostics, files, skipped };
 }
 

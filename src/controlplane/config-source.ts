@@ -7,7 +7,7 @@ import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { formatDiagnostic, hasErrors, type Diagnostic } from '../config/diagnostics.js';
 import { decodeResources } from '../config/decode.js';
-import { loadPaths } from '../config/load.js';
+import { loadPaths, ParseCache } from '../config/load.js';
 import { buildModel, type Model } from '../model/build.js';
 
 export interface ConfigVersion {
@@ -42,8 +42,8 @@ export interface ConfigSource {
   close(): void;
 }
 
-export function loadModel(paths: readonly string[]): { model: Model; diagnostics: Diagnostic[] } {
-  const loaded = loadPaths(paths);
+export function loadModel(paths: readonly string[], cache?: ParseCache): { model: Model; diagnostics: Diagnostic[] } {
+  const loaded = loadPaths(paths, undefined, cache);
   const decoded = decodeResources(loaded.documents);
   const model = buildModel(decoded.resources);
   return { model, diagnostics: [...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics] };
@@ -56,6 +56,7 @@ export class FileConfigSource implements ConfigSource {
   private timer: NodeJS.Timeout | undefined;
   private generation = 0;
   private readonly listeners: ConfigListener[] = [];
+  private readonly cache = new ParseCache();
 
   constructor(private readonly opts: ConfigSourceOptions) {}
 
@@ -73,7 +74,7 @@ export class FileConfigSource implements ConfigSource {
 
   /** Loads now; returns the accepted config or the rejection. */
   reload(): { kind: 'accepted'; config: ConfigVersion } | { kind: 'rejected'; rejection: Rejection } {
-    const { model, diagnostics } = loadModel(this.opts.paths);
+    const { model, diagnostics } = loadModel(this.opts.paths, this.cache);
     let problem: Diagnostic[] = diagnostics.filter((d) => d.severity === 'error');
     if (!hasErrors(diagnostics) && !this.opts.allowEmpty && this.current && this.current.model.resources.length > 0 && model.resources.length === 0) {
       problem = [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: `the new config has no objects (the running one has ${this.current.model.resources.length}); refusing it`, hint: 'pass --allow-empty-config if an empty config is really intended' }];
