@@ -3,6 +3,7 @@ import { KINDS } from '../config/kinds.js';
 import type { DestinationRuleSpec, HttpRoute, L4Route } from '../config/types.js';
 import { selectorMatches } from '../model/selectors.js';
 import { routerServicePorts } from '../snapshot/generate/router.js';
+import { EXPLICIT_PROXY_ANNOTATION, explicitProxyFromGateway } from '../snapshot/generate/explicit-proxy.js';
 import type { Check } from './context.js';
 
 export const egressRouters: Check = (f) => {
@@ -120,5 +121,17 @@ export const recognisedKinds: Check = (f) => {
   for (const r of f.model.resources) {
     if (KINDS[r.kind].support !== 'recognised') continue;
     f.report('info', 'TG_KIND_NOT_ENFORCED', r, ['kind'], `${r.ref.kind} is validated but not enforced by Tollgate yet`, 'see docs/config.md for what each kind does today');
+  }
+};
+
+export const explicitProxyAnnotations: Check = (f) => {
+  for (const g of f.model.gateways) {
+    const spec = explicitProxyFromGateway(g);
+    if (spec === undefined) continue;
+    if ('error' in spec) {
+      f.report('error', 'TG_EXPLICIT_PROXY_ANNOTATION', g.resource, ['metadata', 'annotations'], spec.error, `write e.g. ${EXPLICIT_PROXY_ANNOTATION}: "3128"`);
+    } else {
+      f.report('info', 'TG_EXPLICIT_PROXY', g.resource, ['metadata', 'annotations'], `gateway proxies selected by this Gateway also serve an explicit proxy (CONNECT / absolute-form) on ${spec.address}:${spec.port}, CONNECT to ports ${spec.connectPorts.join(', ')} of registry hosts only`, 'clients use HTTPS_PROXY=http://<gateway>:' + spec.port);
+    }
   }
 };

@@ -10,18 +10,12 @@ import type { Diagnostic } from '../config/diagnostics.js';
 import { identityFrom } from './common.js';
 import { decodeResources } from '../config/decode.js';
 import { loadPaths } from '../config/load.js';
-import { buildModel, type Model } from '../model/build.js';
-import { visibleTo } from '../model/selectors.js';
-import { buildSnapshot, versionOf } from '../snapshot/build.js';
-import { ClusterSet } from '../snapshot/generate/clusters.js';
-import type { Cluster, EndpointSet, Listener, ProxyIdentity, Snapshot } from '../snapshot/types.js';
+import { buildModel } from '../model/build.js';
+import { buildSnapshot } from '../snapshot/build.js';
+import type { ExplicitProxySpec } from '../snapshot/generate/explicit-proxy.js';
+import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 
-export interface ExplicitProxySpec {
-  readonly address: string;
-  readonly port: number;
-  readonly connectPorts: readonly number[];
-  readonly sourceAddress?: string;
-}
+export type { ExplicitProxySpec };
 
 export interface SnapshotLoad {
   readonly snapshot: Snapshot | undefined;
@@ -47,45 +41,8 @@ export function loadSnapshot(paths: readonly string[], identity: IdentityFlags, 
   diagnostics.push(...model.diagnostics);
   if (model.diagnostics.some((d) => d.severity === 'error')) return { snapshot: undefined, proxy: undefined, diagnostics, files: loaded.files };
   const proxy = identityFrom(identity, model, note);
-  let snapshot = buildSnapshot(model, proxy);
-  if (explicitProxy) snapshot = withExplicitProxy(model, snapshot, proxy, explicitProxy);
+  const snapshot = buildSnapshot(model, proxy, explicitProxy ? { explicitProxy } : {});
   return { snapshot, proxy, diagnostics, files: loaded.files };
-}
-
-/** Adds the explicit-proxy listener and the registry's clusters (subset-less, one per host:port). */
-export function withExplicitProxy(model: Model, snapshot: Snapshot, proxy: ProxyIdentity, spec: ExplicitProxySpec): Snapshot {
-  const set = new ClusterSet(model, proxy.namespace);
-  for (const s of model.registry.services) {
-    if (!visibleTo(s.exportTo, s.namespace, proxy.namespace)) continue;
-    for (const p of s.ports) set.forDestination(s.host, p.number, undefined, p.number);
-  }
-  const clusters = new Map<string, Cluster>(snapshot.clusters.map((c) => [c.name, c]));
-  const endpoints = new Map<string, EndpointSet>(snapshot.endpoints.map((e) => [e.clusterName, e]));
-  for (const [name, c] of set.clusters) if (!clusters.has(name)) clusters.set(name, c);
-  for (const [name, e] of set.endpoints) if (!endpoints.has(name)) endpoints.set(name, e);
-  const listener: Listener = {
-    name: `explicit_proxy_${spec.port}`,
-    address: spec.address,
-    port: spec.port,
-    filterChains: [
-      {
-        name: 'explicit-proxy',
-        match: {},
-        filter: { type: 'explicit_proxy', statPrefix: 'explicit_proxy', connectPorts: [...spec.connectPorts], ...(spec.sourceAddress ? { sourceAddress: spec.sourceAddress } : {}) },
-      },
-    ],
-  };
-  const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  const body = {
-    proxy: snapshot.proxy,
-    listeners: [...snapshot.listeners.filter((l) => !(l.port === spec.port && l.address === spec.address)), listener].sort(byName),
-    routes: snapshot.routes,
-    clusters: [...clusters.values()].sort(byName),
-    endpoints: [...endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
-    policy: snapshot.policy,
-    ...(snapshot.admin ? { admin: snapshot.admin } : {}),
-  };
-  return { version: versionOf(body), ...body };
 }
 
 /** examples/default next to the package root (works from src/ via tsx and from dist/src/). */

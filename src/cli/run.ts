@@ -17,7 +17,7 @@ import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
 import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
 import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
-import { defaultConfigDir, loadSnapshot, withExplicitProxy, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
+import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
 import { ControlPlaneClient } from '../controlplane/client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
 import { buildSnapshot } from '../snapshot/build.js';
@@ -486,8 +486,7 @@ function watchConfig(tg: Tollgate, logger: Logger): FileConfigSource {
       logger.error(`config change rejected, keeping ${tg.snapshot.version}:\n${e.rejection.summary}`);
       return;
     }
-    let next = buildSnapshot(e.config.model, tg.proxy);
-    if (tg.options.explicitProxy) next = withExplicitProxy(e.config.model, next, tg.proxy, tg.options.explicitProxy);
+    const next = buildSnapshot(e.config.model, tg.proxy, tg.options.explicitProxy ? { explicitProxy: tg.options.explicitProxy } : {});
     tg.apply(next).then(
       () => logger.info(`config change applied`, { version: tg.snapshot.version }),
       (err: unknown) => logger.error(`config change could not be applied, keeping ${tg.snapshot.version}: ${errorMessage(err)}`),

@@ -8,12 +8,18 @@ import type { Model } from '../model/build.js';
 import { egressIpRules } from './egress-ip.js';
 import { ClusterSet } from './generate/clusters.js';
 import { generateEnvoy } from './generate/envoy.js';
-import { generateGateway } from './generate/gateway.js';
+import { explicitProxyFromGateway, generateExplicitProxy, type ExplicitProxySpec } from './generate/explicit-proxy.js';
+import { gatewaysFor, generateGateway } from './generate/gateway.js';
 import { generateRouter } from './generate/router.js';
 import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
 import type { Listener, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
 
-export function buildSnapshot(model: Model, proxy: ProxyIdentity): Snapshot {
+export interface SnapshotOptions {
+  /** `tollgate run --explicit-proxy`: an explicit proxy listener whatever the config says. */
+  readonly explicitProxy?: ExplicitProxySpec;
+}
+
+export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: SnapshotOptions = {}): Snapshot {
   const clusters = new ClusterSet(model, proxy.namespace);
   const listeners: Listener[] = [];
   const routes: RouteConfig[] = [];
@@ -29,6 +35,14 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity): Snapshot {
     routes.push(...s.routes);
   } else {
     listeners.push(...generateRouter(model, proxy, clusters));
+  }
+  // Explicit proxy: from the flag, else from the annotation of a Gateway this proxy runs.
+  const explicit = options.explicitProxy ?? (proxy.role === 'gateway' ? gatewaysFor(model, proxy).map(explicitProxyFromGateway).find((x): x is ExplicitProxySpec => x !== undefined && !('error' in x)) : undefined);
+  if (explicit) {
+    const l = generateExplicitProxy(model, proxy, clusters, explicit);
+    const clash = listeners.findIndex((x) => x.port === l.port && x.address === l.address);
+    if (clash >= 0) listeners.splice(clash, 1);
+    listeners.push(l);
   }
   // An Envoy bootstrap in the config is this proxy's static config, whatever its role.
   if (model.envoy) {

@@ -136,3 +136,33 @@ test('envoy bootstrap: host rewrite and a LOGICAL_DNS cluster with TLS SNI', () 
   assert.deepEqual(step(r, 'cluster'), ['docs']);
   assert.match(r.steps.find((s) => s.step === 'cluster')?.detail ?? '', /LOGICAL_DNS, TLS SIMPLE sni docs\.example\.net/);
 });
+
+test('a Gateway annotation turns on the explicit proxy for the gateways it selects', async () => {
+  const { loadYaml } = await import('../helpers/pipeline.js');
+  const { analyzeModel } = await import('../../src/analyze/analyze.js');
+  const yaml = (v: string) => `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: egress
+  namespace: out
+  annotations: {tollgate.io/explicit-proxy: "${v}", tollgate.io/explicit-proxy-connect-ports: "443,8443"}
+spec:
+  selector: {app: egress}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [api.partner.example]}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: partner, namespace: out}
+spec: {hosts: [api.partner.example], ports: [{number: 443, name: tls, protocol: TLS}], resolution: DNS}
+`;
+  const c = loadYaml(yaml('3128'));
+  const snap = snapshotOf(c, identity('gateway', 'out', { app: 'egress' }));
+  const l = snap.listeners.find((x) => x.name === 'explicit_proxy_3128');
+  assert.equal(l?.address, '0.0.0.0');
+  assert.deepEqual(l?.filterChains[0]?.filter, { type: 'explicit_proxy', statPrefix: 'explicit_proxy', connectPorts: [443, 8443] });
+  assert.ok(snap.clusters.some((x) => x.name === 'outbound|443||api.partner.example'), 'registry clusters are in the snapshot for the CONNECT check');
+  const other = snapshotOf(c, identity('gateway', 'out', { app: 'other' }));
+  assert.equal(other.listeners.length, 0, 'only the gateways the Gateway selects');
+  const bad = analyzeModel(loadYaml(yaml('lots')).model).find((d) => d.code === 'TG_EXPLICIT_PROXY_ANNOTATION');
+  assert.match(bad?.message ?? '', /"lots" is not PORT or ADDRESS:PORT/);
+});
