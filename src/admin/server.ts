@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Runtime } from '../dataplane/runtime.js';
 import type { MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { isLogLevel, type Logger } from '../shared/logger.js';
+import { redactSnapshot } from '../snapshot/secrets.js';
 
 export interface AdminOptions {
   readonly host: string;
@@ -56,7 +57,7 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
             json(res, 503, { error: 'no snapshot applied yet' });
             return;
           }
-          json(res, 200, { snapshot: c.snapshot, bound: runtime.listeners() });
+          json(res, 200, { snapshot: redactSnapshot(c.snapshot), bound: runtime.listeners() }); // secret values never leave the process
           return;
         }
         case '/clusters':
@@ -96,7 +97,9 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
   const server: Server = createServer(handler);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: opts.host, port: opts.port }, () => {
+    // exclusive: in a --workers worker, the admin must be this worker's own socket, not one shared
+    // through the cluster primary like the data-plane listeners.
+    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
       server.removeListener('error', reject);
       const a = server.address();
       const port = a && typeof a === 'object' ? a.port : opts.port;

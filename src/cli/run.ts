@@ -22,6 +22,7 @@ import { ControlPlaneClient } from '../controlplane/client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
 import { buildSnapshot } from '../snapshot/build.js';
 import { parseLabels } from './common.js';
+import { isWorkerProcess, reportAdminPort, runPrimary } from './workers.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface RunOptions {
@@ -65,7 +66,8 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --dns-server HOST:PORT       DNS server for DNS clusters and requested hosts (repeatable)
   --source-address IP          proxy-wide source address for upstream connections
   --allow-cidr CIDR            let the SSRF guard allow this range (repeatable)
-  --workers N                  worker processes (only 1 is implemented)
+  --workers N|auto             worker processes sharing the listeners (default 1; auto = cores);
+                               the primary serves the admin API, merging the workers' metrics
   --explicit-proxy HOST:PORT   serve CONNECT on HOST:PORT against the registry
   --connect-ports P,...        ports CONNECT may reach (default 443)
   --access-log-format json|text  (default json)
@@ -365,7 +367,6 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
 /** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
 export async function startTollgate(options: RunOptions, overrides: StartOverrides = {}): Promise<Tollgate> {
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
-  if (options.workers > 1) logger.warn('--workers > 1 is not implemented yet; running one process', { workers: options.workers });
   let load;
   try {
     load = loadSnapshot(options.files, options.identity, options.explicitProxy, (s) => logger.info(s));
@@ -509,6 +510,13 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     process.stderr.write(`tollgate run: ${errorMessage(e)}\n\n${RUN_USAGE}`);
     return 2;
   }
+  if (options.workers > 1 && !isWorkerProcess()) {
+    return runPrimary({ workers: options.workers, argv, ...(options.admin ? { admin: options.admin } : {}), log: (l) => process.stderr.write(`tollgate: ${l}\n`) });
+  }
+  if (isWorkerProcess() && options.admin) {
+    // Each worker's admin is private (ephemeral port); the primary serves the public one.
+    options = { ...options, admin: { host: '127.0.0.1', port: 0 } };
+  }
   if (options.controlPlane) {
     let px: ControlPlaneProxy;
     try {
@@ -517,11 +525,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       process.stderr.write(`tollgate run: ${errorMessage(e)}\n`);
       return 1;
     }
+    if (isWorkerProcess() && px.admin) reportAdminPort(px.admin.address.port);
     px.services.logger.info(`tollgate waiting for its first snapshot from ${options.controlPlane.host}:${options.controlPlane.port} (not ready until then)`, {
       proxy: `${px.proxy.role} ${px.proxy.namespace} ${px.proxy.name}`,
       admin: px.admin ? `${px.admin.address.host}:${px.admin.address.port}` : 'off',
     });
-    return serveUntilSignal(px.services.logger, options.drainTimeoutMs, () => px.stop());
+    return leaveCluster(await serveUntilSignal(px.services.logger, options.drainTimeoutMs, () => px.stop()));
   }
   let tg: Tollgate;
   try {
@@ -531,6 +540,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const logger = tg.services.logger;
+  if (isWorkerProcess() && tg.admin) reportAdminPort(tg.admin.address.port);
   const bound = tg.runtime.listeners().map((l) => `${l.name} -> ${l.boundAddress}:${l.boundPort}`);
   logger.info(`tollgate running snapshot ${tg.snapshot.version}${options.usingDefaultConfig ? ' (bundled default config)' : ''}`, {
     listeners: bound,
@@ -543,10 +553,18 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       (e: unknown) => logger.error(`SIGHUP: reload failed, keeping ${tg.snapshot.version}: ${errorMessage(e)}`),
     );
   };
-  return serveUntilSignal(logger, options.drainTimeoutMs, () => {
-    watcher?.close();
-    return tg.stop();
-  }, reload);
+  return leaveCluster(
+    await serveUntilSignal(logger, options.drainTimeoutMs, () => {
+      watcher?.close();
+      return tg.stop();
+    }, reload),
+  );
+}
+
+/** A --workers worker's IPC channel keeps it alive: close it once the data plane has stopped. */
+function leaveCluster(code: number): number {
+  if (isWorkerProcess()) process.disconnect?.();
+  return code;
 }
 
 /** SIGTERM/SIGINT: drain and resolve with the exit code; SIGHUP: `onHup` (reload) when given. */

@@ -1,0 +1,80 @@
+/**
+ * `run --workers 2`: two processes share the listeners; the primary's admin merges their metrics
+ * and is ready only when both are; SIGTERM stops everything.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { request, Agent } from 'node:http';
+import { BIN, tempConfig } from '../helpers/tollgate.js';
+import { freeTcpPort } from '../helpers/dns.js';
+
+const CONFIG = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: w}
+spec:
+  selector: {app: w}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [w.test]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: w, namespace: w}
+spec:
+  hosts: [w.test]
+  gateways: [gw]
+  http: [{directResponse: {status: 200, body: {string: "ok"}}}]
+`;
+
+function get(port: number, path: string, host = '127.0.0.1', agent?: Agent): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host }, ...(agent ? { agent } : {}), timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: e.message }));
+    req.end();
+  });
+}
+
+const sum = (text: string, name: string): number =>
+  text.split('\n').filter((l) => l.startsWith(name + '{')).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+
+test('--workers 2: shared listeners, merged metrics, readiness of all, clean SIGTERM', async (t) => {
+  const cfg = tempConfig(CONFIG);
+  const admin = await freeTcpPort();
+  const port = await freeTcpPort();
+  const child = spawn(process.execPath, [BIN, 'run', '-f', cfg.path, '--workers', '2', '--admin', `127.0.0.1:${admin}`, '--port-map', `80=${port}`, '--listen-address-override', '127.0.0.1', '--log-level', 'error', '--drain-timeout', '500'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.after(() => {
+    child.kill('SIGKILL');
+    cfg.cleanup();
+  });
+  const deadline = Date.now() + 10_000;
+  let ready = { status: 0, body: '' };
+  while (Date.now() < deadline && ready.status !== 200) {
+    ready = await get(admin, '/ready');
+    if (ready.status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(ready.status, 200, `primary admin /ready: ${ready.body} ${stderr}`);
+  const workers = JSON.parse((await get(admin, '/workers')).body) as { admin: string }[];
+  assert.equal(workers.length, 2);
+
+  const fresh = new Agent({ keepAlive: false });
+  for (let i = 0; i < 20; i++) assert.equal((await get(port, '/', 'w.test', fresh)).status, 200);
+  await new Promise((r) => setTimeout(r, 200));
+  const merged = (await get(admin, '/stats/prometheus')).body;
+  assert.equal(sum(merged, 'istio_requests_total'), 20, 'the primary sums the workers');
+  const perWorker = await Promise.all(workers.map((w) => get(Number(w.admin.split(':')[1]), '/stats/prometheus')));
+  const counts = perWorker.map((r) => sum(r.body, 'istio_requests_total'));
+  assert.equal(counts.reduce((a, b) => a + b, 0), 20);
+  assert.ok(counts.every((c) => c > 0), `both workers served requests: ${counts.join(', ')}`);
+
+  child.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 5000))]);
+  assert.equal(code, 0, stderr);
+  const after = await Promise.all(workers.map((w) => get(Number(w.admin.split(':')[1]), '/ready')));
+  assert.ok(after.every((r) => r.status === 0), 'worker admins are gone: the workers exited');
+});
