@@ -1,4 +1,5 @@
 import { buildSnapshot } from '../snapshot/build.js';
+import { redactSnapshot } from '../snapshot/secrets.js';
 import { CONFIG_OPTIONS, IDENTITY_HELP, IDENTITY_OPTIONS, identityFrom, loadConfig, parse, type Io } from './common.js';
 import { outputFormat, render } from './output.js';
 
@@ -20,6 +21,6 @@ export function configDumpCommand(argv: string[], io: Io): number {
   if (!loaded) return 1;
   const identity = identityFrom(values, loaded.model, io.err);
   const snapshot = buildSnapshot(loaded.model, identity);
-  io.out(render(snapshot, format === 'text' ? 'yaml' : format));
+  io.out(render(redactSnapshot(snapshot), format === 'text' ? 'yaml' : format));
   return 0;
 }

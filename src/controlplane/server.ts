@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Model } from '../model/build.js';
 import { buildSnapshot } from '../snapshot/build.js';
+import { redactSnapshot } from '../snapshot/secrets.js';
 import type { ProxyIdentity } from '../snapshot/types.js';
 import type { ConfigSource, Rejection } from './config-source.js';
 import { encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
@@ -111,7 +112,7 @@ export class ControlPlane {
     if (m) {
       const key = decodeURIComponent(m[1] ?? '');
       const s = [...this.sessions.values()].find((x) => x.key === key || x.id === key || x.node.name === key);
-      return s?.snapshot ? json(res, 200, s.snapshot) : json(res, 404, { error: `no connected proxy "${key}" with a snapshot`, proxies: this.proxies().map((p) => p.key) });
+      return s?.snapshot ? json(res, 200, redactSnapshot(s.snapshot)) : json(res, 404, { error: `no connected proxy "${key}" with a snapshot`, proxies: this.proxies().map((p) => p.key) });
     }
     json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config'] });
   }

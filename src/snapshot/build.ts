@@ -12,6 +12,7 @@ import { explicitProxyFromGateway, generateExplicitProxy, type ExplicitProxySpec
 import { gatewaysFor, generateGateway } from './generate/gateway.js';
 import { generateRouter } from './generate/router.js';
 import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
+import { resolveSecrets } from './secrets.js';
 import type { Listener, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
 
 export interface SnapshotOptions {
@@ -51,6 +52,12 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
     routes.push(...e.routes);
   }
 
+  // Secrets named by credentialName (clusters' upstream TLS, listeners' downstream TLS): SDS-like.
+  const credentialNames: string[] = [];
+  for (const c of clusters.clusters.values()) if (c.tls?.credentialName) credentialNames.push(c.tls.credentialName);
+  for (const l of listeners) for (const fc of l.filterChains) if (fc.tls?.credentialName) credentialNames.push(fc.tls.credentialName);
+  const secrets = credentialNames.length > 0 ? resolveSecrets(model.secrets, credentialNames) : [];
+
   const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const body = {
     proxy: { role: proxy.role, namespace: proxy.namespace, name: proxy.name, labels: sortKeys(proxy.labels) },
@@ -60,6 +67,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
     endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
     policy: { outboundTrafficPolicy, egressIps: egressIpRules(model) },
     ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
+    ...(secrets.length > 0 ? { secrets } : {}),
   };
   return { version: versionOf(body), ...body };
 }

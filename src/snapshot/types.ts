@@ -34,6 +34,22 @@ export interface Snapshot {
   readonly endpoints: readonly EndpointSet[];
   readonly policy: ProxyPolicy;
   readonly admin?: { readonly address: string; readonly port: number };
+  /**
+   * Key material the clusters and listeners name by `credentialName` (Kubernetes Secrets), like
+   * Envoy's SDS: carried to the data plane with the snapshot, never shown by a view
+   * (config_dump, proxy-config, config-dump print `redactSnapshot(s)`; docs/traffic-management.md).
+   * Absent when no credentialName resolves.
+   */
+  readonly secrets?: readonly SnapshotSecret[];
+}
+
+/** One resolved Secret (PEM text). Only the keys the Secret has are present. */
+export interface SnapshotSecret {
+  readonly name: string; // "namespace/name"
+  readonly certificateChain?: string; // tls.crt (or cert)
+  readonly privateKey?: string; // tls.key (or key)
+  readonly caCertificates?: string; // ca.crt (or cacert)
+  readonly origin?: Origin;
 }
 
 export interface ProxyPolicy {
@@ -238,6 +254,37 @@ export interface UpstreamTls {
   readonly insecureSkipVerify?: boolean;
 }
 
+/** Exactly one source is set (Istio's oneof). */
+export interface ConsistentHashPolicy {
+  readonly header?: string; // lower-cased header name (httpHeaderName)
+  readonly cookie?: { readonly name: string; readonly path?: string; readonly ttlMs?: number };
+  readonly sourceIp?: true;
+  readonly queryParameter?: string;
+}
+
+export interface ConnectionPoolPolicy {
+  /** tcp.maxConnections: concurrent upstream connections (HTTP/1.1: requests in flight) to the cluster. */
+  readonly maxConnections?: number;
+  /** http.http1MaxPendingRequests: requests that may wait for a connection slot; beyond -> 503 UO. */
+  readonly maxPendingRequests?: number;
+  /** http.maxRequestsPerConnection: an upstream connection is closed after this many requests. */
+  readonly maxRequestsPerConnection?: number;
+  /** http.maxRetries: retries in flight across the cluster at once. */
+  readonly maxRetries?: number;
+  /** http.idleTimeout: idle pooled upstream connections are closed after this. */
+  readonly idleTimeoutMs?: number;
+}
+
+export interface OutlierDetectionPolicy {
+  /** Consecutive 5xx (incl. connect failures / resets, which count as 503) before ejection; 0 = off. */
+  readonly consecutive5xxErrors: number;
+  /** Consecutive 502/503/504 (incl. connect failures) before ejection; 0 = off. */
+  readonly consecutiveGatewayErrors: number;
+  readonly intervalMs: number;
+  readonly baseEjectionTimeMs: number;
+  readonly maxEjectionPercent: number;
+}
+
 export interface Cluster {
   readonly name: string; // the one encoder lives in snapshot/names.ts
   readonly type: ClusterType;
@@ -247,6 +294,12 @@ export interface Cluster {
   readonly protocol: string; // HTTP, HTTPS, TLS, TCP, ...
   readonly connectTimeoutMs: number;
   readonly lbPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH';
+  /** DestinationRule loadBalancer.consistentHash: the request attribute hashed to pick an endpoint (overrides lbPolicy). */
+  readonly consistentHash?: ConsistentHashPolicy;
+  /** DestinationRule connectionPool (Envoy circuit breakers + pool settings); absent = unlimited. */
+  readonly connectionPool?: ConnectionPoolPolicy;
+  /** DestinationRule outlierDetection (passive health checking); absent = never eject. */
+  readonly outlierDetection?: OutlierDetectionPolicy;
   readonly dnsLookupFamily?: 'V4_ONLY' | 'V6_ONLY' | 'AUTO';
   readonly tls?: UpstreamTls;
   /** Fixed source address for every upstream connection of this cluster (destination-level). */

@@ -173,6 +173,7 @@ export async function startRawUpstream(host: string, onData: (c: RawConn, index:
     });
     s.on('end', () => {
       if (c.how === 'open') c.how = 'end';
+      s.end(); // the proxy closed: close our side too (no half-open sockets piling up)
     });
     s.on('error', () => {
       c.how = 'reset';

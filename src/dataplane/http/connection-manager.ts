@@ -149,7 +149,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
 
   /**
    * After the client's FIN: once every byte it sent has been parsed, a cut head or body is reported
-   * (TG_HTTP_TRUNCATED -> 400), and an idle connection is closed. An exchange in flight finishes first.
+   * (TG_HTTP_TRUNCATED -> 400) and an idle connection is closed. A FIN while a complete request
+   * waits for its response is a client abort (as nginx's 499 and Envoy's downstream disconnect):
+   * the upstream request is abandoned (its connection destroyed) and logged DC.
    */
   private maybeEnd(): void {
     if (!this.clientEnded || this.state >= LINGER || this.pending !== null || this.inFeed) return;
@@ -157,8 +159,15 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     if (ex === null) {
       if (!this.parser.idle) this.parser.finish(); // a cut head: onError answers 400
       if (this.state < LINGER) this.closeGracefully();
-    } else if (!ex.requestComplete && !ex.finished) {
+    } else if (ex.finished) {
+      return;
+    } else if (!ex.requestComplete) {
       this.parser.finish(); // the body was cut
+    } else {
+      this.exchange = null;
+      this.state = CLOSED;
+      ex.onDownstreamClosed('downstream half-closed the connection before the response');
+      this.socket.destroy();
     }
   }
 

@@ -20,6 +20,8 @@ import type { Socket } from 'node:net';
 import { jsonString, type AccessLogRecord } from '../observe/access-log.js';
 import type { UpstreamRequest, UpstreamTarget, ChooseResult } from '../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
+import { ADMIT_GO, ADMIT_OVERFLOW } from '../upstream/circuit-breaker.js'; // traffic policy (issue 5)
+import { hashKeyOf } from '../upstream/hash-lb.js'; // traffic policy (issue 5)
 import type { PipeResult } from '../tcp/pipe.js';
 import { isoTime } from './access.js';
 import type { HttpParseError } from './errors.js';
@@ -27,7 +29,7 @@ import type { RequestHead, ResponseHead } from './head.js';
 import { buildRequestHead, buildResponseHead, compileHeaderOps, type CompiledHeaderOps, type RequestHeadFacts } from './headers.js';
 import { defaultBody, localReplyBytes } from './local-reply.js';
 import { compileRetry, isIdempotent, type CompiledRetry } from './retry.js';
-import { Decision } from './router.js';
+import { Decision, type ForwardAction } from './router.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from './upstream-pool.js';
 import type { HttpSession } from './connection-manager.js';
@@ -44,6 +46,22 @@ const COALESCE_LIMIT = 64 * 1024;
 /** Exchange phases (plain constants: see parser.ts on enums under verbatimModuleSyntax). */
 const Phase = { Routing: 0, Connecting: 1, Sent: 2, Responding: 3, Tunnel: 4, Done: 5 } as const;
 type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** Per-route compiled policy (retry, header mutations): one WeakMap lookup per request. */
+interface CompiledAction {
+  readonly retry: CompiledRetry;
+  readonly requestOps: CompiledHeaderOps | null;
+  readonly responseOps: CompiledHeaderOps | null;
+}
+const actions = new WeakMap<ForwardAction, CompiledAction>();
+function compiledAction(a: ForwardAction): CompiledAction {
+  let c = actions.get(a);
+  if (c === undefined) {
+    c = { retry: compileRetry(a.retries), requestOps: compileHeaderOps(a.requestHeaders), responseOps: compileHeaderOps(a.responseHeaders) };
+    actions.set(a, c);
+  }
+  return c;
+}
 
 function statusForFailure(f: UpstreamFailure): number {
   return f.flag === 'BLOCKED' ? 403 : 503;
@@ -136,8 +154,9 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     const action = d.action!;
     const head = this.head;
     this.upstreamCluster = d.clusterName ?? null;
-    this.retry = compileRetry(action.retries);
-    this.respOps = compileHeaderOps(action.responseHeaders);
+    const ca = compiledAction(action);
+    this.retry = ca.retry;
+    this.respOps = ca.responseOps;
     const engine = this.session.engine;
     const opts = engine.opts;
     const bodyless = head.bodyFraming === 'none' || head.contentLength === 0;
@@ -157,7 +176,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
         xffAppend: opts.xForwardedFor ? this.session.remoteAddress : null,
         proto: this.session.tls ? 'https' : 'http',
         addRequestId: opts.requestId,
-        ops: compileHeaderOps(action.requestHeaders),
+        ops: ca.requestOps,
       },
       this,
     );
@@ -174,6 +193,15 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
 
   private acquire(): void {
     if (this.finished) return;
+    // [traffic policy, issue 5] connectionPool limits (upstream/circuit-breaker.ts): wait for a slot, or 503 UO.
+    const dc = this.decision.cluster;
+    if (this.tries === 0 && dc !== undefined && dc.connectionPool !== undefined) {
+      const a = this.session.engine.services.clusters.breakers.admit(this, dc, () => this.acquire());
+      if (a !== ADMIT_GO) {
+        if (a === ADMIT_OVERFLOW) this.reply(503, 'UO', 'upstream_overflow', `cluster ${dc.name}: ${dc.connectionPool.maxConnections ?? '-'} request(s) in flight and ${dc.connectionPool.maxPendingRequests ?? '-'} waiting (connectionPool limits)`);
+        return;
+      }
+    }
     this.phase = Phase.Connecting;
     this.tries++;
     const d = this.decision;
@@ -185,6 +213,8 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       requestedPort: d.requestedPort,
       downstreamIp: s.remoteAddress,
       exclude: this.exclude,
+      // [traffic policy, issue 5] consistentHash key (upstream/hash-lb.ts); undefined when the cluster has none.
+      hashKey: dc !== undefined && dc.consistentHash !== undefined ? hashKeyOf(dc.consistentHash, { headers: this.head.headers, path: this.head.path, sourceIp: s.remoteAddress }) : undefined,
     };
     const clusters = s.engine.services.clusters;
     const r = clusters.chooseSync(req);
@@ -231,6 +261,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
   }
 
   private connectFailed(f: UpstreamFailure): void {
+    if (f.flag === 'UF') this.session.engine.services.clusters.reportOutcome(this.decision.cluster, f.upstreamHost, 0); // [issue 5] outlier detection
     if (f.upstreamHost !== undefined) this.upstreamHost = f.upstreamHost;
     if (f.upstreamLocalAddress !== undefined) this.upstreamLocal = f.upstreamLocalAddress;
     if (f.cluster !== undefined) this.upstreamCluster = f.cluster;
@@ -387,6 +418,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       this.push(buildResponseHead({ status, reason: h.reason, headers: h.headers, connectionTokens: h.connectionTokens, framing: 'none', connection: 'upgrade', upgrade: true, ops: this.respOps }));
       return;
     }
+    this.session.engine.services.clusters.reportOutcome(this.conn?.target.cluster, this.upstreamHost, status); // [issue 5] outlier detection
     const rp = this.retry!;
     if (rp.statusRetried(status) && this.tries < rp.maxTries && this.canReplay()) {
       // Discard this response (and its connection) and try again, preferring another endpoint.
@@ -515,6 +547,8 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
   }
 
   private upstreamFailed(kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void {
+    // [issue 5] outlier detection (a reused keep-alive connection closed under us is not the endpoint's fault)
+    if (!this.responseStarted && (kind === 'protocol' || !this.reusedConn)) this.session.engine.services.clusters.reportOutcome(this.decision.cluster, this.upstreamHost, kind === 'protocol' ? 502 : 0);
     this.dropConn();
     if (!this.responseStarted) {
       const rp = this.retry!;
@@ -677,6 +711,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
   private log(): void {
     const s = this.session;
     const engine = s.engine;
+    if (this.decision.cluster?.connectionPool !== undefined) engine.services.clusters.breakers.done(this); // [issue 5] frees the connectionPool slot
     const d = this.decision;
     const durationMs = performance.now() - this.startPerf;
     if (s.filter.accessLog) {

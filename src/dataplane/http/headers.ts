@@ -52,21 +52,48 @@ const RESPONSE_NAMES = new Map<string, number>([
 /** Names that can never be set/removed by route mutations or removed via Connection. */
 const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'keep-alive', 'proxy-connection', 'te', 'trailer']);
 
-/** (length, lower-case first letter) pairs that may be a special name: the only ones lower-cased. */
-function candidateTable(names: Iterable<string>): Uint8Array {
-  const t = new Uint8Array(64 * 128);
-  for (const n of names) if (n.length < 64) t[n.length * 128 + n.charCodeAt(0)] = 1;
-  return t;
+/**
+ * (length, lower-case first letter) -> index + 1 into a name list: among the names above no two
+ * share both, so one table load finds the only candidate, confirmed by a case-insensitive compare
+ * (no lower-casing, no hashing of a freshly sliced header name).
+ */
+interface NameTable {
+  readonly slot: Uint8Array;
+  readonly names: readonly string[];
+  readonly codes: readonly number[];
 }
-const REQUEST_CAND = candidateTable(REQUEST_NAMES.keys());
-const RESPONSE_CAND = candidateTable(RESPONSE_NAMES.keys());
 
-function classify(name: string, cand: Uint8Array, names: ReadonlyMap<string, number>): number {
+function nameTable(map: ReadonlyMap<string, number>): NameTable {
+  const slot = new Uint8Array(64 * 128);
+  const names: string[] = [];
+  const codes: number[] = [];
+  for (const [n, code] of map) {
+    const i = n.length * 128 + n.charCodeAt(0);
+    if (slot[i] !== 0) throw new Error(`header name table collision: ${n}`);
+    names.push(n);
+    codes.push(code);
+    slot[i] = names.length;
+  }
+  return { slot, names, codes };
+}
+const REQUEST_TABLE = nameTable(REQUEST_NAMES);
+const RESPONSE_TABLE = nameTable(RESPONSE_NAMES);
+
+/** `name` equals `lower` (already lower case, same length) ignoring ASCII case. */
+function eqLower(name: string, lower: string): boolean {
+  for (let i = 1; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c !== lower.charCodeAt(i) && (c | 0x20) !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+function classify(name: string, t: NameTable): number {
   const n = name.length;
   if (n >= 64) return 0;
-  const c = name.charCodeAt(0) | 0x20;
-  if (cand[n * 128 + c] !== 1) return 0;
-  return names.get(name) ?? names.get(name.toLowerCase()) ?? 0;
+  const k = t.slot[n * 128 + (name.charCodeAt(0) | 0x20)]!;
+  if (k === 0) return 0;
+  return eqLower(name, t.names[k - 1]!) ? t.codes[k - 1]! : 0;
 }
 
 /** Connection tokens that nominate end-to-end fields for removal (rare): a set, else null. */
@@ -150,7 +177,7 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    const k = classify(name, REQUEST_CAND, REQUEST_NAMES);
+    const k = classify(name, REQUEST_TABLE);
     if (k !== 0) {
       if (k === SKIP) continue;
       if (k === XFF) {
@@ -211,7 +238,7 @@ export function buildResponseHead(p: ResponseHeadParams): string {
   let s = 'HTTP/1.1 ' + p.status + ' ' + p.reason + '\r\n';
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
-    const k = classify(name, RESPONSE_CAND, RESPONSE_NAMES);
+    const k = classify(name, RESPONSE_TABLE);
     if (k === SKIP || (k === UPGRADE && !p.upgrade)) continue;
     if (nominated !== null || ops !== null) {
       const lower = name.toLowerCase();

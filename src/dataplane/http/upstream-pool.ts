@@ -93,6 +93,12 @@ export class UpstreamConn implements HttpParserHandler<ResponseHead> {
       return;
     }
     this.served++;
+    // [issue 5] DestinationRule connectionPool.http.maxRequestsPerConnection
+    const maxReq = this.target.cluster.connectionPool?.maxRequestsPerConnection;
+    if (maxReq !== undefined && this.served >= maxReq) {
+      this.destroy();
+      return;
+    }
     this.parser.resume();
     this.pool.put(this);
   }
@@ -146,7 +152,9 @@ export class UpstreamConn implements HttpParserHandler<ResponseHead> {
   onError(err: HttpParseError): void {
     const u = this.user;
     this.destroy();
-    u?.onUpstreamFailure('protocol', err.message, err);
+    // A response cut by the upstream's FIN is a terminated connection (UC), not a malformed one.
+    if (err.code === 'TG_HTTP_TRUNCATED') u?.onUpstreamFailure('closed', err.message, undefined);
+    else u?.onUpstreamFailure('protocol', err.message, err);
   }
 
   // ---------------------------------------------------------------- socket events
@@ -248,7 +256,8 @@ export class UpstreamPool implements Sweepable {
     while (list.length > 0) {
       const c = list.pop()!;
       this.idleCount--;
-      if (!c.dead && !c.socket.destroyed && c.socket.readable) {
+      // `dead` is set on the socket's end/error/close: no stream getters on the hot path.
+      if (!c.dead) {
         if (c.reusedCounter !== undefined) c.reusedCounter.value++;
         return c;
       }
@@ -291,7 +300,7 @@ export class UpstreamPool implements Sweepable {
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;
     if (cluster.tls !== undefined) {
-      const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress);
+      const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls); // [issue 5] credentialName secrets + rotation
       if (!t.ok) return t;
       socket = t.socket;
     }

@@ -13,6 +13,7 @@ import { checkServerIdentity, connect as tlsConnect, createSecureContext, type P
 import type { Cluster, UpstreamTls } from '../../snapshot/types.js';
 import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import { failure, type UpstreamFailure } from '../upstream/failure.js';
+import type { UpstreamTlsContexts } from '../upstream/tls-context.js';
 
 const contexts = new WeakMap<UpstreamTls, SecureContext | Error>();
 
@@ -47,10 +48,11 @@ export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undef
 export type TlsResult = { readonly ok: true; readonly socket: TLSSocket } | { readonly ok: false; readonly failure: UpstreamFailure };
 
 /** Wraps `socket` in TLS; resolves once the handshake finished (or failed / timed out). */
-export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined): Promise<TlsResult> {
+export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts?: UpstreamTlsContexts): Promise<TlsResult> {
   const t = cluster.tls!;
   const extra = { cluster: cluster.name, upstreamHost, ...(localAddress !== undefined ? { upstreamLocalAddress: localAddress } : {}) };
-  const ctx = contextFor(t);
+  // [issue 5] with the ClusterManager's contexts: credentialName from snapshot secrets, file rotation (upstream/tls-context.ts).
+  const ctx = contexts !== undefined ? contexts.contextFor(t) : contextFor(t);
   if (ctx instanceof Error) {
     socket.destroy();
     return Promise.resolve({ ok: false, failure: failure('UF', 'upstream_tls_credential_unavailable', ctx.message, false, extra) });

@@ -124,8 +124,14 @@ process.on('exit', () => {
   for (const l of pendingLoggers) l.flush();
 });
 
-/** Strings that JSON must escape (or that are not plain ASCII): those go through JSON.stringify. */
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
+/** True when `s` can be written between quotes as is: printable ASCII without `"` and `\\`. */
+function plainJson(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) return false;
+  }
+  return true;
+}
 
 /** A JSON string literal (or null). */
 export function jsonString(s: string | null | undefined): string {
@@ -134,7 +140,7 @@ export function jsonString(s: string | null | undefined): string {
 
 function q(s: string | null | undefined): string {
   if (s === null || s === undefined) return 'null';
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+  return plainJson(s) ? '"' + s + '"' : JSON.stringify(s);
 }
 
 function num(n: number | null | undefined): string {

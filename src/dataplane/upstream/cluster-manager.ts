@@ -17,11 +17,15 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { hostMatches, normalizeHost } from '../../net/hostname.js';
 import { parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip } from '../../net/ip.js';
 import type { CompiledSnapshot } from '../route/compile.js';
-import type { Cluster } from '../../snapshot/types.js';
+import type { Cluster, EndpointSet } from '../../snapshot/types.js';
 import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
 import { DnsCache, type DnsFamily } from './dns.js';
 import { connectErrorFailure, failure, type UpstreamFailure } from './failure.js';
 import { pickEndpoint, type LbState } from './lb.js';
+import { CircuitBreakers } from './circuit-breaker.js';
+import { pickByHash } from './hash-lb.js';
+import { OutlierDetector, type EjectionView } from './outlier.js';
+import { UpstreamTlsContexts } from './tls-context.js';
 import { EgressIpIndex, LocalAddresses, SourceAddressPolicy } from './source-address.js';
 
 export interface UpstreamRequest {
@@ -46,6 +50,8 @@ export interface UpstreamRequest {
    * when the new one no longer has its cluster. Absent: the running snapshot.
    */
   readonly snapshot?: CompiledSnapshot | undefined;
+  /** Consistent-hash key (hash-lb.ts hashKeyOf): picks the endpoint by rendezvous hashing. */
+  readonly hashKey?: string | undefined;
 }
 
 export interface UpstreamTarget {
@@ -85,6 +91,10 @@ export interface ClusterStatus {
   readonly explicitAddresses: boolean;
   readonly endpoints: readonly { readonly address: string; readonly port: number; readonly weight: number; readonly resolved?: readonly string[]; readonly ttlLeftSec?: number }[];
   readonly active: Readonly<Record<string, number>>;
+  /** Outlier detection state per endpoint (clusters with outlierDetection). */
+  readonly outliers?: readonly EjectionView[];
+  /** Requests in flight / waiting (clusters with connectionPool limits). */
+  readonly requests?: { readonly active: number; readonly pending: number };
 }
 
 interface Candidate {
@@ -95,6 +105,8 @@ interface Candidate {
   readonly hostname?: string;
   /** Written in config: exempt from the SSRF guard. */
   readonly explicit: boolean;
+  /** The parsed address, when known at creation (cached STATIC candidates). */
+  readonly parsed?: Ip;
 }
 
 const EMPTY: readonly string[] = [];
@@ -105,6 +117,11 @@ function key(ip: string, port: number): string {
 
 export class ClusterManager implements LbState {
   readonly dns: DnsCache;
+  /** Traffic policy state that outlives snapshots (docs/traffic-management.md). */
+  readonly outliers = new OutlierDetector();
+  readonly breakers = new CircuitBreakers();
+  /** Upstream TLS contexts; secrets of the latest snapshot (credentialName), file rotation. */
+  readonly tls = new UpstreamTlsContexts();
   private snap: CompiledSnapshot | undefined;
   private egress = new EgressIpIndex([]);
   private readonly guard: SsrfGuard;
@@ -116,6 +133,8 @@ export class ClusterManager implements LbState {
   private readonly activeCounts = new Map<string, Map<string, number>>();
   private readonly allowedCidrs = new WeakMap<Cluster, readonly Cidr[]>();
   private selfPorts: ReadonlySet<number> = new Set();
+  /** STATIC clusters' candidates, built once per snapshot EndpointSet (HTTP hot path). */
+  private readonly staticCandidates = new WeakMap<EndpointSet, Candidate[]>();
 
   constructor(opts: ClusterManagerOptions = {}) {
     const metrics = opts.metrics;
@@ -137,6 +156,7 @@ export class ClusterManager implements LbState {
 
   setSnapshot(s: CompiledSnapshot): void {
     this.snap = s;
+    this.tls.update(s.snapshot.secrets);
     this.egress = new EgressIpIndex(s.snapshot.policy.egressIps);
   }
 
@@ -218,12 +238,20 @@ export class ClusterManager implements LbState {
     if (allowed.length === 0) return this.fail(denied ?? failure('UH', 'no_healthy_upstream', `cluster ${cluster.name}: no usable address`, false, { cluster: cluster.name }));
 
     let pool: readonly Candidate[] = allowed;
+    if (cluster.outlierDetection !== undefined) {
+      // Ejected endpoints (outlier.ts) are skipped; all ejected -> UH.
+      this.outliers.noteHostCount(cluster.name, pool.length);
+      const now = Date.now();
+      const healthy = pool.filter((c) => !this.outliers.isEjected(cluster.name, c.key, now));
+      if (healthy.length === 0) return this.fail(failure('UH', 'no_healthy_upstream', `cluster ${cluster.name}: all ${pool.length} endpoint(s) are ejected by outlier detection`, true, { cluster: cluster.name }));
+      pool = healthy;
+    }
     const ex = req.exclude;
     if (ex && ex.length > 0 && pool.length > 1) {
       const rest = pool.filter((c) => !ex.includes(c.key));
       if (rest.length > 0) pool = rest;
     }
-    const chosen = pickEndpoint(cluster.lbPolicy, cluster.name, pool, this, this.random)!;
+    const chosen = (req.hashKey !== undefined ? pickByHash(pool, req.hashKey) : undefined) ?? pickEndpoint(cluster.lbPolicy, cluster.name, pool, this, this.random)!;
 
     const src = this.sources.choose({ cluster, filterSourceAddress: req.filterSourceAddress, downstreamIp: req.downstreamIp }, this.egress);
     if (src.unavailable !== undefined) {
@@ -280,6 +308,16 @@ export class ClusterManager implements LbState {
     });
   }
 
+  /**
+   * Outcome of one request to an endpoint, for outlier detection: the response status, or 0 for a
+   * local-origin failure (connect/TLS failure, reset before the response). No-op for clusters
+   * without outlierDetection.
+   */
+  reportOutcome(cluster: Cluster | undefined, host: string | null | undefined, status: number): void {
+    if (cluster === undefined || cluster.outlierDetection === undefined || host === null || host === undefined) return;
+    this.outliers.report(cluster, host, status);
+  }
+
   describe(): ClusterStatus[] {
     const s = this.snap;
     if (!s) return [];
@@ -300,6 +338,8 @@ export class ClusterManager implements LbState {
           return { address: e.address, port: e.port, weight: e.weight, ...(d ? { resolved: d.addresses, ttlLeftSec: d.ttlLeftSec } : {}) };
         }),
         active: Object.fromEntries(this.activeCounts.get(c.name) ?? []),
+        ...(c.outlierDetection ? { outliers: this.outliers.describe(c.name) } : {}),
+        ...(c.connectionPool ? { requests: this.breakers.describe(c.name) ?? { active: 0, pending: 0 } } : {}),
       });
     }
     return out;
@@ -336,7 +376,7 @@ export class ClusterManager implements LbState {
   }
 
   private deniedWhy(cluster: Cluster, c: Candidate, extra: readonly string[] | undefined): UpstreamFailure | undefined {
-    const ip = parseIp(c.ip);
+    const ip = c.parsed ?? parseIp(c.ip);
     if (!ip) return failure('UH', 'bad_endpoint_address', `endpoint ${c.ip} is not an IP address`, false, { cluster: cluster.name });
     if (this.selfPorts.has(c.port) && (this.local(c.ip) || isUnspecified(ip))) {
       return failure('BLOCKED', 'self_connect', `${c.key} is this proxy's own listener`, false, { cluster: cluster.name, upstreamHost: c.key });
@@ -373,13 +413,21 @@ export class ClusterManager implements LbState {
       if (addrs === undefined) return undefined;
       return addrs.map((ip) => ({ ip, port, key: key(ip, port), weight: 1, hostname: host, explicit: false }));
     }
-    const eps = (req.snapshot ?? this.snap)?.endpoints.get(cluster.name)?.endpoints ?? [];
+    const set = (req.snapshot ?? this.snap)?.endpoints.get(cluster.name);
+    const eps = set?.endpoints ?? [];
+    if (set !== undefined && cluster.type === 'STATIC') {
+      const cached = this.staticCandidates.get(set);
+      if (cached !== undefined) return cached;
+    }
     const out: Candidate[] = [];
+    let allIps = true;
     for (const e of eps) {
-      if (parseIp(e.address)) {
-        out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: cluster.explicitAddresses || cluster.type !== 'STATIC' });
+      const parsed = parseIp(e.address);
+      if (parsed) {
+        out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: cluster.explicitAddresses || cluster.type !== 'STATIC', parsed });
         continue;
       }
+      allIps = false;
       const n = normalizeHost(e.address);
       const name = n.ok ? n.host : e.address;
       const addrs = this.dns.peek(name, fam);
@@ -388,6 +436,8 @@ export class ClusterManager implements LbState {
       for (const ip of list) out.push({ ip, port: e.port, key: key(ip, e.port), weight: e.weight, hostname: name, explicit: false });
       if (cluster.type === 'LOGICAL_DNS' && out.length > 0) break;
     }
+    // Candidates of a STATIC EndpointSet never change: build them once (the set is per snapshot).
+    if (set !== undefined && cluster.type === 'STATIC' && allIps) this.staticCandidates.set(set, out);
     return out;
   }
 

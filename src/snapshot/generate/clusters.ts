@@ -9,6 +9,7 @@ import type { RegistryPort, RegistryService } from '../../model/registry.js';
 import { labelsMatch } from '../../model/selectors.js';
 import { clusterName } from '../names.js';
 import type { Cluster, Endpoint, EndpointSet, UpstreamTls } from '../types.js';
+import { connectionPoolOf, consistentHashOf, outlierDetectionOf } from './traffic-policy.js';
 import { originOf } from './origin.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000; // Istio's default
@@ -68,6 +69,9 @@ export class ClusterSet {
       protocol: port.protocol,
       connectTimeoutMs: (connectTimeout ? parseDurationMs(connectTimeout) : undefined) ?? DEFAULT_CONNECT_TIMEOUT_MS,
       lbPolicy: lbPolicyOf(policy.loadBalancer?.simple),
+      ...optional('consistentHash', consistentHashOf(policy.loadBalancer?.consistentHash)),
+      ...optional('connectionPool', connectionPoolOf(policy.connectionPool)),
+      ...optional('outlierDetection', outlierDetectionOf(policy.outlierDetection)),
       ...(tls ? { tls } : {}),
       ...(service.sourceAddress ? { sourceAddress: service.sourceAddress } : {}),
       explicitAddresses: type === 'STATIC',
@@ -94,6 +98,10 @@ export function findDestinationRule(model: Model, host: string, viewerNs: string
 function mergePolicy(base: TrafficPolicy | undefined, subset: TrafficPolicy | undefined, port: number): TrafficPolicy {
   const portLevel = (p: TrafficPolicy | undefined) => p?.portLevelSettings?.find((s) => s.port?.number === port);
   return { ...base, ...portLevel(base), ...subset, ...portLevel(subset) };
+}
+
+function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
 }
 
 function lbPolicyOf(simple: string | undefined): Cluster['lbPolicy'] {
