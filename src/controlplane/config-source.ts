@@ -42,44 +42,29 @@ export interface ConfigSource {
   close(): void;
 }
 
-export function loadModel(paths: readonly string[], cache?: ParseCache): { model: Model; diagnostics: Diagnostic[] } {
-  const loaded = loadPaths(paths, undefined, cache);
-  const decoded = decodeResources(loaded.documents);
-  const model = buildModel(decoded.resources);
-  return { model, diagnostics: [...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics] };
-}
-
-export class FileConfigSource implements ConfigSource {
-  private current: ConfigVersion | undefined;
-  private lastRejection: Rejection | undefined;
-  private watchers: FSWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
+/**
+ * The acceptance rule every source shares: a config with errors, or one that suddenly has no
+ * objects (unless allowed), is rejected and the last good one stays; an accepted one gets the next
+ * generation number. Listeners hear about both.
+ */
+export class ConfigGate {
+  current: ConfigVersion | undefined;
+  lastRejection: Rejection | undefined;
   private generation = 0;
   private readonly listeners: ConfigListener[] = [];
-  private readonly cache = new ParseCache();
 
-  constructor(private readonly opts: ConfigSourceOptions) {}
-
-  get config(): ConfigVersion | undefined {
-    return this.current;
-  }
-
-  get rejection(): Rejection | undefined {
-    return this.lastRejection;
-  }
+  constructor(private readonly allowEmpty: boolean, private readonly what: string) {}
 
   onChange(fn: ConfigListener): void {
     this.listeners.push(fn);
   }
 
-  /** Loads now; returns the accepted config or the rejection. */
-  reload(): { kind: 'accepted'; config: ConfigVersion } | { kind: 'rejected'; rejection: Rejection } {
-    const { model, diagnostics } = loadModel(this.opts.paths, this.cache);
+  offer(model: Model, diagnostics: readonly Diagnostic[]): ConfigEvent {
     let problem: Diagnostic[] = diagnostics.filter((d) => d.severity === 'error');
-    if (!hasErrors(diagnostics) && !this.opts.allowEmpty && this.current && this.current.model.resources.length > 0 && model.resources.length === 0) {
-      problem = [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: `the new config has no objects (the running one has ${this.current.model.resources.length}); refusing it`, hint: 'pass --allow-empty-config if an empty config is really intended' }];
+    if (!hasErrors(diagnostics) && !this.allowEmpty && this.current && this.current.model.resources.length > 0 && model.resources.length === 0) {
+      problem = [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: `${this.what} now yields no objects (the running config has ${this.current.model.resources.length}); refusing it`, hint: 'pass --allow-empty-config if an empty config is really intended' }];
     }
-    let event: { kind: 'accepted'; config: ConfigVersion } | { kind: 'rejected'; rejection: Rejection };
+    let event: ConfigEvent;
     if (problem.length > 0) {
       this.lastRejection = { at: Date.now(), diagnostics: problem, summary: problem.map(formatDiagnostic).join('\n') };
       event = { kind: 'rejected', rejection: this.lastRejection };
@@ -90,6 +75,42 @@ export class FileConfigSource implements ConfigSource {
     }
     for (const l of this.listeners) l(event);
     return event;
+  }
+}
+
+export function loadModel(paths: readonly string[], cache?: ParseCache): { model: Model; diagnostics: Diagnostic[] } {
+  const loaded = loadPaths(paths, undefined, cache);
+  const decoded = decodeResources(loaded.documents);
+  const model = buildModel(decoded.resources);
+  return { model, diagnostics: [...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics] };
+}
+
+export class FileConfigSource implements ConfigSource {
+  private watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly cache = new ParseCache();
+  private readonly gate: ConfigGate;
+
+  constructor(private readonly opts: ConfigSourceOptions) {
+    this.gate = new ConfigGate(opts.allowEmpty === true, 'the config files');
+  }
+
+  get config(): ConfigVersion | undefined {
+    return this.gate.current;
+  }
+
+  get rejection(): Rejection | undefined {
+    return this.gate.lastRejection;
+  }
+
+  onChange(fn: ConfigListener): void {
+    this.gate.onChange(fn);
+  }
+
+  /** Loads now; returns the accepted config or the rejection. */
+  reload(): ConfigEvent {
+    const { model, diagnostics } = loadModel(this.opts.paths, this.cache);
+    return this.gate.offer(model, diagnostics);
   }
 
   /** Watches every path (directories recursively); a burst of events causes one reload. */

@@ -12,11 +12,11 @@ import {
   AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
   type KubernetesListObject, type KubernetesObject,
 } from '@kubernetes/client-node';
-import { formatDiagnostic, hasErrors, type Diagnostic } from '../../config/diagnostics.js';
+import type { Diagnostic } from '../../config/diagnostics.js';
 import { decodeResources } from '../../config/decode.js';
 import type { RawDocument } from '../../config/load.js';
 import { buildModel } from '../../model/build.js';
-import type { ConfigEvent, ConfigListener, ConfigSource, ConfigVersion, Rejection } from '../config-source.js';
+import { ConfigGate, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
 import { toDocument } from './documents.js';
 import { apiVersionOf, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';
 
@@ -112,10 +112,7 @@ class GuardedWatch extends Watch {
 }
 
 export class KubernetesConfigSource implements ConfigSource {
-  private current: ConfigVersion | undefined;
-  private lastRejection: Rejection | undefined;
-  private generation = 0;
-  private readonly listeners: ConfigListener[] = [];
+  private readonly gate: ConfigGate;
   private readonly kinds: KindWatch[];
   private readonly log: (line: string) => void;
   private readonly core: CoreV1Api;
@@ -135,6 +132,7 @@ export class KubernetesConfigSource implements ConfigSource {
   private resolveFirst: ((e: ConfigEvent) => void) | undefined;
 
   constructor(private readonly opts: KubernetesSourceOptions) {
+    this.gate = new ConfigGate(opts.allowEmpty === true, 'the cluster');
     this.log = opts.log ?? (() => undefined);
     const kc = opts.kubeConfig;
     this.core = kc.makeApiClient(CoreV1Api);
@@ -157,11 +155,11 @@ export class KubernetesConfigSource implements ConfigSource {
   }
 
   get config(): ConfigVersion | undefined {
-    return this.current;
+    return this.gate.current;
   }
 
   get rejection(): Rejection | undefined {
-    return this.lastRejection;
+    return this.gate.lastRejection;
   }
 
   /** True once every kind has been listed (or found not served): from then on configs are built. */
@@ -170,7 +168,7 @@ export class KubernetesConfigSource implements ConfigSource {
   }
 
   onChange(fn: ConfigListener): void {
-    this.listeners.push(fn);
+    this.gate.onChange(fn);
   }
 
   /** Starts listing and watching every kind. */
@@ -430,24 +428,11 @@ export class KubernetesConfigSource implements ConfigSource {
     const decoded = decodeResources(docs);
     const model = buildModel(decoded.resources);
     const diagnostics: Diagnostic[] = [...decoded.diagnostics, ...model.diagnostics];
-    let problem: Diagnostic[] = diagnostics.filter((d) => d.severity === 'error');
-    if (!hasErrors(diagnostics) && !this.opts.allowEmpty && this.current && this.current.model.resources.length > 0 && model.resources.length === 0) {
-      problem = [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: `the cluster now yields no objects (the running config has ${this.current.model.resources.length}); refusing it`, hint: 'pass --allow-empty-config if an empty config is really intended' }];
-    }
-    let event: ConfigEvent;
-    if (problem.length > 0) {
-      this.lastRejection = { at: Date.now(), diagnostics: problem, summary: problem.map(formatDiagnostic).join('\n') };
-      event = { kind: 'rejected', rejection: this.lastRejection };
-    } else {
-      this.current = { model, diagnostics, generation: ++this.generation, loadedAt: Date.now() };
-      this.lastRejection = undefined;
-      event = { kind: 'accepted', config: this.current };
-    }
+    const event = this.gate.offer(model, diagnostics);
     if (this.resolveFirst) {
       this.resolveFirst(event);
       this.resolveFirst = undefined;
     }
-    for (const l of this.listeners) l(event);
     return event;
   }
 }
