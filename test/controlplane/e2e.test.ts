@@ -17,6 +17,7 @@ import { ControlPlane } from '../../src/controlplane/server.js';
 import { parseRunArgs, startFromControlPlane, type ControlPlaneProxy } from '../../src/cli/run.js';
 import { main } from '../../src/cli/main.js';
 import { closeServer, listen, waitFor } from '../helpers/net.js';
+import { docs, gateway, staticEntry, virtualService } from '../helpers/istio-yaml.js';
 
 function upstream(body: string): Server {
   return createServer((_req, res) => {
@@ -25,41 +26,13 @@ function upstream(body: string): Server {
   });
 }
 
-const config = (target: string, p1: number, p2: number, extraServer = '') => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: backends, namespace: edge}
-spec:
-  hosts: [v1.backend.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {http: ${p1}}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: backends-v2, namespace: edge}
-spec:
-  hosts: [v2.backend.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {http: ${p2}}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: edge}
-spec:
-  selector: {app: edge}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [shop.test]
-${extraServer}---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: shop, namespace: edge}
-spec:
-  hosts: [shop.test]
-  gateways: [edge]
-  http: [{route: [{destination: {host: ${target}}}]}]
-`;
+const config = (target: string, p1: number, p2: number, extraServer?: string) =>
+  docs(
+    staticEntry('backends', 'edge', 'v1.backend.test', 80, 'HTTP', p1),
+    staticEntry('backends-v2', 'edge', 'v2.backend.test', 80, 'HTTP', p2),
+    gateway('edge', 'edge', 'edge', '80/HTTP/shop.test', ...(extraServer ? [extraServer] : [])),
+    virtualService('shop', 'edge', ['shop.test'], ['edge'], `http: [{route: [{destination: {host: ${target}}}]}]`),
+  );
 
 const QUIET = { silentAccessLog: true, logOut: { write: () => true } };
 
@@ -169,14 +142,13 @@ test('control plane + two proxies: edit, broken file, NACK, control plane killed
   const out: string[] = [];
   await main(['proxy-status', '--control-plane', `127.0.0.1:${cpPort}`], { out: (l) => out.push(l), err: (l) => out.push(l) });
   assert.ok(out.some((l) => /^gw-1\s+gateway\s+edge\s+[0-9a-f]{16}\s+SYNCED/.test(l)), out.join('\n'));
-  assert.ok(out.some((l) => /edge\.yaml:7\): spec\.resolution "SOMETIMES" is not one of/.test(l)), out.join('\n'));
+  assert.ok(out.some((l) => /edge\.yaml:4\): spec\.resolution "SOMETIMES" is not one of/.test(l)), out.join('\n'));
   await new Promise((r) => setTimeout(r, 300));
   assert.ok(ports().every((p) => traffic.stats.bodies.get(p) === 'v2'));
 
   // A snapshot gw-2 cannot apply (port taken): NACKed, gw-2 keeps serving; gw-1 takes it.
   phase.now = 'nack';
-  const extra = `  - port: {number: 90, name: http-alt, protocol: HTTP}\n    hosts: [shop.test]\n`;
-  writeFileSync(file, config('v2.backend.test', p1, p2, extra));
+  writeFileSync(file, config('v2.backend.test', p1, p2, '90/HTTP/shop.test'));
   await waitFor(() => cp.proxies().find((p) => p.node.name === 'gw-2')?.state === 'NACKED', 3000, 'gw-2 NACKED');
   await waitFor(() => gw1.runtime.boundPortOf(90) !== undefined, 3000, 'gw-1 binds port 90');
   assert.match(cp.proxies().find((p) => p.node.name === 'gw-2')?.lastError ?? '', /TG_LISTENER_BIND|EADDRINUSE|address already in use/i);

@@ -16,37 +16,18 @@ import { ControlPlane } from '../../src/controlplane/server.js';
 import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
 import { closeServer, listen, startEchoServer, waitFor } from '../helpers/net.js';
 import { startGate } from '../helpers/tollgate.js';
+import { docs, gateway, staticEntry, virtualService } from '../helpers/istio-yaml.js';
 
 const QUIET = { silentAccessLog: true, logOut: { write: () => true } };
 const SOAK_SECONDS = Number(process.env['TOLLGATE_SOAK_SECONDS'] ?? 60);
 
-const httpConfig = (p1: number, p2: number, generation: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: b1, namespace: edge}
-spec: {hosts: [b1.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {http: ${p1}}}]}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: b2, namespace: edge}
-spec: {hosts: [b2.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {http: ${p2}}}]}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: edge}
-spec:
-  selector: {app: edge}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [shop.test]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: shop, namespace: edge}
-spec:
-  hosts: [shop.test]
-  gateways: [edge]
-  http:
-  - headers: {response: {set: {x-generation: "${generation}"}}}
-    route: [{destination: {host: ${generation % 2 === 0 ? 'b1.test' : 'b2.test'}}}]
-`;
+const httpConfig = (p1: number, p2: number, generation: number) =>
+  docs(
+    staticEntry('b1', 'edge', 'b1.test', 80, 'HTTP', p1),
+    staticEntry('b2', 'edge', 'b2.test', 80, 'HTTP', p2),
+    gateway('edge', 'edge', 'edge', '80/HTTP/shop.test'),
+    virtualService('shop', 'edge', ['shop.test'], ['edge'], `http:\n- headers: {response: {set: {x-generation: "${generation}"}}}\n  route: [{destination: {host: ${generation % 2 === 0 ? 'b1.test' : 'b2.test'}}}]`),
+  );
 
 test(`D1: a config change every second for ${SOAK_SECONDS} s under HTTP load: 0 failed requests, 0 resets`, { timeout: (SOAK_SECONDS + 60) * 1000 }, async (t) => {
   const ok = (body: string): Server => createServer((_q, r) => r.end(body));
@@ -115,36 +96,13 @@ test(`D1: a config change every second for ${SOAK_SECONDS} s under HTTP load: 0 
   assert.ok(stats.ok > SOAK_SECONDS * 50);
 });
 
-const tcpConfig = (echoPort: number, prefix: string, withTunnelRoute = true) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: edge}
-spec: {hosts: [echo.test], ports: [{number: 7000, name: tcp, protocol: TCP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {tcp: ${echoPort}}}]}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: edge, namespace: edge}
-spec:
-  selector: {app: edge}
-  servers:
-  - {port: {number: 7000, name: tcp, protocol: TCP}, hosts: ["*"]}
-  - {port: {number: 80, name: http, protocol: HTTP}, hosts: [shop.test]}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: shop, namespace: edge}
-spec:
-  hosts: [shop.test]
-  gateways: [edge]
-  http: [{match: [{uri: {prefix: "${prefix}"}}], directResponse: {status: 200}}]
-${withTunnelRoute ? `---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: echo, namespace: edge}
-spec:
-  hosts: ["*"]
-  gateways: [edge]
-  tcp: [{match: [{port: 7000}], route: [{destination: {host: echo.test, port: {number: 7000}}}]}]
-` : ''}`;
+const tcpConfig = (echoPort: number, prefix: string, withTunnelRoute = true) =>
+  docs(
+    staticEntry('echo', 'edge', 'echo.test', 7000, 'TCP', echoPort),
+    gateway('edge', 'edge', 'edge', '7000/TCP/*', '80/HTTP/shop.test'),
+    virtualService('shop', 'edge', ['shop.test'], ['edge'], `http: [{match: [{uri: {prefix: "${prefix}"}}], directResponse: {status: 200}}]`),
+    ...(withTunnelRoute ? [virtualService('echo', 'edge', ['*'], ['edge'], 'tcp: [{match: [{port: 7000}], route: [{destination: {host: echo.test, port: {number: 7000}}}]}]')] : []),
+  );
 
 function openTunnel(port: number): Promise<{ socket: Socket; said: () => string }> {
   return new Promise((resolve, reject) => {

@@ -8,22 +8,9 @@ import { spawn } from 'node:child_process';
 import { request, Agent } from 'node:http';
 import { BIN, tempConfig } from '../helpers/tollgate.js';
 import { freeTcpPort } from '../helpers/dns.js';
+import { docs, gateway, virtualService } from '../helpers/istio-yaml.js';
 
-const CONFIG = `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: w}
-spec:
-  selector: {app: w}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [w.test]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: w, namespace: w}
-spec:
-  hosts: [w.test]
-  gateways: [gw]
-  http: [{directResponse: {status: 200, body: {string: "ok"}}}]
-`;
+const CONFIG = docs(gateway('gw', 'w', 'w', '80/HTTP/w.test'), virtualService('w', 'w', ['w.test'], ['gw'], 'http: [{directResponse: {status: 200, body: {string: "ok"}}}]'));
 
 function get(port: number, path: string, host = '127.0.0.1', agent?: Agent): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
