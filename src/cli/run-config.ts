@@ -41,7 +41,9 @@ export function loadSnapshot(paths: readonly string[], identity: IdentityFlags, 
   diagnostics.push(...model.diagnostics);
   if (model.diagnostics.some((d) => d.severity === 'error')) return { snapshot: undefined, proxy: undefined, diagnostics, files: loaded.files };
   const proxy = identityFrom(identity, model, note);
-  const snapshot = buildSnapshot(model, proxy, explicitProxy ? { explicitProxy } : {});
+  // A JSON round trip gives the data plane the same plain snapshot a control plane would send, and
+  // lets the parsed config (whose strings the built snapshot still shares) be collected.
+  const snapshot = JSON.parse(JSON.stringify(buildSnapshot(model, proxy, explicitProxy ? { explicitProxy } : {}))) as Snapshot;
   return { snapshot, proxy, diagnostics, files: loaded.files };
 }
 

@@ -8,6 +8,7 @@ import { normalizeHost } from '../net/hostname.js';
 import { CompiledSnapshot, type CompiledListener } from '../dataplane/route/compile.js';
 import { selectFilterChain, selectRoute, selectVirtualHost, type RequestFacts } from '../dataplane/route/select.js';
 import { parseClusterName } from '../snapshot/names.js';
+import { describePolicy } from './policy.js';
 import type { Cluster, Origin, Snapshot, WeightedCluster } from '../snapshot/types.js';
 
 export type TraceScheme = 'http' | 'tls' | 'tcp';
@@ -143,6 +144,8 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
       continue;
     }
     steps.push({ step: 'cluster', value: `${cluster.name}${share}`, detail: `${cluster.type}${cluster.tls ? `, TLS ${cluster.tls.mode}${cluster.tls.sni ? ` sni ${cluster.tls.sni}` : ''}` : ''}; ${cluster.description ?? ''}`, ...(cluster.origin ? { origin: cluster.origin } : {}) });
+    const policy = describePolicy(cluster);
+    steps.push({ step: 'policy', value: policy.value, detail: policy.detail });
     const eps = compiled.endpoints.get(cluster.name)?.endpoints ?? [];
     if (cluster.type === 'ORIGINAL_DST') {
       const target = req.scheme === 'tls' ? `${sni ?? host}:${req.port}` : `${host}:${req.port}`;

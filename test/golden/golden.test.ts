@@ -16,6 +16,7 @@ const CASES = [
   { name: 'serviceentries.sidecar', files: ['serviceentries.yaml'], id: identity('sidecar', 'payments', { app: 'teller' }) },
   { name: 'ingress-gateway.gateway', files: ['ingress-gateway.yaml'], id: identity('gateway', 'istio-system', { istio: 'ingressgateway' }) },
   { name: 'envoy-bootstrap.gateway', files: ['envoy-bootstrap.yaml'], id: identity('gateway', 'default') },
+  { name: 'traffic-policy.gateway', files: ['traffic-policy.yaml'], id: identity('gateway', 'egress', { istio: 'egressgateway' }) },
   { name: 'egress-ip.gateway', files: ['egress-gateway.yaml', 'egress-ip.yaml'], id: identity('gateway', 'egress', { istio: 'egressgateway' }) },
 ];
 

@@ -1,7 +1,8 @@
 /** One conformance suite every load-balancing policy must pass, plus per-policy properties. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pickEndpoint, type LbPolicy, type LbState } from './lb.js';
+import { pickByHash } from './hash-lb.js';
+import { pickEndpoint, type LbCandidate, type LbPolicy, type LbState } from './lb.js';
 
 function state(active: Record<string, number> = {}): LbState {
   const cursors = new Map<string, number>();
@@ -26,18 +27,25 @@ const eps = [
   { key: 'c:1', weight: 1 },
 ];
 
-for (const policy of ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH'] as LbPolicy[]) {
+/** Every balancer, behind one signature: the i-th pick of a run (consistent hash: the i-th key). */
+type Balancer = <T extends LbCandidate>(c: readonly T[], st: LbState, rnd: () => number, i: number) => T | undefined;
+const balancers: [string, Balancer][] = [
+  ...(['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH'] as LbPolicy[]).map((p): [string, Balancer] => [p, (c, st, rnd) => pickEndpoint(p, 'c', c, st, rnd)]),
+  ['CONSISTENT_HASH', (c, _st, _rnd, i) => pickByHash(c, `user-${i}`)],
+];
+
+for (const [policy, pick] of balancers) {
   describe(`lb conformance: ${policy}`, () => {
     it('returns undefined for no endpoints and the only endpoint for one', () => {
-      assert.equal(pickEndpoint(policy, 'c', [], state()), undefined);
-      assert.equal(pickEndpoint(policy, 'c', [eps[0]!], state())?.key, 'a:1');
+      assert.equal(pick([], state(), Math.random, 0), undefined);
+      assert.equal(pick([eps[0]!], state(), Math.random, 0)?.key, 'a:1');
     });
     it('only ever returns a candidate, and reaches every equal-weight endpoint', () => {
       const st = state();
       const rnd = seeded(7);
       const seen = new Set<string>();
       for (let i = 0; i < 300; i++) {
-        const e = pickEndpoint(policy, 'c', eps, st, rnd);
+        const e = pick(eps, st, rnd, i);
         assert.ok(e && eps.includes(e));
         seen.add(e.key);
       }
@@ -47,9 +55,28 @@ for (const policy of ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'PASSTHROUGH'] a
       const w = [{ key: 'a:1', weight: 0 }, { key: 'b:1', weight: 5 }];
       const rnd = seeded(3);
       for (let i = 0; i < 100; i++) {
-        const e = pickEndpoint(policy === 'LEAST_REQUEST' ? 'RANDOM' : policy, 'c', w, state(), rnd);
+        const e = policy === 'LEAST_REQUEST' ? pickEndpoint('RANDOM', 'c', w, state(), rnd) : pick(w, state(), rnd, i);
         assert.equal(e?.key, 'b:1');
       }
+    });
+    it('spreads 30,000 picks over 3 equal endpoints within ±5% of a third each', () => {
+      const st = state();
+      const rnd = seeded(19);
+      const n: Record<string, number> = {};
+      for (let i = 0; i < 30_000; i++) {
+        const k = pick(eps, st, rnd, i)!.key;
+        n[k] = (n[k] ?? 0) + 1;
+      }
+      for (const e of eps) assert.ok(Math.abs((n[e.key] ?? 0) - 10_000) <= 1500, `${e.key}: ${n[e.key]} (${JSON.stringify(n)})`);
+    });
+    it('honours 3:1 weights within ±3 points (75% expected)', () => {
+      const w = [{ key: 'a:1', weight: 3 }, { key: 'b:1', weight: 1 }];
+      const st = state();
+      const rnd = seeded(23);
+      let a = 0;
+      for (let i = 0; i < 20_000; i++) if (pick(w, st, rnd, i)!.key === 'a:1') a++;
+      if (policy === 'LEAST_REQUEST') return; // weights are not a LEAST_REQUEST input (Envoy weighs active requests)
+      assert.ok(Math.abs(a / 20_000 - 0.75) <= 0.03, String(a / 20_000));
     });
   });
 }
@@ -74,5 +101,28 @@ describe('lb policies', () => {
     let b = 0;
     for (let i = 0; i < 200; i++) if (pickEndpoint('LEAST_REQUEST', 'c', two, st, rnd)!.key === 'b:1') b++;
     assert.equal(b, 200);
+  });
+});
+
+describe('consistent hash (rendezvous)', () => {
+  it('maps one key to one endpoint, whatever the candidate order', () => {
+    for (let i = 0; i < 200; i++) {
+      const k = `session-${i}`;
+      assert.equal(pickByHash(eps, k)?.key, pickByHash([...eps].reverse(), k)?.key);
+    }
+  });
+  it('removing an endpoint moves only the keys it owned; adding one takes ~1/(n+1) of the keys', () => {
+    const four = [...eps, { key: 'd:1', weight: 1 }];
+    let moved = 0;
+    let gained = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const k = `k${i}`;
+      const before = pickByHash(eps, k)!.key;
+      const after = pickByHash(four, k)!.key;
+      if (after === 'd:1') gained++;
+      else if (after !== before) moved++;
+    }
+    assert.equal(moved, 0, 'keys moved between endpoints that stayed');
+    assert.ok(Math.abs(gained - 2500) <= 300, String(gained));
   });
 });

@@ -43,10 +43,6 @@ export function pickEndpoint<T extends LbCandidate>(policy: LbPolicy, cluster: s
   switch (policy) {
     case 'RANDOM':
       return weightedRandom(c, random);
-    case 'PASSTHROUGH':
-      // No balancing: the first address, in the order written or resolved (what the client itself
-      // would have dialed). ORIGINAL_DST clusters already have exactly the requested address.
-      return c[0];
     case 'LEAST_REQUEST': {
       // Power of two choices (Envoy's default for LEAST_REQUEST).
       const a = c[Math.floor(random() * c.length)]!;

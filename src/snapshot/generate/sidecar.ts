@@ -104,7 +104,7 @@ function domainsOf(host: string, service: RegistryService | undefined): string[]
 
 function defaultVhost(s: RegistryService, port: number, clusters: ClusterSet): VirtualHost {
   const cluster = clusters.forDestination(s.host, port, undefined, port);
-  const route: Route = { name: 'default', match: {}, action: { type: 'forward', clusters: [{ name: cluster, weight: 100 }], retries: { attempts: DEFAULT_RETRIES.attempts, retryOn: [...DEFAULT_RETRIES.retryOn] } } };
+  const route: Route = { name: 'default', match: {}, action: { type: 'forward', clusters: [{ name: cluster, weight: 100 }], retries: DEFAULT_RETRIES } };
   return { name: `${s.host}:${port}`, domains: domainsOf(s.host, s), routes: [route], origin: originOf(s.resource) };
 }
 
