@@ -36,6 +36,8 @@ export interface RunOptions {
   readonly workers: number;
   readonly explicitProxy?: ExplicitProxySpec;
   readonly accessLogFormat: AccessLogFormat;
+  /** `--no-access-log`: no access-log lines (metrics and denials counters still count). */
+  readonly accessLogOff: boolean;
   readonly listenAddressOverride?: string;
   readonly portMap: ReadonlyMap<number, number>;
   readonly drainTimeoutMs: number;
@@ -71,6 +73,7 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --explicit-proxy HOST:PORT   serve CONNECT on HOST:PORT against the registry
   --connect-ports P,...        ports CONNECT may reach (default 443)
   --access-log-format json|text  (default json)
+  --no-access-log              write no access-log lines (metrics still count every request)
   --listen-address-override HOST  bind every snapshot listener on HOST (tests: 127.0.0.1)
   --port-map 80=18080,443=0    bind snapshot port 80 on 18080, 443 on an ephemeral port
   --drain-timeout MS           SIGTERM drain time (default 30000)
@@ -122,6 +125,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let maxConn = 16_384;
   let logLevel: LogLevel = 'info';
   let watchFiles = false;
+  let accessLogOff = false;
   let controlPlane: { host: string; port: number } | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -236,6 +240,9 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       case '--watch':
         watchFiles = true;
         break;
+      case '--no-access-log':
+        accessLogOff = true;
+        break;
       case '--control-plane':
         controlPlane = parseHostPort(next(), '--control-plane');
         break;
@@ -267,6 +274,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     workers,
     ...(explicit ? { explicitProxy: { address: explicit.host, port: explicit.port, connectPorts } } : {}),
     accessLogFormat: format,
+    accessLogOff,
     ...(override ? { listenAddressOverride: override } : {}),
     portMap,
     drainTimeoutMs: drain,
@@ -333,7 +341,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     ...(overrides.isLocalAddress ? { isLocalAddress: overrides.isLocalAddress } : {}),
     metrics,
   });
-  const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(overrides.accessLogOut ? { out: overrides.accessLogOut } : {}), ...(overrides.silentAccessLog ? { silent: true } : {}) });
+  const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(overrides.accessLogOut ? { out: overrides.accessLogOut } : {}), ...(overrides.silentAccessLog || options.accessLogOff ? { silent: true } : {}) });
   const services: DataPlaneServices = {
     clusters,
     accessLog,
