@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { BIN, tempConfig } from '../helpers/tollgate.js';
+import { httpGet } from '../helpers/http.js';
 import { freeTcpPort } from '../helpers/dns.js';
 import { docs, gateway, virtualService } from '../helpers/istio-yaml.js';
 
@@ -23,8 +24,7 @@ test('--no-access-log silences the access log but not the metrics', async (t) =>
     await new Promise((r2) => setTimeout(r2, 100));
   }
   for (let i = 0; i < 5; i++) {
-    const r = await fetch(`http://127.0.0.1:${port}/`, { headers: { host: 'q.test' } });
-    assert.equal(r.status, 204);
+    assert.equal((await httpGet(port, '/', 'q.test')).status, 204);
   }
   const metrics = await (await fetch(`http://127.0.0.1:${admin}/stats/prometheus`)).text();
   const total = metrics.split('\n').filter((l) => l.startsWith('istio_requests_total{')).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);

@@ -5,24 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { request, Agent } from 'node:http';
+import { Agent } from 'node:http';
+import { httpGet } from '../helpers/http.js';
 import { BIN, tempConfig } from '../helpers/tollgate.js';
 import { freeTcpPort } from '../helpers/dns.js';
 import { docs, gateway, virtualService } from '../helpers/istio-yaml.js';
 
 const CONFIG = docs(gateway('gw', 'w', 'w', '80/HTTP/w.test'), virtualService('w', 'w', ['w.test'], ['gw'], 'http: [{directResponse: {status: 200, body: {string: "ok"}}}]'));
-
-function get(port: number, path: string, host = '127.0.0.1', agent?: Agent): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host }, ...(agent ? { agent } : {}), timeout: 3000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', (e) => resolve({ status: 0, body: e.message }));
-    req.end();
-  });
-}
 
 const sum = (text: string, name: string): number =>
   text.split('\n').filter((l) => l.startsWith(name + '{')).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
@@ -42,19 +31,19 @@ test('--workers 2: shared listeners, merged metrics, readiness of all, clean SIG
   const deadline = Date.now() + 10_000;
   let ready = { status: 0, body: '' };
   while (Date.now() < deadline && ready.status !== 200) {
-    ready = await get(admin, '/ready');
+    ready = await httpGet(admin, '/ready');
     if (ready.status !== 200) await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(ready.status, 200, `primary admin /ready: ${ready.body} ${stderr}`);
-  const workers = JSON.parse((await get(admin, '/workers')).body) as { admin: string }[];
+  const workers = JSON.parse((await httpGet(admin, '/workers')).body) as { admin: string }[];
   assert.equal(workers.length, 2);
 
   const fresh = new Agent({ keepAlive: false });
-  for (let i = 0; i < 20; i++) assert.equal((await get(port, '/', 'w.test', fresh)).status, 200);
+  for (let i = 0; i < 20; i++) assert.equal((await httpGet(port, '/', 'w.test', fresh)).status, 200);
   await new Promise((r) => setTimeout(r, 200));
-  const merged = (await get(admin, '/stats/prometheus')).body;
+  const merged = (await httpGet(admin, '/stats/prometheus')).body;
   assert.equal(sum(merged, 'istio_requests_total'), 20, 'the primary sums the workers');
-  const perWorker = await Promise.all(workers.map((w) => get(Number(w.admin.split(':')[1]), '/stats/prometheus')));
+  const perWorker = await Promise.all(workers.map((w) => httpGet(Number(w.admin.split(':')[1]), '/stats/prometheus')));
   const counts = perWorker.map((r) => sum(r.body, 'istio_requests_total'));
   assert.equal(counts.reduce((a, b) => a + b, 0), 20);
   assert.ok(counts.every((c) => c > 0), `both workers served requests: ${counts.join(', ')}`);
@@ -62,6 +51,6 @@ test('--workers 2: shared listeners, merged metrics, readiness of all, clean SIG
   child.kill('SIGTERM');
   const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 5000))]);
   assert.equal(code, 0, stderr);
-  const after = await Promise.all(workers.map((w) => get(Number(w.admin.split(':')[1]), '/ready')));
+  const after = await Promise.all(workers.map((w) => httpGet(Number(w.admin.split(':')[1]), '/ready')));
   assert.ok(after.every((r) => r.status === 0), 'worker admins are gone: the workers exited');
 });
