@@ -98,6 +98,17 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   }
   if (filter.type === 'explicit_proxy') {
     steps.push({ step: 'explicit proxy', value: filter.statPrefix, detail: `CONNECT/absolute-form requests are checked against ${filter.acl ? 'the router allow/deny list' : 'the registry'}` });
+    // What the proxy decides per request (the same functions as the data plane: route/select.ts).
+    if (filter.acl) {
+      const list = filter.acl.map((e) => `${e.deny ? '!' : ''}${e.pattern}`);
+      steps.push({ step: 'allow/deny list', value: list.length > 0 ? list.join(', ') : '(empty: everything refused)', detail: `first match decides (names against the host, IP/CIDR against its address), no match -> 403 acl_no_match; CONNECT only to port ${filter.connectPorts.join(', ')}; http:// targets on any port, forwarded from ${filter.sourceAddress ?? 'the OS default address'}` });
+    } else {
+      steps.push({
+        step: 'registry rule',
+        value: 'a ServiceEntry must declare host and port',
+        detail: `CONNECT host:port: port in ${filter.connectPorts.join(', ')} and declared (else 403 connect_port_not_allowed / connect_not_in_registry); absolute-form http://host[:port]/: host:port declared (port 80 when omitted; else 403 proxy_not_in_registry), TLS/HTTPS ports only with TLS origination (403 proxy_tls_not_originated); forwarded origin-form with Host = the target authority`,
+      });
+    }
     return { ok: true, steps, snapshotVersion: snapshot.version };
   }
 

@@ -21,9 +21,10 @@
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { HttpConnectionManager } from '../../snapshot/types.js';
+import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
 import type { CompiledSnapshot } from '../route/compile.js';
 import { addrPort, type DownstreamConnection } from '../context.js';
+import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
 import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { connectionRecord, isoTime } from './access.js';
 import type { HttpEngine } from './engine.js';
@@ -31,6 +32,7 @@ import type { HttpParseError } from './errors.js';
 import { Exchange } from './exchange.js';
 import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
+import { ExplicitProxyRouter } from './proxy-router.js';
 import { RouterContext } from './router.js';
 import { errorResponse, simpleResponse } from './serialize.js';
 import type { Sweepable } from './sweeper.js';
@@ -40,7 +42,9 @@ const HEAD = 1;
 const ACTIVE = 2;
 const LINGER = 3;
 const TUNNEL = 4;
-const CLOSED = 5;
+/** Explicit proxy: a CONNECT was parsed; the connection goes to the CONNECT code after this feed. */
+const HANDOFF = 5;
+const CLOSED = 6;
 
 function noop(): void {}
 
@@ -70,11 +74,17 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
   private reqStartMs = 0;
   private reqStartPerf = 0;
   private draining = false;
+  private connectHead: RequestHead | undefined = undefined;
 
+  /**
+   * `proxy`: an explicit-proxy connection (HttpEngine.handleExplicitProxy): requests are decided by
+   * the ExplicitProxyRouter, `filter` is a stand-in (no route table, access log on).
+   */
   constructor(
     readonly engine: HttpEngine,
     readonly conn: DownstreamConnection,
     readonly filter: HttpConnectionManager,
+    readonly proxy?: ExplicitProxy,
   ) {
     const socket = conn.socket;
     this.socket = socket;
@@ -86,7 +96,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     this.sni = conn.sni ?? null;
     this.tls = conn.tls || conn.chain.tls !== undefined;
     this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
-    this.router = new RouterContext(conn.snapshot, conn.snapshot.routeTables.get(filter.routeConfigName), conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace);
+    this.router =
+      proxy === undefined
+        ? new RouterContext(conn.snapshot, conn.snapshot.routeTables.get(filter.routeConfigName), conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace)
+        : new ExplicitProxyRouter(conn.snapshot, proxy, conn.listener.listener.name, conn.chain.name, engine.services.clusters.dns, conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace);
     const now = engine.sweeper.now;
     this.lastActivity = now;
     // Header timeout for the first request runs from the accept (a silent client is closed).
@@ -110,10 +123,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
   private refreshRouter(): void {
     const snap = this.conn.currentSnapshot();
     if (snap === this.router.snapshot) return;
-    const table = snap.routeTables.get(this.filter.routeConfigName);
-    if (table === undefined) return;
-    const r = this.router;
-    this.router = new RouterContext(snap, table, r.listenerPort, r.tls, r.encodedSlash, r.random, this.sourceNamespace);
+    const r = this.router.rebind(snap, this.filter.routeConfigName);
+    if (r !== undefined) this.router = r;
   }
 
   /** The snapshot the current request was routed on (its clusters and endpoints). */
@@ -207,7 +218,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
         break;
       }
       if (parser.failed || this.state >= LINGER) {
-        b = null;
+        b = this.state === HANDOFF ? b.subarray(n) : null;
         break;
       }
       b = b.subarray(n);
@@ -223,7 +234,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
       break;
     }
     this.inFeed = false;
-    if (this.state >= LINGER) return;
+    if (this.state >= LINGER) {
+      if (this.state === HANDOFF) this.handOffConnect(b);
+      return;
+    }
     if (this.exchange === null) {
       if (parser.isPaused) parser.resume();
       if (this.state === IDLE && !parser.idle) {
@@ -244,6 +258,11 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
 
   onHead(head: RequestHead): void {
     this.parser.pause();
+    if (this.proxy !== undefined && head.method === 'CONNECT') {
+      this.state = HANDOFF; // the feed loop ends and calls handOffConnect
+      this.connectHead = head;
+      return;
+    }
     this.state = ACTIVE;
     if (!this.reqStarted) this.markRequestStart();
     const ex = new Exchange(this, head, this.reqStartMs, this.reqStartPerf);
@@ -391,6 +410,28 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     if (p !== null && p.length > 0) up.write(p);
     this.socketPaused = false;
     new Tunnel(s, up, { idleTimeoutMs: this.engine.opts.upgradeIdleTimeoutMs, onEnd: (r) => ex.onTunnelEnd(r) });
+  }
+
+  /**
+   * Explicit proxy: a CONNECT after absolute-form requests on this connection goes to the CONNECT
+   * code (same registry / ACL decision, SNI check, tunnel). Bytes after its head before the answer
+   * are early data there (400 connect_early_data).
+   */
+  private handOffConnect(rest: Buffer | null): void {
+    const head = this.connectHead!;
+    this.connectHead = undefined;
+    const s = this.socket;
+    this.engine.unregister(this);
+    s.removeListener('data', this.onData);
+    s.removeListener('end', this.onEnd);
+    s.removeListener('drain', this.onDrain);
+    s.removeListener('close', this.onClose);
+    s.removeListener('error', this.onError_);
+    s.on('error', noop);
+    s.pause();
+    const early = (rest !== null && rest.length > 0) || this.pending !== null;
+    this.pending = null;
+    continueExplicitConnect({ ...this.conn, snapshot: this.router.snapshot }, (this.router as ExplicitProxyRouter).proxy, head, early);
   }
 
   // ================================================================ closing, drain, timeouts

@@ -39,10 +39,19 @@ export class HttpEngine implements HttpConnectionHandler {
   }
 
   /**
-   * Absolute-form requests on an explicit-proxy listener are not routed by this engine yet: they
-   * get the explicit proxy's own 501 (`explicit_proxy_http_unsupported`), so this is not defined.
+   * Absolute-form requests on an explicit-proxy listener (the CONNECT code parsed a non-CONNECT head
+   * and unshifted its bytes): an HttpSession whose router is the ExplicitProxyRouter (proxy-router.ts)
+   * — registry / ACL decision per request, then the normal Exchange. Keep-alive; a later CONNECT on
+   * the same connection goes back to the CONNECT code.
    */
-  declare handleExplicitProxy?: (conn: DownstreamConnection, filter: ExplicitProxy) => void;
+  handleExplicitProxy(conn: DownstreamConnection, filter: ExplicitProxy): void {
+    try {
+      new HttpSession(this, conn, { type: 'http', statPrefix: filter.statPrefix, routeConfigName: '', accessLog: true }, filter);
+    } catch (e) {
+      this.services.logger.error('http session failed to start', { error: String(e) });
+      conn.socket.destroy();
+    }
+  }
 
   drain(): void {
     this.draining = true;

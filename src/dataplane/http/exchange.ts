@@ -139,11 +139,22 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
   /** The router has filled `decision`. Called from the session's onHead (parser paused). */
   start(): void {
     const d = this.decision;
+    if (d.pending !== undefined) {
+      // Explicit proxy ACL mode: the decision waits for DNS (parser paused; the end of a bodyless
+      // request may arrive meanwhile: onRequestComplete only records it).
+      const p = d.pending;
+      d.pending = undefined;
+      void p.then(() => {
+        if (!this.finished) this.start();
+      });
+      return;
+    }
     if (d.kind === 'reply') {
       this.upstreamCluster = d.clusterName ?? null;
       if (this.head.bodyFraming === 'none' || this.head.contentLength === 0) {
         // The parser delivers the end of this message right after onHead: answer then, keep-alive.
-        this.awaitingReply = true;
+        if (this.requestComplete) this.reply(d.status, d.flag, d.reason, d.detail, d.body, d.replyHeaders);
+        else this.awaitingReply = true;
       } else {
         // Do not read a body we will not forward: answer now and close.
         this.closeAfter = true;
@@ -206,12 +217,15 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     this.tries++;
     const d = this.decision;
     const s = this.session;
+    const px = d.proxy; // explicit proxy only
     const req: UpstreamRequest = {
-      cluster: d.clusterName!,
+      cluster: px === undefined ? d.clusterName! : px.cluster,
       snapshot: s.snapshot,
-      requestedHost: d.host,
+      requestedHost: px === undefined ? d.host : px.requestedHost,
       requestedPort: d.requestedPort,
       downstreamIp: s.remoteAddress,
+      filterSourceAddress: px?.filterSourceAddress,
+      allowAddresses: px?.allowAddresses,
       exclude: this.exclude,
       // [traffic policy, issue 5] consistentHash key (upstream/hash-lb.ts); undefined when the cluster has none.
       hashKey: dc !== undefined && dc.consistentHash !== undefined ? hashKeyOf(dc.consistentHash, { headers: this.head.headers, path: this.head.path, sourceIp: s.remoteAddress }) : undefined,
@@ -721,7 +735,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     }
     if (this.reason !== undefined) engine.services.metrics.denied(this.reason);
     const cluster = d.cluster;
-    engine.metrics.record(cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown'), cluster?.origin?.namespace, s.sourceNamespace, this.responseCode, this.flags, durationMs, this.bytesReceived, this.bytesSent);
+    engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, s.sourceNamespace, this.responseCode, this.flags, durationMs, this.bytesReceived, this.bytesSent);
   }
 
   private record(durationMs: number): AccessLogRecord {

@@ -28,6 +28,19 @@ import { normalizePath } from './path.js';
 
 export type ForwardAction = Extract<RouteAction, { type: 'forward' }>;
 
+/**
+ * Explicit-proxy forwards (proxy-router.ts): what the upstream request takes from the proxy filter
+ * instead of a route — an ad-hoc cluster (ACL mode), the address the ACL checked, the filter's
+ * source address, ACL IP/CIDR exemptions from the SSRF guard, the destination_service label.
+ */
+export interface ProxyUpstream {
+  readonly cluster: string | Cluster;
+  readonly requestedHost: string;
+  readonly filterSourceAddress: string | undefined;
+  readonly allowAddresses: readonly string[] | undefined;
+  readonly destinationService: string;
+}
+
 /** What the router decided; one per request, filled by `route()`. */
 export class Decision {
   kind: 'reply' | 'forward' = 'reply';
@@ -55,6 +68,10 @@ export class Decision {
   requestedPort = 0;
   /** Fault delay to apply before forwarding (ms), 0 for none. */
   delayMs = 0;
+  /** Explicit proxy only: upstream request overrides (undefined on route-table listeners). */
+  proxy: ProxyUpstream | undefined = undefined;
+  /** Set when the decision waits for something (explicit proxy ACL: DNS); Exchange.start() re-runs once it settles. */
+  pending: Promise<void> | undefined = undefined;
 
   reply(status: number, flag: string, reason: string | undefined, detail?: string, body?: string): void {
     this.kind = 'reply';
@@ -77,7 +94,7 @@ export class RouterContext implements RequestFacts {
   scheme: string;
   readonly port: number;
   sourceNamespace?: string;
-  private head: RequestHead | undefined;
+  protected head: RequestHead | undefined;
 
   private lastAuthority: string | undefined = undefined;
   private lastHost = '';
@@ -146,6 +163,16 @@ export class RouterContext implements RequestFacts {
   }
   get explicitPort(): number {
     return this.lastPort;
+  }
+
+  /**
+   * The same context on a newer snapshot (a keep-alive connection after a reload), or undefined to
+   * keep this one (the new snapshot lacks the connection's route table).
+   */
+  rebind(snap: CompiledSnapshot, routeConfigName: string): RouterContext | undefined {
+    const table = snap.routeTables.get(routeConfigName);
+    if (table === undefined) return undefined;
+    return new RouterContext(snap, table, this.listenerPort, this.tls, this.encodedSlash, this.random, this.sourceNamespace);
   }
 
   /** Routes one request; fills `d`. */

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Cluster, Snapshot } from '../../snapshot/types.js';
 import { CompiledSnapshot } from './compile.js';
-import { aclAllowsAddress, aclDecide, selectExplicitProxyTarget } from './select.js';
+import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyHttpTarget, selectExplicitProxyTarget } from './select.js';
 
 const c = (name: string, serviceHost: string, port: number): Cluster => ({ name, type: 'STRICT_DNS', serviceHost, port, protocol: 'TLS', connectTimeoutMs: 1, lbPolicy: 'ROUND_ROBIN', explicitAddresses: false });
 const snap = new CompiledSnapshot({
@@ -47,5 +47,28 @@ describe('explicit proxy decisions (pure)', () => {
     assert.equal(aclDecide([{ deny: false, pattern: '*' }], 'anything.io', undefined)?.pattern, '*');
     assert.equal(aclAllowsAddress(acl, '203.0.113.5'), true);
     assert.equal(aclAllowsAddress(acl, '10.1.1.1'), false, 'deny entries never exempt an address');
+  });
+
+  it('absolute-form (registry mode): host:port declared, no CONNECT-port rule, no clear text where TLS is declared', () => {
+    // the fixture's port-80 cluster says TLS: plain HTTP to it is refused without origination
+    const tlsPort = selectExplicitProxyHttpTarget(snap, 'http', 'edition.cnn.com', 80);
+    assert.ok(!tlsPort.allowed && tlsPort.reason === 'proxy_tls_not_originated' && tlsPort.flag === 'BLOCKED');
+    const httpSnap = new CompiledSnapshot({ ...snap.snapshot, clusters: [{ ...c('outbound|8080||api.example', 'api.example', 8080), protocol: 'HTTP' }, { ...c('outbound|443||o.example', 'o.example', 443), tls: { mode: 'SIMPLE' } }] });
+    const ok = selectExplicitProxyHttpTarget(httpSnap, 'http', 'api.example', 8080);
+    assert.ok(ok.allowed && ok.cluster?.name === 'outbound|8080||api.example');
+    const undeclared = selectExplicitProxyHttpTarget(httpSnap, 'http', 'api.example', 80);
+    assert.ok(!undeclared.allowed && undeclared.reason === 'proxy_not_in_registry' && undeclared.flag === 'NR');
+    const https = selectExplicitProxyHttpTarget(httpSnap, 'https', 'api.example', 8080);
+    assert.ok(!https.allowed && https.reason === 'proxy_tls_not_originated');
+    const originated = selectExplicitProxyHttpTarget(httpSnap, 'https', 'o.example', 443);
+    assert.ok(originated.allowed, 'TLS origination on the cluster makes https:// and TLS ports usable');
+  });
+
+  it('aclCluster: ORIGINAL_DST to the checked address, one name per host:port, the router source', () => {
+    const k = aclCluster('www.example.com', 80, '10.0.0.5');
+    assert.equal(k.name, 'explicit_proxy|80||www.example.com');
+    assert.equal(k.type, 'ORIGINAL_DST');
+    assert.equal(k.sourceAddress, '10.0.0.5');
+    assert.equal(k.explicitAddresses, false);
   });
 });

@@ -234,7 +234,7 @@ export function aclAllowsAddress(acl: readonly AclEntry[], ip: string): boolean 
 
 export type ExplicitProxyDecision =
   | { readonly allowed: true; readonly cluster?: Cluster; readonly why: string }
-  | { readonly allowed: false; readonly status: number; readonly reason: string; readonly why: string };
+  | { readonly allowed: false; readonly status: number; readonly reason: string; readonly why: string; readonly flag?: 'NR' | 'BLOCKED' };
 
 /**
  * Registry-mode CONNECT decision (explicit_proxy filter without `acl`): the port must be one of
@@ -253,4 +253,49 @@ export function selectExplicitProxyTarget(
   const cluster = snapshot.registryCluster(host, port);
   if (!cluster) return { allowed: false, status: 403, reason: 'connect_not_in_registry', why: `no ServiceEntry declares ${host}:${port}` };
   return { allowed: true, cluster, why: `registry entry ${cluster.name} (${cluster.description ?? cluster.serviceHost})` };
+}
+
+const TLS_PORT_PROTOCOLS = new Set(['TLS', 'HTTPS']);
+
+/**
+ * Registry-mode decision for an absolute-form request (`GET http://host[:port]/...`) on an explicit
+ * proxy (`acl` absent): the snapshot must carry a cluster for host:port (port: the target's, else
+ * 80 for http / 443 for https). `connectPorts` does not apply: nothing is tunneled, the request is
+ * proxied as HTTP. A plain-HTTP request must never leave in clear text where the registry (or the
+ * client, with `https://`) says TLS: an `https://` target or a TLS/HTTPS registry port is allowed
+ * only when the cluster originates TLS (DestinationRule `tls`), else `proxy_tls_not_originated`.
+ * `host` must be normalized. Same call in the HTTP engine and in `trace`.
+ */
+export function selectExplicitProxyHttpTarget(
+  snapshot: { registryCluster(host: string, port: number): Cluster | undefined },
+  scheme: string,
+  host: string,
+  port: number,
+): ExplicitProxyDecision {
+  const cluster = snapshot.registryCluster(host, port);
+  if (!cluster) return { allowed: false, status: 403, flag: 'NR', reason: 'proxy_not_in_registry', why: `no ServiceEntry declares ${host}:${port}` };
+  if ((scheme === 'https' || TLS_PORT_PROTOCOLS.has(cluster.protocol.toUpperCase())) && cluster.tls === undefined) {
+    const what = scheme === 'https' ? `an https:// target` : `port ${port} (${cluster.protocol})`;
+    return { allowed: false, status: 403, flag: 'BLOCKED', reason: 'proxy_tls_not_originated', why: `${what} of ${host} needs TLS, and ${cluster.name} does not originate it (use CONNECT, or a DestinationRule with tls)` };
+  }
+  return { allowed: true, cluster, why: `registry entry ${cluster.name} (${cluster.description ?? cluster.serviceHost})` };
+}
+
+/**
+ * The ad-hoc cluster of an ACL-mode (egress router http-proxy) destination: ORIGINAL_DST to the
+ * address the ACL checked (dial it as requestedHost), bound to the router's EGRESS_SOURCE. One name
+ * per host:port, so HTTP keep-alive pools never mix destinations.
+ */
+export function aclCluster(host: string, port: number, sourceAddress: string | undefined, connectTimeoutMs = 10_000): Cluster {
+  return {
+    name: `explicit_proxy|${port}||${host}`,
+    type: 'ORIGINAL_DST',
+    serviceHost: '*',
+    port,
+    protocol: 'TCP',
+    connectTimeoutMs,
+    lbPolicy: 'PASSTHROUGH',
+    ...(sourceAddress !== undefined ? { sourceAddress } : {}),
+    explicitAddresses: false,
+  };
 }

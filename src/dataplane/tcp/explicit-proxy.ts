@@ -13,7 +13,8 @@
  *      differs from the CONNECT host closes the tunnel (connect_sni_mismatch: domain fronting);
  *    - splice (pipe.ts). One access-log line per tunnel, method CONNECT.
  * 3. Other methods (absolute-form GET http://...): HttpConnectionHandler.handleExplicitProxy when
- *    the HTTP engine provides it, else 501 explicit_proxy_http_unsupported.
+ *    the HTTP engine provides it, else 501 explicit_proxy_http_unsupported. The engine keeps the
+ *    connection for keep-alive and hands a later CONNECT back here (continueExplicitConnect).
  */
 import type { Socket } from 'node:net';
 import { HttpParser } from '../http/parser.js';
@@ -26,7 +27,7 @@ import { addrPort, elapsedMs, plainIp, type DownstreamConnection, type HttpConne
 import { hostPort, type AccessLogRecord } from '../observe/access-log.js';
 import type { IstioLabels } from '../observe/istio-metrics.js';
 import { peekClientHello, inspectorReason } from '../listener/peek.js';
-import { aclAllowsAddress, aclDecide, selectExplicitProxyTarget } from '../route/select.js';
+import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyTarget } from '../route/select.js';
 import type { ResponseFlag, UpstreamFailure } from '../upstream/failure.js';
 import { resetSocket, Tunnel } from './pipe.js';
 import { baseRecord } from './tcp-proxy.js';
@@ -37,6 +38,15 @@ const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', '
 
 export function handleExplicitProxy(conn: DownstreamConnection, filter: ExplicitProxy, http: HttpConnectionHandler | undefined, onTunnel?: (t: Tunnel) => void): void {
   new ConnectSession(conn, filter, http, onTunnel).start();
+}
+
+/**
+ * A CONNECT the HTTP engine parsed on an explicit-proxy connection that already carried
+ * absolute-form requests (keep-alive): decided and tunneled here like any CONNECT. The socket's
+ * other listeners are gone; `early` = bytes followed the head before our answer (refused).
+ */
+export function continueExplicitConnect(conn: DownstreamConnection, filter: ExplicitProxy, head: RequestHead, early: boolean): void {
+  new ConnectSession(conn, filter, undefined, undefined).continueWith(head, early);
 }
 
 class ConnectSession {
@@ -79,6 +89,15 @@ class ConnectSession {
     s.on('error', this.onErrorBeforeHead);
     this.timer = setTimeout(this.onHeadTimeout, this.conn.services.limits.requestHeadTimeoutMs);
     s.resume();
+  }
+
+  continueWith(head: RequestHead, early: boolean): void {
+    this.head = head;
+    this.early = early;
+    const s = this.conn.socket;
+    s.on('data', this.onData); // marks any byte before the answer as early data
+    s.resume();
+    this.onHead(head);
   }
 
   private detach(): void {
@@ -183,17 +202,7 @@ class ConnectSession {
       if (ip !== undefined && aclAllowsAddress(f.acl, ip)) allowAddresses = [ip];
       requestedHost = ip ?? host;
       tlsRequired = false;
-      cluster = {
-        name: `explicit_proxy|${port}||${host}`,
-        type: 'ORIGINAL_DST',
-        serviceHost: '*',
-        port,
-        protocol: 'TCP',
-        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
-        lbPolicy: 'PASSTHROUGH',
-        ...(f.sourceAddress !== undefined ? { sourceAddress: f.sourceAddress } : {}),
-        explicitAddresses: false,
-      };
+      cluster = aclCluster(host, port, f.sourceAddress, DEFAULT_CONNECT_TIMEOUT_MS);
       this.record.route_name = `acl:${entry.pattern}`;
     } else {
       const d = selectExplicitProxyTarget(conn.snapshot, f.connectPorts, host, port);
