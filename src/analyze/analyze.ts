@@ -51,5 +51,5 @@ export function fileSummaries(result: AnalysisResult): string[] {
     const diags = result.diagnostics.filter((d) => (d.pos ?? d.resource?.pos)?.file === shown);
     const n = (s: string) => diags.filter((d) => d.severity === s).length;
     return `${shown}: ${kinds} — ${n('error')} error(s), ${n('warning')} warning(s), ${n('info')} info`;
-  }).concat(result.skipped.map((file) => `${file}: not read (only *.yaml, *.yml and *.json are config; pass the file with -f to read it anyway)`));
+  }).concat(result.skipped.map((file) => `${file}: not read (in a directory only *.yaml, *.yml and *.json files are read as config)`));
 }
