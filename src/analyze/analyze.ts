@@ -3,7 +3,7 @@ import { hasErrors, sortDiagnostics, type Diagnostic } from '../config/diagnosti
 import { decodeResources, type Resource } from '../config/decode.js';
 import { loadPaths } from '../config/load.js';
 import { buildModel, type Model } from '../model/build.js';
-import { egressIps, egressRouters, destinationRules, envoyBootstrap, explicitProxyAnnotations, kubernetesObjects, recognisedKinds, routeWeights } from './checks-other.js';
+import { egressIps, egressRouters, destinationRules, envoyBootstrap, explicitProxyAnnotations, kubernetesObjects, localRateLimitAnnotations, recognisedKinds, routeWeights } from './checks-other.js';
 import {
   destinationInRegistry, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound, gatewayWorkloadsUsed,
   httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, subsetsDefined, tcpPortCollisions,
@@ -13,7 +13,7 @@ import { makeFinder, type Check } from './context.js';
 export const CHECKS: readonly Check[] = [
   destinationInRegistry, subsetsDefined, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound,
   meshRoutesReachGatewayServer, meshRoutesDeclared, httpsBypassesGateway, gatewayWorkloadsUsed, tcpPortCollisions,
-  egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, recognisedKinds,
+  egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
 ];
 
 export interface AnalysisResult {

@@ -4,6 +4,7 @@ import type { DestinationRuleSpec, HttpRoute, L4Route } from '../config/types.js
 import { selectorMatches } from '../model/selectors.js';
 import { routerServicePorts } from '../snapshot/generate/router.js';
 import { EXPLICIT_PROXY_ANNOTATION, explicitProxyFromGateway } from '../snapshot/generate/explicit-proxy.js';
+import { LOCAL_RATE_LIMIT_ANNOTATION, parseLocalRateLimit } from '../config/rate-limit.js';
 import type { Check } from './context.js';
 
 export const egressRouters: Check = (f) => {
@@ -132,6 +133,20 @@ export const explicitProxyAnnotations: Check = (f) => {
       f.report('error', 'TG_EXPLICIT_PROXY_ANNOTATION', g.resource, ['metadata', 'annotations'], spec.error, `write e.g. ${EXPLICIT_PROXY_ANNOTATION}: "3128"`);
     } else {
       f.report('info', 'TG_EXPLICIT_PROXY', g.resource, ['metadata', 'annotations'], `gateway proxies selected by this Gateway also serve an explicit proxy (CONNECT / absolute-form) on ${spec.address}:${spec.port}, CONNECT to ports ${spec.connectPorts.join(', ')} of registry hosts only`, 'clients use HTTPS_PROXY=http://<gateway>:' + spec.port);
+    }
+  }
+};
+
+/** `tollgate.io/local-rate-limit` on VirtualServices (config/rate-limit.ts). */
+export const localRateLimitAnnotations: Check = (f) => {
+  for (const vs of f.model.virtualServices) {
+    const v = vs.resource.annotations[LOCAL_RATE_LIMIT_ANNOTATION];
+    if (v === undefined) continue;
+    const spec = parseLocalRateLimit(v);
+    if ('error' in spec) {
+      f.report('error', 'TG_RATE_LIMIT_ANNOTATION', vs.resource, ['metadata', 'annotations', LOCAL_RATE_LIMIT_ANNOTATION], `${spec.error}; the VirtualService's routes are NOT rate limited`, `write e.g. ${LOCAL_RATE_LIMIT_ANNOTATION}: "100/s" or "100/s burst=200"`);
+    } else if ((vs.resource.spec.http ?? []).length === 0) {
+      f.report('warning', 'TG_RATE_LIMIT_NO_HTTP', vs.resource, ['metadata', 'annotations', LOCAL_RATE_LIMIT_ANNOTATION], `${LOCAL_RATE_LIMIT_ANNOTATION} applies to http routes only; this VirtualService has none (tls/tcp routes are not limited)`, 'remove the annotation, or move it to the VirtualService with the http routes');
     }
   }
 };

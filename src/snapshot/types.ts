@@ -231,11 +231,24 @@ export type RouteAction =
     }
   | { readonly type: 'redirect'; readonly status: number; readonly scheme?: string; readonly authority?: string; readonly path?: string; readonly port?: number };
 
+/**
+ * Local rate limit of a route (VirtualService annotation `tollgate.io/local-rate-limit`): Envoy's
+ * local_ratelimit token bucket. The bucket itself lives in the data plane (keyed by route name),
+ * not here.
+ */
+export interface LocalRateLimit {
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
+  readonly maxTokens: number;
+}
+
 export interface Route {
   readonly name: string;
   readonly match: RouteMatch;
   readonly action: RouteAction;
   readonly origin?: Origin;
+  /** Over the limit -> 429 RL rate_limited (dataplane/http/rate-limit.ts). */
+  readonly rateLimit?: LocalRateLimit;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ export function describePolicy(c: Cluster): { value: string; detail: string } {
     ...(cp?.maxConnections !== undefined ? [`max ${cp.maxConnections} in flight`] : []),
     ...(cp?.maxPendingRequests !== undefined ? [`max ${cp.maxPendingRequests} pending (then 503 UO)`] : []),
     ...(cp?.maxRequestsPerConnection !== undefined ? [`${cp.maxRequestsPerConnection} requests/connection`] : []),
-    ...(cp?.maxRetries !== undefined ? [`maxRetries ${cp.maxRetries} (not enforced)`] : []),
-    ...(cp?.idleTimeoutMs !== undefined ? [`idle ${cp.idleTimeoutMs} ms (not enforced)`] : []),
+    ...(cp?.maxRetries !== undefined ? [`max ${cp.maxRetries} retries in flight`] : []),
+    ...(cp?.idleTimeoutMs !== undefined ? [`idle upstream connections closed after ${cp.idleTimeoutMs} ms`] : []),
   ];
   parts.push(`limits ${limits.join(', ')}`);
   const od = c.outlierDetection;

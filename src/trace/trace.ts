@@ -125,6 +125,8 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     const route = selectRoute(vh, facts);
     if (!route) return fail('NR', `route_not_found: virtual host ${vh.vhost.name} has no route matching ${req.method} ${req.path}`, `add an http route (or a match) for this request to ${vh.vhost.origin ? `${vh.vhost.origin.kind} ${vh.vhost.origin.name}` : 'the VirtualService'}`, 404);
     steps.push({ step: 'route', value: route.route.name, detail: describeMatch(route.route.match), ...(route.route.origin ? { origin: route.route.origin } : {}) });
+    const rl = route.route.rateLimit;
+    if (rl !== undefined) steps.push({ step: 'rate limit', value: `${rl.tokensPerFill} per ${rl.fillIntervalMs} ms, burst ${rl.maxTokens}`, detail: 'tollgate.io/local-rate-limit: token bucket per route and gateway process; empty -> 429 RL rate_limited' });
     const action = route.route.action;
     if (action.type === 'direct') {
       if (action.flag === 'BLOCKED') return fail('BLOCKED', action.reason ?? 'blocked', registryHint(model, host, req.port, 'http'), action.status);
@@ -137,6 +139,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     }
     if (action.hostRewrite) steps.push({ step: 'host rewrite', value: action.hostRewrite });
     if (action.timeoutMs !== undefined) steps.push({ step: 'timeout', value: `${action.timeoutMs} ms` });
+    if (action.mirror !== undefined) steps.push({ step: 'mirror', value: `${action.mirror.cluster} (${action.mirror.percent}%)`, detail: 'fire-and-forget copy, Host suffixed -shadow, bodies over 64 KiB not mirrored' });
     clusters = action.clusters;
   } else {
     clusters = filter.clusters;

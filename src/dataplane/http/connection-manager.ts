@@ -269,6 +269,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     this.exchange = ex;
     this.refreshRouter();
     this.router.route(ex.decision, head);
+    if (ex.decision.route?.rateLimit !== undefined) this.engine.rateLimiter.apply(ex.decision); // tollgate.io/local-rate-limit
     ex.start();
   }
 

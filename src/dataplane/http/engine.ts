@@ -11,6 +11,8 @@ import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.
 import { HttpSession } from './connection-manager.js';
 import { HttpMetrics } from './http-metrics.js';
 import { resolveOptions, type HttpEngineOptions, type ResolvedHttpOptions } from './options.js';
+import { MirrorState } from './mirror.js';
+import { LocalRateLimiter } from './rate-limit.js';
 import { Sweeper } from './sweeper.js';
 import { UpstreamPool } from './upstream-pool.js';
 
@@ -20,6 +22,10 @@ export class HttpEngine implements HttpConnectionHandler {
   readonly pool: UpstreamPool;
   readonly metrics: HttpMetrics;
   readonly sessions = new Set<HttpSession>();
+  /** Token buckets of rate-limited routes, by route name: they outlive snapshots (rate-limit.ts). */
+  readonly rateLimiter = new LocalRateLimiter();
+  /** Mirrored copies in flight (mirror.ts). */
+  readonly mirrors = new MirrorState();
   draining = false;
 
   constructor(readonly services: DataPlaneServices, options: HttpEngineOptions = {}) {

@@ -28,6 +28,7 @@ import type { HttpParseError } from './errors.js';
 import type { RequestHead, ResponseHead } from './head.js';
 import { buildRequestHead, buildResponseHead, compileHeaderOps, type CompiledHeaderOps, type RequestHeadFacts } from './headers.js';
 import { defaultBody, localReplyBytes } from './local-reply.js';
+import { MIRROR_DEFAULT_TIMEOUT_MS, Mirror } from './mirror.js';
 import { compileRetry, isIdempotent, type CompiledRetry } from './retry.js';
 import { Decision, type ForwardAction } from './router.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
@@ -108,6 +109,8 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
   private downChunked = false;
   private respOps: CompiledHeaderOps | null = null;
   private awaitingReply = false;
+  /** VirtualService mirror: the copy of this request (mirror.ts), when this request was chosen. */
+  private mirror: Mirror | null = null;
 
   // output batch of the current upstream read
   private out: (string | Buffer)[] = [];
@@ -191,6 +194,10 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       },
       this,
     );
+    const mp = action.mirror;
+    if (mp !== undefined && !head.upgrade && mp.percent > 0 && (mp.percent >= 100 || this.session.router.random() * 100 < mp.percent)) {
+      this.mirror = new Mirror(this.session, head, this.upstreamHeadText, d.upstreamHost, this.upFraming === 'chunked', mp.cluster, d.routeName, action.timeoutMs !== undefined && action.timeoutMs > 0 ? action.timeoutMs : MIRROR_DEFAULT_TIMEOUT_MS);
+    }
     if (action.timeoutMs !== undefined && action.timeoutMs > 0 && bodyless) this.routeDeadline = engine.sweeper.now + action.timeoutMs;
     if (d.delayMs > 0) {
       this.flags = 'DI';
@@ -280,7 +287,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     if (f.upstreamLocalAddress !== undefined) this.upstreamLocal = f.upstreamLocalAddress;
     if (f.cluster !== undefined) this.upstreamCluster = f.cluster;
     const rp = this.retry!;
-    if (f.retryable && rp.connectFailure && this.tries < rp.maxTries && this.canReplay()) {
+    if (f.retryable && rp.connectFailure && this.tries < rp.maxTries && this.canReplay() && this.retryAllowed()) {
       if (f.upstreamHost !== undefined) (this.exclude ??= []).push(f.upstreamHost);
       this.acquire();
       return;
@@ -288,6 +295,20 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     this.transportFailure = f.flag === 'UF' ? f.detail : undefined;
     const flags = this.tries > 1 ? `${f.flag},URX` : f.flag;
     this.reply(statusForFailure(f), flags, f.reason, f.detail);
+  }
+
+  /**
+   * [issue 5] DestinationRule connectionPool.http.maxRetries: a retry slot of the cluster
+   * (upstream/circuit-breaker.ts). Asked last, when everything else says "retry". No slot: the
+   * failure goes to the client as it is, counted in tollgate_http_retry_overflow_total.
+   */
+  private retryAllowed(): boolean {
+    const dc = this.decision.cluster;
+    if (dc === undefined || dc.connectionPool?.maxRetries === undefined) return true;
+    const engine = this.session.engine;
+    if (engine.services.clusters.breakers.retry(this, dc)) return true;
+    engine.metrics.retryOverflow.labels(dc.name).value++;
+    return false;
   }
 
   /** Whether the request can be sent again: nothing of the body consumed yet, or all of it kept. */
@@ -334,6 +355,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
 
   onRequestBody(chunk: Buffer): void {
     this.bytesReceived += chunk.length;
+    if (this.mirror !== null) this.mirror.onBody(chunk);
     this.lastActivity = this.session.engine.sweeper.now;
     if (this.replay !== null && this.replayable) {
       if (this.replayBytes + chunk.length <= this.session.engine.opts.maxReplayBodyBytes) {
@@ -373,13 +395,16 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       this.reply(d.status, d.flag, d.reason, d.detail, d.body, d.replyHeaders);
       return;
     }
-    if (this.finished) return;
-    const action = this.decision.action;
-    if (action !== undefined && action.timeoutMs !== undefined && action.timeoutMs > 0 && this.routeDeadline === 0) {
-      this.routeDeadline = this.session.engine.sweeper.now + action.timeoutMs;
+    if (!this.finished) {
+      const action = this.decision.action;
+      if (action !== undefined && action.timeoutMs !== undefined && action.timeoutMs > 0 && this.routeDeadline === 0) {
+        this.routeDeadline = this.session.engine.sweeper.now + action.timeoutMs;
+      }
+      const c = this.conn;
+      if (c !== null) this.writeRequestEnd(c.socket);
     }
-    const c = this.conn;
-    if (c !== null) this.writeRequestEnd(c.socket);
+    // The copy goes out after the main request's last byte (fire-and-forget, mirror.ts).
+    if (this.mirror !== null) this.mirror.dispatch();
   }
 
   /** The downstream request could not be parsed after its head (bad chunk, truncated body...). */
@@ -434,7 +459,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     }
     this.session.engine.services.clusters.reportOutcome(this.conn?.target.cluster, this.upstreamHost, status); // [issue 5] outlier detection
     const rp = this.retry!;
-    if (rp.statusRetried(status) && this.tries < rp.maxTries && this.canReplay()) {
+    if (rp.statusRetried(status) && this.tries < rp.maxTries && this.canReplay() && this.retryAllowed()) {
       // Discard this response (and its connection) and try again, preferring another endpoint.
       const c = this.conn;
       this.conn = null;
@@ -574,7 +599,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
         this.acquire();
         return;
       }
-      if (kind !== 'protocol' && rp.reset && this.tries < rp.maxTries && this.canReplay()) {
+      if (kind !== 'protocol' && rp.reset && this.tries < rp.maxTries && this.canReplay() && this.retryAllowed()) {
         if (this.upstreamHost !== null) (this.exclude ??= []).push(this.upstreamHost);
         this.acquire();
         return;
@@ -599,7 +624,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       this.tryDeadline = 0;
       const rp = this.retry!;
       this.dropConn();
-      if (this.tries < rp.maxTries && this.canReplay()) {
+      if (this.tries < rp.maxTries && this.canReplay() && this.retryAllowed()) {
         if (this.upstreamHost !== null) (this.exclude ??= []).push(this.upstreamHost);
         this.acquire();
         return;
@@ -726,6 +751,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     const s = this.session;
     const engine = s.engine;
     if (this.decision.cluster?.connectionPool !== undefined) engine.services.clusters.breakers.done(this); // [issue 5] frees the connectionPool slot
+    if (this.mirror !== null && !this.requestComplete) this.mirror.abandon(); // body never completed: no copy
     const d = this.decision;
     const durationMs = performance.now() - this.startPerf;
     if (s.filter.accessLog) {

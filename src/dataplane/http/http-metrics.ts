@@ -6,7 +6,7 @@
  * Also the tollgate_http_* families for the upstream pool.
  */
 import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
-import type { CounterChild, HistogramChild } from '../observe/metrics.js';
+import type { Counter, CounterChild, HistogramChild } from '../observe/metrics.js';
 import type { PoolMetrics } from './upstream-pool.js';
 
 interface Children {
@@ -18,6 +18,11 @@ interface Children {
 
 export class HttpMetrics {
   readonly pool: PoolMetrics;
+  /** Mirrored copies (mirror.ts), by mirror cluster and outcome; not in istio_requests_total. */
+  readonly mirrorRequests: Counter;
+  readonly mirrorSkipped: Counter;
+  /** Retries not made because the cluster's connectionPool.http.maxRetries were in flight. */
+  readonly retryOverflow: Counter;
   private readonly cache = new Map<string, Children>();
   // one-entry memo
   private lastService = '';
@@ -34,6 +39,9 @@ export class HttpMetrics {
       reused: r.counter('tollgate_http_upstream_connections_reused_total', 'Requests sent on a pooled (kept-alive) upstream connection, by cluster.', ['cluster']),
       idle: r.gauge('tollgate_http_upstream_connections_idle', 'Idle upstream HTTP connections in the pool.', []),
     };
+    this.mirrorRequests = r.counter('tollgate_http_mirror_requests_total', 'Mirrored request copies (VirtualService mirror), by mirror cluster, response code and flags.', ['cluster', 'response_code', 'response_flags']);
+    this.retryOverflow = r.counter('tollgate_http_retry_overflow_total', 'Retries not attempted because the cluster already had connectionPool.http.maxRetries retries in flight, by cluster.', ['cluster']);
+    this.mirrorSkipped = r.counter('tollgate_http_mirror_skipped_total', 'Requests chosen for mirroring whose copy was not sent: body_too_large, overflow, abandoned.', ['reason']);
   }
 
   record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number): void {

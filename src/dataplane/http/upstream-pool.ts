@@ -311,8 +311,11 @@ export class UpstreamPool implements Sweepable {
   }
 
   sweep(now: number): void {
-    const limit = now - this.idleTimeoutMs;
     for (const [key, list] of this.idle) {
+      // [issue 5] DestinationRule connectionPool.http.idleTimeout (per cluster; the newest connection's
+      // cluster is the current config), else the engine-wide upstream idle timeout.
+      const newest = list[list.length - 1];
+      const limit = now - (newest?.target.cluster.connectionPool?.idleTimeoutMs ?? this.idleTimeoutMs);
       // LIFO: the oldest are at the front.
       let n = 0;
       while (n < list.length && list[n]!.idleSince <= limit) n++;

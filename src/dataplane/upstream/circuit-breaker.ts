@@ -9,12 +9,17 @@
  *                      (http1MaxPendingRequests; unset = unlimited). Beyond it: 503 with Envoy's UO
  *                      flag, reason `upstream_overflow`. A waiting request is bounded by the route
  *                      timeout (504 UT) or ends when the client goes.
+ *  maxRetries          retries in flight across the cluster at once (http.maxRetries). A request
+ *                      takes a retry slot at its first retry and keeps it until it ends; when none
+ *                      is free the retry is not made and the client gets the failure as it was
+ *                      (Envoy's retry overflow, `upstream_rq_retry_overflow`).
  * Clusters without `connectionPool` cost one property check per request.
  */
 import type { Cluster } from '../../snapshot/types.js';
 
 interface ClusterState {
   active: number;
+  retries: number;
   readonly pending: { readonly owner: object; readonly resume: () => void }[];
 }
 
@@ -28,11 +33,13 @@ export class CircuitBreakers {
   /** owner (an exchange) -> cluster it holds a slot of / waits for. */
   private readonly admitted = new WeakMap<object, string>();
   private readonly waiting = new WeakMap<object, string>();
+  /** owner -> cluster whose retry slot it holds. */
+  private readonly retrying = new WeakMap<object, string>();
 
   private of(name: string): ClusterState {
     let s = this.state.get(name);
     if (s === undefined) {
-      s = { active: 0, pending: [] };
+      s = { active: 0, retries: 0, pending: [] };
       this.state.set(name, s);
     }
     return s;
@@ -59,8 +66,28 @@ export class CircuitBreakers {
     return ADMIT_QUEUED;
   }
 
-  /** The owner's request ended (any way): frees its slot or leaves the queue. Idempotent. */
+  /**
+   * The owner wants to retry a request to `cluster`: true when the cluster's maxRetries allows it
+   * (the owner then holds a retry slot until done(owner)); false = retry overflow, do not retry.
+   */
+  retry(owner: object, cluster: Cluster): boolean {
+    const max = cluster.connectionPool?.maxRetries;
+    if (max === undefined || this.retrying.has(owner)) return true;
+    const s = this.of(cluster.name);
+    if (s.retries >= max) return false;
+    s.retries++;
+    this.retrying.set(owner, cluster.name);
+    return true;
+  }
+
+  /** The owner's request ended (any way): frees its slots or leaves the queue. Idempotent. */
   done(owner: object): void {
+    const r = this.retrying.get(owner);
+    if (r !== undefined) {
+      this.retrying.delete(owner);
+      const s = this.state.get(r);
+      if (s) s.retries--;
+    }
     const w = this.waiting.get(owner);
     if (w !== undefined) {
       this.waiting.delete(owner);
@@ -86,8 +113,8 @@ export class CircuitBreakers {
   }
 
   /** Admin view: requests in flight and waiting per cluster. */
-  describe(name: string): { active: number; pending: number } | undefined {
+  describe(name: string): { active: number; pending: number; retries: number } | undefined {
     const s = this.state.get(name);
-    return s ? { active: s.active, pending: s.pending.length } : undefined;
+    return s ? { active: s.active, pending: s.pending.length, retries: s.retries } : undefined;
   }
 }

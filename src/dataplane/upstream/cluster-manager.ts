@@ -339,7 +339,7 @@ export class ClusterManager implements LbState {
         }),
         active: Object.fromEntries(this.activeCounts.get(c.name) ?? []),
         ...(c.outlierDetection ? { outliers: this.outliers.describe(c.name) } : {}),
-        ...(c.connectionPool ? { requests: this.breakers.describe(c.name) ?? { active: 0, pending: 0 } } : {}),
+        ...(c.connectionPool ? { requests: this.breakers.describe(c.name) ?? { active: 0, pending: 0, retries: 0 } } : {}),
       });
     }
     return out;

@@ -62,10 +62,10 @@ describe('connection-pool admission', () => {
     await new Promise((r) => queueMicrotask(() => r(undefined)));
     assert.equal(resumed, 1);
     assert.equal(b.admit(y, cluster, () => {}), ADMIT_GO);
-    assert.deepEqual(b.describe('c'), { active: 1, pending: 0 });
+    assert.deepEqual(b.describe('c'), { active: 1, pending: 0, retries: 0 });
     b.done(y);
     b.done(y);
-    assert.deepEqual(b.describe('c'), { active: 0, pending: 0 });
+    assert.deepEqual(b.describe('c'), { active: 0, pending: 0, retries: 0 });
   });
   it('a waiter that goes away leaves the queue', () => {
     const b = new CircuitBreakers();
@@ -74,7 +74,19 @@ describe('connection-pool admission', () => {
     b.admit(y, cluster, () => assert.fail('resumed after done'));
     b.done(y);
     b.done(x);
-    assert.deepEqual(b.describe('c'), { active: 0, pending: 0 });
+    assert.deepEqual(b.describe('c'), { active: 0, pending: 0, retries: 0 });
+  });
+  it('maxRetries: one retry slot per request until done(); none free -> overflow', () => {
+    const b = new CircuitBreakers();
+    const c2: Cluster = { ...base, connectionPool: { maxRetries: 1 } };
+    const [x, y] = [{}, {}];
+    assert.equal(b.retry(x, c2), true);
+    assert.equal(b.retry(x, c2), true, 'the holder retries again on its slot');
+    assert.equal(b.retry(y, c2), false);
+    b.done(x);
+    b.done(x);
+    assert.equal(b.retry(y, c2), true);
+    assert.equal(b.retry({}, cluster), true, 'no maxRetries: unlimited');
   });
 });
 

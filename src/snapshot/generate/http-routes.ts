@@ -1,4 +1,5 @@
 /** VirtualService `http` routes -> snapshot Routes (one per match clause, as Envoy needs them). */
+import { localRateLimitOf } from '../../config/rate-limit.js';
 import { parseDurationMs } from '../../config/schema/dsl.js';
 import type { HttpMatch, HttpRoute, StringMatch } from '../../config/types.js';
 import type { VirtualServiceModel } from '../../model/build.js';
@@ -25,6 +26,9 @@ export interface RouteContext {
 export function httpRoutesOf(ctx: RouteContext): Route[] {
   const out: Route[] = [];
   const http = ctx.vs.spec.http ?? [];
+  // tollgate.io/local-rate-limit: one limit for every http route of the VirtualService.
+  const rl = localRateLimitOf(ctx.vs.resource.annotations);
+  const rateLimit = rl !== undefined ? { tokensPerFill: rl.tokensPerFill, fillIntervalMs: rl.fillIntervalMs, maxTokens: rl.maxTokens } : undefined;
   http.forEach((r, i) => {
     const name = `${ctx.vs.key}:${r.name ?? i}`;
     const matches = r.match && r.match.length > 0 ? r.match : [undefined];
@@ -33,7 +37,7 @@ export function httpRoutesOf(ctx: RouteContext): Route[] {
       if (m?.port !== undefined && m.port !== ctx.port) return;
       if (m?.gateways && m.gateways.length > 0 && !m.gateways.some((g) => gatewayKey(g, ctx.vs.resource.namespace) === ctx.gateway)) return;
       action ??= actionOf(r, ctx);
-      out.push({ name: matches.length > 1 ? `${name}#${m?.name ?? mi}` : name, match: matchOf(m), action, origin: originOf(ctx.vs.resource, ['spec', 'http', i]) });
+      out.push({ name: matches.length > 1 ? `${name}#${m?.name ?? mi}` : name, match: matchOf(m), action, origin: originOf(ctx.vs.resource, ['spec', 'http', i]), ...(rateLimit ? { rateLimit } : {}) });
     });
   });
   return out;

@@ -1,0 +1,300 @@
+/**
+ * Request mirroring (VirtualService `mirror` / `mirrorPercentage`, Envoy's request_mirror_policies):
+ * a copy of the request goes to the mirror cluster, fire-and-forget.
+ *
+ *  - chosen per request by the Exchange (`percent`, same random source as weights/faults); not for
+ *    upgrade (WebSocket) requests;
+ *  - the copy is the upstream head the main request got (same x-request-id, X-Forwarded-*, route
+ *    header mutations, framing) with `Host` suffixed `-shadow` before any port, as Envoy does
+ *    (`api.example:8080` -> `api.example-shadow:8080`);
+ *  - a body is kept (references to the parser's slices, no copy) up to MIRROR_MAX_BODY_BYTES and
+ *    sent once the request is complete; a larger body is not mirrored (`tollgate_http_mirror_skipped_total{reason="body_too_large"}`);
+ *    a request that never completes is not mirrored (`abandoned`);
+ *  - it never touches the main request: it is dispatched after the main request went upstream,
+ *    uses its own pooled connection (ClusterManager pick: SSRF guard, source address, LB, outlier
+ *    state), its response is read and discarded, failures end only the copy. At most
+ *    MIRROR_MAX_IN_FLIGHT copies per engine at a time (beyond: `overflow`); a copy gets the route
+ *    timeout (else MIRROR_DEFAULT_TIMEOUT_MS), checked by the sweeper (no timer per copy);
+ *  - not counted in istio_requests_total (it is not a request of the client) but in
+ *    `tollgate_http_mirror_requests_total{cluster,response_code,response_flags}`, and logged with
+ *    its own access-log line: route_name `<route>#mirror`, authority = the shadow Host.
+ * Circuit-breaker slots (connectionPool) are not taken by copies.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Socket } from 'node:net';
+import type { AccessLogRecord } from '../observe/access-log.js';
+import type { ChooseResult, UpstreamRequest } from '../upstream/cluster-manager.js';
+import type { UpstreamFailure } from '../upstream/failure.js';
+import { isoTime } from './access.js';
+import type { HttpSession } from './connection-manager.js';
+import type { HttpParseError } from './errors.js';
+import type { RequestHead, ResponseHead } from './head.js';
+import { CHUNK_END, LAST_CHUNK, chunkHeader } from './serialize.js';
+import type { Sweepable } from './sweeper.js';
+import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from './upstream-pool.js';
+
+/** Bodies larger than this are not mirrored. */
+export const MIRROR_MAX_BODY_BYTES = 64 * 1024;
+/** Copies in flight per engine; beyond, a copy is skipped (`overflow`). */
+export const MIRROR_MAX_IN_FLIGHT = 1024;
+/** Deadline of a copy when its route has no timeout. */
+export const MIRROR_DEFAULT_TIMEOUT_MS = 15_000;
+
+/** Mirror bookkeeping shared by an engine's copies. */
+export class MirrorState {
+  inFlight = 0;
+}
+
+/** `host[:port]` -> `host-shadow[:port]` (Envoy's shadow Host). */
+export function shadowHost(authority: string): string {
+  const close = authority.lastIndexOf(']');
+  const colon = authority.lastIndexOf(':');
+  if (colon > close && authority.indexOf(':') === colon) return `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+  if (close > 0 && colon > close) return `${authority.slice(0, colon)}-shadow${authority.slice(colon)}`;
+  return `${authority}-shadow`;
+}
+
+/** The main upstream head with its `Host` line replaced (buildRequestHead writes Host first). */
+function withHost(headText: string, host: string): string {
+  const i = headText.indexOf('\r\nHost: ');
+  if (i < 0) return headText;
+  const j = headText.indexOf('\r\n', i + 8);
+  return headText.slice(0, i + 8) + host + headText.slice(j);
+}
+
+const S_COLLECTING = 0;
+const S_CONNECTING = 1;
+const S_SENT = 2;
+const S_DONE = 3;
+
+export class Mirror implements UpstreamUser, Sweepable {
+  private state = S_COLLECTING;
+  private body: Buffer[] | null;
+  private bodyBytes = 0;
+  private readonly headText: string;
+  private readonly host: string;
+  private conn: UpstreamConn | null = null;
+  private deadline = 0;
+  private startMs = 0;
+  private startPerf = 0;
+  private sentAt = 0;
+  private responseCode = 0;
+  private responseBytes = 0;
+  private keepAlive = false;
+  private flags = '-';
+  private reason: string | undefined = undefined;
+  private detail: string | undefined = undefined;
+  private upstreamHost: string | null = null;
+  private upstreamLocal: string | null = null;
+
+  constructor(
+    private readonly session: HttpSession,
+    private readonly head: RequestHead,
+    upstreamHeadText: string,
+    upstreamHost: string,
+    private readonly chunked: boolean,
+    private readonly cluster: string,
+    private readonly routeName: string | null,
+    private readonly timeoutMs: number,
+  ) {
+    this.host = shadowHost(upstreamHost);
+    this.headText = withHost(upstreamHeadText, this.host);
+    this.body = head.bodyFraming === 'none' || head.contentLength === 0 ? null : [];
+  }
+
+  /** A slice of the request body (the main request has it too). */
+  onBody(chunk: Buffer): void {
+    const b = this.body;
+    if (this.state !== S_COLLECTING || b === null) return;
+    if (this.bodyBytes + chunk.length > MIRROR_MAX_BODY_BYTES) {
+      this.skip('body_too_large');
+      return;
+    }
+    b.push(chunk);
+    this.bodyBytes += chunk.length;
+  }
+
+  /** The request is complete: send the copy. Never throws. */
+  dispatch(): void {
+    if (this.state !== S_COLLECTING) return;
+    const engine = this.session.engine;
+    const st = engine.mirrors;
+    if (st.inFlight >= MIRROR_MAX_IN_FLIGHT) {
+      this.skip('overflow');
+      return;
+    }
+    st.inFlight++;
+    this.state = S_CONNECTING;
+    this.startMs = Date.now();
+    this.startPerf = performance.now();
+    this.deadline = engine.sweeper.now + this.timeoutMs;
+    engine.sweeper.add(this);
+    try {
+      const s = this.session;
+      const req: UpstreamRequest = { cluster: this.cluster, snapshot: s.snapshot, requestedHost: this.host, downstreamIp: s.remoteAddress };
+      const clusters = engine.services.clusters;
+      const r = clusters.chooseSync(req);
+      if (r !== undefined) this.onChosen(r);
+      else
+        clusters.choose(req).then(
+          (res) => this.onChosen(res),
+          (err: unknown) => this.failed({ flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false }),
+        );
+    } catch (e) {
+      this.end(503, 'UF', 'internal_error', String(e));
+    }
+  }
+
+  /** The main request ended before its body did: nothing to mirror. */
+  abandon(): void {
+    if (this.state === S_COLLECTING) this.skip('abandoned');
+  }
+
+  private skip(reason: string): void {
+    this.state = S_DONE;
+    this.body = null;
+    this.session.engine.metrics.mirrorSkipped.labels(reason).value++;
+  }
+
+  private onChosen(r: ChooseResult): void {
+    if (this.state !== S_CONNECTING) return;
+    if (!r.ok) {
+      this.failed(r.failure);
+      return;
+    }
+    const pool = this.session.engine.pool;
+    const key = pool.keyOf(r.target);
+    const c = pool.take(key);
+    if (c !== undefined) {
+      this.send(c);
+      return;
+    }
+    pool.dial(r.target, key, undefined).then(
+      (d: DialResult) => {
+        if (!d.ok) this.failed(d.failure);
+        else if (this.state !== S_CONNECTING) d.conn.release(true);
+        else this.send(d.conn);
+      },
+      (err: unknown) => this.failed({ flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false }),
+    );
+  }
+
+  private failed(f: UpstreamFailure): void {
+    if (f.upstreamHost !== undefined) this.upstreamHost = f.upstreamHost;
+    this.end(f.flag === 'BLOCKED' ? 403 : 503, f.flag, f.reason, f.detail);
+  }
+
+  private send(c: UpstreamConn): void {
+    this.conn = c;
+    this.state = S_SENT;
+    this.upstreamHost = c.upstreamHost;
+    this.upstreamLocal = c.localAddress;
+    c.attach(this, this.head.method);
+    this.sentAt = performance.now();
+    const s: Socket = c.socket;
+    const body = this.body;
+    this.body = null;
+    if (body === null) {
+      s.write(this.headText, 'latin1');
+      return;
+    }
+    s.cork();
+    s.write(this.headText, 'latin1');
+    if (this.chunked) {
+      if (this.bodyBytes > 0) {
+        s.write(chunkHeader(this.bodyBytes), 'latin1');
+        for (const b of body) s.write(b);
+        s.write(CHUNK_END, 'latin1');
+      }
+      s.write(LAST_CHUNK, 'latin1');
+    } else {
+      for (const b of body) s.write(b);
+    }
+    s.uncork();
+  }
+
+  // ------------------------------------------------------------ UpstreamUser: the response is discarded
+
+  onUpstreamHead(h: ResponseHead): void {
+    this.responseCode = h.statusCode;
+    this.keepAlive = h.keepAlive;
+    this.session.engine.services.clusters.reportOutcome(this.conn?.target.cluster, this.upstreamHost, h.statusCode);
+  }
+  onUpstreamBody(b: Buffer): void {
+    this.responseBytes += b.length;
+  }
+  onUpstreamTrailers(): void {}
+  onUpstreamReadDone(): void {}
+  onUpstreamDrain(): void {}
+  onUpstreamComplete(): void {
+    const c = this.conn;
+    this.conn = null;
+    if (c !== null) c.release(this.keepAlive && !c.dead);
+    this.end(this.responseCode, '-', undefined, undefined);
+  }
+  onUpstreamUpgrade(): void {
+    const c = this.conn;
+    this.conn = null;
+    c?.socket.destroy();
+    this.end(502, 'UPE', 'upstream_protocol_error', 'the mirror upstream switched protocols');
+  }
+  onUpstreamFailure(kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void {
+    this.conn = null;
+    if (kind === 'protocol') this.end(502, 'UPE', 'upstream_protocol_error', err ? `${err.code}: ${detail}` : detail);
+    else this.end(503, 'UC', 'upstream_reset_before_response', detail);
+  }
+
+  sweep(now: number): void {
+    if (this.state !== S_DONE && now >= this.deadline) {
+      const c = this.conn;
+      this.conn = null;
+      c?.destroy();
+      this.end(504, 'UT', 'upstream_request_timeout', `the mirror cluster gave no complete response within ${this.timeoutMs} ms`);
+    }
+  }
+
+  // ------------------------------------------------------------ end: log + metrics
+
+  private end(code: number, flags: string, reason: string | undefined, detail: string | undefined): void {
+    if (this.state === S_DONE) return;
+    this.state = S_DONE;
+    this.body = null;
+    const engine = this.session.engine;
+    engine.mirrors.inFlight--;
+    engine.sweeper.delete(this);
+    this.responseCode = code;
+    this.flags = flags;
+    this.reason = reason;
+    this.detail = detail;
+    engine.metrics.mirrorRequests.labels(this.cluster, String(code), flags).value++;
+    if (this.session.filter.accessLog) engine.services.accessLog.log(this.record());
+  }
+
+  private record(): AccessLogRecord {
+    const s = this.session;
+    const head = this.head;
+    const r: AccessLogRecord = {
+      start_time: isoTime(this.startMs),
+      method: head.method,
+      authority: this.host,
+      path: head.path,
+      protocol: head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0',
+      response_code: this.responseCode,
+      response_flags: this.flags,
+      bytes_received: this.bodyBytes,
+      bytes_sent: this.responseBytes,
+      duration: Math.floor(performance.now() - this.startPerf),
+      upstream_host: this.upstreamHost,
+      upstream_cluster: this.cluster,
+      upstream_local_address: this.upstreamLocal,
+      downstream_remote_address: s.remoteText,
+      downstream_local_address: s.localText,
+      requested_server_name: s.sni,
+      route_name: `${this.routeName ?? '-'}#mirror`,
+    };
+    if (this.reason !== undefined) r.tollgate_reason = this.reason;
+    r.upstream_service_time = this.sentAt === 0 || this.flags !== '-' ? null : Math.floor(performance.now() - this.sentAt);
+    if (this.detail !== undefined) r.response_code_details = this.detail;
+    return r;
+  }
+}
