@@ -160,9 +160,9 @@ export class Runtime {
   }
 
   private updateSelfPorts(): void {
-    const ports = new Set<number>(this.extraSelf);
-    for (const lr of this.active.values()) ports.add(lr.boundPort);
-    this.opts.services.clusters.setSelfPorts(ports);
+    const self: (number | { address: string; port: number })[] = [...this.extraSelf];
+    for (const lr of this.active.values()) self.push({ address: lr.boundAddress, port: lr.boundPort });
+    this.opts.services.clusters.setSelfPorts(self);
   }
 
   private drainListener(lr: ListenerRuntime): void {

@@ -132,7 +132,8 @@ export class ClusterManager implements LbState {
   private readonly cursors = new Map<string, number>();
   private readonly activeCounts = new Map<string, Map<string, number>>();
   private readonly allowedCidrs = new WeakMap<Cluster, readonly Cidr[]>();
-  private selfPorts: ReadonlySet<number> = new Set();
+  /** port -> the addresses bound on it ('*' = a wildcard address: every local address). */
+  private selfPorts: ReadonlyMap<number, ReadonlySet<string>> = new Map();
   /** STATIC clusters' candidates, built once per snapshot EndpointSet (HTTP hot path). */
   private readonly staticCandidates = new WeakMap<EndpointSet, Candidate[]>();
 
@@ -165,8 +166,21 @@ export class ClusterManager implements LbState {
   }
 
   /** Ports this process listens on (data plane + admin): never dialed on a local address. */
-  setSelfPorts(ports: Iterable<number>): void {
-    this.selfPorts = new Set(ports);
+  /**
+   * Listening sockets of this process (data plane + admin): never dialed. A bare port means every
+   * local address; `{address, port}` only that address (a test upstream on 127.0.0.2:P is not this
+   * proxy's 127.0.0.1:P).
+   */
+  setSelfPorts(ports: Iterable<number | { readonly address: string; readonly port: number }>): void {
+    const m = new Map<number, Set<string>>();
+    for (const p of ports) {
+      const port = typeof p === 'number' ? p : p.port;
+      const addr = typeof p === 'number' || p.address === '0.0.0.0' || p.address === '::' ? '*' : p.address;
+      const set = m.get(port) ?? new Set<string>();
+      set.add(addr);
+      m.set(port, set);
+    }
+    this.selfPorts = m;
   }
 
   /** Caller namespace for a downstream IP (EgressIP callers), for metrics and logs. */
@@ -378,7 +392,8 @@ export class ClusterManager implements LbState {
   private deniedWhy(cluster: Cluster, c: Candidate, extra: readonly string[] | undefined): UpstreamFailure | undefined {
     const ip = c.parsed ?? parseIp(c.ip);
     if (!ip) return failure('UH', 'bad_endpoint_address', `endpoint ${c.ip} is not an IP address`, false, { cluster: cluster.name });
-    if (this.selfPorts.has(c.port) && (this.local(c.ip) || isUnspecified(ip))) {
+    const self = this.selfPorts.get(c.port);
+    if (self && (isUnspecified(ip) || (self.has('*') ? this.local(c.ip) : self.has(c.ip)))) {
       return failure('BLOCKED', 'self_connect', `${c.key} is this proxy's own listener`, false, { cluster: cluster.name, upstreamHost: c.key });
     }
     if (c.explicit) return undefined;
