@@ -443,3 +443,50 @@ export function httpGet(port: number, path: string, host = '127.0.0.1', agent?: 
     req.end();
   });
 }
+
+export interface HostRequestOptions {
+  path?: string;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer;
+  /** Defaults to false (a fresh connection per request). */
+  agent?: Agent | false;
+  timeoutMs?: number;
+}
+
+export interface HostResponse {
+  status: number;
+  body: string;
+  headers: IncomingMessage['headers'];
+  /** Milliseconds from the call to the end of the response. */
+  ms: number;
+}
+
+/**
+ * A request to 127.0.0.1:port with Host `host` (plus content-length when a body is given). Unlike
+ * httpGet it rejects on a socket error or on timeout (5 s unless given).
+ */
+export function hostRequest(port: number, host: string, o: HostRequestOptions = {}): Promise<HostResponse> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { host, ...o.headers };
+    if (o.body !== undefined) headers['content-length'] = String(o.body.length);
+    const req = httpRequest({ host: '127.0.0.1', port, path: o.path ?? '/', method: o.method ?? 'GET', agent: o.agent ?? false, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers, ms: Date.now() - t0 }));
+    });
+    req.setTimeout(o.timeoutMs ?? 5000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+/** A handler answering 200 with `text` (text/plain). */
+export function replyText(text: string): (req: unknown, res: ServerResponse) => void {
+  return (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+}

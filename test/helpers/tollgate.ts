@@ -58,6 +58,37 @@ export async function startGate(args: readonly string[], overrides: StartOverrid
   };
 }
 
+/** `tollgate run` flags of an egress gateway (namespace egress, istio=egressgateway, port 80 on an ephemeral port). */
+export const EGRESS_GATEWAY_ARGS: readonly string[] = ['--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '80=0'];
+
+/** `tollgate run` flags of the `edge` egress gateway (namespace edge, istio=egressgateway, port 80 on an ephemeral port). */
+export const EDGE_GATEWAY_ARGS: readonly string[] = ['--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=egressgateway', '--port-map', '80=0'];
+
+/** `tollgate run` flags of the http-proxy egress router (app=egress-http-proxy in default, port 8080 on an ephemeral port). */
+export const HTTP_PROXY_ROUTER_ARGS: readonly string[] = ['--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0'];
+
+/** Writes `yaml` to a temp config and starts a gate on it (`-f <config>` then `args`); the caller stops both. */
+export async function startGateWithConfig(yaml: string, args: readonly string[], overrides: StartOverrides = {}): Promise<{ gate: TestGate; cfg: { path: string; cleanup(): void } }> {
+  const cfg = tempConfig(yaml);
+  try {
+    return { gate: await startGate(['-f', cfg.path, ...args], overrides), cfg };
+  } catch (e) {
+    cfg.cleanup();
+    throw e;
+  }
+}
+
+/** Runs `fn` against a gate on a temp config holding `yaml`; stops the gate and removes the config afterwards. */
+export async function withGateConfig<T>(yaml: string, args: readonly string[], fn: (gate: TestGate) => Promise<T>, overrides: StartOverrides = {}): Promise<T> {
+  const { gate, cfg } = await startGateWithConfig(yaml, args, overrides);
+  try {
+    return await fn(gate);
+  } finally {
+    await gate.stop();
+    cfg.cleanup();
+  }
+}
+
 /** Writes YAML to a temp file; returns its path and a cleanup. */
 export function tempConfig(yaml: string): { path: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'tg-cfg-'));
@@ -75,13 +106,18 @@ export interface ChildGate {
   waitForStderr(substr: string, timeoutMs?: number): Promise<void>;
   exit(): Promise<number | null>;
   kill(signal?: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
 }
 
-/** Spawns `[prefix...] node dist/src/cli/bin.js run ...args` (prefix e.g. ['ip','netns','exec','ns']). */
-export function spawnGate(args: readonly string[], prefix: readonly string[] = []): ChildGate {
+/**
+ * Spawns `[prefix...] node dist/src/cli/bin.js run ...args` (prefix e.g. ['ip','netns','exec','ns']);
+ * `env` is added to the environment.
+ */
+export function spawnGate(args: readonly string[], prefix: readonly string[] = [], env: Record<string, string> = {}): ChildGate {
   const cmd = prefix.length > 0 ? prefix[0]! : process.execPath;
   const argv = prefix.length > 0 ? [...prefix.slice(1), process.execPath, BIN, 'run', ...args] : [BIN, 'run', ...args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(Object.keys(env).length > 0 ? { env: { ...process.env, ...env } } : {}) });
   const stdout: string[] = [];
   const stderr: string[] = [];
   let outBuf = '';
@@ -107,6 +143,11 @@ export function spawnGate(args: readonly string[], prefix: readonly string[] = [
     exit: () => exited,
     kill: (signal = 'SIGTERM') => {
       if (child.exitCode === null) child.kill(signal);
+    },
+    stop: async (graceMs = 3000) => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
     },
   };
 }

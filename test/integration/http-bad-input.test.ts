@@ -9,39 +9,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { header, rawClient, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress, waitFor } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EDGE_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 
 const HEADER_TIMEOUT_MS = 500;
 
 function config(echo: HttpUpstream): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: edge}
-spec:
-  hosts: [echo.test]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${echo.port}}]
-  resolution: STATIC
-  endpoints: [{address: ${echo.host}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: edge}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [echo.test]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: echo, namespace: edge}
-spec:
-  hosts: [echo.test]
-  gateways: [gw]
-  http:
-  - route: [{destination: {host: echo.test, port: {number: 80}}}]
-`;
+  return `${targetPortEntry('echo', 'edge', 'echo.test', [echo.host], echo.port)}${egressGateway(['echo.test'], 'edge', 'gw')}${virtualService('echo', 'edge', ['echo.test'], ['gw'], `http:
+- route: [{destination: {host: echo.test, port: {number: 80}}}]`)}`;
 }
 
 const H = 'Host: echo.test\r\n';
@@ -96,7 +72,7 @@ describe('HTTP engine: GUIDE §5 A bad input', { concurrency: false }, () => {
   before(async () => {
     echo = await startHttpUpstream(loopbackAddress());
     cfg = tempConfig(config(echo));
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=egressgateway', '--port-map', '80=0'], {
+    gate = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS], {
       httpHandler: httpEngine({ headerTimeoutMs: HEADER_TIMEOUT_MS, lingerMs: 500 }),
     });
     port = gate.port(80);

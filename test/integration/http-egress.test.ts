@@ -12,16 +12,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { header, startHttpUpstream, startNginx, type HttpUpstream, type Nginx } from '../helpers/http.js';
 import { freeTcpPort, startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
+import { addressEntry, egressGateway, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress, makeCerts, waitFor, type Certs } from '../helpers/net.js';
-import { BIN, FIXTURES, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { FIXTURES, spawnGate, startGate, tempConfig, withGateConfig, type ChildGate, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
 
 const ready = haveTool('curl') && haveTool('dnsmasq') && haveTool('nginx') && haveTool('openssl') && isRoot;
@@ -36,41 +35,11 @@ async function curl(port: number, host: string, path = '/', extra: string[] = []
   return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl), stderr: r.stderr };
 }
 
-interface Child {
-  readonly stdout: string[];
-  readonly stderr: string[];
-  records(): AccessLogRecord[];
-  stop(): Promise<void>;
-}
-
 /** `node dist/src/cli/bin.js run ...` with extra environment; resolves once it runs. */
-async function spawnTollgate(args: string[], env: Record<string, string> = {}): Promise<Child> {
-  const child = spawn(process.execPath, [BIN, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      stdout.push(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  await waitFor(() => stderr.join('').includes('tollgate running') || child.exitCode !== null, 8000, 'tollgate to start');
-  if (child.exitCode !== null) throw new Error(`tollgate exited: ${stderr.join('')}`);
-  return {
-    stdout,
-    stderr,
-    records: () => stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessLogRecord),
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    },
-  };
+async function spawnTollgate(args: string[], env: Record<string, string> = {}): Promise<ChildGate> {
+  const child = spawnGate(args, [], env);
+  await child.waitForStderr('tollgate running', 8000);
+  return child;
 }
 
 describe('HTTP egress security and fixed source addresses', { skip, concurrency: false }, () => {
@@ -91,40 +60,7 @@ describe('HTTP egress security and fixed source addresses', { skip, concurrency:
   before(async () => {
     echo = await startHttpUpstream(echoIp, 80);
     dns = await startDnsmasq({ 'internal.test': '10.1.2.3', 'metadata.test': '169.254.169.254', 'allowed.test': echoIp, 'mapped.test': '::ffff:10.0.0.1' });
-    cfg = tempConfig(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: plain, namespace: egress}
-spec:
-  hosts: [plain.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: ${echoIp}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: fixed
-  namespace: egress
-  annotations: {tollgate.io/source-address: ${seSrc}}
-spec:
-  hosts: [fixed.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: ${echoIp}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: missing
-  namespace: egress
-  annotations: {tollgate.io/source-address: 192.0.2.77}
-spec:
-  hosts: [missing.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: ${echoIp}}]
----
-apiVersion: networking.istio.io/v1
+    cfg = tempConfig(`${addressEntry('plain', 'egress', 'plain.test', [echoIp])}${addressEntry('fixed', 'egress', 'fixed.test', [echoIp], { annotations: `tollgate.io/source-address: ${seSrc}` })}${addressEntry('missing', 'egress', 'missing.test', [echoIp], { annotations: 'tollgate.io/source-address: 192.0.2.77' })}apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: dnsnames, namespace: egress}
 spec:
@@ -150,44 +86,20 @@ spec:
   namespaceSelector:
     matchLabels: {team: risk}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: out, namespace: egress}
-spec:
-  hosts: [plain.test, fixed.test, missing.test, internal.test, metadata.test]
-  gateways: [gw]
-  http:
-  - match: [{authority: {exact: plain.test}}]
-    route: [{destination: {host: plain.test, port: {number: 80}}}]
-  - match: [{authority: {exact: fixed.test}}]
-    route: [{destination: {host: fixed.test, port: {number: 80}}}]
-  - match: [{authority: {exact: missing.test}}]
-    route: [{destination: {host: missing.test, port: {number: 80}}}]
-  - match: [{authority: {exact: internal.test}}]
-    route: [{destination: {host: internal.test, port: {number: 80}}}]
-  - match: [{authority: {exact: metadata.test}}]
-    route: [{destination: {host: metadata.test, port: {number: 80}}}]
-`);
+${egressGateway(['*'], 'egress', 'gw')}${virtualService('out', 'egress', ['plain.test', 'fixed.test', 'missing.test', 'internal.test', 'metadata.test'], ['gw'], `http:
+- match: [{authority: {exact: plain.test}}]
+  route: [{destination: {host: plain.test, port: {number: 80}}}]
+- match: [{authority: {exact: fixed.test}}]
+  route: [{destination: {host: fixed.test, port: {number: 80}}}]
+- match: [{authority: {exact: missing.test}}]
+  route: [{destination: {host: missing.test, port: {number: 80}}}]
+- match: [{authority: {exact: internal.test}}]
+  route: [{destination: {host: internal.test, port: {number: 80}}}]
+- match: [{authority: {exact: metadata.test}}]
+  route: [{destination: {host: metadata.test, port: {number: 80}}}]`)}`);
     gate = await startGate(['-f', cfg.path, '--role', 'gateway', '--namespace', 'egress', '--labels', 'istio=egressgateway', '--port-map', '80=0', '--dns-server', dns.server, '--source-address', proxySrc]);
     port = gate.port(80);
-    sidecarCfg = tempConfig(`apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: known, namespace: app}
-spec:
-  hosts: [plain.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: ${echoIp}}]
-`);
+    sidecarCfg = tempConfig(addressEntry('known', 'app', 'plain.test', [echoIp]));
     sidecar = await startGate(['-f', sidecarCfg.path, '--role', 'sidecar', '--namespace', 'app', '--port-map', '80=0,15001=0,15006=0']);
     sidecarPort = sidecar.port(80);
   });
@@ -263,18 +175,9 @@ metadata: {name: default, namespace: app}
 spec:
   outboundTrafficPolicy: {mode: ALLOW_ANY}
 ---
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: known, namespace: app}
-spec:
-  hosts: [plain.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: ${echoIp}}]
-`;
-    const c = tempConfig(allowAny);
-    const g = await startGate(['-f', c.path, '--role', 'sidecar', '--namespace', 'app', '--port-map', '80=0,15001=0,15006=0', '--dns-server', dns.server]);
-    try {
+${addressEntry('known', 'app', 'plain.test', [echoIp])}`;
+    const sidecarArgs = ['--role', 'sidecar', '--namespace', 'app', '--port-map', '80=0,15001=0,15006=0', '--dns-server', dns.server];
+    await withGateConfig(allowAny, sidecarArgs, async (g) => {
       const p = g.port(80);
       for (const host of ['internal.test', 'metadata.test', '10.0.0.1', '169.254.169.254', '0xa9fea9fe', 'allowed.test']) {
         const r = await curl(p, host);
@@ -282,28 +185,20 @@ spec:
       }
       const rec = await g.waitForLog((x) => x.authority === '0xa9fea9fe');
       assert.equal(rec.tollgate_reason, 'ssrf_denied', 'a legacy IPv4 spelling is the metadata address');
-    } finally {
-      await g.stop();
-      c.cleanup();
-    }
+    });
     // With an explicit allowance, the same passthrough reaches the loopback upstream.
-    const c2 = tempConfig(allowAny);
-    const g2 = await startGate(['-f', c2.path, '--role', 'sidecar', '--namespace', 'app', '--port-map', '80=0,15001=0,15006=0', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8']);
-    try {
+    await withGateConfig(allowAny, [...sidecarArgs, '--allow-cidr', '127.0.0.0/8'], async (g2) => {
       const r = await curl(g2.port(80), 'allowed.test');
       assert.equal(r.status, 200, r.body + r.stderr);
       assert.equal(header(JSON.parse(r.body) as { rawHeaders: string[] }, 'host'), 'allowed.test');
-    } finally {
-      await g2.stop();
-      c2.cleanup();
-    }
+    });
   });
 });
 
 describe('seed 003: the four-file egress gateway config over HTTP (tollgate as a child process)', { skip, concurrency: false }, () => {
   let echo: HttpUpstream;
   let dns: Dnsmasq;
-  let tg: Child;
+  let tg: ChildGate;
   let port: number;
   const upstreamIp = loopbackAddress();
   const sourceIp = loopbackAddress();

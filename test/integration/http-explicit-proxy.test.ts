@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { freeTcpPort, startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
 import { header, parseResponse, rawClient, startHttpUpstream, type HttpUpstream, type SeenRequest } from '../helpers/http.js';
 import { loopbackAddress } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { httpProxyRouter } from '../helpers/istio-yaml.js';
+import { HTTP_PROXY_ROUTER_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, run } from '../helpers/tools.js';
 
 const haveCurl = haveTool('curl');
@@ -229,29 +230,8 @@ describe('egress router http-proxy mode: absolute-form HTTP against EGRESS_HTTP_
     srcIp = loopbackAddress();
     up = await startHttpUpstream(upIp);
     dns = await startDnsmasq({ 'www.acl.test': upIp, 'denied.acl.test': upIp, 'unlisted.test': upIp });
-    cfg = tempConfig(`
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: egress-http-proxy, namespace: default }
-spec:
-  selector: { matchLabels: { app: egress-http-proxy } }
-  template:
-    metadata: { labels: { app: egress-http-proxy } }
-    spec:
-      containers:
-      - name: egress-router
-        image: openshift3/ose-egress-http-proxy
-        env:
-        - name: EGRESS_SOURCE
-          value: ${srcIp}
-        - name: EGRESS_ROUTER_MODE
-          value: http-proxy
-        - name: EGRESS_HTTP_PROXY_DESTINATION
-          value: |
-            !denied.acl.test
-            *.acl.test
-`);
-    gate = await startGate(['-f', cfg.path, '--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8']);
+    cfg = tempConfig(httpProxyRouter(srcIp, ['!denied.acl.test', '*.acl.test']));
+    gate = await startGate(['-f', cfg.path, ...HTTP_PROXY_ROUTER_ARGS, '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8']);
     proxy = `http://127.0.0.1:${gate.port(8080)}`;
   });
 

@@ -12,8 +12,9 @@ import assert from 'node:assert/strict';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { fdCount, rawClient, rst, startRawUpstream, type RawConn, type RawUpstream } from '../helpers/http.js';
 import { freeTcpPort, startDnsmasq, startFakeDns, type Dnsmasq, type FakeDns } from '../helpers/dns.js';
+import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress, waitFor } from '../helpers/net.js';
-import { spawnGate, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EDGE_GATEWAY_ARGS, spawnGate, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, run } from '../helpers/tools.js';
 
 const ready = haveTool('curl') && haveTool('dnsmasq');
@@ -70,18 +71,7 @@ function behave(c: RawConn): void {
   s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
 }
 
-function se(name: string, host: string, ip: string, port: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: edge}
-spec:
-  hosts: [${host}]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${port}}]
-  resolution: STATIC
-  endpoints: [{address: ${ip}}]
----
-`;
-}
+const se = (name: string, host: string, ip: string, port: number): string => targetPortEntry(name, 'edge', host, [ip], port);
 
 function config(up: RawUpstream, deadIp: string, deadPort: number): string {
   return (
@@ -95,31 +85,15 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   resolution: DNS
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: edge}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: edge}
-spec:
-  hosts: [faulty.test, refused.test, nx.test, silent.test]
-  gateways: [gw]
-  http:
-  - match: [{authority: {exact: faulty.test}}]
-    route: [{destination: {host: faulty.test, port: {number: 80}}}]
-  - match: [{authority: {exact: refused.test}}]
-    route: [{destination: {host: refused.test, port: {number: 80}}}]
-  - match: [{authority: {exact: nx.test}}]
-    route: [{destination: {host: nx.test, port: {number: 80}}}]
-  - match: [{authority: {exact: silent.test}}]
-    route: [{destination: {host: silent.test, port: {number: 80}}}]
-`
+${egressGateway(['*'], 'edge', 'gw')}${virtualService('all', 'edge', ['faulty.test', 'refused.test', 'nx.test', 'silent.test'], ['gw'], `http:
+- match: [{authority: {exact: faulty.test}}]
+  route: [{destination: {host: faulty.test, port: {number: 80}}}]
+- match: [{authority: {exact: refused.test}}]
+  route: [{destination: {host: refused.test, port: {number: 80}}}]
+- match: [{authority: {exact: nx.test}}]
+  route: [{destination: {host: nx.test, port: {number: 80}}}]
+- match: [{authority: {exact: silent.test}}]
+  route: [{destination: {host: silent.test, port: {number: 80}}}]`)}`
   );
 }
 
@@ -145,7 +119,7 @@ describe('HTTP engine: GUIDE §5 B faults', { skip, concurrency: false }, () => 
     dnsPort = dns.port;
     cfg = tempConfig(config(up, deadIp, deadPort));
     // Two resolvers: dnsmasq (NXDOMAIN) first; c-ares moves to the silent one only on timeouts.
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=egressgateway', '--port-map', '80=0', '--dns-server', `127.0.0.1:${dnsPort}`, '--dns-timeout', '300'], {
+    gate = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS, '--dns-server', `127.0.0.1:${dnsPort}`, '--dns-timeout', '300'], {
       httpHandler: httpEngine({ lingerMs: 300 }),
     });
     port = gate.port(80);
@@ -300,7 +274,7 @@ describe('HTTP engine: GUIDE §5 B faults', { skip, concurrency: false }, () => 
   });
 
   it('DNS failure: a resolver that never answers -> 503 DF within the DNS timeout', async () => {
-    const g = await startGate(['-f', cfg.path, '--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=egressgateway', '--port-map', '80=0', '--dns-server', fake.server, '--dns-timeout', '300']);
+    const g = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS, '--dns-server', fake.server, '--dns-timeout', '300']);
     try {
       const c = await rawClient('127.0.0.1', g.port(80));
       const t0 = Date.now();

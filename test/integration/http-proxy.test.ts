@@ -9,8 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { header, parseResponse, rawClient, startHttpUpstream, startNginx, startRawUpstream, type HttpUpstream, type Nginx, type RawUpstream } from '../helpers/http.js';
+import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EDGE_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, run } from '../helpers/tools.js';
 import { freeTcpPort } from '../helpers/dns.js';
 
@@ -18,19 +19,7 @@ const ready = haveTool('curl') && haveTool('nginx');
 const skip = ready ? false : 'needs curl and nginx';
 if (!ready && isCI) throw new Error(`http-proxy: ${skip}; CI=true`);
 
-function se(name: string, host: string, endpoints: string[], targetPort: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: edge}
-spec:
-  hosts: [${host}]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${targetPort}}]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  endpoints: [${endpoints.map((a) => `{address: ${a}}`).join(', ')}]
----
-`;
-}
+const se = (name: string, host: string, endpoints: string[], targetPort: number): string => targetPortEntry(name, 'edge', host, endpoints, targetPort, true);
 
 const dest = (h: string): string => `[{destination: {host: ${h}, port: {number: 80}}}]`;
 
@@ -40,61 +29,39 @@ function config(echo: HttpUpstream, nginx: { ip: string; port: number }, raw: Ra
     se('nginx', 'nginx.test', [nginx.ip], nginx.port) +
     se('retry', 'retry.test', [raw.host], raw.port) +
     se('multi', 'multi.test', [deadIp, echo.host], echo.port) +
-    `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: edge}
-spec:
-  selector: {istio: egressgateway}
-  servers:
-  - port: {number: 80, name: http, protocol: HTTP}
-    hosts: [echo.test, nginx.test, retry.test, multi.test]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: echo, namespace: edge}
-spec:
-  hosts: [echo.test]
-  gateways: [gw]
-  http:
-  - name: rewrite
-    match: [{uri: {prefix: /rewrite/}}]
-    rewrite: {uri: /v2/, authority: backend.internal}
-    headers:
-      request: {set: {X-Env: prod}, remove: [X-Secret]}
-      response: {add: {X-Via: tollgate}, remove: [x-upstream]}
-    route: ${dest('echo.test')}
-  - name: redirect
-    match: [{uri: {exact: /redirect}}]
-    redirect: {uri: /new, authority: other.test}
-  - name: direct
-    match: [{uri: {prefix: /direct}}]
-    directResponse: {status: 418, body: {string: "teapot\\n"}}
-  - name: slow
-    match: [{uri: {prefix: /timed/}}]
-    timeout: 300ms
-    route: ${dest('echo.test')}
-  - name: fault
-    match: [{uri: {prefix: /fault}}]
-    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
-    route: ${dest('echo.test')}
-  - name: default
-    route: ${dest('echo.test')}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: others, namespace: edge}
-spec:
-  hosts: [nginx.test, retry.test, multi.test]
-  gateways: [gw]
-  http:
-  - match: [{authority: {exact: nginx.test}}]
-    route: ${dest('nginx.test')}
-  - match: [{authority: {exact: retry.test}}]
-    retries: {attempts: 2, retryOn: 5xx}
-    route: ${dest('retry.test')}
-  - match: [{authority: {exact: multi.test}}]
-    route: ${dest('multi.test')}
-`
+    egressGateway(['echo.test', 'nginx.test', 'retry.test', 'multi.test'], 'edge', 'gw') +
+    `${virtualService('echo', 'edge', ['echo.test'], ['gw'], `http:
+- name: rewrite
+  match: [{uri: {prefix: /rewrite/}}]
+  rewrite: {uri: /v2/, authority: backend.internal}
+  headers:
+    request: {set: {X-Env: prod}, remove: [X-Secret]}
+    response: {add: {X-Via: tollgate}, remove: [x-upstream]}
+  route: ${dest('echo.test')}
+- name: redirect
+  match: [{uri: {exact: /redirect}}]
+  redirect: {uri: /new, authority: other.test}
+- name: direct
+  match: [{uri: {prefix: /direct}}]
+  directResponse: {status: 418, body: {string: "teapot\\n"}}
+- name: slow
+  match: [{uri: {prefix: /timed/}}]
+  timeout: 300ms
+  route: ${dest('echo.test')}
+- name: fault
+  match: [{uri: {prefix: /fault}}]
+  fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+  route: ${dest('echo.test')}
+- name: default
+  route: ${dest('echo.test')}`)}---
+${virtualService('others', 'edge', ['nginx.test', 'retry.test', 'multi.test'], ['gw'], `http:
+- match: [{authority: {exact: nginx.test}}]
+  route: ${dest('nginx.test')}
+- match: [{authority: {exact: retry.test}}]
+  retries: {attempts: 2, retryOn: 5xx}
+  route: ${dest('retry.test')}
+- match: [{authority: {exact: multi.test}}]
+  route: ${dest('multi.test')}`)}`
   );
 }
 
@@ -132,7 +99,7 @@ describe('HTTP engine: proxying through tollgate run', { skip, concurrency: fals
       else c.socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes');
     });
     cfg = tempConfig(config(echo, { ip: nginxIp, port: nginxPort }, raw, deadIp));
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=egressgateway', '--port-map', '80=0'], {
+    gate = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS], {
       httpHandler: httpEngine({ headerTimeoutMs: 2000, upstreamIdleTimeoutMs: 5000 }),
     });
     port = gate.port(80);

@@ -11,7 +11,8 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { freeTcpPort, startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
 import { loopbackAddress, makeCerts, startTlsServer, tcpExchange, type Certs, type TlsServer } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { httpProxyRouter } from '../helpers/istio-yaml.js';
+import { HTTP_PROXY_ROUTER_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
 
 const ready = haveTool('dnsmasq') && haveTool('openssl') && haveTool('curl') && isRoot;
@@ -69,6 +70,13 @@ async function rawConnect(port: number, target: string, extra = ''): Promise<{ s
     s.on('error', () => {});
   });
   return { s, head };
+}
+
+/** The proxy's answer head to `CONNECT target`; the socket is closed right after. */
+async function connectHead(port: number, target: string): Promise<string> {
+  const { s, head } = await rawConnect(port, target);
+  s.destroy();
+  return head;
 }
 
 describe('explicit proxy: CONNECT against the registry', { skip, concurrency: false }, () => {
@@ -152,8 +160,7 @@ spec:
   });
 
   it('E3: CONNECT only to allowed ports: allowed.example:80 is refused', async () => {
-    const { s, head } = await rawConnect(port, 'allowed.example:80');
-    s.destroy();
+    const head = await connectHead(port, 'allowed.example:80');
     assert.match(head, /^HTTP\/1\.1 403 /);
     await gate.waitForLog((x) => x.authority === 'allowed.example:80' && x.tollgate_reason === 'connect_port_not_allowed');
   });
@@ -187,8 +194,7 @@ spec:
 
   it('E6: DNS answers in metadata, private, CGNAT and loopback ranges are denied unless allowed', async () => {
     for (const h of ['meta.example', 'private.example', 'cgnat.example', 'loop.example']) {
-      const { s, head } = await rawConnect(port, `${h}:443`);
-      s.destroy();
+      const head = await connectHead(port, `${h}:443`);
       assert.match(head, /^HTTP\/1\.1 403 /, h);
       const rec = await gate.waitForLog((x) => x.authority === `${h}:443` && x.tollgate_reason === 'ssrf_denied');
       assert.equal(rec.response_flags, 'BLOCKED');
@@ -216,8 +222,7 @@ spec:
   });
 
   it('DNS failure for a requested host -> 502 dns_resolution_failed', async () => {
-    const { s, head } = await rawConnect(port, 'nx.wild.example:443');
-    s.destroy();
+    const head = await connectHead(port, 'nx.wild.example:443');
     assert.match(head, /^HTTP\/1\.1 502 /);
     await gate.waitForLog((x) => x.authority === 'nx.wild.example:443' && x.tollgate_reason === 'dns_resolution_failed');
   });
@@ -249,8 +254,7 @@ spec:
 `);
     const gate = await startGate(['-f', cfg.path, '--explicit-proxy', `127.0.0.1:${port}`, '--connect-ports', String(port), '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8']);
     try {
-      const { s, head } = await rawConnect(port, `self.example:${port}`);
-      s.destroy();
+      const head = await connectHead(port, `self.example:${port}`);
       assert.match(head, /^HTTP\/1\.1 403 /);
       await gate.waitForLog((x) => x.tollgate_reason === 'self_connect');
     } finally {
@@ -268,46 +272,21 @@ describe('egress router http-proxy mode (EGRESS_HTTP_PROXY_DESTINATION)', { skip
     const certs = makeCerts(['www.acl.example', 'denied.acl.example']);
     const upstream = await startTlsServer(upIp, 443, certs);
     const dns = await startDnsmasq({ 'www.acl.example': upIp, 'denied.acl.example': upIp, 'unlisted.example': upIp });
-    const cfg = tempConfig(`
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: egress-http-proxy, namespace: default }
-spec:
-  selector: { matchLabels: { app: egress-http-proxy } }
-  template:
-    metadata: { labels: { app: egress-http-proxy } }
-    spec:
-      containers:
-      - name: egress-router
-        image: openshift3/ose-egress-http-proxy
-        env:
-        - name: EGRESS_SOURCE
-          value: ${srcIp}
-        - name: EGRESS_ROUTER_MODE
-          value: http-proxy
-        - name: EGRESS_HTTP_PROXY_DESTINATION
-          value: |
-            !denied.acl.example
-            *.acl.example
-            ${upIp}
-`);
-    const gate = await startGate(['-f', cfg.path, '--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0', '--dns-server', dns.server]);
+    const cfg = tempConfig(httpProxyRouter(srcIp, ['!denied.acl.example', '*.acl.example', upIp]));
+    const gate = await startGate(['-f', cfg.path, ...HTTP_PROXY_ROUTER_ARGS, '--dns-server', dns.server]);
     try {
       const p = gate.port(8080);
       const ok = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://127.0.0.1:${p}`, 'https://www.acl.example/']);
       assert.equal(ok.status, 0, ok.stderr);
       assert.equal(ok.stdout, `peer=${srcIp} sni=www.acl.example\n`);
-      const denied = await rawConnect(p, 'denied.acl.example:443');
-      denied.s.destroy();
-      assert.match(denied.head, /^HTTP\/1\.1 403 /);
+      const denied = await connectHead(p, 'denied.acl.example:443');
+      assert.match(denied, /^HTTP\/1\.1 403 /);
       await gate.waitForLog((x) => x.tollgate_reason === 'acl_denied');
-      const unlisted = await rawConnect(p, 'unlisted.example:443');
-      unlisted.s.destroy();
+      const unlisted = await connectHead(p, 'unlisted.example:443');
       // unlisted.example resolves to upIp, which the list names as an IP entry: allowed by address.
-      assert.match(unlisted.head, /^HTTP\/1\.1 200 /);
-      const nomatch = await rawConnect(p, '192.0.2.77:443');
-      nomatch.s.destroy();
-      assert.match(nomatch.head, /^HTTP\/1\.1 403 /);
+      assert.match(unlisted, /^HTTP\/1\.1 200 /);
+      const nomatch = await connectHead(p, '192.0.2.77:443');
+      assert.match(nomatch, /^HTTP\/1\.1 403 /);
       await gate.waitForLog((x) => x.tollgate_reason === 'acl_no_match');
     } finally {
       await gate.stop();

@@ -10,12 +10,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
-import { startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { hostRequest, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { egressGateway, externalEntry as se, httpEndpoint, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EGRESS_GATEWAY_ARGS, startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
 
 interface Peer {
   readonly name: string;
@@ -39,21 +40,7 @@ async function peer(name: string): Promise<Peer> {
   return p;
 }
 
-const ep = (p: Peer, labels: string): string => `{address: ${p.up.host}, ports: {http: ${p.up.port}}, labels: {${labels}}}`;
-
-function se(name: string, peers: string[]): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: egress}
-spec:
-  hosts: [${name}.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  endpoints: [${peers.join(', ')}]
----
-`;
-}
+const ep = (p: Peer, labels: string): string => httpEndpoint(p.up.host, p.up.port, labels);
 
 function config(p: Record<string, Peer>, extraHeader = 'one'): string {
   const hosts = ['split', 'fault', 'outlier', 'dead', 'limited', 'sticky'];
@@ -64,26 +51,13 @@ function config(p: Record<string, Peer>, extraHeader = 'one'): string {
     se('dead', [ep(p['broken']!, 'x: b')]) +
     se('limited', [ep(p['v1']!, 'x: a')]) +
     se('sticky', [ep(p['v1']!, 'x: a'), ep(p['v2']!, 'x: b'), ep(p['good']!, 'x: c')]) +
-    `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [${hosts.map((h) => `${h}.test`).join(', ')}]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: split, namespace: egress}
-spec:
-  hosts: [split.test]
-  gateways: [egress]
-  http:
-  - match: [{headers: {user-agent: {regex: ".*IPHONE.*"}}}]
-    route: [{destination: {host: split.test, subset: v2}}]
-  - route:
-    - {destination: {host: split.test, subset: v1}, weight: 99}
-    - {destination: {host: split.test, subset: v2}, weight: 1}
----
+    egressGateway(hosts.map((h) => `${h}.test`)) +
+    `${virtualService('split', 'egress', ['split.test'], ['egress'], `http:
+- match: [{headers: {user-agent: {regex: ".*IPHONE.*"}}}]
+  route: [{destination: {host: split.test, subset: v2}}]
+- route:
+  - {destination: {host: split.test, subset: v1}, weight: 99}
+  - {destination: {host: split.test, subset: v2}, weight: 1}`)}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: split, namespace: egress}
@@ -91,28 +65,21 @@ spec:
   host: split.test
   subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: others, namespace: egress}
-spec:
-  hosts: [fault.test, outlier.test, dead.test, limited.test, sticky.test]
-  gateways: [egress]
-  http:
-  - match: [{authority: {exact: fault.test}}]
-    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
-    route: [{destination: {host: fault.test}}]
-  - match: [{authority: {exact: outlier.test}}]
-    headers: {request: {set: {x-config: ${extraHeader}}}}
-    retries: {attempts: 0}
-    route: [{destination: {host: outlier.test}}]
-  - match: [{authority: {exact: dead.test}}]
-    retries: {attempts: 0}
-    route: [{destination: {host: dead.test}}]
-  - match: [{authority: {exact: limited.test}}]
-    route: [{destination: {host: limited.test}}]
-  - match: [{authority: {exact: sticky.test}}]
-    route: [{destination: {host: sticky.test}}]
----
+${virtualService('others', 'egress', ['fault.test', 'outlier.test', 'dead.test', 'limited.test', 'sticky.test'], ['egress'], `http:
+- match: [{authority: {exact: fault.test}}]
+  fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
+  route: [{destination: {host: fault.test}}]
+- match: [{authority: {exact: outlier.test}}]
+  headers: {request: {set: {x-config: ${extraHeader}}}}
+  retries: {attempts: 0}
+  route: [{destination: {host: outlier.test}}]
+- match: [{authority: {exact: dead.test}}]
+  retries: {attempts: 0}
+  route: [{destination: {host: dead.test}}]
+- match: [{authority: {exact: limited.test}}]
+  route: [{destination: {host: limited.test}}]
+- match: [{authority: {exact: sticky.test}}]
+  route: [{destination: {host: sticky.test}}]`)}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: outlier, namespace: egress}
@@ -156,19 +123,7 @@ describe('traffic policy through tollgate run', { concurrency: false }, () => {
   let cfg: { path: string; cleanup(): void };
   const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
-  function get(host: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: gate.port(80), path, agent, headers: { host, ...headers } }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
-    });
-  }
+  const get = (host: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> => hostRequest(gate.port(80), host, { path, headers, agent });
 
   async function many(n: number, host: string, concurrency = 16, path = '/'): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
@@ -189,8 +144,7 @@ describe('traffic policy through tollgate run', { concurrency: false }, () => {
   before(async () => {
     for (const n of ['v1', 'v2', 'good', 'broken']) peers[n] = await peer(n);
     peers['broken']!.status = 500;
-    cfg = tempConfig(config(peers));
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '80=0'], { httpHandler: httpEngine({}) });
+    ({ gate, cfg } = await startGateWithConfig(config(peers), EGRESS_GATEWAY_ARGS, { httpHandler: httpEngine({}) }));
   });
 
   after(async () => {

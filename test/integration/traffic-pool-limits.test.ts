@@ -7,25 +7,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import type { Agent } from 'node:http';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
-import { startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { hostRequest, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { egressGateway, externalEntry, httpEndpoint, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EGRESS_GATEWAY_ARGS, startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
 
-function se(name: string, up: HttpUpstream): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: egress}
-spec:
-  hosts: [${name}.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  endpoints: [{address: ${up.host}, ports: {http: ${up.port}}}]
----
-`;
-}
+const se = (name: string, up: HttpUpstream): string => externalEntry(name, [httpEndpoint(up.host, up.port)]);
 
 describe('connectionPool maxRetries and idleTimeout through tollgate run', { concurrency: false }, () => {
   let failing: HttpUpstream;
@@ -34,17 +23,7 @@ describe('connectionPool maxRetries and idleTimeout through tollgate run', { con
   let gate: TestGate;
   let cfg: { path: string; cleanup(): void };
 
-  function get(host: string, agent: Agent | false = false): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: gate.port(80), path: '/', agent, headers: { host } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
-    });
-  }
+  const get = async (host: string, agent: Agent | false = false): Promise<number> => (await hostRequest(gate.port(80), host, { agent })).status;
 
   before(async () => {
     const h = loopbackAddress();
@@ -58,32 +37,19 @@ describe('connectionPool maxRetries and idleTimeout through tollgate run', { con
     };
     idle = await startHttpUpstream(h, 0, ok);
     plain = await startHttpUpstream(h, 0, ok);
-    cfg = tempConfig(
+    ({ gate, cfg } = await startGateWithConfig(
       se('failing', failing) +
         se('idle', idle) +
         se('plain', plain) +
-        `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [failing.test, idle.test, plain.test]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: all, namespace: egress}
-spec:
-  hosts: [failing.test, idle.test, plain.test]
-  gateways: [egress]
-  http:
-  - match: [{authority: {exact: failing.test}}]
-    retries: {attempts: 2, retryOn: 5xx}
-    route: [{destination: {host: failing.test}}]
-  - match: [{authority: {exact: idle.test}}]
-    route: [{destination: {host: idle.test}}]
-  - match: [{authority: {exact: plain.test}}]
-    route: [{destination: {host: plain.test}}]
----
+        egressGateway(['failing.test', 'idle.test', 'plain.test']) +
+        `${virtualService('all', 'egress', ['failing.test', 'idle.test', 'plain.test'], ['egress'], `http:
+- match: [{authority: {exact: failing.test}}]
+  retries: {attempts: 2, retryOn: 5xx}
+  route: [{destination: {host: failing.test}}]
+- match: [{authority: {exact: idle.test}}]
+  route: [{destination: {host: idle.test}}]
+- match: [{authority: {exact: plain.test}}]
+  route: [{destination: {host: plain.test}}]`)}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: failing, namespace: egress}
@@ -100,8 +66,9 @@ spec:
   trafficPolicy:
     connectionPool: {http: {idleTimeout: 300ms}}
 `,
-    );
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '80=0'], { httpHandler: httpEngine({}) });
+      EGRESS_GATEWAY_ARGS,
+      { httpHandler: httpEngine({}) },
+    ));
   });
 
   after(async () => {

@@ -9,13 +9,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
-import { header, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { header, hostRequest, replyText, startHttpUpstream, type HostResponse, type HttpUpstream } from '../helpers/http.js';
+import { egressGateway, externalEntry, httpEndpoint, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EGRESS_GATEWAY_ARGS, startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
 
 async function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -29,19 +30,7 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
-function se(name: string, host: string, port: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: egress}
-spec:
-  hosts: [${name}.test]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  endpoints: [{address: ${host}, ports: {http: ${port}}}]
----
-`;
-}
+const se = (name: string, host: string, port: number): string => externalEntry(name, [httpEndpoint(host, port)]);
 
 interface Peers {
   main: HttpUpstream;
@@ -58,14 +47,8 @@ function config(p: Peers, limit = '5/s burst=5', version = 'one'): string {
     se('shadow', p.shadow.host, p.shadow.port) +
     se('slowshadow', p.slow.host, p.slow.port) +
     se('deadshadow', p.deadHost, p.deadPort) +
+    egressGateway(hosts.map((h) => `${h}.test`)) +
     `apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [${hosts.map((h) => `${h}.test`).join(', ')}]}]
----
-apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
   name: limited
@@ -79,30 +62,23 @@ spec:
     route: [{destination: {host: main.test}}]
   - route: [{destination: {host: main.test}}]
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: others, namespace: egress}
-spec:
-  hosts: [free.test, mirrored.test, slowmirror.test, deadmirror.test, half.test]
-  gateways: [egress]
-  http:
-  - match: [{authority: {exact: free.test}}]
-    headers: {request: {set: {x-config: ${version}}}}
-    route: [{destination: {host: main.test}}]
-  - match: [{authority: {exact: mirrored.test}}]
-    route: [{destination: {host: main.test}}]
-    mirror: {host: shadow.test}
-  - match: [{authority: {exact: slowmirror.test}}]
-    route: [{destination: {host: main.test}}]
-    mirror: {host: slowshadow.test}
-  - match: [{authority: {exact: deadmirror.test}}]
-    route: [{destination: {host: main.test}}]
-    mirror: {host: deadshadow.test}
-  - match: [{authority: {exact: half.test}}]
-    route: [{destination: {host: main.test}}]
-    mirror: {host: shadow.test}
-    mirrorPercentage: {value: 50}
-`
+${virtualService('others', 'egress', ['free.test', 'mirrored.test', 'slowmirror.test', 'deadmirror.test', 'half.test'], ['egress'], `http:
+- match: [{authority: {exact: free.test}}]
+  headers: {request: {set: {x-config: ${version}}}}
+  route: [{destination: {host: main.test}}]
+- match: [{authority: {exact: mirrored.test}}]
+  route: [{destination: {host: main.test}}]
+  mirror: {host: shadow.test}
+- match: [{authority: {exact: slowmirror.test}}]
+  route: [{destination: {host: main.test}}]
+  mirror: {host: slowshadow.test}
+- match: [{authority: {exact: deadmirror.test}}]
+  route: [{destination: {host: main.test}}]
+  mirror: {host: deadshadow.test}
+- match: [{authority: {exact: half.test}}]
+  route: [{destination: {host: main.test}}]
+  mirror: {host: shadow.test}
+  mirrorPercentage: {value: 50}`)}`
   );
 }
 
@@ -112,22 +88,8 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
   let cfg: { path: string; cleanup(): void };
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
-  function send(host: string, path = '/', method = 'GET', body?: Buffer): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined>; ms: number }> {
-    const t0 = Date.now();
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { host };
-      if (body !== undefined) headers['content-length'] = String(body.length);
-      const req = request({ host: '127.0.0.1', port: gate.port(80), path, method, agent, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, ms: Date.now() - t0 }));
-      });
-      req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
+  const send = (host: string, path = '/', method = 'GET', body?: Buffer): Promise<HostResponse> =>
+    hostRequest(gate.port(80), host, { path, method, agent, ...(body !== undefined ? { body } : {}) });
 
   const shadowSeen = (path: string): number => peers.shadow.requests.filter((r) => r.url === path).length;
 
@@ -141,10 +103,7 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
 
   before(async () => {
     const h = loopbackAddress();
-    const reply = (name: string) => (_req: unknown, res: import('node:http').ServerResponse) => {
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(name) });
-      res.end(name);
-    };
+    const reply = replyText;
     const main = await startHttpUpstream(h, 0, reply('main'));
     const shadow = await startHttpUpstream(h, 0, reply('shadow'));
     const slow = await startHttpUpstream(h, 0, (_req, res) => {
@@ -153,8 +112,7 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
       }, 2000);
     });
     peers = { main, shadow, slow, deadHost: h, deadPort: await freePort(h) };
-    cfg = tempConfig(config(peers));
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '80=0'], { httpHandler: httpEngine({}) });
+    ({ gate, cfg } = await startGateWithConfig(config(peers), EGRESS_GATEWAY_ARGS, { httpHandler: httpEngine({}) }));
   });
 
   after(async () => {

@@ -13,9 +13,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { freeTcpPort } from '../helpers/dns.js';
+import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
 import { makePki, startOpensslServer, type OpensslServer, type Pki } from '../helpers/pki.js';
-import { startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
+import { EGRESS_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, run } from '../helpers/tools.js';
 
 const ready = haveTool('openssl') && haveTool('curl');
@@ -26,31 +27,7 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const indent = (pem: string): string => JSON.stringify(pem);
 
 function config(o: { ip: string; port: number; tls: string; secret?: { crt: string; key: string; ca: string } }): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: partner, namespace: egress}
-spec:
-  hosts: [partner.example]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${o.port}}]
-  location: MESH_EXTERNAL
-  resolution: STATIC
-  endpoints: [{address: ${o.ip}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [partner.example]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: partner, namespace: egress}
-spec:
-  hosts: [partner.example]
-  gateways: [egress]
-  http: [{route: [{destination: {host: partner.example, port: {number: 80}}}]}]
----
+  return `${targetPortEntry('partner', 'egress', 'partner.example', [o.ip], o.port, true)}${egressGateway(['partner.example'])}${virtualService('partner', 'egress', ['partner.example'], ['egress'], `http: [{route: [{destination: {host: partner.example, port: {number: 80}}}]}]`)}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: partner, namespace: egress}
@@ -110,7 +87,7 @@ describe('TLS origination to a partner that requires a client certificate', { sk
     server = await startOpensslServer(ip, port, srv.cert, srv.key, `${pki.dir}/client-ca.crt`);
     cfg = tempConfig(config({ ip, port, tls: '{mode: MUTUAL, credentialName: partner-client}', secret: { crt: pki.read(good.cert), key: pki.read(good.key), ca: pki.read(partnerCa.cert) } }));
     adminPort = await freeTcpPort();
-    gate = await startGate(['-f', cfg.path, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '80=0', '--admin', `127.0.0.1:${adminPort}`], { httpHandler: httpEngine({}) });
+    gate = await startGate(['-f', cfg.path, ...EGRESS_GATEWAY_ARGS, '--admin', `127.0.0.1:${adminPort}`], { httpHandler: httpEngine({}) });
   });
 
   after(async () => {
