@@ -392,11 +392,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     resetSocket(this.socket);
   }
 
-  /** After a 101: the connection becomes a raw tunnel to `up`. */
-  startTunnel(up: Socket, rest: Buffer, ex: Exchange): void {
+  /** The socket leaves this HTTP session (upgrade tunnel, CONNECT hand-off): no more HTTP events. */
+  private detachSocket(): void {
     const s = this.socket;
-    this.state = TUNNEL;
-    this.exchange = ex;
     this.engine.unregister(this);
     s.removeListener('data', this.onData);
     s.removeListener('end', this.onEnd);
@@ -404,6 +402,14 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     s.removeListener('close', this.onClose);
     s.removeListener('error', this.onError_);
     s.on('error', noop);
+  }
+
+  /** After a 101: the connection becomes a raw tunnel to `up`. */
+  startTunnel(up: Socket, rest: Buffer, ex: Exchange): void {
+    const s = this.socket;
+    this.state = TUNNEL;
+    this.exchange = ex;
+    this.detachSocket();
     up.on('error', noop);
     if (rest.length > 0) s.write(rest);
     const p = this.pending;
@@ -422,13 +428,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     const head = this.connectHead!;
     this.connectHead = undefined;
     const s = this.socket;
-    this.engine.unregister(this);
-    s.removeListener('data', this.onData);
-    s.removeListener('end', this.onEnd);
-    s.removeListener('drain', this.onDrain);
-    s.removeListener('close', this.onClose);
-    s.removeListener('error', this.onError_);
-    s.on('error', noop);
+    this.detachSocket();
     s.pause();
     const early = (rest !== null && rest.length > 0) || this.pending !== null;
     this.pending = null;
