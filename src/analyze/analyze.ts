@@ -8,12 +8,14 @@ import {
   destinationInRegistry, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound, gatewayWorkloadsUsed,
   httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, subsetsDefined, tcpPortCollisions,
 } from './checks-routing.js';
+import { sourceAddressPools } from './checks-source.js';
 import { makeFinder, type Check } from './context.js';
 
 export const CHECKS: readonly Check[] = [
   destinationInRegistry, subsetsDefined, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound,
   meshRoutesReachGatewayServer, meshRoutesDeclared, httpsBypassesGateway, gatewayWorkloadsUsed, tcpPortCollisions,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
+  sourceAddressPools,
 ];
 
 export interface AnalysisResult {

@@ -87,7 +87,7 @@ const ROLES: readonly ProxyRole[] = ['gateway', 'sidecar', 'router'];
  * The proxy identity from flags; when labels are omitted, inferred from the config if there is
  * exactly one candidate, so `config-dump -f seed.yaml` works without knowing the labels.
  */
-export function identityFrom(values: { role?: string; namespace?: string; labels?: string; name?: string }, model: Model, note: (s: string) => void): ProxyIdentity {
+export function identityFrom(values: { role?: string; namespace?: string; labels?: string; name?: string; nodeName?: string }, model: Model, note: (s: string) => void): ProxyIdentity {
   const role = (values.role ?? 'gateway') as ProxyRole;
   if (!ROLES.includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}, got "${values.role}"`);
   let labels = parseLabels(values.labels);
@@ -114,7 +114,7 @@ export function identityFrom(values: { role?: string; namespace?: string; labels
       note(`identity: router ${namespace} ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')} (inferred from Deployment ${inNs[0].name})`);
     }
   }
-  const identity: ProxyIdentity = { role, namespace: namespace ?? 'default', name, labels };
+  const identity: ProxyIdentity = { role, namespace: namespace ?? 'default', name, labels, ...(values.nodeName ? { nodeName: values.nodeName } : {}) };
   if (role === 'router' && !routerFor(model, identity)) {
     note(`warning: no egress router Deployment matches this identity in namespace ${identity.namespace}; the snapshot has no listeners`);
   }

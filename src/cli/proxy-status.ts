@@ -108,7 +108,7 @@ export async function proxyConfigCommand(argv: string[], io: Io): Promise<number
   io.out(`snapshot ${snapshot.version} (${snapshot.proxy.role} ${snapshot.proxy.namespace})`);
   if (section === 'listeners' || section === 'all') for (const line of table([['LISTENER', 'ADDRESS', 'CHAINS'], ...snapshot.listeners.map((l) => [l.name, `${l.address}:${l.port}`, l.filterChains.map((c) => `${c.name}(${c.filter.type})`).join(' ') || (l.defaultFilterChain ? `default:${l.defaultFilterChain.name}` : '-')])])) io.out(line);
   if (section === 'routes' || section === 'all') for (const line of table([['ROUTE TABLE', 'VIRTUAL HOST', 'ROUTES'], ...snapshot.routes.flatMap((r) => r.virtualHosts.map((v) => [r.name, v.name, v.routes.map((x) => x.name).join(' ')]))])) io.out(line);
-  if (section === 'clusters' || section === 'all') for (const line of table([['CLUSTER', 'TYPE', 'SOURCE ADDRESS', 'TLS'], ...snapshot.clusters.map((c) => [c.name, c.type, c.sourceAddress ?? '-', c.tls ? `${c.tls.mode}${c.tls.sni ? ' sni ' + c.tls.sni : ''}` : '-'])])) io.out(line);
+  if (section === 'clusters' || section === 'all') for (const line of table([['CLUSTER', 'TYPE', 'SOURCE ADDRESS', 'TLS'], ...snapshot.clusters.map((c) => [c.name, c.type, c.sourceAddress ?? (c.sourceAddressPool ? `pool ${c.sourceAddressPool.join(',') || '(none here)'}` : '-'), c.tls ? `${c.tls.mode}${c.tls.sni ? ' sni ' + c.tls.sni : ''}` : '-'])])) io.out(line);
   if (section === 'endpoints' || section === 'all') for (const line of table([['CLUSTER', 'ENDPOINTS'], ...snapshot.endpoints.map((e) => [e.clusterName, e.endpoints.map((x) => `${x.address}:${x.port}`).join(', ') || '-'])])) io.out(line);
   return 0;
 }

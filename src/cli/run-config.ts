@@ -30,6 +30,8 @@ export interface IdentityFlags {
   readonly namespace?: string;
   readonly labels?: string;
   readonly name?: string;
+  /** `--node`, else NODE_NAME from the environment (downward API spec.nodeName). */
+  readonly nodeName?: string;
 }
 
 export function loadSnapshot(paths: readonly string[], identity: IdentityFlags, explicitProxy?: ExplicitProxySpec, note: (s: string) => void = () => {}): SnapshotLoad {

@@ -64,6 +64,8 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   -l, --labels k=v,...         proxy labels; when omitted and the config has one Gateway selector
                                (or one egress router), that identity is used
   --name NAME                  proxy (pod/deployment) name
+  --node NAME                  the node this replica runs on (default: $NODE_NAME); picks its share of
+                               a source address pool (OpenShift SDN HostSubnet.host)
   --admin HOST:PORT|off        admin API (default 127.0.0.1:15000)
   --dns-server HOST:PORT       DNS server for DNS clusters and requested hosts (repeatable)
   --source-address IP          proxy-wide source address for upstream connections
@@ -127,6 +129,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let watchFiles = false;
   let accessLogOff = false;
   let controlPlane: { host: string; port: number } | undefined;
+  let nodeName = process.env['NODE_NAME'] || undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     let flag = a;
@@ -164,6 +167,9 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
         break;
       case '--name':
         name = next();
+        break;
+      case '--node':
+        nodeName = next();
         break;
       case '--admin': {
         const v = next();
@@ -266,7 +272,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   }
   return {
     files,
-    identity: { role, ...(namespace !== undefined ? { namespace } : {}), ...(labelsArg !== undefined ? { labels: labelsArg } : {}), ...(name !== undefined ? { name } : {}) },
+    identity: { role, ...(namespace !== undefined ? { namespace } : {}), ...(labelsArg !== undefined ? { labels: labelsArg } : {}), ...(name !== undefined ? { name } : {}), ...(nodeName ? { nodeName } : {}) },
     ...(admin ? { admin } : {}),
     dnsServers,
     ...(sourceAddress ? { sourceAddress } : {}),
@@ -451,7 +457,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   if (!cp) throw new TollgateError('TG_CLI_USAGE', 'startFromControlPlane needs --control-plane', { source: 'config' });
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
   const id = options.identity;
-  const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels) };
+  const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels), ...(id.nodeName ? { nodeName: id.nodeName } : {}) };
   const { runtime, services, admin, lag } = await buildDataPlane(options, proxy, overrides, logger);
   let current: Snapshot | undefined;
   const client = new ControlPlaneClient({

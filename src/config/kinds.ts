@@ -6,7 +6,7 @@ export type KindName =
   | 'ServiceEntry' | 'Gateway' | 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'WorkloadEntry'
   | 'PeerAuthentication' | 'AuthorizationPolicy'
   | 'Service' | 'Endpoints' | 'EndpointSlice' | 'Pod' | 'Deployment' | 'Namespace' | 'Secret' | 'NetworkPolicy'
-  | 'EgressIP'
+  | 'EgressIP' | 'HostSubnet' | 'NetNamespace'
   | 'GatewayAPIGateway' | 'HTTPRoute' | 'TLSRoute' | 'TCPRoute'
   | 'EnvoyBootstrap';
 
@@ -50,6 +50,8 @@ export const KINDS: Readonly<Record<KindName, KindInfo>> = {
   Secret: k('Secret', ['v1']),
   NetworkPolicy: k('NetworkPolicy', ['networking.k8s.io/v1'], 'recognised'),
   EgressIP: k('EgressIP', ['k8s.ovn.org/v1'], 'active', false),
+  HostSubnet: k('HostSubnet', ['network.openshift.io/v1'], 'active', false),
+  NetNamespace: k('NetNamespace', ['network.openshift.io/v1'], 'active', false),
   GatewayAPIGateway: k('Gateway', GW_API, 'recognised'),
   HTTPRoute: k('HTTPRoute', GW_API, 'recognised'),
   TLSRoute: k('TLSRoute', GW_API.slice(2), 'recognised'),

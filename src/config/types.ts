@@ -166,3 +166,7 @@ export interface ServiceSpec {
   readonly externalName?: string;
 }
 export interface EgressIpSpec { readonly egressIPs: readonly string[]; readonly namespaceSelector: LabelSelector; readonly podSelector?: LabelSelector }
+/** OpenShift SDN HostSubnet (top-level fields, read from `Resource.body`). */
+export interface HostSubnetBody { readonly host?: string; readonly hostIP?: string; readonly subnet?: string; readonly egressIPs?: readonly string[]; readonly egressCIDRs?: readonly string[] }
+/** OpenShift SDN NetNamespace: `netname` is the namespace (project) name. */
+export interface NetNamespaceBody { readonly netname?: string; readonly netid?: number; readonly egressIPs?: readonly string[] }

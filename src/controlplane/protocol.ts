@@ -57,5 +57,5 @@ export class LineDecoder {
 
 export function identityKey(node: ProxyIdentity): string {
   const labels = Object.entries(node.labels).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(',');
-  return `${node.role}/${node.namespace}/${node.name || labels}`;
+  return `${node.role}/${node.namespace}/${node.name || labels}${node.nodeName ? `@${node.nodeName}` : ''}`;
 }

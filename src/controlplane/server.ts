@@ -137,7 +137,7 @@ export class ControlPlane {
       }
       if (msg.type === 'hello') {
         if (session) return;
-        const node: ProxyIdentity = { role: msg.node.role, namespace: msg.node.namespace, name: msg.node.name ?? '', labels: msg.node.labels ?? {} };
+        const node: ProxyIdentity = { role: msg.node.role, namespace: msg.node.namespace, name: msg.node.name ?? '', labels: msg.node.labels ?? {}, ...(typeof msg.node.nodeName === 'string' && msg.node.nodeName !== '' ? { nodeName: msg.node.nodeName } : {}) };
         const id = `p${++this.sessionCounter}`;
         session = new Session(id, identityKey(node), node, `${req.socket.remoteAddress}:${req.socket.remotePort}`, send);
         // A reconnecting proxy that already runs the current version is not sent it again.

@@ -11,6 +11,7 @@ import type {
 import { parseEgressRouter, type EgressRouter } from './egress-router.js';
 import { Registry, servicesFromKubernetes, servicesFromServiceEntry, type RegistryService } from './registry.js';
 import { resolveGatewayRef, resolveHost } from './selectors.js';
+import { buildSourcePools, hostSubnetsOf, netNamespacesOf, type HostSubnetModel, type NetNamespaceModel, type SourcePool } from './source-pools.js';
 import { workloadFromDeployment, workloadFromPod, type Workload } from './workloads.js';
 
 export interface ServerHost {
@@ -69,6 +70,10 @@ export interface Model {
   readonly sidecars: readonly Resource<SidecarSpec>[];
   readonly egressRouters: readonly EgressRouter[];
   readonly egressIps: readonly Resource<EgressIpSpec>[];
+  readonly hostSubnets: readonly HostSubnetModel[];
+  readonly netNamespaces: readonly NetNamespaceModel[];
+  /** Source address pools (ServiceEntry annotation, EgressIP, NetNamespace) with their node placement. */
+  readonly sourcePools: readonly SourcePool[];
   readonly secrets: readonly Resource[];
   readonly kubernetesServices: readonly Resource<ServiceSpec>[];
   readonly envoy?: EnvoyBootstrapModel;
@@ -142,6 +147,11 @@ export function buildModel(resources: readonly Resource[]): Model {
     if (router) egressRouters.push(router);
   }
 
+  const egressIps = ofKind<EgressIpSpec>(resources, 'EgressIP');
+  const hostSubnets = hostSubnetsOf(resources);
+  const netNamespaces = netNamespacesOf(resources);
+  const sourcePools = buildSourcePools(ofKind(resources, 'ServiceEntry'), egressIps, netNamespaces, hostSubnets, diagnostics);
+
   const envoy = buildEnvoy(resources);
   return {
     resources,
@@ -154,7 +164,10 @@ export function buildModel(resources: readonly Resource[]): Model {
     destinationRules,
     sidecars: ofKind<SidecarSpec>(resources, 'Sidecar'),
     egressRouters,
-    egressIps: ofKind<EgressIpSpec>(resources, 'EgressIP'),
+    egressIps,
+    hostSubnets,
+    netNamespaces,
+    sourcePools,
     secrets: ofKind(resources, 'Secret'),
     kubernetesServices,
     ...(envoy ? { envoy } : {}),

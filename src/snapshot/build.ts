@@ -13,7 +13,9 @@ import { gatewaysFor, generateGateway } from './generate/gateway.js';
 import { generateRouter } from './generate/router.js';
 import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
 import { resolveSecrets } from './secrets.js';
-import type { Listener, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
+import { leaseNameOf, type SourcePool } from '../model/source-pools.js';
+import { originOf } from './generate/origin.js';
+import type { EgressIpRule, Listener, ManagedAddress, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
 
 export interface SnapshotOptions {
   /** `tollgate run --explicit-proxy`: an explicit proxy listener whatever the config says. */
@@ -21,7 +23,7 @@ export interface SnapshotOptions {
 }
 
 export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: SnapshotOptions = {}): Snapshot {
-  const clusters = new ClusterSet(model, proxy.namespace);
+  const clusters = new ClusterSet(model, proxy.namespace, proxy.nodeName);
   const listeners: Listener[] = [];
   const routes: RouteConfig[] = [];
   const outboundTrafficPolicy = proxy.role === 'sidecar' ? outboundPolicyFor(model, proxy) : 'REGISTRY_ONLY';
@@ -58,18 +60,37 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
   for (const l of listeners) for (const fc of l.filterChains) if (fc.tls?.credentialName) credentialNames.push(fc.tls.credentialName);
   const secrets = credentialNames.length > 0 ? resolveSecrets(model.secrets, credentialNames) : [];
 
+  const egressIps = egressIpRules(model, proxy);
+  const managedAddresses = managedAddressesOf(model, clusters, egressIps);
+
   const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const body = {
-    proxy: { role: proxy.role, namespace: proxy.namespace, name: proxy.name, labels: sortKeys(proxy.labels) },
+    proxy: { role: proxy.role, namespace: proxy.namespace, name: proxy.name, labels: sortKeys(proxy.labels), ...(proxy.nodeName ? { nodeName: proxy.nodeName } : {}) },
     listeners: [...listeners].sort(byName),
     routes: [...routes].sort(byName),
     clusters: [...clusters.clusters.values()].sort(byName),
     endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
-    policy: { outboundTrafficPolicy, egressIps: egressIpRules(model) },
+    policy: { outboundTrafficPolicy, egressIps },
     ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
     ...(secrets.length > 0 ? { secrets } : {}),
+    ...(managedAddresses.length > 0 ? { managedAddresses } : {}),
   };
   return { version: versionOf(body), ...body };
+}
+
+/** Floating addresses of the pools this proxy's clusters and caller namespaces use (NetNamespaces are floating). */
+function managedAddressesOf(model: Model, clusters: ClusterSet, egressIps: readonly EgressIpRule[]): ManagedAddress[] {
+  const byAddress = new Map<string, ManagedAddress>();
+  const add = (address: string, pool: SourcePool): void => {
+    if (!byAddress.has(address)) byAddress.set(address, { address, managedBy: 'floating', lease: leaseNameOf(address), source: pool.label, origin: originOf(pool.resource) });
+  };
+  for (const [address, pool] of clusters.floating) add(address, pool);
+  for (const rule of egressIps) {
+    // Only NetNamespace rules are floating; their rule name is the pool's label.
+    const pool = model.sourcePools.find((p) => p.mode === 'floating' && p.label === rule.name);
+    if (pool) for (const a of rule.sourceAddresses) add(a, pool);
+  }
+  return [...byAddress.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
 }
 
 function sortKeys(m: Readonly<Record<string, string>>): Record<string, string> {

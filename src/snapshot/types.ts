@@ -12,6 +12,11 @@ export interface ProxyIdentity {
   readonly namespace: string;
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * The Kubernetes node the proxy runs on (NODE_NAME from the downward API): which of a source
+   * address pool's addresses this replica may use (OpenShift SDN HostSubnet.host).
+   */
+  readonly nodeName?: string;
 }
 
 /** Where a snapshot element came from, so trace/analyze/config-dump can point at the YAML. */
@@ -33,6 +38,13 @@ export interface Snapshot {
   readonly clusters: readonly Cluster[];
   readonly endpoints: readonly EndpointSet[];
   readonly policy: ProxyPolicy;
+  /**
+   * Source addresses this proxy assigns to its own interfaces at run time: floating addresses it
+   * may win a lease for, and the egress router's EGRESS_SOURCE in kernel (init) mode. They are
+   * normally absent when a snapshot is applied, so an apply-time "is this address local" check
+   * must skip them (the connection-time check still fails closed while one is not held).
+   */
+  readonly managedAddresses?: readonly ManagedAddress[];
   readonly admin?: { readonly address: string; readonly port: number };
   /**
    * Key material the clusters and listeners name by `credentialName` (Kubernetes Secrets), like
@@ -41,6 +53,17 @@ export interface Snapshot {
    * Absent when no credentialName resolves.
    */
   readonly secrets?: readonly SnapshotSecret[];
+}
+
+export interface ManagedAddress {
+  readonly address: string;
+  /** 'floating': held by one replica at a time under a lease; 'router': the kernel-mode egress router's EGRESS_SOURCE. */
+  readonly managedBy: 'floating' | 'router';
+  /** Lease name (floating): replicas compete for it through the control plane or the Kubernetes API. */
+  readonly lease?: string;
+  /** What asked for it: `ServiceEntry ns/name`, `NetNamespace ns`, `Deployment ns/name`. */
+  readonly source: string;
+  readonly origin?: Origin;
 }
 
 /** One resolved Secret (PEM text). Only the keys the Secret has are present. */
@@ -317,6 +340,11 @@ export interface Cluster {
   readonly tls?: UpstreamTls;
   /** Fixed source address for every upstream connection of this cluster (destination-level). */
   readonly sourceAddress?: string;
+  /**
+   * Source address pool (`tollgate.io/source-address-pool`): the addresses this replica may use, in
+   * pool order; the first one assigned on this host is bound. Empty: fail closed (no placement).
+   */
+  readonly sourceAddressPool?: readonly string[];
   /** Endpoint addresses were written explicitly in config (ServiceEntry endpoints/addresses, Service
    *  endpoints), so the SSRF guard does not apply to them. DNS/ORIGINAL_DST answers are always checked. */
   readonly explicitAddresses: boolean;

@@ -197,9 +197,15 @@ function callerNamespace(model: Model, snapshot: Snapshot, ip: string | undefine
 /** The precedence documented in docs/source-address.md. */
 function sourceAddressOf(cluster: Cluster, snapshot: Snapshot, req: TraceRequest): string {
   if (cluster.sourceAddress) return `${cluster.sourceAddress} (destination: ${cluster.origin ? `${cluster.origin.kind} ${cluster.origin.name}` : cluster.name})`;
+  const pool = cluster.sourceAddressPool;
+  if (pool) {
+    const floating = pool.filter((a) => snapshot.managedAddresses?.some((m) => m.address === a));
+    const what = pool.length === 0 ? 'none for this replica: connections fail closed (source_address_unavailable)' : `the first of ${pool.join(', ')} assigned here`;
+    return `${what} (pool: ${cluster.origin ? `${cluster.origin.kind} ${cluster.origin.name}` : cluster.name}${floating.length > 0 ? '; floating: only while this replica holds the lease' : ''})`;
+  }
   if (req.sourceIp) {
     const rule = snapshot.policy.egressIps.find((r) => r.callerIps.includes(req.sourceIp ?? ''));
-    if (rule) return `${rule.sourceAddresses.join(' or ')} (caller namespace ${rule.callerNamespaces[req.sourceIp] ?? ''}: EgressIP ${rule.name})`;
+    if (rule) return `${rule.sourceAddresses.join(' or ')} (caller namespace ${rule.callerNamespaces[req.sourceIp] ?? ''}: ${rule.name.startsWith('NetNamespace ') ? rule.name : `EgressIP ${rule.name}`})`;
   }
   if (req.proxySourceAddress) return `${req.proxySourceAddress} (proxy-wide --source-address)`;
   return 'OS default (no fixed source address applies)';

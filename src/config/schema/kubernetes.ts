@@ -3,7 +3,7 @@
  * DeploymentSpec) are validated on the fields Tollgate uses; the rest of their well-known fields are
  * accepted as they are (open objects), so real manifests pass without noise.
  */
-import { arr, bool, int, intOrString, ip, map, obj, oneOf, openObj, port, str, stringMap, any, type Schema } from './dsl.js';
+import { arr, bool, cidr, int, intOrString, ip, map, obj, oneOf, openObj, port, str, stringMap, any, type Schema } from './dsl.js';
 
 export const labelSelector = obj({
   matchLabels: stringMap,
@@ -124,6 +124,14 @@ export const egressIpSpec = obj(
   ['egressIPs', 'namespaceSelector'],
 );
 
+/**
+ * OpenShift SDN (network.openshift.io/v1) keeps its fields at the top level, not under spec.
+ * HostSubnet.egressIPs: the addresses that node may host; NetNamespace.egressIPs: a namespace's
+ * source addresses, in order (`oc patch hostsubnet|netnamespace ... -p '{"egressIPs": [...]}'`).
+ */
+const hostSubnetBody = { host: str(), hostIP: ip, subnet: cidr, egressIPs: arr(ip), egressCIDRs: arr(cidr) };
+const netNamespaceBody = { netname: str(), netid: int(0), egressIPs: arr(ip) };
+
 /** Kinds whose payload is not under `spec` list their top-level fields here. */
 export const K8S_SCHEMAS: Readonly<Record<string, { spec?: Schema; top?: Readonly<Record<string, Schema>> }>> = {
   Service: { spec: serviceSpec, top: { status: any } },
@@ -135,4 +143,6 @@ export const K8S_SCHEMAS: Readonly<Record<string, { spec?: Schema; top?: Readonl
   Secret: { top: { data: map(str()), stringData: map(str()), type: str(), immutable: bool } },
   NetworkPolicy: { spec: networkPolicySpec },
   EgressIP: { spec: egressIpSpec, top: { status: any } },
+  HostSubnet: { top: hostSubnetBody },
+  NetNamespace: { top: netNamespaceBody },
 };

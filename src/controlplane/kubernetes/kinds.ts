@@ -48,6 +48,8 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { kind: 'Endpoints', group: '', versions: ['v1'], plural: 'endpoints', namespaced: true, api: 'core', status: 'drop', fallbackFor: 'EndpointSlice' },
   { kind: 'Deployment', group: 'apps', versions: ['v1'], plural: 'deployments', namespaced: true, api: 'apps', status: 'drop' },
   { kind: 'EgressIP', group: 'k8s.ovn.org', versions: ['v1'], plural: 'egressips', namespaced: false, api: 'custom', status: 'keep' },
+  { kind: 'HostSubnet', group: 'network.openshift.io', versions: ['v1'], plural: 'hostsubnets', namespaced: false, api: 'custom', status: 'drop' },
+  { kind: 'NetNamespace', group: 'network.openshift.io', versions: ['v1'], plural: 'netnamespaces', namespaced: false, api: 'custom', status: 'drop' },
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', versions: GW_API, plural: 'gateways', namespaced: true, api: 'custom', status: 'drop' },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: GW_API, plural: 'httproutes', namespaced: true, api: 'custom', status: 'drop' },
 ];

@@ -88,6 +88,7 @@ export interface ClusterStatus {
   readonly serviceHost: string;
   readonly port: number;
   readonly sourceAddress?: string;
+  readonly sourceAddressPool?: readonly string[];
   readonly explicitAddresses: boolean;
   readonly endpoints: readonly { readonly address: string; readonly port: number; readonly weight: number; readonly resolved?: readonly string[]; readonly ttlLeftSec?: number }[];
   readonly active: Readonly<Record<string, number>>;
@@ -346,6 +347,7 @@ export class ClusterManager implements LbState {
         serviceHost: c.serviceHost,
         port: c.port,
         ...(c.sourceAddress ? { sourceAddress: c.sourceAddress } : {}),
+        ...(c.sourceAddressPool ? { sourceAddressPool: c.sourceAddressPool } : {}),
         explicitAddresses: c.explicitAddresses,
         endpoints: eps.map((e) => {
           const d = parseIp(e.address) ? undefined : dnsView.find((v) => v.name === e.address && v.family === fam);

@@ -4,6 +4,8 @@
  * Precedence (docs/source-address.md), first that applies wins:
  *   1. cluster.sourceAddress      — ServiceEntry annotation tollgate.io/source-address, or the
  *                                   egress router's EGRESS_SOURCE (router role clusters)
+ *   1b. cluster.sourceAddressPool — ServiceEntry annotation tollgate.io/source-address-pool: the
+ *                                   first address of this replica's share that is assigned here
  *   2. filter source address      — explicit_proxy.sourceAddress (http-proxy egress router's EGRESS_SOURCE)
  *   3. caller-namespace EgressIP  — policy.egressIps: the downstream IP is one of callerIps ->
  *                                   the first of sourceAddresses that is local
@@ -106,6 +108,13 @@ export class SourceAddressPolicy {
   choose(input: SourcePolicyInput, egressIps: EgressIpIndex): SourceChoice {
     const c = input.cluster.sourceAddress;
     if (c !== undefined) return this.check(c, `cluster.sourceAddress (${input.cluster.name})`);
+    const pool = input.cluster.sourceAddressPool;
+    if (pool !== undefined) {
+      const why = `source-address-pool (${input.cluster.name})`;
+      for (const a of pool) if (this.isLocal(a)) return { address: a, why };
+      const detail = pool.length === 0 ? 'this replica may use none of the pool\'s addresses (node placement)' : `none of the pool addresses this replica may use (${pool.join(', ')}) is assigned on this host`;
+      return { address: pool[0], why, unavailable: detail };
+    }
     if (input.filterSourceAddress !== undefined) return this.check(input.filterSourceAddress, 'filter sourceAddress (EGRESS_SOURCE)');
     const rule = egressIps.ruleFor(input.downstreamIp);
     if (rule) {

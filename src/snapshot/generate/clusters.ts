@@ -7,6 +7,7 @@ import type { ClientTls, TrafficPolicy } from '../../config/types.js';
 import type { DestinationRuleModel, Model } from '../../model/build.js';
 import type { RegistryPort, RegistryService } from '../../model/registry.js';
 import { labelsMatch } from '../../model/selectors.js';
+import { usableAddresses, type SourcePool } from '../../model/source-pools.js';
 import { clusterName } from '../names.js';
 import type { Cluster, Endpoint, EndpointSet, UpstreamTls } from '../types.js';
 import { connectionPoolOf, consistentHashOf, outlierDetectionOf } from './traffic-policy.js';
@@ -18,7 +19,10 @@ export class ClusterSet {
   readonly clusters = new Map<string, Cluster>();
   readonly endpoints = new Map<string, EndpointSet>();
 
-  constructor(private readonly model: Model, private readonly viewerNs: string) {}
+  /** Floating addresses the clusters built so far may bind (address -> pool), for snapshot.managedAddresses. */
+  readonly floating = new Map<string, SourcePool>();
+
+  constructor(private readonly model: Model, private readonly viewerNs: string, private readonly nodeName?: string) {}
 
   /**
    * The cluster name for a route destination. The port is the destination's, else the service's
@@ -61,6 +65,9 @@ export class ClusterSet {
     if (subsetDef?.labels) endpoints = endpoints.filter((e) => labelsMatch(subsetDef.labels, e.labels ?? {}));
     const tls = upstreamTls(policy.tls, dr);
     const connectTimeout = policy.connectionPool?.tcp?.connectTimeout;
+    const pool = service.sourceAddress ? undefined : this.model.sourcePools.find((p) => p.resource === service.resource);
+    const sourceAddressPool = pool ? usableAddresses(pool, this.nodeName) : undefined;
+    if (pool?.mode === 'floating') for (const a of sourceAddressPool ?? []) this.floating.set(a, pool);
     const cluster: Cluster = {
       name,
       type,
@@ -74,6 +81,7 @@ export class ClusterSet {
       ...optional('outlierDetection', outlierDetectionOf(policy.outlierDetection)),
       ...(tls ? { tls } : {}),
       ...(service.sourceAddress ? { sourceAddress: service.sourceAddress } : {}),
+      ...(sourceAddressPool ? { sourceAddressPool } : {}),
       explicitAddresses: type === 'STATIC',
       ...(service.addresses.length > 0 ? { allowedAddresses: service.addresses } : {}),
       origin: originOf(service.resource),
