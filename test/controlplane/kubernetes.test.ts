@@ -211,6 +211,24 @@ test('an invalid object is rejected with where it came from; the last good confi
   assert.ok(kinds(h).includes('VirtualService/edge/bad'));
 });
 
+test('OpenShift SDN HostSubnet and NetNamespace are watched live: a patched egressIPs list moves the namespace address', { timeout: 8000 }, async (t) => {
+  const hostSubnet = (node: string, egressIPs: string[]) => ({ apiVersion: 'network.openshift.io/v1', kind: 'HostSubnet', metadata: { name: node }, host: node, hostIP: '10.10.0.11', subnet: '10.128.2.0/23', egressIPs });
+  const h = await harness(t, {
+    before: (api) => {
+      api.apply(hostSubnet('node1', ['192.0.2.99', '192.0.2.100']));
+      api.apply(hostSubnet('node2', []));
+      api.apply({ apiVersion: 'network.openshift.io/v1', kind: 'NetNamespace', metadata: { name: 'edge' }, netname: 'edge', netid: 42, egressIPs: ['192.0.2.99'] });
+    },
+  });
+  h.source.start();
+  assert.equal((await h.source.firstConfig()).kind, 'accepted');
+  const placement = () => JSON.stringify(h.source.config?.model.sourcePools.find((p) => p.label === 'NetNamespace edge')?.placement);
+  assert.equal(placement(), '{"192.0.2.99":["node1"]}');
+  // oc patch hostsubnet node2 -p '{"egressIPs": ["192.0.2.99"]}'
+  h.api.apply(hostSubnet('node2', ['192.0.2.99']));
+  await until('node2 may host the address too', () => placement() === '{"192.0.2.99":["node1","node2"]}');
+});
+
 test('410 Gone on open watches (ERROR event) -> relist, and updates keep flowing', { timeout: 8000 }, async (t) => {
   const h = await harness(t);
   h.source.start();

@@ -39,7 +39,7 @@ export interface FakeKind {
   readonly namespaced: boolean;
 }
 
-/** The kinds Tollgate watches, as a cluster with Istio, OVN-Kubernetes and the Gateway API serves them. */
+/** The kinds Tollgate watches, as a cluster with Istio, OVN-Kubernetes, OpenShift SDN and the Gateway API serves them. */
 export const STANDARD_KINDS: readonly FakeKind[] = [
   ...([['ServiceEntry', 'serviceentries'], ['Gateway', 'gateways'], ['VirtualService', 'virtualservices'], ['DestinationRule', 'destinationrules'], ['Sidecar', 'sidecars'], ['WorkloadEntry', 'workloadentries']] as const).map(([kind, plural]) => ({ kind, group: 'networking.istio.io', version: 'v1', plural, namespaced: true })),
   { kind: 'PeerAuthentication', group: 'security.istio.io', version: 'v1', plural: 'peerauthentications', namespaced: true },
@@ -52,6 +52,8 @@ export const STANDARD_KINDS: readonly FakeKind[] = [
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespaced: true },
   { kind: 'Deployment', group: 'apps', version: 'v1', plural: 'deployments', namespaced: true },
   { kind: 'EgressIP', group: 'k8s.ovn.org', version: 'v1', plural: 'egressips', namespaced: false },
+  { kind: 'HostSubnet', group: 'network.openshift.io', version: 'v1', plural: 'hostsubnets', namespaced: false },
+  { kind: 'NetNamespace', group: 'network.openshift.io', version: 'v1', plural: 'netnamespaces', namespaced: false },
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways', namespaced: true },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespaced: true },
 ];
