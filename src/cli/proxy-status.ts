@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import type { LeftOutObject } from '../controlplane/config-source.js';
 import type { SessionView } from '../controlplane/sessions.js';
 import type { Snapshot } from '../snapshot/types.js';
 import { parseHostPort } from './control-plane.js';
@@ -9,7 +10,9 @@ export const PROXY_STATUS_HELP = `Usage: tollgate proxy-status [--control-plane 
 
 One row per proxy connected to the control plane: name, role, namespace, the version it runs,
 SYNCED (acknowledged the latest push) / STALE (push not acknowledged yet) / NACKED (refused it,
-with the error) / NOT_SENT, time since the last push, and the last error.`;
+with the error) / NOT_SENT, time since the last push, and the last error. Below the table: the
+objects the control plane left out of the config because they are invalid (each with its error
+and fix), and whether the newest config was rejected as a whole.`;
 
 export const PROXY_CONFIG_HELP = `Usage: tollgate proxy-config listeners|routes|clusters|endpoints|all PROXY [--control-plane HOST:PORT | --admin HOST:PORT] [-o text|json|yaml]
 
@@ -54,7 +57,7 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
   }
   const format = outputFormat(values.output, 'text');
   const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
-  const [proxies, config] = await Promise.all([getJson<SessionView[]>(host, port, '/v1/proxies'), getJson<{ rejected?: { errors: string[] } }>(host, port, '/v1/config')]);
+  const [proxies, config] = await Promise.all([getJson<SessionView[]>(host, port, '/v1/proxies'), getJson<{ rejected?: { errors: string[] }; leftOut?: LeftOutObject[] }>(host, port, '/v1/config')]);
   if (format !== 'text') {
     io.out(render({ proxies: proxies.body, config: config.body }, format));
     return 0;
@@ -65,6 +68,14 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
     rows.push([p.node.name || labels || p.id, p.node.role, p.node.namespace, p.ackedVersion ?? '-', p.state, ago(p.lastPushAt), p.lastError ?? '']);
   }
   for (const line of table(rows)) io.out(line);
+  if (config.body.leftOut?.length) {
+    io.out('');
+    io.out(`${config.body.leftOut.length} invalid object(s) LEFT OUT of the config; everything else is served:`);
+    for (const o of config.body.leftOut) {
+      io.out(`  ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name} (${o.source})`);
+      for (const e of o.errors) for (const line of e.split('\n')) io.out(`    ${line}`);
+    }
+  }
   if (config.body.rejected) {
     io.out('');
     io.out('The newest config was REJECTED; proxies keep the last good one:');

@@ -10,9 +10,21 @@ import { decodeResources } from '../config/decode.js';
 import { loadPaths, ParseCache } from '../config/load.js';
 import { buildModel, type Model } from '../model/build.js';
 
+/** An object that failed validation and was served without (the Kubernetes source skips, the file source rejects). */
+export interface LeftOutObject {
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** Where it came from: `k8s:<resource>/<namespace>/<name>`. */
+  readonly source: string;
+  /** Formatted diagnostics, each with its fix. */
+  readonly errors: readonly string[];
+}
+
 export interface ConfigVersion {
   readonly model: Model;
   readonly diagnostics: readonly Diagnostic[];
+  readonly leftOut: readonly LeftOutObject[];
   /** Monotonic counter of accepted configs. */
   readonly generation: number;
   readonly loadedAt: number;
@@ -59,7 +71,7 @@ export class ConfigGate {
     this.listeners.push(fn);
   }
 
-  offer(model: Model, diagnostics: readonly Diagnostic[]): ConfigEvent {
+  offer(model: Model, diagnostics: readonly Diagnostic[], leftOut: readonly LeftOutObject[] = []): ConfigEvent {
     let problem: Diagnostic[] = diagnostics.filter((d) => d.severity === 'error');
     if (!hasErrors(diagnostics) && !this.allowEmpty && this.current && this.current.model.resources.length > 0 && model.resources.length === 0) {
       problem = [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: `${this.what} now yields no objects (the running config has ${this.current.model.resources.length}); refusing it`, hint: 'pass --allow-empty-config if an empty config is really intended' }];
@@ -69,7 +81,7 @@ export class ConfigGate {
       this.lastRejection = { at: Date.now(), diagnostics: problem, summary: problem.map(formatDiagnostic).join('\n') };
       event = { kind: 'rejected', rejection: this.lastRejection };
     } else {
-      this.current = { model, diagnostics, generation: ++this.generation, loadedAt: Date.now() };
+      this.current = { model, diagnostics, leftOut, generation: ++this.generation, loadedAt: Date.now() };
       this.lastRejection = undefined;
       event = { kind: 'accepted', config: this.current };
     }

@@ -9,7 +9,7 @@ import type { Model } from '../model/build.js';
 import { buildSnapshot } from '../snapshot/build.js';
 import { redactSnapshot } from '../snapshot/secrets.js';
 import type { ProxyIdentity } from '../snapshot/types.js';
-import type { ConfigSource, Rejection } from './config-source.js';
+import type { ConfigSource, LeftOutObject, Rejection } from './config-source.js';
 import { encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
 import { Session, type SessionView } from './sessions.js';
 
@@ -24,6 +24,8 @@ export interface ConfigView {
   readonly objects?: number;
   readonly loadedAt?: number;
   readonly rejected?: { readonly at: number; readonly errors: readonly string[] };
+  /** Objects that failed validation and are served without (the Kubernetes source skips them). */
+  readonly leftOut?: readonly LeftOutObject[];
 }
 
 export class ControlPlane {
@@ -33,6 +35,7 @@ export class ControlPlane {
   private model: Model | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
+  private leftOutLogged = new Set<string>();
 
   constructor(private readonly opts: ControlPlaneOptions) {
     this.log = opts.log ?? (() => undefined);
@@ -41,7 +44,9 @@ export class ControlPlane {
       if (e.kind === 'accepted') {
         this.model = e.config.model;
         const pushed = this.pushAll();
-        this.log(`config generation ${e.config.generation} accepted (${e.config.model.resources.length} objects); pushed to ${pushed} of ${this.sessions.size} proxies`);
+        const leftOut = e.config.leftOut;
+        this.log(`config generation ${e.config.generation} accepted (${e.config.model.resources.length} objects${leftOut.length ? `, ${leftOut.length} left out` : ''}); pushed to ${pushed} of ${this.sessions.size} proxies`);
+        this.logLeftOut(leftOut);
       } else {
         this.log(`config rejected, keeping the last good one:\n${e.rejection.summary}`);
       }
@@ -70,6 +75,14 @@ export class ControlPlane {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 
+  /** Logs each object the first time it is left out, and once when it is back. */
+  private logLeftOut(leftOut: readonly LeftOutObject[]): void {
+    const now = new Map(leftOut.map((o) => [o.source, o]));
+    for (const [source, o] of now) if (!this.leftOutLogged.has(source)) this.log(`left out ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name} (${source}); the rest is served:\n  ${o.errors.join('\n  ')}`);
+    for (const source of this.leftOutLogged) if (!now.has(source)) this.log(`${source} is valid again and served`);
+    this.leftOutLogged = new Set(now.keys());
+  }
+
   proxies(): SessionView[] {
     return [...this.sessions.values()].map((s) => s.view()).sort((a, b) => (a.key < b.key ? -1 : 1));
   }
@@ -80,7 +93,31 @@ export class ControlPlane {
     return {
       ...(c ? { generation: c.generation, objects: c.model.resources.length, loadedAt: c.loadedAt } : {}),
       ...(r ? { rejected: { at: r.at, errors: r.summary.split('\n') } } : {}),
+      ...(c && c.leftOut.length > 0 ? { leftOut: c.leftOut } : {}),
     };
+  }
+
+  /** Prometheus text: the config's state, one `tollgate_config_rejected` series per object left out. */
+  metrics(): string {
+    const c = this.opts.source.config;
+    const lines = [
+      '# HELP tollgate_config_generation Generation of the config in force (0: none yet).',
+      '# TYPE tollgate_config_generation gauge',
+      `tollgate_config_generation ${c?.generation ?? 0}`,
+      '# HELP tollgate_config_objects Objects in the config in force.',
+      '# TYPE tollgate_config_objects gauge',
+      `tollgate_config_objects ${c?.model.resources.length ?? 0}`,
+      '# HELP tollgate_config_last_rejected 1 while the newest config was rejected as a whole (the last good one is served).',
+      '# TYPE tollgate_config_last_rejected gauge',
+      `tollgate_config_last_rejected ${this.opts.source.rejection ? 1 : 0}`,
+      '# HELP tollgate_config_rejected 1 for each object left out of the config because it is invalid.',
+      '# TYPE tollgate_config_rejected gauge',
+      ...(c?.leftOut ?? []).map((o) => `tollgate_config_rejected{kind="${label(o.kind)}",namespace="${label(o.namespace)}",name="${label(o.name)}"} 1`),
+      '# HELP tollgate_proxies Connected proxies by sync state.',
+      '# TYPE tollgate_proxies gauge',
+      ...['SYNCED', 'STALE', 'NACKED', 'NOT_SENT'].map((st) => `tollgate_proxies{state="${st}"} ${this.proxies().filter((p) => p.state === st).length}`),
+    ];
+    return lines.join('\n') + '\n';
   }
 
   /** Recompiles every connected proxy's snapshot; pushes where the version changed. */
@@ -108,13 +145,18 @@ export class ControlPlane {
     if (url.pathname === '/ready') return json(res, this.model ? 200 : 503, { ready: this.model !== undefined });
     if (url.pathname === '/v1/proxies') return json(res, 200, this.proxies());
     if (url.pathname === '/v1/config') return json(res, 200, this.configView());
+    if (url.pathname === '/metrics') {
+      const text = this.metrics();
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
+      return void res.end(text);
+    }
     const m = /^\/v1\/proxies\/(.+)\/snapshot$/.exec(url.pathname);
     if (m) {
       const key = decodeURIComponent(m[1] ?? '');
       const s = [...this.sessions.values()].find((x) => x.key === key || x.id === key || x.node.name === key);
       return s?.snapshot ? json(res, 200, redactSnapshot(s.snapshot)) : json(res, 404, { error: `no connected proxy "${key}" with a snapshot`, proxies: this.proxies().map((p) => p.key) });
     }
-    json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config'] });
+    json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/metrics', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config'] });
   }
 
   private stream(req: IncomingMessage, res: ServerResponse): void {
@@ -174,6 +216,11 @@ export class ControlPlane {
     req.on('close', gone);
     res.on('close', gone);
   }
+}
+
+/** Prometheus label value escaping. */
+function label(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

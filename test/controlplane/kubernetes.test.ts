@@ -17,6 +17,7 @@ import { KubernetesConfigSource, loadKubeConfig, type KubernetesSourceOptions } 
 import type { Snapshot } from '../../src/snapshot/types.js';
 import { FakeApiServer, STANDARD_KINDS, type FakeKind } from '../helpers/fake-apiserver.js';
 import { ROOT } from '../helpers/pipeline.js';
+import { main } from '../../src/cli/main.js';
 
 // ---- objects ----
 
@@ -101,6 +102,13 @@ async function until(what: string, cond: () => boolean, ms = 3000): Promise<void
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
 interface Harness {
   api: FakeApiServer;
   source: KubernetesConfigSource;
@@ -127,6 +135,7 @@ async function harness(t: TestContext, o: { kinds?: readonly FakeKind[]; goneAs?
     maxBackoffMs: 150,
     minWatchIntervalMs: 0,
     absentRecheckMs: 150,
+    crdGraceMs: 300,
     log: (l) => logs.push(l),
     ...o.source,
   });
@@ -192,23 +201,41 @@ test('initial list -> accepted config -> snapshots pushed; MODIFIED VirtualServi
   assert.equal(accepted(h), before, 'no new config for a no-op update');
 });
 
-test('an invalid object is rejected with where it came from; the last good config stays', { timeout: 8000 }, async (t) => {
+test('an invalid object is left out and reported (proxy-status, log, metric); the rest is served; fixed, it comes back', { timeout: 8000 }, async (t) => {
   const h = await harness(t);
   h.source.start();
   assert.equal((await h.source.firstConfig()).kind, 'accepted');
+  const cpLogs: string[] = [];
+  const cp = new ControlPlane({ source: h.source, log: (l) => cpLogs.push(l) });
+  const { port } = await cp.listen('127.0.0.1', 0);
+  t.after(() => cp.close());
   const good = h.source.config;
   h.api.apply(vs('bad', 'gw-a', 'b.example', '/', { timeout: 'soon' }));
-  await until('rejected', () => h.source.rejection !== undefined);
-  assert.match(h.source.rejection?.summary ?? '', /VirtualService bad\.edge \(k8s:virtualservices\.networking\.istio\.io\/edge\/bad:1\): spec\.http\[0\]\.timeout must be a duration/);
-  assert.equal(h.source.config, good, 'last good config kept');
-  // Unrelated updates while the bad object is there are still rejected (the whole set is validated), without a new event each time.
-  const rejectedEvents = h.events.filter((e) => e.kind === 'rejected').length;
-  h.api.apply(pod('gw-a-1', 'a', '10.244.0.5'));
-  await sleep(100);
-  assert.equal(h.events.filter((e) => e.kind === 'rejected').length, rejectedEvents);
+  h.api.apply(se('new.example'));
+  await until('the valid change is served without the bad object', () => kinds(h).includes('ServiceEntry/edge/new') && (h.source.config?.leftOut.length ?? 0) > 0);
+  assert.equal(h.source.rejection, undefined, 'nothing rejected as a whole');
+  assert.ok(!kinds(h).includes('VirtualService/edge/bad'));
+  assert.ok(kinds(h).includes('VirtualService/edge/vs-a'));
+  const leftOut = h.source.config?.leftOut ?? [];
+  assert.deepEqual(leftOut.map((o) => `${o.kind}/${o.namespace}/${o.name} ${o.source}`), ['VirtualService/edge/bad k8s:virtualservices.networking.istio.io/edge/bad']);
+  assert.match(leftOut[0]?.errors.join('\n') ?? '', /spec\.http\[0\]\.timeout must be a duration/);
+  assert.ok((h.source.config?.generation ?? 0) > (good?.generation ?? 0));
+  assert.ok(cpLogs.some((l) => l.startsWith('left out VirtualService edge/bad (k8s:virtualservices.networking.istio.io/edge/bad)') && /timeout must be a duration/.test(l)), cpLogs.join('\n'));
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  assert.match(metrics, /^tollgate_config_rejected\{kind="VirtualService",namespace="edge",name="bad"\} 1$/m);
+  const status = await runCli(['proxy-status', '--control-plane', `127.0.0.1:${port}`]);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /1 invalid object\(s\) LEFT OUT[^\n]*\n  VirtualService edge\/bad \(k8s:virtualservices\.networking\.istio\.io\/edge\/bad\)\n    Error \[[A-Z_]+\] [^\n]*timeout must be a duration/);
+
+  // Unrelated updates while the bad object is there build normally and report it once.
+  h.api.apply(pod('gw-a-1', 'a', '10.244.0.6'));
+  await until('pod change served', () => JSON.stringify(h.source.config?.model.resources.find((r) => r.kind === 'Pod')?.body).includes('10.244.0.6'));
+  assert.equal(cpLogs.filter((l) => l.startsWith('left out VirtualService edge/bad')).length, 1);
   h.api.apply(vs('bad', 'gw-a', 'b.example', '/', { timeout: '5s' }));
-  await until('accepted again once fixed', () => h.source.rejection === undefined && (h.source.config?.generation ?? 0) > (good?.generation ?? 0));
-  assert.ok(kinds(h).includes('VirtualService/edge/bad'));
+  await until('served once fixed', () => kinds(h).includes('VirtualService/edge/bad'));
+  assert.deepEqual(h.source.config?.leftOut, []);
+  assert.doesNotMatch(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /tollgate_config_rejected\{/);
+  assert.ok(cpLogs.some((l) => l === 'k8s:virtualservices.networking.istio.io/edge/bad is valid again and served'));
 });
 
 test('OpenShift SDN HostSubnet and NetNamespace are watched live: a patched egressIPs list moves the namespace address', { timeout: 8000 }, async (t) => {
@@ -318,10 +345,53 @@ test('missing CRDs do not block the rest: older versions are used, Endpoints sta
   h.api.apply(slice('backend', '10.244.0.7'));
   await until('EndpointSlice replaces Endpoints', () => kinds(h).includes('EndpointSlice/edge/backend-abcde') && !kinds(h).includes('Endpoints/edge/backend'));
 
-  // A CRD removed while watched: its objects are dropped, the rest carries on.
+  // A CRD removed while watched and not back within the grace period: its objects are dropped, the rest carries on.
   h.api.uninstall('serviceentries', 'networking.istio.io');
-  await until('ServiceEntries dropped', () => !kinds(h).includes('ServiceEntry/edge/a'));
+  await until('the kind is not served', () => h.source.status().find((s) => s.resource === 'serviceentries.networking.istio.io')?.state === 'absent');
+  assert.ok(kinds(h).includes('ServiceEntry/edge/a'), 'kept during the grace period');
+  await until('ServiceEntries dropped after the grace period', () => !kinds(h).includes('ServiceEntry/edge/a'));
   assert.ok(kinds(h).includes('VirtualService/edge/vs-a'));
+  assert.ok(h.logs.some((l) => /^serviceentries\.networking\.istio\.io: still not served after \d+ s; its 1 objects are dropped$/.test(l)), h.logs.join('\n'));
+});
+
+test('a CRD that goes away for a moment keeps its objects; its return is noticed by the CRD watch, not by polling', { timeout: 8000 }, async (t) => {
+  const h = await harness(t, { source: { crdGraceMs: 60_000, absentRecheckMs: 60_000 } });
+  h.source.start();
+  assert.equal((await h.source.firstConfig()).kind, 'accepted');
+  await until('CRDs watched', () => h.api.openWatches('customresourcedefinitions') === 1);
+  const vsKind = STANDARD_KINDS.find((k) => k.kind === 'VirtualService');
+  assert.ok(vsKind);
+  const emptied: string[] = [];
+  h.source.onChange((e) => {
+    if (e.kind === 'accepted' && !e.config.model.resources.some((r) => r.kind === 'VirtualService')) emptied.push(`generation ${e.config.generation}`);
+  });
+  h.api.uninstall('virtualservices', 'networking.istio.io');
+  await until('the kind is not served', () => h.source.status().find((s) => s.resource === 'virtualservices.networking.istio.io')?.state === 'absent');
+  assert.ok(h.logs.some((l) => /^virtualservices\.networking\.istio\.io \(.*\): not found \(404\).*its 1 objects stay in the config for up to 60 s/.test(l)), h.logs.join('\n'));
+  h.api.apply(se('meanwhile.example'));
+  await until('other changes are still served', () => kinds(h).includes('ServiceEntry/edge/meanwhile'));
+  assert.ok(kinds(h).includes('VirtualService/edge/vs-a'), 'the VirtualService is kept while its CRD is away');
+  // The CRD comes back (re-install): the CRD watch sees it at once (polling is 60 s away).
+  h.api.install(vsKind);
+  h.api.apply(vs('vs-a', 'gw-a', 'a.example', '/back'));
+  await until('picked up again', () => JSON.stringify(h.source.config?.model.virtualServices[0]?.spec.http).includes('/back'), 3000);
+  assert.deepEqual(emptied, [], 'no config without the VirtualService was ever accepted');
+  assert.equal(h.source.status().find((s) => s.resource === 'virtualservices.networking.istio.io')?.retainedUntil, undefined);
+});
+
+test('LISTs are paginated (limit/continue) and the watch starts from the first page\'s resourceVersion', { timeout: 8000 }, async (t) => {
+  const h = await harness(t, { source: { pageSize: 3 } });
+  for (let i = 0; i < 10; i++) h.api.apply(se(`page${i}.example`));
+  h.source.start();
+  assert.equal((await h.source.firstConfig()).kind, 'accepted');
+  assert.equal(kinds(h).filter((k) => k.startsWith('ServiceEntry/')).length, 13);
+  const listRequests = h.api.requests.filter((r) => !r.watch && r.path.endsWith('/serviceentries'));
+  assert.deepEqual(listRequests.map((r) => `${r.query['limit']} ${r.query['continue'] ? 'continue' : 'first'} ${r.status}`), ['3 first 200', '3 continue 200', '3 continue 200', '3 continue 200', '3 continue 200']);
+  const firstRv = listRequests[0]?.resourceVersion;
+  assert.equal(firstRv, undefined);
+  await until('watch open', () => h.api.openWatches('serviceentries') === 1);
+  const watch = h.api.requests.find((r) => r.watch && r.path.endsWith('/serviceentries'));
+  assert.ok(watch?.resourceVersion && Number(watch.resourceVersion) > 1000, JSON.stringify(watch));
 });
 
 test('no config before the initial list of every kind has completed; a failing LIST is retried with backoff', { timeout: 8000 }, async (t) => {

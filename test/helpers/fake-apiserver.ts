@@ -15,7 +15,16 @@
  * - 410 Gone: `compact()` forgets the history, so a watch from an older resourceVersion is refused
  *   (an ERROR event carrying a `Status` with code 410 then end of stream, or HTTP 410 when
  *   `goneAs: 'http'`); `expireWatches()` sends that ERROR event to every open watch.
- * - `uninstall(plural, group)`: a kind whose CRD is not installed -> 404 Status on list and watch.
+ * - Custom resources have their CustomResourceDefinition object (`apiextensions.k8s.io/v1`, listed and
+ *   watched like any kind): `install()` creates it (ADDED), `uninstall(plural, group)` deletes it
+ *   (DELETED) and the kind then answers 404 Status on list and watch.
+ * - Pagination: LIST with `limit=N` returns at most N items and `metadata.continue`; the next pages
+ *   (`continue=TOKEN`) come from a copy taken at the first page, at its resourceVersion, as etcd
+ *   does. `compact()` expires the tokens (410 Expired).
+ * - Enough of the rest for the real `kubectl` (apply, get, delete): discovery documents (`/api`,
+ *   `/apis`, `/api/v1`, `/apis/G/V`, `/version`; no aggregated discovery and no OpenAPI, so kubectl
+ *   runs with `--validate=false`), GET of one object, POST (create; 409 when it exists), PUT, PATCH
+ *   (merge and strategic-merge patches applied as JSON merge patches) and DELETE of one object.
  * - A kubeconfig for it (`writeKubeconfig`): plain http, no user credentials, and
  *   `insecure-skip-tls-verify: true`, without which the client refuses an http:// server.
  * - `fieldSelector=metadata.name=X` / `metadata.namespace=X` (labelSelector is not implemented).
@@ -23,8 +32,8 @@
  *   ones too) until `setDown(false)`; `holdLists(plural)` keeps LIST requests of a kind waiting
  *   until `releaseLists(plural)`; `failLists(plural, status)` answers them with an error status.
  *
- * Not implemented: authentication, writes over HTTP (tests write through the methods below),
- * pagination (limit/continue), label selectors, protobuf, discovery documents, GET of one object.
+ * Not implemented: authentication, label selectors, protobuf, OpenAPI documents, server-side apply,
+ * strategic-merge directives (`$patch`, list merge keys), dry runs, finalizers and graceful deletion.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -38,6 +47,8 @@ export interface FakeKind {
   readonly plural: string;
   readonly namespaced: boolean;
 }
+
+export const CRD_KIND: FakeKind = { kind: 'CustomResourceDefinition', group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', namespaced: false };
 
 /** The kinds Tollgate watches, as a cluster with Istio, OVN-Kubernetes, OpenShift SDN and the Gateway API serves them. */
 export const STANDARD_KINDS: readonly FakeKind[] = [
@@ -58,7 +69,7 @@ export const STANDARD_KINDS: readonly FakeKind[] = [
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespaced: true },
 ];
 
-const BUILT_IN_GROUPS = new Set(['', 'apps', 'discovery.k8s.io', 'networking.k8s.io']);
+const BUILT_IN_GROUPS = new Set(['', 'apps', 'discovery.k8s.io', 'networking.k8s.io', 'apiextensions.k8s.io', 'policy', 'rbac.authorization.k8s.io', 'autoscaling', 'admissionregistration.k8s.io']);
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace?: string } };
 interface HistoryEvent {
@@ -102,10 +113,14 @@ export class FakeApiServer {
   private readonly held = new Map<string, (() => void)[]>();
   private readonly failing = new Map<string, number>();
   private down = false;
+  /** Continue tokens -> the rest of a paginated LIST, copied when its first page was read. */
+  private readonly pages = new Map<string, { rv: string; items: Obj[] }>();
+  private pageCounter = 0;
   readonly requests: RequestRecord[] = [];
   port = 0;
 
   constructor(private readonly opts: { kinds?: readonly FakeKind[]; goneAs?: 'event' | 'http' } = {}) {
+    this.install(CRD_KIND);
     for (const k of opts.kinds ?? STANDARD_KINDS) this.install(k);
     this.server = createServer((req, res) => this.handle(req, res));
     this.server.on('connection', (s: Socket) => {
@@ -165,14 +180,24 @@ export class FakeApiServer {
 
   install(k: FakeKind): void {
     this.kinds.set(keyOf(k.group, k.plural), k);
+    if (BUILT_IN_GROUPS.has(k.group)) return;
+    this.put(CRD_KIND, {
+      apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: keyOf(k.group, k.plural) },
+      spec: {
+        group: k.group, scope: k.namespaced ? 'Namespaced' : 'Cluster',
+        names: { kind: k.kind, listKind: `${k.kind}List`, plural: k.plural, singular: k.kind.toLowerCase() },
+        versions: [{ name: k.version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      },
+    });
   }
 
-  /** The kind's CRD is gone: its list and watch answer 404 and its open watches end. */
+  /** The kind's CRD is deleted: DELETED for the CRD, its list and watch answer 404 and its open watches end. */
   uninstall(plural: string, group: string): void {
     const key = keyOf(group, plural);
     this.kinds.delete(key);
     this.objects.delete(key);
     for (const w of this.watches) if (w.kindKey === key) this.endWatch(w);
+    this.remove(CRD_KIND, undefined, key);
   }
 
   get resourceVersion(): number {
@@ -181,7 +206,10 @@ export class FakeApiServer {
 
   /** Creates or replaces an object (`apiVersion` + `kind` pick the resource) and emits ADDED/MODIFIED. */
   apply(input: Record<string, unknown>): Obj {
-    const kind = this.kindFor(input);
+    return this.put(this.kindFor(input), input);
+  }
+
+  private put(kind: FakeKind, input: Record<string, unknown>): Obj {
     const key = keyOf(kind.group, kind.plural);
     const meta = (input['metadata'] ?? {}) as Record<string, unknown>;
     const name = String(meta['name']);
@@ -209,17 +237,23 @@ export class FakeApiServer {
   }
 
   delete(apiVersion: string, kindName: string, namespace: string | undefined, name: string): boolean {
-    const kind = this.kindFor({ apiVersion, kind: kindName });
+    return this.remove(this.kindFor({ apiVersion, kind: kindName }), namespace, name) !== undefined;
+  }
+
+  private get(kind: FakeKind, namespace: string | undefined, name: string): Obj | undefined {
+    return this.objects.get(keyOf(kind.group, kind.plural))?.get(`${kind.namespaced ? namespace ?? 'default' : ''}/${name}`);
+  }
+
+  private remove(kind: FakeKind, namespace: string | undefined, name: string): Obj | undefined {
     const key = keyOf(kind.group, kind.plural);
-    const id = `${kind.namespaced ? namespace ?? 'default' : ''}/${name}`;
-    const prev = this.objects.get(key)?.get(id);
-    if (!prev) return false;
-    this.objects.get(key)?.delete(id);
+    const prev = this.get(kind, namespace, name);
+    if (!prev) return undefined;
+    this.objects.get(key)?.delete(`${kind.namespaced ? namespace ?? 'default' : ''}/${name}`);
     const rv = ++this.rv;
     const obj = clone(prev);
     obj.metadata['resourceVersion'] = String(rv);
     this.record({ rv, type: 'DELETED', kindKey: key, object: obj });
-    return true;
+    return obj;
   }
 
   /** Sends a BOOKMARK with the current resourceVersion to every watch that allowed bookmarks. */
@@ -233,6 +267,7 @@ export class FakeApiServer {
   /** Forgets the event history: a watch from any resourceVersion before now gets 410 Gone. */
   compact(): void {
     this.history = [];
+    this.pages.clear();
     this.compactedBelow = this.rv;
   }
 
@@ -322,14 +357,31 @@ export class FakeApiServer {
     const url = new URL(req.url ?? '/', 'http://fake');
     const q = Object.fromEntries(url.searchParams.entries());
     const isWatch = q['watch'] === 'true' || q['watch'] === '1';
+    const method = req.method ?? 'GET';
     const done = (status: number): void => {
-      this.requests.push({ method: req.method ?? 'GET', path: url.pathname, watch: isWatch, resourceVersion: q['resourceVersion'], query: q, status });
+      this.requests.push({ method, path: url.pathname, watch: isWatch, resourceVersion: q['resourceVersion'], query: q, status });
     };
+    if (method === 'GET') {
+      const doc = this.discovery(url.pathname);
+      if (doc) {
+        done(200);
+        return json(res, 200, doc);
+      }
+    }
     const route = parsePath(url.pathname);
     const kind = route ? this.kinds.get(keyOf(route.group, route.plural)) : undefined;
-    if (req.method !== 'GET' || !route || !kind || route.version !== kind.version || (route.namespace !== undefined && !kind.namespaced)) {
+    if (!route || !kind || route.version !== kind.version || (route.namespace !== undefined && !kind.namespaced)) {
       done(404);
       return status(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
+    }
+    if (route.name !== undefined || method !== 'GET') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const code = this.write(kind, route.namespace, route.name, method, req.headers['content-type'] ?? '', Buffer.concat(chunks).toString('utf8'), res);
+        done(code);
+      });
+      return;
     }
     const selector = parseFieldSelector(q['fieldSelector']);
     const namespace = route.namespace ?? selector.namespace;
@@ -344,23 +396,135 @@ export class FakeApiServer {
     }
     const answer = (): void => {
       if (res.destroyed) return;
+      let page: { rv: string; items: Obj[] };
+      const token = q['continue'];
+      if (token) {
+        const rest = this.pages.get(token);
+        if (!rest) {
+          done(410);
+          return status(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+        }
+        this.pages.delete(token);
+        page = rest;
+      } else {
+        const key = keyOf(kind.group, kind.plural);
+        const items = [...(this.objects.get(key)?.values() ?? [])]
+          .filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && (selector.name === undefined || o.metadata.name === selector.name))
+          .map((o) => {
+            const item = clone(o);
+            if (BUILT_IN_GROUPS.has(kind.group)) {
+              delete item['kind'];
+              delete item['apiVersion'];
+            }
+            return item;
+          });
+        page = { rv: String(this.rv), items };
+      }
+      const limit = Number(q['limit']);
+      let next: string | undefined;
+      if (Number.isInteger(limit) && limit > 0 && page.items.length > limit) {
+        next = `page-${++this.pageCounter}`;
+        this.pages.set(next, { rv: page.rv, items: page.items.slice(limit) });
+      }
       done(200);
-      const key = keyOf(kind.group, kind.plural);
-      const items = [...(this.objects.get(key)?.values() ?? [])]
-        .filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && (selector.name === undefined || o.metadata.name === selector.name))
-        .map((o) => {
-          const item = clone(o);
-          if (BUILT_IN_GROUPS.has(kind.group)) {
-            delete item['kind'];
-            delete item['apiVersion'];
-          }
-          return item;
-        });
-      json(res, 200, { kind: `${kind.kind}List`, apiVersion: apiVersionOf(kind), metadata: { resourceVersion: String(this.rv) }, items });
+      const items = next === undefined ? page.items : page.items.slice(0, limit);
+      json(res, 200, { kind: `${kind.kind}List`, apiVersion: apiVersionOf(kind), metadata: { resourceVersion: page.rv, ...(next ? { continue: next, remainingItemCount: page.items.length - items.length } : {}) }, items });
     };
     const waiters = this.held.get(kind.plural);
     if (waiters) waiters.push(answer);
     else answer();
+  }
+
+  /** GET, POST, PUT, PATCH, DELETE of one object, as kubectl sends them. Returns the status written. */
+  private write(kind: FakeKind, namespace: string | undefined, name: string | undefined, method: string, contentType: string, body: string, res: ServerResponse): number {
+    const details = { name, group: kind.group, kind: kind.plural };
+    const notFound = (): number => {
+      json(res, 404, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `${keyOf(kind.group, kind.plural)} "${name ?? ''}" not found`, reason: 'NotFound', details, code: 404 });
+      return 404;
+    };
+    const full = (o: Obj): Obj => ({ ...clone(o), apiVersion: apiVersionOf(kind), kind: kind.kind });
+    let input: Record<string, unknown> | undefined;
+    if (method !== 'GET' && method !== 'DELETE') {
+      try {
+        input = JSON.parse(body) as Record<string, unknown>;
+      } catch {
+        status(res, 400, 'BadRequest', `the body is not JSON (${contentType})`);
+        return 400;
+      }
+    }
+    const withPlace = (o: Record<string, unknown>, n: string | undefined): Record<string, unknown> => ({
+      ...o,
+      apiVersion: apiVersionOf(kind),
+      kind: kind.kind,
+      metadata: { ...(o['metadata'] as Record<string, unknown> | undefined), ...(n !== undefined ? { name: n } : {}), ...(kind.namespaced ? { namespace: namespace ?? 'default' } : {}) },
+    });
+    if (method === 'POST' && name === undefined && input) {
+      const n = String((input['metadata'] as Record<string, unknown> | undefined)?.['name'] ?? '');
+      if (this.get(kind, namespace, n)) {
+        json(res, 409, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `${keyOf(kind.group, kind.plural)} "${n}" already exists`, reason: 'AlreadyExists', details: { ...details, name: n }, code: 409 });
+        return 409;
+      }
+      json(res, 201, full(this.put(kind, withPlace(input, undefined))));
+      return 201;
+    }
+    if (name === undefined) {
+      status(res, 405, 'MethodNotAllowed', `${method} is not supported on a collection here`);
+      return 405;
+    }
+    const current = this.get(kind, namespace, name);
+    switch (method) {
+      case 'GET':
+        if (!current) return notFound();
+        json(res, 200, full(current));
+        return 200;
+      case 'PUT':
+        json(res, current ? 200 : 201, full(this.put(kind, withPlace(input ?? {}, name))));
+        return current ? 200 : 201;
+      case 'PATCH': {
+        if (!current) return notFound();
+        const merged = mergePatch(full(current), input) as Record<string, unknown>;
+        json(res, 200, full(this.put(kind, withPlace(merged, name))));
+        return 200;
+      }
+      case 'DELETE': {
+        const gone = this.remove(kind, namespace, name);
+        if (!gone) return notFound();
+        json(res, 200, full(gone));
+        return 200;
+      }
+      default:
+        status(res, 405, 'MethodNotAllowed', `${method} is not supported`);
+        return 405;
+    }
+  }
+
+  /** The legacy discovery documents kubectl reads to map kinds to resources. */
+  private discovery(path: string): unknown {
+    const kinds = [...this.kinds.values()];
+    const groups = new Map<string, FakeKind[]>();
+    for (const k of kinds) groups.set(k.group ? `${k.group}/${k.version}` : k.version, [...(groups.get(k.group ? `${k.group}/${k.version}` : k.version) ?? []), k]);
+    const resources = (gv: string): unknown => ({
+      kind: 'APIResourceList', apiVersion: 'v1', groupVersion: gv,
+      resources: (groups.get(gv) ?? []).map((k) => ({ name: k.plural, singularName: k.kind.toLowerCase(), namespaced: k.namespaced, kind: k.kind, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] })),
+    });
+    if (path === '/version') return { major: '1', minor: '30', gitVersion: 'v1.30.0-fake', platform: 'linux/amd64' };
+    if (path === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` }] };
+    if (path === '/api/v1') return resources('v1');
+    if (path === '/apis') {
+      const byGroup = new Map<string, string[]>();
+      for (const gv of groups.keys()) {
+        if (!gv.includes('/')) continue;
+        const [g, v] = gv.split('/') as [string, string];
+        byGroup.set(g, [...(byGroup.get(g) ?? []), v]);
+      }
+      return {
+        kind: 'APIGroupList', apiVersion: 'v1',
+        groups: [...byGroup].map(([name, versions]) => ({ name, versions: versions.map((version) => ({ groupVersion: `${name}/${version}`, version })), preferredVersion: { groupVersion: `${name}/${versions[0] ?? ''}`, version: versions[0] ?? '' } })),
+      };
+    }
+    const m = /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);
+    if (m && groups.has(`${m[1] ?? ''}/${m[2] ?? ''}`)) return resources(`${m[1] ?? ''}/${m[2] ?? ''}`);
+    return undefined;
   }
 
   private startWatch(kind: FakeKind, namespace: string | undefined, nameFilter: string | undefined, q: Record<string, string>, res: ServerResponse): number {
@@ -413,8 +577,8 @@ function goneStatus(current: number, from?: string): Record<string, unknown> {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${from ?? 'watch'} (${current})`, reason: 'Expired', code: 410 };
 }
 
-function parsePath(path: string): { group: string; version: string; namespace: string | undefined; plural: string } | undefined {
-  const parts = path.split('/').filter(Boolean);
+function parsePath(path: string): { group: string; version: string; namespace: string | undefined; plural: string; name: string | undefined } | undefined {
+  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   let group: string;
   let version: string;
   let rest: string[];
@@ -429,9 +593,25 @@ function parsePath(path: string): { group: string; version: string; namespace: s
   } else {
     return undefined;
   }
-  if (rest.length === 1) return { group, version, namespace: undefined, plural: rest[0] ?? '' };
-  if (rest.length === 3 && rest[0] === 'namespaces') return { group, version, namespace: rest[1], plural: rest[2] ?? '' };
+  const [a, b, c, d] = rest;
+  if (rest.length === 1) return { group, version, namespace: undefined, plural: a ?? '', name: undefined };
+  if (rest.length === 3 && a === 'namespaces') return { group, version, namespace: b, plural: c ?? '', name: undefined };
+  if (rest.length === 4 && a === 'namespaces') return { group, version, namespace: b, plural: c ?? '', name: d };
+  // `/api/v1/namespaces/NAME` is a Namespace; any other `/PLURAL/NAME` a cluster-scoped object.
+  if (rest.length === 2) return { group, version, namespace: undefined, plural: a ?? '', name: b };
   return undefined;
+}
+
+/** RFC 7386 JSON merge patch (kubectl's strategic-merge patches are applied this way too). */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (k.startsWith('$')) continue;
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
 }
 
 function parseFieldSelector(s: string | undefined): { name?: string; namespace?: string } {

@@ -4,7 +4,7 @@
  */
 
 /** Which generated client lists the kind: built-in kinds through their typed API, CRDs through CustomObjectsApi. */
-export type ListApi = 'core' | 'apps' | 'discovery' | 'custom';
+export type ListApi = 'core' | 'apps' | 'discovery' | 'apiextensions' | 'custom';
 
 export interface WatchedKind {
   /** Kind as the API server and the YAML spell it. */
@@ -23,6 +23,11 @@ export interface WatchedKind {
   readonly status: 'drop' | 'keep' | readonly string[];
   /** Watched only while this other kind is not served (Endpoints when there are no EndpointSlices). */
   readonly fallbackFor?: string;
+  /**
+   * Watched for the source's own bookkeeping, not turned into config: the CRDs, whose events say
+   * at once when a kind starts or stops being served.
+   */
+  readonly bookkeeping?: true;
 }
 
 const ISTIO_NET = ['v1', 'v1beta1', 'v1alpha3'];
@@ -30,6 +35,9 @@ const ISTIO_SEC = ['v1', 'v1beta1'];
 const GW_API = ['v1', 'v1beta1'];
 
 const istio = (kind: string, plural: string): WatchedKind => ({ kind, group: 'networking.istio.io', versions: ISTIO_NET, plural, namespaced: true, api: 'custom', status: 'drop' });
+
+/** CustomResourceDefinitions: the name of each is `<plural>.<group>` of the kind it defines. */
+export const CRD_KIND: WatchedKind = { kind: 'CustomResourceDefinition', group: 'apiextensions.k8s.io', versions: ['v1'], plural: 'customresourcedefinitions', namespaced: false, api: 'apiextensions', status: 'drop', bookkeeping: true };
 
 export const WATCHED_KINDS: readonly WatchedKind[] = [
   istio('ServiceEntry', 'serviceentries'),
@@ -52,6 +60,7 @@ export const WATCHED_KINDS: readonly WatchedKind[] = [
   { kind: 'NetNamespace', group: 'network.openshift.io', versions: ['v1'], plural: 'netnamespaces', namespaced: false, api: 'custom', status: 'drop' },
   { kind: 'Gateway', group: 'gateway.networking.k8s.io', versions: GW_API, plural: 'gateways', namespaced: true, api: 'custom', status: 'drop' },
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', versions: GW_API, plural: 'httproutes', namespaced: true, api: 'custom', status: 'drop' },
+  CRD_KIND,
 ];
 
 /** `virtualservices.networking.istio.io`, `services`: kubectl's resource.group spelling, unique per kind. */

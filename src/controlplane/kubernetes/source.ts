@@ -1,23 +1,24 @@
 /**
  * The Kubernetes source: lists and watches the Istio, Kubernetes, OVN and Gateway API kinds through
  * `@kubernetes/client-node`'s informers (ListWatch: list, then watch from the list's
- * resourceVersion; 410 Gone -> relist), and turns the cached objects into a validated config exactly
- * as the directory source does (RawDocuments -> decodeResources -> buildModel). Nothing is handed
- * over before the initial list of every kind has completed, a config with errors is rejected and the
- * last good one stays, and a kind whose CRD is not installed (404) is left out — logged once, re-probed
- * now and then.
+ * resourceVersion; 410 Gone -> relist), and turns the cached objects into a validated config as the
+ * directory source does (RawDocuments -> decodeResources -> buildModel). Nothing is handed over before
+ * the initial list of every kind has completed. Unlike the directory source, an object with errors of
+ * its own is left out (and reported) while the rest is served; errors that belong to no one object
+ * still reject the config and the last good one stays. A kind whose CRD is not installed (404) is
+ * left out, logged once, and picked up when the CRD watch sees it installed; a kind whose CRD goes
+ * away keeps its last objects for a grace period, so an upgrade or re-install does not empty it.
  */
 import { createHash } from 'node:crypto';
 import {
-  AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
+  ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, Watch,
   type KubernetesListObject, type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Diagnostic } from '../../config/diagnostics.js';
-import { decodeResources } from '../../config/decode.js';
 import type { RawDocument } from '../../config/load.js';
-import { buildModel } from '../../model/build.js';
 import { ConfigGate, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
 import { toDocument } from './documents.js';
+import { buildIsolated } from './isolate.js';
 import { apiVersionOf, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';
 
 export interface KubernetesSourceOptions {
@@ -35,8 +36,12 @@ export interface KubernetesSourceOptions {
   readonly maxBackoffMs?: number;
   /** A LIST that has not answered after this long is abandoned and retried (default 30 s). */
   readonly listTimeoutMs?: number;
-  /** How often kinds that were not served (404) are looked for again (default 60 s). */
+  /** How often kinds that were not served (404) are looked for again while CRDs cannot be watched (default 60 s). */
   readonly absentRecheckMs?: number;
+  /** How long the objects of a kind whose CRD went away are kept, waiting for it to come back (default 300 s). */
+  readonly crdGraceMs?: number;
+  /** Objects per LIST page (`limit`; the rest follows with `continue`, default 500). */
+  readonly pageSize?: number;
   /** Asks the server to end each watch after this long (plus up to 50 % jitter); the informer re-watches (default 300 s). */
   readonly watchTimeoutSeconds?: number;
   /** At most one watch request per kind per this interval, so a server that closes watches at once is not hammered (default 1000 ms). */
@@ -56,6 +61,8 @@ export interface KindStatus {
   readonly objects: number;
   /** Successful LISTs: 1 is the initial one, more are relists (410 Gone, errors). */
   readonly lists: number;
+  /** The kind is no longer served, but its last objects are still in the config until this time (ms epoch). */
+  readonly retainedUntil?: number;
   readonly resourceVersion: string;
   readonly lastError?: string;
 }
@@ -71,6 +78,10 @@ interface KindWatch {
   lastError: string | undefined;
   lists: number;
   reportedAbsent: boolean;
+  /** Last objects of a kind that stopped being served, kept in the config until the grace timer fires. */
+  retained: KubernetesObject[] | undefined;
+  retainedUntil: number | undefined;
+  graceTimer: NodeJS.Timeout | undefined;
 }
 
 /** Loads in-cluster config or a kubeconfig (`path`, else $KUBECONFIG, else ~/.kube/config, else the pod's service account). */
@@ -119,6 +130,7 @@ export class KubernetesConfigSource implements ConfigSource {
   private readonly apps: AppsV1Api;
   private readonly discovery: DiscoveryV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly apiextensions: ApiextensionsV1Api;
   private rebuildTimer: NodeJS.Timeout | undefined;
   private burstStartedAt: number | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
@@ -139,6 +151,7 @@ export class KubernetesConfigSource implements ConfigSource {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.discovery = kc.makeApiClient(DiscoveryV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.apiextensions = kc.makeApiClient(ApiextensionsV1Api);
     this.kinds = (opts.kinds ?? WATCHED_KINDS).map((def) => ({
       def,
       state: def.fallbackFor ? 'dormant' : 'pending',
@@ -150,6 +163,9 @@ export class KubernetesConfigSource implements ConfigSource {
       lastError: undefined,
       lists: 0,
       reportedAbsent: false,
+      retained: undefined,
+      retainedUntil: undefined,
+      graceTimer: undefined,
     }));
     this.firstEvent = new Promise((resolve) => (this.resolveFirst = resolve));
   }
@@ -199,16 +215,20 @@ export class KubernetesConfigSource implements ConfigSource {
       resource: resourceName(k.def),
       apiVersion: apiVersionOf(k.def, k.def.versions[k.versionIndex] ?? ''),
       state: k.state,
-      objects: k.informer && k.state === 'synced' ? k.informer.list().length : 0,
+      objects: k.informer && k.state === 'synced' ? k.informer.list().length : k.retained?.length ?? 0,
       lists: k.lists,
       resourceVersion: k.informer?.latestResourceVersion() ?? '',
+      ...(k.retainedUntil !== undefined ? { retainedUntil: k.retainedUntil } : {}),
       ...(k.lastError ? { lastError: k.lastError } : {}),
     }));
   }
 
   close(): void {
     this.closed = true;
-    for (const k of this.kinds) this.stopKind(k);
+    for (const k of this.kinds) {
+      this.stopKind(k);
+      if (k.graceTimer) clearTimeout(k.graceTimer);
+    }
     for (const t of [this.rebuildTimer, this.recheckTimer]) if (t) clearTimeout(t);
     if (this.progressTimer) clearInterval(this.progressTimer);
     this.rebuildTimer = this.recheckTimer = this.progressTimer = undefined;
@@ -236,9 +256,14 @@ export class KubernetesConfigSource implements ConfigSource {
       k.attempt = 0;
       this.schedule();
     };
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
+    if (k.def.bookkeeping) {
+      informer.on('add', (crd) => this.crdServed(crd));
+      informer.on('update', (crd) => this.crdServed(crd));
+    } else {
+      informer.on('add', changed);
+      informer.on('update', changed);
+      informer.on('delete', changed);
+    }
     informer.on('error', (err: unknown) => this.onError(k, informer, err));
     k.informer = informer;
     k.watch = watch;
@@ -265,20 +290,44 @@ export class KubernetesConfigSource implements ConfigSource {
     return list;
   }
 
+  /**
+   * LISTs page by page (`limit`, then `continue` until the server has no more), so a large cluster
+   * is never one huge response. Every page is read at the first page's resourceVersion, which the
+   * watch then starts from; an expired continue token (410) fails the LIST and the informer retries.
+   */
   private async request(def: WatchedKind, version: string, namespace: string | undefined, fieldSelector: string | undefined): Promise<KubernetesListObject<KubernetesObject>> {
-    const fs = fieldSelector === undefined ? {} : { fieldSelector };
+    const limit = this.opts.pageSize ?? 500;
+    let first: KubernetesListObject<KubernetesObject> | undefined;
+    const items: KubernetesObject[] = [];
+    let token: string | undefined;
+    for (let page = 0; ; page++) {
+      const params: ListParams = { limit, ...(fieldSelector === undefined ? {} : { fieldSelector }), ...(token === undefined ? {} : { _continue: token }) };
+      const list = await this.listPage(def, version, namespace, params);
+      first ??= list;
+      items.push(...list.items);
+      // Custom objects come as raw JSON (`continue`), built-in kinds through the typed model (`_continue`).
+      const meta = (list.metadata ?? {}) as { continue?: string; _continue?: string };
+      token = meta.continue || meta._continue || undefined;
+      if (token === undefined) break;
+      if (page >= MAX_LIST_PAGES) throw new Error(`LIST ${collectionPath(def, version, namespace)}: more than ${MAX_LIST_PAGES} pages of ${limit}; giving up`);
+    }
+    const { continue: _c, _continue: _tc, remainingItemCount: _r, ...metadata } = (first.metadata ?? {}) as Record<string, unknown>;
+    return { ...first, metadata, items };
+  }
+
+  private async listPage(def: WatchedKind, version: string, namespace: string | undefined, params: ListParams): Promise<KubernetesListObject<KubernetesObject>> {
     if (def.api === 'custom') {
       const { group, plural } = def;
       return (namespace === undefined
-        ? await this.custom.listClusterCustomObject({ group, version, plural, ...fs })
-        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural, ...fs })) as KubernetesListObject<KubernetesObject>;
+        ? await this.custom.listClusterCustomObject({ group, version, plural, ...params })
+        : await this.custom.listNamespacedCustomObject({ group, version, namespace, plural, ...params })) as KubernetesListObject<KubernetesObject>;
     }
     // Built-in kinds come back as typed models (Date objects, no kind/apiVersion on items): a JSON
     // round trip restores the wire form, so LIST and WATCH objects look alike in the cache.
-    return wireForm(await this.typedList(def, namespace, fs));
+    return wireForm(await this.typedList(def, namespace, params));
   }
 
-  private typedList(def: WatchedKind, namespace: string | undefined, fs: { fieldSelector?: string }): Promise<unknown> {
+  private typedList(def: WatchedKind, namespace: string | undefined, fs: ListParams): Promise<unknown> {
     const ns = namespace;
     switch (`${def.api}/${def.plural}`) {
       case 'core/services': return ns === undefined ? this.core.listServiceForAllNamespaces(fs) : this.core.listNamespacedService({ namespace: ns, ...fs });
@@ -287,6 +336,7 @@ export class KubernetesConfigSource implements ConfigSource {
       case 'core/endpoints': return ns === undefined ? this.core.listEndpointsForAllNamespaces(fs) : this.core.listNamespacedEndpoints({ namespace: ns, ...fs });
       case 'core/namespaces': return this.core.listNamespace(fs);
       case 'apps/deployments': return ns === undefined ? this.apps.listDeploymentForAllNamespaces(fs) : this.apps.listNamespacedDeployment({ namespace: ns, ...fs });
+      case 'apiextensions/customresourcedefinitions': return this.apiextensions.listCustomResourceDefinition(fs);
       case 'discovery/endpointslices': return ns === undefined ? this.discovery.listEndpointSliceForAllNamespaces(fs) : this.discovery.listNamespacedEndpointSlice({ namespace: ns, ...fs });
       default: return Promise.reject(new Error(`no typed client for ${def.api}/${def.plural}; list it with api: 'custom'`));
     }
@@ -300,9 +350,10 @@ export class KubernetesConfigSource implements ConfigSource {
     const wasAbsent = k.state === 'absent';
     k.state = 'synced';
     const version = k.def.versions[k.versionIndex];
-    if (wasAbsent) this.log(`${resourceName(k.def)} is now served (${apiVersionOf(k.def, version ?? '')}); watching it`);
+    if (wasAbsent) this.log(`${resourceName(k.def)} is now served (${apiVersionOf(k.def, version ?? '')}); watching it${k.retained ? `; its objects are read afresh (${k.retained.length} were kept meanwhile)` : ''}`);
     else if (k.versionIndex > 0) this.log(`${resourceName(k.def)}: ${apiVersionOf(k.def, k.def.versions[0] ?? '')} is not served; using ${apiVersionOf(k.def, version ?? '')}`);
     k.reportedAbsent = false;
+    this.release(k);
     this.setFallbacks(k.def.kind, false);
     // Runs before the informer fills its cache from this LIST; the rebuild is a timer, so it sees the items.
     this.schedule();
@@ -313,6 +364,7 @@ export class KubernetesConfigSource implements ConfigSource {
     const code = statusCode(err);
     if (code === 404) return this.notServed(k, 'not found (404): the CRD is not installed');
     if (code === 403 && this.opts.namespace !== undefined && !k.def.namespaced) return this.notServed(k, 'forbidden (403) to a namespace-scoped control plane');
+    if (code === 403 && k.def.bookkeeping) return this.notServed(k, 'forbidden (403): CRD changes are noticed by polling instead');
     k.lastError = describeError(err);
     if (k.state === 'absent') {
       // A re-probe of a missing kind failed some other way: look again at the next recheck.
@@ -338,6 +390,7 @@ export class KubernetesConfigSource implements ConfigSource {
   /** 404 (or forbidden cluster-scoped kind under --namespace): try an older version, else go on without the kind. */
   private notServed(k: KindWatch, why: string): void {
     const wasSynced = k.state === 'synced';
+    if (wasSynced && !k.def.bookkeeping && k.informer) this.retain(k, [...k.informer.list()]);
     this.stopKind(k);
     if (!wasSynced && k.versionIndex + 1 < k.def.versions.length) {
       k.versionIndex++;
@@ -349,7 +402,8 @@ export class KubernetesConfigSource implements ConfigSource {
     k.lastError = why;
     if (!k.reportedAbsent) {
       k.reportedAbsent = true;
-      this.log(`${resourceName(k.def)} (${k.def.versions.map((v) => apiVersionOf(k.def, v)).join(', ')}): ${why}; ${wasSynced ? 'its objects are dropped and ' : ''}Tollgate continues without it`);
+      const kept = k.retained ? `its ${k.retained.length} objects stay in the config for up to ${Math.round(this.graceMs / 1000)} s in case it comes back; ` : '';
+      this.log(`${resourceName(k.def)} (${k.def.versions.map((v) => apiVersionOf(k.def, v)).join(', ')}): ${why}; ${kept}Tollgate continues without it`);
     }
     this.setFallbacks(k.def.kind, true);
     this.scheduleRecheck();
@@ -372,12 +426,57 @@ export class KubernetesConfigSource implements ConfigSource {
     }
   }
 
+  private get graceMs(): number {
+    return this.opts.crdGraceMs ?? 300_000;
+  }
+
+  /** Keeps a kind's last objects in the config after it stopped being served, until the grace period ends. */
+  private retain(k: KindWatch, objects: KubernetesObject[]): void {
+    if (k.retained || objects.length === 0) return;
+    k.retained = objects;
+    k.retainedUntil = Date.now() + this.graceMs;
+    k.graceTimer = setTimeout(() => {
+      k.graceTimer = undefined;
+      if (this.closed || !k.retained) return;
+      this.log(`${resourceName(k.def)}: still not served after ${Math.round(this.graceMs / 1000)} s; its ${k.retained.length} objects are dropped`);
+      this.release(k);
+      this.schedule();
+    }, this.graceMs);
+  }
+
+  private release(k: KindWatch): void {
+    if (k.graceTimer) clearTimeout(k.graceTimer);
+    k.graceTimer = undefined;
+    k.retained = undefined;
+    k.retainedUntil = undefined;
+  }
+
+  /** A CRD was created or changed: a kind it defines that is not served is probed at once. */
+  private crdServed(crd: KubernetesObject): void {
+    const name = crd.metadata?.name;
+    for (const k of this.kinds) {
+      if (k.state === 'absent' && !k.informer && resourceName(k.def) === name) {
+        k.versionIndex = 0;
+        this.startKind(k);
+      }
+    }
+  }
+
+  /**
+   * Custom kinds that are not served come back through the CRD watch (crdServed); built-in kinds
+   * (EndpointSlice on an old server) and every kind while CRDs cannot be watched are polled.
+   */
+  private polled(k: KindWatch): boolean {
+    const crdWatched = this.kinds.some((c) => c.def.bookkeeping && c.state !== 'absent');
+    return k.state === 'absent' && !k.informer && !(crdWatched && k.def.api === 'custom');
+  }
+
   private scheduleRecheck(): void {
-    if (this.recheckTimer || this.closed) return;
+    if (this.recheckTimer || this.closed || !this.kinds.some((k) => this.polled(k))) return;
     this.recheckTimer = setTimeout(() => {
       this.recheckTimer = undefined;
       if (this.closed) return;
-      for (const k of this.kinds) if (k.state === 'absent' && !k.informer) this.startKind(k);
+      for (const k of this.kinds) if (this.polled(k)) this.startKind(k);
     }, this.opts.absentRecheckMs ?? 60_000);
     this.recheckTimer.unref();
   }
@@ -402,9 +501,10 @@ export class KubernetesConfigSource implements ConfigSource {
     if (this.closed || !this.synced) return undefined;
     const entries: { k: KindWatch; obj: KubernetesObject; version: string }[] = [];
     for (const k of this.kinds) {
-      if (k.state !== 'synced' || !k.informer) continue;
+      if (k.def.bookkeeping) continue;
       const version = k.def.versions[k.versionIndex] ?? 'v1';
-      for (const obj of k.informer.list()) entries.push({ k, obj, version });
+      const objects = k.state === 'synced' && k.informer ? k.informer.list() : k.retained ?? [];
+      for (const obj of objects) entries.push({ k, obj, version });
     }
     // Creation order, as Istio merges same-host VirtualServices; then a stable name order.
     const keyOf = (e: (typeof entries)[number]): string => `${e.obj.metadata?.creationTimestamp ? String(e.obj.metadata.creationTimestamp) : ''}\u0000${resourceName(e.k.def)}\u0000${e.obj.metadata?.namespace ?? ''}\u0000${e.obj.metadata?.name ?? ''}`;
@@ -425,10 +525,9 @@ export class KubernetesConfigSource implements ConfigSource {
     if (fingerprint === this.lastFingerprint) return undefined;
     this.lastFingerprint = fingerprint;
 
-    const decoded = decodeResources(docs);
-    const model = buildModel(decoded.resources);
-    const diagnostics: Diagnostic[] = [...decoded.diagnostics, ...model.diagnostics];
-    const event = this.gate.offer(model, diagnostics);
+    const built = buildIsolated(docs);
+    const diagnostics: Diagnostic[] = built.diagnostics;
+    const event = this.gate.offer(built.model, diagnostics, built.leftOut);
     if (this.resolveFirst) {
       this.resolveFirst(event);
       this.resolveFirst = undefined;
@@ -459,6 +558,11 @@ function canonicalJson(v: unknown): string {
   }
   return JSON.stringify(v) ?? 'null';
 }
+
+type ListParams = { limit?: number; _continue?: string; fieldSelector?: string };
+
+/** With the default page size, 100 pages are 50 000 objects of one kind. */
+const MAX_LIST_PAGES = 100;
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
