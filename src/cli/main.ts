@@ -3,6 +3,7 @@ import { analyzeCommand } from './analyze.js';
 import { UsageError, type Io } from './common.js';
 import { configDumpCommand } from './config-dump.js';
 import { controlPlaneCommand } from './control-plane.js';
+import { genCommand } from './gen.js';
 import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
 import { traceCommand } from './trace.js';
 
@@ -18,6 +19,7 @@ Commands:
   control-plane  watch config and push per-proxy snapshots to connected proxies (ACK/NACK)
   proxy-status   one row per proxy connected to a control plane: version, SYNCED/STALE/NACKED
   proxy-config   the listeners, routes, clusters or endpoints a proxy runs
+  gen egress     print the objects that send one external host through the egress gateway
 
 Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
 
@@ -30,6 +32,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   'control-plane': controlPlaneCommand,
   'proxy-status': proxyStatusCommand,
   'proxy-config': proxyConfigCommand,
+  gen: genCommand,
 };
 
 /** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */
