@@ -63,6 +63,12 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
         case '/clusters':
           json(res, 200, { clusters: runtime.services.clusters.describe(), dns: { servers: runtime.services.clusters.dns.servers, cache: runtime.services.clusters.dns.entries() } });
           return;
+        case '/observed': {
+          // Report-only evidence for `tollgate suggest --admin` and the dashboard.
+          const c = runtime.current;
+          json(res, 200, { proxy: c?.snapshot.proxy ?? null, outboundMode: c?.snapshot.policy.outboundMode ?? 'enforce', observed: runtime.services.metrics.wouldDeny.snapshot() });
+          return;
+        }
         case '/listeners':
           json(res, 200, runtime.listeners());
           return;
@@ -85,7 +91,7 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
           return;
         }
         case '/':
-          send(res, 200, ['/ready', '/healthz', '/stats/prometheus', '/config_dump', '/clusters', '/listeners', '/logging?level='].join('\n') + '\n');
+          send(res, 200, ['/ready', '/healthz', '/stats/prometheus', '/config_dump', '/clusters', '/listeners', '/observed', '/logging?level='].join('\n') + '\n');
           return;
         default:
           send(res, 404, 'not found\n');

@@ -4,6 +4,7 @@ import { UsageError, type Io } from './common.js';
 import { configDumpCommand } from './config-dump.js';
 import { controlPlaneCommand } from './control-plane.js';
 import { genCommand } from './gen.js';
+import { suggestCommand } from './suggest.js';
 import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
 import { traceCommand } from './trace.js';
 
@@ -20,6 +21,7 @@ Commands:
   proxy-status   one row per proxy connected to a control plane: version, SYNCED/STALE/NACKED
   proxy-config   the listeners, routes, clusters or endpoints a proxy runs
   gen egress     print the objects that send one external host through the egress gateway
+  suggest        write ServiceEntries (and gateway objects) for the egress traffic a proxy observed
 
 Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
 
@@ -33,6 +35,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   'proxy-status': proxyStatusCommand,
   'proxy-config': proxyConfigCommand,
   gen: genCommand,
+  suggest: suggestCommand,
 };
 
 /** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */

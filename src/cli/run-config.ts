@@ -11,7 +11,7 @@ import { identityFrom } from './common.js';
 import { decodeResources } from '../config/decode.js';
 import { loadPaths } from '../config/load.js';
 import { buildModel } from '../model/build.js';
-import { buildSnapshot } from '../snapshot/build.js';
+import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
 import type { ExplicitProxySpec } from '../snapshot/generate/explicit-proxy.js';
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 
@@ -34,7 +34,7 @@ export interface IdentityFlags {
   readonly nodeName?: string;
 }
 
-export function loadSnapshot(paths: readonly string[], identity: IdentityFlags, explicitProxy?: ExplicitProxySpec, note: (s: string) => void = () => {}): SnapshotLoad {
+export function loadSnapshot(paths: readonly string[], identity: IdentityFlags, options: SnapshotOptions = {}, note: (s: string) => void = () => {}): SnapshotLoad {
   const loaded = loadPaths(paths);
   const decoded = decodeResources(loaded.documents);
   const diagnostics: Diagnostic[] = [...loaded.diagnostics, ...decoded.diagnostics];
@@ -45,7 +45,7 @@ export function loadSnapshot(paths: readonly string[], identity: IdentityFlags, 
   const proxy = identityFrom(identity, model, note);
   // A JSON round trip gives the data plane the same plain snapshot a control plane would send, and
   // lets the parsed config (whose strings the built snapshot still shares) be collected.
-  const snapshot = JSON.parse(JSON.stringify(buildSnapshot(model, proxy, explicitProxy ? { explicitProxy } : {}))) as Snapshot;
+  const snapshot = JSON.parse(JSON.stringify(buildSnapshot(model, proxy, options))) as Snapshot;
   return { snapshot, proxy, diagnostics, files: loaded.files };
 }
 

@@ -20,7 +20,7 @@ import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
 import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
 import { ControlPlaneClient } from '../controlplane/client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
-import { buildSnapshot } from '../snapshot/build.js';
+import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './common.js';
 import { isWorkerProcess, reportAdminPort, runPrimary } from './workers.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -35,6 +35,8 @@ export interface RunOptions {
   readonly allowCidrs: readonly Cidr[];
   readonly workers: number;
   readonly explicitProxy?: ExplicitProxySpec;
+  /** `--report-only`: pass destinations outside the registry and log them as would_deny_registry. */
+  readonly reportOnly?: boolean;
   readonly accessLogFormat: AccessLogFormat;
   /** `--no-access-log`: no access-log lines (metrics and denials counters still count). */
   readonly accessLogOff: boolean;
@@ -74,6 +76,10 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
                                the primary serves the admin API, merging the workers' metrics
   --explicit-proxy HOST:PORT   serve CONNECT on HOST:PORT against the registry
   --connect-ports P,...        ports CONNECT may reach (default 443)
+  --report-only                the explicit proxy passes destinations outside the registry (as
+                               ALLOW_ANY would, still through the SSRF guard and from the source
+                               address) and logs each as would_deny_registry; see 'tollgate suggest'.
+                               Same as the Gateway annotation tollgate.io/outbound-mode: report
   --access-log-format json|text  (default json)
   --no-access-log              write no access-log lines (metrics still count every request)
   --listen-address-override HOST  bind every snapshot listener on HOST (tests: 127.0.0.1)
@@ -127,6 +133,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let maxConn = 16_384;
   let logLevel: LogLevel = 'info';
   let watchFiles = false;
+  let reportOnly = false;
   let accessLogOff = false;
   let controlPlane: { host: string; port: number } | undefined;
   let nodeName = process.env['NODE_NAME'] || undefined;
@@ -246,6 +253,9 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       case '--watch':
         watchFiles = true;
         break;
+      case '--report-only':
+        reportOnly = true;
+        break;
       case '--no-access-log':
         accessLogOff = true;
         break;
@@ -292,6 +302,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     logLevel,
     usingDefaultConfig: usingDefault,
     watch: watchFiles,
+    ...(reportOnly ? { reportOnly } : {}),
     ...(controlPlane ? { controlPlane } : {}),
   };
 }
@@ -383,7 +394,7 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
   let load;
   try {
-    load = loadSnapshot(options.files, options.identity, options.explicitProxy, (s) => logger.info(s));
+    load = loadSnapshot(options.files, options.identity, snapshotOptions(options), (s) => logger.info(s));
   } catch (e) {
     throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
   }
@@ -417,7 +428,7 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
       return current;
     },
     async reload() {
-      const l = loadSnapshot(options.files, { ...options.identity, role: proxy.role, namespace: proxy.namespace, labels: Object.entries(proxy.labels).map(([k, v]) => `${k}=${v}`).join(','), name: proxy.name }, options.explicitProxy);
+      const l = loadSnapshot(options.files, { ...options.identity, role: proxy.role, namespace: proxy.namespace, labels: Object.entries(proxy.labels).map(([k, v]) => `${k}=${v}`).join(','), name: proxy.name }, snapshotOptions(options));
       if (!l.snapshot) throw new TollgateError('TG_CONFIG_INVALID', 'reload: config has errors; keeping the running snapshot', { source: 'config' });
       if (l.snapshot.version === current.version) return;
       await runtime.apply(l.snapshot);
@@ -493,6 +504,10 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   };
 }
 
+function snapshotOptions(o: RunOptions): SnapshotOptions {
+  return { ...(o.explicitProxy ? { explicitProxy: o.explicitProxy } : {}), ...(o.reportOnly ? { reportOnly: true } : {}) };
+}
+
 /** `run --watch`: apply every valid change of the -f paths; log and skip invalid ones. */
 function watchConfig(tg: Tollgate, logger: Logger): FileConfigSource {
   const source = new FileConfigSource({ paths: tg.options.files });
@@ -501,7 +516,7 @@ function watchConfig(tg: Tollgate, logger: Logger): FileConfigSource {
       logger.error(`config change rejected, keeping ${tg.snapshot.version}:\n${e.rejection.summary}`);
       return;
     }
-    const next = buildSnapshot(e.config.model, tg.proxy, tg.options.explicitProxy ? { explicitProxy: tg.options.explicitProxy } : {});
+    const next = buildSnapshot(e.config.model, tg.proxy, snapshotOptions(tg.options));
     tg.apply(next).then(
       () => logger.info(`config change applied`, { version: tg.snapshot.version }),
       (err: unknown) => logger.error(`config change could not be applied, keeping ${tg.snapshot.version}: ${errorMessage(err)}`),

@@ -8,7 +8,7 @@ import type { Model } from '../model/build.js';
 import { egressIpRules } from './egress-ip.js';
 import { ClusterSet } from './generate/clusters.js';
 import { generateEnvoy } from './generate/envoy.js';
-import { explicitProxyFromGateway, generateExplicitProxy, type ExplicitProxySpec } from './generate/explicit-proxy.js';
+import { explicitProxyFromGateway, generateExplicitProxy, outboundModeOf, type ExplicitProxySpec } from './generate/explicit-proxy.js';
 import { gatewaysFor, generateGateway } from './generate/gateway.js';
 import { generateRouter } from './generate/router.js';
 import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
@@ -20,6 +20,8 @@ import type { EgressIpRule, Listener, ManagedAddress, ProxyIdentity, RouteConfig
 export interface SnapshotOptions {
   /** `tollgate run --explicit-proxy`: an explicit proxy listener whatever the config says. */
   readonly explicitProxy?: ExplicitProxySpec;
+  /** `tollgate run --report-only`: pass and log destinations outside the registry. */
+  readonly reportOnly?: boolean;
 }
 
 export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: SnapshotOptions = {}): Snapshot {
@@ -41,8 +43,9 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
   }
   // Explicit proxy: from the flag, else from the annotation of a Gateway this proxy runs.
   const explicit = options.explicitProxy ?? (proxy.role === 'gateway' ? gatewaysFor(model, proxy).map(explicitProxyFromGateway).find((x): x is ExplicitProxySpec => x !== undefined && !('error' in x)) : undefined);
+  const reportOnly = options.reportOnly === true || (proxy.role === 'gateway' && gatewaysFor(model, proxy).some((g) => outboundModeOf(g) === 'report'));
   if (explicit) {
-    const l = generateExplicitProxy(model, proxy, clusters, explicit);
+    const l = generateExplicitProxy(model, proxy, clusters, reportOnly ? { ...explicit, reportOnly } : explicit);
     const clash = listeners.findIndex((x) => x.port === l.port && x.address === l.address);
     if (clash >= 0) listeners.splice(clash, 1);
     listeners.push(l);
@@ -70,7 +73,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
     routes: [...routes].sort(byName),
     clusters: [...clusters.clusters.values()].sort(byName),
     endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
-    policy: { outboundTrafficPolicy, egressIps },
+    policy: { outboundTrafficPolicy, ...(reportOnly ? { outboundMode: 'report' as const } : {}), egressIps },
     ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
     ...(secrets.length > 0 ? { secrets } : {}),
     ...(managedAddresses.length > 0 ? { managedAddresses } : {}),

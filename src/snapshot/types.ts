@@ -78,6 +78,8 @@ export interface SnapshotSecret {
 export interface ProxyPolicy {
   /** REGISTRY_ONLY (Tollgate's default) denies hosts not in the registry; ALLOW_ANY lets them through. */
   readonly outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+  /** `report`: the explicit proxy passes destinations outside the registry and logs them (would_deny_registry). */
+  readonly outboundMode?: 'report';
   /** Per caller namespace fixed source addresses (k8s.ovn.org/v1 EgressIP), resolved to caller IPs. */
   readonly egressIps: readonly EgressIpRule[];
 }
@@ -144,6 +146,8 @@ export interface ExplicitProxy {
   readonly acl?: readonly { readonly deny: boolean; readonly pattern: string }[];
   readonly connectPorts: readonly number[];
   readonly sourceAddress?: string;
+  /** Registry mode only: pass destinations outside the registry (ALLOW_ANY) and log them as would_deny_registry. */
+  readonly reportOnly?: boolean;
 }
 
 export interface HttpConnectionManager {

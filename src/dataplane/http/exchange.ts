@@ -31,6 +31,7 @@ import { defaultBody, localReplyBytes } from './local-reply.js';
 import { MIRROR_DEFAULT_TIMEOUT_MS, Mirror } from './mirror.js';
 import { compileRetry, isIdempotent, type CompiledRetry } from './retry.js';
 import { Decision, type ForwardAction } from './router.js';
+import { WOULD_DENY_REASON } from '../route/select.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from './upstream-pool.js';
 import type { HttpSession } from './connection-manager.js';
@@ -168,6 +169,10 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     const action = d.action!;
     const head = this.head;
     this.upstreamCluster = d.clusterName ?? null;
+    if (d.proxy?.wouldDeny === true) {
+      this.reason = WOULD_DENY_REASON;
+      this.session.engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', this.session.sourceNamespace);
+    }
     const ca = compiledAction(action);
     this.retry = ca.retry;
     this.respOps = ca.responseOps;
@@ -759,7 +764,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       if (al.needsRecords) al.log(this.record(durationMs));
       else al.logJsonLine(this.jsonLine(durationMs));
     }
-    if (this.reason !== undefined) engine.services.metrics.denied(this.reason);
+    if (this.reason !== undefined && this.reason !== WOULD_DENY_REASON) engine.services.metrics.denied(this.reason);
     const cluster = d.cluster;
     engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, s.sourceNamespace, this.responseCode, this.flags, durationMs, this.bytesReceived, this.bytesSent);
   }

@@ -93,13 +93,14 @@ export class ExplicitProxyRouter extends RouterContext {
     const f = this.proxy;
     d.routeName = f.statPrefix;
     if (f.acl === undefined) {
-      const dec = selectExplicitProxyHttpTarget(this.snapshot, scheme, host, port);
+      const dec = selectExplicitProxyHttpTarget(this.snapshot, scheme, host, port, f.reportOnly === true ? { sourceAddress: f.sourceAddress } : undefined);
       if (!dec.allowed) {
         d.reply(dec.status, dec.flag ?? 'NR', dec.reason, dec.why);
         return;
       }
       const cluster = dec.cluster!;
-      this.forward(d, cluster.name, { cluster: cluster.name, requestedHost: host, filterSourceAddress: f.sourceAddress, allowAddresses: undefined, destinationService: cluster.serviceHost });
+      const wouldDeny = dec.wouldDeny !== undefined;
+      this.forward(d, cluster.name, { cluster: wouldDeny ? cluster : cluster.name, requestedHost: host, filterSourceAddress: f.sourceAddress, allowAddresses: undefined, destinationService: cluster.serviceHost, ...(wouldDeny ? { wouldDeny } : {}) });
       d.cluster = cluster;
       return;
     }

@@ -39,6 +39,8 @@ export interface ProxyUpstream {
   readonly filterSourceAddress: string | undefined;
   readonly allowAddresses: readonly string[] | undefined;
   readonly destinationService: string;
+  /** Report-only pass of a destination outside the registry (logged as would_deny_registry). */
+  readonly wouldDeny?: boolean;
 }
 
 /** What the router decided; one per request, filled by `route()`. */

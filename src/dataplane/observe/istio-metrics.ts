@@ -7,6 +7,7 @@
  */
 import type { ProxyIdentity } from '../../snapshot/types.js';
 import type { Counter, CounterChild, Gauge, Histogram, MetricsRegistry } from './metrics.js';
+import { WouldDenyTable, type ObservedProtocol } from './would-deny.js';
 
 /** Istio's standard label names (a subset that Tollgate can fill in; the rest stay "unknown"). */
 export const ISTIO_LABELS = [
@@ -57,6 +58,8 @@ export class DataPlaneMetrics {
   readonly upstreamActive: Gauge;
   readonly snapshotApplied: Counter;
   readonly eventLoopLag: Gauge;
+  /** Report-only mode: what enforcement would have refused (bounded; would-deny.ts). */
+  readonly wouldDeny: WouldDenyTable;
   private readonly workload: string;
   private readonly workloadNs: string;
   private readonly app: string;
@@ -81,6 +84,7 @@ export class DataPlaneMetrics {
     this.activeConnections = registry.gauge('tollgate_downstream_connections_active', 'Open downstream connections per listener.', ['listener']);
     this.upstreamActive = registry.gauge('tollgate_upstream_connections_active', 'Open upstream connections per cluster.', ['cluster']);
     this.snapshotApplied = registry.counter('tollgate_snapshot_applied_total', 'Snapshots applied (result=ok|rejected).', ['result']);
+    this.wouldDeny = new WouldDenyTable(registry.counter('tollgate_would_deny_total', 'Report-only mode: requests and connections passed that enforcement would refuse (destination not in the registry).', ['destination_host', 'source_namespace', 'protocol']));
     this.eventLoopLag = registry.gauge('tollgate_event_loop_lag_milliseconds', 'Event loop delay (p99 over the last interval).', []);
   }
 
@@ -123,6 +127,11 @@ export class DataPlaneMetrics {
     const s: CounterChild = this.tcpSentBytes.labels(...v);
     s.inc(sentBytes);
     this.tcpReceivedBytes.labels(...v).inc(receivedBytes);
+  }
+
+  /** A report-only pass: counted and kept as evidence for suggest; `sourceNamespace` defaults to the proxy's. */
+  wouldDenyPassed(host: string, port: number, protocol: ObservedProtocol, sourceNamespace: string | undefined): void {
+    this.wouldDeny.record(host, port, protocol, sourceNamespace ?? this.workloadNs);
   }
 
   denied(reason: string): void {

@@ -232,8 +232,17 @@ export function aclAllowsAddress(acl: readonly AclEntry[], ip: string): boolean 
   return false;
 }
 
+/** The reason a report-only proxy logs for traffic that enforcement would refuse. */
+export const WOULD_DENY_REASON = 'would_deny_registry';
+
 export type ExplicitProxyDecision =
-  | { readonly allowed: true; readonly cluster?: Cluster; readonly why: string }
+  | {
+      readonly allowed: true;
+      readonly cluster?: Cluster;
+      readonly why: string;
+      /** Report-only mode let through what enforcement would refuse with this reason. */
+      readonly wouldDeny?: string;
+    }
   | { readonly allowed: false; readonly status: number; readonly reason: string; readonly why: string; readonly flag?: 'NR' | 'BLOCKED' };
 
 /**
@@ -246,12 +255,17 @@ export function selectExplicitProxyTarget(
   connectPorts: readonly number[],
   host: string,
   port: number,
+  reportOnly?: ReportOnly,
 ): ExplicitProxyDecision {
   if (!connectPorts.includes(port)) {
     return { allowed: false, status: 403, reason: 'connect_port_not_allowed', why: `CONNECT port ${port} is not one of the allowed ports ${connectPorts.join(',')}` };
   }
   const cluster = snapshot.registryCluster(host, port);
-  if (!cluster) return { allowed: false, status: 403, reason: 'connect_not_in_registry', why: `no ServiceEntry declares ${host}:${port}` };
+  if (!cluster) {
+    const why = `no ServiceEntry declares ${host}:${port}`;
+    if (reportOnly !== undefined) return reportOnlyPass(host, port, reportOnly, 'connect_not_in_registry', why);
+    return { allowed: false, status: 403, reason: 'connect_not_in_registry', why };
+  }
   return { allowed: true, cluster, why: `registry entry ${cluster.name} (${cluster.description ?? cluster.serviceHost})` };
 }
 
@@ -271,9 +285,15 @@ export function selectExplicitProxyHttpTarget(
   scheme: string,
   host: string,
   port: number,
+  reportOnly?: ReportOnly,
 ): ExplicitProxyDecision {
   const cluster = snapshot.registryCluster(host, port);
-  if (!cluster) return { allowed: false, status: 403, flag: 'NR', reason: 'proxy_not_in_registry', why: `no ServiceEntry declares ${host}:${port}` };
+  if (!cluster) {
+    const why = `no ServiceEntry declares ${host}:${port}`;
+    // Plain HTTP only: an https:// target would need TLS origination, which only a registry entry configures.
+    if (reportOnly !== undefined && scheme === 'http') return reportOnlyPass(host, port, reportOnly, 'proxy_not_in_registry', why);
+    return { allowed: false, status: 403, flag: 'NR', reason: 'proxy_not_in_registry', why };
+  }
   if ((scheme === 'https' || TLS_PORT_PROTOCOLS.has(cluster.protocol.toUpperCase())) && cluster.tls === undefined) {
     const what = scheme === 'https' ? `an https:// target` : `port ${port} (${cluster.protocol})`;
     return { allowed: false, status: 403, flag: 'BLOCKED', reason: 'proxy_tls_not_originated', why: `${what} of ${host} needs TLS, and ${cluster.name} does not originate it (use CONNECT, or a DestinationRule with tls)` };
@@ -298,4 +318,19 @@ export function aclCluster(host: string, port: number, sourceAddress: string | u
     ...(sourceAddress !== undefined ? { sourceAddress } : {}),
     explicitAddresses: false,
   };
+}
+
+/** Report-only mode of a registry-mode explicit proxy: where the forwarded traffic leaves from. */
+export interface ReportOnly {
+  readonly sourceAddress: string | undefined;
+}
+
+/**
+ * What ALLOW_ANY would do with a destination outside the registry: an ad-hoc ORIGINAL_DST cluster to
+ * the requested host (resolved by DNS, then checked by the SSRF guard like any name from a client),
+ * from the filter's source address. The decision says which denial it stands in for.
+ */
+function reportOnlyPass(host: string, port: number, r: ReportOnly, deniedAs: string, why: string): ExplicitProxyDecision {
+  const cluster: Cluster = { ...aclCluster(host, port, r.sourceAddress), name: `report_only|${port}||${host}`, serviceHost: host, description: 'report-only: outside the registry, passed as ALLOW_ANY would' };
+  return { allowed: true, cluster, wouldDeny: deniedAs, why: `${why}; report-only mode passes it (logged as ${WOULD_DENY_REASON}, enforcement would answer 403 ${deniedAs})` };
 }

@@ -27,7 +27,7 @@ import { addrPort, elapsedMs, plainIp, type DownstreamConnection, type HttpConne
 import { hostPort, type AccessLogRecord } from '../observe/access-log.js';
 import type { IstioLabels } from '../observe/istio-metrics.js';
 import { peekClientHello, inspectorReason } from '../listener/peek.js';
-import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyTarget } from '../route/select.js';
+import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyTarget, WOULD_DENY_REASON } from '../route/select.js';
 import type { ResponseFlag, UpstreamFailure } from '../upstream/failure.js';
 import { resetSocket, Tunnel } from './pipe.js';
 import { baseRecord } from './tcp-proxy.js';
@@ -205,10 +205,18 @@ class ConnectSession {
       cluster = aclCluster(host, port, f.sourceAddress, DEFAULT_CONNECT_TIMEOUT_MS);
       this.record.route_name = `acl:${entry.pattern}`;
     } else {
-      const d = selectExplicitProxyTarget(conn.snapshot, f.connectPorts, host, port);
+      const d = selectExplicitProxyTarget(conn.snapshot, f.connectPorts, host, port, f.reportOnly === true ? { sourceAddress: f.sourceAddress } : undefined);
       if (!d.allowed) return this.deny(d.status, d.reason, 'NR', d.why);
-      cluster = d.cluster!.name;
-      tlsRequired = TLS_PROTOCOLS.has(d.cluster!.protocol.toUpperCase());
+      if (d.wouldDeny !== undefined) {
+        // Report-only: a CONNECT tunnel is TLS by convention (HTTPS_PROXY); its SNI is not checked.
+        cluster = d.cluster!;
+        tlsRequired = false;
+        this.record.tollgate_reason = WOULD_DENY_REASON;
+        services.metrics.wouldDenyPassed(host, port, 'TLS', services.clusters.callerNamespace(conn.remoteAddress));
+      } else {
+        cluster = d.cluster!.name;
+        tlsRequired = TLS_PROTOCOLS.has(d.cluster!.protocol.toUpperCase());
+      }
       this.labels = { ...this.labels, destinationService: d.cluster!.serviceHost, ...(d.cluster!.origin?.namespace ? { destinationNamespace: d.cluster!.origin.namespace } : {}) };
     }
     this.record.upstream_cluster = typeof cluster === 'string' ? cluster : cluster.name;

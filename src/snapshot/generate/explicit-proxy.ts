@@ -13,12 +13,19 @@ import type { ClusterSet } from './clusters.js';
 
 export const EXPLICIT_PROXY_ANNOTATION = 'tollgate.io/explicit-proxy';
 export const CONNECT_PORTS_ANNOTATION = 'tollgate.io/explicit-proxy-connect-ports';
+/**
+ * `report` on a Gateway: its explicit proxy passes destinations outside the registry (as ALLOW_ANY
+ * would) and logs each as would_deny_registry; `enforce` (the default) refuses them.
+ */
+export const OUTBOUND_MODE_ANNOTATION = 'tollgate.io/outbound-mode';
 
 export interface ExplicitProxySpec {
   readonly address: string;
   readonly port: number;
   readonly connectPorts: readonly number[];
   readonly sourceAddress?: string;
+  /** Pass and log destinations outside the registry instead of refusing them. */
+  readonly reportOnly?: boolean;
 }
 
 /** The spec a Gateway's annotations ask for, or an error message naming the bad value. */
@@ -47,8 +54,16 @@ export function generateExplicitProxy(model: Model, proxy: ProxyIdentity, cluste
       {
         name: 'explicit-proxy',
         match: {},
-        filter: { type: 'explicit_proxy', statPrefix: 'explicit_proxy', connectPorts: [...spec.connectPorts], ...(spec.sourceAddress ? { sourceAddress: spec.sourceAddress } : {}) },
+        filter: { type: 'explicit_proxy', statPrefix: 'explicit_proxy', connectPorts: [...spec.connectPorts], ...(spec.sourceAddress ? { sourceAddress: spec.sourceAddress } : {}), ...(spec.reportOnly ? { reportOnly: true } : {}) },
       },
     ],
   };
+}
+
+/** The outbound mode a Gateway's annotation asks for, or an error message naming the bad value. */
+export function outboundModeOf(g: GatewayModel): 'report' | 'enforce' | { error: string } {
+  const v = g.resource.annotations[OUTBOUND_MODE_ANNOTATION];
+  if (v === undefined || v.trim() === 'enforce') return 'enforce';
+  if (v.trim() === 'report') return 'report';
+  return { error: `${OUTBOUND_MODE_ANNOTATION}: "${v}" is neither "report" nor "enforce"` };
 }
