@@ -169,10 +169,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     const action = d.action!;
     const head = this.head;
     this.upstreamCluster = d.clusterName ?? null;
-    if (d.proxy?.wouldDeny === true) {
-      this.reason = WOULD_DENY_REASON;
-      this.session.engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', this.session.sourceNamespace);
-    }
+    if (d.proxy?.wouldDeny === true) this.reason = WOULD_DENY_REASON; // replaced if the request then fails (ssrf_denied, ...)
     const ca = compiledAction(action);
     this.retry = ca.retry;
     this.respOps = ca.responseOps;
@@ -764,7 +761,8 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       if (al.needsRecords) al.log(this.record(durationMs));
       else al.logJsonLine(this.jsonLine(durationMs));
     }
-    if (this.reason !== undefined && this.reason !== WOULD_DENY_REASON) engine.services.metrics.denied(this.reason);
+    if (this.reason === WOULD_DENY_REASON) engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', s.sourceNamespace);
+    else if (this.reason !== undefined) engine.services.metrics.denied(this.reason);
     const cluster = d.cluster;
     engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, s.sourceNamespace, this.responseCode, this.flags, durationMs, this.bytesReceived, this.bytesSent);
   }

@@ -211,8 +211,7 @@ class ConnectSession {
         // Report-only: a CONNECT tunnel is TLS by convention (HTTPS_PROXY); its SNI is not checked.
         cluster = d.cluster!;
         tlsRequired = false;
-        this.record.tollgate_reason = WOULD_DENY_REASON;
-        services.metrics.wouldDenyPassed(host, port, 'TLS', services.clusters.callerNamespace(conn.remoteAddress));
+        this.record.tollgate_reason = WOULD_DENY_REASON; // replaced if the tunnel is then refused (ssrf_denied, ...)
       } else {
         cluster = d.cluster!.name;
         tlsRequired = TLS_PROTOCOLS.has(d.cluster!.protocol.toUpperCase());
@@ -233,6 +232,7 @@ class ConnectSession {
       allowAddresses,
     });
     if (!res.ok) return this.denyFailure(res.failure);
+    if (this.record.tollgate_reason === WOULD_DENY_REASON) services.metrics.wouldDenyPassed(host, port, 'TLS', ns);
     const up = res.socket;
     this.record.upstream_host = addrPort(res.target.ip, res.target.port);
     this.record.upstream_local_address = hostPort(plainIp(res.localAddress), res.localPort);
