@@ -13,8 +13,8 @@ export const egressRouters: Check = (f) => {
     if (r.replicas !== 1) {
       f.report('error', 'TG_ROUTER_REPLICAS', dep, ['spec', 'replicas'], `egress router has replicas: ${r.replicas}; EGRESS_SOURCE ${r.source ?? ''} is a single address and can be held by one pod only`, 'set replicas: 1 (use a second router with its own EGRESS_SOURCE for redundancy)');
     }
-    for (const rule of r.rules.filter((x) => x.protocol === 'udp')) {
-      f.report('warning', 'TG_ROUTER_UDP', dep, ['spec'], `EGRESS_DESTINATION line ${rule.pos.line} forwards udp port ${rule.port}; Tollgate's router forwards TCP only, so this rule is not served`, 'remove the udp rule or keep OpenShift\'s router for UDP');
+    for (const rule of r.datapath === 'userspace' ? r.rules.filter((x) => x.protocol === 'udp') : []) {
+      f.report('warning', 'TG_ROUTER_UDP', dep, ['spec'], `EGRESS_DESTINATION line ${rule.pos.line} forwards udp port ${rule.port}; the userspace relay forwards TCP only, so this rule is not served`, 'remove the udp rule, or use the kernel datapath (the default in init mode), which forwards UDP');
     }
     if (!r.source && r.mode !== 'http-proxy') {
       f.report('error', 'TG_ROUTER_NO_SOURCE', dep, ['spec', 'template', 'spec'], 'egress router has no EGRESS_SOURCE: connections would leave from the node\'s address, which defeats the fixed source IP', 'set EGRESS_SOURCE to the IP the destination allows');
@@ -23,7 +23,7 @@ export const egressRouters: Check = (f) => {
     const uncovered = ports.filter((p) => !r.rules.some((x) => x.port === p));
     if (r.mode !== 'http-proxy') {
       const summary = r.rules.map((x) => `${x.port}->${x.destination}:${x.destinationPort}`).join(', ') || 'none';
-      f.report('info', 'TG_ROUTER_SUMMARY', dep, ['metadata', 'name'], `egress router (${r.mode} mode): source ${r.source ?? 'unset'}, rules ${summary}; ${r.fallback ? `fallback ${r.fallback.destination} for any other port` : 'no fallback line: other ports are refused'}${uncovered.length > 0 ? `; Service ports without a rule: ${uncovered.join(', ')}` : ''}`, 'tollgate run --role router serves these rules; trace tcp://<router>:<port> shows one');
+      f.report('info', 'TG_ROUTER_SUMMARY', dep, ['metadata', 'name'], `egress router (${r.mode} mode, ${r.datapath} datapath): source ${r.source ?? 'unset'}, rules ${summary}; ${r.fallback ? `fallback ${r.fallback.destination} for any other port` : 'no fallback line: other ports are refused'}${uncovered.length > 0 ? `; Service ports without a rule: ${uncovered.join(', ')}` : ''}`, 'tollgate run --role router serves these rules; trace tcp://<router>:<port> shows one');
     }
   }
 };

@@ -12,6 +12,7 @@ import type { DataPlaneServices, HttpConnectionHandlerFactory } from '../datapla
 import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-log.js';
 import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
 import { MetricsRegistry } from '../dataplane/observe/metrics.js';
+import { HostAgents } from '../dataplane/kernel/host-agents.js';
 import { Runtime } from '../dataplane/runtime.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
@@ -55,6 +56,9 @@ export interface RunOptions {
   readonly watch: boolean;
   /** Take snapshots from a control plane instead of files. */
   readonly controlPlane?: { readonly host: string; readonly port: number };
+  /** Egress router kernel mode: the interface for EGRESS_SOURCE, and the parent to create it on. */
+  readonly routerInterface: string;
+  readonly routerMacvlanParent?: string;
 }
 
 export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
@@ -90,6 +94,9 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --max-connections N          per-listener downstream connection limit (default 16384)
   --log-level debug|info|warn|error (default info)
   --watch                      re-read the -f paths when they change and apply valid changes
+  --router-interface DEV       egress router kernel (init) mode: the interface that gets EGRESS_SOURCE
+                               and the default route (default macvlan0, as OpenShift creates it)
+  --router-macvlan-parent DEV  create --router-interface as a macvlan on DEV when it is missing
   --control-plane HOST:PORT    take snapshots from 'tollgate control-plane' instead of -f files;
                                not ready until the first snapshot arrives, keeps serving the last one
                                while the control plane is away
@@ -137,6 +144,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let accessLogOff = false;
   let controlPlane: { host: string; port: number } | undefined;
   let nodeName = process.env['NODE_NAME'] || undefined;
+  let routerInterface = 'macvlan0';
+  let routerMacvlanParent: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     let flag = a;
@@ -177,6 +186,12 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
         break;
       case '--node':
         nodeName = next();
+        break;
+      case '--router-interface':
+        routerInterface = next();
+        break;
+      case '--router-macvlan-parent':
+        routerMacvlanParent = next();
         break;
       case '--admin': {
         const v = next();
@@ -304,6 +319,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     watch: watchFiles,
     ...(reportOnly ? { reportOnly } : {}),
     ...(controlPlane ? { controlPlane } : {}),
+    routerInterface,
+    ...(routerMacvlanParent ? { routerMacvlanParent } : {}),
   };
 }
 
@@ -338,6 +355,7 @@ interface DataPlaneParts {
   readonly registry: MetricsRegistry;
   readonly admin: AdminServer | undefined;
   readonly lag: ReturnType<typeof monitorEventLoopDelay>;
+  readonly host: HostAgents;
 }
 
 /** Metrics, upstream cluster manager, access log, runtime and admin server for one proxy. */
@@ -386,7 +404,14 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     admin = await startAdmin(adminAddr, { runtime, metrics: registry, logger });
     runtime.addSelfPort(admin.address.port);
   }
-  return { runtime, services, registry, admin, lag };
+  const host = new HostAgents({
+    logger,
+    metrics: registry,
+    routerInterface: options.routerInterface,
+    ...(options.routerMacvlanParent ? { routerMacvlanParent: options.routerMacvlanParent } : {}),
+    ownPorts: admin ? [admin.address.port] : [],
+  });
+  return { runtime, services, registry, admin, lag, host };
 }
 
 /** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
@@ -405,13 +430,15 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
   if (!load.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `config has errors; nothing started (${load.diagnostics.filter((d) => d.severity === 'error').length} errors)`, { source: 'config' });
   const snapshot = load.snapshot;
   const proxy = load.proxy!;
-  if (snapshot.listeners.length === 0) {
+  if (snapshot.listeners.length === 0 && !snapshot.routerKernel) {
     throw new TollgateError('TG_NO_LISTENERS', `the config gives proxy ${proxy.role} ${proxy.namespace}/${proxy.name || '-'} labels ${JSON.stringify(proxy.labels)} no listener; check --role/--namespace/--labels/--name`, { source: 'config' });
   }
-  const { runtime, services, registry, admin, lag } = await buildDataPlane(options, proxy, overrides, logger);
+  const { runtime, services, registry, admin, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
   try {
+    await host.apply(snapshot);
     await runtime.apply(snapshot);
   } catch (e) {
+    await host.stop();
     await admin?.close();
     lag.disable();
     throw e;
@@ -431,16 +458,19 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
       const l = loadSnapshot(options.files, { ...options.identity, role: proxy.role, namespace: proxy.namespace, labels: Object.entries(proxy.labels).map(([k, v]) => `${k}=${v}`).join(','), name: proxy.name }, snapshotOptions(options));
       if (!l.snapshot) throw new TollgateError('TG_CONFIG_INVALID', 'reload: config has errors; keeping the running snapshot', { source: 'config' });
       if (l.snapshot.version === current.version) return;
+      await host.apply(l.snapshot);
       await runtime.apply(l.snapshot);
       current = l.snapshot;
     },
     async apply(next: Snapshot) {
       if (next.version === current.version) return;
+      await host.apply(next);
       await runtime.apply(next);
       current = next;
     },
     async stop(drainMs?: number) {
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
+      await host.stop();
       await admin?.close();
       lag.disable();
     },
@@ -469,7 +499,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
   const id = options.identity;
   const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels), ...(id.nodeName ? { nodeName: id.nodeName } : {}) };
-  const { runtime, services, admin, lag } = await buildDataPlane(options, proxy, overrides, logger);
+  const { runtime, services, admin, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
   let current: Snapshot | undefined;
   const client = new ControlPlaneClient({
     host: cp.host,
@@ -477,6 +507,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     node: proxy,
     applier: {
       apply: async (snapshot: Snapshot) => {
+        await host.apply(snapshot);
         await runtime.apply(snapshot);
         current = snapshot;
         logger.info(`applied snapshot ${snapshot.version} from the control plane`);
@@ -498,6 +529,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     async stop(drainMs?: number) {
       client.stop();
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
+      await host.stop();
       await admin?.close();
       lag.disable();
     },

@@ -80,3 +80,40 @@ test('http-proxy mode reads the allow/deny list', () => {
   assert.equal(r?.mode, 'http-proxy');
   assert.deepEqual(r?.httpProxyRules.map((x) => [x.deny, x.pattern]), [[true, '*.blocked.example'], [false, '*.partner.example'], [false, '203.0.113.0/24']]);
 });
+
+test('EGRESS_SOURCE IP/prefix, EGRESS_GATEWAY off that subnet, and the datapath annotation', () => {
+  const base = (source: string, gateway: string, annotation = '') => `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: r
+  namespace: ns
+${annotation}spec:
+  selector: {matchLabels: {app: r}}
+  template:
+    metadata: {labels: {app: r}}
+    spec:
+      initContainers:
+      - name: egress-router
+        env:
+        - {name: EGRESS_SOURCE, value: "${source}"}
+        - {name: EGRESS_GATEWAY, value: "${gateway}"}
+        - {name: EGRESS_DESTINATION, value: "203.0.113.25"}
+        - {name: EGRESS_ROUTER_MODE, value: init}
+      containers: [{name: wait}]
+`;
+  const parse = (text: string) => {
+    const { resources } = decodeResources(parseText(text, 'r.yaml').documents);
+    const out: Diagnostic[] = [];
+    const r = parseEgressRouter(resources[0] as Resource<DeploymentSpec>, out);
+    return { r, codes: out.map((d) => `${d.code}@${d.pos?.line}`) };
+  };
+  const ok = parse(base('198.51.100.99/24', '198.51.100.1'));
+  assert.deepEqual(ok.codes, []);
+  assert.equal(ok.r?.source, '198.51.100.99');
+  assert.equal(ok.r?.sourcePrefix, 24);
+  assert.equal(ok.r?.datapath, 'kernel');
+  assert.deepEqual(parse(base('198.51.100.99/24', '192.0.2.1')).codes, ['TG_ROUTER_GATEWAY_OFF_SUBNET@15']);
+  assert.deepEqual(parse(base('198.51.100.99/33', '198.51.100.1')).codes, ['TG_ROUTER_BAD_SOURCE@14']);
+  assert.equal(parse(base('198.51.100.99', '198.51.100.1', '  annotations: {tollgate.io/router-datapath: userspace}\n')).r?.datapath, 'userspace');
+  assert.deepEqual(parse(base('198.51.100.99', '198.51.100.1', '  annotations: {tollgate.io/router-datapath: ebpf}\n')).codes, ['TG_ROUTER_BAD_DATAPATH@6']);
+});

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import type { Diagnostic, SourcePos } from '../config/diagnostics.js';
 import type { Resource } from '../config/decode.js';
 import type { Container, DeploymentSpec } from '../config/types.js';
+import { cidrContains, parseCidr, parseIp } from '../net/ip.js';
 
 export interface EgressRouterRule {
   readonly port: number;
@@ -31,12 +32,22 @@ export interface EgressRouter {
   readonly replicas: number;
   readonly mode: 'init' | 'legacy' | 'http-proxy' | 'dns-proxy' | 'unidling';
   readonly source?: string;
+  /** Prefix length when EGRESS_SOURCE is written `IP/prefix` (the macvlan's subnet). */
+  readonly sourcePrefix?: number;
   readonly gateway?: string;
+  /**
+   * 'kernel': init/legacy mode as OpenShift runs it (nftables DNAT + SNAT, packets never reach
+   * Tollgate); 'userspace': Tollgate relays each connection (per-connection logs). Annotation
+   * `tollgate.io/router-datapath: kernel|userspace` on the Deployment or its pod template;
+   * http-proxy mode is always userspace.
+   */
+  readonly datapath: 'kernel' | 'userspace';
   readonly rules: readonly EgressRouterRule[];
   readonly fallback?: { readonly destination: string; readonly pos: SourcePos };
   readonly httpProxyRules: readonly HttpProxyRule[];
 }
 
+export const ROUTER_DATAPATH_ANNOTATION = 'tollgate.io/router-datapath';
 const ROUTER_ENV = ['EGRESS_SOURCE', 'EGRESS_DESTINATION', 'EGRESS_HTTP_PROXY_DESTINATION', 'EGRESS_DNS_PROXY_DESTINATION'];
 const MODES = ['init', 'legacy', 'http-proxy', 'dns-proxy', 'unidling'] as const;
 
@@ -62,11 +73,24 @@ export function parseEgressRouter(dep: Resource<DeploymentSpec>, out: Diagnostic
   const mode = (MODES as readonly string[]).includes(modeRaw) ? (modeRaw as EgressRouter['mode']) : 'legacy';
   if (mode !== modeRaw) diag(lineOfEnv('EGRESS_ROUTER_MODE'), 'TG_ROUTER_BAD_MODE', `EGRESS_ROUTER_MODE "${modeRaw}" is not one of ${MODES.join(', ')}`, 'use init (redirect mode) or http-proxy');
 
-  const source = value('EGRESS_SOURCE')?.trim();
-  if (source !== undefined && isIP(source) === 0) {
-    diag(lineOfEnv('EGRESS_SOURCE'), 'TG_ROUTER_BAD_SOURCE', `EGRESS_SOURCE "${source}" is not an IP address`, 'set EGRESS_SOURCE to the fixed source IP reserved for this router');
+  const sourceText = value('EGRESS_SOURCE')?.trim();
+  const [source, prefixText] = sourceText === undefined ? [undefined, undefined] : sourceText.split('/', 2);
+  const sourcePrefix = prefixText === undefined ? undefined : Number(prefixText);
+  const maxPrefix = isIP(source ?? '') === 6 ? 128 : 32;
+  const sourceOk = source !== undefined && isIP(source) !== 0 && (sourcePrefix === undefined || (/^\d{1,3}$/.test(prefixText ?? '') && sourcePrefix <= maxPrefix));
+  if (source !== undefined && !sourceOk) {
+    diag(lineOfEnv('EGRESS_SOURCE'), 'TG_ROUTER_BAD_SOURCE', `EGRESS_SOURCE "${sourceText}" is not an IP address (or IP/prefix)`, 'set EGRESS_SOURCE to the fixed source IP reserved for this router, e.g. 192.168.12.99 or 192.168.12.99/24');
   }
   const gateway = value('EGRESS_GATEWAY')?.trim();
+  if (gateway !== undefined && isIP(gateway) === 0) {
+    diag(lineOfEnv('EGRESS_GATEWAY'), 'TG_ROUTER_BAD_GATEWAY', `EGRESS_GATEWAY "${gateway}" is not an IP address`, 'set EGRESS_GATEWAY to the router of EGRESS_SOURCE\'s subnet');
+  } else if (gateway !== undefined && sourceOk && source !== undefined && sourcePrefix !== undefined && !onSubnet(gateway, source, sourcePrefix)) {
+    diag(lineOfEnv('EGRESS_GATEWAY'), 'TG_ROUTER_GATEWAY_OFF_SUBNET', `EGRESS_GATEWAY ${gateway} is not on EGRESS_SOURCE's subnet ${source}/${sourcePrefix}: the default route through it cannot be installed`, 'use the gateway of the EGRESS_SOURCE subnet, or fix the prefix length');
+  }
+  const datapathText = dep.annotations[ROUTER_DATAPATH_ANNOTATION] ?? dep.spec.template.metadata?.annotations?.[ROUTER_DATAPATH_ANNOTATION];
+  if (datapathText !== undefined && datapathText !== 'kernel' && datapathText !== 'userspace') {
+    diag(dep.doc.lineOf(['metadata', 'annotations', ROUTER_DATAPATH_ANNOTATION]), 'TG_ROUTER_BAD_DATAPATH', `${ROUTER_DATAPATH_ANNOTATION}: "${datapathText}" is not kernel or userspace`, 'use kernel (nftables, like OpenShift) or userspace (Tollgate relays and logs each connection)');
+  }
 
   /** The non-empty, comment-stripped lines of a multi-line env value, each with its own file:line. */
   const envLines = (name: string): { raw: string; line: string; pos: SourcePos }[] => {
@@ -133,9 +157,17 @@ export function parseEgressRouter(dep: Resource<DeploymentSpec>, out: Diagnostic
     replicas: dep.spec.replicas ?? 1,
     mode,
     ...(source ? { source } : {}),
+    ...(sourcePrefix !== undefined && !Number.isNaN(sourcePrefix) ? { sourcePrefix } : {}),
     ...(gateway ? { gateway } : {}),
+    datapath: mode === 'http-proxy' || datapathText === 'userspace' ? 'userspace' : 'kernel',
     rules,
     ...(fallback ? { fallback } : {}),
     httpProxyRules,
   };
+}
+
+function onSubnet(address: string, base: string, prefix: number): boolean {
+  const net = parseCidr(`${base}/${prefix}`);
+  const ip = parseIp(address);
+  return net !== undefined && ip !== undefined && cidrContains(net, ip);
 }

@@ -10,7 +10,7 @@ import { ClusterSet } from './generate/clusters.js';
 import { generateEnvoy } from './generate/envoy.js';
 import { explicitProxyFromGateway, generateExplicitProxy, outboundModeOf, type ExplicitProxySpec } from './generate/explicit-proxy.js';
 import { gatewaysFor, generateGateway } from './generate/gateway.js';
-import { generateRouter } from './generate/router.js';
+import { generateRouter, routerKernelPlan } from './generate/router.js';
 import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
 import { resolveSecrets } from './secrets.js';
 import { leaseNameOf, type SourcePool } from '../model/source-pools.js';
@@ -41,6 +41,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
   } else {
     listeners.push(...generateRouter(model, proxy, clusters));
   }
+  const routerKernel = proxy.role === 'router' ? routerKernelPlan(model, proxy) : undefined;
   // Explicit proxy: from the flag, else from the annotation of a Gateway this proxy runs.
   const explicit = options.explicitProxy ?? (proxy.role === 'gateway' ? gatewaysFor(model, proxy).map(explicitProxyFromGateway).find((x): x is ExplicitProxySpec => x !== undefined && !('error' in x)) : undefined);
   const reportOnly = options.reportOnly === true || (proxy.role === 'gateway' && gatewaysFor(model, proxy).some((g) => outboundModeOf(g) === 'report'));
@@ -65,6 +66,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
 
   const egressIps = egressIpRules(model, proxy);
   const managedAddresses = managedAddressesOf(model, clusters, egressIps);
+  if (routerKernel) managedAddresses.unshift({ address: routerKernel.source, managedBy: 'router', source: `Deployment ${routerKernel.origin?.namespace ?? ''}/${routerKernel.origin?.name ?? ''}`, ...(routerKernel.origin ? { origin: routerKernel.origin } : {}) });
 
   const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const body = {
@@ -77,6 +79,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
     ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
     ...(secrets.length > 0 ? { secrets } : {}),
     ...(managedAddresses.length > 0 ? { managedAddresses } : {}),
+    ...(routerKernel ? { routerKernel } : {}),
   };
   return { version: versionOf(body), ...body };
 }

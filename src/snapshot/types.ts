@@ -45,6 +45,8 @@ export interface Snapshot {
    * must skip them (the connection-time check still fails closed while one is not held).
    */
   readonly managedAddresses?: readonly ManagedAddress[];
+  /** Egress router in kernel (init) mode: the rules the proxy programs into nftables (no listeners). */
+  readonly routerKernel?: RouterKernelPlan;
   readonly admin?: { readonly address: string; readonly port: number };
   /**
    * Key material the clusters and listeners name by `credentialName` (Kubernetes Secrets), like
@@ -53,6 +55,20 @@ export interface Snapshot {
    * Absent when no credentialName resolves.
    */
   readonly secrets?: readonly SnapshotSecret[];
+}
+
+export interface RouterKernelPlan {
+  /** EGRESS_SOURCE: added to the router interface and used as the SNAT address. */
+  readonly source: string;
+  /** Prefix length of EGRESS_SOURCE's subnet when written IP/prefix; else /32 with an on-link gateway route, as OpenShift does. */
+  readonly sourcePrefix?: number;
+  /** EGRESS_GATEWAY: the default route of the router's network namespace. */
+  readonly gateway?: string;
+  /** One DNAT per EGRESS_DESTINATION line, in file order. `name` is the rule's metric label. */
+  readonly rules: readonly { readonly name: string; readonly port: number; readonly protocol: 'tcp' | 'udp'; readonly destination: string; readonly destinationPort: number; readonly line: number }[];
+  /** The bare-IP line: every other port and protocol goes there. */
+  readonly fallback?: { readonly name: string; readonly destination: string; readonly line: number };
+  readonly origin?: Origin;
 }
 
 export interface ManagedAddress {

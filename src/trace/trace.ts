@@ -9,7 +9,7 @@ import { CompiledSnapshot, type CompiledListener } from '../dataplane/route/comp
 import { selectFilterChain, selectRoute, selectVirtualHost, type RequestFacts } from '../dataplane/route/select.js';
 import { parseClusterName } from '../snapshot/names.js';
 import { describePolicy } from './policy.js';
-import type { Cluster, Origin, Snapshot, WeightedCluster } from '../snapshot/types.js';
+import type { Cluster, Origin, RouterKernelPlan, Snapshot, WeightedCluster } from '../snapshot/types.js';
 
 export type TraceScheme = 'http' | 'tls' | 'tcp';
 
@@ -71,6 +71,8 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   const normalized = normalizeHost(req.host);
   const host = normalized.ok ? normalized.host : req.host;
   const callerNs = callerNamespace(model, snapshot, req.sourceIp);
+
+  if (snapshot.routerKernel) return traceRouterKernel(snapshot, snapshot.routerKernel, req, steps);
 
   // 1. listener
   let listener: CompiledListener | undefined = compiled.listenerForPort(req.port);
@@ -192,6 +194,22 @@ function callerNamespace(model: Model, snapshot: Snapshot, ip: string | undefine
   if (!ip) return undefined;
   for (const rule of snapshot.policy.egressIps) if (rule.callerNamespaces[ip]) return rule.callerNamespaces[ip];
   return model.workloads.find((w) => w.ip === ip)?.namespace;
+}
+
+/** Kernel (init) mode: the nftables rules the router installs (dataplane/kernel/nft-router.ts), in their order. */
+function traceRouterKernel(snapshot: Snapshot, plan: RouterKernelPlan, req: TraceRequest, steps: TraceStep[]): TraceResult {
+  const done = { snapshotVersion: snapshot.version };
+  steps.push({ step: 'datapath', value: 'kernel (nftables DNAT + SNAT)', detail: 'EGRESS_ROUTER_MODE init: packets are forwarded by the kernel; Tollgate only keeps the rules in place', ...(plan.origin ? { origin: plan.origin } : {}) });
+  const rule = plan.rules.find((r) => r.port === req.port && r.protocol === 'tcp'); // every trace scheme is TCP
+  if (rule) {
+    steps.push({ step: 'rule', value: rule.name, detail: `EGRESS_DESTINATION line ${rule.line}: DNAT to ${rule.destination}:${rule.destinationPort}`, ...(plan.origin ? { origin: { ...plan.origin, line: rule.line } } : {}) });
+  } else if (plan.fallback) {
+    steps.push({ step: 'rule', value: plan.fallback.name, detail: `no line for port ${req.port}; the fallback (line ${plan.fallback.line}) DNATs to ${plan.fallback.destination}:${req.port}`, ...(plan.origin ? { origin: { ...plan.origin, line: plan.fallback.line } } : {}) });
+  } else {
+    return { ok: false, steps, flag: 'NR', reason: 'router_no_rule', hint: `add "${req.port} tcp <destination-ip>" to EGRESS_DESTINATION, or a bare fallback IP line`, ...done };
+  }
+  steps.push({ step: 'source address', value: `${plan.source} (SNAT to EGRESS_SOURCE)${plan.gateway ? `, default route via ${plan.gateway}` : ''}` });
+  return { ok: true, steps, ...done };
 }
 
 /** The precedence documented in docs/source-address.md. */

@@ -119,7 +119,7 @@ test('egress router: per-port rules with port rewrite, the fallback for other Se
   const r8080 = run(router, rt, 'tcp://10.0.0.5:8080');
   assert.deepEqual(step(r8080, 'endpoints'), ['203.0.113.26:80']);
   assert.match(step(r8080, 'source address')[0] ?? '', /^198\.51\.100\.7 /);
-  assert.match(step(r8080, 'route')[0] ?? '', /EGRESS_DESTINATION line 28: 8080 tcp 203\.0\.113\.26 80/);
+  assert.match(step(r8080, 'route')[0] ?? '', /EGRESS_DESTINATION line 29: 8080 tcp 203\.0\.113\.26 80/);
   const r443 = run(router, rt, 'tcp://10.0.0.5:443');
   assert.deepEqual(step(r443, 'endpoints'), ['203.0.113.25:443'], 'a tab and trailing whitespace in the rule are accepted');
   const ldap = run(router, rt, 'tcp://10.0.0.5:389');

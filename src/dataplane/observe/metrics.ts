@@ -54,6 +54,8 @@ export class CounterChild {
 }
 
 export class Counter extends Family<CounterChild> {
+  /** Optional callback run before rendering (for counters kept elsewhere, e.g. by the kernel). */
+  collect?: () => void;
   protected make(): CounterChild {
     return new CounterChild();
   }
@@ -62,6 +64,7 @@ export class Counter extends Family<CounterChild> {
     return this.children.get(values.length === 1 ? values[0]! : values.join('\u0000'))?.child.value ?? 0;
   }
   render(out: string[]): void {
+    this.collect?.();
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`);
     for (const { values, child } of this.children.values()) out.push(`${this.name}${labelText(this.labelNames, values)} ${formatValue(child.value)}`);
   }

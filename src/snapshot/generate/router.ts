@@ -7,7 +7,7 @@ import type { Model } from '../../model/build.js';
 import type { EgressRouter } from '../../model/egress-router.js';
 import { labelsMatch } from '../../model/selectors.js';
 import { clusterName, listenerName } from '../names.js';
-import type { Listener, Origin, ProxyIdentity } from '../types.js';
+import type { Listener, Origin, ProxyIdentity, RouterKernelPlan } from '../types.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type ClusterSet } from './clusters.js';
 import { TCP_IDLE_TIMEOUT_MS } from './gateway.js';
 import { originOf } from './origin.js';
@@ -34,9 +34,23 @@ export function routerServicePorts(model: Model, router: EgressRouter): number[]
   return [...ports].sort((a, b) => a - b);
 }
 
+/** Kernel (init) mode: the nftables plan instead of listeners. */
+export function routerKernelPlan(model: Model, proxy: ProxyIdentity): RouterKernelPlan | undefined {
+  const router = routerFor(model, proxy);
+  if (!router || router.datapath !== 'kernel' || !router.source) return undefined;
+  return {
+    source: router.source,
+    ...(router.sourcePrefix !== undefined ? { sourcePrefix: router.sourcePrefix } : {}),
+    ...(router.gateway ? { gateway: router.gateway } : {}),
+    rules: router.rules.map((r) => ({ name: `${r.port}/${r.protocol}->${r.destination}:${r.destinationPort}`, port: r.port, protocol: r.protocol, destination: r.destination, destinationPort: r.destinationPort, line: r.pos.line })),
+    ...(router.fallback ? { fallback: { name: `fallback->${router.fallback.destination}`, destination: router.fallback.destination, line: router.fallback.pos.line } } : {}),
+    origin: originOf(router.resource),
+  };
+}
+
 export function generateRouter(model: Model, proxy: ProxyIdentity, clusters: ClusterSet): Listener[] {
   const router = routerFor(model, proxy);
-  if (!router) return [];
+  if (!router || router.datapath === 'kernel') return [];
   const origin = originOf(router.resource);
   if (router.mode === 'http-proxy') {
     return [
