@@ -74,7 +74,7 @@ spec:
 
 test('unknown kinds and unsupported versions are reported', () => {
   const { diagnostics } = decode(`apiVersion: v1
-kind: ConfigMap
+kind: LimitRange
 metadata: {name: c}
 ---
 apiVersion: networking.istio.io/v2

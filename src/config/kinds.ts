@@ -5,7 +5,7 @@
 export type KindName =
   | 'ServiceEntry' | 'Gateway' | 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'WorkloadEntry'
   | 'PeerAuthentication' | 'AuthorizationPolicy'
-  | 'Service' | 'Endpoints' | 'EndpointSlice' | 'Pod' | 'Deployment' | 'Namespace' | 'Secret' | 'NetworkPolicy'
+  | 'Service' | 'Endpoints' | 'EndpointSlice' | 'Pod' | 'Deployment' | 'Namespace' | 'Secret' | 'ConfigMap' | 'NetworkPolicy'
   | 'EgressIP' | 'HostSubnet' | 'NetNamespace'
   | 'GatewayAPIGateway' | 'HTTPRoute' | 'TLSRoute' | 'TCPRoute'
   | 'EnvoyBootstrap';
@@ -48,6 +48,7 @@ export const KINDS: Readonly<Record<KindName, KindInfo>> = {
   Deployment: k('Deployment', ['apps/v1']),
   Namespace: k('Namespace', ['v1'], 'active', false),
   Secret: k('Secret', ['v1']),
+  ConfigMap: k('ConfigMap', ['v1']),
   NetworkPolicy: k('NetworkPolicy', ['networking.k8s.io/v1'], 'recognised'),
   EgressIP: k('EgressIP', ['k8s.ovn.org/v1'], 'active', false),
   HostSubnet: k('HostSubnet', ['network.openshift.io/v1'], 'active', false),

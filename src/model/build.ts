@@ -9,6 +9,7 @@ import type {
   ServiceSpec, SidecarSpec, StringMap, VirtualServiceSpec, WorkloadEntrySpec,
 } from '../config/types.js';
 import { parseEgressRouter, type EgressRouter } from './egress-router.js';
+import { meshSettingsOf, type MeshSettings } from './mesh-config.js';
 import { Registry, servicesFromKubernetes, servicesFromServiceEntry, type RegistryService } from './registry.js';
 import { resolveGatewayRef, resolveHost } from './selectors.js';
 import { buildSourcePools, hostSubnetsOf, netNamespacesOf, type HostSubnetModel, type NetNamespaceModel, type SourcePool } from './source-pools.js';
@@ -77,6 +78,8 @@ export interface Model {
   readonly secrets: readonly Resource[];
   readonly kubernetesServices: readonly Resource<ServiceSpec>[];
   readonly envoy?: EnvoyBootstrapModel;
+  /** Istio mesh config (ConfigMap istio in istio-system), the fields Tollgate acts on. */
+  readonly mesh: MeshSettings;
 }
 
 function ofKind<S>(resources: readonly Resource[], kind: Resource['kind']): Resource<S>[] {
@@ -171,6 +174,7 @@ export function buildModel(resources: readonly Resource[]): Model {
     secrets: ofKind(resources, 'Secret'),
     kubernetesServices,
     ...(envoy ? { envoy } : {}),
+    mesh: meshSettingsOf(resources, diagnostics),
   };
 }
 

@@ -98,6 +98,11 @@ export interface ProxyPolicy {
   readonly outboundMode?: 'report';
   /** Per caller namespace fixed source addresses (k8s.ovn.org/v1 EgressIP), resolved to caller IPs. */
   readonly egressIps: readonly EgressIpRule[];
+  /**
+   * Request path normalisation (meshConfig.pathNormalization in the `istio` ConfigMap); absent:
+   * the data plane default, MERGE_SLASHES (docs/egress-security.md).
+   */
+  readonly pathNormalization?: 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
 }
 
 export interface EgressIpRule {

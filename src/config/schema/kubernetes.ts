@@ -141,6 +141,7 @@ export const K8S_SCHEMAS: Readonly<Record<string, { spec?: Schema; top?: Readonl
   Deployment: { spec: deploymentSpec, top: { status: any } },
   Namespace: { spec: openObj({}), top: { status: any } },
   Secret: { top: { data: map(str()), stringData: map(str()), type: str(), immutable: bool } },
+  ConfigMap: { top: { data: map(str()), binaryData: map(str()), immutable: bool } },
   NetworkPolicy: { spec: networkPolicySpec },
   EgressIP: { spec: egressIpSpec, top: { status: any } },
   HostSubnet: { top: hostSubnetBody },

@@ -32,8 +32,8 @@ import type { HttpParseError } from './errors.js';
 import { Exchange } from './exchange.js';
 import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
-import { ExplicitProxyRouter } from './proxy-router.js';
-import { RouterContext } from './router.js';
+import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
+import { RouterContext } from '../route/http-route.js';
 import { errorResponse, simpleResponse } from './serialize.js';
 import type { Sweepable } from './sweeper.js';
 

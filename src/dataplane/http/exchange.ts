@@ -30,7 +30,7 @@ import { buildRequestHead, buildResponseHead, compileHeaderOps, type CompiledHea
 import { defaultBody, localReplyBytes } from './local-reply.js';
 import { MIRROR_DEFAULT_TIMEOUT_MS, Mirror } from './mirror.js';
 import { compileRetry, isIdempotent, type CompiledRetry } from './retry.js';
-import { Decision, type ForwardAction } from './router.js';
+import { Decision, type ForwardAction } from '../route/http-route.js';
 import { WOULD_DENY_REASON } from '../route/select.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from './upstream-pool.js';

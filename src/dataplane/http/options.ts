@@ -3,7 +3,9 @@
  * them). Tests pass smaller timeouts through `httpEngine(options)`.
  */
 
-export type EncodedSlashPolicy = 'reject' | 'keep';
+import type { EncodedSlashPolicy } from '../route/normalize.js';
+
+export type { EncodedSlashPolicy };
 
 export interface HttpEngineOptions {
   /** From the first byte of a request (or the accept, for the first one) to its complete head. Default: services.limits.requestHeadTimeoutMs. */

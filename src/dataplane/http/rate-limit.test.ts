@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseLocalRateLimit } from '../../config/rate-limit.js';
 import { shadowHost } from './mirror.js';
 import { LocalRateLimiter } from './rate-limit.js';
-import { Decision } from './router.js';
+import { Decision } from '../route/http-route.js';
 import type { Route } from '../../snapshot/types.js';
 
 test('tollgate.io/local-rate-limit values', () => {

@@ -12,7 +12,7 @@
  * token is back) and retry-after (same).
  */
 import type { LocalRateLimit } from '../../snapshot/types.js';
-import type { Decision } from './router.js';
+import type { Decision } from '../route/http-route.js';
 
 interface Bucket {
   limit: LocalRateLimit;

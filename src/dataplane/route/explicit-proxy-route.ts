@@ -19,17 +19,15 @@
  * Forwarding is the engine's normal machinery (Exchange): pool, source address (filter's
  * sourceAddress = EGRESS_SOURCE), SSRF and self-connect guards, access log, istio_requests_total.
  * The upstream request is origin-form with Host = the target's canonical authority. The path is
- * normalized exactly as on route-table listeners (path.ts). CONNECT never reaches route(): the
+ * normalised exactly as on route-table listeners (normalize.ts). CONNECT never reaches route(): the
  * session hands it back to the explicit proxy's CONNECT code.
  */
 import type { ExplicitProxy } from '../../snapshot/types.js';
-import type { CompiledSnapshot } from '../route/compile.js';
-import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyHttpTarget } from '../route/select.js';
+import type { CompiledSnapshot } from './compile.js';
+import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyHttpTarget } from './select.js';
 import type { DnsCache, DnsResult } from '../upstream/dns.js';
-import type { RequestHead } from './head.js';
-import type { EncodedSlashPolicy } from './options.js';
-import { normalizePath } from './path.js';
-import { Decision, RouterContext, type ForwardAction } from './router.js';
+import { normalizePath, type EncodedSlashPolicy } from './normalize.js';
+import { Decision, ENCODED_SLASH_DETAIL, RouterContext, type ForwardAction, type RequestInput } from './http-route.js';
 
 /** Forward action of every explicit-proxy request: no retries, no rewrites, no timeout (Envoy's dynamic forward proxy defaults). */
 const PROXY_ACTION: ForwardAction = { type: 'forward', clusters: [] };
@@ -60,7 +58,7 @@ export class ExplicitProxyRouter extends RouterContext {
     return new ExplicitProxyRouter(snap, chain.filter, this.listenerName, this.chainName, this.dns, this.listenerPort, this.tls, this.encodedSlash, this.random, this.sourceNamespace);
   }
 
-  override route(d: Decision, head: RequestHead): void {
+  override route(d: Decision, head: RequestInput): void {
     this.head = head;
     this.method = head.method;
     if (head.targetForm !== 'absolute' || head.authority === undefined) {
@@ -79,9 +77,9 @@ export class ExplicitProxyRouter extends RouterContext {
     const raw = head.path;
     const q = raw.indexOf('?');
     const rawPath = q < 0 ? raw : raw.slice(0, q);
-    const np = normalizePath(rawPath, this.encodedSlash);
+    const np = normalizePath(rawPath, this.pathLevel, this.encodedSlash);
     if (np === null) {
-      d.reply(400, 'DPE', 'encoded_slash_in_path', 'the path contains %2F or %5C; Tollgate rejects encoded slashes (routing and upstream would read the path differently)');
+      d.reply(400, 'DPE', 'encoded_slash_in_path', ENCODED_SLASH_DETAIL);
       return;
     }
     this.path = np;

@@ -1,30 +1,55 @@
 /**
- * The router filter: request head -> one decision (a local reply, or a forward to a cluster).
- * Routing itself is `selectVirtualHost` / `selectRoute` / `pickWeighted` from dataplane/route — the
- * same functions `tollgate trace` runs — fed with facts computed here once:
+ * The HTTP route decision: one request head -> one Decision (a local reply, or a forward to a
+ * cluster). Pure: no sockets, no clock; randomness comes in as a function. The HTTP engine calls it
+ * per request and `tollgate trace` calls the very same class, so the two cannot disagree.
  *
  *  authority  head.authority (absolute-form target, else Host; RFC 9112 §3.2.2) split with
- *             splitHostPort and normalized with normalizeHost: lower case, one trailing dot
+ *             splitHostPort and normalised with normalizeHost: lower case, one trailing dot
  *             stripped, IDNA to punycode, legacy IPv4 spellings (`0x7f000001`, `127.1`) turned into
- *             the address. Invalid -> 400 `invalid_host`. The port is stripped for matching
- *             (virtual-host domains and `authority` matches see the bare host, as Istio gateways
- *             configure Envoy with strip_any_host_port).
- *  path       path.ts normalizePath: the normalized path is matched AND forwarded.
- *  Host sent  the route's hostRewrite, else the canonical authority (normalized host, plus the
- *             port when the client wrote one): upstream sees exactly what was routed on.
+ *             the address. Invalid -> 400 `invalid_host`. Virtual hosts are chosen on the host
+ *             alone (the port is ignored, as Istio configures Envoy with ignore_port_in_host_matching);
+ *             an `authority` match sees the canonical authority WITH the port the client wrote
+ *             ("api.example:8080"), as Envoy's `:authority` header matcher does.
+ *  path       normalize.ts at the snapshot's level (meshConfig.pathNormalization): the normalised
+ *             path is matched AND forwarded.
+ *  headers    a header match sees all lines of that name joined with "," (Envoy), so a second
+ *             `x-env` line can neither hide nor add a value the route did not see.
+ *  Host sent  the route's hostRewrite, else the canonical authority: upstream sees exactly what
+ *             was routed on.
+ *  port       a passthrough (ORIGINAL_DST) destination is dialed on the listener's port, never on
+ *             a port the client names in Host (Envoy's original-destination cluster uses the
+ *             connection's port).
  *
  * Outcomes: 404 NR route_not_found; direct responses (with the route's flag/reason, e.g. BLOCKED
- * registry_only); redirects; fault aborts (FI); forward -> pickWeighted -> 503 NC cluster_not_found
- * when the cluster is missing from the snapshot.
+ * registry_only); redirects (Location from the normalised request); fault aborts (FI); forward ->
+ * pickWeighted (weight-0 destinations never picked) -> 503 NC cluster_not_found when the cluster is
+ * missing from the snapshot.
  */
 import { normalizeHost, splitHostPort } from '../../net/hostname.js';
 import type { Cluster, Route, RouteAction } from '../../snapshot/types.js';
-import type { CompiledRoute, CompiledRouteTable, CompiledSnapshot } from '../route/compile.js';
-import { pickWeighted, selectRoute, selectVirtualHost, type RequestFacts } from '../route/select.js';
-import type { RequestHead } from './head.js';
-import { defaultBody } from './local-reply.js';
-import type { EncodedSlashPolicy } from './options.js';
-import { normalizePath } from './path.js';
+import { defaultBody } from '../http/local-reply.js';
+import type { CompiledRoute, CompiledRouteTable, CompiledSnapshot } from './compile.js';
+import { DEFAULT_PATH_NORMALIZATION, normalizePath, type EncodedSlashPolicy, type PathNormalization } from './normalize.js';
+import { pickWeighted, selectRoute, selectVirtualHost, type RequestFacts } from './select.js';
+
+/** The parts of a parsed request head the decision reads (the HTTP parser's RequestHead has them). */
+export interface RequestInput {
+  readonly method: string;
+  /** The request-target as received. */
+  readonly target: string;
+  readonly targetForm: string;
+  /** 'http' | 'https' for an absolute-form target. */
+  readonly scheme: string | undefined;
+  /** The authority to route on: the absolute-form target's, else Host. */
+  readonly authority: string | undefined;
+  /** Origin-form path + query. */
+  readonly path: string;
+  /** Flat [name, value, ...] as received. */
+  readonly headers: readonly string[];
+}
+
+/** 400 detail for a rejected escaped slash. */
+export const ENCODED_SLASH_DETAIL = 'the path contains %2F or %5C; Tollgate rejects encoded slashes (routing and upstream would read the path differently)';
 
 export type ForwardAction = Extract<RouteAction, { type: 'forward' }>;
 
@@ -96,7 +121,9 @@ export class RouterContext implements RequestFacts {
   scheme: string;
   readonly port: number;
   sourceNamespace?: string;
-  protected head: RequestHead | undefined;
+  protected head: RequestInput | undefined;
+  /** The snapshot's path normalisation level (mesh config). */
+  readonly pathLevel: PathNormalization;
 
   private lastAuthority: string | undefined = undefined;
   private lastHost = '';
@@ -115,6 +142,7 @@ export class RouterContext implements RequestFacts {
   ) {
     this.port = listenerPort;
     this.scheme = tls ? 'https' : 'http';
+    this.pathLevel = snapshot.snapshot.policy.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
     if (sourceNamespace !== undefined) this.sourceNamespace = sourceNamespace;
   }
 
@@ -126,11 +154,12 @@ export class RouterContext implements RequestFacts {
     const h = this.head?.headers;
     if (!h) return undefined;
     const n = name.length;
+    let joined: string | undefined;
     for (let i = 0; i + 1 < h.length; i += 2) {
       const k = h[i]!;
-      if (k.length === n && (k === name || k.toLowerCase() === name)) return h[i + 1];
+      if (k.length === n && (k === name || k.toLowerCase() === name)) joined = joined === undefined ? h[i + 1] : `${joined},${h[i + 1]!}`;
     }
-    return undefined;
+    return joined;
   }
 
   /**
@@ -141,7 +170,7 @@ export class RouterContext implements RequestFacts {
     if (authority === this.lastAuthority) {
       if (this.lastBad !== undefined) return this.lastBad;
       this.host = this.lastHost;
-      this.authority = this.lastHost;
+      this.authority = this.lastCanon;
       return undefined;
     }
     this.lastAuthority = authority;
@@ -155,7 +184,7 @@ export class RouterContext implements RequestFacts {
     this.lastCanon = hp.port !== 0 ? `${hostText}:${hp.port}` : hostText;
     this.lastPort = hp.port;
     this.host = n.host;
-    this.authority = n.host;
+    this.authority = this.lastCanon;
     return undefined;
   }
 
@@ -178,7 +207,7 @@ export class RouterContext implements RequestFacts {
   }
 
   /** Routes one request; fills `d`. */
-  route(d: Decision, head: RequestHead): void {
+  route(d: Decision, head: RequestInput): void {
     this.head = head;
     this.method = head.method;
     if (head.method === 'CONNECT') {
@@ -205,9 +234,9 @@ export class RouterContext implements RequestFacts {
     this.query = q < 0 ? '' : raw.slice(q + 1);
     let path = rawPath;
     if (rawPath !== '*') {
-      const np = normalizePath(rawPath, this.encodedSlash);
+      const np = normalizePath(rawPath, this.pathLevel, this.encodedSlash);
       if (np === null) {
-        d.reply(400, 'DPE', 'encoded_slash_in_path', 'the path contains %2F or %5C; Tollgate rejects encoded slashes (routing and upstream would read the path differently)');
+        d.reply(400, 'DPE', 'encoded_slash_in_path', ENCODED_SLASH_DETAIL);
         return;
       }
       path = np;
@@ -244,12 +273,8 @@ export class RouterContext implements RequestFacts {
         return;
       }
       case 'redirect': {
-        const scheme = action.scheme ?? this.scheme;
-        const host = action.authority ?? this.canonicalAuthority;
-        const hostOnly = action.port !== undefined ? stripPort(host) : host;
-        const loc = `${scheme}://${hostOnly}${action.port !== undefined ? `:${action.port}` : ''}${action.path ?? raw}`;
         d.reply(action.status || 301, '-', undefined, undefined, '');
-        d.replyHeaders = ['location', loc];
+        d.replyHeaders = ['location', redirectLocation(action, this.scheme, this.canonicalAuthority, path, this.query)];
         return;
       }
       default:
@@ -275,12 +300,32 @@ export class RouterContext implements RequestFacts {
     d.action = action;
     d.cluster = cluster;
     d.upstreamHost = action.hostRewrite ?? this.canonicalAuthority;
-    d.requestedPort = this.lastPort !== 0 ? this.lastPort : this.listenerPort;
+    d.requestedPort = this.listenerPort;
     let fwdPath = path;
     const rw = action.pathRewrite;
     if (rw !== undefined) fwdPath = rewritePath(path, rw, cr);
     d.target = fwdPath === rawPath ? raw : q < 0 ? fwdPath : fwdPath + raw.slice(q);
   }
+}
+
+type RedirectAction = Extract<RouteAction, { type: 'redirect' }>;
+
+/**
+ * Envoy's redirect: scheme, authority, port and path each replaced when the route says so, else
+ * taken from the (normalised) request; the query is kept unless the new path carries one. When
+ * the scheme changes, a port that was the old scheme's default is dropped.
+ */
+export function redirectLocation(action: RedirectAction, scheme: string, authority: string, path: string, query: string): string {
+  const newScheme = action.scheme ?? scheme;
+  let host = action.authority ?? authority;
+  if (action.port !== undefined) host = `${stripPort(host)}:${action.port}`;
+  else if (newScheme !== scheme && action.authority === undefined) {
+    const defaultPort = scheme === 'https' ? ':443' : ':80';
+    if (host.endsWith(defaultPort) && !host.endsWith(']')) host = stripPort(host);
+  }
+  const newPath = action.path ?? path;
+  const q = newPath.indexOf('?') >= 0 || query === '' ? '' : `?${query}`;
+  return `${newScheme}://${host}${newPath}${q}`;
 }
 
 function stripPort(authority: string): string {
