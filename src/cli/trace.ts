@@ -1,5 +1,8 @@
 import { buildSnapshot } from '../snapshot/build.js';
-import { parseTraceUrl, trace, type TraceResult } from '../trace/trace.js';
+import { CompiledSnapshot } from '../dataplane/route/compile.js';
+import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
+import { parseCidr, type Cidr } from '../net/ip.js';
+import { parseTraceUrl, trace, traceResolved, type TraceResult } from '../trace/trace.js';
 import { CONFIG_OPTIONS, IDENTITY_HELP, IDENTITY_OPTIONS, identityFrom, loadConfig, parse, UsageError, type Io } from './common.js';
 import { outputFormat, render } from './output.js';
 
@@ -21,14 +24,23 @@ Options:
   --sni NAME                  SNI for tls:// (default: the URL host)
   --source-ip IP              the caller's IP (selects EgressIP / sourceNamespace matches)
   --source-address IP         the proxy-wide fixed source address the proxy would run with
+  --allow-cidr CIDR           a range the proxy's SSRF guard allows (repeatable, as in run)
+  --dns-server HOST:PORT      ask this resolver when the outcome depends on DNS (as in run);
+                              without it such an outcome is reported as "depends on DNS"
   -o, --output FMT            text (default), json or yaml
+
+The request is checked by the proxy's own HTTP parser (a request the proxy would refuse is
+refused here, flag DPE), normalised and routed by the proxy's route code, and the destination is
+chosen by the proxy's cluster manager (SSRF guard, endpoint, source address; addresses are checked
+against this host's interfaces). JSON output carries "decision": the status, flag, reason,
+cluster, upstream host and source address the proxy's access log would show.
 
 ${IDENTITY_HELP}`;
 
-export function traceCommand(argv: string[], io: Io): number {
+export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' } },
+    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, 'dns-server': { type: 'string', multiple: true } },
     true,
   );
   if (values.help) {
@@ -38,23 +50,38 @@ export function traceCommand(argv: string[], io: Io): number {
   if (positionals.length !== 1 || !positionals[0]) throw new UsageError('trace needs exactly one URL (http://host/path, tls://host:port or tcp://ip:port)');
   const format = outputFormat(values.output, 'text');
   const headers: Record<string, string> = {};
+  const headerLines: [string, string][] = [];
   for (const h of values.header ?? []) {
     const colon = h.indexOf(':');
     if (colon <= 0) throw new UsageError(`-H "${h}" is not "Name: value"`);
-    headers[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+    // The name is kept as written (a space before the colon is for the parser to refuse).
+    const line: [string, string] = [h.slice(0, colon), h.slice(colon + 1).trim()];
+    headers[line[0].trim()] = line[1];
+    headerLines.push(line);
   }
+  const allowCidrs: Cidr[] = [];
+  for (const c of values['allow-cidr'] ?? []) {
+    const parsed = parseCidr(c);
+    if (!parsed) throw new UsageError(`--allow-cidr ${c}: not a CIDR`);
+    allowCidrs.push(parsed);
+  }
+  const dnsServers = values['dns-server'] ?? [];
   let request;
   try {
     request = parseTraceUrl(positionals[0], values.method ?? 'GET', headers, values.sni);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  request = { ...request, ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}) };
+  request = { ...request, headerLines, ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}) };
   const loaded = loadConfig(values.file, io.err);
   if (!loaded) return 1;
   const identity = identityFrom(values, loaded.model, io.err);
   const snapshot = buildSnapshot(loaded.model, identity);
-  const result = trace(loaded.model, snapshot, request);
+  const compiled = new CompiledSnapshot(snapshot);
+  const clusters = new ClusterManager({ allowCidrs, ...(dnsServers.length > 0 ? { dnsServers } : {}), ...(values['source-address'] ? { defaultSourceAddress: values['source-address'] } : {}) });
+  clusters.setSnapshot(compiled);
+  const env = { clusters };
+  const result = dnsServers.length > 0 ? await traceResolved(loaded.model, snapshot, request, compiled, env) : trace(loaded.model, snapshot, request, compiled, env);
   if (format !== 'text') io.out(render(result, format));
   else for (const line of formatTrace(positionals[0], identity.role, identity.namespace, result)) io.out(line);
   return result.ok ? 0 : 2;
@@ -68,6 +95,8 @@ export function formatTrace(url: string, role: string, ns: string, r: TraceResul
     lines.push(`  ${s.step.padEnd(width)}  ${s.value}${where}`);
     if (s.detail) lines.push(`  ${''.padEnd(width)}    ${s.detail}`);
   }
+  const d = r.decision;
+  if (d !== undefined) lines.push(`decision: status ${d.status ?? 'from upstream'}, flag ${d.flag}, reason ${d.reason ?? '-'}, cluster ${d.cluster ?? '-'}, upstream ${d.upstreamHost ?? '-'}, source ${d.sourceAddress ?? 'OS default'}${d.location !== undefined ? `, location ${d.location}` : ''}`);
   if (r.ok) lines.push(`result: routed${r.status !== undefined ? ` (${r.status})` : ''}`);
   else {
     lines.push(`result: FAILED [${r.flag}]${r.status !== undefined ? ` ${r.status}` : ''} ${r.reason ?? ''}`);

@@ -5,8 +5,11 @@
  */
 import type { Model } from '../model/build.js';
 import { normalizeHost } from '../net/hostname.js';
-import { CompiledSnapshot, type CompiledListener } from '../dataplane/route/compile.js';
-import { selectFilterChain, selectRoute, selectVirtualHost, type RequestFacts } from '../dataplane/route/select.js';
+import { CompiledSnapshot, type CompiledListener, type CompiledVirtualHost } from '../dataplane/route/compile.js';
+import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
+import { selectFilterChain, selectVirtualHost } from '../dataplane/route/select.js';
+import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
+import { decideHttp, type HttpTraceInput, type TraceDecision } from './decision.js';
 import { parseClusterName } from '../snapshot/names.js';
 import { describePolicy } from './policy.js';
 import type { Cluster, Origin, RouterKernelPlan, Snapshot, WeightedCluster } from '../snapshot/types.js';
@@ -21,6 +24,12 @@ export interface TraceRequest {
   readonly query: string;
   readonly method: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** Header lines in order (repeated names allowed); when set, used instead of `headers`. */
+  readonly headerLines?: readonly (readonly [string, string])[];
+  /** The URL's authority as written (case and port kept): the Host the request carries. */
+  readonly authority?: string;
+  /** The raw path?query as written (default: path + query). */
+  readonly target?: string;
   /** SNI for tls:// (default: host). */
   readonly sni?: string;
   /** Caller IP, to find its namespace (EgressIP, sourceNamespace matches). */
@@ -44,7 +53,16 @@ export interface TraceResult {
   readonly status?: number;
   readonly reason?: string;
   readonly hint?: string;
+  readonly detail?: string;
+  /** HTTP: the access-log fields the proxy would write (status, flag, reason, cluster, upstream host, source address). */
+  readonly decision?: TraceDecision;
   readonly snapshotVersion: string;
+}
+
+/** The proxy's run-time settings that change decisions (`tollgate run` flags of the same names). */
+export interface TraceEnv {
+  /** Built from --allow-cidr, --source-address, --dns-server; one per trace by default. */
+  readonly clusters: ClusterManager;
 }
 
 /** `http://host[:port]/path?q`, `tls://host:port`, `tcp://ip:port`. */
@@ -57,14 +75,58 @@ export function parseTraceUrl(url: string, method = 'GET', headers: Record<strin
   const port = m[3] ? Number(m[3]) : scheme === 'tcp' ? NaN : defaultPort;
   if (!Number.isInteger(port)) throw new Error(`"${url}": tcp:// needs a port`);
   const host = (m[2] ?? '').toLowerCase();
-  return { scheme, host, port, path: m[4] || '/', query: m[5] ?? '', method, headers, ...(sni ? { sni } : {}) };
+  const authority = `${m[2] ?? ''}${m[3] ? `:${m[3]}` : ''}`;
+  const path = m[4] || '/';
+  const target = m[5] !== undefined ? `${path}?${m[5]}` : path;
+  return { scheme, host, port, path, query: m[5] ?? '', method, headers, authority, target, ...(sni ? { sni } : {}) };
 }
 
-export function trace(model: Model, snapshot: Snapshot, req: TraceRequest, compiled = new CompiledSnapshot(snapshot)): TraceResult {
-  return locateOrigins(model, traceSteps(model, snapshot, req, compiled));
+/** Synchronous trace: an outcome that needs a DNS answer is reported as depending on DNS. */
+export function trace(model: Model, snapshot: Snapshot, req: TraceRequest, compiled = new CompiledSnapshot(snapshot), env?: TraceEnv): TraceResult {
+  return locateOrigins(model, traceSteps(model, snapshot, req, compiled, env ?? defaultEnv(compiled)));
 }
 
-function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compiled: CompiledSnapshot): TraceResult {
+/** Like trace(), and when the outcome depends on DNS, asks the resolver the proxy would ask (env.clusters). */
+export async function traceResolved(model: Model, snapshot: Snapshot, req: TraceRequest, compiled: CompiledSnapshot, env: TraceEnv): Promise<TraceResult> {
+  const r = traceSteps(model, snapshot, req, compiled, env);
+  const later = (r as { later?: () => Promise<TraceDecision> }).later;
+  if (later === undefined) return locateOrigins(model, r);
+  const d = await later();
+  const steps = r.steps.filter((s) => s.step !== 'depends on DNS');
+  if (d.flag === '-') steps.push({ step: 'upstream', value: d.upstreamHost ?? '', detail: `from ${d.sourceAddress ?? 'the OS default address'} (after DNS)` });
+  const base = { steps, snapshotVersion: r.snapshotVersion, decision: d };
+  return locateOrigins(model, d.flag === '-' ? { ok: true, ...base } : { ok: false, ...base, flag: d.flag, reason: d.reason ?? '', ...(d.status !== null ? { status: d.status } : {}), ...(d.detail !== undefined ? { detail: d.detail } : {}), hint: `${d.reason ?? d.flag}: see docs/errors.md` });
+}
+
+export function defaultEnv(compiled: CompiledSnapshot): TraceEnv {
+  const clusters = new ClusterManager();
+  clusters.setSnapshot(compiled);
+  return { clusters };
+}
+
+function httpInput(req: TraceRequest, listenerPort: number, sourceNamespace: string | undefined): HttpTraceInput {
+  const lines = req.headerLines ?? Object.entries(req.headers).map(([k, v]) => [k, v] as const);
+  const authority = req.authority ?? (req.port === 80 ? req.host : `${req.host}:${req.port}`);
+  return {
+    method: req.method,
+    target: req.target ?? (req.query !== '' ? `${req.path}?${req.query}` : req.path),
+    headers: lines,
+    authority,
+    listenerPort,
+    ...(req.sourceIp !== undefined ? { downstreamIp: req.sourceIp } : {}),
+    ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
+  };
+}
+
+/** The host the decision routed on (a Host header overrides the URL's). */
+function hostOf(authority: string, req: TraceRequest, fallback: string): string {
+  const lines = req.headerLines ?? Object.entries(req.headers);
+  const h = lines.find(([n]) => n.toLowerCase() === 'host')?.[1] ?? authority;
+  const n = normalizeHost(h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d*$/, ''));
+  return n.ok ? n.host : fallback;
+}
+
+function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compiled: CompiledSnapshot, env: TraceEnv): TraceResult {
   const steps: TraceStep[] = [];
   const fail = (flag: string, reason: string, hint: string, status?: number): TraceResult => ({ ok: false, steps, flag, reason, hint, ...(status !== undefined ? { status } : {}), snapshotVersion: snapshot.version });
   const proxy = snapshot.proxy;
@@ -119,34 +181,44 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     if (req.scheme !== 'http') return fail('NR', `listener ${listener.listener.name} speaks HTTP but the request is ${req.scheme}`, 'use http:// for this port, or route the port with a tls/tcp route');
     const table = compiled.routeTables.get(filter.routeConfigName);
     steps.push({ step: 'route table', value: filter.routeConfigName });
-    if (!table) return fail('NR', `route table ${filter.routeConfigName} is missing`, 'internal: the snapshot references a route table it does not contain');
-    const vh = selectVirtualHost(table, host);
-    if (!vh) return fail('NR', `route_not_found: no virtual host for ${host} in ${filter.routeConfigName}`, noVhostHint(model, snapshot, host, req.port), 404);
-    steps.push({ step: 'virtual host', value: vh.vhost.name, detail: `domains ${vh.vhost.domains.slice(0, 4).join(', ')}${vh.vhost.domains.length > 4 ? ', ...' : ''}`, ...(vh.vhost.origin ? { origin: vh.vhost.origin } : {}) });
-    const facts = requestFacts(req, host, callerNs, model);
-    const route = selectRoute(vh, facts);
-    if (!route) return fail('NR', `route_not_found: virtual host ${vh.vhost.name} has no route matching ${req.method} ${req.path}`, `add an http route (or a match) for this request to ${vh.vhost.origin ? `${vh.vhost.origin.kind} ${vh.vhost.origin.name}` : 'the VirtualService'}`, 404);
-    steps.push({ step: 'route', value: route.route.name, detail: describeMatch(route.route.match), ...(route.route.origin ? { origin: route.route.origin } : {}) });
-    const rl = route.route.rateLimit;
-    if (rl !== undefined) steps.push({ step: 'rate limit', value: `${rl.tokensPerFill} per ${rl.fillIntervalMs} ms, burst ${rl.maxTokens}`, detail: 'tollgate.io/local-rate-limit: token bucket per route and gateway process; empty -> 429 RL rate_limited' });
-    const action = route.route.action;
-    if (action.type === 'direct') {
-      if (action.flag === 'BLOCKED') return fail('BLOCKED', action.reason ?? 'blocked', registryHint(model, host, req.port, 'http'), action.status);
-      steps.push({ step: 'direct response', value: String(action.status) });
-      return { ok: true, steps, status: action.status, snapshotVersion: snapshot.version };
+    const input = httpInput(req, listener.listener.port, callerNs);
+    const { decision, later } = decideHttp(compiled, { table: filter.routeConfigName }, input, env.clusters);
+    const level = snapshot.policy.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
+    const vh = table !== undefined && decision.flag !== 'DPE' ? selectVirtualHost(table, hostOf(input.authority, req, host)) : undefined;
+    if (vh) steps.push({ step: 'virtual host', value: vh.vhost.name, detail: `domains ${vh.vhost.domains.slice(0, 4).join(', ')}${vh.vhost.domains.length > 4 ? ', ...' : ''}`, ...(vh.vhost.origin ? { origin: vh.vhost.origin } : {}) });
+    const route = vh?.routes.find((r) => r.route.name === decision.routeName);
+    if (route) {
+      steps.push({ step: 'path', value: decision.forwardedTarget ?? req.path, detail: `path normalisation ${level}; the normalised path is matched and forwarded` });
+      steps.push({ step: 'route', value: route.route.name, detail: describeMatch(route.route.match), ...(route.route.origin ? { origin: route.route.origin } : {}) });
+      const rl = route.route.rateLimit;
+      if (rl !== undefined) steps.push({ step: 'rate limit', value: `${rl.tokensPerFill} per ${rl.fillIntervalMs} ms, burst ${rl.maxTokens}`, detail: 'tollgate.io/local-rate-limit: token bucket per route and gateway process; empty -> 429 RL rate_limited' });
+      const action = route.route.action;
+      if (action.type === 'forward') {
+        if (action.hostRewrite) steps.push({ step: 'host rewrite', value: action.hostRewrite });
+        if (action.timeoutMs !== undefined) steps.push({ step: 'timeout', value: `${action.timeoutMs} ms` });
+        if (action.mirror !== undefined) steps.push({ step: 'mirror', value: `${action.mirror.cluster} (${action.mirror.percent}%)`, detail: 'fire-and-forget copy, Host suffixed -shadow, bodies over 64 KiB not mirrored' });
+        const f = action.fault;
+        if (f?.abort) steps.push({ step: 'fault abort', value: `${f.abort.status} for ${f.abort.percent}% of requests`, detail: f.abort.percent >= 100 ? 'every request is aborted (FI fault_abort)' : 'trace shows the request that is not aborted' });
+        if (f?.delay) steps.push({ step: 'fault delay', value: `${f.delay.ms} ms for ${f.delay.percent}% of requests` });
+      }
     }
-    if (action.type === 'redirect') {
-      steps.push({ step: 'redirect', value: `${action.status} to ${action.scheme ?? 'http'}://${action.authority ?? host}${action.path ?? req.path}` });
-      return { ok: true, steps, status: action.status, snapshotVersion: snapshot.version };
+    if (decision.location !== undefined) steps.push({ step: 'redirect', value: `${decision.status ?? ''} to ${decision.location}` });
+    if (route?.route.action.type === 'forward') {
+      clusters = route.route.action.clusters;
+      return withDecision(describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail), decision, later, model, req, host, snapshot, vh, fail, steps);
     }
-    if (action.hostRewrite) steps.push({ step: 'host rewrite', value: action.hostRewrite });
-    if (action.timeoutMs !== undefined) steps.push({ step: 'timeout', value: `${action.timeoutMs} ms` });
-    if (action.mirror !== undefined) steps.push({ step: 'mirror', value: `${action.mirror.cluster} (${action.mirror.percent}%)`, detail: 'fire-and-forget copy, Host suffixed -shadow, bodies over 64 KiB not mirrored' });
-    clusters = action.clusters;
+    return withDecision(undefined, decision, later, model, req, host, snapshot, vh, fail, steps);
   } else {
     clusters = filter.clusters;
     if (filter.routeName) steps.push({ step: 'route', value: filter.routeName, ...(chain.origin ? { origin: chain.origin } : {}) });
   }
+  return describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail) ?? { ok: true, steps, snapshotVersion: snapshot.version };
+}
+
+type Fail = (flag: string, reason: string, hint: string, status?: number) => TraceResult;
+
+/** Steps for every weighted destination (the data plane picks one per request); a failure result for the first broken one. */
+function describeClusters(model: Model, clusters: readonly WeightedCluster[], compiled: CompiledSnapshot, snapshot: Snapshot, req: TraceRequest, sni: string | undefined, host: string, steps: TraceStep[], fail: Fail): TraceResult | undefined {
 
   // 3. clusters and endpoints (every weighted destination is shown; the data plane picks one per request)
   const total = clusters.reduce((a, c) => a + c.weight, 0);
@@ -176,7 +248,51 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     }
     steps.push({ step: 'source address', value: sourceAddressOf(cluster, snapshot, req) });
   }
-  return failure ?? { ok: true, steps, snapshotVersion: snapshot.version };
+  return failure;
+}
+
+/** The HTTP result is the decision the data plane would log; the steps above explain it. */
+function withDecision(
+  clusterFailure: TraceResult | undefined,
+  decision: TraceDecision,
+  later: (() => Promise<TraceDecision>) | undefined,
+  model: Model,
+  req: TraceRequest,
+  host: string,
+  snapshot: Snapshot,
+  vh: CompiledVirtualHost | undefined,
+  fail: Fail,
+  steps: TraceStep[],
+): TraceResult {
+  void clusterFailure; // the decision names the destination actually used; the cluster steps explain every one
+  if (decision.dependsOnDns !== undefined) steps.push({ step: 'depends on DNS', value: decision.dependsOnDns, detail: 'pass --dns-server HOST:PORT (the proxy\'s resolver) to see the outcome' });
+  else if (decision.flag === '-' && decision.upstreamHost !== null) steps.push({ step: 'upstream', value: decision.upstreamHost, detail: `from ${decision.sourceAddress ?? 'the OS default address'}${decision.detail ? ` (${decision.detail})` : ''}; Host ${decision.forwardedHost ?? ''}, target ${decision.forwardedTarget ?? ''}` });
+  const result: TraceResult =
+    decision.flag === '-'
+      ? { ok: true, steps, ...(decision.status !== null ? { status: decision.status } : {}), snapshotVersion: snapshot.version, decision }
+      : { ...fail(decision.flag, decision.reason ?? '', hintFor(model, snapshot, decision, req, host, vh), decision.status ?? undefined), ...(decision.detail !== undefined ? { detail: decision.detail } : {}), decision };
+  return later !== undefined ? Object.defineProperty(result, 'later', { value: later, enumerable: false }) : result;
+}
+
+function hintFor(model: Model, snapshot: Snapshot, d: TraceDecision, req: TraceRequest, host: string, vh: CompiledVirtualHost | undefined): string {
+  switch (d.reason) {
+    case 'route_not_found':
+      return vh === undefined ? noVhostHint(model, snapshot, host, req.port) : `add an http route (or a match) for this request to ${vh.vhost.origin ? `${vh.vhost.origin.kind} ${vh.vhost.origin.name}` : 'the VirtualService'}`;
+    case 'registry_only':
+      return registryHint(model, host, req.port, 'http');
+    case 'cluster_not_found':
+      return noClusterHint(model, d.cluster ?? '');
+    case 'ssrf_denied':
+      return 'the address is loopback/private/link-local/metadata/CGNAT: list it in the ServiceEntry addresses, or run the proxy with --allow-cidr for that range';
+    case 'source_address_unavailable':
+      return 'the fixed source address is not assigned on this host: assign it, or remove it from the EgressIP / egress router / --source-address';
+    case 'fault_abort':
+      return 'the VirtualService injects this abort (fault.abort)';
+    case 'encoded_slash_in_path':
+      return 'the path contains an escaped slash: send it unescaped, or use DECODE_AND_MERGE_SLASHES in the mesh config';
+    default:
+      return d.flag === 'DPE' ? `the proxy's HTTP parser refuses this request (${d.detail ?? d.reason ?? ''})` : `${d.reason ?? d.flag}: see docs/errors.md`;
+  }
 }
 
 /** Snapshot origins carry the resource line and a field path; trace has the config, so it shows the field's own line. */
@@ -227,24 +343,6 @@ function sourceAddressOf(cluster: Cluster, snapshot: Snapshot, req: TraceRequest
   }
   if (req.proxySourceAddress) return `${req.proxySourceAddress} (proxy-wide --source-address)`;
   return 'OS default (no fixed source address applies)';
-}
-
-function requestFacts(req: TraceRequest, host: string, sourceNamespace: string | undefined, model: Model): RequestFacts {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
-  const labels = req.sourceIp ? model.workloads.find((w) => w.ip === req.sourceIp)?.labels : undefined;
-  return {
-    method: req.method,
-    path: req.path,
-    query: req.query,
-    host,
-    authority: headers['host'] ?? (req.port === 80 ? host : `${host}:${req.port}`),
-    scheme: 'http',
-    port: req.port,
-    header: (name: string) => (name === ':authority' || name === 'host' ? headers['host'] ?? host : headers[name]),
-    ...(sourceNamespace ? { sourceNamespace } : {}),
-    ...(labels ? { sourceLabels: labels } : {}),
-  };
 }
 
 function describeMatch(m: object): string {

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { jsonString, type AccessLogRecord } from '../observe/access-log.js';
 import type { UpstreamRequest, UpstreamTarget, ChooseResult } from '../upstream/cluster-manager.js';
-import type { UpstreamFailure } from '../upstream/failure.js';
+import { statusForFailure, type UpstreamFailure } from '../upstream/failure.js';
 import { ADMIT_GO, ADMIT_OVERFLOW } from '../upstream/circuit-breaker.js'; // traffic policy (issue 5)
 import { hashKeyOf } from '../upstream/hash-lb.js'; // traffic policy (issue 5)
 import type { PipeResult } from '../tcp/pipe.js';
@@ -65,9 +65,6 @@ function compiledAction(a: ForwardAction): CompiledAction {
   return c;
 }
 
-function statusForFailure(f: UpstreamFailure): number {
-  return f.flag === 'BLOCKED' ? 403 : 503;
-}
 
 export class Exchange implements UpstreamUser, RequestHeadFacts {
   readonly decision = new Decision();

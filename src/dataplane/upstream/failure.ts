@@ -30,6 +30,11 @@ export function failure(flag: ResponseFlag, reason: string, detail: string, retr
   };
 }
 
+/** The status an HTTP client gets for an upstream failure: 403 for a policy denial, else 503. */
+export function statusForFailure(f: UpstreamFailure): number {
+  return f.flag === 'BLOCKED' ? 403 : 503;
+}
+
 /** Maps a socket error from connect() to a failure. */
 export function connectErrorFailure(err: NodeJS.ErrnoException, cluster: string, upstreamHost: string, local: string | undefined): UpstreamFailure {
   const extra = { cluster, upstreamHost, ...(local !== undefined ? { upstreamLocalAddress: local } : {}) };

@@ -1,0 +1,176 @@
+/**
+ * What the proxy would decide for one request, computed with the data plane's own code at every
+ * step, so `trace` reports the status, response flag, reason, cluster, upstream host and source
+ * address the access log would carry:
+ *
+ *   bytes    the request is serialised and fed to the HTTP/1.1 parser the proxy uses (same limits),
+ *            so a request the codec refuses is refused here with the same status and reason (DPE);
+ *   route    dataplane/route RouterContext / ExplicitProxyRouter (normalisation, virtual host,
+ *            route, redirect, direct response, fault abort, weighted pick);
+ *   upstream ClusterManager.choose(): registry/SSRF guard, self-connect guard, endpoint, source
+ *            address — the same object the proxy holds, built from the same flags
+ *            (--allow-cidr, --source-address, --dns-server).
+ *
+ * Randomness (fault percentages, weighted splits) is fixed: a fault aborts only at 100%, and the
+ * weighted pick is the last destination with a non-zero weight; `trace` lists every destination.
+ */
+import { Buffer } from 'node:buffer';
+import type { CompiledSnapshot } from '../dataplane/route/compile.js';
+import { ExplicitProxyRouter } from '../dataplane/route/explicit-proxy-route.js';
+import { Decision, RouterContext } from '../dataplane/route/http-route.js';
+import { HttpParser } from '../dataplane/http/parser.js';
+import type { HttpParseError } from '../dataplane/http/errors.js';
+import type { RequestHead } from '../dataplane/http/head.js';
+import type { ChooseResult, ClusterManager, UpstreamRequest } from '../dataplane/upstream/cluster-manager.js';
+import { statusForFailure } from '../dataplane/upstream/failure.js';
+import type { ExplicitProxy } from '../snapshot/types.js';
+
+/** The access-log fields of one request, as the proxy would write them. */
+export interface TraceDecision {
+  /** Response status; null when the request is forwarded (the upstream answers). */
+  readonly status: number | null;
+  readonly flag: string;
+  readonly reason: string | null;
+  readonly cluster: string | null;
+  /** "ip:port" dialed (or refused by a guard), null when nothing is dialed. */
+  readonly upstreamHost: string | null;
+  /** Bound source IP, null for the OS default. */
+  readonly sourceAddress: string | null;
+  readonly routeName: string | null;
+  /** Local reply detail, or why a destination was chosen. */
+  readonly detail?: string;
+  /** Redirect Location. */
+  readonly location?: string;
+  /** Host and origin-form target sent upstream when forwarded. */
+  readonly forwardedHost?: string;
+  readonly forwardedTarget?: string;
+  /** Set when the outcome depends on a DNS answer trace did not get (no --dns-server, or it failed to answer in time). */
+  readonly dependsOnDns?: string;
+}
+
+/** Always the upper end of [0, 1): a fault below 100% does not fire, the last non-zero weight wins. */
+const TRACE_RANDOM = (): number => 0.999999;
+
+export interface HttpTraceInput {
+  readonly method: string;
+  /** Request-target as sent: origin-form path?query, or an absolute URL. */
+  readonly target: string;
+  /** Header lines in order; a Host line is added from `authority` when none is given. */
+  readonly headers: readonly (readonly [string, string])[];
+  readonly authority: string;
+  readonly listenerPort: number;
+  readonly downstreamIp?: string;
+  readonly sourceNamespace?: string;
+}
+
+/** Serialises and parses the request as the proxy's codec does; a parse error is the decision. */
+export function parseRequest(input: HttpTraceInput): { head: RequestHead } | { error: HttpParseError } {
+  let text = `${input.method} ${input.target} HTTP/1.1\r\n`;
+  if (!input.headers.some(([n]) => n.toLowerCase() === 'host')) text += `Host: ${input.authority}\r\n`;
+  for (const [n, v] of input.headers) text += `${n}: ${v}\r\n`;
+  text += '\r\n';
+  let head: RequestHead | undefined;
+  let error: HttpParseError | undefined;
+  const parser = new HttpParser('request', {
+    onHead: (h) => (head = h),
+    onBody: () => undefined,
+    onMessageComplete: () => undefined,
+    onError: (e) => (error ??= e),
+  });
+  parser.execute(Buffer.from(text, 'latin1'));
+  if (error !== undefined) return { error };
+  if (head === undefined) throw new Error('internal: the parser took a complete head without a result');
+  return { head };
+}
+
+export type RouterKind = { readonly table: string } | { readonly proxy: ExplicitProxy; readonly listenerName: string; readonly chainName: string };
+
+/** Runs the route decision and, for a forward, the upstream choice (sync when no DNS is needed). */
+export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: HttpTraceInput, clusters: ClusterManager): { decision: TraceDecision; later?: () => Promise<TraceDecision> } {
+  const parsed = parseRequest(input);
+  if ('error' in parsed) {
+    const e = parsed.error;
+    return { decision: { status: e.status, flag: 'DPE', reason: e.code, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: e.message } };
+  }
+  const head = parsed.head;
+  const ns = input.sourceNamespace;
+  const router =
+    'table' in kind
+      ? new RouterContext(compiled, compiled.routeTables.get(kind.table), input.listenerPort, false, 'reject', TRACE_RANDOM, ns)
+      : new ExplicitProxyRouter(compiled, kind.proxy, kind.listenerName, kind.chainName, clusters.dns, input.listenerPort, false, 'reject', TRACE_RANDOM, ns);
+  const d = new Decision();
+  router.route(d, head);
+  const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
+    if (d.kind === 'reply') return { decision: replyDecision(d) };
+    const req = upstreamRequestOf(d, compiled, input.downstreamIp);
+    const now = clusters.chooseSync(req);
+    if (now !== undefined) return { decision: chosenDecision(d, now) };
+    const host = typeof req.cluster === 'string' ? req.cluster : req.cluster.name;
+    return {
+      decision: { status: null, flag: '-', reason: null, cluster: d.clusterName ?? null, upstreamHost: null, sourceAddress: null, routeName: d.routeName, dependsOnDns: `cluster ${host} needs a DNS answer for ${d.proxy?.requestedHost ?? d.host}` },
+      later: async () => chosenDecision(d, await clusters.choose(req)),
+    };
+  };
+  const pending = d.pending;
+  if (pending !== undefined) {
+    return {
+      decision: { status: null, flag: '-', reason: null, cluster: null, upstreamHost: null, sourceAddress: null, routeName: d.routeName, dependsOnDns: `the allow/deny list is checked against the address ${d.host} resolves to` },
+      later: async () => {
+        await pending;
+        const r = finish();
+        return r.later ? r.later() : r.decision;
+      },
+    };
+  }
+  return finish();
+}
+
+/** The UpstreamRequest the HTTP engine builds for a forward decision (without retry state). */
+function upstreamRequestOf(d: Decision, snapshot: CompiledSnapshot, downstreamIp: string | undefined): UpstreamRequest {
+  const px = d.proxy;
+  return {
+    cluster: px === undefined ? d.clusterName! : px.cluster,
+    snapshot,
+    requestedHost: px === undefined ? d.host : px.requestedHost,
+    requestedPort: d.requestedPort,
+    downstreamIp,
+    filterSourceAddress: px?.filterSourceAddress,
+    allowAddresses: px?.allowAddresses,
+  };
+}
+
+function replyDecision(d: Decision): TraceDecision {
+  const loc = d.replyHeaders !== undefined && d.replyHeaders[0] === 'location' ? d.replyHeaders[1] : undefined;
+  return {
+    status: d.status,
+    flag: d.flag,
+    reason: d.reason ?? null,
+    cluster: d.clusterName ?? null,
+    upstreamHost: null,
+    sourceAddress: null,
+    routeName: d.routeName,
+    ...(d.detail !== undefined ? { detail: d.detail } : {}),
+    ...(loc !== undefined ? { location: loc } : {}),
+  };
+}
+
+function chosenDecision(d: Decision, r: ChooseResult): TraceDecision {
+  const clusterName = d.proxy === undefined ? (d.clusterName ?? null) : typeof d.proxy.cluster === 'string' ? d.proxy.cluster : d.proxy.cluster.name;
+  if (!r.ok) {
+    const f = r.failure;
+    return { status: statusForFailure(f), flag: f.flag, reason: f.reason, cluster: f.cluster ?? clusterName, upstreamHost: f.upstreamHost ?? null, sourceAddress: f.upstreamLocalAddress ?? null, routeName: d.routeName, detail: f.detail };
+  }
+  const t = r.target;
+  return {
+    status: null,
+    flag: '-',
+    reason: null,
+    cluster: t.cluster.name,
+    upstreamHost: t.ip.includes(':') ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`,
+    sourceAddress: t.localAddress ?? null,
+    routeName: d.routeName,
+    detail: t.sourceWhy,
+    forwardedHost: d.upstreamHost,
+    forwardedTarget: d.target,
+  };
+}
