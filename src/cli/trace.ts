@@ -2,7 +2,9 @@ import { buildSnapshot } from '../snapshot/build.js';
 import { CompiledSnapshot } from '../dataplane/route/compile.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { parseCidr, type Cidr } from '../net/ip.js';
-import { parseTraceUrl, trace, traceResolved, type TraceResult } from '../trace/trace.js';
+import type { Model } from '../model/build.js';
+import type { Snapshot } from '../snapshot/types.js';
+import { parseTraceUrl, trace, traceResolved, type TraceRequest, type TraceResult } from '../trace/trace.js';
 import { CONFIG_OPTIONS, IDENTITY_HELP, IDENTITY_OPTIONS, identityFrom, loadConfig, parse, UsageError, type Io } from './common.js';
 import { outputFormat, render } from './output.js';
 
@@ -77,14 +79,25 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   if (!loaded) return 1;
   const identity = identityFrom(values, loaded.model, io.err);
   const snapshot = buildSnapshot(loaded.model, identity);
-  const compiled = new CompiledSnapshot(snapshot);
-  const clusters = new ClusterManager({ allowCidrs, ...(dnsServers.length > 0 ? { dnsServers } : {}), ...(values['source-address'] ? { defaultSourceAddress: values['source-address'] } : {}) });
-  clusters.setSnapshot(compiled);
-  const env = { clusters };
-  const result = dnsServers.length > 0 ? await traceResolved(loaded.model, snapshot, request, compiled, env) : trace(loaded.model, snapshot, request, compiled, env);
+  const result = await runTrace(loaded.model, snapshot, request, { allowCidrs, dnsServers, ...(values['source-address'] ? { sourceAddress: values['source-address'] } : {}) });
   if (format !== 'text') io.out(render(result, format));
   else for (const line of formatTrace(positionals[0], identity.role, identity.namespace, result)) io.out(line);
   return result.ok ? 0 : 2;
+}
+
+export interface TraceFlags {
+  readonly allowCidrs: readonly Cidr[];
+  readonly dnsServers: readonly string[];
+  readonly sourceAddress?: string;
+}
+
+/** What `tollgate trace` runs once the flags are parsed: a cluster manager built as `run` builds it, then the trace. */
+export async function runTrace(model: Model, snapshot: Snapshot, request: TraceRequest, flags: TraceFlags): Promise<TraceResult> {
+  const compiled = new CompiledSnapshot(snapshot);
+  const clusters = new ClusterManager({ allowCidrs: flags.allowCidrs, ...(flags.dnsServers.length > 0 ? { dnsServers: flags.dnsServers } : {}), ...(flags.sourceAddress !== undefined ? { defaultSourceAddress: flags.sourceAddress } : {}) });
+  clusters.setSnapshot(compiled);
+  const env = { clusters };
+  return flags.dnsServers.length > 0 ? traceResolved(model, snapshot, request, compiled, env) : trace(model, snapshot, request, compiled, env);
 }
 
 export function formatTrace(url: string, role: string, ns: string, r: TraceResult): string[] {

@@ -1,0 +1,396 @@
+/**
+ * Differential test: every (config, request) pair goes through `trace` (runTrace: what the CLI
+ * runs, in process) and through a live proxy on loopback (raw bytes over a socket); the decision
+ * — status, response flag, reason, cluster, upstream host and source address — must agree field
+ * for field with the access-log record. One proxy per config, requests sent one after another.
+ *
+ * The table covers path normalisation (the four levels, 60 path spellings each, with nginx behind:
+ * a deny on /admin must never reach nginx's /admin under MERGE_SLASHES or DECODE_AND_MERGE_SLASHES),
+ * encoded slashes, request validation, absolute-form authority, Host case/trailing dot/port,
+ * repeated headers, fault aborts, redirect Location, weight-0 and missing destinations, the SSRF
+ * guard and DNS outcomes, a missing source address, and passthrough port steering.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { runTrace } from '../../src/cli/trace.js';
+import { parseCidr, type Cidr } from '../../src/net/ip.js';
+import { buildSnapshot } from '../../src/snapshot/build.js';
+import type { TraceRequest } from '../../src/trace/trace.js';
+import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
+import { startFakeDns, type FakeDns } from '../helpers/dns.js';
+import { startNginx, type Nginx } from '../helpers/http.js';
+import { addressEntry } from '../helpers/istio-yaml.js';
+import { listen, loopbackAddress, tcpExchange, waitFor } from '../helpers/net.js';
+import { identity, loadYaml } from '../helpers/pipeline.js';
+import { startGateWithConfig } from '../helpers/tollgate.js';
+import { freeTcpPort } from '../helpers/dns.js';
+import { haveTool, isCI, isRoot } from '../helpers/tools.js';
+import type { ProxyIdentity } from '../../src/snapshot/types.js';
+
+const ready = haveTool('nginx') && isRoot;
+const skip = ready ? false : 'needs nginx and root (the passthrough upstream binds port 80 on a loopback address)';
+if (!ready && isCI) throw new Error(`differential: ${skip}; CI=true`);
+
+interface Case {
+  readonly method?: string;
+  readonly target: string;
+  /** Header lines; Host first when given. */
+  readonly headers: readonly (readonly [string, string])[];
+  readonly label: string;
+}
+
+interface Fields {
+  status: number;
+  flag: string;
+  reason: string | null;
+  cluster: string | null;
+  upstreamHost: string | null;
+  sourceAddress: string | null;
+}
+
+/** The access-log fields, with the source address reduced to its IP (the port is the kernel's). */
+function fromLog(r: AccessLogRecord): Fields {
+  const local = r.upstream_local_address;
+  const ip = local === null ? null : local.startsWith('[') ? local.slice(1, local.indexOf(']')) : local.includes(':') && !local.includes('::') ? local.slice(0, local.lastIndexOf(':')) : local;
+  return { status: r.response_code, flag: r.response_flags, reason: r.tollgate_reason ?? null, cluster: r.upstream_cluster, upstreamHost: r.upstream_host, sourceAddress: ip };
+}
+
+function rawRequest(c: Case): string {
+  let s = `${c.method ?? 'GET'} ${c.target} HTTP/1.1\r\n`;
+  for (const [n, v] of c.headers) s += `${n}: ${v}\r\n`;
+  return s + 'Connection: close\r\n\r\n';
+}
+
+interface Setup {
+  readonly yaml: string;
+  readonly id: ProxyIdentity;
+  readonly args: readonly string[];
+  readonly allowCidrs: readonly string[];
+  readonly sourceAddress?: string;
+  readonly listenerPort: number;
+  readonly cases: readonly Case[];
+  /** Bodies that must never come back (a bypassed deny). */
+  readonly forbiddenBody?: string;
+}
+
+interface Outcome {
+  readonly total: number;
+  readonly mismatches: string[];
+  readonly bypasses: string[];
+}
+
+async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
+  const compiled = loadYaml(s.yaml);
+  const errors = compiled.diagnostics.filter((d) => d.severity === 'error');
+  assert.deepEqual(errors, [], 'the config is valid');
+  const snapshot = buildSnapshot(compiled.model, s.id);
+  const cidrs: Cidr[] = s.allowCidrs.map((c) => parseCidr(c)!);
+  const flagArgs = [...s.allowCidrs.flatMap((c) => ['--allow-cidr', c]), ...(s.sourceAddress !== undefined ? ['--source-address', s.sourceAddress] : [])];
+  const { gate, cfg } = await startGateWithConfig(s.yaml, [...s.args, '--dns-server', dns.server, ...flagArgs]);
+  const mismatches: string[] = [];
+  const bypasses: string[] = [];
+  try {
+    const port = gate.port(s.listenerPort);
+    for (const c of s.cases) {
+      const hostLine = c.headers.find(([n]) => n.toLowerCase() === 'host');
+      const req: TraceRequest = {
+        scheme: 'http',
+        host: 'unused',
+        port: s.listenerPort,
+        path: '/',
+        query: '',
+        method: c.method ?? 'GET',
+        headers: {},
+        headerLines: [...c.headers, ['Connection', 'close']],
+        authority: hostLine?.[1] ?? '',
+        target: c.target,
+        sourceIp: '127.0.0.1',
+      };
+      const traced = await runTrace(compiled.model, snapshot, req, { allowCidrs: cidrs, dnsServers: [dns.server], ...(s.sourceAddress !== undefined ? { sourceAddress: s.sourceAddress } : {}) });
+      const d = traced.decision;
+      const before = gate.logs.length;
+      const res = await tcpExchange('127.0.0.1', port, rawRequest(c), { timeoutMs: 8000 });
+      const rec = await waitFor(() => gate.logs[before], 4000, `access log for ${c.label}`);
+      const live = fromLog(rec);
+      if (s.forbiddenBody !== undefined && res.data.includes(s.forbiddenBody)) bypasses.push(`${c.label}: ${JSON.stringify(c.target)} reached the upstream's /admin`);
+      if (d === undefined) {
+        mismatches.push(`${c.label}: trace gave no decision (${traced.flag ?? ''} ${traced.reason ?? ''})`);
+        continue;
+      }
+      const want: Fields = {
+        // A forward's status is the upstream's answer (nginx refuses "/../x" with 400 under NONE).
+        status: d.status ?? live.status,
+        flag: d.flag,
+        reason: d.reason,
+        cluster: d.cluster,
+        upstreamHost: d.upstreamHost,
+        // A forward from the OS default address leaves from the loopback default (127.0.0.1).
+        sourceAddress: d.sourceAddress ?? (d.upstreamHost !== null && live.sourceAddress !== null && d.flag === '-' ? '127.0.0.1' : null),
+      };
+      const diff = (Object.keys(want) as (keyof Fields)[]).filter((k) => want[k] !== live[k]);
+      if (diff.length > 0) mismatches.push(`${c.label} ${JSON.stringify(c.target)} ${JSON.stringify(c.headers)}: ${diff.map((k) => `${k} trace=${JSON.stringify(want[k])} live=${JSON.stringify(live[k])}`).join(', ')}`);
+    }
+  } finally {
+    await gate.stop();
+    cfg.cleanup();
+  }
+  return { total: s.cases.length, mismatches, bypasses };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The table
+
+/** 60 spellings of paths around /admin: dot segments, slashes, escapes, case, backslashes. */
+export const PATH_VARIANTS: readonly string[] = [
+  '/admin', '/admin/', '/admin/x', '//admin', '///admin', '/./admin', '/.//admin', '/public/../admin', '/public/./../admin', '/public//../admin',
+  '/public/..//admin', '/a/b/../../admin', '/../admin', '/../../admin', '/%2e/admin', '/%2e%2e/admin', '/public/%2e%2e/admin', '/public/%2E%2E/admin', '/public/%2e%2E/admin', '/public/.%2e/admin',
+  '/public/%2e./admin', '/%61dmin', '/%41dmin', '/adm%69n', '/ADMIN', '/Admin', '/%2fadmin', '/%2Fadmin', '/public%2f..%2fadmin', '/public/..%2fadmin',
+  '/public/..%2Fadmin', '/public%5c..%5cadmin', '/%5cadmin', '/%5Cadmin', '/public/..%5Cadmin', '/admin%2f', '/admin%20', '/admin%00', '/admin;x', '/admin?x=1',
+  '/admin#frag', '/public', '/public/', '/public/x/..', '/', '//', '/.', '/..', '/%2e', '/%2e%2e',
+  '/public/%252e%252e/admin', '/%252fadmin', '/%u0061dmin', '/admin..', '/admin./', '/.admin', '/public/.../admin', '/public/..../admin', '/%7eadmin', '/x/%2E/%2e%2E/admin',
+];
+
+function pathCases(host: string): Case[] {
+  return PATH_VARIANTS.map((p, i) => ({ target: p, headers: [['Host', host]], label: `path#${i}` }));
+}
+
+function egressYaml(level: string | undefined, nginxPort: number, upPort: number): string {
+  const mesh = level === undefined ? '' : `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    pathNormalization:
+      normalization: ${level}
+---
+`;
+  return `${mesh}apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: app, namespace: egress}
+spec: {hosts: [app.test, alt.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {http: ${nginxPort}}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: prod, namespace: egress}
+spec: {hosts: [prod.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {http: ${upPort}}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns, namespace: egress}
+spec: {hosts: [dns.test, nxdomain.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: egress}
+spec:
+  selector: {istio: egressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: egress}
+spec:
+  hosts: [app.test, alt.test]
+  gateways: [egress/egress]
+  http:
+  - name: admin-deny
+    match: [{uri: {prefix: /admin}}]
+    directResponse: {status: 403, body: {string: "denied\\n"}}
+  - name: env-prod
+    match: [{headers: {x-env: {exact: prod}}}]
+    route: [{destination: {host: prod.test}}]
+  - name: port-authority
+    match: [{authority: {exact: "app.test:8080"}}]
+    route: [{destination: {host: prod.test}}]
+  - name: old
+    match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new}
+  - name: secure
+    match: [{uri: {prefix: /secure}}]
+    redirect: {scheme: https}
+  - name: moved
+    match: [{uri: {exact: /moved}}]
+    redirect: {authority: other.test, redirectCode: 308}
+  - name: fault
+    match: [{uri: {prefix: /fault}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+    route: [{destination: {host: prod.test}}]
+  - name: split
+    match: [{uri: {prefix: /split}}]
+    route: [{destination: {host: prod.test}, weight: 100}, {destination: {host: missing.test}, weight: 0}]
+  - name: missing
+    match: [{uri: {prefix: /missing}}]
+    route: [{destination: {host: missing.test}}]
+  - name: default
+    route: [{destination: {host: app.test}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: dns, namespace: egress}
+spec:
+  hosts: [dns.test, nxdomain.test]
+  gateways: [egress/egress]
+  http:
+  - route: [{destination: {host: dns.test}}]
+`;
+}
+
+const H = (host: string, ...more: [string, string][]): [string, string][] => [['Host', host], ...more];
+
+/** Hosts, headers, validation, actions and upstream outcomes (one config, default level). */
+const OTHER_CASES: readonly Case[] = [
+  // authority: case, trailing dot, port, bad spellings, absolute form
+  { target: '/x', headers: H('APP.TEST'), label: 'host upper case' },
+  { target: '/x', headers: H('app.test.'), label: 'host trailing dot' },
+  { target: '/x', headers: H('App.Test.:80'), label: 'host case+dot+port' },
+  { target: '/x', headers: H('app.test:80'), label: 'host :80' },
+  { target: '/x', headers: H('app.test:8080'), label: 'authority match sees the port' },
+  { target: '/x', headers: H('APP.test.:8080'), label: 'authority match on the canonical authority' },
+  { target: '/admin', headers: H('app.test:8080'), label: 'deny before the port route' },
+  { target: '/x', headers: H('alt.test'), label: 'second host of the VirtualService' },
+  { target: '/x', headers: H('unknown.test'), label: 'host without a virtual host' },
+  { target: '/x', headers: H('127.0.0.1'), label: 'IP literal host' },
+  { target: '/x', headers: H('[::1]'), label: 'IPv6 literal host' },
+  { target: '/x', headers: H('app..test'), label: 'empty label' },
+  { target: '/x', headers: H('app.test:abc'), label: 'non-numeric port' },
+  { target: '/x', headers: H('app.test:99999'), label: 'port out of range' },
+  { target: '/x', headers: H('user@app.test'), label: 'userinfo' },
+  { target: '/x', headers: H('app.test', ['Host', 'alt.test']), label: 'two Host lines' },
+  { target: 'http://unknown.test/x', headers: H('app.test'), label: 'absolute-form authority wins over Host' },
+  { target: 'http://app.test/admin', headers: H('unknown.test'), label: 'absolute-form deny' },
+  { target: 'http://APP.TEST./x', headers: H('app.test'), label: 'absolute-form case and dot' },
+  { target: 'http://app.test:8080/x', headers: H('app.test'), label: 'absolute-form port' },
+  // headers: repeated, case, spacing
+  { target: '/x', headers: H('app.test', ['x-env', 'prod']), label: 'header match' },
+  { target: '/x', headers: H('app.test', ['X-ENV', 'prod']), label: 'header name case' },
+  { target: '/x', headers: H('app.test', ['x-env', 'dev'], ['x-env', 'prod']), label: 'repeated header, prod second' },
+  { target: '/x', headers: H('app.test', ['x-env', 'prod'], ['x-env', 'dev']), label: 'repeated header, prod first' },
+  { target: '/x', headers: H('app.test', ['x-env', 'prod'], ['X-Env', 'prod']), label: 'repeated header, same value' },
+  { target: '/x', headers: H('app.test', ['x-env', 'Prod']), label: 'header value case' },
+  { target: '/x', headers: H('app.test', ['x-env', 'prod,dev']), label: 'header list value' },
+  // request validation (the codec)
+  { target: '/x', headers: H('app.test', ['x-env ', 'prod']), label: 'space before colon' },
+  { target: '/x', headers: H('app.test', ['Content-Length', '5'], ['Transfer-Encoding', 'chunked']), label: 'CL and TE' },
+  { target: '/x', headers: H('app.test', ['Content-Length', 'abc']), label: 'bad Content-Length' },
+  { target: '/x', headers: H('app.test', ['Transfer-Encoding', 'gzip, chunked, identity']), label: 'obfuscated TE' },
+  { target: '/x', headers: H('app.test', ['bad header', 'x']), label: 'space in a header name' },
+  { method: 'G@T', target: '/x', headers: H('app.test'), label: 'bad method' },
+  { target: 'x', headers: H('app.test'), label: 'target without slash' },
+  { target: '/x y', headers: H('app.test'), label: 'space in target' },
+  { method: 'CONNECT', target: 'app.test:443', headers: H('app.test:443'), label: 'CONNECT on a route listener' },
+  { target: '*', headers: H('app.test'), label: 'asterisk target on GET' },
+  // actions
+  { target: '/old', headers: H('app.test'), label: 'redirect' },
+  { target: '/old/page?x=1', headers: H('app.test'), label: 'redirect keeps the query' },
+  { target: '/secure', headers: H('app.test:80'), label: 'https redirect drops :80' },
+  { target: '/secure/%7ea//b', headers: H('APP.TEST'), label: 'https redirect with the normalised path' },
+  { target: '/moved?q', headers: H('app.test'), label: 'authority redirect 308' },
+  { target: '/fault', headers: H('app.test'), label: 'fault abort' },
+  { target: '/split', headers: H('app.test'), label: 'weight-0 destination never picked' },
+  { target: '/missing', headers: H('app.test'), label: 'missing destination' },
+  { target: '/anything', headers: H('app.test'), label: 'default route' },
+  // DNS and the SSRF guard
+  { target: '/', headers: H('dns.test'), label: 'DNS answer in loopback: SSRF guard' },
+  { target: '/', headers: H('nxdomain.test'), label: 'NXDOMAIN' },
+  { target: '/', headers: H('DNS.test.'), label: 'DNS host case and dot' },
+];
+
+describe('differential: trace and the live proxy decide the same', { skip, concurrency: false }, () => {
+  let dns: FakeDns;
+  let nginx: Nginx;
+  let up: Server;
+  let upPort = 0;
+  let passthrough: Server;
+  const passIp = loopbackAddress();
+  let total = 0;
+  const mismatches: string[] = [];
+
+  before(async () => {
+    dns = await startFakeDns();
+    dns.set('dns.test', () => ({ addresses: ['127.0.0.9'], ttl: 60 }));
+    dns.set('nxdomain.test', () => 'nxdomain');
+    dns.set('steer.test', () => ({ addresses: [passIp], ttl: 60 }));
+    dns.set('metadata.test', () => ({ addresses: ['169.254.169.254'], ttl: 60 }));
+    const nginxPort = await freeTcpPort();
+    nginx = await startNginx(() => `server {\n  listen 127.0.0.1:${nginxPort};\n  location /admin { return 200 "ADMIN-SECRET\\n"; }\n  location / { return 200 "public\\n"; }\n}\n`, '127.0.0.1', nginxPort);
+    up = createServer((_req, res) => res.end('prod\n'));
+    upPort = await listen(up, '127.0.0.1');
+    passthrough = createServer((_req, res) => res.end('passthrough\n'));
+    await listen(passthrough, passIp, 80);
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    up?.close();
+    passthrough?.close();
+    await dns?.close();
+  });
+
+  const gw = identity('gateway', 'egress', { istio: 'egressgateway' });
+  const gwArgs = ['--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '80=0'];
+  const nginxPort = (): number => nginx.port;
+
+  for (const level of [undefined, 'NONE', 'BASE', 'DECODE_AND_MERGE_SLASHES'] as const) {
+    it(`path normalisation ${level ?? 'default (MERGE_SLASHES)'}: 60 spellings around a deny on /admin, nginx behind`, async () => {
+      const strict = level === undefined || level === 'DECODE_AND_MERGE_SLASHES';
+      const r = await runConfig({ yaml: egressYaml(level, nginxPort(), upPort), id: gw, args: gwArgs, allowCidrs: [], listenerPort: 80, cases: pathCases('app.test'), ...(strict ? { forbiddenBody: 'ADMIN-SECRET' } : {}) }, dns);
+      total += r.total;
+      mismatches.push(...r.mismatches);
+      assert.deepEqual(r.mismatches, [], 'trace and proxy agree');
+      if (strict) assert.deepEqual(r.bypasses, [], 'no spelling reaches nginx /admin');
+    });
+  }
+
+  it('hosts, headers, request validation, redirects, faults, weights, DNS and SSRF', async () => {
+    const r = await runConfig({ yaml: egressYaml(undefined, nginxPort(), upPort), id: gw, args: gwArgs, allowCidrs: [], listenerPort: 80, cases: OTHER_CASES, forbiddenBody: 'ADMIN-SECRET' }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+    assert.deepEqual(r.bypasses, []);
+  });
+
+  it('an unavailable fixed source address fails closed, and trace says so', async () => {
+    const cases: Case[] = [
+      { target: '/x', headers: H('prod.test'), label: 'no virtual host (no upstream needed)' },
+      { target: '/x', headers: H('app.test', ['x-env', 'prod']), label: 'forward from a missing address' },
+      { target: '/admin', headers: H('app.test'), label: 'deny needs no address' },
+    ];
+    const r = await runConfig({ yaml: egressYaml(undefined, nginxPort(), upPort), id: gw, args: gwArgs, allowCidrs: [], sourceAddress: '192.0.2.55', listenerPort: 80, cases }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+  });
+
+  it('sidecar ALLOW_ANY passthrough dials the listener port, never the port in Host', async () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: app}
+spec:
+  outboundTrafficPolicy: {mode: ALLOW_ANY}
+---
+${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort })}`;
+    const cases: Case[] = [
+      { target: '/', headers: H('steer.test'), label: 'passthrough by name' },
+      { target: '/', headers: H('steer.test:8080'), label: 'port in Host is not dialed' },
+      { target: '/', headers: H('steer.test:22'), label: 'port 22 in Host is not dialed' },
+      { target: '/', headers: H(`${passIp}:8080`), label: 'IP literal with a port' },
+      { target: 'http://steer.test:8443/', headers: H('steer.test'), label: 'absolute-form port is not dialed' },
+      { target: '/', headers: H('metadata.test'), label: 'metadata address from DNS' },
+      { target: '/', headers: H('10.0.0.1'), label: 'private IP literal' },
+      { target: '/', headers: H('0xa9fea9fe'), label: 'hex metadata address' },
+      { target: '/', headers: H('plain.test'), label: 'registered host' },
+      { target: '/', headers: H('PLAIN.test.:80'), label: 'registered host, other spelling' },
+    ];
+    const r = await runConfig({ yaml, id: identity('sidecar', 'app'), args: ['--role', 'sidecar', '--namespace', 'app', '--port-map', '80=0,15001=0,15006=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 80, cases }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+  });
+
+  it('covers at least 200 cases, all in agreement', () => {
+    assert.ok(total >= 200, `${total} cases`);
+    assert.equal(mismatches.length, 0);
+    console.log(`# differential: ${total} cases, ${total - mismatches.length} agree`);
+  });
+});
