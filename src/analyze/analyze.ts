@@ -6,7 +6,7 @@ import { buildModel, type Model } from '../model/build.js';
 import { egressIps, egressRouters, destinationRules, envoyBootstrap, explicitProxyAnnotations, kubernetesObjects, localRateLimitAnnotations, recognisedKinds, routeWeights } from './checks-other.js';
 import {
   destinationInRegistry, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound, gatewayWorkloadsUsed,
-  httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, subsetsDefined, tcpPortCollisions,
+  httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, pathNormalizationWeak, subsetsDefined, tcpPortCollisions,
 } from './checks-routing.js';
 import { sourceAddressPools } from './checks-source.js';
 import { makeFinder, type Check } from './context.js';
@@ -15,7 +15,7 @@ export const CHECKS: readonly Check[] = [
   destinationInRegistry, subsetsDefined, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound,
   meshRoutesReachGatewayServer, meshRoutesDeclared, httpsBypassesGateway, gatewayWorkloadsUsed, tcpPortCollisions,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
-  sourceAddressPools,
+  sourceAddressPools, pathNormalizationWeak,
 ];
 
 export interface AnalysisResult {

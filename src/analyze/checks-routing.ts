@@ -230,3 +230,21 @@ export function gatewayLabelText(g: GatewayModel): string {
 }
 
 export type { Finder };
+
+/**
+ * A path rule under NONE or BASE can be bypassed: `//admin` is not `/admin` to the proxy, but it is
+ * to a server behind that merges slashes (nginx does). One warning per route that matches on uri.
+ */
+export const pathNormalizationWeak: Check = (f) => {
+  const level = f.model.mesh.pathNormalization;
+  if (level !== 'NONE' && level !== 'BASE') return;
+  const where = f.model.mesh.source ? ` (${f.model.mesh.source.file}:${f.model.mesh.source.line})` : '';
+  for (const vs of f.model.virtualServices) {
+    (vs.spec.http ?? []).forEach((r, i) => {
+      const j = (r.match ?? []).findIndex((m) => m.uri !== undefined);
+      if (j < 0) return;
+      const what = r.directResponse !== undefined ? 'answers a path directly (a deny?)' : r.redirect !== undefined ? 'redirects by path' : 'routes by path';
+      f.report('warning', 'TG_PATH_NORMALIZATION_WEAK', vs.resource, ['spec', 'http', i, 'match', j, 'uri'], `http route ${i} ${what} under pathNormalization ${level}${where}: "//x", and under NONE "/a/../x" or "%2e", reach a server that normalises them as /x without matching this rule`, 'set pathNormalization.normalization: MERGE_SLASHES (or DECODE_AND_MERGE_SLASHES) in the istio ConfigMap');
+    });
+  }
+};

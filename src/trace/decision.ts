@@ -23,6 +23,7 @@ import type { HttpParseError } from '../dataplane/http/errors.js';
 import type { RequestHead } from '../dataplane/http/head.js';
 import type { ChooseResult, ClusterManager, UpstreamRequest } from '../dataplane/upstream/cluster-manager.js';
 import { statusForFailure } from '../dataplane/upstream/failure.js';
+import { compileRetry } from '../dataplane/http/retry.js';
 import type { ExplicitProxy } from '../snapshot/types.js';
 
 /** The access-log fields of one request, as the proxy would write them. */
@@ -158,7 +159,11 @@ function chosenDecision(d: Decision, r: ChooseResult): TraceDecision {
   const clusterName = d.proxy === undefined ? (d.clusterName ?? null) : typeof d.proxy.cluster === 'string' ? d.proxy.cluster : d.proxy.cluster.name;
   if (!r.ok) {
     const f = r.failure;
-    return { status: statusForFailure(f), flag: f.flag, reason: f.reason, cluster: f.cluster ?? clusterName, upstreamHost: f.upstreamHost ?? null, sourceAddress: f.upstreamLocalAddress ?? null, routeName: d.routeName, detail: f.detail };
+    // The engine retries a retryable connect failure when the route's policy says so; the same
+    // failure comes back (a DNS or guard outcome does not change between tries), logged F,URX.
+    const retry = compileRetry(d.action?.retries);
+    const retried = f.retryable && retry.connectFailure && retry.maxTries > 1;
+    return { status: statusForFailure(f), flag: retried ? `${f.flag},URX` : f.flag, reason: f.reason, cluster: f.cluster ?? clusterName, upstreamHost: f.upstreamHost ?? null, sourceAddress: f.upstreamLocalAddress ?? null, routeName: d.routeName, detail: f.detail };
   }
   const t = r.target;
   return {

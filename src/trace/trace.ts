@@ -7,8 +7,9 @@ import type { Model } from '../model/build.js';
 import { normalizeHost } from '../net/hostname.js';
 import { CompiledSnapshot, type CompiledListener, type CompiledVirtualHost } from '../dataplane/route/compile.js';
 import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
-import { selectFilterChain, selectVirtualHost } from '../dataplane/route/select.js';
+import { denyOutcome, selectFilterChain, selectVirtualHost } from '../dataplane/route/select.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
+import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
 import { decideHttp, type HttpTraceInput, type TraceDecision } from './decision.js';
 import { parseClusterName } from '../snapshot/names.js';
 import { describePolicy } from './policy.js';
@@ -149,7 +150,16 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   }
 
   // 2. filter chain
-  const sni = req.scheme === 'tls' ? (req.sni ?? host) : undefined;
+  // The SNI as the TLS inspector hands it to the chain match: normalised, never an IP literal.
+  let sni: string | undefined;
+  if (req.scheme === 'tls') {
+    const raw = req.sni ?? (normalized.ok && normalized.ip !== undefined ? undefined : req.host);
+    if (raw !== undefined) {
+      const n = normalizeServerName(raw);
+      if (!n.ok) return fail('DPE', `tls_bad_sni: ${n.detail}`, 'the proxy closes a connection whose ClientHello carries this server name');
+      sni = n.name;
+    }
+  }
   const choice = selectFilterChain(listener, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(req.scheme === 'tcp' ? { destinationIp: host } : {}) });
   if (!choice.chain) return fail('NR', `no filter chain matches on ${listener.listener.name} (${choice.why})`, `no route for ${sni ?? host}:${req.port} on this proxy`);
   const chain = choice.chain;
@@ -157,8 +167,9 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   const filter = chain.filter;
 
   if (filter.type === 'deny') {
-    const blocked = filter.reason === 'registry_only';
-    return fail(blocked ? 'BLOCKED' : 'NR', `${filter.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, filter.reason, sni ?? host, req.port));
+    const outcome = denyOutcome(chain, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}) });
+    const blocked = outcome.flag === 'BLOCKED';
+    return fail(outcome.flag, `${outcome.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, filter.reason, sni ?? host, req.port));
   }
   if (filter.type === 'explicit_proxy') {
     steps.push({ step: 'explicit proxy', value: filter.statPrefix, detail: `CONNECT/absolute-form requests are checked against ${filter.acl ? 'the router allow/deny list' : 'the registry'}` });

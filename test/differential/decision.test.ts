@@ -23,7 +23,9 @@ import { startNginx, type Nginx } from '../helpers/http.js';
 import { addressEntry } from '../helpers/istio-yaml.js';
 import { listen, loopbackAddress, tcpExchange, waitFor } from '../helpers/net.js';
 import { identity, loadYaml } from '../helpers/pipeline.js';
-import { startGateWithConfig } from '../helpers/tollgate.js';
+import { FIXTURES, startGateWithConfig } from '../helpers/tollgate.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { freeTcpPort } from '../helpers/dns.js';
 import { haveTool, isCI, isRoot } from '../helpers/tools.js';
 import type { ProxyIdentity } from '../../src/snapshot/types.js';
@@ -383,6 +385,26 @@ ${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort
       { target: '/', headers: H('PLAIN.test.:80'), label: 'registered host, other spelling' },
     ];
     const r = await runConfig({ yaml, id: identity('sidecar', 'app'), args: ['--role', 'sidecar', '--namespace', 'app', '--port-map', '80=0,15001=0,15006=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 80, cases }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+  });
+
+  it('seed 003 (the four files, unchanged) on the egress gateway', async () => {
+    dns.set('edition.cnn.com', () => ({ addresses: [passIp], ttl: 60 }));
+    dns.set('www.naver.com', () => 'nxdomain');
+    const yaml = readFileSync(join(FIXTURES, 'http', '003-egress-gateway-4-files.yaml'), 'utf8');
+    const cases: Case[] = [
+      { target: '/', headers: H('edition.cnn.com'), label: 'seed host' },
+      { target: '/politics//x/../y', headers: H('EDITION.CNN.COM.'), label: 'seed host, other spelling, normalised path' },
+      { target: '/', headers: H('edition.cnn.com:8080'), label: 'seed host with a port in Host' },
+      { target: '/', headers: H('www.naver.com'), label: 'seed host without a DNS answer' },
+      { target: '/', headers: H('www.google.com'), label: 'host the gateway does not serve' },
+      { target: 'http://www.google.com/', headers: H('edition.cnn.com'), label: 'absolute-form names another host' },
+      { target: '/', headers: H('edition.cnn.com', ['Host', 'www.naver.com']), label: 'two Host lines' },
+      { target: '/%2Fx', headers: H('edition.cnn.com'), label: 'encoded slash' },
+    ];
+    const r = await runConfig({ yaml, id: identity('gateway', 'istio-system', { istio: 'egressgateway' }), args: ['--role', 'gateway', '--namespace', 'istio-system', '--labels', 'istio=egressgateway', '--port-map', '80=0,443=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 80, cases }, dns);
     total += r.total;
     mismatches.push(...r.mismatches);
     assert.deepEqual(r.mismatches, []);

@@ -236,15 +236,24 @@ function parseServerName(h: Buffer, p: number, end: number): string | undefined 
         const c = h[i]!;
         if (c <= 0x20 || c >= 0x7f) return err('TG_TLS_BAD_SNI', `host_name byte 0x${c.toString(16)} is not a host name character`);
       }
-      const raw = h.toString('latin1', p, p + len);
-      const r = normalizeHost(raw);
-      if (!r.ok) return err('TG_TLS_BAD_SNI', `host_name ${JSON.stringify(raw)}: ${r.error}`);
-      if (r.ip !== undefined) return err('TG_TLS_BAD_SNI', `host_name ${JSON.stringify(raw)} is an IP address (RFC 6066 forbids literal addresses)`);
-      name = r.host;
+      const r = normalizeServerName(h.toString('latin1', p, p + len));
+      if (!r.ok) return err('TG_TLS_BAD_SNI', r.detail);
+      name = r.name;
     }
     p += len;
   }
   return name;
+}
+
+/**
+ * One host_name as the listener matches it: normalizeHost (lower case, one trailing dot removed,
+ * IDNA), never an IP literal. Shared with `trace --sni`.
+ */
+export function normalizeServerName(raw: string): { readonly ok: true; readonly name: string } | { readonly ok: false; readonly detail: string } {
+  const r = normalizeHost(raw);
+  if (!r.ok) return { ok: false, detail: `host_name ${JSON.stringify(raw)}: ${r.error}` };
+  if (r.ip !== undefined) return { ok: false, detail: `host_name ${JSON.stringify(raw)} is an IP address (RFC 6066 forbids literal addresses)` };
+  return { ok: true, name: r.host };
 }
 
 /** ALPN (RFC 7301 §3.1): non-empty list of non-empty protocol names. */

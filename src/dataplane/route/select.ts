@@ -95,6 +95,24 @@ export function selectFilterChain(listener: CompiledListener, facts: ConnectionF
   return def ? { chain: def, why: `no filter chain matched (sni=${sni ?? 'none'}, tls=${facts.tls}); default chain` } : { chain: undefined, why: `no filter chain matched (sni=${sni ?? 'none'}, tls=${facts.tls})` };
 }
 
+export interface DenyOutcome {
+  /** BLOCKED for a registry denial (a policy refusal, as on HTTP), NR when nothing routes the connection. */
+  readonly flag: 'NR' | 'BLOCKED';
+  readonly reason: string;
+}
+
+/**
+ * What the listener logs when a connection gets no chain or a deny chain; `inspectorFailure` is
+ * the TLS inspector's reason when the ClientHello could not be read. The listener and `trace` both
+ * call this, so the flag of an L4 registry denial is the same in both.
+ */
+export function denyOutcome(chain: FilterChain | undefined, facts: ConnectionFacts, inspectorFailure?: string): DenyOutcome {
+  let reason = chain && chain.filter.type === 'deny' ? chain.filter.reason : 'no_filter_chain';
+  if (inspectorFailure !== undefined && (reason === 'sni_not_routed' || reason === 'no_filter_chain')) reason = inspectorFailure;
+  else if (facts.tls && facts.sni === undefined && reason === 'sni_not_routed') reason = 'sni_missing';
+  return { flag: reason === 'registry_only' ? 'BLOCKED' : 'NR', reason };
+}
+
 export interface RequestFacts {
   readonly method: string;
   /** Path without the query string, already normalised by the HTTP layer. */
