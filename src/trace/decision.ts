@@ -23,6 +23,7 @@ import type { HttpParseError } from '../dataplane/http/errors.js';
 import type { RequestHead } from '../dataplane/http/head.js';
 import type { ChooseResult, ClusterManager, UpstreamRequest } from '../dataplane/upstream/cluster-manager.js';
 import { statusForFailure } from '../dataplane/upstream/failure.js';
+import { WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { compileRetry } from '../dataplane/http/retry.js';
 import type { ExplicitProxy } from '../snapshot/types.js';
 
@@ -169,7 +170,8 @@ function chosenDecision(d: Decision, r: ChooseResult): TraceDecision {
   return {
     status: null,
     flag: '-',
-    reason: null,
+    // Report-only mode lets a destination outside the registry pass and says so in the log.
+    reason: d.proxy?.wouldDeny === true ? WOULD_DENY_REASON : null,
     cluster: t.cluster.name,
     upstreamHost: t.ip.includes(':') ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`,
     sourceAddress: t.localAddress ?? null,
