@@ -18,6 +18,8 @@ export interface AdminDeps {
   readonly runtime: Runtime;
   readonly metrics: MetricsRegistry;
   readonly logger: Logger;
+  /** Floating source addresses: held or not, by whom, since when, the last failover. */
+  readonly sourceAddresses?: () => unknown;
 }
 
 export interface AdminServer {
@@ -47,6 +49,9 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
           return;
         case '/healthz':
           send(res, 200, 'ok\n');
+          return;
+        case '/source_addresses':
+          json(res, 200, deps.sourceAddresses?.() ?? []);
           return;
         case '/stats/prometheus':
           send(res, 200, metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');

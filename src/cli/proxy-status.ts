@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import type { LeaseState } from '../controlplane/leases.js';
 import type { LeftOutObject } from '../controlplane/config-source.js';
 import type { SessionView } from '../controlplane/sessions.js';
 import type { Snapshot } from '../snapshot/types.js';
@@ -57,9 +58,14 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
   }
   const format = outputFormat(values.output, 'text');
   const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
-  const [proxies, config] = await Promise.all([getJson<SessionView[]>(host, port, '/v1/proxies'), getJson<{ rejected?: { errors: string[] }; leftOut?: LeftOutObject[] }>(host, port, '/v1/config')]);
+  const [proxies, config, leases] = await Promise.all([
+    getJson<SessionView[]>(host, port, '/v1/proxies'),
+    getJson<{ rejected?: { errors: string[] }; leftOut?: LeftOutObject[] }>(host, port, '/v1/config'),
+    getJson<LeaseState[]>(host, port, '/v1/leases'),
+  ]);
+  const leaseList = Array.isArray(leases.body) ? leases.body : [];
   if (format !== 'text') {
-    io.out(render({ proxies: proxies.body, config: config.body }, format));
+    io.out(render({ proxies: proxies.body, config: config.body, leases: leaseList }, format));
     return 0;
   }
   const rows = [['NAME', 'ROLE', 'NAMESPACE', 'VERSION', 'STATUS', 'PUSHED', 'LAST ERROR']];
@@ -68,6 +74,17 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
     rows.push([p.node.name || labels || p.id, p.node.role, p.node.namespace, p.ackedVersion ?? '-', p.state, ago(p.lastPushAt), p.lastError ?? '']);
   }
   for (const line of table(rows)) io.out(line);
+  if (leaseList.length > 0) {
+    // Floating source addresses: who holds each one, since when, and the last hand-over.
+    io.out('');
+    const now = Date.now();
+    const lrows = [['SOURCE ADDRESS LEASE', 'HOLDER', 'SINCE', 'RENEWED', 'FAILOVERS', 'PREVIOUS HOLDER']];
+    for (const l of leaseList) {
+      const live = l.holder !== '' && now - l.renewedAt < l.durationMs;
+      lrows.push([l.name, live ? l.holder : `(none${l.holder ? `: ${l.holder} expired` : ''})`, ago(l.acquiredAt), ago(l.renewedAt), String(l.transitions), l.previousHolder ?? '-']);
+    }
+    for (const line of table(lrows)) io.out(line);
+  }
   if (config.body.leftOut?.length) {
     io.out('');
     io.out(`${config.body.leftOut.length} invalid object(s) LEFT OUT of the config; everything else is served:`);

@@ -3,7 +3,7 @@
  * Argument parsing only; everything else is in the modules it calls. `startTollgate` is the same
  * thing in-process (tests, embedding); `runCommand` adds stdout/stderr, signals and the exit code.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { formatDiagnostic } from '../config/diagnostics.js';
 import { parseCidr, type Cidr } from '../net/ip.js';
 import { splitHostPort } from '../net/hostname.js';
@@ -20,6 +20,7 @@ import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
 import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
 import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
 import { ControlPlaneClient } from '../controlplane/client.js';
+import { HttpLeaseClient } from '../controlplane/lease-client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
 import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './common.js';
@@ -59,6 +60,8 @@ export interface RunOptions {
   /** Egress router kernel mode: the interface for EGRESS_SOURCE, and the parent to create it on. */
   readonly routerInterface: string;
   readonly routerMacvlanParent?: string;
+  /** Floating source address leases: duration, renew interval, and how early a holder that cannot renew lets go. */
+  readonly sourceLease: { readonly durationMs: number; readonly renewMs: number; readonly marginMs: number };
 }
 
 export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
@@ -97,6 +100,9 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --router-interface DEV       egress router kernel (init) mode: the interface that gets EGRESS_SOURCE
                                and the default route (default macvlan0, as OpenShift creates it)
   --router-macvlan-parent DEV  create --router-interface as a macvlan on DEV when it is missing
+  --source-lease MS            floating source addresses: lease duration (default 2000; renewed every
+                               MS/5; a holder that cannot renew drops the address after 0.7*MS);
+                               leases come from the control plane (--control-plane)
   --control-plane HOST:PORT    take snapshots from 'tollgate control-plane' instead of -f files;
                                not ready until the first snapshot arrives, keeps serving the last one
                                while the control plane is away
@@ -146,6 +152,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let nodeName = process.env['NODE_NAME'] || undefined;
   let routerInterface = 'macvlan0';
   let routerMacvlanParent: string | undefined;
+  let leaseMs = 2000;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     let flag = a;
@@ -192,6 +199,10 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
         break;
       case '--router-macvlan-parent':
         routerMacvlanParent = next();
+        break;
+      case '--source-lease':
+        leaseMs = parseIntFlag(next(), flag, 500);
+        if (leaseMs > 60_000) fail('--source-lease: at most 60000 ms');
         break;
       case '--admin': {
         const v = next();
@@ -321,6 +332,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     ...(controlPlane ? { controlPlane } : {}),
     routerInterface,
     ...(routerMacvlanParent ? { routerMacvlanParent } : {}),
+    sourceLease: { durationMs: leaseMs, renewMs: Math.max(50, Math.floor(leaseMs / 5)), marginMs: Math.floor(leaseMs * 0.3) },
   };
 }
 
@@ -401,12 +413,16 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
   let admin: AdminServer | undefined;
   const adminAddr = options.admin ?? undefined;
   if (adminAddr) {
-    admin = await startAdmin(adminAddr, { runtime, metrics: registry, logger });
+    admin = await startAdmin(adminAddr, { runtime, metrics: registry, logger, sourceAddresses: () => host.floatingStatus() });
     runtime.addSelfPort(admin.address.port);
   }
+  const lease = options.sourceLease;
   const host = new HostAgents({
     logger,
     metrics: registry,
+    ...(options.controlPlane ? { arbiter: new HttpLeaseClient(options.controlPlane.host, options.controlPlane.port, Math.max(200, lease.renewMs)) } : {}),
+    holder: `${hostname()}/${process.pid}`,
+    lease,
     routerInterface: options.routerInterface,
     ...(options.routerMacvlanParent ? { routerMacvlanParent: options.routerMacvlanParent } : {}),
     ownPorts: admin ? [admin.address.port] : [],
@@ -469,8 +485,9 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
       current = next;
     },
     async stop(drainMs?: number) {
-      await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
+      // Floating addresses move first, so the standby takes new connections while this one drains.
       await host.stop();
+      await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
       await admin?.close();
       lag.disable();
     },
@@ -528,8 +545,8 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     },
     async stop(drainMs?: number) {
       client.stop();
-      await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
       await host.stop();
+      await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
       await admin?.close();
       lag.disable();
     },

@@ -12,11 +12,14 @@ import type { ProxyIdentity } from '../snapshot/types.js';
 import type { ConfigSource, LeftOutObject, Rejection } from './config-source.js';
 import { encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
 import { Session, type SessionView } from './sessions.js';
+import { MAX_LEASE_MS, MemoryLeaseStore, type LeaseStore } from './leases.js';
 
 export interface ControlPlaneOptions {
   readonly source: ConfigSource;
   readonly pingIntervalMs?: number;
   readonly log?: (line: string) => void;
+  /** Arbiter of floating source address leases (default: this process, in memory). */
+  readonly leases?: LeaseStore;
 }
 
 export interface ConfigView {
@@ -36,9 +39,11 @@ export class ControlPlane {
   private pingTimer: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
   private leftOutLogged = new Set<string>();
+  readonly leases: LeaseStore;
 
   constructor(private readonly opts: ControlPlaneOptions) {
     this.log = opts.log ?? (() => undefined);
+    this.leases = opts.leases ?? new MemoryLeaseStore();
     this.model = opts.source.config?.model;
     opts.source.onChange((e) => {
       if (e.kind === 'accepted') {
@@ -141,6 +146,9 @@ export class ControlPlane {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://control-plane');
     if (req.method === 'POST' && url.pathname === STREAM_PATH) return this.stream(req, res);
+    const lease = /^\/v1\/leases\/([a-z0-9][a-z0-9.-]{0,252})$/.exec(url.pathname);
+    if (lease && (req.method === 'POST' || req.method === 'DELETE')) return void this.leaseRequest(lease[1] ?? '', req, res, url);
+    if (url.pathname === '/v1/leases' && req.method === 'GET') return void this.leases.list().then((l) => json(res, 200, l), (e: unknown) => json(res, 503, { error: String(e) }));
     if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
     if (url.pathname === '/ready') return json(res, this.model ? 200 : 503, { ready: this.model !== undefined });
     if (url.pathname === '/v1/proxies') return json(res, 200, this.proxies());
@@ -156,7 +164,29 @@ export class ControlPlane {
       const s = [...this.sessions.values()].find((x) => x.key === key || x.id === key || x.node.name === key);
       return s?.snapshot ? json(res, 200, redactSnapshot(s.snapshot)) : json(res, 404, { error: `no connected proxy "${key}" with a snapshot`, proxies: this.proxies().map((p) => p.key) });
     }
-    json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/metrics', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config'] });
+    json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/metrics', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config', '/v1/leases'] });
+  }
+
+  /** POST {holder, durationMs}: take or renew (200, or 409 with the live lease); DELETE ?holder=: release. */
+  private async leaseRequest(name: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      if (req.method === 'DELETE') {
+        await this.leases.release(name, url.searchParams.get('holder') ?? '');
+        res.writeHead(204).end();
+        return;
+      }
+      const body = await readSmallJson(req, 4096);
+      const holder = typeof body['holder'] === 'string' ? body['holder'] : '';
+      const durationMs = typeof body['durationMs'] === 'number' ? body['durationMs'] : NaN;
+      if (holder === '' || holder.length > 253 || !(durationMs >= 100 && durationMs <= MAX_LEASE_MS)) {
+        return json(res, 400, { error: `expected {"holder": "<name>", "durationMs": 100..${MAX_LEASE_MS}}` });
+      }
+      const r = await this.leases.acquire(name, holder, durationMs);
+      if (r.granted && r.lease.acquiredAt === r.lease.renewedAt) this.log(`lease ${name} acquired by ${holder}${r.lease.previousHolder ? ` (was ${r.lease.previousHolder})` : ''}`);
+      json(res, r.granted ? 200 : 409, r);
+    } catch (e) {
+      json(res, 503, { error: String(e) });
+    }
   }
 
   private stream(req: IncomingMessage, res: ServerResponse): void {
@@ -227,4 +257,27 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+function readSmallJson(req: IncomingMessage, max: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      text += d;
+      if (text.length > max) {
+        req.destroy();
+        reject(new Error('body too large'));
+      }
+    });
+    req.on('end', () => {
+      try {
+        const v: unknown = JSON.parse(text || '{}');
+        resolve(v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+      } catch {
+        resolve({});
+      }
+    });
+    req.on('error', reject);
+  });
 }
