@@ -8,6 +8,9 @@ import type { Runtime } from '../dataplane/runtime.js';
 import type { MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { isLogLevel, type Logger } from '../shared/logger.js';
 import { redactSnapshot } from '../snapshot/secrets.js';
+import { renderYaml } from '../author/render.js';
+import { suggest } from '../author/suggest.js';
+import { dashboardHtml } from './dashboard.js';
 
 export interface AdminOptions {
   readonly host: string;
@@ -96,7 +99,25 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
           return;
         }
         case '/':
-          send(res, 200, ['/ready', '/healthz', '/stats/prometheus', '/config_dump', '/clusters', '/listeners', '/observed', '/logging?level='].join('\n') + '\n');
+          send(res, 200, dashboardHtml(), 'text/html; charset=utf-8');
+          return;
+        case '/status': {
+          const c = runtime.current;
+          json(res, 200, { proxy: c?.snapshot.proxy ?? null, version: c?.snapshot.version ?? null, ready: runtime.ready, outboundMode: c?.snapshot.policy.outboundMode ?? 'enforce', source: 'snapshot applied' });
+          return;
+        }
+        case '/suggest': {
+          // The ServiceEntry `tollgate suggest --admin` would write, for one observed host (or all).
+          const host = url.searchParams.get('host');
+          const port = Number(url.searchParams.get('port') ?? 0);
+          const seen = runtime.services.metrics.wouldDeny.snapshot().filter((o) => o.port > 0 && (host === null || o.host === host) && (port === 0 || o.port === port));
+          const ns = runtime.current?.snapshot.proxy.namespace ?? 'default';
+          const items = suggest(seen.map((o) => ({ host: o.host, port: o.port, protocol: o.protocol, count: o.count, firstSeen: o.firstSeen, lastSeen: o.lastSeen, callers: o.namespaces })), { namespace: ns, wildcardThreshold: 0 });
+          send(res, 200, renderYaml(items), 'application/yaml; charset=utf-8');
+          return;
+        }
+        case '/help':
+          send(res, 200, ['/ (dashboard)', '/status', '/suggest?host=&port=', '/ready', '/healthz', '/stats/prometheus', '/config_dump', '/clusters', '/listeners', '/observed', '/logging?level='].join('\n') + '\n');
           return;
         default:
           send(res, 404, 'not found\n');
