@@ -3,7 +3,7 @@ import { KINDS } from '../config/kinds.js';
 import type { DestinationRuleSpec, HttpRoute, L4Route } from '../config/types.js';
 import { selectorMatches } from '../model/selectors.js';
 import { routerServicePorts } from '../snapshot/generate/router.js';
-import { EXPLICIT_PROXY_ANNOTATION, explicitProxyFromGateway } from '../snapshot/generate/explicit-proxy.js';
+import { EXPLICIT_PROXY_ANNOTATION, explicitProxyFromGateway, OUTBOUND_MODE_ANNOTATION, outboundModeOf } from '../snapshot/generate/explicit-proxy.js';
 import { LOCAL_RATE_LIMIT_ANNOTATION, parseLocalRateLimit } from '../config/rate-limit.js';
 import type { Check } from './context.js';
 
@@ -128,6 +128,16 @@ export const recognisedKinds: Check = (f) => {
 export const explicitProxyAnnotations: Check = (f) => {
   for (const g of f.model.gateways) {
     const spec = explicitProxyFromGateway(g);
+    const mode = outboundModeOf(g);
+    if (typeof mode === 'object') {
+      f.report('error', 'TG_OUTBOUND_MODE_ANNOTATION', g.resource, ['metadata', 'annotations', OUTBOUND_MODE_ANNOTATION], `${mode.error}; the gateway enforces the registry`, `write ${OUTBOUND_MODE_ANNOTATION}: report (pass and log) or enforce`);
+    } else if (mode === 'report') {
+      f.report(spec === undefined ? 'warning' : 'info', 'TG_OUTBOUND_MODE_REPORT', g.resource, ['metadata', 'annotations', OUTBOUND_MODE_ANNOTATION],
+        spec === undefined
+          ? `report-only mode applies to the explicit proxy, and this Gateway has none: its servers still refuse hosts outside the registry`
+          : `report-only: the explicit proxy passes hosts outside the registry and logs them as would_deny_registry (not enforcing)`,
+        spec === undefined ? `add ${EXPLICIT_PROXY_ANNOTATION}: "3128"` : 'collect with tollgate suggest, then remove the annotation to enforce');
+    }
     if (spec === undefined) continue;
     if ('error' in spec) {
       f.report('error', 'TG_EXPLICIT_PROXY_ANNOTATION', g.resource, ['metadata', 'annotations'], spec.error, `write e.g. ${EXPLICIT_PROXY_ANNOTATION}: "3128"`);

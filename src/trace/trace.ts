@@ -7,7 +7,7 @@ import type { Model } from '../model/build.js';
 import { normalizeHost } from '../net/hostname.js';
 import { CompiledSnapshot, type CompiledListener, type CompiledVirtualHost } from '../dataplane/route/compile.js';
 import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
-import { denyOutcome, selectFilterChain, selectVirtualHost } from '../dataplane/route/select.js';
+import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
 import { decideHttp, type HttpTraceInput, type TraceDecision } from './decision.js';
@@ -183,6 +183,9 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
         value: 'a ServiceEntry must declare host and port',
         detail: `CONNECT host:port: port in ${filter.connectPorts.join(', ')} and declared (else 403 connect_port_not_allowed / connect_not_in_registry); absolute-form http://host[:port]/: host:port declared (port 80 when omitted; else 403 proxy_not_in_registry), TLS/HTTPS ports only with TLS origination (403 proxy_tls_not_originated); forwarded origin-form with Host = the target authority`,
       });
+      if (filter.reportOnly === true) {
+        steps.push({ step: 'outbound mode', value: 'report-only', detail: `hosts outside the registry are passed as ALLOW_ANY would (SSRF guard and source address still apply) and logged as ${WOULD_DENY_REASON} instead of 403` });
+      }
     }
     return { ok: true, steps, snapshotVersion: snapshot.version };
   }
