@@ -12,7 +12,8 @@ config is rejected with file:line and the last good one stays in force.
 
   -f, --file PATH         file or directory to watch (repeatable)
   --kubernetes            watch the Kubernetes API instead (Istio CRDs, Services, EndpointSlices, Pods,
-                          Namespaces, Secrets, Deployments, EgressIPs, Gateway API); nothing is served
+                          Namespaces, Secrets, Deployments, EgressIPs, OpenShift SDN HostSubnets and
+                          NetNamespaces, Gateway API); nothing is served
                           before every kind has been listed once (see docs/control-plane.md)
   --kubeconfig PATH       with --kubernetes: this kubeconfig (default: $KUBECONFIG, ~/.kube/config,
                           else the pod's service account)
@@ -21,7 +22,10 @@ config is rejected with file:line and the last good one stays in force.
   --debounce MS           wait this long after the last change before reloading (default 200; 100 with --kubernetes)
   --allow-empty-config    accept a config with no objects replacing a non-empty one
 
-Views (plain HTTP on the same address): /ready, /v1/proxies, /v1/proxies/<key>/snapshot, /v1/config.
+Floating source address leases (/v1/leases): arbitrated in memory with -f; with --kubernetes they
+are coordination.k8s.io/v1 Lease objects in --namespace (else $POD_NAMESPACE, else default).
+
+Views (plain HTTP on the same address): /ready, /v1/proxies, /v1/proxies/<key>/snapshot, /v1/config, /v1/leases.
 See 'tollgate proxy-status' and 'tollgate proxy-config'.`;
 
 export function parseHostPort(s: string, flag: string): { host: string; port: number } {
@@ -88,6 +92,7 @@ function untilSignal(source: ConfigSource, cp: ControlPlane): Promise<void> {
 async function kubernetesControlPlane(o: { kubeconfig: string | undefined; namespace: string | undefined; host: string; port: number; debounceMs: number; allowEmpty: boolean }, io: Io): Promise<number> {
   // Loaded on demand: the client library takes ~0.5 s to import, which other commands need not pay.
   const { KubernetesConfigSource, loadKubeConfig } = await import('../controlplane/kubernetes/source.js');
+  const { KubernetesLeaseStore } = await import('../controlplane/kubernetes/leases.js');
   let loaded: ReturnType<typeof loadKubeConfig>;
   try {
     loaded = loadKubeConfig(o.kubeconfig);
@@ -96,7 +101,9 @@ async function kubernetesControlPlane(o: { kubeconfig: string | undefined; names
   }
   const log = (l: string): void => io.err(`control-plane: ${l}`);
   const source = new KubernetesConfigSource({ kubeConfig: loaded.kubeConfig, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), debounceMs: o.debounceMs, allowEmpty: o.allowEmpty, log: (l) => log(`kubernetes: ${l}`) });
-  const cp = new ControlPlane({ source, log });
+  // Floating source address leases are Lease objects in the watched namespace, else the control plane's own.
+  const leaseNamespace = o.namespace ?? process.env['POD_NAMESPACE'] ?? 'default';
+  const cp = new ControlPlane({ source, log, leases: new KubernetesLeaseStore(loaded.kubeConfig, leaseNamespace) });
   const addr = await cp.listen(o.host, o.port);
   source.start();
   io.err(`control-plane: serving on ${addr.address}:${addr.port}; waiting for the initial list of ${source.status().filter((s) => s.state === 'pending').length} kinds from ${loaded.describe}${o.namespace !== undefined ? ` in namespace ${o.namespace}` : ''}`);

@@ -23,7 +23,8 @@
  *   does. `compact()` expires the tokens (410 Expired).
  * - Enough of the rest for the real `kubectl` (apply, get, delete): discovery documents (`/api`,
  *   `/apis`, `/api/v1`, `/apis/G/V`, `/version`; no aggregated discovery and no OpenAPI, so kubectl
- *   runs with `--validate=false`), GET of one object, POST (create; 409 when it exists), PUT, PATCH
+ *   runs with `--validate=false`), GET of one object, POST (create; 409 when it exists), PUT (409 on a
+ *   stale metadata.resourceVersion), PATCH
  *   (merge and strategic-merge patches applied as JSON merge patches) and DELETE of one object.
  * - A kubeconfig for it (`writeKubeconfig`): plain http, no user credentials, and
  *   `insecure-skip-tls-verify: true`, without which the client refuses an http:// server.
@@ -477,9 +478,16 @@ export class FakeApiServer {
         if (!current) return notFound();
         json(res, 200, full(current));
         return 200;
-      case 'PUT':
+      case 'PUT': {
+        // Optimistic concurrency, as the API server does it: a stale resourceVersion is a 409 Conflict.
+        const sentRv = (input?.['metadata'] as Record<string, unknown> | undefined)?.['resourceVersion'];
+        if (current && typeof sentRv === 'string' && sentRv !== '' && sentRv !== current.metadata['resourceVersion']) {
+          json(res, 409, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `Operation cannot be fulfilled on ${keyOf(kind.group, kind.plural)} "${name}": the object has been modified; please apply your changes to the latest version and try again`, reason: 'Conflict', details, code: 409 });
+          return 409;
+        }
         json(res, current ? 200 : 201, full(this.put(kind, withPlace(input ?? {}, name))));
         return current ? 200 : 201;
+      }
       case 'PATCH': {
         if (!current) return notFound();
         const merged = mergePatch(full(current), input) as Record<string, unknown>;
