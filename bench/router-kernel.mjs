@@ -118,7 +118,9 @@ try {
   writeFileSync(join(dir, 'haproxy.cfg'), `global\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\nfrontend f\n  bind 192.0.2.1:5201\n  default_backend b\nbackend b\n  source 198.51.100.99\n  server s 203.0.113.25:5201\n`);
   const tollgate = (file) => startIn(NS.router, process.execPath, [BIN, 'run', '-f', join(dir, file), '--role', 'router', '--namespace', 'default', '--labels', 'app=bench-router', '--router-interface', DEV, '--admin', '127.0.0.1:15000', '--no-access-log', '--drain-timeout', '100']);
   const withSource = async (fn) => {
+    // What the kernel mode sets up itself: the source address and the route to the destinations.
     ip('-n', NS.router, 'addr', 'add', '198.51.100.99/24', 'dev', DEV);
+    ip('-n', NS.router, 'route', 'add', '203.0.113.0/24', 'via', '198.51.100.1');
     try { return await fn(); } finally { sh('ip', ['-n', NS.router, 'addr', 'del', '198.51.100.99/24', 'dev', DEV], { ok: true }); }
   };
   const modes = {
