@@ -7,7 +7,7 @@
  *
  * The destination records every connection as `<ms since epoch> <peer>`; the client opens a new
  * CONNECT tunnel through 198.51.100.50:3128 every `intervalMs` and records `<ms> ok <peer>` or
- * `<ms> fail <reason>` (3.5 s timeout, so a SYN retransmitted after a hand-over still counts). Used by the floating-address test and by bench/failover.mjs.
+ * `<ms> fail <reason>` (8 s timeout: a SYN sent during a hand-over is retransmitted at +1 s and +3 s, and still counts). Used by the floating-address test and by bench/failover.mjs.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,16 +23,49 @@ export const CLIENT = '198.51.100.3';
 export const REPLICA_IPS = ['198.51.100.11', '198.51.100.12'] as const;
 const CP_PORT = 15010;
 
-export function labConfig(): string {
+/**
+ * 'pool': a ServiceEntry's floating pool. 'netnamespace': OpenShift SDN objects as the egress-IP
+ * `oc patch` commands leave them — the namespace "herasoo" (where the client Pod runs) leaves from
+ * the address, and both nodes' HostSubnets list it, so it fails over between them.
+ */
+export type LabSource = 'pool' | 'netnamespace';
+
+export function labConfig(source: LabSource): string {
+  const annotations = source === 'pool' ? `
+  annotations:
+    tollgate.io/source-address-pool: "${VIP}"
+    tollgate.io/source-address-mode: floating` : '';
+  const sdn = source === 'pool' ? '' : `
+---
+apiVersion: network.openshift.io/v1
+kind: HostSubnet
+metadata: { name: node-a }
+host: node-a
+egressIPs: ["${VIP}"]
+---
+apiVersion: network.openshift.io/v1
+kind: HostSubnet
+metadata: { name: node-b }
+host: node-b
+egressIPs: ["${VIP}"]
+---
+apiVersion: network.openshift.io/v1
+kind: NetNamespace
+metadata: { name: herasoo }
+netname: herasoo
+egressIPs: ["${VIP}"]
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: herasoo }
+spec: { containers: [{ name: c }] }
+status: { podIP: ${CLIENT} }`;
   return `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
   name: partner
-  namespace: egress
-  annotations:
-    tollgate.io/source-address-pool: "${VIP}"
-    tollgate.io/source-address-mode: floating
+  namespace: egress${annotations}
 spec:
   hosts: [partner.example]
   ports: [{ number: 9000, name: tcp, protocol: TCP }]
@@ -52,7 +85,7 @@ spec:
   servers:
   - port: { number: 80, name: http, protocol: HTTP }
     hosts: [partner.example]
-`;
+${sdn}`;
 }
 
 const DEST_SERVER = `
@@ -67,7 +100,7 @@ const CLIENT_LOOP = (intervalMs: number): string => `
 const net = require('node:net');
 function once() {
   const t = Date.now();
-  const s = net.connect({ host: '${VIP}', port: 3128, timeout: 3500 });
+  const s = net.connect({ host: '${VIP}', port: 3128, timeout: 8000 });
   let text = '';
   let done = false;
   const end = (what) => { if (done) return; done = true; s.destroy(); console.log(t + ' ' + what); };
@@ -99,7 +132,7 @@ function ip(...args: string[]): void {
   if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
 }
 
-export async function startLab(leaseMs: number): Promise<Lab> {
+export async function startLab(leaseMs: number, source: LabSource = 'pool'): Promise<Lab> {
   const id = process.pid % 100000;
   const ns = { hub: `tgfh-${id}`, cp: `tgfc-${id}`, r: [`tgf1-${id}`, `tgf2-${id}`] as [string, string], dest: `tgfd-${id}`, client: `tgfk-${id}` };
   const all = [ns.hub, ns.cp, ...ns.r, ns.dest, ns.client];
@@ -126,7 +159,7 @@ export async function startLab(leaseMs: number): Promise<Lab> {
   attach(ns.client, `k-${id}`, CLIENT, 5);
 
   const dir = mkdtempSync(join(tmpdir(), 'tg-float-'));
-  writeFileSync(join(dir, 'config.yaml'), labConfig());
+  writeFileSync(join(dir, 'config.yaml'), labConfig(source));
   const procs: ChildProcess[] = [];
   const destLog: string[] = [];
   const clientLog: string[] = [];
@@ -162,7 +195,7 @@ export async function startLab(leaseMs: number): Promise<Lab> {
     clientLog,
     replicas,
     async startReplica(i, extraArgs = []) {
-      const g = spawnGate(['--control-plane', `${CP}:${CP_PORT}`, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--admin', '127.0.0.1:15000', '--source-lease', String(leaseMs), '--drain-timeout', '100', '--no-access-log', ...extraArgs], ['ip', 'netns', 'exec', ns.r[i]]);
+      const g = spawnGate(['--control-plane', `${CP}:${CP_PORT}`, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--admin', '127.0.0.1:15000', '--source-lease', String(leaseMs), '--node', i === 0 ? 'node-a' : 'node-b', '--drain-timeout', '100', '--no-access-log', ...extraArgs], ['ip', 'netns', 'exec', ns.r[i]]);
       replicas[i] = g;
       await g.waitForStderr('applied snapshot', 15_000);
       return g;
