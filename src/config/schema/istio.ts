@@ -33,7 +33,9 @@ function checkRegex(s: string): string | undefined {
   }
 }
 
-const servicePort = obj({ number: port, protocol: oneOf(...PORT_PROTOCOLS), name: str(), targetPort: port }, ['number']);
+/** Istio parses port protocols case-insensitively, and an empty one means "not set" (TCP, or sniffed). */
+const portProtocol = str((s) => (s === '' || (PORT_PROTOCOLS as readonly string[]).includes(s.toUpperCase()) ? undefined : `is not one of ${PORT_PROTOCOLS.join(', ')}`));
+const servicePort = obj({ number: port, protocol: portProtocol, name: str(), targetPort: port }, ['number']);
 
 const workloadEntrySpec = obj({
   address: str(),
@@ -186,6 +188,7 @@ const loadBalancer = obj({
   }),
   localityLbSetting: openObj({}),
   warmupDurationSecs: duration,
+  warmup: openObj({}),
 });
 const connectionPool = obj({
   tcp: obj({ maxConnections: int(0), connectTimeout: duration, tcpKeepalive: openObj({}), maxConnectionDuration: duration, idleTimeout: duration }),
