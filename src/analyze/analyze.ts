@@ -9,11 +9,13 @@ import {
   httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, pathNormalizationWeak, subsetsDefined, tcpPortCollisions,
 } from './checks-routing.js';
 import { sourceAddressPools } from './checks-source.js';
+import { conflictingGateways, duplicateCertificates, gatewayPortsOnService, gatewaySecrets } from './checks-gateway.js';
 import { makeFinder, type Check } from './context.js';
 
 export const CHECKS: readonly Check[] = [
   destinationInRegistry, subsetsDefined, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound,
   meshRoutesReachGatewayServer, meshRoutesDeclared, httpsBypassesGateway, gatewayWorkloadsUsed, tcpPortCollisions,
+  gatewayPortsOnService, gatewaySecrets, conflictingGateways, duplicateCertificates,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
   sourceAddressPools, pathNormalizationWeak,
 ];

@@ -41,7 +41,7 @@ export function formatDiagnostic(d: Diagnostic): string {
   const sev = d.severity === 'error' ? 'Error' : d.severity === 'warning' ? 'Warning' : 'Info';
   const pos = d.pos ?? d.resource?.pos;
   const subject = d.resource ? `${formatRef(d.resource)} (${pos ? formatPos(pos) : '?'})` : pos ? `(${formatPos(pos)})` : '';
-  const head = `${sev} [${d.code}${d.istio ? ` ${d.istio.code} ${d.istio.name}` : ''}] ${subject}${subject ? ': ' : ''}${d.message}`;
+  const head = `${sev} [${d.code}] ${subject}${subject ? ': ' : ''}${d.message}${d.istio ? ` [${d.istio.code} ${d.istio.name}]` : ''}`;
   return d.hint ? `${head}\n    fix: ${d.hint}` : head;
 }
 
