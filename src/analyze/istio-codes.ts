@@ -44,6 +44,7 @@ type IstioName = keyof typeof ISTIO_MESSAGES;
 export const ISTIO_EQUIVALENT: Readonly<Record<string, IstioName>> = {
   TG_DEST_NOT_IN_REGISTRY: 'ReferencedResourceNotFound',
   TG_DEST_PORT_NOT_DECLARED: 'ReferencedResourceNotFound',
+  TG_MIRROR_NOT_IN_REGISTRY: 'ReferencedResourceNotFound',
   TG_SUBSET_NO_DESTINATIONRULE: 'ReferencedResourceNotFound',
   TG_SUBSET_NOT_FOUND: 'ReferencedResourceNotFound',
   TG_GATEWAY_NOT_FOUND: 'ReferencedResourceNotFound',
@@ -63,7 +64,7 @@ export const ISTIO_EQUIVALENT: Readonly<Record<string, IstioName>> = {
   TG_VS_RULE_UNREACHABLE: 'VirtualServiceUnreachableRule',
   TG_VS_MATCH_INEFFECTIVE: 'VirtualServiceIneffectiveMatch',
   TG_VS_HOST_NOT_IN_GATEWAY: 'VirtualServiceHostNotFoundInGateway',
-  TG_TCP_PORT_COLLISION: 'ServiceEntryAddressesRequired',
+  TG_SE_ADDRESSES_REQUIRED: 'ServiceEntryAddressesRequired',
   TG_DEPLOYMENT_PORT_CONFLICT: 'DeploymentConflictingPorts',
   TG_GATEWAY_DUPLICATE_CERT: 'GatewayDuplicateCertificate',
   TG_INGRESS_SUBSET_IGNORED: 'IngressRouteRulesNotAffected',

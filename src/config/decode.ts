@@ -115,6 +115,7 @@ function decodeOne(doc: RawDocument, value: unknown, base: (string | number)[], 
   const apiVersionField = value['apiVersion'];
   if (kindField === undefined) {
     if ('static_resources' in value || 'admin' in value) return decodeEnvoy(doc, value, base, out);
+    if (looksLikeMeshConfig(value)) return meshConfigResource(doc, value, value, base);
     if (looksLikeHelmValues(value)) {
       out.push({
         severity: 'info',
@@ -252,4 +253,23 @@ function unknownKind(kindField: string, apiVersion: string | undefined, name: st
     return { severity: 'error', code: 'TG_CONFIG_KIND_TYPO', message: `${what}: kind "${kindField}" is not a known kind; did you mean "${near}"? The object is ignored`, pos, hint: `write kind: ${near}` };
   }
   return { severity: 'warning', code: 'TG_CONFIG_UNKNOWN_KIND', message: `${what} is not a kind Tollgate knows; it is ignored`, pos, hint: 'see docs/config.md for the kinds Tollgate reads' };
+}
+
+// Top-level fields of Istio's MeshConfig (the `mesh` key of the istio ConfigMap, or a mesh config file).
+const MESH_CONFIG_KEYS = new Set([
+  'defaultConfig', 'outboundTrafficPolicy', 'trustDomain', 'trustDomainAliases', 'enableAutoMtls', 'meshMTLS', 'rootNamespace',
+  'extensionProviders', 'defaultProviders', 'accessLogFile', 'accessLogEncoding', 'accessLogFormat', 'pathNormalization',
+  'enableTracing', 'ingressClass', 'ingressService', 'ingressControllerMode', 'defaultServiceExportTo', 'defaultVirtualServiceExportTo',
+  'defaultDestinationRuleExportTo', 'localityLbSetting', 'dnsRefreshRate', 'h2UpgradePolicy', 'inboundClusterStatName', 'outboundClusterStatName',
+  'discoverySelectors', 'serviceSettings', 'caCertificates', 'connectTimeout', 'protocolDetectionTimeout', 'enablePrometheusMerge', 'tcpKeepalive',
+]);
+
+function looksLikeMeshConfig(value: Record<string, unknown>): boolean {
+  const keys = Object.keys(value);
+  return keys.length > 0 && keys.every((k) => MESH_CONFIG_KEYS.has(k));
+}
+
+function meshConfigResource(doc: RawDocument, spec: Record<string, unknown>, body: Record<string, unknown>, base: (string | number)[]): Resource {
+  const pos = { file: doc.file, line: base.length === 0 ? doc.line : doc.lineOf(base) };
+  return { kind: 'MeshConfig', apiVersion: 'meshconfig.istio.io/v1alpha1', name: 'mesh', namespace: '', labels: {}, annotations: {}, spec, body, ref: { kind: 'MeshConfig', name: 'mesh', namespace: '', pos }, doc };
 }
