@@ -58,7 +58,10 @@ export const vsHostsInGateways: Check = (f) => {
   }
 };
 
-/** A route to a Service with several ports and no destination port: Istio requires one to be named. */
+/**
+ * A route to a Service with several ports and no destination port: Istio's analyzer calls it
+ * ambiguous; Tollgate (like Envoy under Istio) uses the port the request arrived on (clusters.ts).
+ */
 export const destinationPortRequired: Check = (f) => {
   for (const vs of f.model.virtualServices) {
     const ns = vs.resource.namespace;
@@ -70,7 +73,7 @@ export const destinationPortRequired: Check = (f) => {
           const host = resolveHost(d.destination.host, ns);
           const svc = f.model.registry.lookup(host, ns).find((s) => s.host === host);
           if (!svc || svc.ports.length < 2) return;
-          f.report('warning', 'TG_DEST_PORT_REQUIRED', vs.resource, ['spec', kind, i, 'route', j, 'destination'], `${kind} route destination ${host} names no port, and ${svc.resource.ref.kind} ${svc.resource.name} has ${svc.ports.length} (${svc.ports.map((p) => p.number).join(', ')}): Istio rejects this as ambiguous`, `add destination.port.number (one of ${svc.ports.map((p) => p.number).join(', ')})`);
+          f.report('info', 'TG_DEST_PORT_REQUIRED', vs.resource, ['spec', kind, i, 'route', j, 'destination'], `${kind} route destination ${host} names no port, and ${svc.resource.ref.kind} ${svc.resource.name} has ${svc.ports.length} (${svc.ports.map((p) => p.number).join(', ')}): the port the request arrived on is used`, `add destination.port.number (one of ${svc.ports.map((p) => p.number).join(', ')}) to make the choice explicit`);
         });
       });
     }

@@ -242,7 +242,7 @@ spec:
   http: [{route: [{destination: {host: two}}], mirror: {host: nowhere}}]
 `;
   assert.deepEqual(istio(yaml), [
-    'TG_DEST_PORT_REQUIRED IST0112 VirtualService shop/shop warning',
+    'TG_DEST_PORT_REQUIRED IST0112 VirtualService shop/shop info',
     'TG_MIRROR_NOT_IN_REGISTRY IST0101 VirtualService shop/shop error',
   ]);
 });
