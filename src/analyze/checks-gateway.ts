@@ -181,3 +181,13 @@ export const duplicateCertificates: Check = (f) => {
     f.report('warning', 'TG_GATEWAY_DUPLICATE_CERT', g.resource, ['spec', 'servers'], `the certificate (${cert}) is also served by Gateway(s) ${others.map((o) => o.key).join(', ')} on the same proxies: a client reusing an HTTP/2 connection for another of its hosts can get 404`, 'serve each certificate from one Gateway (one server listing all its hosts)');
   }
 };
+
+/** AUTO_PASSTHROUGH (Istio's multi-network east-west gateway: the SNI names the cluster) is accepted, not implemented. */
+export const autoPassthroughServers: Check = (f) => {
+  for (const g of f.model.gateways) {
+    for (const s of g.servers) {
+      if (s.server.tls?.mode !== 'AUTO_PASSTHROUGH') continue;
+      f.report('warning', 'TG_GATEWAY_AUTO_PASSTHROUGH', g.resource, ['spec', 'servers', s.index, 'tls', 'mode'], `server port ${s.server.port.number}: tls.mode AUTO_PASSTHROUGH (routing by an SNI that names an outbound cluster, for multi-network meshes) is valid Istio but not supported by Tollgate; Tollgate serves it as PASSTHROUGH, which needs tls routes from a bound VirtualService`, 'use tls.mode PASSTHROUGH with a VirtualService tls route per host, or keep Istio\'s east-west gateway for multi-network traffic');
+    }
+  }
+};

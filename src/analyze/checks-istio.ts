@@ -8,6 +8,7 @@ import type { VirtualServiceModel } from '../model/build.js';
 import { protocolOfServicePort } from '../model/registry.js';
 import { labelsMatch, resolveHost } from '../model/selectors.js';
 import { patternsOverlap } from '../net/hostname.js';
+import { isPartialWildcard } from '../config/schema/istio.js';
 import type { Check } from './context.js';
 
 /** Namespaces a resource is visible in: undefined means every namespace. */
@@ -236,5 +237,18 @@ export const ruleReachability: Check = (f) => {
         }
       });
     }
+  }
+};
+
+/** `*x` hosts: valid Istio (any host ending in `x`), but outside the wildcards Tollgate matches. */
+export const partialWildcardHosts: Check = (f) => {
+  for (const r of f.model.resources) {
+    if (r.kind !== 'ServiceEntry' && r.kind !== 'VirtualService' && r.kind !== 'DestinationRule') continue;
+    const spec = r.spec as { hosts?: readonly string[]; host?: string };
+    const hosts = r.kind === 'DestinationRule' ? [spec.host ?? ''] : (spec.hosts ?? []);
+    hosts.forEach((h, i) => {
+      if (!isPartialWildcard(h)) return;
+      f.report('warning', 'TG_HOST_PARTIAL_WILDCARD', r, r.kind === 'DestinationRule' ? ['spec', 'host'] : ['spec', 'hosts', i], `host "${h}": Istio matches every host ending in "${h.slice(1)}"; Tollgate matches only "*" and "*.suffix" wildcards, so this host matches nothing`, `write "*.${h.slice(1)}" (subdomains) or list the hosts`);
+    });
   }
 };

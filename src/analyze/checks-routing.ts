@@ -87,10 +87,15 @@ export const subsetsDefined: Check = (f) => {
 /** VirtualServices naming Gateways that do not exist. */
 export const gatewayRefsExist: Check = (f) => {
   const keys = new Set(f.model.gateways.map((g) => g.key));
+  const gatewayApi = new Set(f.model.resources.filter((r) => r.kind === 'GatewayAPIGateway').map((r) => `${r.namespace}/${r.name}`));
   for (const vs of f.model.virtualServices) {
     (vs.spec.gateways ?? []).forEach((g, i) => {
       const key = vs.gateways[i];
       if (key === undefined || key === 'mesh' || keys.has(key)) return;
+      if (gatewayApi.has(key)) {
+        f.report('warning', 'TG_GATEWAY_API_BINDING', vs.resource, ['spec', 'gateways', i], `gateway "${g}" is a Gateway API Gateway (gateway.networking.k8s.io): Istio can bind a VirtualService to it, Tollgate does not yet, so these routes are not applied there`, 'route through an HTTPRoute, or an Istio Gateway (networking.istio.io) with the same listeners');
+        return;
+      }
       f.report('error', 'TG_GATEWAY_NOT_FOUND', vs.resource, ['spec', 'gateways', i], `gateway "${g}" (${key}) does not exist; this VirtualService's routes are not applied to any gateway`, `create Gateway ${key.split('/')[1]} in namespace ${key.split('/')[0]}, or fix the name (use namespace/name for a Gateway in another namespace)`);
     });
   }
@@ -110,8 +115,9 @@ export const gatewaySelectsWorkload: Check = (f) => {
 export const gatewayServersBound: Check = (f) => {
   for (const g of f.model.gateways) {
     for (const s of g.servers) {
+      if (s.server.tls?.mode === 'AUTO_PASSTHROUGH') continue; // TG_GATEWAY_AUTO_PASSTHROUGH
       const bound = boundVirtualServices(f.model, g, s);
-      const passthrough = s.server.tls?.mode === 'PASSTHROUGH' || s.server.tls?.mode === 'AUTO_PASSTHROUGH';
+      const passthrough = s.server.tls?.mode === 'PASSTHROUGH';
       const l4 = passthrough || s.protocol === 'TCP' || s.protocol === 'TLS';
       const kind = passthrough || s.protocol === 'TLS' ? 'tls' : s.protocol === 'TCP' ? 'tcp' : 'http';
       for (const h of s.hosts) {

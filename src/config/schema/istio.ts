@@ -2,8 +2,18 @@
 import { normalizeHostPattern } from '../../net/hostname.js';
 import { arr, bool, cidr, duration, int, ipOrCidr, map, num, obj, oneOf, openObj, port, str, stringMap, any, type Schema } from './dsl.js';
 
+/**
+ * `*x` (a wildcard that is not a whole label): Istio accepts it and matches hosts ending in `x`.
+ * Tollgate matches only `*` and `*.suffix`; analyze says so (TG_HOST_PARTIAL_WILDCARD) and the
+ * host is left out of routing, rather than the whole object being refused.
+ */
+export function isPartialWildcard(s: string): boolean {
+  return /^\*[^.*][^*]*$/.test(s);
+}
+
 /** A host or host pattern as Istio takes it: exact, `*.suffix` or `*` (short names allowed). */
 export const hostPattern = str((s) => {
+  if (isPartialWildcard(s)) return undefined;
   const r = normalizeHostPattern(s);
   return r.ok ? undefined : `is not a valid host: ${r.error}`;
 });
