@@ -10,6 +10,7 @@ import type { GatewayModel, ServerModel } from '../model/build.js';
 import { labelsMatch } from '../model/selectors.js';
 import type { Workload } from '../model/workloads.js';
 import { patternsOverlap } from '../net/hostname.js';
+import { secretValue } from '../snapshot/secrets.js';
 import type { Check, Finder } from './context.js';
 
 function selectorText(sel: Readonly<Record<string, string>>): string {
@@ -47,22 +48,10 @@ export const gatewayPortsOnService: Check = (f) => {
   }
 };
 
-function secretField(r: Resource, keys: readonly string[]): string | undefined {
-  const stringData = r.body['stringData'] as Readonly<Record<string, unknown>> | undefined;
-  const data = r.body['data'] as Readonly<Record<string, unknown>> | undefined;
-  for (const k of keys) {
-    const s = stringData?.[k];
-    if (typeof s === 'string' && s !== '') return s;
-    const d = data?.[k];
-    if (typeof d === 'string' && d !== '') return Buffer.from(d, 'base64').toString('utf8');
-  }
-  return undefined;
-}
-
 /** Why a TLS Secret cannot serve as a gateway credential, or undefined when it can. */
 export function credentialProblem(secret: Resource, now: Date): string | undefined {
-  const cert = secretField(secret, ['tls.crt', 'cert']);
-  const key = secretField(secret, ['tls.key', 'key']);
+  const cert = secretValue(secret, ['tls.crt', 'cert']);
+  const key = secretValue(secret, ['tls.key', 'key']);
   if (cert === undefined || key === undefined) {
     const present = Object.keys({ ...((secret.body['data'] as object | undefined) ?? {}), ...((secret.body['stringData'] as object | undefined) ?? {}) });
     return `has no certificate and key under tls.crt/tls.key (or cert/key); its keys are: ${present.join(', ') || 'none'}`;

@@ -124,7 +124,7 @@ export const originationCaCertificates: Check = (f) => {
 };
 
 /** Mesh config fragments that turn on DNS address auto-allocation (Istio's ISTIO_META_DNS_AUTO_ALLOCATE). */
-function dnsAutoAllocate(f: Parameters<Check>[0]): boolean {
+export function dnsAutoAllocate(f: Parameters<Check>[0]): boolean {
   return f.model.resources.some((r) => r.kind === 'MeshConfig' && /"ISTIO_META_DNS_AUTO_ALLOCATE":"true"/.test(JSON.stringify(r.spec)));
 }
 

@@ -9,6 +9,7 @@ import type { RegistryService } from '../model/registry.js';
 import { labelsMatch, resolveHost } from '../model/selectors.js';
 import { findDestinationRule } from '../snapshot/generate/clusters.js';
 import { boundVirtualServices } from '../snapshot/generate/gateway.js';
+import { dnsAutoAllocate } from './checks-istio.js';
 import type { Check, Finder } from './context.js';
 
 const HTTP = new Set(['HTTP', 'HTTP2', 'GRPC']);
@@ -221,11 +222,18 @@ export const tcpPortCollisions: Check = (f) => {
       byPort.set(p.number, list);
     }
   }
+  // With DNS auto-allocation Istio gives each such host its own address, so Istio itself is fine;
+  // Tollgate does not allocate, so the collision stays, but it is a warning about Tollgate, not invalid config.
+  const autoAllocated = dnsAutoAllocate(f);
   for (const [port, list] of byPort) {
     const bare = list.filter((s) => s.addresses.length === 0);
     if (list.length < 2 || bare.length === 0) continue;
     for (const s of bare) {
       const others = list.filter((o) => o !== s).map((o) => `${o.resource.name} (${o.host})`).join(', ');
+      if (autoAllocated) {
+        f.report('warning', 'TG_TCP_PORT_COLLISION', s.resource, ['spec', 'addresses'], `TCP port ${port} of ${s.host} has no addresses, and ${others} also use TCP port ${port}: the mesh config turns on DNS auto-allocation, which gives Istio's sidecars one address per host, but Tollgate does not allocate addresses, so its sidecar cannot tell them apart`, `add spec.addresses to ${s.resource.name}`);
+        continue;
+      }
       f.report('error', 'TG_TCP_PORT_COLLISION', s.resource, ['spec', 'addresses'], `TCP port ${port} of ${s.host} has no addresses, and ${others} also use TCP port ${port}: a sidecar cannot tell them apart (the destination IP is all it sees)`, `add spec.addresses (the destination IPs or CIDRs) to ${s.resource.name}`);
     }
   }

@@ -79,3 +79,51 @@ spec:
 `);
   assert.match(c.diagnostics.find((d) => d.code === 'TG_CONFIG_UNKNOWN_FIELD' && d.severity === 'error')?.message ?? '', /spec\.hots is not a known field; did you mean "hosts"\?/);
 });
+
+test('TCP ServiceEntries sharing a port are no error when the mesh config auto-allocates addresses (a warning about Tollgate)', () => {
+  const tcp = (name: string) => `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: egress}
+spec:
+  hosts: [${name}.example]
+  ports: [{number: 5432, name: pg, protocol: TCP}]
+  resolution: DNS
+`;
+  const yaml = tcp('a') + tcp('b');
+  assert.equal(errors(yaml).filter((e) => e.startsWith('TG_TCP_PORT_COLLISION')).length, 2);
+  const mesh = '---\ndefaultConfig:\n  proxyMetadata:\n    ISTIO_META_DNS_AUTO_ALLOCATE: "true"\n';
+  assert.deepEqual(errors(yaml + mesh), []);
+  const c = loadYaml(yaml + mesh);
+  assert.equal(analyzeModel(c.model).filter((d) => d.code === 'TG_TCP_PORT_COLLISION' && d.severity === 'warning').length, 2);
+});
+
+test('a VirtualService bound to a Gateway API Gateway and an AUTO_PASSTHROUGH server are explained, not errors', () => {
+  assert.deepEqual(errors(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: shop}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shop, namespace: shop}
+spec: {hosts: [shop.example], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop, namespace: shop}
+spec:
+  hosts: [shop.example]
+  gateways: [gw]
+  http: [{route: [{destination: {host: shop.example}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: eastwest, namespace: istio-system}
+spec:
+  selector: {istio: eastwestgateway}
+  servers: [{port: {number: 15443, name: tls, protocol: TLS}, hosts: ["*.local"], tls: {mode: AUTO_PASSTHROUGH}}]
+`), []);
+});
