@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers/pipeline.js';
 
@@ -16,6 +18,9 @@ test('--help lists the commands; each command has its own help; unknown commands
   for (const c of ['run', 'analyze', 'config-dump', 'trace']) assert.match(h.out, new RegExp(`\\n  ${c} `));
   assert.match(tollgate(['trace', '--help']).out, /tls:\/\/host:port/);
   assert.equal(tollgate(['frobnicate']).code, 2);
+  const typo = tollgate(['analyse', '-f', 'x.yaml']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.err, /unknown command "analyse"; did you mean "analyze"\?/);
   const bad = tollgate(['analyze', '--nope']);
   assert.equal(bad.code, 2);
   assert.match(bad.err, /Unknown option '--nope'.*see 'tollgate analyze --help'/);
@@ -61,4 +66,15 @@ test('trace prints each decision, exits 0 when routed and 2 with a flag and a fi
   assert.match(no.out, /fix: add a tls route/);
   const json = JSON.parse(tollgate(['trace', '-o', 'json', '-f', 'test/fixtures/pipeline/egress-router.yaml', '--role', 'router', 'tcp://10.1.1.1:8443']).out);
   assert.equal(json.ok, true);
+});
+
+test('analyze of an empty directory is an error that says there is nothing to analyze', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-empty-'));
+  try {
+    const r = tollgate(['analyze', '-f', dir]);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /\[TG_CONFIG_EMPTY\].*nothing to analyze/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

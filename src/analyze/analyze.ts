@@ -9,11 +9,16 @@ import {
   httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, pathNormalizationWeak, subsetsDefined, tcpPortCollisions,
 } from './checks-routing.js';
 import { sourceAddressPools } from './checks-source.js';
+import { autoPassthroughServers, conflictingGateways, duplicateCertificates, gatewayPortsOnService, gatewaySecrets } from './checks-gateway.js';
+import { destinationPortRequired, meshHostConflicts, partialWildcardHosts, mirrorDestinations, originationCaCertificates, ruleReachability, serviceEntryAddresses, servicePortNames, sidecarSelectors, vsHostsInGateways } from './checks-istio.js';
 import { makeFinder, type Check } from './context.js';
 
 export const CHECKS: readonly Check[] = [
   destinationInRegistry, subsetsDefined, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound,
   meshRoutesReachGatewayServer, meshRoutesDeclared, httpsBypassesGateway, gatewayWorkloadsUsed, tcpPortCollisions,
+  gatewayPortsOnService, gatewaySecrets, conflictingGateways, duplicateCertificates, autoPassthroughServers,
+  meshHostConflicts, vsHostsInGateways, destinationPortRequired, mirrorDestinations, originationCaCertificates, serviceEntryAddresses,
+  sidecarSelectors, servicePortNames, ruleReachability, partialWildcardHosts,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
   sourceAddressPools, pathNormalizationWeak,
 ];
@@ -38,7 +43,10 @@ export function analyzePaths(paths: readonly string[], readStdin?: () => string)
   const loaded = loadPaths(paths, readStdin);
   const decoded = decodeResources(loaded.documents);
   const model = buildModel(decoded.resources);
-  const diagnostics = sortDiagnostics([...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics, ...analyzeModel(model)]);
+  const empty: Diagnostic[] = loaded.documents.length === 0 && !hasErrors(loaded.diagnostics)
+    ? [{ severity: 'error', code: 'TG_CONFIG_EMPTY', message: loaded.files.length === 0 ? `no *.yaml, *.yml or *.json file in ${paths.join(', ')}: nothing to analyze` : `${loaded.files.join(', ')}: no YAML document in the input: nothing to analyze`, pos: { file: paths[0] ?? '-', line: 0 }, hint: 'point -f at the files or directory that hold the config' }]
+    : [];
+  const diagnostics = sortDiagnostics([...empty, ...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics, ...analyzeModel(model)]);
   return { files: loaded.files, skipped: loaded.skipped, resources: decoded.resources, model, diagnostics, failed: hasErrors(diagnostics) };
 }
 

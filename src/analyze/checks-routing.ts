@@ -9,6 +9,7 @@ import type { RegistryService } from '../model/registry.js';
 import { labelsMatch, resolveHost } from '../model/selectors.js';
 import { findDestinationRule } from '../snapshot/generate/clusters.js';
 import { boundVirtualServices } from '../snapshot/generate/gateway.js';
+import { dnsAutoAllocate } from './checks-istio.js';
 import type { Check, Finder } from './context.js';
 
 const HTTP = new Set(['HTTP', 'HTTP2', 'GRPC']);
@@ -87,10 +88,15 @@ export const subsetsDefined: Check = (f) => {
 /** VirtualServices naming Gateways that do not exist. */
 export const gatewayRefsExist: Check = (f) => {
   const keys = new Set(f.model.gateways.map((g) => g.key));
+  const gatewayApi = new Set(f.model.resources.filter((r) => r.kind === 'GatewayAPIGateway').map((r) => `${r.namespace}/${r.name}`));
   for (const vs of f.model.virtualServices) {
     (vs.spec.gateways ?? []).forEach((g, i) => {
       const key = vs.gateways[i];
       if (key === undefined || key === 'mesh' || keys.has(key)) return;
+      if (gatewayApi.has(key)) {
+        f.report('warning', 'TG_GATEWAY_API_BINDING', vs.resource, ['spec', 'gateways', i], `gateway "${g}" is a Gateway API Gateway (gateway.networking.k8s.io): Istio can bind a VirtualService to it, Tollgate does not yet, so these routes are not applied there`, 'route through an HTTPRoute, or an Istio Gateway (networking.istio.io) with the same listeners');
+        return;
+      }
       f.report('error', 'TG_GATEWAY_NOT_FOUND', vs.resource, ['spec', 'gateways', i], `gateway "${g}" (${key}) does not exist; this VirtualService's routes are not applied to any gateway`, `create Gateway ${key.split('/')[1]} in namespace ${key.split('/')[0]}, or fix the name (use namespace/name for a Gateway in another namespace)`);
     });
   }
@@ -110,8 +116,9 @@ export const gatewaySelectsWorkload: Check = (f) => {
 export const gatewayServersBound: Check = (f) => {
   for (const g of f.model.gateways) {
     for (const s of g.servers) {
+      if (s.server.tls?.mode === 'AUTO_PASSTHROUGH') continue; // TG_GATEWAY_AUTO_PASSTHROUGH
       const bound = boundVirtualServices(f.model, g, s);
-      const passthrough = s.server.tls?.mode === 'PASSTHROUGH' || s.server.tls?.mode === 'AUTO_PASSTHROUGH';
+      const passthrough = s.server.tls?.mode === 'PASSTHROUGH';
       const l4 = passthrough || s.protocol === 'TCP' || s.protocol === 'TLS';
       const kind = passthrough || s.protocol === 'TLS' ? 'tls' : s.protocol === 'TCP' ? 'tcp' : 'http';
       for (const h of s.hosts) {
@@ -215,11 +222,18 @@ export const tcpPortCollisions: Check = (f) => {
       byPort.set(p.number, list);
     }
   }
+  // With DNS auto-allocation Istio gives each such host its own address, so Istio itself is fine;
+  // Tollgate does not allocate, so the collision stays, but it is a warning about Tollgate, not invalid config.
+  const autoAllocated = dnsAutoAllocate(f);
   for (const [port, list] of byPort) {
     const bare = list.filter((s) => s.addresses.length === 0);
     if (list.length < 2 || bare.length === 0) continue;
     for (const s of bare) {
       const others = list.filter((o) => o !== s).map((o) => `${o.resource.name} (${o.host})`).join(', ');
+      if (autoAllocated) {
+        f.report('warning', 'TG_TCP_PORT_COLLISION', s.resource, ['spec', 'addresses'], `TCP port ${port} of ${s.host} has no addresses, and ${others} also use TCP port ${port}: the mesh config turns on DNS auto-allocation, which gives Istio's sidecars one address per host, but Tollgate does not allocate addresses, so its sidecar cannot tell them apart`, `add spec.addresses to ${s.resource.name}`);
+        continue;
+      }
       f.report('error', 'TG_TCP_PORT_COLLISION', s.resource, ['spec', 'addresses'], `TCP port ${port} of ${s.host} has no addresses, and ${others} also use TCP port ${port}: a sidecar cannot tell them apart (the destination IP is all it sees)`, `add spec.addresses (the destination IPs or CIDRs) to ${s.resource.name}`);
     }
   }

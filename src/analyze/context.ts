@@ -3,6 +3,7 @@ import type { Diagnostic, Severity } from '../config/diagnostics.js';
 import type { Resource } from '../config/decode.js';
 import type { Path } from '../config/load.js';
 import type { Model } from '../model/build.js';
+import { istioEquivalent } from './istio-codes.js';
 
 export interface Finder {
   readonly model: Model;
@@ -13,7 +14,8 @@ export function makeFinder(model: Model, out: Diagnostic[]): Finder {
   return {
     model,
     report(severity, code, r, path, message, hint) {
-      out.push({ severity, code, message, resource: r.ref, pos: { file: r.doc.file, line: r.doc.lineOf(path) }, hint });
+      const istio = istioEquivalent(code);
+      out.push({ severity, code, message, resource: r.ref, pos: { file: r.doc.file, line: r.doc.lineOf(path) }, hint, ...(istio ? { istio } : {}) });
     },
   };
 }

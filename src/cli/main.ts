@@ -1,4 +1,5 @@
 /** The `tollgate` command: dispatches to one subcommand; each lives in its own module. */
+import { nearest } from '../config/suggest.js';
 import { analyzeCommand } from './analyze.js';
 import { UsageError, type Io } from './common.js';
 import { configDumpCommand } from './config-dump.js';
@@ -58,7 +59,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   try {
     const command = cmd === 'run' ? await loadRun() : COMMANDS[cmd];
     if (!command) {
-      io.err(`tollgate: unknown command "${cmd}"\n\n${HELP}`);
+      const near = nearest(cmd, ['run', ...Object.keys(COMMANDS)]);
+      io.err(`tollgate: unknown command "${cmd}"${near ? `; did you mean "${near}"?` : ''}\n\n${HELP}`);
       return 2;
     }
     return await (command as Command)(rest, io);

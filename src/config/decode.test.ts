@@ -65,25 +65,51 @@ spec:
   htpp:
   - route: [{destination: {host: a.example}}]
 `);
-  assert.equal(resources.length, 1);
+  // A near miss of a known field is a typo: an error naming the field meant, and the object is not used.
+  assert.equal(resources.length, 0);
   const d = diagnostics.find((x) => x.code === 'TG_CONFIG_UNKNOWN_FIELD');
-  assert.equal(d?.severity, 'warning');
+  assert.equal(d?.severity, 'error');
   assert.equal(d?.pos?.line, 6);
-  assert.match(d?.message ?? '', /spec\.htpp is not a known field/);
+  assert.match(d?.message ?? '', /spec\.htpp is not a known field; did you mean "http"\?/);
+  // A field far from every known name stays a warning: the object is used without it.
+  const far = decode(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: v}
+spec:
+  hosts: [a.example]
+  somethingNew: true
+`);
+  assert.equal(far.resources.length, 1);
+  assert.deepEqual(far.diagnostics.map((x) => [x.code, x.severity]), [['TG_CONFIG_UNKNOWN_FIELD', 'warning']]);
 });
 
 test('unknown kinds and unsupported versions are reported', () => {
-  const { diagnostics } = decode(`apiVersion: v1
-kind: LimitRange
+  const { diagnostics } = decode(`apiVersion: example.com/v1
+kind: Frobnicator
 metadata: {name: c}
 ---
 apiVersion: networking.istio.io/v2
 kind: ServiceEntry
 metadata: {name: s}
 spec: {hosts: [a]}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: sa}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualSevice
+metadata: {name: typo}
+spec: {hosts: [a]}
 `);
-  assert.deepEqual(diagnostics.map((d) => [d.code, d.severity]), [['TG_CONFIG_UNKNOWN_KIND', 'warning'], ['TG_CONFIG_UNKNOWN_VERSION', 'error']]);
+  assert.deepEqual(diagnostics.map((d) => [d.code, d.severity]), [
+    ['TG_CONFIG_UNKNOWN_KIND', 'warning'],
+    ['TG_CONFIG_UNKNOWN_VERSION', 'error'],
+    ['TG_CONFIG_KIND_NOT_READ', 'info'],
+    ['TG_CONFIG_KIND_TYPO', 'error'],
+  ]);
   assert.match(diagnostics[1]?.hint ?? '', /use apiVersion: networking\.istio\.io\/v1/);
+  assert.match(diagnostics[3]?.message ?? '', /did you mean "VirtualService"\?/);
 });
 
 test('type errors, missing required fields and durations', () => {

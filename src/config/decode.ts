@@ -2,7 +2,7 @@
  * Turns raw documents into validated, typed resources. This is the trust boundary: what leaves
  * here has a known kind, a name and namespace, a spec that passed its schema, and a file:line.
  */
-import type { Diagnostic, ResourceRef } from './diagnostics.js';
+import type { Diagnostic, ResourceRef, SourcePos } from './diagnostics.js';
 import { type KindName, lookupKind, knownVersionsOf, KINDS } from './kinds.js';
 import type { RawDocument } from './load.js';
 import { any, obj, openObj, str, stringMap, validate, type Finding, type Schema } from './schema/dsl.js';
@@ -11,6 +11,7 @@ import { K8S_SCHEMAS } from './schema/kubernetes.js';
 import { envoyBootstrap } from './schema/envoy.js';
 import { GATEWAY_API_SCHEMAS } from './schema/gateway-api.js';
 import type { StringMap } from './types.js';
+import { nearest } from './suggest.js';
 
 export interface Resource<S = unknown> {
   readonly kind: KindName;
@@ -114,6 +115,7 @@ function decodeOne(doc: RawDocument, value: unknown, base: (string | number)[], 
   const apiVersionField = value['apiVersion'];
   if (kindField === undefined) {
     if ('static_resources' in value || 'admin' in value) return decodeEnvoy(doc, value, base, out);
+    if (looksLikeMeshConfig(value)) return meshConfigResource(doc, value, value, base);
     if (looksLikeHelmValues(value)) {
       out.push({
         severity: 'info',
@@ -146,7 +148,7 @@ function decodeOne(doc: RawDocument, value: unknown, base: (string | number)[], 
     out.push(
       versions.length > 0
         ? { severity: 'error', code: 'TG_CONFIG_UNKNOWN_VERSION', message: `${kindField} ${name}: apiVersion "${apiVersion}" is not supported; known: ${versions.join(', ')}`, pos: { file: doc.file, line: doc.lineOf([...base, 'apiVersion']) }, hint: `use apiVersion: ${versions[0]}` }
-        : { severity: 'warning', code: 'TG_CONFIG_UNKNOWN_KIND', message: `${apiVersion ?? '(no apiVersion)'} ${kindField} ${name} is not a kind Tollgate knows; it is ignored`, pos, hint: 'see docs/config.md for the kinds Tollgate reads' },
+        : unknownKind(kindField, apiVersion, name, pos),
     );
     return undefined;
   }
@@ -195,6 +197,9 @@ function toDiagnostic(f: Finding, doc: RawDocument, ref: ResourceRef, baseLen: n
   return { severity: f.severity, code: f.code, message, resource: ref, pos: { file: doc.file, line: doc.lineOf(f.path) } };
 }
 
+// Istio accepts these with no spec at all (an AuthorizationPolicy with no spec denies nothing, a Sidecar with none is the default).
+const SPEC_MAY_BE_EMPTY: ReadonlySet<KindName> = new Set(['Sidecar', 'AuthorizationPolicy', 'PeerAuthentication']);
+
 const topCache = new Map<KindName, Schema>();
 function topSchema(kind: KindName): Schema {
   const cached = topCache.get(kind);
@@ -204,7 +209,7 @@ function topSchema(kind: KindName): Schema {
   const istio = ISTIO_SCHEMAS[kind];
   const k8s = K8S_SCHEMAS[kind];
   const gwapi = GATEWAY_API_SCHEMAS[kind];
-  if (istio) schema = obj({ ...common, spec: istio }, ['metadata', 'spec']);
+  if (istio) schema = obj({ ...common, spec: istio }, SPEC_MAY_BE_EMPTY.has(kind) ? ['metadata'] : ['metadata', 'spec']);
   else if (k8s) schema = obj({ ...common, ...(k8s.spec ? { spec: k8s.spec } : {}), ...k8s.top }, ['metadata']);
   else if (gwapi) schema = obj({ ...common, spec: gwapi }, ['metadata', 'spec']);
   else schema = obj({ ...common, spec: any }, ['metadata']);
@@ -222,4 +227,49 @@ function decodeEnvoy(doc: RawDocument, value: Record<string, unknown>, base: (st
   }
   if (failed) return undefined;
   return { kind: 'EnvoyBootstrap', apiVersion: KINDS.EnvoyBootstrap.defaultApiVersion, name, namespace: '', labels: {}, annotations: {}, spec: value, body: value, ref, doc };
+}
+
+/**
+ * Kinds that are common in the same manifests (Istio's, Kubernetes', Gateway API's) but that
+ * Tollgate does not read: named as such, so they are not mistaken for typos.
+ */
+const KNOWN_NOT_READ = new Set([
+  'ServiceAccount', 'ConfigMap', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'StatefulSet', 'DaemonSet',
+  'ReplicaSet', 'Job', 'CronJob', 'Ingress', 'IngressClass', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Node',
+  'PersistentVolumeClaim', 'PersistentVolume', 'StorageClass', 'LimitRange', 'ResourceQuota', 'PriorityClass',
+  'CustomResourceDefinition', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'APIService',
+  'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'RequestAuthentication', 'Telemetry', 'WasmPlugin', 'TrafficExtension',
+  'IstioOperator', 'MeshConfig', 'MeshNetworks', 'GRPCRoute', 'UDPRoute', 'ReferenceGrant', 'GatewayClass', 'BackendTLSPolicy',
+  'QuotaSpec', 'QuotaSpecBinding', 'HTTPAPISpec', 'HTTPAPISpecBinding', 'NetNamespace', 'HostSubnet', 'EgressFirewall', 'EgressNetworkPolicy',
+]);
+
+function unknownKind(kindField: string, apiVersion: string | undefined, name: string, pos: SourcePos): Diagnostic {
+  const what = `${apiVersion ?? '(no apiVersion)'} ${kindField} ${name}`;
+  if (KNOWN_NOT_READ.has(kindField)) {
+    return { severity: 'info', code: 'TG_CONFIG_KIND_NOT_READ', message: `${what}: Tollgate does not read ${kindField} objects; it is ignored`, pos, hint: 'see docs/config.md for the kinds Tollgate reads' };
+  }
+  const near = nearest(kindField, [...new Set(Object.values(KINDS).map((k) => k.yamlKind)), ...KNOWN_NOT_READ]);
+  if (near !== undefined) {
+    return { severity: 'error', code: 'TG_CONFIG_KIND_TYPO', message: `${what}: kind "${kindField}" is not a known kind; did you mean "${near}"? The object is ignored`, pos, hint: `write kind: ${near}` };
+  }
+  return { severity: 'warning', code: 'TG_CONFIG_UNKNOWN_KIND', message: `${what} is not a kind Tollgate knows; it is ignored`, pos, hint: 'see docs/config.md for the kinds Tollgate reads' };
+}
+
+// Top-level fields of Istio's MeshConfig (the `mesh` key of the istio ConfigMap, or a mesh config file).
+const MESH_CONFIG_KEYS = new Set([
+  'defaultConfig', 'outboundTrafficPolicy', 'trustDomain', 'trustDomainAliases', 'enableAutoMtls', 'meshMTLS', 'rootNamespace',
+  'extensionProviders', 'defaultProviders', 'accessLogFile', 'accessLogEncoding', 'accessLogFormat', 'pathNormalization',
+  'enableTracing', 'ingressClass', 'ingressService', 'ingressControllerMode', 'defaultServiceExportTo', 'defaultVirtualServiceExportTo',
+  'defaultDestinationRuleExportTo', 'localityLbSetting', 'dnsRefreshRate', 'h2UpgradePolicy', 'inboundClusterStatName', 'outboundClusterStatName',
+  'discoverySelectors', 'serviceSettings', 'caCertificates', 'connectTimeout', 'protocolDetectionTimeout', 'enablePrometheusMerge', 'tcpKeepalive',
+]);
+
+function looksLikeMeshConfig(value: Record<string, unknown>): boolean {
+  const keys = Object.keys(value);
+  return keys.length > 0 && keys.every((k) => MESH_CONFIG_KEYS.has(k));
+}
+
+function meshConfigResource(doc: RawDocument, spec: Record<string, unknown>, body: Record<string, unknown>, base: (string | number)[]): Resource {
+  const pos = { file: doc.file, line: base.length === 0 ? doc.line : doc.lineOf(base) };
+  return { kind: 'MeshConfig', apiVersion: 'meshconfig.istio.io/v1alpha1', name: 'mesh', namespace: '', labels: {}, annotations: {}, spec, body, ref: { kind: 'MeshConfig', name: 'mesh', namespace: '', pos }, doc };
 }

@@ -24,6 +24,8 @@ export interface Diagnostic {
   readonly resource?: ResourceRef;
   readonly pos?: SourcePos;
   readonly hint?: string;
+  /** The istioctl analyze message for the same problem, when Istio has one (`IST0101`, `ReferencedResourceNotFound`). */
+  readonly istio?: { readonly code: string; readonly name: string };
 }
 
 export function formatPos(pos: SourcePos): string {
@@ -39,7 +41,7 @@ export function formatDiagnostic(d: Diagnostic): string {
   const sev = d.severity === 'error' ? 'Error' : d.severity === 'warning' ? 'Warning' : 'Info';
   const pos = d.pos ?? d.resource?.pos;
   const subject = d.resource ? `${formatRef(d.resource)} (${pos ? formatPos(pos) : '?'})` : pos ? `(${formatPos(pos)})` : '';
-  const head = `${sev} [${d.code}] ${subject}${subject ? ': ' : ''}${d.message}`;
+  const head = `${sev} [${d.code}] ${subject}${subject ? ': ' : ''}${d.message}${d.istio ? ` [${d.istio.code} ${d.istio.name}]` : ''}`;
   return d.hint ? `${head}\n    fix: ${d.hint}` : head;
 }
 

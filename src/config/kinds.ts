@@ -8,7 +8,7 @@ export type KindName =
   | 'Service' | 'Endpoints' | 'EndpointSlice' | 'Pod' | 'Deployment' | 'Namespace' | 'Secret' | 'ConfigMap' | 'NetworkPolicy'
   | 'EgressIP' | 'HostSubnet' | 'NetNamespace'
   | 'GatewayAPIGateway' | 'HTTPRoute' | 'TLSRoute' | 'TCPRoute'
-  | 'EnvoyBootstrap';
+  | 'EnvoyBootstrap' | 'MeshConfig';
 
 export interface KindInfo {
   /** Kind as written in YAML (Gateway API's Gateway shares the name with Istio's; the group tells them apart). */
@@ -58,6 +58,8 @@ export const KINDS: Readonly<Record<KindName, KindInfo>> = {
   TLSRoute: k('TLSRoute', GW_API.slice(2), 'recognised'),
   TCPRoute: k('TCPRoute', GW_API.slice(2), 'recognised'),
   EnvoyBootstrap: k('EnvoyBootstrap', ['envoy.config.bootstrap.v3'], 'active', false),
+  // Istio's install-time mesh config: a bare MeshConfig document, or the `mesh` key of the `istio` ConfigMap.
+  MeshConfig: k('MeshConfig', ['meshconfig.istio.io/v1alpha1'], 'active', false),
 };
 
 /** Finds the kind for a (kind, apiVersion) pair; with no apiVersion, the first kind of that name wins. */

@@ -145,6 +145,7 @@ export function parseText(text: string, file: string): { documents: RawDocument[
       continue;
     }
     if (value === undefined || value === null) continue; // empty document (only comments or `---`)
+    if (slice.text.includes('::')) value = colonPairsAsScalars(value);
     documents.push(lazyDocument(value, file, slice));
   }
   return { documents, diagnostics };
@@ -218,7 +219,7 @@ function parseWithPositions(text: string, file: string, lineOffset: number): { d
       }
       continue;
     }
-    if (doc.contents === null) continue; // empty document (only comments or `---`)
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue; // empty document (only comments or a trailing `---`)
     documents.push(makeRawDocument(doc, file, lineCounter, lineOffset));
   }
   return { documents, diagnostics };
@@ -246,8 +247,9 @@ function makeRawDocument(doc: Document.Parsed, file: string, lc: LineCounter, li
     }
     return undefined;
   };
+  const js: unknown = doc.toJS({ maxAliasCount: 100 });
   return {
-    value: doc.toJS({ maxAliasCount: 100 }),
+    value: colonPairsAsScalars(js),
     file,
     line: lineAt(startOffset),
     lineOf(path: Path): number {
@@ -265,4 +267,27 @@ function makeRawDocument(doc: Document.Parsed, file: string, lc: LineCounter, li
 
 export function posOf(doc: RawDocument, path: Path): SourcePos {
   return { file: doc.file, line: doc.lineOf(path) };
+}
+
+/**
+ * `[1.2.3.4, 2001:db8::]`: YAML reads the trailing `:` of an IPv6 list item as a key indicator and
+ * yields `{"2001:db8:": null}`; Kubernetes' YAML reader (and so Istio) keeps the string
+ * `"2001:db8::"`. List items of that one-pair shape are turned back into that string.
+ */
+export function colonPairsAsScalars(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    return value.map((item: unknown) => {
+      if (item !== null && typeof item === 'object' && !Array.isArray(item)) {
+        const entries = Object.entries(item as Record<string, unknown>);
+        const [first] = entries;
+        if (entries.length === 1 && first && first[1] === null && first[0].includes(':')) return `${first[0]}:`;
+      }
+      return colonPairsAsScalars(item);
+    });
+  }
+  if (value !== null && typeof value === 'object') {
+    const rec = value as Record<string, unknown>;
+    for (const k of Object.keys(rec)) rec[k] = colonPairsAsScalars(rec[k]);
+  }
+  return value;
 }

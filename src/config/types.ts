@@ -80,6 +80,7 @@ export interface HttpRoute {
     readonly abort?: { readonly httpStatus?: number; readonly percentage?: Percent };
   };
   readonly mirror?: Destination;
+  readonly mirrors?: readonly { readonly destination: Destination }[];
   readonly mirrorPercentage?: Percent;
   readonly headers?: Headers;
 }
@@ -126,6 +127,7 @@ export interface DestinationRuleSpec {
   readonly trafficPolicy?: TrafficPolicy;
   readonly subsets?: readonly { readonly name: string; readonly labels?: StringMap; readonly trafficPolicy?: TrafficPolicy }[];
   readonly exportTo?: readonly string[];
+  readonly workloadSelector?: { readonly matchLabels?: StringMap };
 }
 export interface SidecarSpec {
   readonly workloadSelector?: { readonly labels?: StringMap };

@@ -87,7 +87,7 @@ export function servicesFromServiceEntry(se: Resource<ServiceEntrySpec>): Regist
   const resolution = spec.resolution ?? 'NONE';
   const ports: RegistryPort[] = (spec.ports ?? []).map((p) => ({
     number: p.number,
-    protocol: (p.protocol ?? 'TCP').toUpperCase(),
+    protocol: (p.protocol || 'TCP').toUpperCase(),
     name: p.name ?? `port-${p.number}`,
     ...(p.targetPort === undefined ? {} : { targetPort: p.targetPort }),
   }));

@@ -14,7 +14,7 @@ import type { Resource } from '../config/decode.js';
 import { originOf } from './generate/origin.js';
 import type { Snapshot, SnapshotSecret } from './types.js';
 
-function secretValue(r: Resource, keys: readonly string[]): string | undefined {
+export function secretValue(r: Resource, keys: readonly string[]): string | undefined {
   const body = r.body;
   const stringData = body['stringData'] as Readonly<Record<string, unknown>> | undefined;
   const data = body['data'] as Readonly<Record<string, unknown>> | undefined;

@@ -4,6 +4,7 @@
  * turn it into file:line. Unknown fields are reported, never dropped silently.
  */
 import { isIP } from 'node:net';
+import { nearest } from '../suggest.js';
 
 export type Schema =
   | { readonly t: 'string'; readonly enum?: readonly string[]; readonly check?: (s: string) => string | undefined }
@@ -156,7 +157,11 @@ export function validate(value: unknown, schema: Schema, path: (string | number)
         if (fieldSchema) {
           if (v !== null) validate(v, fieldSchema, [...path, k], out);
         } else if (!schema.open) {
-          out.push({ path: [...path, k], severity: 'warning', code: 'TG_CONFIG_UNKNOWN_FIELD', message: `${formatPath([...path, k])} is not a known field; it is ignored` });
+          // A near miss of a field we know is a typo whose intent is lost silently otherwise: an error.
+          const near = nearest(k, Object.keys(schema.fields));
+          out.push(near !== undefined
+            ? { path: [...path, k], severity: 'error', code: 'TG_CONFIG_UNKNOWN_FIELD', message: `${formatPath([...path, k])} is not a known field; did you mean "${near}"?` }
+            : { path: [...path, k], severity: 'warning', code: 'TG_CONFIG_UNKNOWN_FIELD', message: `${formatPath([...path, k])} is not a known field; it is ignored` });
         }
       }
       return out;

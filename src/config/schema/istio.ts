@@ -2,8 +2,18 @@
 import { normalizeHostPattern } from '../../net/hostname.js';
 import { arr, bool, cidr, duration, int, ipOrCidr, map, num, obj, oneOf, openObj, port, str, stringMap, any, type Schema } from './dsl.js';
 
+/**
+ * `*x` (a wildcard that is not a whole label): Istio accepts it and matches hosts ending in `x`.
+ * Tollgate matches only `*` and `*.suffix`; analyze says so (TG_HOST_PARTIAL_WILDCARD) and the
+ * host is left out of routing, rather than the whole object being refused.
+ */
+export function isPartialWildcard(s: string): boolean {
+  return /^\*[^.*][^*]*$/.test(s);
+}
+
 /** A host or host pattern as Istio takes it: exact, `*.suffix` or `*` (short names allowed). */
 export const hostPattern = str((s) => {
+  if (isPartialWildcard(s)) return undefined;
   const r = normalizeHostPattern(s);
   return r.ok ? undefined : `is not a valid host: ${r.error}`;
 });
@@ -33,7 +43,9 @@ function checkRegex(s: string): string | undefined {
   }
 }
 
-const servicePort = obj({ number: port, protocol: oneOf(...PORT_PROTOCOLS), name: str(), targetPort: port }, ['number']);
+/** Istio parses port protocols case-insensitively, and an empty one means "not set" (TCP, or sniffed). */
+const portProtocol = str((s) => (s === '' || (PORT_PROTOCOLS as readonly string[]).includes(s.toUpperCase()) ? undefined : `is not one of ${PORT_PROTOCOLS.join(', ')}`));
+const servicePort = obj({ number: port, protocol: portProtocol, name: str(), targetPort: port }, ['number']);
 
 const workloadEntrySpec = obj({
   address: str(),
@@ -186,6 +198,7 @@ const loadBalancer = obj({
   }),
   localityLbSetting: openObj({}),
   warmupDurationSecs: duration,
+  warmup: openObj({}),
 });
 const connectionPool = obj({
   tcp: obj({ maxConnections: int(0), connectTimeout: duration, tcpKeepalive: openObj({}), maxConnectionDuration: duration, idleTimeout: duration }),
