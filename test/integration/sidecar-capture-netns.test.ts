@@ -19,6 +19,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { waitFor } from '../helpers/net.js';
 import { BIN, spawnGate, type ChildGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
@@ -120,6 +121,7 @@ describe('sidecar transparent capture: two pods, capture rules from tollgate ini
   let dns: ChildProcess | undefined;
   let extServer: ChildProcess | undefined;
   const extLines: string[] = [];
+  let byNameRecord: AccessLogRecord | undefined;
 
   const startSidecar = (pod: Pod, policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): ChildGate => {
     const cfg = join(dir, `${pod.app}-${policy}.yaml`);
@@ -224,6 +226,7 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
     assert.equal(seen.local, `${POD_B}:9080`);
     assert.equal(seen.host, 'reviews');
     const out = await waitFor(() => pods.a.sidecar!.records().find((x) => x.path === '/by-name'), 5000, 'outbound log on A');
+    byNameRecord = out;
     assert.equal(out.upstream_cluster, 'outbound|80||reviews.default.svc.cluster.local');
     assert.equal(out.downstream_local_address, `${CLUSTER_IP_B}:80`);
     assert.equal(out.upstream_host, `${POD_B}:9080`);
@@ -300,6 +303,33 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
     const rec = await waitFor(() => pods.a.sidecar!.records().find((x) => x.path === '/through'), 5000, 'log');
     assert.equal(rec.upstream_cluster, 'PassthroughCluster');
     assert.equal(rec.upstream_host, `${UNREGISTERED}:80`);
+  });
+
+  it('trace --role sidecar on the original destination agrees with what the sidecars did', async () => {
+    const traceOf = async (policy: string, url: string, dst: string, labels = 'app=productpage'): Promise<{ ok: boolean; flag?: string; reason?: string; steps: { step: string; value: string }[] }> => {
+      const r = await run(process.execPath, [BIN, 'trace', '-f', join(dir, `productpage-${policy}.yaml`), '--role', 'sidecar', '-n', 'default', '-l', labels, '--original-dst', dst, '-o', 'json', url], { timeoutMs: 10_000 });
+      return JSON.parse(r.stdout) as { ok: boolean; steps: { step: string; value: string }[] };
+    };
+    const value = (t: { steps: { step: string; value: string }[] }, step: string): string | undefined => t.steps.find((x) => x.step === step)?.value;
+    // A -> B by name (logged on A under REGISTRY_ONLY; the sidecar now runs ALLOW_ANY, same routes)
+    const byName = await traceOf('REGISTRY_ONLY', 'http://reviews/by-name', `${CLUSTER_IP_B}:80`);
+    assert.equal(byName.ok, true);
+    assert.equal(value(byName, 'cluster'), byNameRecord?.upstream_cluster);
+    assert.equal(value(byName, 'endpoints'), byNameRecord?.upstream_host);
+    assert.equal(value(byName, 'listener'), 'virtualOutbound -> 0.0.0.0_80');
+    // Unregistered, REGISTRY_ONLY: blocked with the same reason the sidecar logged.
+    const denied = await traceOf('REGISTRY_ONLY', 'http://unregistered.example/nope', `${UNREGISTERED}:80`);
+    assert.equal(denied.ok, false);
+    assert.equal(denied.flag, 'BLOCKED');
+    assert.match(denied.reason ?? '', /^registry_only/);
+    const rawTcp = await traceOf('REGISTRY_ONLY', `tcp://${UNREGISTERED}:8081`, `${UNREGISTERED}:8081`);
+    assert.equal(rawTcp.ok, false);
+    assert.equal(value(rawTcp, 'listener'), 'virtualOutbound');
+    // ALLOW_ANY passthrough: the cluster and the endpoint the sidecar used.
+    const through = await traceOf('ALLOW_ANY', 'http://unregistered.example/through', `${UNREGISTERED}:80`);
+    const rec = pods.a.sidecar!.records().find((x) => x.path === '/through')!;
+    assert.equal(value(through, 'cluster'), rec.upstream_cluster);
+    assert.equal(value(through, 'endpoints'), rec.upstream_host);
   });
 
   it('readiness and metrics on the status ports, reached from outside the pod (excluded from capture)', async () => {
