@@ -16,12 +16,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { waitFor } from '../helpers/net.js';
-import { BIN, spawnGate, type ChildGate } from '../helpers/tollgate.js';
+import { BIN, REPO_ROOT, spawnGate, type ChildGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
 
 const ready = isRoot && haveTool('ip') && haveTool('nft') && haveTool('curl') && haveTool('dnsmasq') && haveTool('setpriv');
@@ -52,49 +52,8 @@ function cleanup(): void {
   for (const ns of [NS.a, NS.b]) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
 }
 
-const services = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): string => `apiVersion: v1
-kind: Service
-metadata: {name: reviews, namespace: default}
-spec:
-  clusterIP: ${CLUSTER_IP_B}
-  selector: {app: reviews}
-  ports: [{name: http, port: 80, targetPort: 9080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: productpage, namespace: default}
-spec:
-  clusterIP: ${CLUSTER_IP_A}
-  selector: {app: productpage}
-  ports: [{name: http, port: 80, targetPort: 9080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: reviews-1, namespace: default, labels: {app: reviews}}
-spec: {containers: [{name: app, ports: [{containerPort: 9080}]}]}
-status: {podIP: ${POD_B}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: productpage-1, namespace: default, labels: {app: productpage}}
-spec: {containers: [{name: app, ports: [{containerPort: 9080}]}]}
-status: {podIP: ${POD_A}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: cnn, namespace: default}
-spec:
-  hosts: [edition.cnn.com]
-  location: MESH_EXTERNAL
-  resolution: DNS
-  ports: [{number: 80, name: http, protocol: HTTP}]
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: default}
-spec:
-  outboundTrafficPolicy: {mode: ${policy}}
-`;
+/** The demo config of docs/sidecar.md, with the outbound policy under test. */
+const services = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): string => readFileSync(join(REPO_ROOT, 'examples', 'sidecar', 'two-pods.yaml'), 'utf8').replace('mode: REGISTRY_ONLY', `mode: ${policy}`);
 
 /** The app: answers with who connected to it and which Host it was asked for. */
 const APP = (name: string): string => `
