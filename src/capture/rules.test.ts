@@ -58,7 +58,7 @@ describe('capture rules (istio-iptables compatible)', () => {
 
   it('nftables: the same decisions in one table of its own', () => {
     const nft = nftablesRules(DEFAULT_CAPTURE);
-    assert.match(nft, /^table ip tollgate \{/);
+    assert.match(nft, /^table ip tollgate_capture \{/);
     assert.match(nft, /tcp dport \{ 15008, 22, 15090, 15021, 15020 \} return/);
     assert.match(nft, /oifname "lo" ip saddr 127\.0\.0\.6\/32 return/);
     assert.match(nft, /meta skuid 1337 return/);

@@ -135,7 +135,7 @@ export function tproxyRouteCommands(): string[][] {
   ];
 }
 
-export const NFT_TABLE = 'tollgate';
+export const NFT_TABLE = 'tollgate_capture';
 
 /** The same rules as an nftables script (`nft -f`), in one table of their own. */
 export function nftablesRules(o: CaptureOptions): string {

@@ -128,7 +128,7 @@ export function initCommand(argv: string[], io: Io): number {
   const backend = args.backend ?? (args.dryRun ? 'iptables' : detectBackend());
   if (args.dryRun) {
     if (args.cleanup) {
-      io.out(backend === 'nftables' ? '# nft delete table ip tollgate' : '# iptables -t nat -D/-F/-X the ISTIO_* chains');
+      io.out(backend === 'nftables' ? '# nft delete table ip tollgate_capture' : '# iptables -t nat -D/-F/-X the ISTIO_* chains');
       return 0;
     }
     io.out(rulesText(backend, args.options).trimEnd());
