@@ -21,11 +21,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { waitFor } from '../helpers/net.js';
+import { sockoptAvailable } from '../../src/net/sockopt.js';
 import { BIN, REPO_ROOT, spawnGate, type ChildGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
 
-const ready = isRoot && haveTool('ip') && haveTool('nft') && haveTool('curl') && haveTool('dnsmasq') && haveTool('setpriv');
-const skip = ready ? false : 'needs root, iproute2, nftables, curl, dnsmasq and setpriv';
+const ready = isRoot && haveTool('ip') && haveTool('nft') && haveTool('curl') && haveTool('dnsmasq') && haveTool('setpriv') && sockoptAvailable();
+const skip = ready ? false : 'needs root, iproute2, nftables, curl, dnsmasq, setpriv and the koffi package';
 if (!ready && isCI) throw new Error(`sidecar-capture-netns: ${skip}; CI=true`);
 
 const id = process.pid % 100000;
