@@ -473,6 +473,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     ...(options.controlPlane ? { arbiter: new HttpLeaseClient(options.controlPlane.host, options.controlPlane.port, Math.max(200, lease.renewMs)) } : {}),
     holder: `${hostname()}/${process.pid}`,
     lease,
+    singleProcess: options.workers <= 1,
     routerInterface: options.routerInterface,
     ...(options.routerMacvlanParent ? { routerMacvlanParent: options.routerMacvlanParent } : {}),
     ownPorts: admin ? [admin.address.port] : [],
