@@ -92,6 +92,8 @@ export function iptablesRules(o: CaptureOptions): string {
     nat.push(`-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports ${o.inboundPort}`);
     inbound.push('* mangle', '-N ISTIO_DIVERT', '-N ISTIO_TPROXY', '-N ISTIO_INBOUND');
     inbound.push('-A PREROUTING -p tcp -j ISTIO_INBOUND');
+    // The proxy's own connections to its app (from 127.0.0.6, looped back through lo) are not inbound traffic.
+    inbound.push(`-A ISTIO_INBOUND -i lo -s ${INBOUND_SOURCE} -p tcp -j RETURN`);
     if (captureAllInbound(o)) {
       for (const p of excl) inbound.push(`-A ISTIO_INBOUND -p tcp --dport ${p} -j RETURN`);
       inbound.push('-A ISTIO_INBOUND -p tcp -m conntrack --ctstate RELATED,ESTABLISHED -j ISTIO_DIVERT');
@@ -141,6 +143,7 @@ export const NFT_TABLE = 'tollgate_capture';
 export function nftablesRules(o: CaptureOptions): string {
   const excl = inboundExclusions(o);
   const inbound: string[] = [];
+  if (o.mode === 'TPROXY') inbound.push(`iifname "lo" ip saddr ${INBOUND_SOURCE} return`);
   if (captureAllInbound(o)) {
     inbound.push(`tcp dport { ${excl.join(', ')} } return`);
     inbound.push(o.mode === 'REDIRECT' ? 'meta l4proto tcp jump istio_in_redirect' : 'meta l4proto tcp jump istio_tproxy');
