@@ -5,6 +5,7 @@
  */
 import type { HttpMatch, L4Route, TrafficPolicy } from '../config/types.js';
 import type { VirtualServiceModel } from '../model/build.js';
+import { MESH_CONFIGMAP } from '../model/mesh-config.js';
 import { protocolOfServicePort } from '../model/registry.js';
 import { labelsMatch, resolveHost } from '../model/selectors.js';
 import { patternsOverlap } from '../net/hostname.js';
@@ -129,9 +130,17 @@ export const originationCaCertificates: Check = (f) => {
   }
 };
 
-/** Mesh config fragments that turn on DNS address auto-allocation (Istio's ISTIO_META_DNS_AUTO_ALLOCATE). */
+/**
+ * Whether the mesh config turns on DNS address auto-allocation (Istio's ISTIO_META_DNS_AUTO_ALLOCATE
+ * in defaultConfig.proxyMetadata): in a MeshConfig document, or in the `mesh` key of ConfigMap istio.
+ */
 export function dnsAutoAllocate(f: Parameters<Check>[0]): boolean {
-  return f.model.resources.some((r) => r.kind === 'MeshConfig' && /"ISTIO_META_DNS_AUTO_ALLOCATE":"true"/.test(JSON.stringify(r.spec)));
+  return f.model.resources.some((r) => {
+    if (r.kind === 'MeshConfig') return /"ISTIO_META_DNS_AUTO_ALLOCATE":"true"/.test(JSON.stringify(r.spec));
+    if (r.kind !== 'ConfigMap' || r.name !== MESH_CONFIGMAP.name || r.namespace !== MESH_CONFIGMAP.namespace) return false;
+    const mesh = (r.body['data'] as Record<string, unknown> | undefined)?.[MESH_CONFIGMAP.key];
+    return typeof mesh === 'string' && /ISTIO_META_DNS_AUTO_ALLOCATE['"]?\s*:\s*['"]?true/.test(mesh);
+  });
 }
 
 /** TCP (or unset) ServiceEntry ports with no addresses: a sidecar can only tell such services apart by destination IP. */

@@ -176,6 +176,17 @@ spec:
   ]);
   const mesh = '---\ndefaultConfig:\n  proxyMetadata:\n    ISTIO_META_DNS_AUTO_ALLOCATE: "true"\n';
   assert.deepEqual(istio(yaml + mesh), []);
+  const configMap = `---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    defaultConfig:
+      proxyMetadata:
+        ISTIO_META_DNS_AUTO_ALLOCATE: "true"
+`;
+  assert.deepEqual(istio(yaml + configMap), []);
 });
 
 test('IST0110/IST0111/IST0101: Sidecars that select the same pod, several namespace defaults, a selector that selects nothing', () => {
