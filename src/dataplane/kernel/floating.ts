@@ -73,6 +73,8 @@ export class FloatingAddresses {
   private readonly holderGauge;
   private readonly failovers;
   private warnedNoArbiter = false;
+  /** Set by stop(): a renewal answered afterwards must not put the address back. */
+  private stopped = false;
 
   constructor(private readonly opts: FloatingOptions) {
     this.now = opts.now ?? Date.now;
@@ -109,6 +111,7 @@ export class FloatingAddresses {
 
   /** Removes every held address, then releases its lease (the standby may take it at once). */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await Promise.all([...this.entries.values()].map((e) => this.giveUp(e, 'stopping')));
@@ -151,15 +154,18 @@ export class FloatingAddresses {
       const sentAt = this.now();
       arbiter.acquire(e.managed.lease ?? e.managed.address, this.opts.holder, this.opts.durationMs).then(
         async (r) => {
-          e.inFlight = false;
           e.currentHolder = r.lease.holder;
           delete e.lastError;
-          if (!r.granted) {
+          if (this.stopped) {
+            if (r.granted) await arbiter.release(e.managed.lease ?? e.managed.address, this.opts.holder).catch(() => undefined);
+          } else if (!r.granted) {
             if (e.held) await this.drop(e, `lease ${e.managed.lease} is held by ${r.lease.holder}`);
-            return;
+          } else {
+            e.lastGrantSentAt = sentAt;
+            if (!e.held) await this.take(e, r.lease.previousHolder);
           }
-          e.lastGrantSentAt = sentAt;
-          if (!e.held) await this.take(e, r.lease.previousHolder);
+          // Only now: a take() still adding the address must not overlap the next tick's.
+          e.inFlight = false;
         },
         (err: unknown) => {
           e.inFlight = false;
