@@ -7,6 +7,7 @@ import { controlPlaneCommand } from './control-plane.js';
 import { genCommand } from './gen.js';
 import { suggestCommand } from './suggest.js';
 import { initCommand } from './init.js';
+import { injectCommand } from './inject.js';
 import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
 import { traceCommand } from './trace.js';
 
@@ -25,6 +26,7 @@ Commands:
   gen egress     print the objects that send one external host through the egress gateway
   suggest        write ServiceEntries (and gateway objects) for the egress traffic a proxy observed
   init         write a sidecar's traffic-capture rules into this network namespace (istio-init)
+  inject       print a manifest with the sidecar injected into its pods (istioctl kube-inject)
 
 Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
 
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   gen: genCommand,
   suggest: suggestCommand,
   init: initCommand,
+  inject: injectCommand,
 };
 
 /** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */
