@@ -18,6 +18,8 @@ config is rejected with file:line and the last good one stays in force.
   --kubeconfig PATH       with --kubernetes: this kubeconfig (default: $KUBECONFIG, ~/.kube/config,
                           else the pod's service account)
   --namespace NS          with --kubernetes: watch only this namespace (default: all)
+  --secrets-namespace NS  with --kubernetes: read Secrets only in NS (repeatable; default: wherever the
+                          rest is read), so RBAC grants Secrets in the gateways' namespaces alone
   --listen HOST:PORT      where proxies and views connect (default 127.0.0.1:15010)
   --debounce MS           wait this long after the last change before reloading (default 200; 100 with --kubernetes)
   --allow-empty-config    accept a config with no objects replacing a non-empty one
@@ -44,6 +46,7 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     kubernetes: { type: 'boolean' },
     kubeconfig: { type: 'string' },
     namespace: { type: 'string' },
+    'secrets-namespace': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -51,12 +54,12 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     return 0;
   }
   if (values.kubernetes && values.file?.length) throw new UsageError('use either -f PATH or --kubernetes, not both');
-  if (!values.kubernetes && (values.kubeconfig !== undefined || values.namespace !== undefined)) throw new UsageError('--kubeconfig and --namespace go with --kubernetes');
+  if (!values.kubernetes && (values.kubeconfig !== undefined || values.namespace !== undefined || values['secrets-namespace'] !== undefined)) throw new UsageError('--kubeconfig, --namespace and --secrets-namespace go with --kubernetes');
   if (!values.kubernetes && !values.file?.length) throw new UsageError('control-plane needs -f PATH to watch, or --kubernetes');
   const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:15010', '--listen');
   const debounceMs = values.debounce === undefined ? (values.kubernetes ? 100 : 200) : Number(values.debounce);
   if (!Number.isInteger(debounceMs) || debounceMs < 0) throw new UsageError('--debounce must be a whole number of milliseconds');
-  if (values.kubernetes) return kubernetesControlPlane({ kubeconfig: values.kubeconfig, namespace: values.namespace, host, port, debounceMs, allowEmpty: values['allow-empty-config'] === true }, io);
+  if (values.kubernetes) return kubernetesControlPlane({ kubeconfig: values.kubeconfig, namespace: values.namespace, secretNamespaces: values['secrets-namespace'] ?? [], host, port, debounceMs, allowEmpty: values['allow-empty-config'] === true }, io);
   if (!values.file?.length) throw new UsageError('control-plane needs -f PATH to watch');
   const source = new FileConfigSource({ paths: values.file, debounceMs, allowEmpty: values['allow-empty-config'] === true });
   const first = source.reload();
@@ -89,7 +92,7 @@ function untilSignal(source: ConfigSource, cp: ControlPlane): Promise<void> {
  * list of every kind has completed and produced a valid config), then follows the cluster. An
  * invalid initial config does not exit: it is logged and the next valid one is served.
  */
-async function kubernetesControlPlane(o: { kubeconfig: string | undefined; namespace: string | undefined; host: string; port: number; debounceMs: number; allowEmpty: boolean }, io: Io): Promise<number> {
+async function kubernetesControlPlane(o: { kubeconfig: string | undefined; namespace: string | undefined; secretNamespaces: readonly string[]; host: string; port: number; debounceMs: number; allowEmpty: boolean }, io: Io): Promise<number> {
   // Loaded on demand: the client library takes ~0.5 s to import, which other commands need not pay.
   const { KubernetesConfigSource, loadKubeConfig } = await import('../controlplane/kubernetes/source.js');
   const { KubernetesLeaseStore } = await import('../controlplane/kubernetes/leases.js');
@@ -100,7 +103,7 @@ async function kubernetesControlPlane(o: { kubeconfig: string | undefined; names
     throw new UsageError(`--kubernetes: ${err instanceof Error ? err.message : String(err)}`);
   }
   const log = (l: string): void => io.err(`control-plane: ${l}`);
-  const source = new KubernetesConfigSource({ kubeConfig: loaded.kubeConfig, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), debounceMs: o.debounceMs, allowEmpty: o.allowEmpty, log: (l) => log(`kubernetes: ${l}`) });
+  const source = new KubernetesConfigSource({ kubeConfig: loaded.kubeConfig, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), ...(o.secretNamespaces.length ? { secretNamespaces: o.secretNamespaces } : {}), debounceMs: o.debounceMs, allowEmpty: o.allowEmpty, log: (l) => log(`kubernetes: ${l}`) });
   // Floating source address leases are Lease objects in the watched namespace, else the control plane's own.
   const leaseNamespace = o.namespace ?? process.env['POD_NAMESPACE'] ?? 'default';
   const cp = new ControlPlane({ source, log, leases: new KubernetesLeaseStore(loaded.kubeConfig, leaseNamespace) });

@@ -6,6 +6,7 @@ import { configDumpCommand } from './config-dump.js';
 import { controlPlaneCommand } from './control-plane.js';
 import { genCommand } from './gen.js';
 import { suggestCommand } from './suggest.js';
+import { manifestCommand } from './manifest.js';
 import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
 import { traceCommand } from './trace.js';
 
@@ -23,6 +24,7 @@ Commands:
   proxy-config   the listeners, routes, clusters or endpoints a proxy runs
   gen egress     print the objects that send one external host through the egress gateway
   suggest        write ServiceEntries (and gateway objects) for the egress traffic a proxy observed
+  manifest     generate Kubernetes manifests (control plane, gateways, egress router, CRDs)
 
 Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
 
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   'proxy-config': proxyConfigCommand,
   gen: genCommand,
   suggest: suggestCommand,
+  manifest: manifestCommand,
 };
 
 /** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */

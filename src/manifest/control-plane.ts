@@ -1,0 +1,87 @@
+/**
+ * The control-plane profile: `tollgate control-plane --kubernetes` as a 2-replica Deployment spread
+ * over nodes, its Service, a PodDisruptionBudget, and RBAC with exactly what the Kubernetes source
+ * reads: get/list/watch on the watched kinds (one table with the source, so they cannot drift), and
+ * Secrets only in the namespaces whose gateways terminate TLS.
+ */
+import { WATCHED_KINDS } from '../controlplane/kubernetes/kinds.js';
+import {
+  COMMON_VALUES, CONTROL_PLANE_PORT, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
+  resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject,
+} from './common.js';
+import { DNS_LABEL, type ValueSpecs, type Values } from './values.js';
+
+export const NAME = 'tollgate-control-plane';
+
+export const CONTROL_PLANE_VALUES: ValueSpecs = {
+  ...COMMON_VALUES,
+  ...replicasSpec(2),
+  ...RESOURCE_VALUES,
+  secretNamespaces: {
+    default: '',
+    help: 'comma-separated namespaces whose Secrets gateways use (credentialName); default: --namespace. Secrets elsewhere are never read',
+    check: (v) => v.split(',').filter(Boolean).map((n) => DNS_LABEL(n)).find(Boolean),
+  },
+};
+
+/** RBAC rules: the watched kinds grouped by API group, read-only; Secrets are granted per namespace instead. */
+export function readRules(): K8sObject[] {
+  const byGroup = new Map<string, string[]>();
+  for (const k of WATCHED_KINDS) {
+    if (k.kind === 'Secret' && k.group === '') continue;
+    byGroup.set(k.group, [...new Set([...(byGroup.get(k.group) ?? []), k.plural])].sort());
+  }
+  return [...byGroup].sort(([a], [b]) => (a < b ? -1 : 1)).map(([group, resources]) => ({ apiGroups: [group], resources, verbs: ['get', 'list', 'watch'] }));
+}
+
+export function controlPlane(namespace: string, v: Values): K8sObject[] {
+  const l = labels(NAME, 'control-plane');
+  const selector = { app: NAME };
+  const secretNamespaces = v.list('secretNamespaces').length ? v.list('secretNamespaces') : [namespace];
+  const args = ['control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n])];
+  return [
+    serviceAccount(NAME, namespace, l),
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NAME, undefined, l), rules: readRules() },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(NAME, undefined, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAME }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
+    ...secretNamespaces.flatMap((ns) => [
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-secrets`, ns, l), rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(`${NAME}-secrets`, ns, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${NAME}-secrets` }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
+    ]),
+    {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(NAME, namespace, l),
+      spec: {
+        replicas: v.int('replicas'),
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels: l },
+          spec: {
+            serviceAccountName: NAME,
+            securityContext: podSecurity(false),
+            affinity: spreadOverNodes(selector),
+            terminationGracePeriodSeconds: 30,
+            containers: [{
+              name: 'control-plane',
+              image: v.get('image'),
+              imagePullPolicy: v.get('imagePullPolicy'),
+              args,
+              env: [...POD_ENV],
+              ports: [{ name: 'grpc-tollgate', containerPort: CONTROL_PLANE_PORT, protocol: 'TCP' }],
+              // /ready is 503 until the first full sync: not ready, but alive.
+              readinessProbe: { httpGet: { path: '/ready', port: CONTROL_PLANE_PORT }, periodSeconds: 5, failureThreshold: 3 },
+              livenessProbe: { tcpSocket: { port: CONTROL_PLANE_PORT }, initialDelaySeconds: 10, periodSeconds: 15, failureThreshold: 4 },
+              resources: resources(v),
+              securityContext: containerSecurity(),
+              volumeMounts: [TMP_MOUNT],
+            }],
+            volumes: [TMP_VOLUME],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1', kind: 'Service', metadata: meta(NAME, namespace, l),
+      spec: { type: 'ClusterIP', selector, ports: [{ name: 'grpc-tollgate', port: CONTROL_PLANE_PORT, targetPort: CONTROL_PLANE_PORT, protocol: 'TCP' }] },
+    },
+    pdb(NAME, namespace, l, selector),
+  ];
+}
