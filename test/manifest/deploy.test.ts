@@ -120,7 +120,15 @@ test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source wat
   ]);
   const dep = byKind(objs, 'Deployment')[0];
   const c = dep?.spec.template.spec.containers[0];
-  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system']);
+  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
+    '--webhook-listen', '0.0.0.0:15017', '--webhook-tls-cert', '/etc/tollgate/webhook/tls.crt', '--webhook-tls-key', '/etc/tollgate/webhook/tls.key']);
+  const [vwc] = byKind(objs, 'ValidatingWebhookConfiguration');
+  assert.deepEqual((vwc?.['webhooks'] as any[]).map((w) => `${w.name} ${w.rules[0].apiGroups.join(',')} ${w.failurePolicy} ${w.clientConfig.service.name}:${w.clientConfig.service.port}${w.clientConfig.service.path}`), [
+    'istio.validation.tollgate.io networking.istio.io,security.istio.io Ignore tollgate-control-plane:443/validate',
+    'egressip.validation.tollgate.io k8s.ovn.org Ignore tollgate-control-plane:443/validate',
+    'egress-router.validation.tollgate.io apps Ignore tollgate-control-plane:443/validate',
+  ]);
+  assert.equal(byKind(gen('control-plane', ['webhook=false']), 'ValidatingWebhookConfiguration').length, 0);
   assert.equal(dep?.spec.replicas, 2);
   assert.ok(dep?.spec.template.spec.affinity.podAntiAffinity, 'replicas spread over nodes');
   assert.equal(byKind(objs, 'PodDisruptionBudget').length, 1);
