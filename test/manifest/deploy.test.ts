@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseAllDocuments } from 'yaml';
@@ -14,7 +14,7 @@ import { main } from '../../src/cli/main.js';
 import { WATCHED_KINDS } from '../../src/controlplane/kubernetes/kinds.js';
 import { findProfile, generateObjects, PROFILES, type Profile } from '../../src/manifest/generate.js';
 import type { K8sObject } from '../../src/manifest/common.js';
-import { ROOT } from '../helpers/pipeline.js';
+import { fixture, ROOT } from '../helpers/pipeline.js';
 import { requireTools, run } from '../helpers/tools.js';
 
 type Obj = K8sObject & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; spec?: any; rules?: any };
@@ -224,4 +224,24 @@ test('tollgate manifest generate: usage errors name the setting and list what is
   assert.equal(parseAllDocuments(printed.out).filter((d) => d.contents).length, gen('egress-gateway', ['replicas=3'], 'egress').length);
   const help = await cli(['manifest', '--help']);
   assert.match(help.out, /egress-gateway: .*\n(.*\n)*\s+sourceAddress=\(empty\)/);
+});
+
+test('analyze: a LoadBalancer Service in front of an egress gateway is an open relay (warning); the profile\'s ClusterIP default is not', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-relay-'));
+  try {
+    const analyzeWith = async (sets: string[]) => {
+      const r = await cli(['manifest', 'generate', '--profile', 'egress-gateway', '--namespace', 'egress', ...sets.flatMap((s) => ['--set', s])]);
+      assert.equal(r.code, 0, r.err);
+      writeFileSync(join(dir, 'gateway.yaml'), r.out);
+      return cli(['analyze', '-f', join(dir, 'gateway.yaml'), '-f', fixture('egress-gateway.yaml')]);
+    };
+    const open = await analyzeWith(['serviceType=LoadBalancer']);
+    assert.match(open.out, /Warning \[TG_EGRESS_GATEWAY_PUBLIC\] Service tollgate-egressgateway\.egress \([^)]*gateway\.yaml:\d+\): Service tollgate-egressgateway\.egress is a LoadBalancer in front of egress Gateway egress\/partner-egress: .*open relay/);
+    const closed = await analyzeWith([]);
+    assert.doesNotMatch(closed.out, /TG_EGRESS_GATEWAY_PUBLIC/);
+    const ingress = await cli(['analyze', '-f', join(ROOT, 'deploy', 'ingress-gateway.yaml'), '-f', fixture('ingress-gateway.yaml')]);
+    assert.doesNotMatch(ingress.out, /TG_EGRESS_GATEWAY_PUBLIC/, 'an ingress gateway behind a LoadBalancer is what it is for');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
