@@ -2,7 +2,8 @@
  * The control-plane profile: `tollgate control-plane --kubernetes` as a 2-replica Deployment spread
  * over nodes, its Service, a PodDisruptionBudget, and RBAC with exactly what the Kubernetes source
  * reads: get/list/watch on the watched kinds (one table with the source, so they cannot drift), and
- * Secrets only in the namespaces whose gateways terminate TLS. With the validating webhook (on by
+ * Secrets only in the namespaces whose gateways terminate TLS, and the Leases of floating source
+ * addresses in its own namespace. With the validating webhook (on by
  * default) the control plane also serves AdmissionReviews on 15017 behind the Service's port 443,
  * with its certificate from a Secret the operator creates (the pod starts without it and the
  * webhook waits for it; `failurePolicy: Ignore` until `--set webhookFailurePolicy=Fail`).
@@ -74,6 +75,9 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
     serviceAccount(NAME, namespace, l),
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NAME, undefined, l), rules: readRules() },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(NAME, undefined, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAME }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
+    // Floating source addresses: one coordination.k8s.io Lease per address, in the control plane's namespace.
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-leases`, namespace, l), rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update'] }] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(`${NAME}-leases`, namespace, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${NAME}-leases` }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
     ...secretNamespaces.flatMap((ns) => [
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-secrets`, ns, l), rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] }] },
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(`${NAME}-secrets`, ns, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${NAME}-secrets` }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
