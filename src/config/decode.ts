@@ -3,7 +3,7 @@
  * here has a known kind, a name and namespace, a spec that passed its schema, and a file:line.
  */
 import type { Diagnostic, ResourceRef, SourcePos } from './diagnostics.js';
-import { type KindName, lookupKind, knownVersionsOf, INSTALL_KINDS, KINDS } from './kinds.js';
+import { type KindName, lookupKind, knownVersionsOf, KINDS } from './kinds.js';
 import type { RawDocument } from './load.js';
 import { any, obj, openObj, str, stringMap, validate, type Finding, type Schema } from './schema/dsl.js';
 import { ISTIO_SCHEMAS } from './schema/istio.js';
@@ -143,10 +143,6 @@ function decodeOne(doc: RawDocument, value: unknown, base: (string | number)[], 
   const name = typeof meta['name'] === 'string' ? meta['name'] : '';
   const apiVersion = typeof apiVersionField === 'string' ? apiVersionField : undefined;
   const found = lookupKind(kindField, apiVersion);
-  if (!found && INSTALL_KINDS.has(`${apiVersion ?? ''}/${kindField}`)) {
-    out.push({ severity: 'info', code: 'TG_CONFIG_INSTALL_KIND', message: `${apiVersion ?? ''} ${kindField} ${name} installs Tollgate (RBAC, scaling, CRDs, webhooks, kustomize); it is not traffic configuration and is not read`, pos });
-    return undefined;
-  }
   if (!found) {
     const versions = knownVersionsOf(kindField);
     out.push(
@@ -245,6 +241,7 @@ const KNOWN_NOT_READ = new Set([
   'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'RequestAuthentication', 'Telemetry', 'WasmPlugin', 'TrafficExtension',
   'IstioOperator', 'MeshConfig', 'MeshNetworks', 'GRPCRoute', 'UDPRoute', 'ReferenceGrant', 'GatewayClass', 'BackendTLSPolicy',
   'QuotaSpec', 'QuotaSpecBinding', 'HTTPAPISpec', 'HTTPAPISpecBinding', 'NetNamespace', 'HostSubnet', 'EgressFirewall', 'EgressNetworkPolicy',
+  'Kustomization',
 ]);
 
 function unknownKind(kindField: string, apiVersion: string | undefined, name: string, pos: SourcePos): Diagnostic {

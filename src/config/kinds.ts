@@ -62,20 +62,6 @@ export const KINDS: Readonly<Record<KindName, KindInfo>> = {
   MeshConfig: k('MeshConfig', ['meshconfig.istio.io/v1alpha1'], 'active', false),
 };
 
-/**
- * Objects that install Tollgate rather than configure traffic (what `tollgate manifest generate`
- * writes next to the Deployments and Services): recognised, reported as Info, never read.
- */
-export const INSTALL_KINDS: ReadonlySet<string> = new Set([
-  'v1/ServiceAccount', 'v1/ConfigMap',
-  'rbac.authorization.k8s.io/v1/ClusterRole', 'rbac.authorization.k8s.io/v1/ClusterRoleBinding',
-  'rbac.authorization.k8s.io/v1/Role', 'rbac.authorization.k8s.io/v1/RoleBinding',
-  'policy/v1/PodDisruptionBudget', 'autoscaling/v2/HorizontalPodAutoscaler',
-  'apiextensions.k8s.io/v1/CustomResourceDefinition',
-  'admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration', 'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration',
-  'kustomize.config.k8s.io/v1beta1/Kustomization',
-]);
-
 /** Finds the kind for a (kind, apiVersion) pair; with no apiVersion, the first kind of that name wins. */
 export function lookupKind(yamlKind: string, apiVersion: string | undefined): { kind: KindName; info: KindInfo } | undefined {
   let byName: { kind: KindName; info: KindInfo } | undefined;
