@@ -78,3 +78,12 @@ test('analyze of an empty directory is an error that says there is nothing to an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('proxy-status and proxy-config with no control plane: one line naming the address, exit 1, no stack trace', () => {
+  for (const args of [['proxy-status', '--control-plane', '127.0.0.1:1'], ['proxy-config', 'all', 'gw', '--control-plane', '127.0.0.1:1']]) {
+    const r = tollgate(args);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /cannot reach the control plane at 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+    assert.doesNotMatch(r.err, /\n\s+at /);
+  }
+});

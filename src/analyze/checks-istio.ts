@@ -44,18 +44,24 @@ function serverHostApplies(hostNs: string, gatewayNs: string, vsNs: string): boo
   return hostNs === '*' || hostNs === '' || hostNs === vsNs || (hostNs === '.' && gatewayNs === vsNs);
 }
 
-/** VirtualService hosts that the Gateways it is bound to do not serve: those routes are never used there. */
+/**
+ * Gateways bound to a VirtualService that serve none of its hosts (the binding does nothing there),
+ * and hosts that none of its Gateways serve (their routes are used on no gateway).
+ */
 export const vsHostsInGateways: Check = (f) => {
   const byKey = new Map(f.model.gateways.map((g) => [g.key, g]));
   for (const vs of f.model.virtualServices) {
-    vs.gateways.forEach((key, i) => {
-      const g = byKey.get(key);
-      if (!g) return;
-      const gwHosts = g.servers.flatMap((s) => s.hosts.filter((h) => serverHostApplies(h.namespace, g.resource.namespace, vs.resource.namespace)).map((h) => h.host));
-      const missing = vs.hosts.filter((h) => !gwHosts.some((gh) => patternsOverlap(gh, h)));
-      if (missing.length === 0) return;
-      f.report('warning', 'TG_VS_HOST_NOT_IN_GATEWAY', vs.resource, ['spec', 'gateways', i], `host(s) ${missing.join(', ')} are not served by Gateway ${key} (its servers accept ${[...new Set(gwHosts)].join(', ') || 'no host visible to this namespace'}): these routes are not used on that gateway`, `add ${missing.join(', ')} to a server of Gateway ${key}, or remove it from this VirtualService's hosts`);
-    });
+    const bound = vs.gateways.map((key, i) => ({ key, i, g: byKey.get(key) })).filter((x): x is { key: string; i: number; g: NonNullable<typeof x.g> } => x.g !== undefined);
+    if (bound.length === 0) continue;
+    const servedBy = bound.map((b) => ({ ...b, hosts: b.g.servers.flatMap((s) => s.hosts.filter((h) => serverHostApplies(h.namespace, b.g.resource.namespace, vs.resource.namespace)).map((h) => h.host)) }));
+    for (const b of servedBy) {
+      if (vs.hosts.some((h) => b.hosts.some((gh) => patternsOverlap(gh, h)))) continue;
+      f.report('warning', 'TG_VS_HOST_NOT_IN_GATEWAY', vs.resource, ['spec', 'gateways', b.i], `none of the hosts ${vs.hosts.join(', ')} is served by Gateway ${b.key} (its servers accept ${[...new Set(b.hosts)].join(', ') || 'no host visible to this namespace'}): this VirtualService's routes are not used on that gateway`, `add the hosts to a server of Gateway ${b.key}, or remove it from spec.gateways`);
+    }
+    const served = servedBy.flatMap((b) => b.hosts);
+    const unserved = vs.hosts.filter((h) => !served.some((gh) => patternsOverlap(gh, h)));
+    if (unserved.length === 0 || unserved.length === vs.hosts.length) continue; // all unserved: reported above per gateway
+    f.report('warning', 'TG_VS_HOST_UNSERVED', vs.resource, ['spec', 'hosts'], `host(s) ${unserved.join(', ')} are served by none of its Gateways (${bound.map((b) => b.key).join(', ')}): the routes for them are not used on any gateway`, `add ${unserved.join(', ')} to a server of one of its Gateways, or remove them from spec.hosts`);
   }
 };
 

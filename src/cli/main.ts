@@ -7,6 +7,7 @@ import { controlPlaneCommand } from './control-plane.js';
 import { genCommand } from './gen.js';
 import { suggestCommand } from './suggest.js';
 import { manifestCommand } from './manifest.js';
+import { initCommand } from './init.js';
 import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
 import { traceCommand } from './trace.js';
 
@@ -25,6 +26,7 @@ Commands:
   gen egress     print the objects that send one external host through the egress gateway
   suggest        write ServiceEntries (and gateway objects) for the egress traffic a proxy observed
   manifest     generate Kubernetes manifests (control plane, gateways, egress router, CRDs)
+  init         write a sidecar's traffic-capture rules into this network namespace (istio-init)
 
 Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repository.`;
 
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   gen: genCommand,
   suggest: suggestCommand,
   manifest: manifestCommand,
+  init: initCommand,
 };
 
 /** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */

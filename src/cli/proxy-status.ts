@@ -39,6 +39,25 @@ export function getJson<T>(host: string, port: number, path: string): Promise<{ 
   });
 }
 
+/** A connection failure (refused, timed out, unresolvable) as one line naming the address, instead of a stack trace. */
+function unreachable(err: unknown, host: string, port: number, what: string): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  if (typeof code !== 'string' && !message.startsWith('no answer from')) return undefined;
+  return `cannot reach the ${what} at ${host}:${port} (${typeof code === 'string' ? code : message})`;
+}
+
+async function fetchOrExplain<T>(io: Io, command: string, host: string, port: number, what: string, get: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await get();
+  } catch (err) {
+    const line = unreachable(err, host, port, what);
+    if (line === undefined) throw err;
+    io.err(`tollgate ${command}: ${line}; is it running? (--${what === 'control plane' ? 'control-plane' : 'admin'} HOST:PORT)`);
+    return undefined;
+  }
+}
+
 function ago(ms: number | undefined): string {
   if (ms === undefined) return '-';
   const s = Math.round((Date.now() - ms) / 1000);
@@ -58,11 +77,13 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
   }
   const format = outputFormat(values.output, 'text');
   const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
-  const [proxies, config, leases] = await Promise.all([
+  const fetched = await fetchOrExplain(io, 'proxy-status', host, port, 'control plane', () => Promise.all([
     getJson<SessionView[]>(host, port, '/v1/proxies'),
     getJson<{ rejected?: { errors: string[] }; leftOut?: LeftOutObject[] }>(host, port, '/v1/config'),
     getJson<LeaseState[]>(host, port, '/v1/leases'),
-  ]);
+  ]));
+  if (!fetched) return 1;
+  const [proxies, config, leases] = fetched;
   const leaseList = Array.isArray(leases.body) ? leases.body : [];
   if (format !== 'text') {
     io.out(render({ proxies: proxies.body, config: config.body, leases: leaseList }, format));
@@ -116,12 +137,15 @@ export async function proxyConfigCommand(argv: string[], io: Io): Promise<number
   if (values.admin) {
     const { host, port } = parseHostPort(values.admin, '--admin');
     // The admin's /config_dump wraps the snapshot with the bound addresses.
-    const dump = (await getJson<Snapshot | { snapshot: Snapshot }>(host, port, '/config_dump')).body;
+    const got = await fetchOrExplain(io, 'proxy-config', host, port, 'admin', () => getJson<Snapshot | { snapshot: Snapshot }>(host, port, '/config_dump'));
+    if (!got) return 1;
+    const dump = got.body;
     snapshot = 'snapshot' in dump ? dump.snapshot : dump;
   } else {
     if (!proxy) throw new UsageError('name the proxy (a key from proxy-status), or use --admin HOST:PORT');
     const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
-    const r = await getJson<Snapshot & { error?: string }>(host, port, `/v1/proxies/${encodeURIComponent(proxy)}/snapshot`);
+    const r = await fetchOrExplain(io, 'proxy-config', host, port, 'control plane', () => getJson<Snapshot & { error?: string }>(host, port, `/v1/proxies/${encodeURIComponent(proxy)}/snapshot`));
+    if (!r) return 1;
     if (r.status !== 200) {
       io.err(`proxy-config: ${r.body.error ?? `control plane answered ${r.status}`}`);
       return 1;

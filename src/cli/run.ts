@@ -13,7 +13,9 @@ import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-
 import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
 import { MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { HostAgents } from '../dataplane/kernel/host-agents.js';
-import { Runtime } from '../dataplane/runtime.js';
+import { Runtime, type InterceptionMode } from '../dataplane/runtime.js';
+import { startStatusServers, STATUS_PORTS, type StatusServers } from '../admin/status.js';
+import { podIdentity } from './pod-identity.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
 import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
@@ -62,6 +64,11 @@ export interface RunOptions {
   readonly routerMacvlanParent?: string;
   /** Floating source address leases: duration, renew interval, and how early a holder that cannot renew lets go. */
   readonly sourceLease: { readonly durationMs: number; readonly renewMs: number; readonly marginMs: number };
+  /** Sidecar capture mode (the capture rules `tollgate init -m` wrote). */
+  readonly interceptionMode: InterceptionMode;
+  /** Sidecar status ports 15021/15090/15020 (on by default inside a pod). */
+  readonly statusPorts: boolean;
+  readonly appMetricsUrl?: string;
 }
 
 export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
@@ -106,6 +113,16 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --control-plane HOST:PORT    take snapshots from 'tollgate control-plane' instead of -f files;
                                not ready until the first snapshot arrives, keeps serving the last one
                                while the control plane is away
+
+Sidecar (--role sidecar, behind the capture rules of 'tollgate init'):
+  identity from the pod when flags are absent: POD_NAMESPACE, POD_NAME, INSTANCE_IP,
+  SERVICE_ACCOUNT, and labels from --labels-file (default /etc/istio/pod/labels when present)
+  --labels-file PATH           downward-API labels file (key="value" lines)
+  --interception-mode REDIRECT|TPROXY  how connections were captured (default REDIRECT)
+  --status-ports on|off        readiness 15021 /healthz/ready, Prometheus 15090 /stats/prometheus,
+                               merged 15020 (default for sidecars: on when POD_NAME or INSTANCE_IP is
+                               set; gateways and routers: off unless asked for)
+  --app-metrics URL            the app's Prometheus URL, merged into 15020 /stats/prometheus
 `;
 
 function fail(msg: string): never {
@@ -153,6 +170,10 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   let routerInterface = 'macvlan0';
   let routerMacvlanParent: string | undefined;
   let leaseMs = 2000;
+  let labelsFile: string | undefined;
+  let interceptionMode: InterceptionMode = 'REDIRECT';
+  let statusPorts: boolean | undefined;
+  let appMetricsUrl: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     let flag = a;
@@ -288,6 +309,24 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       case '--control-plane':
         controlPlane = parseHostPort(next(), '--control-plane');
         break;
+      case '--labels-file':
+        labelsFile = next();
+        break;
+      case '--interception-mode': {
+        const v = next();
+        if (v !== 'REDIRECT' && v !== 'TPROXY') fail(`--interception-mode ${v}: expected REDIRECT or TPROXY`);
+        interceptionMode = v;
+        break;
+      }
+      case '--status-ports': {
+        const v = next();
+        if (v !== 'on' && v !== 'off') fail(`--status-ports ${v}: expected on or off`);
+        statusPorts = v === 'on';
+        break;
+      }
+      case '--app-metrics':
+        appMetricsUrl = next();
+        break;
       default:
         fail(`unknown option ${a}`);
     }
@@ -306,9 +345,20 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
       if (kv.trim() !== '' && kv.indexOf('=') <= 0) fail(`--labels ${kv}: expected key=value`);
     }
   }
+  let identity;
+  try {
+    identity = podIdentity({ role, ...(namespace !== undefined ? { namespace } : {}), ...(labelsArg !== undefined ? { labels: labelsArg } : {}), ...(name !== undefined ? { name } : {}) }, process.env, labelsFile);
+  } catch (e) {
+    fail(`--labels-file: ${errorMessage(e)}`);
+  }
+  const inPod = process.env['POD_NAME'] !== undefined || process.env['INSTANCE_IP'] !== undefined;
   return {
     files,
-    identity: { role, ...(namespace !== undefined ? { namespace } : {}), ...(labelsArg !== undefined ? { labels: labelsArg } : {}), ...(name !== undefined ? { name } : {}), ...(nodeName ? { nodeName } : {}) },
+    identity: { ...identity, ...(nodeName ? { nodeName } : {}) },
+    interceptionMode,
+    // Sidecars in a pod get them unasked; gateways and routers in a pod ask (the manifests do).
+    statusPorts: statusPorts ?? (role === 'sidecar' && inPod),
+    ...(appMetricsUrl !== undefined ? { appMetricsUrl } : {}),
     ...(admin ? { admin } : {}),
     dnsServers,
     ...(sourceAddress ? { sourceAddress } : {}),
@@ -366,6 +416,7 @@ interface DataPlaneParts {
   readonly services: DataPlaneServices;
   readonly registry: MetricsRegistry;
   readonly admin: AdminServer | undefined;
+  readonly status: StatusServers | undefined;
   readonly lag: ReturnType<typeof monitorEventLoopDelay>;
   readonly host: HostAgents;
 }
@@ -407,6 +458,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     portMap: options.portMap,
     drainTimeoutMs: options.drainTimeoutMs,
     maxConnectionsPerListener: options.maxConnectionsPerListener,
+    interceptionMode: options.interceptionMode,
     ...(overrides.httpHandler ? { httpHandler: overrides.httpHandler } : {}),
   });
   // The admin server comes up first, so /ready can say "not yet" while listeners bind.
@@ -423,11 +475,18 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     ...(options.controlPlane ? { arbiter: new HttpLeaseClient(options.controlPlane.host, options.controlPlane.port, Math.max(200, lease.renewMs)) } : {}),
     holder: `${hostname()}/${process.pid}`,
     lease,
+    singleProcess: options.workers <= 1,
     routerInterface: options.routerInterface,
     ...(options.routerMacvlanParent ? { routerMacvlanParent: options.routerMacvlanParent } : {}),
-    ownPorts: admin ? [admin.address.port] : [],
+    // The egress router's fallback DNAT must not swallow the kubelet's probes.
+    ownPorts: [...(admin ? [admin.address.port] : []), ...(options.statusPorts ? Object.values(STATUS_PORTS) : [])],
   });
-  return { runtime, services, registry, admin, lag, host };
+  let status: StatusServers | undefined;
+  if (options.statusPorts) {
+    status = await startStatusServers({ host: '0.0.0.0', ...(options.appMetricsUrl !== undefined ? { appMetricsUrl: options.appMetricsUrl } : {}) }, { runtime, metrics: registry });
+    for (const p of Object.values(status.ports)) runtime.addSelfPort(p);
+  }
+  return { runtime, services, registry, admin, status, lag, host };
 }
 
 /** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
@@ -449,13 +508,14 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
   if (snapshot.listeners.length === 0 && !snapshot.routerKernel) {
     throw new TollgateError('TG_NO_LISTENERS', `the config gives proxy ${proxy.role} ${proxy.namespace}/${proxy.name || '-'} labels ${JSON.stringify(proxy.labels)} no listener; check --role/--namespace/--labels/--name`, { source: 'config' });
   }
-  const { runtime, services, registry, admin, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
+  const { runtime, services, registry, admin, status, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
   try {
     await host.apply(snapshot);
     await runtime.apply(snapshot);
   } catch (e) {
     await host.stop();
     await admin?.close();
+    await status?.close();
     lag.disable();
     throw e;
   }
@@ -489,6 +549,7 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
       await host.stop();
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
       await admin?.close();
+      await status?.close();
       lag.disable();
     },
   };
@@ -516,7 +577,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
   const id = options.identity;
   const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels), ...(id.nodeName ? { nodeName: id.nodeName } : {}) };
-  const { runtime, services, admin, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
+  const { runtime, services, admin, status, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
   let current: Snapshot | undefined;
   const client = new ControlPlaneClient({
     host: cp.host,
@@ -548,6 +609,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
       await host.stop();
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
       await admin?.close();
+      await status?.close();
       lag.disable();
     },
   };

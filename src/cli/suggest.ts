@@ -19,7 +19,8 @@ What is observed: requests a report-only proxy passed (tollgate run --report-onl
 annotation tollgate.io/outbound-mode: report; logged as would_deny_registry) and requests an
 enforcing proxy refused as not in the registry.
 
-  --admin URL                 a running proxy's admin address (http://127.0.0.1:15000)
+  --admin URL                 a running proxy's admin address (http://127.0.0.1:15000); repeatable:
+                              the observations of several proxies are merged (counts summed)
   --access-log FILE|-         JSON access log (tollgate run's stdout); repeatable; - = stdin
   --all                       access log: every record that names a destination, not only the
                               registry refusals and would-be refusals
@@ -37,7 +38,7 @@ run it enforcing with -f allow.yaml.`;
 
 export async function suggestCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, {
-    admin: { type: 'string' }, 'access-log': { type: 'string', multiple: true }, all: { type: 'boolean' },
+    admin: { type: 'string', multiple: true }, 'access-log': { type: 'string', multiple: true }, all: { type: 'boolean' },
     'via-gateway': { type: 'string' }, 'gateway-selector': { type: 'string' }, 'gateway-service': { type: 'string' },
     namespace: { type: 'string', short: 'n' }, 'wildcard-threshold': { type: 'string' }, output: { type: 'string', short: 'o' },
     help: { type: 'boolean', short: 'h' },
@@ -47,7 +48,8 @@ export async function suggestCommand(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const logs = values['access-log'] ?? [];
-  if ((values.admin === undefined) === (logs.length === 0)) throw new UsageError('give either --admin URL or --access-log FILE (not both)');
+  const admins = values.admin ?? [];
+  if ((admins.length === 0) === (logs.length === 0)) throw new UsageError('give either --admin URL or --access-log FILE (not both)');
   const threshold = values['wildcard-threshold'] ?? '0';
   if (!/^\d+$/.test(threshold)) throw new UsageError(`--wildcard-threshold "${threshold}" is not a number`);
   const options: SuggestOptions = {
@@ -59,9 +61,9 @@ export async function suggestCommand(argv: string[], io: Io): Promise<number> {
   };
   let seen: Seen[];
   let source: string;
-  if (values.admin !== undefined) {
-    seen = await seenFromAdmin(values.admin);
-    source = `admin ${values.admin}`;
+  if (admins.length > 0) {
+    seen = (await Promise.all(admins.map(seenFromAdmin))).flat();
+    source = `admin ${admins.join(', ')}`;
   } else {
     const problems: LogProblem[] = [];
     seen = [];

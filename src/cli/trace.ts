@@ -29,6 +29,8 @@ Options:
   --allow-cidr CIDR           a range the proxy's SSRF guard allows (repeatable, as in run)
   --dns-server HOST:PORT      ask this resolver when the outcome depends on DNS (as in run);
                               without it such an outcome is reported as "depends on DNS"
+  --original-dst IP:PORT      sidecar: the address the app dialed (the captured connection's original
+                              destination; default the URL host when it is an IP, and the URL port)
   -o, --output FMT            text (default), json or yaml
 
 The request is checked by the proxy's own HTTP parser (a request the proxy would refuse is
@@ -42,7 +44,7 @@ ${IDENTITY_HELP}`;
 export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, 'dns-server': { type: 'string', multiple: true } },
+    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, 'dns-server': { type: 'string', multiple: true }, 'original-dst': { type: 'string' } },
     true,
   );
   if (values.help) {
@@ -74,7 +76,7 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  request = { ...request, headerLines, ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}) };
+  request = { ...request, headerLines, ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}), ...(values['original-dst'] ? { originalDst: parseOriginalDst(values['original-dst']) } : {}) };
   const loaded = loadConfig(values.file, io.err);
   if (!loaded) return 1;
   const identity = identityFrom(values, loaded.model, io.err);
@@ -98,6 +100,12 @@ export async function runTrace(model: Model, snapshot: Snapshot, request: TraceR
   clusters.setSnapshot(compiled);
   const env = { clusters };
   return flags.dnsServers.length > 0 ? traceResolved(model, snapshot, request, compiled, env) : trace(model, snapshot, request, compiled, env);
+}
+
+function parseOriginalDst(v: string): { ip: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(v) ?? /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--original-dst ${JSON.stringify(v)}: expected IP:PORT ([IPv6]:PORT)`);
+  return { ip: (m[1] ?? '').toLowerCase(), port: Number(m[2]) };
 }
 
 export function formatTrace(url: string, role: string, ns: string, r: TraceResult): string[] {

@@ -48,6 +48,11 @@ export interface DownstreamConnection {
   readonly tls: boolean;
   readonly startTime: number;
   readonly startHr: bigint;
+  /**
+   * Where the client was going before the sidecar's capture rules sent it here (SO_ORIGINAL_DST
+   * after REDIRECT, the local address under TPROXY). ORIGINAL_DST clusters dial exactly this.
+   */
+  readonly originalDestination?: { readonly ip: string; readonly port: number } | undefined;
   readonly services: DataPlaneServices;
   /**
    * The snapshot this connection's listener runs now. `snapshot` is the one it was accepted under;

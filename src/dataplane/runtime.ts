@@ -17,6 +17,7 @@ import type { DataPlaneServices, HttpConnectionHandler, HttpConnectionHandlerFac
 import { createHttpHandler } from './http/engine.js';
 import { ListenerRuntime } from './listener/listener.js';
 import { CompiledSnapshot } from './route/compile.js';
+import { originalDestinationReader } from './listener/capture.js';
 
 export interface RuntimeOptions {
   readonly listenAddressOverride?: string;
@@ -27,7 +28,14 @@ export interface RuntimeOptions {
   readonly services: DataPlaneServices;
   /** Ports of this process that are not data-plane listeners (admin): never dialed. */
   readonly extraSelfPorts?: readonly number[];
+  /**
+   * Sidecar capture (Istio's interceptionMode): REDIRECT reads SO_ORIGINAL_DST; TPROXY makes the
+   * virtual listeners transparent and takes the local address as the original destination.
+   */
+  readonly interceptionMode?: InterceptionMode;
 }
+
+export type InterceptionMode = 'REDIRECT' | 'TPROXY';
 
 export interface BoundListenerInfo {
   readonly name: string;
@@ -62,7 +70,10 @@ export class Runtime {
     // The HTTP engine (src/dataplane/http/engine.ts); listener/http-placeholder.ts is the 503 stand-in tests may pass.
     this.http = (opts.httpHandler ?? createHttpHandler)(opts.services);
     this.extraSelf = [...(opts.extraSelfPorts ?? [])];
+    this.originalDestination = originalDestinationReader(opts.interceptionMode ?? 'REDIRECT', opts.services.logger);
   }
+
+  private readonly originalDestination: ReturnType<typeof originalDestinationReader>;
 
   get current(): CompiledSnapshot | undefined {
     return this.compiled;
@@ -104,6 +115,9 @@ export class Runtime {
     const fresh: ListenerRuntime[] = [];
     for (const cl of compiled.listeners.values()) {
       const l = cl.listener;
+      // Reached only through the virtual outbound listener; a port map binds it anyway (a sidecar
+      // run outside a pod, where clients dial its ports directly).
+      if (l.bindToPort === false && !this.opts.portMap?.has(l.port)) continue;
       const key = `${this.bindAddress(l.address)}|${l.port}`;
       if (next.has(key)) continue; // two listeners on one bind key: the first (sorted by name) wins
       const existing = this.active.get(key);
@@ -119,6 +133,7 @@ export class Runtime {
           maxConnections: this.opts.maxConnectionsPerListener ?? 16384,
           services: this.opts.services,
           http: this.http,
+          ...(l.useOriginalDst || l.inboundCapture ? { originalDestination: this.originalDestination, transparent: this.opts.interceptionMode === 'TPROXY' } : {}),
         },
       );
       next.set(key, { lr, isNew: true });

@@ -24,3 +24,10 @@ export function gatewayRouteName(port: number): string {
 
 export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+
+/** Istio's inbound cluster for a workload port: `inbound|9080||`. */
+export function inboundClusterName(port: number): string {
+  return `inbound|${port}||`;
+}
+
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughCluster';

@@ -125,6 +125,13 @@ export interface Listener {
   readonly port: number;
   /** Sidecar virtual outbound listener: the original destination picks the real listener. */
   readonly useOriginalDst?: boolean;
+  /** Sidecar virtual inbound listener: chains match the captured connection's original destination port. */
+  readonly inboundCapture?: boolean;
+  /**
+   * false: the listener is only reached through the virtual outbound listener (Envoy's
+   * bind_to_port: false), so a sidecar never takes the ports its workload uses.
+   */
+  readonly bindToPort?: boolean;
   readonly filterChains: readonly FilterChain[];
   /** Used when no chain matches; absent means "close the connection and log TG_NO_FILTER_CHAIN". */
   readonly defaultFilterChain?: FilterChain;
@@ -138,6 +145,8 @@ export interface FilterChainMatch {
   readonly transportProtocol?: 'tls' | 'raw_buffer';
   /** Original destination address CIDRs (TCP ServiceEntries sharing a port). */
   readonly destinationPrefixes?: readonly string[];
+  /** Original destination port (the sidecar's virtual inbound listener, one chain per workload port). */
+  readonly destinationPort?: number;
 }
 
 export interface FilterChain {

@@ -63,6 +63,8 @@ export interface HttpTraceInput {
   readonly listenerPort: number;
   readonly downstreamIp?: string;
   readonly sourceNamespace?: string;
+  /** A sidecar's captured connection: where the app was going (ORIGINAL_DST clusters dial it). */
+  readonly originalDestination?: { readonly ip: string; readonly port: number };
 }
 
 /** Serialises and parses the request as the proxy's codec does; a parse error is the decision. */
@@ -104,7 +106,7 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
   router.route(d, head);
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
     if (d.kind === 'reply') return { decision: replyDecision(d) };
-    const req = upstreamRequestOf(d, compiled, input.downstreamIp);
+    const req = upstreamRequestOf(d, compiled, input.downstreamIp, input.originalDestination);
     const now = clusters.chooseSync(req);
     if (now !== undefined) return { decision: chosenDecision(d, now) };
     const host = typeof req.cluster === 'string' ? req.cluster : req.cluster.name;
@@ -128,13 +130,14 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
 }
 
 /** The UpstreamRequest the HTTP engine builds for a forward decision (without retry state). */
-function upstreamRequestOf(d: Decision, snapshot: CompiledSnapshot, downstreamIp: string | undefined): UpstreamRequest {
+function upstreamRequestOf(d: Decision, snapshot: CompiledSnapshot, downstreamIp: string | undefined, originalDestination: HttpTraceInput['originalDestination']): UpstreamRequest {
   const px = d.proxy;
   return {
     cluster: px === undefined ? d.clusterName! : px.cluster,
     snapshot,
     requestedHost: px === undefined ? d.host : px.requestedHost,
     requestedPort: d.requestedPort,
+    originalDestination,
     downstreamIp,
     filterSourceAddress: px?.filterSourceAddress,
     allowAddresses: px?.allowAddresses,

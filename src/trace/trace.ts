@@ -11,6 +11,8 @@ import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } 
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
 import { decideHttp, type HttpTraceInput, type TraceDecision } from './decision.js';
+import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route/original-dst.js';
+import { parseIp } from '../net/ip.js';
 import { parseClusterName } from '../snapshot/names.js';
 import { describePolicy } from './policy.js';
 import type { Cluster, Origin, RouterKernelPlan, Snapshot, WeightedCluster } from '../snapshot/types.js';
@@ -37,6 +39,11 @@ export interface TraceRequest {
   readonly sourceIp?: string;
   /** The proxy-wide --source-address, if the proxy would run with one. */
   readonly proxySourceAddress?: string;
+  /**
+   * Sidecar: the address the app dialed (the captured connection's original destination). Default:
+   * the URL host when it is an IP, and the URL port.
+   */
+  readonly originalDst?: { readonly ip: string; readonly port: number };
 }
 
 export interface TraceStep {
@@ -105,7 +112,7 @@ export function defaultEnv(compiled: CompiledSnapshot): TraceEnv {
   return { clusters };
 }
 
-function httpInput(req: TraceRequest, listenerPort: number, sourceNamespace: string | undefined): HttpTraceInput {
+function httpInput(req: TraceRequest, listenerPort: number, sourceNamespace: string | undefined, originalDestination: TraceRequest['originalDst']): HttpTraceInput {
   const lines = req.headerLines ?? Object.entries(req.headers).map(([k, v]) => [k, v] as const);
   const authority = req.authority ?? (req.port === 80 ? req.host : `${req.host}:${req.port}`);
   return {
@@ -116,6 +123,7 @@ function httpInput(req: TraceRequest, listenerPort: number, sourceNamespace: str
     listenerPort,
     ...(req.sourceIp !== undefined ? { downstreamIp: req.sourceIp } : {}),
     ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
+    ...(originalDestination !== undefined ? { originalDestination } : {}),
   };
 }
 
@@ -137,12 +145,21 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
 
   if (snapshot.routerKernel) return traceRouterKernel(snapshot, snapshot.routerKernel, req, steps);
 
-  // 1. listener
-  let listener: CompiledListener | undefined = compiled.listenerForPort(req.port);
-  if (!listener && proxy.role === 'sidecar') {
-    listener = [...compiled.listeners.values()].find((l) => l.listener.useOriginalDst);
-    if (listener) steps.push({ step: 'listener', value: listener.listener.name, detail: `no listener for port ${req.port}; captured traffic lands on the virtual outbound listener` });
-  } else if (listener) {
+  // 1. listener (a sidecar: captured on the virtual outbound listener, handed to the listener of
+  // the original destination exactly as the data plane does)
+  const virtual = proxy.role === 'sidecar' ? virtualOutboundListener(compiled) : undefined;
+  // An IP in the URL is what the app dialed, unless --original-dst says otherwise.
+  if (virtual && req.originalDst === undefined && parseIp(host)) req = { ...req, originalDst: { ip: host, port: req.port } };
+  const originalDst = req.originalDst;
+  let listener: CompiledListener | undefined;
+  if (virtual) {
+    const d = dispatchOriginalDst(compiled, virtual, originalDst ?? { ip: '', port: req.port });
+    listener = d.listener;
+    steps.push({ step: 'listener', value: d.handedOff ? `${virtual.listener.name} -> ${listener.listener.name}` : virtual.listener.name, detail: `captured on ${virtual.listener.name}; ${d.why}` });
+  } else {
+    listener = compiled.listenerForPort(req.port);
+  }
+  if (listener && !virtual) {
     steps.push({ step: 'listener', value: listener.listener.name, ...(listener.listener.origin ? { origin: listener.listener.origin } : {}) });
   }
   if (!listener) {
@@ -160,7 +177,8 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
       sni = n.name;
     }
   }
-  const choice = selectFilterChain(listener, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(req.scheme === 'tcp' ? { destinationIp: host } : {}) });
+  const destinationIp = originalDst?.ip ?? (req.scheme === 'tcp' ? host : undefined);
+  const choice = selectFilterChain(listener, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(destinationIp !== undefined ? { destinationIp } : {}), ...(originalDst ? { destinationPort: originalDst.port } : {}) });
   if (!choice.chain) return fail('NR', `no filter chain matches on ${listener.listener.name} (${choice.why})`, `no route for ${sni ?? host}:${req.port} on this proxy`);
   const chain = choice.chain;
   steps.push({ step: 'filter chain', value: `${chain.name} (${chain.filter.type})`, detail: choice.why, ...(chain.origin ? { origin: chain.origin } : {}) });
@@ -195,7 +213,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     if (req.scheme !== 'http') return fail('NR', `listener ${listener.listener.name} speaks HTTP but the request is ${req.scheme}`, 'use http:// for this port, or route the port with a tls/tcp route');
     const table = compiled.routeTables.get(filter.routeConfigName);
     steps.push({ step: 'route table', value: filter.routeConfigName });
-    const input = httpInput(req, listener.listener.port, callerNs);
+    const input = httpInput(req, listener.listener.port, callerNs, originalDst);
     const { decision, later } = decideHttp(compiled, { table: filter.routeConfigName }, input, env.clusters);
     const level = snapshot.policy.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
     const vh = table !== undefined && decision.flag !== 'DPE' ? selectVirtualHost(table, hostOf(input.authority, req, host)) : undefined;
@@ -249,7 +267,10 @@ function describeClusters(model: Model, clusters: readonly WeightedCluster[], co
     const policy = describePolicy(cluster);
     steps.push({ step: 'policy', value: policy.value, detail: policy.detail });
     const eps = compiled.endpoints.get(cluster.name)?.endpoints ?? [];
-    if (cluster.type === 'ORIGINAL_DST') {
+    const originalDst = req.originalDst;
+    if (cluster.type === 'ORIGINAL_DST' && originalDst) {
+      steps.push({ step: 'endpoints', value: `${originalDst.ip}:${originalDst.port}`, detail: `the original destination of the captured connection${cluster.explicitAddresses ? '' : ', checked by the SSRF guard'}` });
+    } else if (cluster.type === 'ORIGINAL_DST') {
       const target = req.scheme === 'tls' ? `${sni ?? host}:${req.port}` : `${host}:${req.port}`;
       steps.push({ step: 'endpoints', value: target, detail: 'resolution NONE: the host the client asked for, resolved by DNS at connect time and checked by the SSRF guard' });
     } else if (eps.length === 0) {

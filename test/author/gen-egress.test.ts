@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { analyzeModel } from '../../src/analyze/analyze.js';
 import { parseTraceUrl, trace } from '../../src/trace/trace.js';
+import { gatewayWorkload } from '../helpers/istio-yaml.js';
 import { identity, loadYaml, ROOT, snapshotOf } from '../helpers/pipeline.js';
 
 function gen(args: string[]) {
@@ -16,31 +17,8 @@ function gen(args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-// What the cluster already has: the gateway's pods and Service (what `helm install istio/gateway` creates).
-const CLUSTER = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: istio-egressgateway, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: egressgateway}}
-  template:
-    metadata: {labels: {istio: egressgateway}}
-    spec: {containers: [{name: proxy, image: tollgate}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: istio-egressgateway, namespace: istio-system}
-spec:
-  selector: {istio: egressgateway}
-  ports: [{name: http, port: 80}, {name: tls, port: 443}]
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: istio-egressgateway, namespace: istio-system}
-subsets:
-- addresses: [{ip: 127.0.0.50}]
-  ports: [{name: http, port: 80}, {name: tls, port: 443}]
-`;
+// What the cluster already has: the gateway's pods, Service and Endpoints (what `helm install istio/gateway` creates).
+const CLUSTER = gatewayWorkload('istio-egressgateway', 'istio-system', '127.0.0.50');
 
 const gateway = identity('gateway', 'istio-system', { istio: 'egressgateway' });
 const sidecar = identity('sidecar', 'apps', { app: 'caller' });

@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { analyzeModel } from '../../src/analyze/analyze.js';
+import { suggest } from '../../src/author/suggest.js';
 import { parseTraceUrl, trace } from '../../src/trace/trace.js';
+import { gatewayWorkload } from '../helpers/istio-yaml.js';
 import { identity, loadYaml, ROOT, snapshotOf } from '../helpers/pipeline.js';
 
 const LOG = 'test/fixtures/suggest/access-1000.jsonl';
@@ -21,23 +23,7 @@ function tollgate(args: string[], input?: string) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-const GATEWAY_WORKLOAD = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: istio-egressgateway, namespace: istio-system}
-spec:
-  selector: {matchLabels: {istio: egressgateway}}
-  template:
-    metadata: {labels: {istio: egressgateway}}
-    spec: {containers: [{name: proxy, image: tollgate}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: istio-egressgateway, namespace: istio-system}
-spec:
-  selector: {istio: egressgateway}
-  ports: [{name: http, port: 80}, {name: tls, port: 443}]
-`;
+const GATEWAY_WORKLOAD = gatewayWorkload();
 
 function kinds(yamlText: string): { kind: string; name: string; hosts: string[] }[] {
   return yamlText.split(/^---$/m).map((d) => parse(d) as { kind: string; metadata: { name: string }; spec: { hosts?: string[] } }).map((o) => ({ kind: o.kind, name: o.metadata.name, hosts: o.spec.hosts ?? [] }));
@@ -92,4 +78,14 @@ test('suggest: a non-JSON line is reported with file:line; no source is a usage 
   assert.equal(r.code, 0);
   assert.match(r.err, /<stdin>:1: not a JSON access-log record/);
   assert.equal(tollgate(['suggest']).code, 2);
+});
+
+test('suggest merges the observations of several proxies: counts summed, callers and ports unioned, earliest/latest kept', () => {
+  const a = { host: 'api.partner.example', port: 443, protocol: 'TLS' as const, count: 2, firstSeen: '2026-11-30T08:00:00.000Z', lastSeen: '2026-11-30T09:00:00.000Z', callers: ['shop'] };
+  const b = { ...a, count: 5, firstSeen: '2026-11-30T07:00:00.000Z', lastSeen: '2026-11-30T08:30:00.000Z', callers: ['pay'] };
+  const c = { ...a, port: 80, protocol: 'HTTP' as const, count: 1, callers: ['shop'] };
+  const items = suggest([a, b, c], { namespace: 'egress', wildcardThreshold: 0 });
+  assert.equal(items.length, 1);
+  assert.deepEqual(items[0]!.comment, ['observed api.partner.example: 8 request(s)/connection(s) on 80/HTTP, 443/TLS, first 2026-11-30T07:00:00.000Z, last 2026-11-30T09:00:00.000Z', 'callers: pay, shop']);
+  assert.deepEqual(suggest([c, b, a], { namespace: 'egress', wildcardThreshold: 0 }), items, 'order does not matter');
 });

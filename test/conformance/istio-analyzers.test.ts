@@ -48,21 +48,30 @@ spec:
   servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [shop.example]}]
 `;
 
-test('IST0132: a VirtualService host its Gateway does not serve; IST0101: a Gateway that does not exist', () => {
+test('IST0132: a bound Gateway that serves none of the hosts; IST0101: a Gateway that does not exist', () => {
   const yaml = `${ingressPod}---
 ${gateway}---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: other, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [other.example]}]
+---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: shop, namespace: istio-system}
 spec:
   hosts: [shop.example, admin.example]
-  gateways: [web, missing]
+  gateways: [web, other, missing]
   http: [{route: [{destination: {host: shop.example}}]}]
 `;
   assert.deepEqual(istio(yaml).filter((x) => !x.startsWith('TG_DEST')), [
     'TG_GATEWAY_NOT_FOUND IST0101 VirtualService istio-system/shop error',
     'TG_VS_HOST_NOT_IN_GATEWAY IST0132 VirtualService istio-system/shop warning',
   ]);
+  // admin.example is served by none of them: named, without an Istio code.
+  assert.equal(analyze(yaml).filter((d) => d.code === 'TG_VS_HOST_UNSERVED' && /admin\.example/.test(d.message)).length, 1);
 });
 
 test('IST0162: a Gateway port the gateway Service does not expose (port or targetPort); IST0101: no workload', () => {

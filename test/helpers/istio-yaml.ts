@@ -106,3 +106,35 @@ ${destinations.map((d) => `            ${d}\n`).join('')}`;
 export function docs(...parts: string[]): string {
   return parts.join('---\n');
 }
+
+/**
+ * The egress gateway as a cluster already has it before any egress config: its Deployment (pods
+ * labelled istio=egressgateway), its Service (80, 443) and, with `endpointIp`, the Service's Endpoints.
+ */
+export function gatewayWorkload(name = 'istio-egressgateway', ns = 'istio-system', endpointIp?: string): string {
+  const base = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  template:
+    metadata: {labels: {istio: egressgateway}}
+    spec: {containers: [{name: proxy, image: tollgate}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http, port: 80}, {name: tls, port: 443}]
+`;
+  if (endpointIp === undefined) return base;
+  return `${base}---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: ${name}, namespace: ${ns}}
+subsets:
+- addresses: [{ip: ${endpointIp}}]
+  ports: [{name: http, port: 80}, {name: tls, port: 443}]
+`;
+}

@@ -229,6 +229,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
       snapshot: s.snapshot,
       requestedHost: px === undefined ? d.host : px.requestedHost,
       requestedPort: d.requestedPort,
+      originalDestination: s.conn.originalDestination,
       downstreamIp: s.remoteAddress,
       filterSourceAddress: px?.filterSourceAddress,
       allowAddresses: px?.allowAddresses,
@@ -761,7 +762,7 @@ export class Exchange implements UpstreamUser, RequestHeadFacts {
     if (this.reason === WOULD_DENY_REASON) engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', s.sourceNamespace);
     else if (this.reason !== undefined) engine.services.metrics.denied(this.reason);
     const cluster = d.cluster;
-    engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, s.sourceNamespace, this.responseCode, this.flags, durationMs, this.bytesReceived, this.bytesSent);
+    engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, s.sourceNamespace, this.responseCode, this.flags, durationMs, this.bytesReceived, this.bytesSent, s.conn.listener.listener.inboundCapture === true);
   }
 
   private record(durationMs: number): AccessLogRecord {

@@ -30,6 +30,7 @@ export class HttpMetrics {
   private lastSrcNs: string | undefined = undefined;
   private lastCode = -1;
   private lastFlags = '';
+  private lastInbound = false;
   private last: Children | undefined = undefined;
 
   constructor(private readonly dp: DataPlaneMetrics) {
@@ -44,11 +45,13 @@ export class HttpMetrics {
     this.mirrorSkipped = r.counter('tollgate_http_mirror_skipped_total', 'Requests chosen for mirroring whose copy was not sent: body_too_large, overflow, abandoned.', ['reason']);
   }
 
-  record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number): void {
+  /** `inbound`: a sidecar's inbound request, reported as Istio's reporter="destination". */
+  record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number, inbound = false): void {
     let c = this.last;
-    if (c === undefined || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs) {
-      c = this.children(service, destNs, srcNs, code, flags);
+    if (c === undefined || inbound !== this.lastInbound || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs) {
+      c = this.children(service, destNs, srcNs, code, flags, inbound);
       this.last = c;
+      this.lastInbound = inbound;
       this.lastService = service;
       this.lastDestNs = destNs;
       this.lastSrcNs = srcNs;
@@ -61,8 +64,8 @@ export class HttpMetrics {
     c.responseBytes.observe(responseBytes);
   }
 
-  private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string): Children {
-    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}`;
+  private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, inbound: boolean): Children {
+    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}`;
     let c = this.cache.get(key);
     if (c === undefined) {
       const v = this.dp.labelValues({
@@ -70,6 +73,7 @@ export class HttpMetrics {
         ...(destNs !== undefined ? { destinationNamespace: destNs } : {}),
         ...(srcNs !== undefined ? { sourceNamespace: srcNs } : {}),
         requestProtocol: 'http',
+        ...(inbound ? { reporter: 'destination' as const } : {}),
         responseCode: code,
         responseFlags: flags,
       });

@@ -20,6 +20,8 @@ export interface HostAgentOptions {
   readonly arbiter?: LeaseArbiter;
   readonly holder: string;
   readonly lease: { readonly durationMs: number; readonly renewMs: number; readonly marginMs: number };
+  /** False in `run --workers N` (N > 1): several processes must not own the same kernel state. */
+  readonly singleProcess: boolean;
 }
 
 export class HostAgents {
@@ -30,6 +32,9 @@ export class HostAgents {
 
   async apply(snapshot: Snapshot): Promise<void> {
     const plan = snapshot.routerKernel;
+    if (!this.opts.singleProcess && (plan || (snapshot.managedAddresses ?? []).some((m) => m.managedBy === 'floating'))) {
+      throw new Error('the egress router kernel mode and floating source addresses need one process: run with --workers 1');
+    }
     if (plan) {
       this.router ??= new RouterKernel({
         device: this.opts.routerInterface,

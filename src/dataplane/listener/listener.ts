@@ -10,9 +10,11 @@ import type { FilterChain } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
 import { emptyRecord, type AccessLogRecord } from '../observe/access-log.js';
 import type { CompiledListener, CompiledSnapshot } from '../route/compile.js';
+import { dispatchOriginalDst, type OriginalDestination } from '../route/original-dst.js';
 import { denyOutcome, selectFilterChain, type ConnectionFacts } from '../route/select.js';
 import { handleExplicitProxy } from '../tcp/explicit-proxy.js';
 import { handleTcpProxy } from '../tcp/tcp-proxy.js';
+import { fdOf, setTransparent } from '../../net/sockopt.js';
 import { inspectorReason, peekClientHello, type PeekResult } from './peek.js';
 
 export interface ListenerState {
@@ -26,6 +28,13 @@ export interface ListenerRuntimeOptions {
   readonly maxConnections: number;
   readonly services: DataPlaneServices;
   readonly http: HttpConnectionHandler;
+  /**
+   * How a captured connection's original destination is read (REDIRECT: SO_ORIGINAL_DST; TPROXY:
+   * the local address). Used only on the sidecar's virtual listeners; undefined = not captured.
+   */
+  readonly originalDestination?: (socket: Socket) => OriginalDestination | undefined;
+  /** TPROXY: set IP_TRANSPARENT on the listening socket so diverted connections are accepted. */
+  readonly transparent?: boolean;
 }
 
 function noop(): void {}
@@ -92,6 +101,15 @@ export class ListenerRuntime {
         this.server.removeListener('error', onError);
         const a = this.server.address();
         if (a && typeof a === 'object') this.boundPort = a.port;
+        if (this.opts.transparent) {
+          const fd = fdOf(this.server);
+          const r = fd === undefined ? { ok: false as const, message: 'listening socket has no file descriptor' } : setTransparent(fd, this.boundAddress.includes(':'));
+          if (!r.ok) {
+            this.server.close();
+            reject(new Error(`TPROXY needs IP_TRANSPARENT on ${this.boundAddress}:${this.boundPort}: ${r.message}`));
+            return;
+          }
+        }
         resolve();
       };
       this.server.once('error', onError);
@@ -158,7 +176,7 @@ export class ListenerRuntime {
   private readonly onConnection = (socket: Socket): void => {
     const { services } = this.opts;
     socket.on('error', noop);
-    const state = this.state;
+    let state = this.state;
     const startTime = Date.now();
     const startHr = process.hrtime.bigint();
     if (this.sockets.size >= this.opts.maxConnections || this.draining) {
@@ -178,24 +196,36 @@ export class ListenerRuntime {
       this.sockets.delete(socket);
       gauge.dec();
     });
+    const virtual = state.listener.listener;
+    let original: OriginalDestination | undefined;
+    if ((virtual.useOriginalDst || virtual.inboundCapture) && this.opts.originalDestination) {
+      original = this.opts.originalDestination(socket);
+      if (original && virtual.useOriginalDst) {
+        const handOff = dispatchOriginalDst(state.snapshot, state.listener, original);
+        state = { snapshot: state.snapshot, listener: handOff.listener };
+      }
+    }
+    const destination = { ip: original?.ip ?? plainIp(socket.localAddress), port: original?.port ?? socket.localPort ?? 0 };
     if (state.listener.needsTlsInspector) {
-      peekClientHello(socket, { timeoutMs: services.limits.tlsHelloTimeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr));
+      peekClientHello(socket, { timeoutMs: services.limits.tlsHelloTimeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr, original));
     } else {
-      this.dispatch(socket, state, { tls: false, destinationIp: plainIp(socket.localAddress) }, undefined, startTime, startHr, []);
+      this.dispatch(socket, state, { tls: false, destinationIp: destination.ip, destinationPort: destination.port }, undefined, startTime, startHr, [], original);
     }
   };
 
-  private afterPeek(socket: Socket, state: ListenerState, p: PeekResult, startTime: number, startHr: bigint): void {
+  private afterPeek(socket: Socket, state: ListenerState, p: PeekResult, startTime: number, startHr: bigint, original: OriginalDestination | undefined): void {
     const services = this.opts.services;
+    const destinationIp = original?.ip ?? plainIp(socket.localAddress);
+    const destinationPort = original?.port ?? socket.localPort ?? 0;
     if (p.kind === 'hello') {
       if (p.bytes.length > 0) socket.unshift(p.bytes);
-      const facts: ConnectionFacts = { tls: true, destinationIp: plainIp(socket.localAddress), ...(p.hello.sni !== undefined ? { sni: p.hello.sni } : {}) };
-      this.dispatch(socket, state, facts, undefined, startTime, startHr, p.hello.alpn);
+      const facts: ConnectionFacts = { tls: true, destinationIp, destinationPort, ...(p.hello.sni !== undefined ? { sni: p.hello.sni } : {}) };
+      this.dispatch(socket, state, facts, undefined, startTime, startHr, p.hello.alpn, original);
       return;
     }
     if (p.kind === 'not_tls') {
       if (p.bytes.length > 0) socket.unshift(p.bytes);
-      this.dispatch(socket, state, { tls: false, destinationIp: plainIp(socket.localAddress) }, 'tls_not_tls', startTime, startHr, []);
+      this.dispatch(socket, state, { tls: false, destinationIp, destinationPort }, 'tls_not_tls', startTime, startHr, [], original);
       return;
     }
     const r = this.record(socket, startTime);
@@ -219,7 +249,7 @@ export class ListenerRuntime {
     socket.destroy();
   }
 
-  private dispatch(socket: Socket, state: ListenerState, facts: ConnectionFacts, inspectorFailure: string | undefined, startTime: number, startHr: bigint, alpn: readonly string[]): void {
+  private dispatch(socket: Socket, state: ListenerState, facts: ConnectionFacts, inspectorFailure: string | undefined, startTime: number, startHr: bigint, alpn: readonly string[], original: OriginalDestination | undefined): void {
     const services = this.opts.services;
     const choice = selectFilterChain(state.listener, facts);
     const chain = choice.chain;
@@ -232,6 +262,7 @@ export class ListenerRuntime {
       r.response_flags = outcome.flag;
       r.tollgate_reason = reason;
       r.connection_termination_details = chain && chain.filter.type === 'deny' ? chain.filter.detail : choice.why;
+      if (original) r.downstream_local_address = addrPort(original.ip, original.port);
       r.duration = elapsedMs(startHr);
       services.accessLog.log(r);
       services.metrics.denied(reason);
@@ -248,13 +279,15 @@ export class ListenerRuntime {
       listenerPort: state.listener.listener.port,
       remoteAddress: plainIp(socket.remoteAddress),
       remotePort: socket.remotePort ?? 0,
-      localAddress: plainIp(socket.localAddress),
-      localPort: socket.localPort ?? 0,
+      // As Envoy restores it: a captured connection's local address is its original destination.
+      localAddress: original?.ip ?? plainIp(socket.localAddress),
+      localPort: original?.port ?? socket.localPort ?? 0,
       sni: facts.sni,
       alpn,
       tls: facts.tls,
       startTime,
       startHr,
+      ...(original ? { originalDestination: original } : {}),
       services,
       currentSnapshot: () => this.state.snapshot,
     };

@@ -34,6 +34,8 @@ export interface IstioLabels {
   /** Caller namespace (EgressIP callerNamespaces), when known. */
   readonly sourceNamespace?: string;
   readonly requestProtocol: 'tcp' | 'http' | 'https' | 'grpc';
+  /** 'destination' for a sidecar's inbound traffic (Istio's reporter label); 'source' otherwise. */
+  readonly reporter?: 'source' | 'destination';
   readonly responseCode?: number;
   readonly responseFlags: string;
 }
@@ -93,7 +95,7 @@ export class DataPlaneMetrics {
     const svc = l.destinationService;
     const dot = svc.indexOf('.');
     return [
-      'source',
+      l.reporter ?? 'source',
       this.workload,
       l.sourceNamespace ?? this.workloadNs,
       this.app,

@@ -37,6 +37,7 @@ export interface CompiledListener {
   /** True when some chain matches on SNI or needs to know whether the client speaks TLS. */
   readonly needsTlsInspector: boolean;
   readonly needsDestination: boolean;
+  readonly needsDestinationPort: boolean;
 }
 
 export class CompiledSnapshot {
@@ -75,7 +76,7 @@ export class CompiledSnapshot {
   listenerForPort(port: number, address?: string): CompiledListener | undefined {
     let anyAddress: CompiledListener | undefined;
     for (const l of this.listeners.values()) {
-      if (l.listener.port !== port || l.listener.useOriginalDst) continue;
+      if (l.listener.port !== port || l.listener.useOriginalDst || l.listener.inboundCapture) continue;
       if (address !== undefined && l.listener.address === address) return l;
       if (l.listener.address === '0.0.0.0' || l.listener.address === '::') anyAddress ??= l;
       else if (address === undefined) anyAddress ??= l;
@@ -110,6 +111,7 @@ function compileListener(l: Listener): CompiledListener {
     listener: l,
     needsTlsInspector: chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined),
     needsDestination: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0),
+    needsDestinationPort: chains.some((c) => c.match.destinationPort !== undefined),
   };
 }
 

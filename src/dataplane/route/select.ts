@@ -15,6 +15,8 @@ export interface ConnectionFacts {
   readonly tls: boolean;
   /** Original destination IP (sidecar capture, or the listener's local address). */
   readonly destinationIp?: string;
+  /** Original destination port (sidecar capture, or the listener's local port). */
+  readonly destinationPort?: number;
 }
 
 export interface ChainChoice {
@@ -34,13 +36,24 @@ function cidr(s: string): Cidr | undefined {
 }
 
 /**
- * Envoy's filter chain match order: destination prefix (longest), then server name (exact over
+ * Envoy's filter chain match order: destination port, destination prefix (longest), then server name (exact over
  * the longest wildcard), then transport protocol; chains without a criterion match anything.
  */
 export function selectFilterChain(listener: CompiledListener, facts: ConnectionFacts): ChainChoice {
   const chains = listener.listener.filterChains;
   let candidates: FilterChain[] = [...chains];
   let why: string[] = [];
+
+  // 0. destination port
+  if (listener.needsDestinationPort) {
+    const byPort = candidates.filter((c) => c.match.destinationPort !== undefined && c.match.destinationPort === facts.destinationPort);
+    if (byPort.length > 0) {
+      candidates = byPort;
+      why.push(`destination port ${facts.destinationPort}`);
+    } else {
+      candidates = candidates.filter((c) => c.match.destinationPort === undefined);
+    }
+  }
 
   // 1. destination prefixes
   const dst: Ip | undefined = facts.destinationIp !== undefined ? parseIp(facts.destinationIp) : undefined;

@@ -26,6 +26,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
     ...(services.clusters.callerNamespace(conn.remoteAddress) ? { sourceNamespace: services.clusters.callerNamespace(conn.remoteAddress)! } : {}),
     requestProtocol: 'tcp',
     responseFlags: '-',
+    ...(conn.listener.listener.inboundCapture ? { reporter: 'destination' as const } : {}),
   };
   if (clusterName === undefined) {
     finishFailure(conn, record, labels, { flag: 'NC', reason: 'cluster_not_found', detail: 'tcp filter has no cluster', retryable: false });
@@ -36,7 +37,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   const onEarlyError = (): void => {};
   down.on('error', onEarlyError);
   services.clusters
-    .connect({ cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, downstreamIp: conn.remoteAddress })
+    .connect({ cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress })
     .then((r) => {
       down.removeListener('error', onEarlyError);
       if (!r.ok) {

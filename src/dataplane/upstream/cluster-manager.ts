@@ -35,6 +35,8 @@ export interface UpstreamRequest {
   readonly requestedHost?: string | undefined;
   /** Port the client asked for; ORIGINAL_DST clusters with port 0 use it. */
   readonly requestedPort?: number | undefined;
+  /** A captured connection's original destination: ORIGINAL_DST clusters dial it (as Envoy does). */
+  readonly originalDestination?: { readonly ip: string; readonly port: number } | undefined;
   /** Downstream peer IP: selects the caller-namespace EgressIP. */
   readonly downstreamIp?: string | undefined;
   /** Filter-level source address (explicit_proxy.sourceAddress). */
@@ -421,6 +423,8 @@ export class ClusterManager implements LbState {
   private candidatesSync(cluster: Cluster, req: UpstreamRequest): Candidate[] | UpstreamFailure | undefined {
     const fam: DnsFamily = cluster.dnsLookupFamily ?? 'V4_ONLY';
     if (cluster.type === 'ORIGINAL_DST') {
+      const od = req.originalDestination;
+      if (od !== undefined) return [{ ip: od.ip, port: od.port, key: key(od.ip, od.port), weight: 1, explicit: cluster.explicitAddresses }];
       const host = req.requestedHost;
       const port = cluster.port > 0 ? cluster.port : req.requestedPort ?? 0;
       if (host === undefined || host === '' || port <= 0) return undefined; // the async path reports these
@@ -461,6 +465,8 @@ export class ClusterManager implements LbState {
   private async candidates(cluster: Cluster, req: UpstreamRequest): Promise<Candidate[] | UpstreamFailure> {
     const fam: DnsFamily = cluster.dnsLookupFamily ?? 'V4_ONLY';
     if (cluster.type === 'ORIGINAL_DST') {
+      const od = req.originalDestination;
+      if (od !== undefined) return [{ ip: od.ip, port: od.port, key: key(od.ip, od.port), weight: 1, explicit: cluster.explicitAddresses }];
       const host = req.requestedHost;
       const port = cluster.port > 0 ? cluster.port : req.requestedPort ?? 0;
       if (host === undefined || host === '') return failure('UH', 'original_dst_no_host', `cluster ${cluster.name} forwards to the requested host, but the client named none`, false, { cluster: cluster.name });

@@ -3,8 +3,10 @@
  * `mesh` VirtualServices overriding the default route of the hosts they name, a virtual outbound
  * listener (15001) for captured traffic, and REGISTRY_ONLY / ALLOW_ANY as the last word.
  */
+import type { Resource } from '../../config/decode.js';
+import type { SidecarSpec } from '../../config/types.js';
 import type { Model, VirtualServiceModel } from '../../model/build.js';
-import { patternsOverlap } from '../../net/hostname.js';
+import { hostMatches, patternsOverlap } from '../../net/hostname.js';
 import type { RegistryService } from '../../model/registry.js';
 import { labelsMatch, resolveHost, visibleTo } from '../../model/selectors.js';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, listenerName } from '../names.js';
@@ -13,23 +15,50 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, type ClusterSet } from './clusters.js';
 import { TCP_IDLE_TIMEOUT_MS } from './gateway.js';
 import { httpRoutesOf, DEFAULT_RETRIES } from './http-routes.js';
 import { originOf } from './origin.js';
+import { generateSidecarInbound } from './sidecar-inbound.js';
 
 const HTTP = new Set(['HTTP', 'HTTP2', 'GRPC']);
 const TLS = new Set(['HTTPS', 'TLS']);
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 
-export function outboundPolicyFor(model: Model, proxy: ProxyIdentity): ProxyPolicy['outboundTrafficPolicy'] {
+/** The Sidecar resource that applies to a proxy: workload-selected, else its namespace's default, else the root namespace's. */
+function sidecarFor(model: Model, proxy: ProxyIdentity): Resource<SidecarSpec> | undefined {
   const own = model.sidecars.filter((s) => s.namespace === proxy.namespace);
   const selected = own.find((s) => s.spec.workloadSelector?.labels && labelsMatch(s.spec.workloadSelector.labels, proxy.labels));
   const nsDefault = own.find((s) => !s.spec.workloadSelector);
   const root = model.sidecars.find((s) => s.namespace === 'istio-system' && !s.spec.workloadSelector);
-  return (selected ?? nsDefault ?? root)?.spec.outboundTrafficPolicy?.mode ?? 'REGISTRY_ONLY';
+  return selected ?? nsDefault ?? root;
+}
+
+export function outboundPolicyFor(model: Model, proxy: ProxyIdentity): ProxyPolicy['outboundTrafficPolicy'] {
+  return sidecarFor(model, proxy)?.spec.outboundTrafficPolicy?.mode ?? 'REGISTRY_ONLY';
+}
+
+/**
+ * Sidecar `egress[].hosts` ("namespace/dnsName"): the services a proxy may reach. Namespace `*`
+ * is any, `.` the proxy's own, `~` none; dnsName `*`, `*.suffix` or exact. No egress section:
+ * everything visible.
+ */
+export function egressScopeAllows(model: Model, proxy: ProxyIdentity, service: RegistryService): boolean {
+  const egress = sidecarFor(model, proxy)?.spec.egress;
+  if (!egress || egress.length === 0) return true;
+  for (const e of egress) {
+    for (const entry of e.hosts) {
+      const slash = entry.indexOf('/');
+      const ns = slash < 0 ? '*' : entry.slice(0, slash);
+      const name = slash < 0 ? entry : entry.slice(slash + 1);
+      if (ns === '~') continue;
+      if (ns !== '*' && (ns === '.' ? proxy.namespace : ns) !== service.namespace) continue;
+      if (name === '*' || hostMatches(name.toLowerCase(), service.host)) return true;
+    }
+  }
+  return false;
 }
 
 const isL4 = (protocol: string): boolean => !HTTP.has(protocol);
 
 export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: ClusterSet, policy: ProxyPolicy['outboundTrafficPolicy']): { listeners: Listener[]; routes: RouteConfig[] } {
-  const visible = model.registry.services.filter((s) => visibleTo(s.exportTo, s.namespace, proxy.namespace));
+  const visible = model.registry.services.filter((s) => visibleTo(s.exportTo, s.namespace, proxy.namespace) && egressScopeAllows(model, proxy, s));
   const meshVs = model.virtualServices.filter((vs) => vs.gateways.includes('mesh') && visibleTo(vs.spec.exportTo, vs.resource.namespace, proxy.namespace));
 
   const httpPorts = new Map<number, Map<string, VirtualHost>>();
@@ -40,12 +69,16 @@ export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: Cl
       if (HTTP.has(p.protocol)) {
         const vhosts = httpPorts.get(p.number) ?? new Map<string, VirtualHost>();
         httpPorts.set(p.number, vhosts);
-        if (!vhosts.has(s.host)) vhosts.set(s.host, defaultVhost(s, p.number, clusters));
+        if (!vhosts.has(s.host)) vhosts.set(s.host, defaultVhost(s, p.number, clusters, proxy.namespace));
       } else if (TLS.has(p.protocol)) {
         const chains = tlsPorts.get(p.number) ?? [];
         tlsPorts.set(p.number, chains);
         const name = clusters.forDestination(s.host, p.number, undefined, p.number);
-        chains.push({ name: `${s.host}:${p.number}`, match: { transportProtocol: 'tls', serverNames: [s.host] }, filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS }, origin: originOf(s.resource) });
+        const filter = { type: 'tcp' as const, statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS };
+        chains.push({ name: `${s.host}:${p.number}`, match: { transportProtocol: 'tls', serverNames: [s.host] }, filter, origin: originOf(s.resource) });
+        // A Kubernetes Service is also reached by its ClusterIP, whatever the SNI (absent, or a short
+        // name the client resolved through its search domains), as Istio's per-address chains do.
+        if (s.kubernetes && s.addresses.length > 0) chains.push({ name: `${s.host}:${p.number}:address`, match: { destinationPrefixes: s.addresses }, filter, origin: originOf(s.resource) });
       } else {
         const chains = tcpPorts.get(p.number) ?? [];
         tcpPorts.set(p.number, chains);
@@ -66,7 +99,7 @@ export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: Cl
     for (const [port, vhosts] of httpPorts) {
       const routes = httpRoutesOf({ vs, clusters, port, gateway: 'mesh' });
       if (routes.length === 0) continue;
-      for (const host of vs.hosts) vhosts.set(host, { name: `${host}:${port}`, domains: domainsOf(host, model.registry.lookup(host)[0]), routes, origin: originOf(vs.resource) });
+      for (const host of vs.hosts) vhosts.set(host, { name: `${host}:${port}`, domains: domainsOf(host, model.registry.lookup(host)[0], proxy.namespace), routes, origin: originOf(vs.resource) });
     }
     applyMeshTls(model, vs, tlsPorts, clusters);
   }
@@ -76,36 +109,40 @@ export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: Cl
   for (const [port, vhosts] of httpPorts) {
     const name = String(port);
     routes.push({ name, virtualHosts: [...[...vhosts.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), catchAllVhost(policy, port)] });
-    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, filterChains: [{ name, match: {}, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true } }] });
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, bindToPort: false, filterChains: [{ name, match: {}, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true } }] });
   }
   for (const [port, chains] of tlsPorts) {
     if (httpPorts.has(port)) continue;
-    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, filterChains: chains, defaultFilterChain: catchAllChain(policy) });
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, bindToPort: false, filterChains: chains, defaultFilterChain: catchAllChain(policy) });
   }
   for (const [port, chains] of tcpPorts) {
     if (httpPorts.has(port) || tlsPorts.has(port)) continue;
-    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, filterChains: chains, defaultFilterChain: catchAllChain(policy) });
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, bindToPort: false, filterChains: chains, defaultFilterChain: catchAllChain(policy) });
   }
   listeners.push({ name: 'virtualOutbound', address: '0.0.0.0', port: VIRTUAL_OUTBOUND_PORT, useOriginalDst: true, filterChains: [], defaultFilterChain: catchAllChain(policy) });
+  const inbound = generateSidecarInbound(model, proxy, clusters);
+  listeners.push(inbound.listener);
+  routes.push(...inbound.routes);
   if (policy === 'ALLOW_ANY') {
     clusters.addRaw({ name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', serviceHost: '*', port: 0, protocol: 'TCP', connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, lbPolicy: 'PASSTHROUGH', explicitAddresses: false, description: 'ALLOW_ANY: traffic outside the registry goes to the address the client asked for' }, []);
   }
   return { listeners, routes };
 }
 
-function domainsOf(host: string, service: RegistryService | undefined): string[] {
+function domainsOf(host: string, service: RegistryService | undefined, proxyNamespace: string): string[] {
   if (service?.kubernetes) {
-    // Kubernetes short names, as resolv.conf search domains let clients use them.
+    // Kubernetes short names, as resolv.conf search domains let clients use them: the bare name
+    // only from the Service's own namespace (the first search domain there).
     const [name, ns] = host.split('.');
-    return [host, `${name}.${ns}`, `${name}.${ns}.svc`, ...(service.addresses.length > 0 ? service.addresses : [])];
+    return [host, ...(ns === proxyNamespace && name ? [name] : []), `${name}.${ns}`, `${name}.${ns}.svc`, ...(service.addresses.length > 0 ? service.addresses : [])];
   }
   return [host];
 }
 
-function defaultVhost(s: RegistryService, port: number, clusters: ClusterSet): VirtualHost {
+function defaultVhost(s: RegistryService, port: number, clusters: ClusterSet, proxyNamespace: string): VirtualHost {
   const cluster = clusters.forDestination(s.host, port, undefined, port);
   const route: Route = { name: 'default', match: {}, action: { type: 'forward', clusters: [{ name: cluster, weight: 100 }], retries: DEFAULT_RETRIES } };
-  return { name: `${s.host}:${port}`, domains: domainsOf(s.host, s), routes: [route], origin: originOf(s.resource) };
+  return { name: `${s.host}:${port}`, domains: domainsOf(s.host, s, proxyNamespace), routes: [route], origin: originOf(s.resource) };
 }
 
 function catchAllVhost(policy: ProxyPolicy['outboundTrafficPolicy'], port: number): VirtualHost {

@@ -1,0 +1,315 @@
+/**
+ * Sidecar transparent capture on a real kernel: a "node" namespace with a bridge, two "pods"
+ * (namespaces on veth pairs), and an "external" namespace. Each pod runs an app (an HTTP server on
+ * 9080, and curl as its client) and a Tollgate sidecar as uid 1337 behind the capture rules that
+ * `tollgate init` writes (nftables). A dnsmasq in the external namespace is the pods' resolver
+ * (cluster names -> ClusterIPs, the registered external host -> a TEST-NET address).
+ *
+ *   node      bridge 192.0.2.1/24, 198.51.100.1/24 towards external; forwards between them
+ *   pod A     192.0.2.10 (productpage)   pod B 192.0.2.20 (reviews)
+ *   external  198.51.100.10 (edition.cnn.com, dnsmasq :53), 198.51.100.11 (not in any registry)
+ *   ClusterIPs 203.0.113.10 (productpage), 203.0.113.20 (reviews): owned by nobody, as with kube-proxy
+ *             gone — only the sidecar can take a connection there.
+ *
+ * Every address is TEST-NET; nothing is routed to the host network; namespaces are per-process.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
+import { waitFor } from '../helpers/net.js';
+import { sockoptAvailable } from '../../src/net/sockopt.js';
+import { BIN, REPO_ROOT, spawnGate, type ChildGate } from '../helpers/tollgate.js';
+import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
+
+const ready = isRoot && haveTool('ip') && haveTool('nft') && haveTool('curl') && haveTool('dnsmasq') && haveTool('setpriv') && sockoptAvailable();
+const skip = ready ? false : 'needs root, iproute2, nftables, curl, dnsmasq, setpriv and the koffi package';
+if (!ready && isCI) throw new Error(`sidecar-capture-netns: ${skip}; CI=true`);
+
+const id = process.pid % 100000;
+const NS = { node: `tgsn-${id}`, a: `tgsa-${id}`, b: `tgsb-${id}`, ext: `tgsx-${id}` };
+const POD_A = '192.0.2.10';
+const POD_B = '192.0.2.20';
+const EXTERNAL = '198.51.100.10';
+const UNREGISTERED = '198.51.100.11';
+const CLUSTER_IP_A = '203.0.113.10';
+const CLUSTER_IP_B = '203.0.113.20';
+
+function ip(...args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+}
+
+function sh(ns: string, ...cmd: string[]): void {
+  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd.join(' ')} in ${ns}: ${r.stderr}${r.stdout}`);
+}
+
+function cleanup(): void {
+  for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  for (const ns of [NS.a, NS.b]) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+}
+
+/** The demo config of docs/sidecar.md, with the outbound policy under test. */
+const services = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): string => readFileSync(join(REPO_ROOT, 'examples', 'sidecar', 'two-pods.yaml'), 'utf8').replace('mode: REGISTRY_ONLY', `mode: ${policy}`);
+
+/** The app: answers with who connected to it and which Host it was asked for. */
+const APP = (name: string): string => `
+require('node:http').createServer((req, res) => {
+  const line = JSON.stringify({ app: '${name}', peer: req.socket.remoteAddress, local: req.socket.localAddress + ':' + req.socket.localPort, host: req.headers.host });
+  console.log(line);
+  res.setHeader('content-type', 'application/json');
+  res.end(line);
+}).listen(9080, '0.0.0.0', () => console.log('LISTEN'));`;
+
+interface Pod {
+  readonly ns: string;
+  readonly ip: string;
+  readonly app: string;
+  appLines: string[];
+  appProc?: ChildProcess;
+  sidecar?: ChildGate;
+}
+
+describe('sidecar transparent capture: two pods, capture rules from tollgate init, sidecars as uid 1337', { skip, concurrency: false, timeout: 90_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-sidecar-'));
+  chmodSync(dir, 0o755); // the sidecars run as uid 1337
+  const pods: Record<'a' | 'b', Pod> = { a: { ns: NS.a, ip: POD_A, app: 'productpage', appLines: [] }, b: { ns: NS.b, ip: POD_B, app: 'reviews', appLines: [] } };
+  let dns: ChildProcess | undefined;
+  let extServer: ChildProcess | undefined;
+  const extLines: string[] = [];
+  let byNameRecord: AccessLogRecord | undefined;
+
+  const startSidecar = (pod: Pod, policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): ChildGate => {
+    const cfg = join(dir, `${pod.app}-${policy}.yaml`);
+    writeFileSync(cfg, services(policy));
+    chmodSync(cfg, 0o644);
+    const labels = join(dir, `${pod.app}.labels`);
+    writeFileSync(labels, `app="${pod.app}"\n`);
+    chmodSync(labels, 0o644);
+    const env = { POD_NAME: `${pod.app}-1`, POD_NAMESPACE: 'default', INSTANCE_IP: pod.ip, SERVICE_ACCOUNT: pod.app };
+    return spawnGate(['-f', cfg, '--role', 'sidecar', '--labels-file', labels, '--dns-server', `${EXTERNAL}:53`, '--admin', 'off', '--status-ports', 'on', '--drain-timeout', '500'], ['ip', 'netns', 'exec', pod.ns, 'setpriv', '--reuid=1337', '--regid=1337', '--clear-groups'], env);
+  };
+
+  const waitReady = async (pod: Pod): Promise<void> => {
+    await waitFor(() => pod.sidecar!.stderr.join('').includes('tollgate running snapshot') || pod.sidecar!.child.exitCode !== null, 15_000, `${pod.app} sidecar start`);
+    assert.equal(pod.sidecar!.child.exitCode, null, pod.sidecar!.stderr.join(''));
+  };
+
+  /** curl in a pod, as the app (root: any uid but the proxy's is captured). */
+  const curl = async (pod: Pod, url: string, extra: string[] = []): Promise<{ code: string; body: string; stderr: string }> => {
+    const r = await run('ip', ['netns', 'exec', pod.ns, 'curl', '-sS', '--max-time', '5', '-o', '-', '-w', '\n%{http_code}', ...extra, url], { timeoutMs: 8000 });
+    const lines = r.stdout.split('\n');
+    return { code: lines.pop() ?? '', body: lines.join('\n'), stderr: r.stderr };
+  };
+
+  before(async () => {
+    cleanup();
+    for (const ns of Object.values(NS)) ip('netns', 'add', ns);
+    for (const ns of Object.values(NS)) ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', NS.node, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', NS.node, 'addr', 'add', '192.0.2.1/24', 'dev', 'br0');
+    ip('-n', NS.node, 'link', 'set', 'br0', 'up');
+    for (const [key, pod] of Object.entries(pods)) {
+      const host = `tgv${key}${id}`;
+      ip('link', 'add', host, 'netns', NS.node, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.ns);
+      ip('-n', NS.node, 'link', 'set', host, 'master', 'br0');
+      ip('-n', NS.node, 'link', 'set', host, 'up');
+      ip('-n', pod.ns, 'addr', 'add', `${pod.ip}/24`, 'dev', 'eth0');
+      ip('-n', pod.ns, 'link', 'set', 'eth0', 'up');
+      ip('-n', pod.ns, 'route', 'add', 'default', 'via', '192.0.2.1');
+      // The pod's resolver, as kubelet writes it (ip netns exec bind-mounts /etc/netns/NS/*).
+      mkdirSync(`/etc/netns/${pod.ns}`, { recursive: true });
+      writeFileSync(`/etc/netns/${pod.ns}/resolv.conf`, `search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${EXTERNAL}\noptions ndots:5 timeout:1 attempts:1\n`);
+    }
+    ip('link', 'add', `tgvx${id}`, 'netns', NS.node, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NS.ext);
+    ip('-n', NS.node, 'addr', 'add', '198.51.100.1/24', 'dev', `tgvx${id}`);
+    ip('-n', NS.node, 'link', 'set', `tgvx${id}`, 'up');
+    sh(NS.node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    ip('-n', NS.ext, 'addr', 'add', `${EXTERNAL}/24`, 'dev', 'eth0');
+    ip('-n', NS.ext, 'addr', 'add', `${UNREGISTERED}/24`, 'dev', 'eth0');
+    ip('-n', NS.ext, 'link', 'set', 'eth0', 'up');
+    ip('-n', NS.ext, 'route', 'add', '192.0.2.0/24', 'via', '198.51.100.1');
+
+    dns = spawn('ip', ['netns', 'exec', NS.ext, 'dnsmasq', '--no-daemon', '--port=53', `--listen-address=${EXTERNAL}`, '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--local-ttl=1',
+      `--host-record=edition.cnn.com,${EXTERNAL}`, `--host-record=unregistered.example,${UNREGISTERED}`,
+      `--host-record=reviews.default.svc.cluster.local,${CLUSTER_IP_B}`, `--host-record=productpage.default.svc.cluster.local,${CLUSTER_IP_A}`], { stdio: 'ignore' });
+    extServer = spawn('ip', ['netns', 'exec', NS.ext, process.execPath, '-e', `
+for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').createServer((req, res) => {
+  const line = JSON.stringify({ app: 'external', peer: req.socket.remoteAddress, local: req.socket.localAddress, host: req.headers.host });
+  console.log(line); res.end(line);
+}).listen(80, ip);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    extServer.stdout!.on('data', (d: Buffer) => extLines.push(...d.toString().split('\n').filter(Boolean)));
+
+    for (const pod of Object.values(pods)) {
+      const init = spawnSync('ip', ['netns', 'exec', pod.ns, process.execPath, BIN, 'init', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'], { encoding: 'utf8' });
+      assert.equal(init.status, 0, init.stderr);
+      assert.match(init.stdout, /nftables, REDIRECT/);
+      pod.appProc = spawn('ip', ['netns', 'exec', pod.ns, process.execPath, '-e', APP(pod.app)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      pod.appProc.stdout!.on('data', (d: Buffer) => pod.appLines.push(...d.toString().split('\n').filter(Boolean)));
+      pod.sidecar = startSidecar(pod, 'REGISTRY_ONLY');
+    }
+    await waitFor(() => pods.a.appLines.includes('LISTEN') && pods.b.appLines.includes('LISTEN'), 10_000, 'apps listening');
+    for (const pod of Object.values(pods)) await waitReady(pod);
+  });
+
+  after(async () => {
+    for (const pod of Object.values(pods)) {
+      await pod.sidecar?.stop(1000);
+      pod.appProc?.kill('SIGKILL');
+    }
+    extServer?.kill('SIGKILL');
+    dns?.kill('SIGKILL');
+    cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the sidecar binds only its own ports, never the workload\'s (9080 stays the app\'s)', async () => {
+    const r = await run('ip', ['netns', 'exec', NS.b, 'ss', '-Hltnp'], { timeoutMs: 5000 });
+    const ports = (proc: string): string[] => r.stdout.split('\n').filter((l) => l.includes(proc)).map((l) => l.split(/\s+/)[3] ?? '');
+    const sidecarPid = String(pods.b.sidecar!.child.pid);
+    const all = r.stdout.split('\n').filter(Boolean);
+    assert.ok(all.some((l) => l.includes(':9080')), r.stdout);
+    const sidecarPorts = all.filter((l) => !l.includes(':9080')).map((l) => Number((l.split(/\s+/)[3] ?? '').split(':').pop()));
+    assert.deepEqual([...new Set(sidecarPorts)].sort(), [15001, 15006, 15020, 15021, 15090], `${r.stdout} (sidecar ${sidecarPid}, ${ports('node').join(',')})`);
+  });
+
+  it('A -> B by Service short name: outbound on A, inbound on B, the app in B sees 127.0.0.6', async () => {
+    const r = await curl(pods.a, 'http://reviews/by-name');
+    assert.equal(r.code, '200', r.stderr + r.body);
+    const seen = JSON.parse(r.body) as { app: string; peer: string; local: string; host: string };
+    assert.equal(seen.app, 'reviews');
+    assert.equal(seen.peer, '127.0.0.6');
+    assert.equal(seen.local, `${POD_B}:9080`);
+    assert.equal(seen.host, 'reviews');
+    const out = await waitFor(() => pods.a.sidecar!.records().find((x) => x.path === '/by-name'), 5000, 'outbound log on A');
+    byNameRecord = out;
+    assert.equal(out.upstream_cluster, 'outbound|80||reviews.default.svc.cluster.local');
+    assert.equal(out.downstream_local_address, `${CLUSTER_IP_B}:80`);
+    assert.equal(out.upstream_host, `${POD_B}:9080`);
+    const inb = await waitFor(() => pods.b.sidecar!.records().find((x) => x.path === '/by-name'), 5000, 'inbound log on B');
+    assert.equal(inb.upstream_cluster, 'inbound|9080||');
+    assert.equal(inb.downstream_local_address, `${POD_B}:9080`);
+    assert.match(inb.upstream_local_address ?? '', /^127\.0\.0\.6:\d+$/);
+    assert.match(inb.downstream_remote_address ?? '', new RegExp(`^${POD_A.replace(/\./g, '\\.')}:`));
+    const metrics = await run('ip', ['netns', 'exec', NS.b, 'curl', '-sS', '--max-time', '3', 'http://127.0.0.1:15090/stats/prometheus'], { timeoutMs: 5000 });
+    assert.match(metrics.stdout, /^istio_requests_total\{reporter="destination",.*destination_service="reviews\.default\.svc\.cluster\.local".*response_code="200".*\} [1-9]/m);
+  });
+
+  it('A -> B by ClusterIP and by FQDN', async () => {
+    const byIp = await curl(pods.a, `http://${CLUSTER_IP_B}/by-ip`);
+    assert.equal(byIp.code, '200', byIp.stderr);
+    assert.equal((JSON.parse(byIp.body) as { peer: string }).peer, '127.0.0.6');
+    const byFqdn = await curl(pods.a, 'http://reviews.default.svc.cluster.local/by-fqdn');
+    assert.equal(byFqdn.code, '200', byFqdn.stderr);
+  });
+
+  it('hairpin: a pod calling its own Service reaches its own app through both directions of its sidecar', async () => {
+    const r = await curl(pods.a, 'http://productpage/hairpin');
+    assert.equal(r.code, '200', r.stderr + r.body);
+    const seen = JSON.parse(r.body) as { app: string; peer: string };
+    assert.equal(seen.app, 'productpage');
+    assert.equal(seen.peer, '127.0.0.6');
+    const recs = await waitFor(() => {
+      const l = pods.a.sidecar!.records().filter((x) => x.path === '/hairpin');
+      return l.length >= 2 ? l : undefined;
+    }, 5000, 'outbound and inbound log on A');
+    assert.deepEqual(recs.map((x) => x.upstream_cluster).sort(), ['inbound|9080||', 'outbound|80||productpage.default.svc.cluster.local']);
+  });
+
+  it('A -> registered external host works (resolved by the sidecar through DNS)', async () => {
+    const r = await curl(pods.a, 'http://edition.cnn.com/echo');
+    assert.equal(r.code, '200', r.stderr + r.body);
+    assert.equal((JSON.parse(r.body) as { peer: string }).peer, POD_A);
+    const rec = await waitFor(() => pods.a.sidecar!.records().find((x) => x.path === '/echo'), 5000, 'log');
+    assert.equal(rec.upstream_cluster, 'outbound|80||edition.cnn.com');
+  });
+
+  it('REGISTRY_ONLY: an unregistered host is denied and logged with its reason; nothing reaches it', async () => {
+    const before = extLines.filter((l) => l.includes(UNREGISTERED)).length;
+    const r = await curl(pods.a, 'http://unregistered.example/nope');
+    assert.equal(r.code, '502');
+    const rec = await waitFor(() => pods.a.sidecar!.records().find((x) => x.authority === 'unregistered.example'), 5000, 'log');
+    assert.equal(rec.response_flags, 'BLOCKED');
+    assert.equal(rec.tollgate_reason, 'registry_only');
+    // Raw TCP to a port no listener has: the virtual outbound listener's BlackHole.
+    const tcp = await run('ip', ['netns', 'exec', NS.a, 'curl', '-sS', '--max-time', '3', `http://${UNREGISTERED}:8081/`], { timeoutMs: 5000 });
+    assert.notEqual(tcp.status, 0);
+    const bh = await waitFor(() => pods.a.sidecar!.records().find((x) => x.downstream_local_address === `${UNREGISTERED}:8081`), 5000, 'blackhole log');
+    assert.equal(bh.tollgate_reason, 'registry_only');
+    assert.equal(extLines.filter((l) => l.includes(UNREGISTERED)).length, before, 'the unregistered host saw nothing');
+  });
+
+  it('no escape: the app cannot bypass the sidecar, whatever address it dials (also as another uid)', async () => {
+    // Dialing the external address directly by IP on port 80 still goes through the sidecar (HTTP
+    // listener on 80): a Host the registry does not know is refused.
+    const r = await run('ip', ['netns', 'exec', NS.a, 'setpriv', '--reuid=4242', '--regid=4242', '--clear-groups', 'curl', '-sS', '--max-time', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${UNREGISTERED}/escape`], { timeoutMs: 5000 });
+    assert.equal(r.stdout, '502', r.stderr);
+    assert.ok(!extLines.some((l) => l.includes('/escape')));
+  });
+
+  it('ALLOW_ANY: an unregistered destination passes through to the original destination', async () => {
+    await pods.a.sidecar!.stop(2000);
+    pods.a.sidecar = startSidecar(pods.a, 'ALLOW_ANY');
+    await waitReady(pods.a);
+    const r = await curl(pods.a, 'http://unregistered.example/through');
+    assert.equal(r.code, '200', r.stderr + r.body);
+    const seen = JSON.parse(r.body) as { local: string; peer: string };
+    assert.equal(seen.local, UNREGISTERED);
+    assert.equal(seen.peer, POD_A);
+    const rec = await waitFor(() => pods.a.sidecar!.records().find((x) => x.path === '/through'), 5000, 'log');
+    assert.equal(rec.upstream_cluster, 'PassthroughCluster');
+    assert.equal(rec.upstream_host, `${UNREGISTERED}:80`);
+  });
+
+  it('trace --role sidecar on the original destination agrees with what the sidecars did', async () => {
+    const traceOf = async (policy: string, url: string, dst: string, labels = 'app=productpage'): Promise<{ ok: boolean; flag?: string; reason?: string; steps: { step: string; value: string }[] }> => {
+      const r = await run(process.execPath, [BIN, 'trace', '-f', join(dir, `productpage-${policy}.yaml`), '--role', 'sidecar', '-n', 'default', '-l', labels, '--original-dst', dst, '-o', 'json', url], { timeoutMs: 10_000 });
+      return JSON.parse(r.stdout) as { ok: boolean; steps: { step: string; value: string }[] };
+    };
+    const value = (t: { steps: { step: string; value: string }[] }, step: string): string | undefined => t.steps.find((x) => x.step === step)?.value;
+    // A -> B by name (logged on A under REGISTRY_ONLY; the sidecar now runs ALLOW_ANY, same routes)
+    const byName = await traceOf('REGISTRY_ONLY', 'http://reviews/by-name', `${CLUSTER_IP_B}:80`);
+    assert.equal(byName.ok, true);
+    assert.equal(value(byName, 'cluster'), byNameRecord?.upstream_cluster);
+    assert.equal(value(byName, 'endpoints'), byNameRecord?.upstream_host);
+    assert.equal(value(byName, 'listener'), 'virtualOutbound -> 0.0.0.0_80');
+    // Unregistered, REGISTRY_ONLY: blocked with the same reason the sidecar logged.
+    const denied = await traceOf('REGISTRY_ONLY', 'http://unregistered.example/nope', `${UNREGISTERED}:80`);
+    assert.equal(denied.ok, false);
+    assert.equal(denied.flag, 'BLOCKED');
+    assert.match(denied.reason ?? '', /^registry_only/);
+    const rawTcp = await traceOf('REGISTRY_ONLY', `tcp://${UNREGISTERED}:8081`, `${UNREGISTERED}:8081`);
+    assert.equal(rawTcp.ok, false);
+    assert.equal(value(rawTcp, 'listener'), 'virtualOutbound');
+    // ALLOW_ANY passthrough: the cluster and the endpoint the sidecar used.
+    const through = await traceOf('ALLOW_ANY', 'http://unregistered.example/through', `${UNREGISTERED}:80`);
+    const rec = pods.a.sidecar!.records().find((x) => x.path === '/through')!;
+    assert.equal(value(through, 'cluster'), rec.upstream_cluster);
+    assert.equal(value(through, 'endpoints'), rec.upstream_host);
+  });
+
+  it('readiness and metrics on the status ports, reached from outside the pod (excluded from capture)', async () => {
+    const ready = await run('ip', ['netns', 'exec', NS.node, 'curl', '-sS', '--max-time', '3', '-w', '%{http_code}', `http://${POD_B}:15021/healthz/ready`], { timeoutMs: 5000 });
+    assert.equal(ready.stdout, 'LIVE\n200');
+    const merged = await run('ip', ['netns', 'exec', NS.node, 'curl', '-sS', '--max-time', '3', `http://${POD_B}:15020/stats/prometheus`], { timeoutMs: 5000 });
+    assert.match(merged.stdout, /istio_requests_total\{reporter="destination"/);
+  });
+
+  it('InboundPassthrough: a port no Service declares reaches the app from 127.0.0.6, logged', async () => {
+    // The app listens on 9080 only; a second listener on 9091 stands for a port no Service names.
+    const extra = spawn('ip', ['netns', 'exec', NS.b, process.execPath, '-e', `require('node:net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(9091, '0.0.0.0', () => console.log('LISTEN'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((r) => extra.stdout!.once('data', r));
+      const r = await run('ip', ['netns', 'exec', NS.node, 'curl', '-sS', '--max-time', '3', `telnet://${POD_B}:9091`], { timeoutMs: 5000 });
+      assert.equal(r.stdout.trim(), '127.0.0.6', r.stderr);
+      const rec = await waitFor(() => pods.b.sidecar!.records().find((x) => x.upstream_cluster === 'InboundPassthroughCluster'), 5000, 'log');
+      assert.equal(rec.downstream_local_address, `${POD_B}:9091`);
+    } finally {
+      extra.kill('SIGKILL');
+    }
+  });
+});
