@@ -8,6 +8,7 @@ import {
   destinationInRegistry, gatewayRefsExist, gatewaySelectsWorkload, gatewayServersBound, gatewayWorkloadsUsed,
   httpsBypassesGateway, meshRoutesDeclared, meshRoutesReachGatewayServer, pathNormalizationWeak, subsetsDefined, tcpPortCollisions,
 } from './checks-routing.js';
+import { egressGatewayExposed } from './checks-install.js';
 import { sourceAddressPools } from './checks-source.js';
 import { autoPassthroughServers, conflictingGateways, duplicateCertificates, gatewayPortsOnService, gatewaySecrets } from './checks-gateway.js';
 import { destinationPortRequired, meshHostConflicts, partialWildcardHosts, mirrorDestinations, originationCaCertificates, ruleReachability, serviceEntryAddresses, servicePortNames, sidecarSelectors, vsHostsInGateways } from './checks-istio.js';
@@ -20,7 +21,7 @@ export const CHECKS: readonly Check[] = [
   meshHostConflicts, vsHostsInGateways, destinationPortRequired, mirrorDestinations, originationCaCertificates, serviceEntryAddresses,
   sidecarSelectors, servicePortNames, ruleReachability, partialWildcardHosts,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
-  sourceAddressPools, pathNormalizationWeak,
+  sourceAddressPools, pathNormalizationWeak, egressGatewayExposed,
 ];
 
 export interface AnalysisResult {

@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { AdmissionWebhook } from '../controlplane/admission.js';
 import { FileConfigSource, type ConfigSource } from '../controlplane/config-source.js';
 import { ControlPlane } from '../controlplane/server.js';
 import { parse, UsageError, type Io } from './common.js';
@@ -18,14 +20,22 @@ config is rejected with file:line and the last good one stays in force.
   --kubeconfig PATH       with --kubernetes: this kubeconfig (default: $KUBECONFIG, ~/.kube/config,
                           else the pod's service account)
   --namespace NS          with --kubernetes: watch only this namespace (default: all)
+  --secrets-namespace NS  with --kubernetes: read Secrets only in NS (repeatable; default: wherever the
+                          rest is read), so RBAC grants Secrets in the gateways' namespaces alone
   --listen HOST:PORT      where proxies and views connect (default 127.0.0.1:15010)
   --debounce MS           wait this long after the last change before reloading (default 200; 100 with --kubernetes)
   --allow-empty-config    accept a config with no objects replacing a non-empty one
 
+  --webhook-listen HOST:PORT  serve the validating admission webhook (HTTPS, POST /validate with an
+                          AdmissionReview v1): Istio kinds, EgressIPs and egress-router Deployments are
+                          checked as 'tollgate analyze' checks them; errors deny with the field path and fix
+  --webhook-tls-cert PATH, --webhook-tls-key PATH  its certificate and key (PEM); while the files do not
+                          exist yet (a Secret volume not yet filled) the webhook waits for them
+
 Floating source address leases (/v1/leases): arbitrated in memory with -f; with --kubernetes they
 are coordination.k8s.io/v1 Lease objects in --namespace (else $POD_NAMESPACE, else default).
 
-Views (plain HTTP on the same address): /ready, /v1/proxies, /v1/proxies/<key>/snapshot, /v1/config, /v1/leases.
+Views (plain HTTP on the same address): /ready, /metrics, /v1/proxies, /v1/proxies/<key>/snapshot, /v1/config, /v1/leases.
 See 'tollgate proxy-status' and 'tollgate proxy-config'.`;
 
 export function parseHostPort(s: string, flag: string): { host: string; port: number } {
@@ -44,6 +54,10 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     kubernetes: { type: 'boolean' },
     kubeconfig: { type: 'string' },
     namespace: { type: 'string' },
+    'secrets-namespace': { type: 'string', multiple: true },
+    'webhook-listen': { type: 'string' },
+    'webhook-tls-cert': { type: 'string' },
+    'webhook-tls-key': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -51,12 +65,13 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     return 0;
   }
   if (values.kubernetes && values.file?.length) throw new UsageError('use either -f PATH or --kubernetes, not both');
-  if (!values.kubernetes && (values.kubeconfig !== undefined || values.namespace !== undefined)) throw new UsageError('--kubeconfig and --namespace go with --kubernetes');
+  if (!values.kubernetes && (values.kubeconfig !== undefined || values.namespace !== undefined || values['secrets-namespace'] !== undefined)) throw new UsageError('--kubeconfig, --namespace and --secrets-namespace go with --kubernetes');
   if (!values.kubernetes && !values.file?.length) throw new UsageError('control-plane needs -f PATH to watch, or --kubernetes');
   const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:15010', '--listen');
+  const webhook = webhookOptions(values['webhook-listen'], values['webhook-tls-cert'], values['webhook-tls-key']);
   const debounceMs = values.debounce === undefined ? (values.kubernetes ? 100 : 200) : Number(values.debounce);
   if (!Number.isInteger(debounceMs) || debounceMs < 0) throw new UsageError('--debounce must be a whole number of milliseconds');
-  if (values.kubernetes) return kubernetesControlPlane({ kubeconfig: values.kubeconfig, namespace: values.namespace, host, port, debounceMs, allowEmpty: values['allow-empty-config'] === true }, io);
+  if (values.kubernetes) return kubernetesControlPlane({ webhook, kubeconfig: values.kubeconfig, namespace: values.namespace, secretNamespaces: values['secrets-namespace'] ?? [], host, port, debounceMs, allowEmpty: values['allow-empty-config'] === true }, io);
   if (!values.file?.length) throw new UsageError('control-plane needs -f PATH to watch');
   const source = new FileConfigSource({ paths: values.file, debounceMs, allowEmpty: values['allow-empty-config'] === true });
   const first = source.reload();
@@ -69,15 +84,62 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
   const addr = await cp.listen(host, port);
   source.watch();
   io.err(`control-plane: serving ${first.config.model.resources.length} objects on ${addr.address}:${addr.port}; watching ${values.file.join(', ')}`);
-  await untilSignal(source, cp);
+  const stopWebhook = startWebhook(webhook, io);
+  await untilSignal(source, cp, stopWebhook);
   return 0;
 }
 
-function untilSignal(source: ConfigSource, cp: ControlPlane): Promise<void> {
+interface WebhookFlags {
+  readonly host: string;
+  readonly port: number;
+  readonly cert: string;
+  readonly key: string;
+}
+
+function webhookOptions(listen: string | undefined, cert: string | undefined, key: string | undefined): WebhookFlags | undefined {
+  if (listen === undefined) {
+    if (cert !== undefined || key !== undefined) throw new UsageError('--webhook-tls-cert and --webhook-tls-key go with --webhook-listen');
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) throw new UsageError('--webhook-listen needs --webhook-tls-cert and --webhook-tls-key (the API server calls webhooks over HTTPS only)');
+  return { ...parseHostPort(listen, '--webhook-listen'), cert, key };
+}
+
+/** Starts the webhook once its certificate files exist (checked every 5 s); returns its stop function. */
+function startWebhook(flags: WebhookFlags | undefined, io: Io): () => Promise<void> {
+  if (!flags) return () => Promise.resolve();
+  let webhook: AdmissionWebhook | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let waitingLogged = false;
+  const attempt = (): void => {
+    timer = undefined;
+    if (!existsSync(flags.cert) || !existsSync(flags.key)) {
+      if (!waitingLogged) io.err(`control-plane: webhook: waiting for ${flags.cert} and ${flags.key}`);
+      waitingLogged = true;
+      timer = setTimeout(attempt, 5000);
+      return;
+    }
+    const w = new AdmissionWebhook({ cert: readFileSync(flags.cert), key: readFileSync(flags.key), log: (l) => io.err(`control-plane: ${l}`) });
+    w.listen(flags.host, flags.port).then(
+      (a) => {
+        webhook = w;
+        io.err(`control-plane: webhook: serving https://${a.address}:${a.port}/validate`);
+      },
+      (err: unknown) => io.err(`control-plane: webhook: cannot listen on ${flags.host}:${flags.port}: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  };
+  attempt();
+  return async () => {
+    if (timer) clearTimeout(timer);
+    await webhook?.close();
+  };
+}
+
+function untilSignal(source: ConfigSource, cp: ControlPlane, stopWebhook: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
     const stop = (): void => {
       source.close();
-      void cp.close().then(resolve);
+      void Promise.all([cp.close(), stopWebhook()]).then(() => resolve());
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
@@ -89,7 +151,7 @@ function untilSignal(source: ConfigSource, cp: ControlPlane): Promise<void> {
  * list of every kind has completed and produced a valid config), then follows the cluster. An
  * invalid initial config does not exit: it is logged and the next valid one is served.
  */
-async function kubernetesControlPlane(o: { kubeconfig: string | undefined; namespace: string | undefined; host: string; port: number; debounceMs: number; allowEmpty: boolean }, io: Io): Promise<number> {
+async function kubernetesControlPlane(o: { webhook: WebhookFlags | undefined; kubeconfig: string | undefined; namespace: string | undefined; secretNamespaces: readonly string[]; host: string; port: number; debounceMs: number; allowEmpty: boolean }, io: Io): Promise<number> {
   // Loaded on demand: the client library takes ~0.5 s to import, which other commands need not pay.
   const { KubernetesConfigSource, loadKubeConfig } = await import('../controlplane/kubernetes/source.js');
   const { KubernetesLeaseStore } = await import('../controlplane/kubernetes/leases.js');
@@ -100,7 +162,7 @@ async function kubernetesControlPlane(o: { kubeconfig: string | undefined; names
     throw new UsageError(`--kubernetes: ${err instanceof Error ? err.message : String(err)}`);
   }
   const log = (l: string): void => io.err(`control-plane: ${l}`);
-  const source = new KubernetesConfigSource({ kubeConfig: loaded.kubeConfig, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), debounceMs: o.debounceMs, allowEmpty: o.allowEmpty, log: (l) => log(`kubernetes: ${l}`) });
+  const source = new KubernetesConfigSource({ kubeConfig: loaded.kubeConfig, ...(o.namespace !== undefined ? { namespace: o.namespace } : {}), ...(o.secretNamespaces.length ? { secretNamespaces: o.secretNamespaces } : {}), debounceMs: o.debounceMs, allowEmpty: o.allowEmpty, log: (l) => log(`kubernetes: ${l}`) });
   // Floating source address leases are Lease objects in the watched namespace, else the control plane's own.
   const leaseNamespace = o.namespace ?? process.env['POD_NAMESPACE'] ?? 'default';
   const cp = new ControlPlane({ source, log, leases: new KubernetesLeaseStore(loaded.kubeConfig, leaseNamespace) });
@@ -110,6 +172,6 @@ async function kubernetesControlPlane(o: { kubeconfig: string | undefined; names
   void source.firstConfig().then((e) => {
     if (e.kind === 'rejected') log('the initial config from the cluster has errors; serving nothing until they are fixed (see above)');
   });
-  await untilSignal(source, cp);
+  await untilSignal(source, cp, startWebhook(o.webhook, io));
   return 0;
 }

@@ -6,6 +6,7 @@ import { configDumpCommand } from './config-dump.js';
 import { controlPlaneCommand } from './control-plane.js';
 import { genCommand } from './gen.js';
 import { suggestCommand } from './suggest.js';
+import { manifestCommand } from './manifest.js';
 import { initCommand } from './init.js';
 import { injectCommand } from './inject.js';
 import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
@@ -25,6 +26,7 @@ Commands:
   proxy-config   the listeners, routes, clusters or endpoints a proxy runs
   gen egress     print the objects that send one external host through the egress gateway
   suggest        write ServiceEntries (and gateway objects) for the egress traffic a proxy observed
+  manifest     generate Kubernetes manifests (control plane, gateways, egress router, CRDs)
   init         write a sidecar's traffic-capture rules into this network namespace (istio-init)
   inject       print a manifest with the sidecar injected into its pods (istioctl kube-inject)
 
@@ -41,6 +43,7 @@ const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
   'proxy-config': proxyConfigCommand,
   gen: genCommand,
   suggest: suggestCommand,
+  manifest: manifestCommand,
   init: initCommand,
   inject: injectCommand,
 };

@@ -14,7 +14,7 @@ import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
 import { MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { HostAgents } from '../dataplane/kernel/host-agents.js';
 import { Runtime, type InterceptionMode } from '../dataplane/runtime.js';
-import { startStatusServers, type StatusServers } from '../admin/status.js';
+import { startStatusServers, STATUS_PORTS, type StatusServers } from '../admin/status.js';
 import { podIdentity } from './pod-identity.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
@@ -120,7 +120,8 @@ Sidecar (--role sidecar, behind the capture rules of 'tollgate init'):
   --labels-file PATH           downward-API labels file (key="value" lines)
   --interception-mode REDIRECT|TPROXY  how connections were captured (default REDIRECT)
   --status-ports on|off        readiness 15021 /healthz/ready, Prometheus 15090 /stats/prometheus,
-                               merged 15020 (default: on when POD_NAME or INSTANCE_IP is set)
+                               merged 15020 (default for sidecars: on when POD_NAME or INSTANCE_IP is
+                               set; gateways and routers: off unless asked for)
   --app-metrics URL            the app's Prometheus URL, merged into 15020 /stats/prometheus
 `;
 
@@ -355,7 +356,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     files,
     identity: { ...identity, ...(nodeName ? { nodeName } : {}) },
     interceptionMode,
-    statusPorts: role === 'sidecar' && (statusPorts ?? inPod),
+    // Sidecars in a pod get them unasked; gateways and routers in a pod ask (the manifests do).
+    statusPorts: statusPorts ?? (role === 'sidecar' && inPod),
     ...(appMetricsUrl !== undefined ? { appMetricsUrl } : {}),
     ...(admin ? { admin } : {}),
     dnsServers,
@@ -476,7 +478,8 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     singleProcess: options.workers <= 1,
     routerInterface: options.routerInterface,
     ...(options.routerMacvlanParent ? { routerMacvlanParent: options.routerMacvlanParent } : {}),
-    ownPorts: admin ? [admin.address.port] : [],
+    // The egress router's fallback DNAT must not swallow the kubelet's probes.
+    ownPorts: [...(admin ? [admin.address.port] : []), ...(options.statusPorts ? Object.values(STATUS_PORTS) : [])],
   });
   let status: StatusServers | undefined;
   if (options.statusPorts) {

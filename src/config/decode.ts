@@ -241,6 +241,7 @@ const KNOWN_NOT_READ = new Set([
   'EnvoyFilter', 'WorkloadGroup', 'ProxyConfig', 'RequestAuthentication', 'Telemetry', 'WasmPlugin', 'TrafficExtension',
   'IstioOperator', 'MeshConfig', 'MeshNetworks', 'GRPCRoute', 'UDPRoute', 'ReferenceGrant', 'GatewayClass', 'BackendTLSPolicy',
   'QuotaSpec', 'QuotaSpecBinding', 'HTTPAPISpec', 'HTTPAPISpecBinding', 'NetNamespace', 'HostSubnet', 'EgressFirewall', 'EgressNetworkPolicy',
+  'Kustomization',
 ]);
 
 function unknownKind(kindField: string, apiVersion: string | undefined, name: string, pos: SourcePos): Diagnostic {

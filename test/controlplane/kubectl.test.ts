@@ -14,9 +14,9 @@ import { ControlPlaneClient } from '../../src/controlplane/client.js';
 import { KubernetesConfigSource, loadKubeConfig } from '../../src/controlplane/kubernetes/source.js';
 import { main } from '../../src/cli/main.js';
 import type { Snapshot } from '../../src/snapshot/types.js';
-import { FakeApiServer } from '../helpers/fake-apiserver.js';
+import { FakeApiServer, INSTALL_KINDS, STANDARD_KINDS } from '../helpers/fake-apiserver.js';
 import { waitFor } from '../helpers/net.js';
-import { fixture } from '../helpers/pipeline.js';
+import { fixture, ROOT } from '../helpers/pipeline.js';
 import { requireTools, run } from '../helpers/tools.js';
 
 class LastSnapshot {
@@ -45,7 +45,7 @@ function generated(): string {
 
 test('kubectl apply/get/delete against the stand-in API server; one invalid VirtualService among 50 valid objects is left out and reported, the rest reaches two gateways', { timeout: 60_000 }, async (t) => {
   if (!requireTools(t, 'kubectl')) return;
-  const api = new FakeApiServer();
+  const api = new FakeApiServer({ kinds: [...STANDARD_KINDS, ...INSTALL_KINDS] });
   await api.start();
   const dir = mkdtempSync(join(tmpdir(), 'tg-kubectl-'));
   const kubeconfig = api.writeKubeconfig(dir);
@@ -57,6 +57,11 @@ test('kubectl apply/get/delete against the stand-in API server; one invalid Virt
   const kubectl = (...args: string[]) => run('kubectl', ['--kubeconfig', kubeconfig, ...args], { timeoutMs: 30_000 });
   api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
   writeFileSync(join(dir, 'apps.yaml'), generated());
+  // The control-plane profile's own objects first, as an install would (Namespace, RBAC, Deployment, Service, webhook...).
+  const profile = await kubectl('apply', '--validate=false', '-f', join(ROOT, 'deploy', 'control-plane.yaml'));
+  assert.equal(profile.status, 0, profile.stderr);
+  assert.match(profile.stdout, /^clusterrole\.rbac\.authorization\.k8s\.io\/tollgate-control-plane created$/m);
+  assert.match(profile.stdout, /^validatingwebhookconfiguration\.admissionregistration\.k8s\.io\/tollgate-control-plane created$/m);
   const applied = await kubectl('apply', '--validate=false', '-f', fixture('ingress-gateway.yaml'), '-f', fixture('egress-gateway.yaml'), '-f', join(dir, 'apps.yaml'));
   assert.equal(applied.status, 0, applied.stderr);
   assert.equal((applied.stdout.match(/ created$/gm) ?? []).length, 6 + 7 + 2 + 2 * APPS + 1, applied.stdout);
@@ -67,7 +72,8 @@ test('kubectl apply/get/delete against the stand-in API server; one invalid Virt
   assert.equal(one.stdout, 'soon', one.stderr);
 
   const logs: string[] = [];
-  const source = new KubernetesConfigSource({ kubeConfig: loadKubeConfig(kubeconfig).kubeConfig, debounceMs: 20, maxDebounceMs: 200, minWatchIntervalMs: 0, pageSize: 10, log: (l) => logs.push(l) });
+  // As the profile runs it: Secrets read only in the control plane's namespace.
+  const source = new KubernetesConfigSource({ kubeConfig: loadKubeConfig(kubeconfig).kubeConfig, secretNamespaces: ['tollgate-system'], debounceMs: 20, maxDebounceMs: 200, minWatchIntervalMs: 0, pageSize: 10, log: (l) => logs.push(l) });
   const cp = new ControlPlane({ source, pingIntervalMs: 500, log: (l) => logs.push(l) });
   const { port } = await cp.listen('127.0.0.1', 0);
   const ingress = new LastSnapshot();
@@ -87,6 +93,9 @@ test('kubectl apply/get/delete against the stand-in API server; one invalid Virt
   assert.equal(first.kind, 'accepted', first.kind === 'rejected' ? first.rejection.summary : '');
   await waitFor(() => cp.proxies().filter((p) => p.state === 'SYNCED').length === 2, 10_000, 'both gateways SYNCED');
   assert.ok(api.requests.some((r) => r.path.endsWith('/serviceentries') && r.query['continue']), 'ServiceEntries were listed in pages');
+  const secretPaths = [...new Set(api.requests.filter((r) => r.path.endsWith('/secrets')).map((r) => r.path))];
+  assert.deepEqual(secretPaths, ['/api/v1/namespaces/tollgate-system/secrets'], 'Secrets only where the profile\'s Role allows');
+  assert.ok(source.config?.model.resources.some((r) => r.kind === 'Deployment' && r.name === 'tollgate-control-plane'), 'the profile\'s own Deployment is part of the config');
 
   const appHosts = Array.from({ length: APPS }, (_, i) => `app-${i}.example.org`);
   assert.deepEqual(ingress.domains.filter((d) => d !== '*').sort(), ['shop.example.org', ...appHosts].sort());

@@ -440,7 +440,7 @@ test('--namespace: only that namespace is listed and watched', { timeout: 8000 }
   assert.ok(paths.has('/apis/k8s.ovn.org/v1/egressips'), 'cluster-scoped kinds are listed cluster-wide');
 });
 
-test('tollgate control-plane --kubernetes: serves not-ready until synced, then the config; SIGTERM stops it', { timeout: 45_000 }, async (t) => {
+test('tollgate control-plane --kubernetes: serves not-ready until synced, then the config; SIGTERM stops it', { timeout: 90_000 }, async (t) => {
   const h = await harness(t, { before: (api) => api.holdLists('gateways') });
   const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'control-plane', '--kubernetes', '--kubeconfig', h.kubeconfig, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -449,7 +449,7 @@ test('tollgate control-plane --kubernetes: serves not-ready until synced, then t
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
   });
-  await until('listening', () => /serving on 127\.0\.0\.1:\d+/.test(stderr), 20_000);
+  await until('listening', () => /serving on 127\.0\.0\.1:\d+/.test(stderr), 40_000);
   const port = Number(/serving on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
   assert.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 503);
   h.api.releaseLists('gateways');

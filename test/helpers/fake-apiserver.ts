@@ -70,6 +70,19 @@ export const STANDARD_KINDS: readonly FakeKind[] = [
   { kind: 'HTTPRoute', group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', namespaced: true },
 ];
 
+/** Built-in kinds an installation writes (what `tollgate manifest generate` emits), for tests that apply one. */
+export const INSTALL_KINDS: readonly FakeKind[] = [
+  { kind: 'ServiceAccount', group: '', version: 'v1', plural: 'serviceaccounts', namespaced: true },
+  { kind: 'ClusterRole', group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterroles', namespaced: false },
+  { kind: 'ClusterRoleBinding', group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'clusterrolebindings', namespaced: false },
+  { kind: 'Role', group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'roles', namespaced: true },
+  { kind: 'RoleBinding', group: 'rbac.authorization.k8s.io', version: 'v1', plural: 'rolebindings', namespaced: true },
+  { kind: 'PodDisruptionBudget', group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', namespaced: true },
+  { kind: 'HorizontalPodAutoscaler', group: 'autoscaling', version: 'v2', plural: 'horizontalpodautoscalers', namespaced: true },
+  { kind: 'NetworkPolicy', group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', namespaced: true },
+  { kind: 'ValidatingWebhookConfiguration', group: 'admissionregistration.k8s.io', version: 'v1', plural: 'validatingwebhookconfigurations', namespaced: false },
+];
+
 const BUILT_IN_GROUPS = new Set(['', 'apps', 'discovery.k8s.io', 'networking.k8s.io', 'apiextensions.k8s.io', 'policy', 'rbac.authorization.k8s.io', 'autoscaling', 'admissionregistration.k8s.io']);
 
 type Obj = Record<string, unknown> & { metadata: Record<string, unknown> & { name: string; namespace?: string } };

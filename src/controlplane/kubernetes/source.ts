@@ -23,6 +23,11 @@ import { apiVersionOf, collectionPath, resourceName, WATCHED_KINDS, type Watched
 
 export interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
+  /**
+   * Read Secrets only in these namespaces (one watch each), so RBAC can grant them there alone:
+   * gateways' credentialName Secrets live in the gateway's namespace. Default: wherever the other kinds are read.
+   */
+  readonly secretNamespaces?: readonly string[];
   /** Watch only this namespace (cluster-scoped kinds: only this Namespace object, and all EgressIPs). */
   readonly namespace?: string;
   /** Rebuild this long after the last change (default 100 ms)... */
@@ -56,6 +61,8 @@ export type KindState = 'pending' | 'synced' | 'absent' | 'dormant';
 
 export interface KindStatus {
   readonly resource: string;
+  /** Set when the kind is read in one namespace only (Secrets with `secretNamespaces`). */
+  readonly namespace?: string;
   readonly apiVersion: string;
   readonly state: KindState;
   readonly objects: number;
@@ -69,6 +76,8 @@ export interface KindStatus {
 
 interface KindWatch {
   readonly def: WatchedKind;
+  /** Watched in this namespace only, whatever `namespace` says (Secrets with `secretNamespaces`). */
+  readonly namespace: string | undefined;
   state: KindState;
   versionIndex: number;
   informer: ListWatch<KubernetesObject> | undefined;
@@ -152,8 +161,11 @@ export class KubernetesConfigSource implements ConfigSource {
     this.discovery = kc.makeApiClient(DiscoveryV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.apiextensions = kc.makeApiClient(ApiextensionsV1Api);
-    this.kinds = (opts.kinds ?? WATCHED_KINDS).map((def) => ({
+    const perNamespace = (def: WatchedKind): (string | undefined)[] =>
+      def.kind === 'Secret' && def.group === '' && opts.secretNamespaces?.length ? [...opts.secretNamespaces] : [undefined];
+    this.kinds = (opts.kinds ?? WATCHED_KINDS).flatMap((def) => perNamespace(def).map((namespace) => ({
       def,
+      namespace,
       state: def.fallbackFor ? 'dormant' : 'pending',
       versionIndex: 0,
       informer: undefined,
@@ -166,7 +178,7 @@ export class KubernetesConfigSource implements ConfigSource {
       retained: undefined,
       retainedUntil: undefined,
       graceTimer: undefined,
-    }));
+    })));
     this.firstEvent = new Promise((resolve) => (this.resolveFirst = resolve));
   }
 
@@ -213,6 +225,7 @@ export class KubernetesConfigSource implements ConfigSource {
   status(): KindStatus[] {
     return this.kinds.map((k) => ({
       resource: resourceName(k.def),
+      ...(k.namespace !== undefined ? { namespace: k.namespace } : {}),
       apiVersion: apiVersionOf(k.def, k.def.versions[k.versionIndex] ?? ''),
       state: k.state,
       objects: k.informer && k.state === 'synced' ? k.informer.list().length : k.retained?.length ?? 0,
@@ -239,7 +252,7 @@ export class KubernetesConfigSource implements ConfigSource {
   private startKind(k: KindWatch): void {
     this.stopKind(k);
     const version = k.def.versions[k.versionIndex] ?? 'v1';
-    const namespace = k.def.namespaced ? this.opts.namespace : undefined;
+    const namespace = k.namespace ?? (k.def.namespaced ? this.opts.namespace : undefined);
     const fieldSelector = k.def.kind === 'Namespace' && k.def.group === '' && this.opts.namespace !== undefined ? `metadata.name=${this.opts.namespace}` : undefined;
     const timeout = Math.round((this.opts.watchTimeoutSeconds ?? 300) * (1 + Math.random() * 0.5));
     const watch = new GuardedWatch(this.opts.kubeConfig, timeout, this.opts.minWatchIntervalMs ?? 1000);

@@ -76,7 +76,8 @@ export class RouterKernel {
     if (plan.gateway) await this.routeVia(plan.gateway, prefix);
     if (this.savedForward === undefined) {
       this.savedForward = readFileSync(IP_FORWARD, 'utf8').trim();
-      writeFileSync(IP_FORWARD, '1');
+      // Already on (a pod's net.ipv4.ip_forward sysctl): /proc/sys is read-only in an unprivileged container.
+      if (this.savedForward !== '1') writeFileSync(IP_FORWARD, '1');
     }
     await must('nft', ['-f', '-'], routerRuleset({ plan, device: dev, keepPorts: this.opts.keepPorts }));
     this.tableApplied = true;
@@ -104,7 +105,7 @@ export class RouterKernel {
     this.addedAddress = undefined;
     if (this.createdDevice) await exec('ip', ['link', 'del', dev]);
     this.createdDevice = false;
-    if (this.savedForward !== undefined) writeFileSync(IP_FORWARD, this.savedForward);
+    if (this.savedForward !== undefined && this.savedForward !== '1') writeFileSync(IP_FORWARD, this.savedForward);
     this.savedForward = undefined;
     this.plan = undefined;
   }
