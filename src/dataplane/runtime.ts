@@ -106,6 +106,7 @@ export class Runtime {
     let compiled: CompiledSnapshot;
     try {
       compiled = new CompiledSnapshot(snapshot);
+      this.http.compile?.(compiled);
     } catch (e) {
       metrics.snapshotApplied.labels('rejected').inc();
       throw new TollgateError('TG_SNAPSHOT_COMPILE', `snapshot ${snapshot.version} does not compile: ${errorMessage(e)}`, { source: 'config', cause: e });
