@@ -16,6 +16,7 @@ import type { Snapshot } from '../snapshot/types.js';
 import type { DataPlaneServices, HttpConnectionHandler, HttpConnectionHandlerFactory } from './context.js';
 import { createHttpHandler } from './http/engine.js';
 import { ListenerRuntime } from './listener/listener.js';
+import { compileDownstreamTls, DOWNSTREAM_TLS } from './listener/tls-store.js';
 import { CompiledSnapshot } from './route/compile.js';
 import { originalDestinationReader } from './listener/capture.js';
 
@@ -106,6 +107,8 @@ export class Runtime {
     let compiled: CompiledSnapshot;
     try {
       compiled = new CompiledSnapshot(snapshot);
+      compiled.attach(DOWNSTREAM_TLS, compileDownstreamTls(compiled));
+      this.opts.services.clusters.prepare(compiled);
       this.http.compile?.(compiled);
     } catch (e) {
       metrics.snapshotApplied.labels('rejected').inc();

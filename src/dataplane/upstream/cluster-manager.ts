@@ -158,6 +158,11 @@ export class ClusterManager implements LbState {
     this.random = opts.random ?? Math.random;
   }
 
+  /** Builds what a snapshot about to be applied needs here (upstream TLS contexts); throws when it cannot (the snapshot is rejected). */
+  prepare(s: CompiledSnapshot): void {
+    this.tls.prepare(s.snapshot);
+  }
+
   setSnapshot(s: CompiledSnapshot): void {
     this.snap = s;
     this.tls.update(s.snapshot.secrets);
