@@ -155,11 +155,11 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
     for (let i = 0; i < 10 && !drained; i++) drained = (await send('limited.test', '/a')).status === 429;
     assert.ok(drained, 'the bucket of 5 empties within 10 requests');
     await new Promise((r) => setTimeout(r, 450));
-    const rs = [];
-    for (let i = 0; i < 6; i++) rs.push((await send('limited.test', '/a')).status);
+    // At once, so the answers do not wait on each other while tokens keep coming back.
+    const rs = (await Promise.all(Array.from({ length: 6 }, () => send('limited.test', '/a')))).map((r) => r.status);
     const ok = rs.filter((x) => x === 200).length;
     assert.ok(ok >= 2 && ok <= 4, `after 450 ms: ${rs.join(' ')}`);
-    assert.equal(rs[5], 429);
+    assert.ok(rs.includes(429), rs.join(' '));
   });
 
   it('rate limit: the bucket survives a reload that keeps the limit, and restarts full when the limit changes', async () => {
