@@ -200,6 +200,7 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_GATEWAY_API_BINDING', severity: 'warning', meaning: 'a VirtualService names a Gateway API Gateway: valid for Istio, not applied by Tollgate yet', fix: 'bind it to an Istio Gateway' },
   { code: 'TG_VS_MESH_HOST_CONFLICT', severity: 'error', meaning: 'two mesh VirtualServices for overlapping hosts, visible in a common namespace', fix: 'merge them or narrow exportTo' },
   { code: 'TG_VS_HOST_NOT_IN_GATEWAY', severity: 'warning', meaning: 'VirtualService hosts that a bound Gateway\'s servers do not accept', fix: 'add the host to the Gateway server or drop it from the VirtualService' },
+  { code: 'TG_VS_HOST_UNSERVED', severity: 'warning', meaning: 'VirtualService hosts that none of its bound Gateways accepts: their routes are used nowhere', fix: 'add the hosts to a server of one of its Gateways, or drop them' },
   { code: 'TG_VS_RULE_UNREACHABLE', severity: 'warning', meaning: 'a rule after a rule without match, or whose every match an earlier match takes', fix: 'reorder or remove the rule' },
   { code: 'TG_VS_MATCH_INEFFECTIVE', severity: 'info', meaning: 'a match equal to or covered by an earlier one', fix: 'remove the match' },
   { code: 'TG_DEST_PORT_REQUIRED', severity: 'info', meaning: 'no destination port on a multi-port service: Tollgate uses the port the request arrived on', fix: 'name the destination port' },
