@@ -9,6 +9,7 @@ import type { ClientTls, DestinationRuleSpec } from '../config/types.js';
 import { parseCidr } from '../net/ip.js';
 import { authorizationPolicies, compilePolicy, MESH_ROOT_NAMESPACE, policyApplies } from '../snapshot/generate/authz.js';
 import type { AuthzPolicy } from '../snapshot/types.js';
+import { ruleNeedsHttp } from '../dataplane/authz/evaluate.js';
 import type { Check, Finder } from './context.js';
 
 const NO_MTLS = 'Tollgate does not run mTLS yet, so a peer has no authenticated identity';
@@ -39,6 +40,9 @@ function checkRules(f: Finder, r: Resource, p: AuthzPolicy): void {
   const rules = p.rules ?? [];
   const consequence = p.action === 'ALLOW' ? 'the rule never allows' : `the ${p.action} rule is weaker than written`;
   rules.forEach((rule, i) => {
+    if (p.action !== 'ALLOW' && ruleNeedsHttp(rule)) {
+      f.report('info', 'TG_AUTHZ_HTTP_FIELDS_ON_TCP', r, ['spec', 'rules', i], `on TCP and TLS-passthrough listeners this ${p.action} rule's HTTP-only fields (hosts, methods, paths, request.* conditions) are ignored, as in Istio: it matches every connection its other fields match`, 'add operation.ports with the HTTP ports to keep it off TCP listeners');
+    }
     (rule.from ?? []).forEach((from, j) => {
       const at = (k: string): Path => ['spec', 'rules', i, 'from', j, 'source', k];
       for (const k of ['principals', 'notPrincipals'] as const) {
