@@ -7,6 +7,7 @@ import type { Resource } from '../config/decode.js';
 import type { Path } from '../config/load.js';
 import type { ClientTls, DestinationRuleSpec } from '../config/types.js';
 import { parseCidr } from '../net/ip.js';
+import { labelsMatch } from '../model/selectors.js';
 import { authorizationPolicies, compilePolicy, MESH_ROOT_NAMESPACE, policyApplies } from '../snapshot/generate/authz.js';
 import type { AuthzPolicy } from '../snapshot/types.js';
 import { ruleNeedsHttp } from '../dataplane/authz/evaluate.js';
@@ -28,9 +29,12 @@ export const authorizationPolicyChecks: Check = (f) => {
       f.report('warning', 'TG_AUTHZ_ALLOW_NOTHING', r, p.rules === undefined ? ['metadata', 'name'] : ['spec', 'rules'], 'ALLOW policy without rules allows nothing: every request to the workloads it selects is denied (403 RBAC: access denied)', 'if a deny-all is meant, keep it; otherwise add rules (rules: [{}] allows everything)');
     }
     const selector = spec.selector?.matchLabels;
-    if (selector !== undefined && spec.targetRef === undefined && spec.targetRefs === undefined && !f.model.workloads.some((w) => policyApplies(r, w.namespace, w.labels))) {
+    // A selector equal to a Gateway's picks that gateway's proxy (TG_GATEWAY_NO_WORKLOAD already speaks for a missing Deployment).
+    const selectsGateway = selector !== undefined && f.model.gateways.some((g) => Object.keys(g.selector).length > 0 && labelsMatch(selector, g.selector));
+    if (selector !== undefined && !selectsGateway && spec.targetRef === undefined && spec.targetRefs === undefined && !f.model.workloads.some((w) => policyApplies(r, w.namespace, w.labels))) {
       const where = r.namespace === MESH_ROOT_NAMESPACE ? 'any namespace' : `namespace ${r.namespace}`;
-      f.report('warning', 'TG_AUTHZ_SELECTS_NOTHING', r, ['spec', 'selector'], `selector matches no Pod or Deployment of ${where} in the config: this policy applies to no workload here`, 'fix the labels, or include the workload (gateway Deployment, pod) in the config');
+      const sel = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
+      f.report('warning', 'TG_AUTHZ_SELECTS_NOTHING', r, ['spec', 'selector'], `selector ${sel} matches no Pod, Deployment or Gateway of ${where} in the config: only a proxy started with --labels ${sel} enforces this policy`, 'fix the labels, or include the workload (Deployment, Pod) in the config');
     }
     checkRules(f, r, p);
   }

@@ -61,7 +61,7 @@ export const TRACE_SOURCE_IP = '127.0.0.1';
 export function describeVerdict(v: AuthzVerdict, sourceIp: string): string {
   const dry = v.dryRunDenied !== undefined ? `; dry-run: would be denied by ${matchName(v.dryRunDenied.match)}` : '';
   const audit = v.audited.length > 0 ? `; audited by ${v.audited.map(matchName).join(', ')}` : '';
-  const verdict = !v.allowed ? `denied by ${matchName(v.deniedBy)}${v.deniedBy === undefined ? ' (ALLOW policies apply and none matched)' : ''}` : v.allowedBy !== undefined ? `allowed by ${matchName(v.allowedBy)}` : 'allowed (no ALLOW policy applies, no DENY policy matched)';
+  const verdict = !v.allowed ? (v.deniedBy === undefined ? 'denied: ALLOW policies apply and none matched ([none])' : `denied by ${matchName(v.deniedBy)}`) : v.allowedBy !== undefined ? `allowed by ${matchName(v.allowedBy)}` : 'allowed (no ALLOW policy applies, no DENY policy matched)';
   return `${verdict}${dry}${audit} (source ${sourceIp})`;
 }
 
