@@ -15,6 +15,7 @@ import { listen, loopbackAddress, tcpExchange } from '../helpers/net.js';
 import { identity, loadYaml } from '../helpers/pipeline.js';
 import { EDGE_GATEWAY_ARGS, startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, run } from '../helpers/tools.js';
+import { freeTcpPort } from '../helpers/dns.js';
 import { parseCidr } from '../../src/net/ip.js';
 
 const TRACE_FLAGS = { allowCidrs: [parseCidr('127.0.0.0/8')!], dnsServers: [] };
@@ -61,6 +62,8 @@ spec:
   - from: [{source: {ipBlocks: ["${allowedIp}/32"]}}]
     to: [{operation: {methods: [GET], paths: ["/public/*"]}}]
   - to: [{operation: {ports: ["5432"]}}]
+  - from: [{source: {ipBlocks: ["${allowedIp}"]}}]
+    to: [{operation: {methods: [CONNECT], hosts: [app.test]}}]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -99,6 +102,7 @@ describe('AuthorizationPolicy at a gateway (curl, TCP)', { skip }, () => {
   let gate: TestGate;
   let cleanup: () => void = () => undefined;
   let yaml = '';
+  let proxyPort = 0;
 
   before(async () => {
     httpUp = createHttpServer((req, res) => {
@@ -113,7 +117,8 @@ describe('AuthorizationPolicy at a gateway (curl, TCP)', { skip }, () => {
     });
     tcpPort = await new Promise<number>((resolve) => tcpUp.listen(0, upIp, () => resolve((tcpUp.address() as { port: number }).port)));
     yaml = config(upIp, httpPort, tcpPort, allowedIp, otherIp);
-    const started = await startGateWithConfig(yaml, [...EDGE_GATEWAY_ARGS.map((a) => (a === '80=0' ? '80=0,5432=0' : a)), '--allow-cidr', '127.0.0.0/8']);
+    proxyPort = await freeTcpPort();
+    const started = await startGateWithConfig(yaml, [...EDGE_GATEWAY_ARGS.map((a) => (a === '80=0' ? '80=0,5432=0' : a)), '--allow-cidr', '127.0.0.0/8', '--explicit-proxy', `127.0.0.1:${proxyPort}`, '--connect-ports', '5432']);
     gate = started.gate;
     cleanup = () => started.cfg.cleanup();
   });
@@ -201,5 +206,18 @@ describe('AuthorizationPolicy at a gateway (curl, TCP)', { skip }, () => {
     assert.equal(t.ok, false);
     assert.equal(t.reason, 'rbac_denied');
     assert.equal(t.detail, log.response_code_details);
+  });
+
+  it('explicit proxy: CONNECT is authorized (method CONNECT, host the target) before anything is dialed', async () => {
+    const connect = 'CONNECT app.test:5432 HTTP/1.1\r\nHost: app.test:5432\r\n\r\n';
+    const ok = await tcpExchange('127.0.0.1', proxyPort, connect, { localAddress: allowedIp, timeoutMs: 1500 });
+    assert.match(ok.data, /^HTTP\/1\.1 200/);
+    const accepted = tcpAccepted;
+    const denied = await tcpExchange('127.0.0.1', proxyPort, connect, { localAddress: otherIp, timeoutMs: 5000 });
+    assert.match(denied.data, /^HTTP\/1\.1 403/);
+    assert.match(denied.data, /RBAC: access denied$/);
+    assert.equal(tcpAccepted, accepted);
+    const log = await gate.waitForLog((l) => l.tollgate_reason === 'rbac_denied' && l.downstream_local_address.endsWith(`:${proxyPort}`));
+    assert.equal(log.response_code_details, 'rbac_access_denied_matched_policy[none]');
   });
 });
