@@ -17,7 +17,7 @@ export interface FlagEntry {
 }
 
 /** Where a reason is produced (the section of docs/errors.md it is listed in). */
-export type ReasonArea = 'listener' | 'upstream' | 'tunnel' | 'connect' | 'http' | 'explicit-proxy-http' | 'traffic-policy' | 'rate-limit-mirror';
+export type ReasonArea = 'listener' | 'upstream' | 'tunnel' | 'connect' | 'http' | 'explicit-proxy-http' | 'traffic-policy' | 'rate-limit-mirror' | 'authorization';
 
 export interface ReasonEntry {
   readonly reason: string;
@@ -143,6 +143,9 @@ export const REASONS: readonly ReasonEntry[] = [
   { reason: 'upstream_overflow', flag: 'UO', status: '503', area: 'traffic-policy', meaning: 'the cluster\'s connectionPool limits are full (maxConnections in flight and http1MaxPendingRequests waiting)', fix: 'raise the DestinationRule connectionPool limits or add capacity' },
   // ---------------------------------------------------------------- rate limit, mirror
   { reason: 'rate_limited', flag: 'RL', status: '429', area: 'rate-limit-mirror', meaning: 'the route\'s token bucket (tollgate.io/local-rate-limit) is empty; x-ratelimit-* and retry-after tell when a token is back', fix: 'slow the client down or raise the limit' },
+  // ---------------------------------------------------------------- authorization
+  { reason: 'rbac_denied', flag: '-', status: '403', area: 'authorization', meaning: 'an AuthorizationPolicy denied the request (body `RBAC: access denied`) or the TCP connection (closed before dialing); response_code_details names it: rbac_access_denied_matched_policy[ns[NS]-policy[NAME]-rule[N]], or [none] when ALLOW policies apply and none matched', fix: 'tollgate trace shows the policy and rule; change the policy or the caller (docs/authorization.md)' },
+  { reason: 'rbac_dry_run_denied', flag: '-', status: '', area: 'authorization', meaning: 'not a denial: a dry-run policy (istio.io/dry-run or tollgate.io/dry-run "true") would have denied this request; it passed', fix: 'remove the dry-run annotation to enforce, or fix the policy' },
 ];
 
 /** Analyzer codes (`tollgate analyze`); IST codes are Istio's own analyzer codes where Tollgate reports the same finding. */
@@ -217,6 +220,19 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_PATH_NORMALIZATION_WEAK', severity: 'warning', meaning: 'pathNormalization NONE or BASE and a route matches on the path: `//admin` can pass the rule and reach a server that normalises it', fix: 'use MERGE_SLASHES or DECODE_AND_MERGE_SLASHES' },
   { code: 'TG_MESH_CONFIG_INVALID', severity: 'error', meaning: 'the istio ConfigMap\'s data.mesh is not YAML, or pathNormalization is not a known level', fix: 'fix the mesh config' },
   { code: 'TG_EGRESS_GATEWAY_PUBLIC', severity: 'warning', meaning: 'a LoadBalancer Service selects the pods of an egress gateway: an open relay for anyone who reaches the load balancer', fix: 'keep the egress gateway Service ClusterIP' },
+  { code: 'TG_AUTHZ_PRINCIPALS', severity: 'error', meaning: 'principals / notPrincipals / source.principal in an AuthorizationPolicy: no mTLS yet, so no peer has a principal (principals never match, notPrincipals always do)', fix: 'match callers with ipBlocks until mesh mTLS exists' },
+  { code: 'TG_AUTHZ_NAMESPACES', severity: 'error', meaning: 'namespaces / notNamespaces / source.namespace: the source namespace comes from the peer certificate, which does not exist yet', fix: 'match the namespace\'s pod CIDR with ipBlocks' },
+  { code: 'TG_AUTHZ_REQUEST_PRINCIPALS', severity: 'error', meaning: 'requestPrincipals or request.auth.* conditions: Tollgate does not validate JWTs', fix: 'validate tokens in the application or in front of Tollgate' },
+  { code: 'TG_AUTHZ_CUSTOM', severity: 'error', meaning: 'action CUSTOM (external authorizer) is not supported: matching requests are denied (fail closed)', fix: 'use ALLOW/DENY rules' },
+  { code: 'TG_AUTHZ_TARGET_REF', severity: 'error', meaning: 'targetRef/targetRefs attach the policy to Gateway API objects Tollgate does not serve: it is enforced nowhere', fix: 'use spec.selector' },
+  { code: 'TG_AUTHZ_BAD_VALUE', severity: 'error', meaning: 'an ipBlock that is not a CIDR, a port that is not a number, a path template, or a condition without values: it matches nothing', fix: 'fix the value' },
+  { code: 'TG_AUTHZ_CONDITION_KEY', severity: 'error', meaning: 'a when.key Tollgate does not evaluate: it matches nothing', fix: 'use request.headers[...], source.ip, remote.ip, destination.ip, destination.port or connection.sni' },
+  { code: 'TG_AUTHZ_ALLOW_NOTHING', severity: 'warning', meaning: 'an ALLOW policy without rules: every request to the workloads it selects is denied', fix: 'keep it if a deny-all is meant, else add rules' },
+  { code: 'TG_AUTHZ_SELECTS_NOTHING', severity: 'warning', meaning: 'the selector matches no Pod, Deployment or Gateway in the config', fix: 'fix the labels or include the workload' },
+  { code: 'TG_AUTHZ_HTTP_FIELDS_ON_TCP', severity: 'info', meaning: 'a DENY/AUDIT rule with HTTP-only fields: on TCP listeners they are ignored and the rule matches every connection its other fields match', fix: 'add operation.ports with the HTTP ports' },
+  { code: 'TG_PEERAUTHN_STRICT', severity: 'error', meaning: 'PeerAuthentication STRICT is not enforced: no mTLS yet, plaintext is accepted', fix: 'restrict callers with an AuthorizationPolicy on ipBlocks meanwhile' },
+  { code: 'TG_PEERAUTHN_PLAINTEXT', severity: 'info', meaning: 'PeerAuthentication DISABLE/PERMISSIVE/UNSET: plaintext, which is what Tollgate serves', fix: '-' },
+  { code: 'TG_DR_ISTIO_MUTUAL', severity: 'error', meaning: 'tls.mode ISTIO_MUTUAL needs mesh certificates Tollgate does not issue: plain MUTUAL with the named files, peer identity not verified', fix: 'use MUTUAL with certificate files or credentialName and subjectAltNames' },
   { code: 'TG_KIND_NOT_ENFORCED', severity: 'info', meaning: 'a recognised kind that Tollgate validates but does not enforce yet', fix: '-' },
 ];
 

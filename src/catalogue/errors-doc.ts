@@ -24,6 +24,11 @@ const AREAS: readonly { readonly area: ReasonArea; readonly title: string; reado
     intro:
       'A mirrored copy has its own access-log line (`route_name` `<route>#mirror`, `authority` the `-shadow` Host); its failures never reach the client and are counted in `tollgate_http_mirror_requests_total`, not in `istio_requests_total` or `tollgate_denied_total`. Copies not sent are counted in `tollgate_http_mirror_skipped_total{reason}`: `body_too_large` (over 64 KiB), `overflow` (more than 1024 in flight), `abandoned` (the request body never completed).',
   },
+  {
+    area: 'authorization',
+    title: 'Authorization (AuthorizationPolicy)',
+    intro: 'src/dataplane/authz/; counted in `tollgate_rbac_total{policy,result}` (denied, dry_run_denied, audited); docs/authorization.md.',
+  },
 ];
 
 /** Istio's code for the same finding (analyze/istio-codes.ts keeps that mapping). */

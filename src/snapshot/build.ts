@@ -15,6 +15,7 @@ import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
 import { resolveSecrets } from './secrets.js';
 import { leaseNameOf, type SourcePool } from '../model/source-pools.js';
 import { originOf } from './generate/origin.js';
+import { authorizationFor } from './generate/authz.js';
 import type { EgressIpRule, Listener, ManagedAddress, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
 
 export interface SnapshotOptions {
@@ -65,6 +66,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
   const secrets = credentialNames.length > 0 ? resolveSecrets(model.secrets, credentialNames) : [];
 
   const egressIps = egressIpRules(model, proxy);
+  const authorization = authorizationFor(model, proxy);
   const managedAddresses = managedAddressesOf(model, clusters, egressIps);
   if (routerKernel) managedAddresses.unshift({ address: routerKernel.source, managedBy: 'router', source: `Deployment ${routerKernel.origin?.namespace ?? ''}/${routerKernel.origin?.name ?? ''}`, ...(routerKernel.origin ? { origin: routerKernel.origin } : {}) });
 
@@ -75,7 +77,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
     routes: [...routes].sort(byName),
     clusters: [...clusters.clusters.values()].sort(byName),
     endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
-    policy: { outboundTrafficPolicy, ...(reportOnly ? { outboundMode: 'report' as const } : {}), egressIps, ...(model.mesh.pathNormalization !== undefined ? { pathNormalization: model.mesh.pathNormalization } : {}) },
+    policy: { outboundTrafficPolicy, ...(reportOnly ? { outboundMode: 'report' as const } : {}), egressIps, ...(model.mesh.pathNormalization !== undefined ? { pathNormalization: model.mesh.pathNormalization } : {}), ...(authorization.length > 0 ? { authorization } : {}) },
     ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
     ...(secrets.length > 0 ? { secrets } : {}),
     ...(managedAddresses.length > 0 ? { managedAddresses } : {}),

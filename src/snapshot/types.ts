@@ -103,6 +103,37 @@ export interface ProxyPolicy {
    * the data plane default, MERGE_SLASHES (docs/egress-security.md).
    */
   readonly pathNormalization?: 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
+  /** AuthorizationPolicies that select this proxy's workload, in (namespace, name) order; absent: none. */
+  readonly authorization?: readonly AuthzPolicy[];
+}
+
+/**
+ * One AuthorizationPolicy as the data plane evaluates it (dataplane/authz): Istio's field names,
+ * every list present only when the policy set it (an empty list and an absent one differ in Istio).
+ */
+export interface AuthzPolicy {
+  readonly name: string;
+  readonly namespace: string;
+  readonly action: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+  /** `istio.io/dry-run` / `tollgate.io/dry-run: "true"`: evaluated and logged, never enforced. */
+  readonly dryRun: boolean;
+  /** Absent: the policy has no rules (an ALLOW policy then allows nothing). */
+  readonly rules?: readonly AuthzRule[];
+  readonly origin?: Origin;
+}
+export interface AuthzRule {
+  readonly from?: readonly AuthzSource[];
+  readonly to?: readonly AuthzOperation[];
+  readonly when?: readonly AuthzCondition[];
+}
+export type AuthzSourceField = 'principals' | 'notPrincipals' | 'requestPrincipals' | 'notRequestPrincipals' | 'namespaces' | 'notNamespaces' | 'ipBlocks' | 'notIpBlocks' | 'remoteIpBlocks' | 'notRemoteIpBlocks';
+export type AuthzOperationField = 'hosts' | 'notHosts' | 'ports' | 'notPorts' | 'methods' | 'notMethods' | 'paths' | 'notPaths';
+export type AuthzSource = { readonly [K in AuthzSourceField]?: readonly string[] };
+export type AuthzOperation = { readonly [K in AuthzOperationField]?: readonly string[] };
+export interface AuthzCondition {
+  readonly key: string;
+  readonly values?: readonly string[];
+  readonly notValues?: readonly string[];
 }
 
 export interface EgressIpRule {

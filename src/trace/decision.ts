@@ -26,6 +26,8 @@ import { statusForFailure } from '../dataplane/upstream/failure.js';
 import { WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { compileRetry } from '../dataplane/http/retry.js';
 import type { ExplicitProxy } from '../snapshot/types.js';
+import { authorizeHttp } from '../dataplane/authz/apply.js';
+import { matchName, type AuthzVerdict } from '../dataplane/authz/evaluate.js';
 
 /** The access-log fields of one request, as the proxy would write them. */
 export interface TraceDecision {
@@ -48,6 +50,19 @@ export interface TraceDecision {
   readonly forwardedTarget?: string;
   /** Set when the outcome depends on a DNS answer trace did not get (no --dns-server, or it failed to answer in time). */
   readonly dependsOnDns?: string;
+  /** The AuthorizationPolicy verdict (absent when no policy applies to the proxy). */
+  readonly authz?: string;
+}
+
+/** The caller address trace assumes without --source-ip (ipBlocks and source.ip are matched against it). */
+export const TRACE_SOURCE_IP = '127.0.0.1';
+
+/** One line for the trace step: what decided, as the access log names it. */
+export function describeVerdict(v: AuthzVerdict, sourceIp: string): string {
+  const dry = v.dryRunDenied !== undefined ? `; dry-run: would be denied by ${matchName(v.dryRunDenied.match)}` : '';
+  const audit = v.audited.length > 0 ? `; audited by ${v.audited.map(matchName).join(', ')}` : '';
+  const verdict = !v.allowed ? (v.deniedBy === undefined ? 'denied: ALLOW policies apply and none matched ([none])' : `denied by ${matchName(v.deniedBy)}`) : v.allowedBy !== undefined ? `allowed by ${matchName(v.allowedBy)}` : 'allowed (no ALLOW policy applies, no DENY policy matched)';
+  return `${verdict}${dry}${audit} (source ${sourceIp})`;
 }
 
 /** Always the upper end of [0, 1): a fault below 100% does not fire, the last non-zero weight wins. */
@@ -104,7 +119,14 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
       : new ExplicitProxyRouter(compiled, kind.proxy, kind.listenerName, kind.chainName, clusters.dns, input.listenerPort, false, 'reject', TRACE_RANDOM, ns);
   const d = new Decision();
   router.route(d, head);
+  const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: null };
+  const verdict = authorizeHttp(compiled.snapshot.policy.authorization, authzConn, router, d);
+  const authz = verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
+    const r = finishDecision();
+    return { decision: { ...r.decision, ...authz }, ...(r.later ? { later: async () => ({ ...(await r.later!()), ...authz }) } : {}) };
+  };
+  const finishDecision = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
     if (d.kind === 'reply') return { decision: replyDecision(d) };
     const req = upstreamRequestOf(d, compiled, input.downstreamIp, input.originalDestination);
     const now = clusters.chooseSync(req);
@@ -173,13 +195,13 @@ function chosenDecision(d: Decision, r: ChooseResult): TraceDecision {
   return {
     status: null,
     flag: '-',
-    // Report-only mode lets a destination outside the registry pass and says so in the log.
-    reason: d.proxy?.wouldDeny === true ? WOULD_DENY_REASON : null,
+    // Report-only mode lets a destination outside the registry pass and says so in the log (as does a dry-run policy).
+    reason: d.logReason ?? (d.proxy?.wouldDeny === true ? WOULD_DENY_REASON : null),
     cluster: t.cluster.name,
     upstreamHost: t.ip.includes(':') ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`,
     sourceAddress: t.localAddress ?? null,
     routeName: d.routeName,
-    detail: t.sourceWhy,
+    detail: d.logDetail ?? t.sourceWhy,
     forwardedHost: d.upstreamHost,
     forwardedTarget: d.target,
   };

@@ -10,7 +10,9 @@ import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
 import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
-import { decideHttp, type HttpTraceInput, type TraceDecision } from './decision.js';
+import { decideHttp, describeVerdict, TRACE_SOURCE_IP, type HttpTraceInput, type TraceDecision } from './decision.js';
+import { connectionRequest } from '../dataplane/authz/apply.js';
+import { deniedDetail, evaluateAuthz, RBAC_DENIED_REASON } from '../dataplane/authz/evaluate.js';
 import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route/original-dst.js';
 import { parseIp } from '../net/ip.js';
 import { routeRateLimit } from '../dataplane/http/filters/local-rate-limit.js';
@@ -244,6 +246,13 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   } else {
     clusters = filter.clusters;
     if (filter.routeName) steps.push({ step: 'route', value: filter.routeName, ...(chain.origin ? { origin: chain.origin } : {}) });
+    const policies = snapshot.policy.authorization;
+    if (policies !== undefined) {
+      const sourceIp = req.sourceIp ?? TRACE_SOURCE_IP;
+      const verdict = evaluateAuthz(policies, connectionRequest({ remoteAddress: sourceIp, localAddress: originalDst?.ip ?? '', destinationPort: originalDst?.port ?? listener.listener.port, sni: sni ?? null }));
+      steps.push({ step: 'authorization', value: describeVerdict(verdict, sourceIp), detail: 'AuthorizationPolicies of this proxy, evaluated as the TCP proxy does (HTTP-only fields: an ALLOW rule with them never matches, a DENY rule ignores them)' });
+      if (!verdict.allowed) return { ...fail('-', RBAC_DENIED_REASON, 'the connection is closed before anything is dialed; see the policy named above'), detail: deniedDetail(verdict) };
+    }
   }
   return describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail) ?? { ok: true, steps, snapshotVersion: snapshot.version };
 }
@@ -301,10 +310,11 @@ function withDecision(
   steps: TraceStep[],
 ): TraceResult {
   void clusterFailure; // the decision names the destination actually used; the cluster steps explain every one
+  if (decision.authz !== undefined) steps.push({ step: 'authorization', value: decision.authz, detail: 'AuthorizationPolicies of this proxy, evaluated as the rbac filter does (CUSTOM, DENY, then ALLOW)' });
   if (decision.dependsOnDns !== undefined) steps.push({ step: 'depends on DNS', value: decision.dependsOnDns, detail: 'pass --dns-server HOST:PORT (the proxy\'s resolver) to see the outcome' });
   else if (decision.flag === '-' && decision.upstreamHost !== null) steps.push({ step: 'upstream', value: decision.upstreamHost, detail: `from ${decision.sourceAddress ?? 'the OS default address'}${decision.detail ? ` (${decision.detail})` : ''}; Host ${decision.forwardedHost ?? ''}, target ${decision.forwardedTarget ?? ''}` });
   const result: TraceResult =
-    decision.flag === '-'
+    decision.flag === '-' && decision.reason !== RBAC_DENIED_REASON
       ? { ok: true, steps, ...(decision.status !== null ? { status: decision.status } : {}), snapshotVersion: snapshot.version, decision }
       : { ...fail(decision.flag, decision.reason ?? '', hintFor(model, snapshot, decision, req, host, vh), decision.status ?? undefined), ...(decision.detail !== undefined ? { detail: decision.detail } : {}), decision };
   return later !== undefined ? Object.defineProperty(result, 'later', { value: later, enumerable: false }) : result;

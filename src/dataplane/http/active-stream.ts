@@ -17,6 +17,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { WOULD_DENY_REASON } from '../route/select.js';
+import { RBAC_DRY_RUN_REASON } from '../authz/evaluate.js';
 import type { PipeResult } from '../tcp/pipe.js';
 import type { HttpParseError } from './errors.js';
 import { STOP, type ResponseHeaders } from './filter.js';
@@ -469,7 +470,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
       else al.logJsonLine(info.jsonLine(conn, durationMs));
     }
     if (info.reason === WOULD_DENY_REASON) engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', conn.sourceNamespace);
-    else if (info.reason !== undefined) engine.services.metrics.denied(info.reason);
+    else if (info.reason !== undefined && info.reason !== RBAC_DRY_RUN_REASON) engine.services.metrics.denied(info.reason);
     const cluster = d.cluster;
     engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture);
   }

@@ -22,6 +22,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
+import { authorizeHttp, authzConnectionOf, type AuthzConnection } from '../authz/apply.js';
 import type { CompiledSnapshot } from '../route/compile.js';
 import { addrPort, type DownstreamConnection } from '../context.js';
 import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
@@ -55,6 +56,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   readonly remoteAddress: string;
   readonly remoteText: string;
   readonly localText: string;
+  readonly authzConnection: AuthzConnection;
   readonly sni: string | null;
   readonly tls: boolean;
   readonly sourceNamespace: string | undefined;
@@ -99,6 +101,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.sni = conn.sni ?? null;
     this.tls = conn.tls || conn.chain.tls !== undefined;
     this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
+    this.authzConnection = authzConnectionOf(conn);
     this.router =
       proxy === undefined
         ? new RouterContext(conn.snapshot, conn.snapshot.routeTables.get(filter.routeConfigName), conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace)
@@ -298,6 +301,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.stream = ex;
     this.refreshRouter();
     this.router.route(ex.decision, head);
+    // RBAC runs before the route's filters (Envoy's order): a denial skips faults and rate limits.
+    const verdict = authorizeHttp(this.router.snapshot.snapshot.policy.authorization, this.authzConnection, this.router, ex.decision);
+    if (verdict !== undefined) this.engine.services.metrics.authorized(verdict);
     ex.start(this.planOf);
   }
 

@@ -8,6 +8,7 @@
 import type { ProxyIdentity } from '../../snapshot/types.js';
 import type { Counter, CounterChild, Gauge, Histogram, MetricsRegistry } from './metrics.js';
 import { WouldDenyTable, type ObservedProtocol } from './would-deny.js';
+import type { AuthzMatch, AuthzVerdict } from '../authz/evaluate.js';
 
 /** Istio's standard label names (a subset that Tollgate can fill in; the rest stay "unknown"). */
 export const ISTIO_LABELS = [
@@ -54,6 +55,7 @@ export class DataPlaneMetrics {
   readonly tcpSentBytes: Counter;
   readonly tcpReceivedBytes: Counter;
   readonly deniedTotal: Counter;
+  readonly rbacTotal: Counter;
   readonly dnsQueries: Counter;
   readonly upstreamConnectFailures: Counter;
   readonly activeConnections: Gauge;
@@ -82,6 +84,7 @@ export class DataPlaneMetrics {
     this.tcpSentBytes = registry.counter('istio_tcp_sent_bytes_total', 'Bytes sent to the downstream during TCP connections.', L);
     this.tcpReceivedBytes = registry.counter('istio_tcp_received_bytes_total', 'Bytes received from the downstream during TCP connections.', L);
     this.deniedTotal = registry.counter('tollgate_denied_total', 'Connections and requests refused, by stable reason (docs/errors.md).', ['reason']);
+    this.rbacTotal = registry.counter('tollgate_rbac_total', 'AuthorizationPolicy outcomes by policy (namespace/name, "none" when no ALLOW policy matched) and result (denied, dry_run_denied, audited).', ['policy', 'result']);
     this.dnsQueries = registry.counter('tollgate_dns_queries_total', 'DNS queries sent (cache misses), by result.', ['result']);
     this.upstreamConnectFailures = registry.counter('tollgate_upstream_connect_failures_total', 'Upstream connection attempts that failed, by cluster and reason.', ['cluster', 'reason']);
     this.activeConnections = registry.gauge('tollgate_downstream_connections_active', 'Open downstream connections per listener.', ['listener']);
@@ -136,6 +139,14 @@ export class DataPlaneMetrics {
   /** A report-only pass: counted and kept as evidence for suggest; `sourceNamespace` defaults to the proxy's. */
   wouldDenyPassed(host: string, port: number, protocol: ObservedProtocol, sourceNamespace: string | undefined): void {
     this.wouldDeny.record(host, port, protocol, sourceNamespace ?? this.workloadNs);
+  }
+
+  /** AuthorizationPolicy outcome of one request or connection (policy names come from config, so the series are bounded). */
+  authorized(v: AuthzVerdict): void {
+    const name = (m: AuthzMatch | undefined): string => (m === undefined ? 'none' : `${m.policy.namespace}/${m.policy.name}`);
+    if (!v.allowed) this.rbacTotal.labels(name(v.deniedBy), 'denied').inc();
+    if (v.dryRunDenied !== undefined) this.rbacTotal.labels(name(v.dryRunDenied.match), 'dry_run_denied').inc();
+    for (const a of v.audited) this.rbacTotal.labels(name(a), 'audited').inc();
   }
 
   denied(reason: string): void {

@@ -99,6 +99,9 @@ export class Decision {
   proxy: ProxyUpstream | undefined = undefined;
   /** Set when the decision waits for something (explicit proxy ACL: DNS); Exchange.start() re-runs once it settles. */
   pending: Promise<void> | undefined = undefined;
+  /** Reason and detail to log for a forwarded request (a dry-run AuthorizationPolicy that would deny it). */
+  logReason: string | undefined = undefined;
+  logDetail: string | undefined = undefined;
 
   reply(status: number, flag: string, reason: string | undefined, detail?: string, body?: string): void {
     this.kind = 'reply';

@@ -16,6 +16,8 @@
  *    the HTTP engine provides it, else 501 explicit_proxy_http_unsupported. The engine keeps the
  *    connection for keep-alive and hands a later CONNECT back here (continueExplicitConnect).
  */
+import { authzConnectionOf, connectionRequest, verdictLog } from '../authz/apply.js';
+import { evaluateAuthz, RBAC_DENIED_BODY, RBAC_DENIED_REASON } from '../authz/evaluate.js';
 import type { Socket } from 'node:net';
 import { HttpParser } from '../http/parser.js';
 import type { HttpParseError } from '../http/errors.js';
@@ -176,7 +178,28 @@ class ConnectSession {
       this.deny(400, 'connect_bad_authority', 'DPE', `CONNECT target ${JSON.stringify(head.authority)} is not host:port`);
       return;
     }
+    if (!this.authorize(head, nh.host, hp.port)) return;
     void this.decide(nh.host, hp.port, nh.ip !== undefined);
+  }
+
+  /** AuthorizationPolicies on the CONNECT request (method CONNECT, host = the target, no path); false when denied. */
+  private authorize(head: RequestHead, host: string, port: number): boolean {
+    const policies = this.conn.snapshot.snapshot.policy.authorization;
+    if (policies === undefined) return true;
+    const header = (name: string): string | undefined => {
+      for (let i = 0; i + 1 < head.headers.length; i += 2) if (head.headers[i]!.toLowerCase() === name) return head.headers[i + 1];
+      return undefined;
+    };
+    const v = evaluateAuthz(policies, { ...connectionRequest(authzConnectionOf(this.conn)), http: { host, authority: `${host}:${port}`, method: 'CONNECT', path: '', header } });
+    this.conn.services.metrics.authorized(v);
+    const log = verdictLog(v);
+    if (log !== undefined) this.record.response_code_details = log.detail;
+    if (v.allowed) {
+      if (log !== undefined) this.record.tollgate_reason = log.reason;
+      return true;
+    }
+    this.deny(403, RBAC_DENIED_REASON, '-', log!.detail, RBAC_DENIED_BODY);
+    return false;
   }
 
   private async decide(host: string, port: number, isIp: boolean): Promise<void> {
@@ -326,7 +349,7 @@ class ConnectSession {
     this.deny(status, f.reason, f.flag, f.detail);
   }
 
-  private deny(status: number, reason: string, flag: ResponseFlag, detail: string): void {
+  private deny(status: number, reason: string, flag: ResponseFlag, detail: string, text = `${reason}\n`): void {
     const s = this.conn.socket;
     s.removeListener('data', this.onData);
     const r = this.record;
@@ -336,7 +359,7 @@ class ConnectSession {
     r.connection_termination_details = detail;
     this.conn.services.metrics.denied(reason);
     this.conn.services.logger.debug('explicit proxy refused', { reason, detail });
-    const body = simpleResponse(status, `${reason}\n`, ['X-Tollgate-Reason', reason]);
+    const body = simpleResponse(status, text, ['X-Tollgate-Reason', reason]);
     r.bytes_sent = body.length;
     this.log();
     if (s.destroyed) return;

@@ -11,6 +11,8 @@ import type { IstioLabels } from '../observe/istio-metrics.js';
 import { pickWeighted } from '../route/select.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import { resetSocket, Tunnel, type PipeResult } from './pipe.js';
+import { authzConnectionOf, connectionRequest, verdictLog } from '../authz/apply.js';
+import { evaluateAuthz, RBAC_DENIED_REASON } from '../authz/evaluate.js';
 
 /** Called once per connection; never throws. */
 export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onTunnel?: (t: Tunnel) => void): void {
@@ -28,6 +30,25 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
     responseFlags: '-',
     ...(conn.listener.listener.inboundCapture ? { reporter: 'destination' as const } : {}),
   };
+  const policies = conn.snapshot.snapshot.policy.authorization;
+  if (policies !== undefined) {
+    const verdict = evaluateAuthz(policies, connectionRequest(authzConnectionOf(conn)));
+    services.metrics.authorized(verdict);
+    const log = verdictLog(verdict);
+    if (log !== undefined) {
+      record.tollgate_reason = log.reason;
+      record.response_code_details = log.detail;
+    }
+    if (!verdict.allowed) {
+      // Envoy's network RBAC filter: the connection is closed before anything is dialed.
+      record.duration = elapsedMs(conn.startHr);
+      services.accessLog.log(record);
+      services.metrics.denied(RBAC_DENIED_REASON);
+      services.metrics.tcpClosed(labels, 0, 0);
+      conn.socket.destroy();
+      return;
+    }
+  }
   if (clusterName === undefined) {
     finishFailure(conn, record, labels, { flag: 'NC', reason: 'cluster_not_found', detail: 'tcp filter has no cluster', retryable: false });
     return;

@@ -75,6 +75,10 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
       s.info,
     );
     if (d.proxy?.wouldDeny === true) s.info.reason = WOULD_DENY_REASON; // replaced if the request then fails (ssrf_denied, ...)
+    if (d.logReason !== undefined) {
+      s.info.reason = d.logReason; // a dry-run AuthorizationPolicy that would deny this request
+      s.info.detail = d.logDetail;
+    }
     const t = d.action?.timeoutMs;
     this.timeoutMs = t !== undefined && t > 0 ? t : 0;
     if (this.timeoutMs > 0 && bodyless) this.routeDeadline = engine.sweeper.now + this.timeoutMs;

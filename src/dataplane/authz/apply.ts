@@ -1,0 +1,63 @@
+/**
+ * The authorization step of a request or connection: builds the evaluator's input from what the
+ * proxy knows, and turns the verdict into the local reply and log fields. The HTTP session, the
+ * TCP proxy and `tollgate trace` all go through here.
+ */
+import type { AuthzPolicy } from '../../snapshot/types.js';
+import type { DownstreamConnection } from '../context.js';
+import type { Decision } from '../route/http-route.js';
+import type { RequestFacts } from '../route/select.js';
+import { deniedDetail, evaluateAuthz, matchName, RBAC_DENIED_BODY, RBAC_DENIED_REASON, RBAC_DRY_RUN_REASON, type AuthzRequest, type AuthzVerdict } from './evaluate.js';
+
+/** What the connection tells the evaluator (the same for every request on it). */
+export interface AuthzConnection {
+  readonly remoteAddress: string;
+  readonly localAddress: string;
+  /** The snapshot's listener port, or the original destination port of a captured connection. */
+  readonly destinationPort: number;
+  readonly sni: string | undefined | null;
+}
+
+/** A captured connection is authorized on the port it was addressed to, others on the listener's configured port. */
+export function authzConnectionOf(conn: DownstreamConnection): AuthzConnection {
+  return { remoteAddress: conn.remoteAddress, localAddress: conn.localAddress, destinationPort: conn.originalDestination !== undefined ? conn.localPort : conn.listenerPort, sni: conn.sni };
+}
+
+export function connectionRequest(c: AuthzConnection): AuthzRequest {
+  return { sourceIp: c.remoteAddress, destinationIp: c.localAddress, destinationPort: c.destinationPort, sni: c.sni ?? null };
+}
+
+export function httpRequest(c: AuthzConnection, facts: RequestFacts): AuthzRequest {
+  return {
+    ...connectionRequest(c),
+    http: { host: facts.host, authority: facts.authority, method: facts.method, path: facts.path, header: (n) => facts.header(n) },
+  };
+}
+
+/** The log line's reason and detail for a verdict, undefined when there is nothing to say. */
+export function verdictLog(v: AuthzVerdict): { readonly reason: string; readonly detail: string } | undefined {
+  if (!v.allowed) return { reason: RBAC_DENIED_REASON, detail: deniedDetail(v) };
+  if (v.dryRunDenied !== undefined) return { reason: RBAC_DRY_RUN_REASON, detail: `rbac_dry_run_denied_matched_policy[${matchName(v.dryRunDenied.match)}]` };
+  return undefined;
+}
+
+/**
+ * RBAC in front of the router (Envoy's filter order: it answers before faults and routes). A
+ * request the codec or the authority check already refused (DPE) is left as it is.
+ */
+export function authorizeHttp(policies: readonly AuthzPolicy[] | undefined, c: AuthzConnection, facts: RequestFacts, d: Decision): AuthzVerdict | undefined {
+  if (policies === undefined || (d.kind === 'reply' && d.flag === 'DPE')) return undefined;
+  const v = evaluateAuthz(policies, httpRequest(c, facts));
+  const log = verdictLog(v);
+  if (!v.allowed) {
+    d.reply(403, '-', RBAC_DENIED_REASON, log!.detail, RBAC_DENIED_BODY);
+    d.replyHeaders = undefined;
+    // The route's own filters (fault delay, rate limit, mirror) must not run for a denied request.
+    d.route = undefined;
+    d.delayMs = 0;
+  } else if (log !== undefined) {
+    d.logReason = log.reason;
+    d.logDetail = log.detail;
+  }
+  return v;
+}
