@@ -47,7 +47,8 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
     try {
       switch (url.pathname) {
         case '/ready':
-          if (runtime.ready) send(res, 200, 'LIVE\n');
+          // Still ready with warnings (missing source addresses fail closed per connection): the detail says what is wrong.
+          if (runtime.ready) send(res, 200, `LIVE\n${runtime.warnings.map((w) => `warning: ${w}\n`).join('')}`);
           else send(res, 503, runtime.current ? 'DRAINING\n' : 'PRE_INITIALIZING\n');
           return;
         case '/healthz':

@@ -3,6 +3,7 @@ import type { Diagnostic, Severity } from '../config/diagnostics.js';
 import type { Resource } from '../config/decode.js';
 import type { Path } from '../config/load.js';
 import type { Model } from '../model/build.js';
+import { codeEntry } from '../catalogue/catalogue.js';
 import { istioEquivalent } from './istio-codes.js';
 
 export interface Finder {
@@ -15,7 +16,8 @@ export function makeFinder(model: Model, out: Diagnostic[]): Finder {
     model,
     report(severity, code, r, path, message, hint) {
       const istio = istioEquivalent(code);
-      out.push({ severity, code, message, resource: r.ref, pos: { file: r.doc.file, line: r.doc.lineOf(path) }, hint, ...(istio ? { istio } : {}) });
+      // A check without a specific hint gets the catalogue's (docs/errors.md).
+      out.push({ severity, code, message, resource: r.ref, pos: { file: r.doc.file, line: r.doc.lineOf(path) }, hint: hint !== '' ? hint : (codeEntry(code)?.fix ?? ''), ...(istio ? { istio } : {}) });
     },
   };
 }

@@ -30,7 +30,7 @@ function byChain(text: string): Map<string, string[]> {
 }
 
 describe('capture rules (istio-iptables compatible)', () => {
-  it("the seed's istio-init flags give the seed's REDIRECT rules, chain by chain", () => {
+  it("istio-init's flags give istio-init's REDIRECT rules, chain by chain", () => {
     const args = parseInitArgs(['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020']);
     const ours = iptablesRules(args.options);
     assert.deepEqual(byChain(ours), byChain(readFileSync(SEED, 'utf8')));

@@ -92,7 +92,7 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
   const rows = [['NAME', 'ROLE', 'NAMESPACE', 'VERSION', 'STATUS', 'PUSHED', 'LAST ERROR']];
   for (const p of proxies.body) {
     const labels = Object.entries(p.node.labels).map(([k, v]) => `${k}=${v}`).join(',');
-    rows.push([p.node.name || labels || p.id, p.node.role, p.node.namespace, p.ackedVersion ?? '-', p.state, ago(p.lastPushAt), p.lastError ?? '']);
+    rows.push([p.node.name || labels || p.id, p.node.role, p.node.namespace, p.ackedVersion ?? '-', p.state, ago(p.lastPushAt), p.lastError ?? (p.warnings !== undefined && p.warnings.length > 0 ? `warning: ${p.warnings.join('; ')}` : '')]);
   }
   for (const line of table(rows)) io.out(line);
   if (leaseList.length > 0) {

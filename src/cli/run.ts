@@ -586,9 +586,10 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     applier: {
       apply: async (snapshot: Snapshot) => {
         await host.apply(snapshot);
-        await runtime.apply(snapshot);
+        const r = await runtime.apply(snapshot);
         current = snapshot;
         logger.info(`applied snapshot ${snapshot.version} from the control plane`);
+        return r;
       },
     },
     log: (line) => logger.info(line),

@@ -1,3 +1,4 @@
+import { reasonEntry } from '../catalogue/catalogue.js';
 import { buildSnapshot } from '../snapshot/build.js';
 import { CompiledSnapshot } from '../dataplane/route/compile.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
@@ -118,10 +119,14 @@ export function formatTrace(url: string, role: string, ns: string, r: TraceResul
   }
   const d = r.decision;
   if (d !== undefined) lines.push(`decision: status ${d.status ?? 'from upstream'}, flag ${d.flag}, reason ${d.reason ?? '-'}, cluster ${d.cluster ?? '-'}, upstream ${d.upstreamHost ?? '-'}, source ${d.sourceAddress ?? 'OS default'}${d.location !== undefined ? `, location ${d.location}` : ''}`);
+  // The same meaning and fix docs/errors.md gives (src/catalogue).
+  const known = d?.reason ? reasonEntry(d.reason) : undefined;
+  if (known !== undefined) lines.push(`  ${d!.reason}: ${known.meaning}`);
   if (r.ok) lines.push(`result: routed${r.status !== undefined ? ` (${r.status})` : ''}`);
   else {
     lines.push(`result: FAILED [${r.flag}]${r.status !== undefined ? ` ${r.status}` : ''} ${r.reason ?? ''}`);
-    if (r.hint) lines.push(`  fix: ${r.hint}`);
+    const fix = r.hint || known?.fix;
+    if (fix) lines.push(`  fix: ${fix}`);
   }
   return lines;
 }

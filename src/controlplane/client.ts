@@ -10,7 +10,7 @@ import { encode, LineDecoder, STREAM_PATH, type ControlMessage } from './protoco
 
 export interface SnapshotApplier {
   /** Resolves when the snapshot serves traffic; rejects (and keeps the old one) when it cannot. */
-  apply(snapshot: Snapshot): Promise<unknown>;
+  apply(snapshot: Snapshot): Promise<{ readonly warnings?: readonly string[] } | void>;
 }
 
 export interface ClientOptions {
@@ -149,9 +149,10 @@ export class ControlPlaneClient {
       return;
     }
     try {
-      await this.opts.applier.apply(snapshot);
+      const r = await this.opts.applier.apply(snapshot);
       this.applied = snapshot.version;
-      this.send({ type: 'ack', version: snapshot.version, nonce });
+      const warnings = r?.warnings ?? [];
+      this.send({ type: 'ack', version: snapshot.version, nonce, ...(warnings.length > 0 ? { warnings } : {}) });
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.log(`snapshot ${snapshot.version} rejected, keeping ${this.applied ?? 'none'}: ${error}`);

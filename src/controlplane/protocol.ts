@@ -9,7 +9,8 @@ import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 /** Proxy -> control plane. */
 export type ProxyMessage =
   | { readonly type: 'hello'; readonly node: ProxyIdentity; readonly appliedVersion?: string }
-  | { readonly type: 'ack'; readonly version: string; readonly nonce: string }
+  /** `warnings`: applied, but something it needs is missing here (e.g. a source address not assigned on the host). */
+  | { readonly type: 'ack'; readonly version: string; readonly nonce: string; readonly warnings?: readonly string[] }
   | { readonly type: 'nack'; readonly version: string; readonly nonce: string; readonly error: string }
   | { readonly type: 'pong' };
 

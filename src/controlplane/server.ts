@@ -223,7 +223,7 @@ export class ControlPlane {
       } else if (!session) {
         send(encode({ type: 'error', error: 'send hello first' }));
       } else if (msg.type === 'ack') {
-        session.ack(msg.version, msg.nonce);
+        session.ack(msg.version, msg.nonce, msg.warnings ?? []);
       } else if (msg.type === 'nack') {
         session.nack(msg.version, msg.nonce, msg.error);
         this.log(`proxy ${session.key} NACKed ${msg.version}: ${msg.error}`);

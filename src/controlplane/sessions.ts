@@ -17,6 +17,8 @@ export interface SessionView {
   readonly ackedVersion?: string;
   readonly nackedVersion?: string;
   readonly lastError?: string;
+  /** What the proxy reported missing when it applied its current version (it still serves it). */
+  readonly warnings?: readonly string[];
   readonly lastPushAt?: number;
   readonly lastAckAt?: number;
   readonly state: SyncState;
@@ -29,6 +31,7 @@ export class Session {
   ackedVersion: string | undefined;
   nackedVersion: string | undefined;
   lastError: string | undefined;
+  warnings: readonly string[] = [];
   lastPushAt: number | undefined;
   lastAckAt: number | undefined;
   /** The snapshot last pushed, served to `proxy-config`. */
@@ -60,9 +63,10 @@ export class Session {
     return true;
   }
 
-  ack(version: string, nonce: string): void {
+  ack(version: string, nonce: string, warnings: readonly string[] = []): void {
     if (nonce !== this.sentNonce) return; // an answer to an older push; the newer one is pending
     this.ackedVersion = version;
+    this.warnings = warnings;
     this.lastAckAt = Date.now();
     this.lastError = undefined;
     this.nackedVersion = undefined;
@@ -93,6 +97,7 @@ export class Session {
       ...(this.ackedVersion !== undefined ? { ackedVersion: this.ackedVersion } : {}),
       ...(this.nackedVersion !== undefined ? { nackedVersion: this.nackedVersion } : {}),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(this.warnings.length > 0 ? { warnings: this.warnings } : {}),
       ...(this.lastPushAt !== undefined ? { lastPushAt: this.lastPushAt } : {}),
       ...(this.lastAckAt !== undefined ? { lastAckAt: this.lastAckAt } : {}),
       state: this.state(),

@@ -64,6 +64,8 @@ export interface DownstreamConnection {
 }
 
 export interface HttpConnectionHandler {
+  /** Builds what the handler needs from a snapshot being applied (HTTP filter chains); a throw rejects the snapshot. */
+  compile?(snapshot: CompiledSnapshot): void;
   /** Takes ownership of conn.socket. Must never throw. */
   handle(conn: DownstreamConnection, filter: HttpConnectionManager): void;
   /** Absolute-form requests on an explicit-proxy listener (optional). */

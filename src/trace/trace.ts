@@ -13,6 +13,7 @@ import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
 import { decideHttp, type HttpTraceInput, type TraceDecision } from './decision.js';
 import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route/original-dst.js';
 import { parseIp } from '../net/ip.js';
+import { routeRateLimit } from '../dataplane/http/filters/local-rate-limit.js';
 import { parseClusterName } from '../snapshot/names.js';
 import { describePolicy } from './policy.js';
 import type { Cluster, Origin, RouterKernelPlan, Snapshot, WeightedCluster } from '../snapshot/types.js';
@@ -222,7 +223,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     if (route) {
       steps.push({ step: 'path', value: decision.forwardedTarget ?? req.path, detail: `path normalisation ${level}; the normalised path is matched and forwarded` });
       steps.push({ step: 'route', value: route.route.name, detail: describeMatch(route.route.match), ...(route.route.origin ? { origin: route.route.origin } : {}) });
-      const rl = route.route.rateLimit;
+      const rl = routeRateLimit(route.route, vh?.vhost);
       if (rl !== undefined) steps.push({ step: 'rate limit', value: `${rl.tokensPerFill} per ${rl.fillIntervalMs} ms, burst ${rl.maxTokens}`, detail: 'tollgate.io/local-rate-limit: token bucket per route and gateway process; empty -> 429 RL rate_limited' });
       const action = route.route.action;
       if (action.type === 'forward') {

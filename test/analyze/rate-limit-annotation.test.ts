@@ -46,7 +46,7 @@ test('a bad tollgate.io/local-rate-limit is an error at the annotation line', ()
   assert.match(d[0]!.message, /100 per second/);
   const snap = snapshotOf(c, identity('gateway', 'egress', { istio: 'egressgateway' }));
   const routes = snap.routes.flatMap((rc) => rc.virtualHosts.flatMap((v) => v.routes));
-  assert.ok(routes.length > 0 && routes.every((r) => r.rateLimit === undefined), 'an invalid value limits nothing');
+  assert.ok(routes.length > 0 && routes.every((r) => r.typedPerFilterConfig?.['local_ratelimit'] === undefined), 'an invalid value limits nothing');
 });
 
 test('a valid value: no diagnostic, and every http route of the VirtualService carries the limit', () => {
@@ -55,5 +55,5 @@ test('a valid value: no diagnostic, and every http route of the VirtualService c
   const snap = snapshotOf(c, identity('gateway', 'egress', { istio: 'egressgateway' }));
   const routes = snap.routes.flatMap((rc) => rc.virtualHosts.flatMap((v) => v.routes)).filter((r) => r.name.startsWith('egress/api:'));
   assert.equal(routes.length, 2);
-  for (const r of routes) assert.deepEqual(r.rateLimit, { tokensPerFill: 100, fillIntervalMs: 1000, maxTokens: 200 });
+  for (const r of routes) assert.deepEqual(r.typedPerFilterConfig?.['local_ratelimit'], { tokensPerFill: 100, fillIntervalMs: 1000, maxTokens: 200 });
 });

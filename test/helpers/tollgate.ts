@@ -136,7 +136,7 @@ export function spawnGate(args: readonly string[], prefix: readonly string[] = [
     stdout,
     stderr,
     records: () => stdout.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AccessLogRecord),
-    waitForStderr: async (substr, timeoutMs = 5000) => {
+    waitForStderr: async (substr, timeoutMs = 20_000) => {
       await waitFor(() => stderr.join('').includes(substr) || child.exitCode !== null, timeoutMs, `stderr "${substr}"`);
       if (!stderr.join('').includes(substr)) throw new Error(`tollgate exited (${child.exitCode}) before "${substr}": ${stderr.join('')}`);
     },

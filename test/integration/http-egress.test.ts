@@ -134,7 +134,13 @@ ${egressGateway(['*'], 'egress', 'gw')}${virtualService('out', 'egress', ['plain
     assert.ok(gate.metric('istio_requests_total', 'source_workload_namespace="risk"') >= 1);
   });
 
-  it('a source address not assigned on this host fails closed: 503 UF source_address_unavailable, nothing sent', async () => {
+  it('a source address not assigned on this host is reported when the snapshot is applied, and fails closed: 503 UF source_address_unavailable, nothing sent', async () => {
+    // Reported at apply (log, metric, /ready detail, the ACK to a control plane): the snapshot is still served.
+    const w = gate.tg.runtime.warnings;
+    assert.equal(w.length, 1, w.join('\n'));
+    assert.match(w[0]!, /^source address 192\.0\.2\.77 is not assigned on this host \(used by cluster outbound\|80\|\|missing\.test\)/);
+    assert.equal(gate.metric('tollgate_source_address_unavailable', 'address="192.0.2.77"'), 1);
+    assert.equal(gate.metric('tollgate_source_address_unavailable', `address="${proxySrc}"`), 0, 'assigned addresses are not reported');
     const before = echo.requests.length;
     const r = await curl(port, 'missing.test');
     assert.equal(r.status, 503);

@@ -53,7 +53,7 @@ describe('seed 003: egress gateway TLS passthrough by SNI', { skip, concurrency:
     certs = makeCerts(['edition.cnn.com', 'www.naver.com']);
     upstream = await startTlsServer(upstreamIp, 443, certs);
     dns = await startDnsmasq({ 'edition.cnn.com': upstreamIp, 'www.naver.com': upstreamIp });
-    gate = await startGate(['-f', FIXTURE, '--role', 'gateway', '--namespace', 'istio-system', '--labels', 'istio=egressgateway', '--port-map', '443=0,80=0', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8', '--source-address', sourceIp, '--tls-hello-timeout', '400']);
+    gate = await startGate(['-f', FIXTURE, '--role', 'gateway', '--namespace', 'istio-system', '--labels', 'istio=egressgateway', '--port-map', '443=0,80=0', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8', '--source-address', sourceIp, '--tls-hello-timeout', '2000']);
     port443 = gate.port(443);
   });
 
@@ -144,12 +144,12 @@ describe('seed 003: egress gateway TLS passthrough by SNI', { skip, concurrency:
     await gate.waitForLog((x) => x.tollgate_reason === 'tls_not_tls');
   });
 
-  it('A24: a silent client is closed after the hello timeout (400 ms here; 15 s by default)', async () => {
+  it('A24: a silent client is closed after the hello timeout (2 s here, long enough for the split hello on a loaded machine; 15 s by default)', async () => {
     const t0 = Date.now();
-    const r = await tcpExchange('127.0.0.1', port443, undefined, { timeoutMs: 5000 });
+    const r = await tcpExchange('127.0.0.1', port443, undefined, { timeoutMs: 15_000 });
     const took = Date.now() - t0;
     assert.notEqual(r.closedBy, 'timeout');
-    assert.ok(took >= 350 && took < 3000, `closed after ${took} ms`);
+    assert.ok(took >= 1900 && took < 12_000, `closed after ${took} ms`);
     await gate.waitForLog((x) => x.tollgate_reason === 'tls_hello_timeout');
   });
 

@@ -1,18 +1,18 @@
 /**
  * The downstream HTTP/1.1 connection manager: one HttpSession per accepted connection on an `http`
- * filter chain. It owns the socket and the request parser, and runs one Exchange at a time:
+ * filter chain. It owns the socket and the request parser, and runs one ActiveStream at a time:
  *
- *   IDLE --first byte--> HEAD --onHead--> ACTIVE --exchange done--> IDLE (keep-alive) | LINGER (close)
+ *   IDLE --first byte--> HEAD --onHead--> ACTIVE --stream done--> IDLE (keep-alive) | LINGER (close)
  *
  * - Pipelining: the parser is paused in onHead (until the upstream is ready for the body) and in
  *   onMessageComplete (until the response is written); unconsumed bytes wait in `pending` and the
  *   socket is paused. The next request is parsed only after the previous response was written.
  * - Backpressure: a full upstream socket pauses reads here (pauseReads/resumeReads); a full
- *   downstream socket pauses the upstream socket (Exchange.onUpstreamReadDone/onDownstreamDrain).
+ *   downstream socket pauses the upstream socket (UpstreamRequest.readDone / onDownstreamDrain).
  *   Per direction at most one read (64 KiB) beyond the socket's high-water mark is buffered.
  * - Timeouts (sweeper deadlines, no timer per request): header timeout from the first byte of a
  *   request (from the accept for the first request) -> 408 and close (silent close when nothing
- *   was sent); idle keep-alive timeout -> close; stream idle / route / per-try in the Exchange.
+ *   was sent); idle keep-alive timeout -> close; stream idle in the ActiveStream, route / per-try in its UpstreamRequest.
  * - Parse errors: the error's status (errorResponse), Connection: close, access-log line with the
  *   TG_HTTP_* code, nothing forwarded; after a head was forwarded the upstream connection is
  *   destroyed.
@@ -27,15 +27,15 @@ import { addrPort, type DownstreamConnection } from '../context.js';
 import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
 import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { connectionRecord, isoTime } from './access.js';
-import type { HttpEngine } from './engine.js';
+import { ActiveStream } from './active-stream.js';
 import type { HttpParseError } from './errors.js';
-import { Exchange } from './exchange.js';
+import { chainOf, type CompiledFilterChain, type FilterPlan, type FilterSharedState } from './filter-chain.js';
 import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
-import { RouterContext } from '../route/http-route.js';
+import { RouterContext, type Decision } from '../route/http-route.js';
 import { errorResponse, simpleResponse } from './serialize.js';
-import type { Sweepable } from './sweeper.js';
+import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
 
 const IDLE = 0;
 const HEAD = 1;
@@ -48,7 +48,7 @@ const CLOSED = 6;
 
 function noop(): void {}
 
-export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
+export class HttpSession implements HttpParserHandler<RequestHead>, EngineSession, DownstreamConn {
   readonly socket: Socket;
   readonly parser: HttpParser<'request'>;
   router: RouterContext;
@@ -58,11 +58,13 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
   readonly sni: string | null;
   readonly tls: boolean;
   readonly sourceNamespace: string | undefined;
-  /** The client sent FIN: finish the exchange in flight, then close. */
+  /** The client sent FIN: finish the request in flight, then close. */
   clientEnded = false;
   lastActivity: number;
 
-  private exchange: Exchange | null = null;
+  private stream: DownstreamStream | null = null;
+  /** The HTTP filter chain of this connection's listener, on the router's snapshot. */
+  private chain: CompiledFilterChain;
   private state = HEAD;
   private pending: Buffer | null = null;
   private inFeed = false;
@@ -81,7 +83,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
    * the ExplicitProxyRouter, `filter` is a stand-in (no route table, access log on).
    */
   constructor(
-    readonly engine: HttpEngine,
+    readonly engine: EngineContext,
+    private readonly filterShared: FilterSharedState,
     readonly conn: DownstreamConnection,
     readonly filter: HttpConnectionManager,
     readonly proxy?: ExplicitProxy,
@@ -100,6 +103,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
       proxy === undefined
         ? new RouterContext(conn.snapshot, conn.snapshot.routeTables.get(filter.routeConfigName), conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace)
         : new ExplicitProxyRouter(conn.snapshot, proxy, conn.listener.listener.name, conn.chain.name, engine.services.clusters.dns, conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace);
+    this.chain = chainOf(conn.snapshot, proxy ?? filter, filterShared);
     const now = engine.sweeper.now;
     this.lastActivity = now;
     // Header timeout for the first request runs from the accept (a silent client is closed).
@@ -124,7 +128,32 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     const snap = this.conn.currentSnapshot();
     if (snap === this.router.snapshot) return;
     const r = this.router.rebind(snap, this.filter.routeConfigName);
-    if (r !== undefined) this.router = r;
+    if (r === undefined) return;
+    this.router = r;
+    if (r instanceof ExplicitProxyRouter) this.chain = chainOf(snap, r.proxy, this.filterShared);
+    else {
+      const f = snap.listeners.get(this.conn.listener.listener.name)?.listener;
+      const hcm = f === undefined ? undefined : [...f.filterChains, ...(f.defaultFilterChain ? [f.defaultFilterChain] : [])].find((c) => c.name === this.conn.chain.name)?.filter;
+      this.chain = chainOf(snap, hcm !== undefined && hcm.type === 'http' ? hcm : this.filter, this.filterShared);
+    }
+  }
+
+  private readonly planOf = (d: Decision): FilterPlan => this.chain.plan(d.route);
+
+  get originalDestination(): { readonly ip: string; readonly port: number } | undefined {
+    return this.conn.originalDestination;
+  }
+
+  get inboundCapture(): boolean {
+    return this.conn.listener.listener.inboundCapture === true;
+  }
+
+  get accessLog(): boolean {
+    return this.filter.accessLog;
+  }
+
+  random(): number {
+    return this.router.random();
   }
 
   /** The snapshot the current request was routed on (its clusters and endpoints). */
@@ -166,7 +195,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
    */
   private maybeEnd(): void {
     if (!this.clientEnded || this.state >= LINGER || this.pending !== null || this.inFeed) return;
-    const ex = this.exchange;
+    const ex = this.stream;
     if (ex === null) {
       if (!this.parser.idle) this.parser.finish(); // a cut head: onError answers 400
       if (this.state < LINGER) this.closeGracefully();
@@ -175,7 +204,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     } else if (!ex.requestComplete) {
       this.parser.finish(); // the body was cut
     } else {
-      this.exchange = null;
+      this.stream = null;
       this.state = CLOSED;
       ex.onDownstreamClosed('downstream half-closed the connection before the response');
       this.socket.destroy();
@@ -183,20 +212,20 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
   }
 
   private readonly onError_ = (): void => {
-    // 'close' follows; the exchange is told there.
+    // 'close' follows; the stream is told there.
   };
 
   private readonly onClose = (): void => {
     const prev = this.state;
     this.state = CLOSED;
     this.engine.unregister(this);
-    const ex = this.exchange;
-    this.exchange = null;
+    const ex = this.stream;
+    this.stream = null;
     if (ex !== null && prev !== TUNNEL) ex.onDownstreamClosed(this.socket.readableEnded ? 'downstream closed the connection' : 'downstream connection reset');
   };
 
   private readonly onDrain = (): void => {
-    this.exchange?.onDownstreamDrain();
+    this.stream?.onDownstreamDrain();
   };
 
   // ================================================================ parsing
@@ -222,8 +251,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
         break;
       }
       b = b.subarray(n);
-      if (parser.isPaused && this.exchange === null) {
-        // The previous exchange finished synchronously: parse the next pipelined request.
+      if (parser.isPaused && this.stream === null) {
+        // The previous request finished synchronously: parse the next pipelined request.
         parser.resume();
         if (!this.reqStarted) this.markRequestStart();
         this.state = HEAD;
@@ -238,7 +267,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
       if (this.state === HANDOFF) this.handOffConnect(b);
       return;
     }
-    if (this.exchange === null) {
+    if (this.stream === null) {
       if (parser.isPaused) parser.resume();
       if (this.state === IDLE && !parser.idle) {
         // A pipelined request started in this read: the header timeout applies to it.
@@ -265,29 +294,28 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     }
     this.state = ACTIVE;
     if (!this.reqStarted) this.markRequestStart();
-    const ex = new Exchange(this, head, this.reqStartMs, this.reqStartPerf);
-    this.exchange = ex;
+    const ex = new ActiveStream(this, head, this.reqStartMs, this.reqStartPerf);
+    this.stream = ex;
     this.refreshRouter();
     this.router.route(ex.decision, head);
-    if (ex.decision.route?.rateLimit !== undefined) this.engine.rateLimiter.apply(ex.decision); // tollgate.io/local-rate-limit
-    ex.start();
+    ex.start(this.planOf);
   }
 
   onBody(chunk: Buffer): void {
-    this.exchange?.onRequestBody(chunk);
+    this.stream?.onRequestBody(chunk);
   }
 
   onTrailers(trailers: string[]): void {
-    this.exchange?.onRequestTrailers(trailers);
+    this.stream?.onRequestTrailers(trailers);
   }
 
   onMessageComplete(): void {
     this.parser.pause(); // one request at a time: the next waits until this response is written
-    this.exchange?.onRequestComplete();
+    this.stream?.onRequestComplete();
   }
 
   onError(err: HttpParseError): void {
-    const ex = this.exchange;
+    const ex = this.stream;
     if (ex !== null && !ex.finished) {
       ex.onDownstreamProtocolError(err);
       return;
@@ -314,7 +342,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     this.engine.metrics.record('unknown', undefined, this.sourceNamespace, status, flags, r.duration, 0, r.bytes_sent);
   }
 
-  // ================================================================ called by the Exchange
+  // ================================================================ called by the ActiveStream
 
   write(data: string | Buffer): boolean {
     if (this.socket.destroyed) return true;
@@ -333,7 +361,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
 
   /** The upstream is ready for the request body: resume parsing it. */
   resumeRequestBody(): void {
-    const ex = this.exchange;
+    const ex = this.stream;
     if (ex === null || ex.requestComplete || this.state >= LINGER) return;
     this.parser.resume();
     if (this.inFeed) return; // the feed loop in progress continues parsing
@@ -355,9 +383,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
     if (this.pending === null && this.state < LINGER) this.resumeSocket();
   }
 
-  exchangeDone(ex: Exchange): void {
-    if (this.exchange !== ex) return;
-    this.exchange = null;
+  streamDone(ex: DownstreamStream): void {
+    if (this.stream !== ex) return;
+    this.stream = null;
     this.reqStarted = false;
     if (this.state >= LINGER) return;
     if (ex.closeAfter || this.draining || (this.clientEnded && this.pending === null && !this.inFeed)) {
@@ -385,8 +413,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
 
   /** A failure after the response head went out: reset the connection (the body must look cut). */
   abort(): void {
-    const ex = this.exchange;
-    this.exchange = null;
+    const ex = this.stream;
+    this.stream = null;
     this.state = CLOSED;
     if (ex !== null && !ex.finished) ex.onDownstreamClosed('aborted');
     resetSocket(this.socket);
@@ -405,10 +433,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
   }
 
   /** After a 101: the connection becomes a raw tunnel to `up`. */
-  startTunnel(up: Socket, rest: Buffer, ex: Exchange): void {
+  startTunnel(up: Socket, rest: Buffer, ex: DownstreamStream): void {
     const s = this.socket;
     this.state = TUNNEL;
-    this.exchange = ex;
+    this.stream = ex;
     this.detachSocket();
     up.on('error', noop);
     if (rest.length > 0) s.write(rest);
@@ -464,7 +492,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, Sweepable {
         if (now >= this.deadline) this.headerTimeout();
         return;
       case ACTIVE:
-        this.exchange?.checkTimeouts(now);
+        this.stream?.checkTimeouts(now);
         return;
       case LINGER:
         if (now >= this.deadline) this.socket.destroy();

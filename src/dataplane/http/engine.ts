@@ -8,24 +8,23 @@
  */
 import type { DataPlaneServices, DownstreamConnection, HttpConnectionHandler, HttpConnectionHandlerFactory } from '../context.js';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
+import type { CompiledSnapshot } from '../route/compile.js';
 import { HttpSession } from './connection-manager.js';
+import { compileHttpChains, FilterSharedState, HTTP_CHAINS } from './filter-chain.js';
 import { HttpMetrics } from './http-metrics.js';
 import { resolveOptions, type HttpEngineOptions, type ResolvedHttpOptions } from './options.js';
-import { MirrorState } from './mirror.js';
-import { LocalRateLimiter } from './rate-limit.js';
+import type { EngineContext, EngineSession } from './stream-api.js';
 import { Sweeper } from './sweeper.js';
 import { UpstreamPool } from './upstream-pool.js';
 
-export class HttpEngine implements HttpConnectionHandler {
+export class HttpEngine implements HttpConnectionHandler, EngineContext {
   readonly opts: ResolvedHttpOptions;
   readonly sweeper = new Sweeper();
   readonly pool: UpstreamPool;
   readonly metrics: HttpMetrics;
-  readonly sessions = new Set<HttpSession>();
-  /** Token buckets of rate-limited routes, by route name: they outlive snapshots (rate-limit.ts). */
-  readonly rateLimiter = new LocalRateLimiter();
-  /** Mirrored copies in flight (mirror.ts). */
-  readonly mirrors = new MirrorState();
+  readonly sessions = new Set<EngineSession>();
+  /** What filters keep across snapshots (token buckets, mirror accounting), per filter. */
+  readonly filterShared = new FilterSharedState();
   draining = false;
 
   constructor(readonly services: DataPlaneServices, options: HttpEngineOptions = {}) {
@@ -34,9 +33,14 @@ export class HttpEngine implements HttpConnectionHandler {
     this.pool = new UpstreamPool(services.clusters, this.sweeper, this.opts.upstreamIdleTimeoutMs, this.opts.maxIdlePerUpstream, this.metrics.pool);
   }
 
+  /** Compiles the HTTP filter chains of a snapshot being applied (a throw rejects it). */
+  compile(snap: CompiledSnapshot): void {
+    snap.attach(HTTP_CHAINS, compileHttpChains(snap, this.filterShared));
+  }
+
   handle(conn: DownstreamConnection, filter: HttpConnectionManager): void {
     try {
-      new HttpSession(this, conn, filter);
+      new HttpSession(this, this.filterShared, conn, filter);
     } catch (e) {
       // Never throw into the listener: log and drop the connection.
       this.services.logger.error('http session failed to start', { error: String(e) });
@@ -47,12 +51,12 @@ export class HttpEngine implements HttpConnectionHandler {
   /**
    * Absolute-form requests on an explicit-proxy listener (the CONNECT code parsed a non-CONNECT head
    * and unshifted its bytes): an HttpSession whose router is the ExplicitProxyRouter (proxy-router.ts)
-   * — registry / ACL decision per request, then the normal Exchange. Keep-alive; a later CONNECT on
+   * — registry / ACL decision per request, then the normal filter chain and router. Keep-alive; a later CONNECT on
    * the same connection goes back to the CONNECT code.
    */
   handleExplicitProxy(conn: DownstreamConnection, filter: ExplicitProxy): void {
     try {
-      new HttpSession(this, conn, { type: 'http', statPrefix: filter.statPrefix, routeConfigName: '', accessLog: true }, filter);
+      new HttpSession(this, this.filterShared, conn, { type: 'http', statPrefix: filter.statPrefix, routeConfigName: '', accessLog: true }, filter);
     } catch (e) {
       this.services.logger.error('http session failed to start', { error: String(e) });
       conn.socket.destroy();
@@ -65,12 +69,12 @@ export class HttpEngine implements HttpConnectionHandler {
     this.pool.closeIdle();
   }
 
-  register(s: HttpSession): void {
+  register(s: EngineSession): void {
     this.sessions.add(s);
     this.sweeper.add(s);
   }
 
-  unregister(s: HttpSession): void {
+  unregister(s: EngineSession): void {
     this.sessions.delete(s);
     this.sweeper.delete(s);
   }

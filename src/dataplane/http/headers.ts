@@ -115,13 +115,9 @@ export interface CompiledHeaderOps {
   readonly append: string;
 }
 
-const opsCache = new WeakMap<HeaderMutations, CompiledHeaderOps | null>();
-
-/** Compiled once per route (cached by the snapshot object); null when there is nothing to do. */
+/** Compiled once per route when the snapshot is applied (filters/header-mutation.ts); null when there is nothing to do. */
 export function compileHeaderOps(m: HeaderMutations | undefined): CompiledHeaderOps | null {
   if (m === undefined) return null;
-  let c = opsCache.get(m);
-  if (c !== undefined) return c;
   const remove = new Set<string>();
   let append = '';
   for (const n of m.remove ?? []) if (!PROTECTED.has(n.toLowerCase())) remove.add(n.toLowerCase());
@@ -134,9 +130,7 @@ export function compileHeaderOps(m: HeaderMutations | undefined): CompiledHeader
     if (PROTECTED.has(n.toLowerCase())) continue;
     append += `${n}: ${v}\r\n`;
   }
-  c = remove.size === 0 && append === '' ? null : { remove, append };
-  opsCache.set(m, c);
-  return c;
+  return remove.size === 0 && append === '' ? null : { remove, append };
 }
 
 // ------------------------------------------------------------------ request head

@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseLocalRateLimit } from '../../config/rate-limit.js';
-import { shadowHost } from './mirror.js';
+import { shadowHost } from './router/shadow.js';
+import { CONTINUE, STOP } from './filter.js';
+import { compileFilterChain, FilterSharedState } from './filter-chain.js';
+import { localRateLimitFilter } from './filters/local-rate-limit.js';
+import type { StreamCallbacks } from './stream-api.js';
 import { LocalRateLimiter } from './rate-limit.js';
-import { Decision } from '../route/http-route.js';
-import type { Route } from '../../snapshot/types.js';
+import { DEFAULT_HTTP_FILTERS, type Route } from '../../snapshot/types.js';
 
 test('tollgate.io/local-rate-limit values', () => {
   assert.deepEqual(parseLocalRateLimit('100/s'), { tokensPerFill: 100, fillIntervalMs: 1000, maxTokens: 100 });
@@ -37,29 +40,22 @@ test('token bucket: burst, continuous refill, cap, O(1) state per route', () => 
   assert.equal(rl.size, 2);
 });
 
-test('apply: 429 RL rate_limited with the x-ratelimit headers; fault aborts are not counted', () => {
+test('local_ratelimit filter: 429 RL rate_limited with the x-ratelimit headers; runs after fault, so fault aborts are not counted', () => {
   const now = 0;
-  const rl = new LocalRateLimiter(() => now);
-  const route: Route = { name: 'ns/vs:0', match: {}, action: { type: 'forward', clusters: [] }, rateLimit: { tokensPerFill: 1, fillIntervalMs: 2500, maxTokens: 1 } };
-  const d1 = new Decision();
-  d1.kind = 'forward';
-  d1.route = route;
-  rl.apply(d1);
-  assert.equal(d1.kind, 'forward');
-  const fi = new Decision();
-  fi.route = route;
-  fi.reply(503, 'FI', 'fault_abort');
-  rl.apply(fi);
-  assert.equal(fi.status, 503);
-  const d2 = new Decision();
-  d2.kind = 'forward';
-  d2.route = route;
-  rl.apply(d2);
-  assert.equal(d2.kind, 'reply');
-  assert.equal(d2.status, 429);
-  assert.equal(d2.flag, 'RL');
-  assert.equal(d2.reason, 'rate_limited');
-  assert.deepEqual(d2.replyHeaders, ['x-ratelimit-limit', '1', 'x-ratelimit-remaining', '0', 'x-ratelimit-reset', '3', 'retry-after', '3']);
+  const limiter = new LocalRateLimiter(() => now);
+  const route: Route = { name: 'ns/vs:0', match: {}, action: { type: 'forward', clusters: [], fault: { abort: { status: 503, percent: 100 } } }, typedPerFilterConfig: { local_ratelimit: { tokensPerFill: 1, fillIntervalMs: 2500, maxTokens: 1 } } };
+  const rc = localRateLimitFilter.forRoute(undefined, route, undefined)!;
+  const f = localRateLimitFilter.create(undefined, { slot: 1, shared: limiter });
+  const replies: unknown[][] = [];
+  const s = { sendLocalReply: (...a: unknown[]) => void replies.push(a) } as unknown as StreamCallbacks;
+  assert.equal(f.onRequestHeaders!(s, rc), CONTINUE);
+  assert.equal(f.onRequestHeaders!(s, rc), STOP);
+  assert.deepEqual(replies[0]!.slice(0, 3), [429, 'RL', 'rate_limited']);
+  assert.deepEqual(replies[0]![4], ['x-ratelimit-limit', '1', 'x-ratelimit-remaining', '0', 'x-ratelimit-reset', '3', 'retry-after', '3']);
+  // The default chain orders fault before local_ratelimit: an aborted request never takes a token.
+  const chain = compileFilterChain(DEFAULT_HTTP_FILTERS, { name: 't', virtualHosts: [{ name: 'v', domains: ['*'], routes: [route] }] }, new FilterSharedState());
+  assert.deepEqual(chain.plan(route).names, ['fault', 'local_ratelimit', 'router']);
+  assert.throws(() => localRateLimitFilter.forRoute(undefined, { ...route, typedPerFilterConfig: { local_ratelimit: { tokensPerFill: 0 } } }, undefined), /positive numbers/);
 });
 
 test('mirror Host: -shadow before any port (Envoy)', () => {

@@ -1,7 +1,7 @@
 /**
- * Local rate limiting per route (VirtualService annotation `tollgate.io/local-rate-limit`, parsed by
- * config/rate-limit.ts onto `Route.rateLimit`). One token bucket per route name, owned by the
- * HttpEngine — outside the snapshot, so a reload that keeps a route's limit keeps its bucket (a
+ * The token buckets of local rate limiting (filters/local-rate-limit.ts; VirtualService annotation
+ * `tollgate.io/local-rate-limit`, parsed by config/rate-limit.ts into the route's
+ * typedPerFilterConfig). One token bucket per route name, owned by the engine — outside the snapshot, so a reload that keeps a route's limit keeps its bucket (a
  * changed limit starts a full bucket). Per process: with `--workers N` each worker has its own
  * buckets (as Envoy's local rate limit is per Envoy).
  *
@@ -12,7 +12,6 @@
  * token is back) and retry-after (same).
  */
 import type { LocalRateLimit } from '../../snapshot/types.js';
-import type { Decision } from '../route/http-route.js';
 
 interface Bucket {
   limit: LocalRateLimit;
@@ -46,19 +45,6 @@ export class LocalRateLimiter {
       return -1;
     }
     return ((1 - b.tokens) * limit.fillIntervalMs) / limit.tokensPerFill;
-  }
-
-  /** Applies the route's limit to a routed decision: over the limit it becomes a 429 reply. */
-  apply(d: Decision): void {
-    const route = d.route;
-    const limit = route?.rateLimit;
-    if (limit === undefined || route === undefined) return;
-    if (d.kind === 'reply' && d.flag === 'FI') return; // the fault filter answered first (Envoy's filter order)
-    const waitMs = this.take(route.name, limit);
-    if (waitMs < 0) return;
-    const reset = String(Math.max(1, Math.ceil(waitMs / 1000)));
-    d.reply(429, 'RL', 'rate_limited', `route ${route.name}: local rate limit ${limit.tokensPerFill} per ${limit.fillIntervalMs} ms, burst ${limit.maxTokens}`);
-    d.replyHeaders = ['x-ratelimit-limit', String(limit.maxTokens), 'x-ratelimit-remaining', '0', 'x-ratelimit-reset', reset, 'retry-after', reset];
   }
 
   /** Buckets kept (admin / tests). */

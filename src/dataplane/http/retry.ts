@@ -1,5 +1,5 @@
 /**
- * Route retry policy, compiled once per route (WeakMap on the snapshot's RetryPolicy object).
+ * Route retry policy, compiled once per route when the snapshot is applied (filters/router.ts).
  *
  * retryOn (Envoy x-envoy-retry-on semantics, HTTP/1.1 subset):
  *   connect-failure          choose/dial failed with a retryable failure (refused, timeout, DNS)
@@ -28,17 +28,13 @@ export interface CompiledRetry {
 
 const NONE: CompiledRetry = { maxTries: 1, connectFailure: false, reset: false, refusedStream: false, perTryTimeoutMs: 0, statusRetried: () => false };
 
-const cache = new WeakMap<RetryPolicy, CompiledRetry>();
-
 export function compileRetry(p: RetryPolicy | undefined): CompiledRetry {
   if (p === undefined || p.attempts <= 0) return NONE;
-  let c = cache.get(p);
-  if (c !== undefined) return c;
   const on = new Set(p.retryOn.map((s) => s.trim().toLowerCase()));
   const x5xx = on.has('5xx');
   const gw = on.has('gateway-error');
   const r503 = on.has('retriable-status-codes');
-  c = {
+  return {
     maxTries: 1 + p.attempts,
     connectFailure: on.has('connect-failure') || x5xx || gw,
     reset: on.has('reset') || x5xx,
@@ -46,8 +42,6 @@ export function compileRetry(p: RetryPolicy | undefined): CompiledRetry {
     perTryTimeoutMs: p.perTryTimeoutMs ?? 0,
     statusRetried: (status: number): boolean => (x5xx && status >= 500) || (gw && (status === 502 || status === 503 || status === 504)) || (r503 && status === 503),
   };
-  cache.set(p, c);
-  return c;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

@@ -7,35 +7,12 @@
  * cluster.tls.subjectAltNames when given. insecureSkipVerify turns verification off.
  * Failures: 503 UF `upstream_tls_handshake_failed` (detail: the TLS error code).
  */
-import { readFileSync } from 'node:fs';
 import { isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, createSecureContext, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import type { Cluster, UpstreamTls } from '../../snapshot/types.js';
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { Cluster } from '../../snapshot/types.js';
 import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import { failure, type UpstreamFailure } from '../upstream/failure.js';
 import type { UpstreamTlsContexts } from '../upstream/tls-context.js';
-
-const contexts = new WeakMap<UpstreamTls, SecureContext | Error>();
-
-function contextFor(t: UpstreamTls): SecureContext | Error {
-  let c = contexts.get(t);
-  if (c === undefined) {
-    try {
-      if (t.credentialName !== undefined && t.caCertificates === undefined && t.clientCertificate === undefined) {
-        throw new Error(`credentialName ${t.credentialName} cannot be resolved by the data plane yet`);
-      }
-      c = createSecureContext({
-        ...(t.caCertificates !== undefined ? { ca: readFileSync(t.caCertificates) } : {}),
-        ...(t.mode === 'MUTUAL' && t.clientCertificate !== undefined ? { cert: readFileSync(t.clientCertificate) } : {}),
-        ...(t.mode === 'MUTUAL' && t.privateKey !== undefined ? { key: readFileSync(t.privateKey) } : {}),
-      });
-    } catch (e) {
-      c = e instanceof Error ? e : new Error(String(e));
-    }
-    contexts.set(t, c);
-  }
-  return c;
-}
 
 /** The SNI sent for this target (undefined: none, when only an IP is known). */
 export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undefined {
@@ -48,11 +25,11 @@ export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undef
 export type TlsResult = { readonly ok: true; readonly socket: TLSSocket } | { readonly ok: false; readonly failure: UpstreamFailure };
 
 /** Wraps `socket` in TLS; resolves once the handshake finished (or failed / timed out). */
-export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts?: UpstreamTlsContexts): Promise<TlsResult> {
+export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts: UpstreamTlsContexts): Promise<TlsResult> {
   const t = cluster.tls!;
   const extra = { cluster: cluster.name, upstreamHost, ...(localAddress !== undefined ? { upstreamLocalAddress: localAddress } : {}) };
-  // [issue 5] with the ClusterManager's contexts: credentialName from snapshot secrets, file rotation (upstream/tls-context.ts).
-  const ctx = contexts !== undefined ? contexts.contextFor(t) : contextFor(t);
+  // Built when the snapshot was applied; credentialName from snapshot secrets, file rotation (upstream/tls-context.ts).
+  const ctx = contexts.contextFor(t);
   if (ctx instanceof Error) {
     socket.destroy();
     return Promise.resolve({ ok: false, failure: failure('UF', 'upstream_tls_credential_unavailable', ctx.message, false, extra) });

@@ -4,8 +4,7 @@
  * snapshot; each connection keeps the snapshot it was accepted under.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { FilterChain } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
 import { emptyRecord, type AccessLogRecord } from '../observe/access-log.js';
@@ -16,6 +15,7 @@ import { handleExplicitProxy } from '../tcp/explicit-proxy.js';
 import { handleTcpProxy } from '../tcp/tcp-proxy.js';
 import { fdOf, setTransparent } from '../../net/sockopt.js';
 import { inspectorReason, peekClientHello, type PeekResult } from './peek.js';
+import { DOWNSTREAM_TLS } from './tls-store.js';
 
 export interface ListenerState {
   readonly snapshot: CompiledSnapshot;
@@ -38,23 +38,6 @@ export interface ListenerRuntimeOptions {
 }
 
 function noop(): void {}
-
-const secureContexts = new WeakMap<FilterChain, SecureContext | Error>();
-
-function secureContextFor(chain: FilterChain): SecureContext | Error {
-  let c = secureContexts.get(chain);
-  if (c === undefined) {
-    const t = chain.tls;
-    try {
-      if (!t || !t.serverCertificate || !t.privateKey) throw new Error(t?.credentialName ? `credentialName ${t.credentialName} cannot be resolved by the data plane yet` : 'no serverCertificate/privateKey');
-      c = createSecureContext({ cert: readFileSync(t.serverCertificate), key: readFileSync(t.privateKey), ...(t.caCertificates ? { ca: readFileSync(t.caCertificates) } : {}) });
-    } catch (e) {
-      c = e instanceof Error ? e : new Error(String(e));
-    }
-    secureContexts.set(chain, c);
-  }
-  return c;
-}
 
 /** What a TCP tunnel was routed by: its chain and the clusters (with their targets) it may use. */
 function tunnelRoute(snapshot: CompiledSnapshot, chain: FilterChain): string {
@@ -303,14 +286,15 @@ export class ListenerRuntime {
         return;
       case 'http':
         if (chain.tls) {
-          const ctx = secureContextFor(chain);
-          if (ctx instanceof Error) {
+          // Built when the snapshot was applied (tls-store.ts): a snapshot without it was rejected.
+          const ctx = state.snapshot.part(DOWNSTREAM_TLS)?.get(chain);
+          if (ctx === undefined) {
             const r = this.record(socket, startTime);
             r.requested_server_name = facts.sni ?? null;
             r.route_name = chain.name;
             r.response_flags = 'DPE';
             r.tollgate_reason = 'tls_credential_unavailable';
-            r.connection_termination_details = ctx.message;
+            r.connection_termination_details = `filter chain ${chain.name}: no TLS context was built for this snapshot`;
             services.accessLog.log(r);
             services.metrics.denied('tls_credential_unavailable');
             socket.destroy();

@@ -60,6 +60,7 @@ export class DataPlaneMetrics {
   readonly upstreamActive: Gauge;
   readonly snapshotApplied: Counter;
   readonly eventLoopLag: Gauge;
+  readonly sourceAddressUnavailable: Gauge;
   /** Report-only mode: what enforcement would have refused (bounded; would-deny.ts). */
   readonly wouldDeny: WouldDenyTable;
   private readonly workload: string;
@@ -87,6 +88,7 @@ export class DataPlaneMetrics {
     this.upstreamActive = registry.gauge('tollgate_upstream_connections_active', 'Open upstream connections per cluster.', ['cluster']);
     this.snapshotApplied = registry.counter('tollgate_snapshot_applied_total', 'Snapshots applied (result=ok|rejected).', ['result']);
     this.wouldDeny = new WouldDenyTable(registry.counter('tollgate_would_deny_total', 'Report-only mode: requests and connections passed that enforcement would refuse (destination not in the registry).', ['destination_host', 'source_namespace', 'protocol']));
+    this.sourceAddressUnavailable = registry.gauge('tollgate_source_address_unavailable', 'Source addresses the applied snapshot may bind that are not assigned on this host (1); connections that need one fail closed.', ['address']);
     this.eventLoopLag = registry.gauge('tollgate_event_loop_lag_milliseconds', 'Event loop delay (p99 over the last interval).', []);
   }
 

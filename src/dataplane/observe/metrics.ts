@@ -92,6 +92,10 @@ export class Gauge extends Family<GaugeChild> {
   get(...values: string[]): number {
     return this.children.get(values.length === 1 ? values[0]! : values.join('\u0000'))?.child.value ?? 0;
   }
+  /** Sets every child to 0 (a state gauge about to be re-filled). */
+  reset(): void {
+    for (const e of this.children.values()) e.child.value = 0;
+  }
   render(out: string[]): void {
     this.collect?.();
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`);

@@ -40,8 +40,19 @@ export interface CompiledListener {
   readonly needsDestinationPort: boolean;
 }
 
+/**
+ * Key of a part the data plane builds from a snapshot when it is applied (HTTP filter chains, TLS
+ * contexts): typed, so `part()` needs no cast at the call site. Parts are attached before the
+ * snapshot serves its first connection, and a throw while building them rejects the snapshot.
+ */
+export class SnapshotPart<T> {
+  declare readonly type: T;
+  constructor(readonly name: string) {}
+}
+
 export class CompiledSnapshot {
   readonly snapshot: Snapshot;
+  private readonly parts = new Map<SnapshotPart<unknown>, unknown>();
   readonly listeners: ReadonlyMap<string, CompiledListener>;
   readonly routeTables: ReadonlyMap<string, CompiledRouteTable>;
   readonly clusters: ReadonlyMap<string, Cluster>;
@@ -53,6 +64,15 @@ export class CompiledSnapshot {
     this.routeTables = new Map(snapshot.routes.map((r) => [r.name, compileRouteTable(r)]));
     this.clusters = new Map(snapshot.clusters.map((c) => [c.name, c]));
     this.endpoints = new Map(snapshot.endpoints.map((e) => [e.clusterName, e]));
+  }
+
+  /** Attaches a part built at apply time (see SnapshotPart). */
+  attach<T>(key: SnapshotPart<T>, value: T): void {
+    this.parts.set(key, value);
+  }
+
+  part<T>(key: SnapshotPart<T>): T | undefined {
+    return this.parts.get(key) as T | undefined;
   }
 
   private registryIndex: Map<number, HostMatcher<Cluster>> | undefined;

@@ -16,8 +16,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { hostMatches, normalizeHost } from '../../net/hostname.js';
 import { parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip } from '../../net/ip.js';
-import type { CompiledSnapshot } from '../route/compile.js';
-import type { Cluster, EndpointSet } from '../../snapshot/types.js';
+import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
+import type { Cluster } from '../../snapshot/types.js';
 import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
 import { DnsCache, type DnsFamily } from './dns.js';
 import { connectErrorFailure, failure, type UpstreamFailure } from './failure.js';
@@ -26,7 +26,7 @@ import { CircuitBreakers } from './circuit-breaker.js';
 import { pickByHash } from './hash-lb.js';
 import { OutlierDetector, type EjectionView } from './outlier.js';
 import { UpstreamTlsContexts } from './tls-context.js';
-import { EgressIpIndex, LocalAddresses, SourceAddressPolicy } from './source-address.js';
+import { EgressIpIndex, LocalAddresses, SourceAddressPolicy, type SourceAddressProblem } from './source-address.js';
 
 export interface UpstreamRequest {
   /** Cluster name from a route / tcp filter, or an ad-hoc cluster (explicit proxy ACL mode). */
@@ -100,6 +100,41 @@ export interface ClusterStatus {
   readonly requests?: { readonly active: number; readonly pending: number };
 }
 
+/** What the hot path needs of a snapshot's clusters, built when it is applied (prepare). */
+interface ClusterTables {
+  /** ServiceEntry `addresses` as CIDRs (SSRF guard exemptions). */
+  readonly allowed: ReadonlyMap<Cluster, readonly Cidr[]>;
+  /** Candidates of STATIC clusters whose endpoints are all IPs: they never change within a snapshot. */
+  readonly staticCandidates: ReadonlyMap<Cluster, Candidate[]>;
+}
+
+const CLUSTER_TABLES = new SnapshotPart<ClusterTables>('cluster address tables');
+
+function allowedCidrsOf(list: readonly string[]): Cidr[] {
+  return list.map((s) => parseCidr(s.includes('/') ? s : s.includes(':') ? `${s}/128` : `${s}/32`)).filter((x): x is Cidr => x !== undefined);
+}
+
+function compileClusterTables(s: CompiledSnapshot): ClusterTables {
+  const allowed = new Map<Cluster, readonly Cidr[]>();
+  const staticCandidates = new Map<Cluster, Candidate[]>();
+  for (const c of s.clusters.values()) {
+    if (c.allowedAddresses !== undefined && c.allowedAddresses.length > 0) allowed.set(c, allowedCidrsOf(c.allowedAddresses));
+    if (c.type !== 'STATIC') continue;
+    const out: Candidate[] = [];
+    let allIps = true;
+    for (const e of s.endpoints.get(c.name)?.endpoints ?? []) {
+      const parsed = parseIp(e.address);
+      if (!parsed) {
+        allIps = false;
+        break;
+      }
+      out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: c.explicitAddresses, parsed });
+    }
+    if (allIps) staticCandidates.set(c, out);
+  }
+  return { allowed, staticCandidates };
+}
+
 interface Candidate {
   readonly ip: string;
   readonly port: number;
@@ -134,11 +169,8 @@ export class ClusterManager implements LbState {
   private readonly random: () => number;
   private readonly cursors = new Map<string, number>();
   private readonly activeCounts = new Map<string, Map<string, number>>();
-  private readonly allowedCidrs = new WeakMap<Cluster, readonly Cidr[]>();
   /** port -> the addresses bound on it ('*' = a wildcard address: every local address). */
   private selfPorts: ReadonlyMap<number, ReadonlySet<string>> = new Map();
-  /** STATIC clusters' candidates, built once per snapshot EndpointSet (HTTP hot path). */
-  private readonly staticCandidates = new WeakMap<EndpointSet, Candidate[]>();
 
   constructor(opts: ClusterManagerOptions = {}) {
     const metrics = opts.metrics;
@@ -156,6 +188,17 @@ export class ClusterManager implements LbState {
     this.sources = new SourceAddressPolicy(opts.defaultSourceAddress, this.local);
     this.metrics = opts.metrics;
     this.random = opts.random ?? Math.random;
+  }
+
+  /** Builds what a snapshot about to be applied needs here (upstream TLS contexts); throws when it cannot (the snapshot is rejected). */
+  prepare(s: CompiledSnapshot): void {
+    this.tls.prepare(s.snapshot);
+    s.attach(CLUSTER_TABLES, compileClusterTables(s));
+  }
+
+  /** Source addresses the snapshot may bind that are not assigned here (apply-time report). */
+  missingSourceAddresses(s: CompiledSnapshot): SourceAddressProblem[] {
+    return this.sources.missingAt(s.snapshot);
   }
 
   setSnapshot(s: CompiledSnapshot): void {
@@ -410,11 +453,8 @@ export class ClusterManager implements LbState {
   private inAllowed(cluster: Cluster, ip: Ip): boolean {
     const list = cluster.allowedAddresses;
     if (!list || list.length === 0) return false;
-    let cidrs = this.allowedCidrs.get(cluster);
-    if (!cidrs) {
-      cidrs = list.map((s) => parseCidr(s.includes('/') ? s : s.includes(':') ? `${s}/128` : `${s}/32`)).filter((x): x is Cidr => x !== undefined);
-      this.allowedCidrs.set(cluster, cidrs);
-    }
+    // Parsed at apply for the snapshot's clusters; an ad-hoc cluster (explicit-proxy ACL) or one of an older snapshot is parsed now.
+    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowed.get(cluster) ?? allowedCidrsOf(list);
     for (const c of cidrs) if (cidrContains(c, ip)) return true;
     return false;
   }
@@ -434,21 +474,19 @@ export class ClusterManager implements LbState {
       if (addrs === undefined) return undefined;
       return addrs.map((ip) => ({ ip, port, key: key(ip, port), weight: 1, hostname: host, explicit: false }));
     }
-    const set = (req.snapshot ?? this.snap)?.endpoints.get(cluster.name);
-    const eps = set?.endpoints ?? [];
-    if (set !== undefined && cluster.type === 'STATIC') {
-      const cached = this.staticCandidates.get(set);
-      if (cached !== undefined) return cached;
+    const snap = req.snapshot ?? this.snap;
+    if (cluster.type === 'STATIC') {
+      const built = snap?.part(CLUSTER_TABLES)?.staticCandidates.get(cluster);
+      if (built !== undefined) return built;
     }
+    const eps = snap?.endpoints.get(cluster.name)?.endpoints ?? [];
     const out: Candidate[] = [];
-    let allIps = true;
     for (const e of eps) {
       const parsed = parseIp(e.address);
       if (parsed) {
         out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: cluster.explicitAddresses || cluster.type !== 'STATIC', parsed });
         continue;
       }
-      allIps = false;
       const n = normalizeHost(e.address);
       const name = n.ok ? n.host : e.address;
       const addrs = this.dns.peek(name, fam);
@@ -457,8 +495,6 @@ export class ClusterManager implements LbState {
       for (const ip of list) out.push({ ip, port: e.port, key: key(ip, e.port), weight: e.weight, hostname: name, explicit: false });
       if (cluster.type === 'LOGICAL_DNS' && out.length > 0) break;
     }
-    // Candidates of a STATIC EndpointSet never change: build them once (the set is per snapshot).
-    if (set !== undefined && cluster.type === 'STATIC' && allIps) this.staticCandidates.set(set, out);
     return out;
   }
 

@@ -16,7 +16,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { parseIp, formatIp, type Ip } from '../../net/ip.js';
-import type { Cluster, EgressIpRule } from '../../snapshot/types.js';
+import type { Cluster, EgressIpRule, Snapshot } from '../../snapshot/types.js';
 
 export interface SourceChoice {
   /** Address to bind; undefined = let the OS choose. */
@@ -93,6 +93,12 @@ function isLoopback(ip: Ip): boolean {
   return ip.w0 === 0 && ip.w1 === 0 && ip.w2 === 0 && ip.w3 === 1;
 }
 
+/** A source address the snapshot may bind that this host does not have. */
+export interface SourceAddressProblem {
+  readonly address: string;
+  readonly usedBy: readonly string[];
+}
+
 export interface SourcePolicyInput {
   readonly cluster: Cluster;
   readonly filterSourceAddress?: string | undefined;
@@ -123,6 +129,39 @@ export class SourceAddressPolicy {
     }
     if (this.defaultAddress !== undefined) return this.check(this.defaultAddress, '--source-address');
     return OS_DEFAULT;
+  }
+
+  /**
+   * The source addresses a snapshot may bind that are not assigned on this host, each with what
+   * uses it — checked when the snapshot is applied, to be reported (connections that need one still
+   * fail closed one by one). Addresses the proxy assigns itself (snapshot.managedAddresses: floating
+   * pool addresses, the egress router's EGRESS_SOURCE in kernel mode) are not problems.
+   */
+  missingAt(snapshot: Snapshot): SourceAddressProblem[] {
+    const managed = new Set((snapshot.managedAddresses ?? []).map((m) => m.address));
+    const users = new Map<string, string[]>();
+    const need = (address: string, user: string): void => {
+      if (managed.has(address) || this.isLocal(address)) return;
+      const list = users.get(address) ?? [];
+      if (!list.includes(user)) list.push(user);
+      users.set(address, list);
+    };
+    for (const c of snapshot.clusters) {
+      if (c.sourceAddress !== undefined) need(c.sourceAddress, `cluster ${c.name}`);
+      else if (c.sourceAddressPool !== undefined && c.sourceAddressPool.length > 0 && !c.sourceAddressPool.some((a) => managed.has(a) || this.isLocal(a))) {
+        for (const a of c.sourceAddressPool) need(a, `cluster ${c.name} (pool)`);
+      }
+    }
+    for (const l of snapshot.listeners) {
+      for (const fc of [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])]) {
+        if (fc.filter.type === 'explicit_proxy' && fc.filter.sourceAddress !== undefined) need(fc.filter.sourceAddress, `listener ${l.name} explicit proxy`);
+      }
+    }
+    for (const r of snapshot.policy.egressIps) {
+      if (!r.sourceAddresses.some((a) => managed.has(a) || this.isLocal(a))) for (const a of r.sourceAddresses) need(a, `EgressIP ${r.name}`);
+    }
+    if (this.defaultAddress !== undefined) need(this.defaultAddress, '--source-address');
+    return [...users].map(([address, usedBy]) => ({ address, usedBy }));
   }
 
   private check(address: string, why: string): SourceChoice {

@@ -9,12 +9,13 @@
  *  files           caCertificates / clientCertificate / privateKey paths are read once and
  *                  re-read when their mtime or size changes (stat at most once per second per
  *                  cluster, only when a new connection is opened).
- * A context is built once per (cluster TLS settings, secret version, file versions); failures are
+ * Every context of a snapshot is built when it is applied (`prepare`): key material that cannot be
+ * loaded rejects the snapshot. Later failures (a file rotated into something unreadable) are
  * returned as Errors (the caller answers 503 UF `upstream_tls_credential_unavailable`).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { SnapshotSecret, UpstreamTls } from '../../snapshot/types.js';
+import type { Snapshot, SnapshotSecret, UpstreamTls } from '../../snapshot/types.js';
 
 const FILE_RECHECK_MS = 1000;
 
@@ -48,13 +49,40 @@ function filesOf(t: UpstreamTls): string[] {
 
 export class UpstreamTlsContexts {
   private secrets: ReadonlyMap<string, SnapshotSecret> = new Map();
-  private readonly cache = new WeakMap<UpstreamTls, Entry>();
+  /** Contexts of the snapshot being served (and of the one being applied, between prepare and update). */
+  private cache = new Map<UpstreamTls, Entry>();
+  private prepared = new Map<UpstreamTls, Entry>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** The secrets of the snapshot just applied. */
+  /**
+   * Builds the context of every cluster with TLS in a snapshot about to be applied; throws the
+   * first failure, naming the cluster and where it came from (the snapshot is then rejected).
+   */
+  prepare(snapshot: Snapshot): void {
+    const secrets = new Map((snapshot.secrets ?? []).map((s) => [s.name, s]));
+    const out = new Map<UpstreamTls, Entry>();
+    const now = this.now();
+    for (const c of snapshot.clusters) {
+      const t = c.tls;
+      if (t === undefined || out.has(t)) continue;
+      const secret = t.credentialName !== undefined ? secrets.get(t.credentialName) : undefined;
+      const files = t.credentialName === undefined ? filesOf(t) : [];
+      const ctx = build(t, secret);
+      if (ctx instanceof Error) {
+        const o = c.origin;
+        throw new Error(`cluster ${c.name}${o !== undefined ? ` (${o.kind} ${o.namespace}/${o.name}, ${o.file}:${o.line})` : ''}: upstream TLS unavailable: ${ctx.message}`);
+      }
+      out.set(t, { ctx, secret, fileStamp: files.length > 0 ? fileStamp(files) : '', checkedAt: now });
+    }
+    this.prepared = out;
+  }
+
+  /** The snapshot just applied: its secrets, and the contexts prepare() built for it. */
   update(secrets: readonly SnapshotSecret[] | undefined): void {
     this.secrets = new Map((secrets ?? []).map((s) => [s.name, s]));
+    this.cache = this.prepared;
+    this.prepared = new Map();
   }
 
   /** Whether a Secret with this name is known (trace, tests). */

@@ -7,6 +7,7 @@ import { hostMatches, patternsOverlap } from '../../net/hostname.js';
 import { labelsMatch, resolveHost } from '../../model/selectors.js';
 import { gatewayRouteName, listenerName } from '../names.js';
 import type { FilterChain, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
+import { DEFAULT_HTTP_FILTERS } from '../types.js';
 import type { ClusterSet } from './clusters.js';
 import { httpRoutesOf } from './http-routes.js';
 import { originOf } from './origin.js';
@@ -50,7 +51,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
     if (plainHttp.length > 0) {
       const routeName = gatewayRouteName(g.port);
       routes.push(httpRouteConfig(model, routeName, plainHttp, g.port, clusters));
-      chains.push({ name: `${routeName}`, match: {}, filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true } });
+      chains.push({ name: `${routeName}`, match: {}, filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: DEFAULT_HTTP_FILTERS } });
     }
     for (const { gw, server } of http.filter(({ server }) => isTerminated(server))) {
       const routeName = `https.${g.port}.${gw.resource.name}.${gw.resource.namespace}`;
@@ -59,7 +60,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
       chains.push({
         name: routeName,
         match: { transportProtocol: 'tls', serverNames: server.hosts.map((h) => h.host).filter((h) => h !== '*') },
-        filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true },
+        filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: DEFAULT_HTTP_FILTERS },
         tls: {
           mode: tls?.mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE',
           ...(tls?.serverCertificate ? { serverCertificate: tls.serverCertificate } : {}),

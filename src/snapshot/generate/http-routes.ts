@@ -28,7 +28,7 @@ export function httpRoutesOf(ctx: RouteContext): Route[] {
   const http = ctx.vs.spec.http ?? [];
   // tollgate.io/local-rate-limit: one limit for every http route of the VirtualService.
   const rl = localRateLimitOf(ctx.vs.resource.annotations);
-  const rateLimit = rl !== undefined ? { tokensPerFill: rl.tokensPerFill, fillIntervalMs: rl.fillIntervalMs, maxTokens: rl.maxTokens } : undefined;
+  const perFilter = rl !== undefined ? { local_ratelimit: { tokensPerFill: rl.tokensPerFill, fillIntervalMs: rl.fillIntervalMs, maxTokens: rl.maxTokens } } : undefined;
   http.forEach((r, i) => {
     const name = `${ctx.vs.key}:${r.name ?? i}`;
     const matches = r.match && r.match.length > 0 ? r.match : [undefined];
@@ -37,7 +37,7 @@ export function httpRoutesOf(ctx: RouteContext): Route[] {
       if (m?.port !== undefined && m.port !== ctx.port) return;
       if (m?.gateways && m.gateways.length > 0 && !m.gateways.some((g) => gatewayKey(g, ctx.vs.resource.namespace) === ctx.gateway)) return;
       action ??= actionOf(r, ctx);
-      out.push({ name: matches.length > 1 ? `${name}#${m?.name ?? mi}` : name, match: matchOf(m), action, origin: originOf(ctx.vs.resource, ['spec', 'http', i]), ...(rateLimit ? { rateLimit } : {}) });
+      out.push({ name: matches.length > 1 ? `${name}#${m?.name ?? mi}` : name, match: matchOf(m), action, origin: originOf(ctx.vs.resource, ['spec', 'http', i]), ...(perFilter ? { typedPerFilterConfig: perFilter } : {}) });
     });
   });
   return out;

@@ -11,6 +11,7 @@ import type { RegistryService } from '../../model/registry.js';
 import { labelsMatch, resolveHost, visibleTo } from '../../model/selectors.js';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, listenerName } from '../names.js';
 import type { FilterChain, Listener, ProxyIdentity, ProxyPolicy, Route, RouteConfig, VirtualHost } from '../types.js';
+import { DEFAULT_HTTP_FILTERS } from '../types.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type ClusterSet } from './clusters.js';
 import { TCP_IDLE_TIMEOUT_MS } from './gateway.js';
 import { httpRoutesOf, DEFAULT_RETRIES } from './http-routes.js';
@@ -109,7 +110,7 @@ export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: Cl
   for (const [port, vhosts] of httpPorts) {
     const name = String(port);
     routes.push({ name, virtualHosts: [...[...vhosts.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), catchAllVhost(policy, port)] });
-    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, bindToPort: false, filterChains: [{ name, match: {}, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true } }] });
+    listeners.push({ name: listenerName('0.0.0.0', port), address: '0.0.0.0', port, bindToPort: false, filterChains: [{ name, match: {}, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true, httpFilters: DEFAULT_HTTP_FILTERS } }] });
   }
   for (const [port, chains] of tlsPorts) {
     if (httpPorts.has(port)) continue;

@@ -1,9 +1,10 @@
 /**
- * Request mirroring (VirtualService `mirror` / `mirrorPercentage`, Envoy's request_mirror_policies):
- * a copy of the request goes to the mirror cluster, fire-and-forget.
+ * The mirrored copy of a request (VirtualService `mirror` / `mirrorPercentage`, Envoy's
+ * request_mirror_policies): another upstream request, fire-and-forget. filters/mirror.ts decides
+ * which requests get one and feeds it.
  *
- *  - chosen per request by the Exchange (`percent`, same random source as weights/faults); not for
- *    upgrade (WebSocket) requests;
+ *  - chosen per request (`percent`, same random source as weights/faults); not for upgrade
+ *    (WebSocket) requests;
  *  - the copy is the upstream head the main request got (same x-request-id, X-Forwarded-*, route
  *    header mutations, framing) with `Host` suffixed `-shadow` before any port, as Envoy does
  *    (`api.example:8080` -> `api.example-shadow:8080`);
@@ -22,16 +23,16 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
-import type { AccessLogRecord } from '../observe/access-log.js';
-import type { ChooseResult, UpstreamRequest } from '../upstream/cluster-manager.js';
-import type { UpstreamFailure } from '../upstream/failure.js';
-import { isoTime } from './access.js';
-import type { HttpSession } from './connection-manager.js';
-import type { HttpParseError } from './errors.js';
-import type { RequestHead, ResponseHead } from './head.js';
-import { CHUNK_END, LAST_CHUNK, chunkHeader } from './serialize.js';
-import type { Sweepable } from './sweeper.js';
-import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from './upstream-pool.js';
+import type { AccessLogRecord } from '../../observe/access-log.js';
+import type { ChooseResult, UpstreamRequest } from '../../upstream/cluster-manager.js';
+import type { UpstreamFailure } from '../../upstream/failure.js';
+import { isoTime } from '../access.js';
+import type { HttpParseError } from '../errors.js';
+import type { RequestHead, ResponseHead } from '../head.js';
+import { CHUNK_END, LAST_CHUNK, chunkHeader } from '../serialize.js';
+import type { DownstreamConn } from '../stream-api.js';
+import type { Sweepable } from '../sweeper.js';
+import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from '../upstream-pool.js';
 
 /** Bodies larger than this are not mirrored. */
 export const MIRROR_MAX_BODY_BYTES = 64 * 1024;
@@ -88,7 +89,8 @@ export class Mirror implements UpstreamUser, Sweepable {
   private upstreamLocal: string | null = null;
 
   constructor(
-    private readonly session: HttpSession,
+    private readonly session: DownstreamConn,
+    private readonly st: MirrorState,
     private readonly head: RequestHead,
     upstreamHeadText: string,
     upstreamHost: string,
@@ -118,7 +120,7 @@ export class Mirror implements UpstreamUser, Sweepable {
   dispatch(): void {
     if (this.state !== S_COLLECTING) return;
     const engine = this.session.engine;
-    const st = engine.mirrors;
+    const st = this.st;
     if (st.inFlight >= MIRROR_MAX_IN_FLIGHT) {
       this.skip('overflow');
       return;
@@ -260,14 +262,14 @@ export class Mirror implements UpstreamUser, Sweepable {
     this.state = S_DONE;
     this.body = null;
     const engine = this.session.engine;
-    engine.mirrors.inFlight--;
+    this.st.inFlight--;
     engine.sweeper.delete(this);
     this.responseCode = code;
     this.flags = flags;
     this.reason = reason;
     this.detail = detail;
     engine.metrics.mirrorRequests.labels(this.cluster, String(code), flags).value++;
-    if (this.session.filter.accessLog) engine.services.accessLog.log(this.record());
+    if (this.session.accessLog) engine.services.accessLog.log(this.record());
   }
 
   private record(): AccessLogRecord {

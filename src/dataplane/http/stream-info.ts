@@ -1,0 +1,108 @@
+/**
+ * The facts of one HTTP request, filled while it runs and read once at its end: the ONE record the
+ * access-log line, istio_requests_total and the filters' log phase are all built from, so the three
+ * can never tell different stories about the same request. Field names follow Envoy's StreamInfo
+ * and the access-log keys (docs/observability.md).
+ */
+import { jsonString, type AccessLogRecord } from '../observe/access-log.js';
+import { isoTime } from './access.js';
+import type { RequestHead } from './head.js';
+import type { RequestHeadFacts } from './headers.js';
+
+/** The connection's side of a record (HttpSession has these). */
+export interface DownstreamFacts {
+  readonly remoteText: string;
+  readonly localText: string;
+  readonly sni: string | null;
+}
+
+export class StreamInfo implements RequestHeadFacts {
+  // RequestHeadFacts (filled while the upstream head is built)
+  xffIn: string | null = null;
+  requestId: string | null = null;
+  userAgent: string | null = null;
+
+  bytesReceived = 0;
+  bytesSent = 0;
+  responseCode = 0;
+  /** Envoy response flags ('-' for none, 'UF', 'UC,URX', ...); docs/errors.md. */
+  flags = '-';
+  /** Stable `tollgate_reason` (docs/errors.md), undefined for a normal response. */
+  reason: string | undefined = undefined;
+  detail: string | undefined = undefined;
+  transportFailure: string | undefined = undefined;
+  upstreamHost: string | null = null;
+  upstreamCluster: string | null = null;
+  upstreamLocal: string | null = null;
+  /** From the request written upstream to the response head (ms), null when none came. */
+  upstreamServiceTime: number | null = null;
+  routeName: string | null = null;
+
+  constructor(
+    readonly head: RequestHead,
+    readonly startMs: number,
+    readonly startPerf: number,
+  ) {}
+
+  /** Sets the outcome of a failed or locally answered request (a flag other than '-' is kept over '-'). */
+  fail(flags: string, reason: string | undefined, detail: string | undefined): void {
+    if (flags !== '-' || this.flags === '-') this.flags = flags;
+    this.reason = reason;
+    this.detail = detail;
+  }
+
+  record(d: DownstreamFacts, durationMs: number): AccessLogRecord {
+    const head = this.head;
+    const r: AccessLogRecord = {
+      start_time: isoTime(this.startMs),
+      method: head.method,
+      authority: head.authority ?? null,
+      path: head.path,
+      protocol: head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0',
+      response_code: this.responseCode,
+      response_flags: this.flags,
+      bytes_received: this.bytesReceived,
+      bytes_sent: this.bytesSent,
+      duration: Math.floor(durationMs),
+      upstream_host: this.upstreamHost,
+      upstream_cluster: this.upstreamCluster,
+      upstream_local_address: this.upstreamLocal,
+      downstream_remote_address: d.remoteText,
+      downstream_local_address: d.localText,
+      requested_server_name: d.sni,
+      route_name: this.routeName,
+    };
+    if (this.reason !== undefined) r.tollgate_reason = this.reason;
+    r.user_agent = this.userAgent;
+    r.x_forwarded_for = this.xffIn;
+    r.request_id = this.requestId;
+    r.upstream_service_time = this.upstreamServiceTime === null ? null : Math.floor(this.upstreamServiceTime);
+    if (this.detail !== undefined) r.response_code_details = this.detail;
+    if (this.transportFailure !== undefined) r.upstream_transport_failure_reason = this.transportFailure;
+    return r;
+  }
+
+  /**
+   * The same line formatJson(this.record()) gives, built directly (no record object). Values the
+   * parser or the engine already restricted to safe characters (method token, validated authority,
+   * addresses, flags, reasons) are not re-checked for JSON escaping.
+   */
+  jsonLine(d: DownstreamFacts, durationMs: number): string {
+    const head = this.head;
+    const ust = this.upstreamServiceTime;
+    let line =
+      `{"start_time":"${isoTime(this.startMs)}","method":"${head.method}","authority":${head.authority === undefined ? 'null' : `"${head.authority}"`},"path":${jsonString(head.path)},` +
+      `"protocol":"${head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0'}","response_code":${this.responseCode},"response_flags":"${this.flags}",` +
+      `"bytes_received":${this.bytesReceived},"bytes_sent":${this.bytesSent},"duration":${Math.floor(durationMs)},` +
+      `"upstream_host":${this.upstreamHost === null ? 'null' : `"${this.upstreamHost}"`},"upstream_cluster":${jsonString(this.upstreamCluster)},` +
+      `"upstream_local_address":${this.upstreamLocal === null ? 'null' : `"${this.upstreamLocal}"`},"downstream_remote_address":"${d.remoteText}",` +
+      `"downstream_local_address":"${d.localText}","requested_server_name":${d.sni === null ? 'null' : `"${d.sni}"`},"route_name":${jsonString(this.routeName)}`;
+    if (this.reason !== undefined) line += `,"tollgate_reason":${jsonString(this.reason)}`;
+    line +=
+      `,"user_agent":${jsonString(this.userAgent)},"x_forwarded_for":${jsonString(this.xffIn)},"request_id":${jsonString(this.requestId)},` +
+      `"upstream_service_time":${ust === null ? 'null' : Math.floor(ust)}`;
+    if (this.detail !== undefined) line += `,"response_code_details":${jsonString(this.detail)}`;
+    if (this.transportFailure !== undefined) line += `,"upstream_transport_failure_reason":${jsonString(this.transportFailure)}`;
+    return line + '}\n';
+  }
+}

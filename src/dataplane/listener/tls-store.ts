@@ -1,0 +1,59 @@
+/**
+ * Downstream TLS (Gateway servers with tls.mode SIMPLE/MUTUAL): every terminating filter chain's
+ * SecureContext, built when the snapshot is applied — certificate files read, credentialName
+ * Secrets taken from the snapshot's secrets. A chain whose key material cannot be loaded rejects
+ * the snapshot with the reason (at start-up the process exits; under --watch or the control plane
+ * the previous snapshot keeps serving), instead of a listener that reports ready and then drops
+ * every handshake.
+ */
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { DownstreamTls, FilterChain, SnapshotSecret } from '../../snapshot/types.js';
+import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
+
+export const DOWNSTREAM_TLS = new SnapshotPart<ReadonlyMap<FilterChain, SecureContext>>('downstream TLS contexts');
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`cannot read ${what} ${path}${code !== undefined ? ` (${code})` : ''}`);
+  }
+}
+
+function contextOf(t: DownstreamTls, secrets: ReadonlyMap<string, SnapshotSecret>): SecureContext {
+  if (t.credentialName !== undefined && (t.serverCertificate === undefined || t.privateKey === undefined)) {
+    const s = secrets.get(t.credentialName);
+    if (s === undefined) throw new Error(`credentialName ${t.credentialName}: no such Secret in the config`);
+    if (s.certificateChain === undefined || s.privateKey === undefined) throw new Error(`credentialName ${t.credentialName}: the Secret needs tls.crt and tls.key`);
+    return createSecureContext({ cert: s.certificateChain, key: s.privateKey, ...(s.caCertificates !== undefined ? { ca: s.caCertificates } : {}) });
+  }
+  if (t.serverCertificate === undefined || t.privateKey === undefined) throw new Error('tls needs serverCertificate and privateKey (or credentialName)');
+  return createSecureContext({
+    cert: read(t.serverCertificate, 'serverCertificate'),
+    key: read(t.privateKey, 'privateKey'),
+    ...(t.caCertificates !== undefined ? { ca: read(t.caCertificates, 'caCertificates') } : {}),
+  });
+}
+
+/** Builds every downstream TLS context of a snapshot; throws the first failure, naming the chain and its config. */
+export function compileDownstreamTls(snap: CompiledSnapshot): Map<FilterChain, SecureContext> {
+  const secrets = new Map((snap.snapshot.secrets ?? []).map((s) => [s.name, s]));
+  const out = new Map<FilterChain, SecureContext>();
+  for (const cl of snap.listeners.values()) {
+    const l = cl.listener;
+    for (const chain of [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])]) {
+      if (chain.tls === undefined) continue;
+      try {
+        out.set(chain, contextOf(chain.tls, secrets));
+      } catch (e) {
+        const o = chain.origin ?? l.origin;
+        const where = o !== undefined ? ` (${o.kind} ${o.namespace}/${o.name}, ${o.file}:${o.line})` : '';
+        const why = e instanceof Error ? e.message.replace(/^error:[^:]*:/, '') : String(e);
+        throw new Error(`listener ${l.name}, filter chain ${chain.name}${where}: TLS certificate unavailable: ${why}`);
+      }
+    }
+  }
+  return out;
+}
