@@ -215,6 +215,7 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_SERVICE_PORT_PROTOCOL', severity: 'info', meaning: 'a Service port whose name/appProtocol selects no protocol: TCP to Tollgate', fix: 'name the port (http-*, tls-*) or set appProtocol' },
   { code: 'TG_OUTBOUND_MODE_ANNOTATION', severity: 'error', meaning: 'a tollgate.io/outbound-mode value that is not report or enforce: the gateway enforces the registry', fix: 'write report or enforce' },
   { code: 'TG_PATH_NORMALIZATION_WEAK', severity: 'warning', meaning: 'pathNormalization NONE or BASE and a route matches on the path: `//admin` can pass the rule and reach a server that normalises it', fix: 'use MERGE_SLASHES or DECODE_AND_MERGE_SLASHES' },
+  { code: 'TG_EGRESS_GATEWAY_PUBLIC', severity: 'warning', meaning: 'a LoadBalancer Service selects the pods of an egress gateway (its VirtualServices send traffic to MESH_EXTERNAL hosts): an open relay for anyone who reaches the load balancer', fix: 'keep the egress gateway\'s Service ClusterIP (the egress-gateway profile\'s default)' },
   { code: 'TG_MESH_CONFIG_INVALID', severity: 'error', meaning: 'the istio ConfigMap\'s data.mesh is not YAML, or pathNormalization is not a known level', fix: 'fix the mesh config' },
   { code: 'TG_KIND_NOT_ENFORCED', severity: 'info', meaning: 'a recognised kind that Tollgate validates but does not enforce yet', fix: '-' },
 ];
