@@ -217,6 +217,7 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_PATH_NORMALIZATION_WEAK', severity: 'warning', meaning: 'pathNormalization NONE or BASE and a route matches on the path: `//admin` can pass the rule and reach a server that normalises it', fix: 'use MERGE_SLASHES or DECODE_AND_MERGE_SLASHES' },
   { code: 'TG_EGRESS_GATEWAY_PUBLIC', severity: 'warning', meaning: 'a LoadBalancer Service selects the pods of an egress gateway (its VirtualServices send traffic to MESH_EXTERNAL hosts): an open relay for anyone who reaches the load balancer', fix: 'keep the egress gateway\'s Service ClusterIP (the egress-gateway profile\'s default)' },
   { code: 'TG_MESH_CONFIG_INVALID', severity: 'error', meaning: 'the istio ConfigMap\'s data.mesh is not YAML, or pathNormalization is not a known level', fix: 'fix the mesh config' },
+  { code: 'TG_EGRESS_GATEWAY_PUBLIC', severity: 'warning', meaning: 'a LoadBalancer Service selects the pods of an egress gateway: an open relay for anyone who reaches the load balancer', fix: 'keep the egress gateway Service ClusterIP' },
   { code: 'TG_KIND_NOT_ENFORCED', severity: 'info', meaning: 'a recognised kind that Tollgate validates but does not enforce yet', fix: '-' },
 ];
 

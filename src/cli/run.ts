@@ -4,6 +4,7 @@
  * thing in-process (tests, embedding); `runCommand` adds stdout/stderr, signals and the exit code.
  */
 import { availableParallelism, hostname } from 'node:os';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostic } from '../config/diagnostics.js';
 import { parseCidr, type Cidr } from '../net/ip.js';
 import { splitHostPort } from '../net/hostname.js';
@@ -140,197 +141,121 @@ function parseIntFlag(v: string, flag: string, min = 0): number {
   return Number(v);
 }
 
+/** `tollgate run` flags (node:util parseArgs, as the other commands; RUN_USAGE documents them). */
+const RUN_OPTIONS = {
+  file: { type: 'string', short: 'f', multiple: true },
+  filename: { type: 'string', multiple: true },
+  role: { type: 'string' },
+  namespace: { type: 'string', short: 'n' },
+  labels: { type: 'string', short: 'l' },
+  'labels-file': { type: 'string' },
+  name: { type: 'string' },
+  node: { type: 'string' },
+  'router-interface': { type: 'string' },
+  'router-macvlan-parent': { type: 'string' },
+  'source-lease': { type: 'string' },
+  admin: { type: 'string' },
+  'dns-server': { type: 'string', multiple: true },
+  'source-address': { type: 'string' },
+  'allow-cidr': { type: 'string', multiple: true },
+  workers: { type: 'string' },
+  'explicit-proxy': { type: 'string' },
+  'connect-ports': { type: 'string' },
+  'access-log-format': { type: 'string' },
+  'listen-address-override': { type: 'string' },
+  'port-map': { type: 'string', multiple: true },
+  'drain-timeout': { type: 'string' },
+  'tls-hello-timeout': { type: 'string' },
+  'tcp-idle-timeout': { type: 'string' },
+  'dns-timeout': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'log-level': { type: 'string' },
+  watch: { type: 'boolean' },
+  'report-only': { type: 'boolean' },
+  'no-access-log': { type: 'boolean' },
+  'control-plane': { type: 'string' },
+  'interception-mode': { type: 'string' },
+  'status-ports': { type: 'string' },
+  'app-metrics': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+type RunFlags = ReturnType<typeof parseArgs<{ args: string[]; options: typeof RUN_OPTIONS; strict: true; allowPositionals: false }>>['values'];
+
+function parseRunFlags(argv: readonly string[]): RunFlags {
+  try {
+    return parseArgs({ args: [...argv], options: RUN_OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    return fail(errorMessage(e).replace(/\. To specify an option argument starting with a dash.*$/s, ''));
+  }
+}
+
+function intFlag(v: string | undefined, flag: string, dflt: number, min = 0): number {
+  return v === undefined ? dflt : parseIntFlag(v, flag, min);
+}
+
 export function parseRunArgs(argv: readonly string[]): RunOptions {
-  const files: string[] = [];
-  let role: ProxyRole = 'gateway';
-  let namespace: string | undefined;
-  let labelsArg: string | undefined;
-  let name: string | undefined;
-  let admin: { host: string; port: number } | undefined = { host: '127.0.0.1', port: 15000 };
+  const v = parseRunFlags(argv);
+  const files: string[] = [...(v.file ?? []), ...(v.filename ?? [])];
+  const roleText = v.role ?? 'gateway';
+  if (roleText !== 'gateway' && roleText !== 'sidecar' && roleText !== 'router') fail(`--role ${roleText}: expected gateway, sidecar or router`);
+  const role: ProxyRole = roleText;
+  const namespace = v.namespace;
+  const labelsArg = v.labels;
+  const labelsFile = v['labels-file'];
+  const name = v.name;
+  const nodeName = v.node ?? (process.env['NODE_NAME'] || undefined);
+  const routerInterface = v['router-interface'] ?? 'macvlan0';
+  const routerMacvlanParent = v['router-macvlan-parent'];
+  const leaseMs = intFlag(v['source-lease'], '--source-lease', 2000, 500);
+  if (leaseMs > 60_000) fail('--source-lease: at most 60000 ms');
+  const admin = v.admin === 'off' ? undefined : v.admin !== undefined ? parseHostPort(v.admin, '--admin') : { host: '127.0.0.1', port: 15000 };
   const dnsServers: string[] = [];
-  let sourceAddress: string | undefined;
+  for (const d of v['dns-server'] ?? []) {
+    parseHostPort(d.includes(':') || d.startsWith('[') ? d : `${d}:53`, '--dns-server');
+    dnsServers.push(d);
+  }
+  const sourceAddress = v['source-address'];
+  if (sourceAddress !== undefined && !parseCidr(`${sourceAddress}/${sourceAddress.includes(':') ? 128 : 32}`)) fail(`--source-address ${sourceAddress}: not an IP address`);
   const allowCidrs: Cidr[] = [];
-  let workers = 1;
-  let explicit: { host: string; port: number } | undefined;
-  let connectPorts = [443];
-  let format: AccessLogFormat = 'json';
-  let override: string | undefined;
+  for (const a of v['allow-cidr'] ?? []) {
+    const c = parseCidr(a.includes('/') ? a : `${a}/${a.includes(':') ? 128 : 32}`);
+    if (!c) fail(`--allow-cidr ${a}: not a CIDR`);
+    allowCidrs.push(c);
+  }
+  const workers = v.workers === 'auto' ? availableParallelism() : intFlag(v.workers, '--workers', 1, 1);
+  const explicit = v['explicit-proxy'] !== undefined ? parseHostPort(v['explicit-proxy'], '--explicit-proxy') : undefined;
+  const connectPorts = v['connect-ports'] !== undefined ? v['connect-ports'].split(',').map((p) => parseIntFlag(p.trim(), '--connect-ports', 1)) : [443];
+  const formatText = v['access-log-format'] ?? 'json';
+  if (formatText !== 'json' && formatText !== 'text') fail(`--access-log-format ${formatText}: expected json or text`);
+  const format: AccessLogFormat = formatText;
+  const override = v['listen-address-override'];
   const portMap = new Map<number, number>();
-  let drain = 30_000;
-  let hello = 15_000;
-  let idle: number | undefined;
-  let dnsTimeout: number | undefined;
-  let maxConn = 16_384;
-  let logLevel: LogLevel = 'info';
-  let watchFiles = false;
-  let reportOnly = false;
-  let accessLogOff = false;
-  let controlPlane: { host: string; port: number } | undefined;
-  let nodeName = process.env['NODE_NAME'] || undefined;
-  let routerInterface = 'macvlan0';
-  let routerMacvlanParent: string | undefined;
-  let leaseMs = 2000;
-  let labelsFile: string | undefined;
-  let interceptionMode: InterceptionMode = 'REDIRECT';
-  let statusPorts: boolean | undefined;
-  let appMetricsUrl: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    let flag = a;
-    let value: string | undefined;
-    const eq = a.indexOf('=');
-    if (a.startsWith('--') && eq > 0) {
-      flag = a.slice(0, eq);
-      value = a.slice(eq + 1);
-    }
-    const next = (): string => {
-      if (value !== undefined) return value;
-      const v = argv[++i];
-      if (v === undefined) fail(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '-f':
-      case '--file':
-      case '--filename':
-        files.push(next());
-        break;
-      case '--role': {
-        const v = next();
-        if (v !== 'gateway' && v !== 'sidecar' && v !== 'router') fail(`--role ${v}: expected gateway, sidecar or router`);
-        role = v;
-        break;
-      }
-      case '--namespace':
-      case '-n':
-        namespace = next();
-        break;
-      case '--labels':
-      case '-l':
-        labelsArg = next();
-        break;
-      case '--name':
-        name = next();
-        break;
-      case '--node':
-        nodeName = next();
-        break;
-      case '--router-interface':
-        routerInterface = next();
-        break;
-      case '--router-macvlan-parent':
-        routerMacvlanParent = next();
-        break;
-      case '--source-lease':
-        leaseMs = parseIntFlag(next(), flag, 500);
-        if (leaseMs > 60_000) fail('--source-lease: at most 60000 ms');
-        break;
-      case '--admin': {
-        const v = next();
-        admin = v === 'off' ? undefined : parseHostPort(v, '--admin');
-        break;
-      }
-      case '--dns-server': {
-        const v = next();
-        parseHostPort(v.includes(':') || v.startsWith('[') ? v : `${v}:53`, '--dns-server');
-        dnsServers.push(v);
-        break;
-      }
-      case '--source-address': {
-        const v = next();
-        if (!parseCidr(`${v}/${v.includes(':') ? 128 : 32}`)) fail(`--source-address ${v}: not an IP address`);
-        sourceAddress = v;
-        break;
-      }
-      case '--allow-cidr': {
-        const v = next();
-        const c = parseCidr(v.includes('/') ? v : `${v}/${v.includes(':') ? 128 : 32}`);
-        if (!c) fail(`--allow-cidr ${v}: not a CIDR`);
-        allowCidrs.push(c);
-        break;
-      }
-      case '--workers': {
-        const v = next();
-        workers = v === 'auto' ? availableParallelism() : parseIntFlag(v, '--workers', 1);
-        break;
-      }
-      case '--explicit-proxy':
-        explicit = parseHostPort(next(), '--explicit-proxy');
-        break;
-      case '--connect-ports':
-        connectPorts = next().split(',').map((p) => parseIntFlag(p.trim(), '--connect-ports', 1));
-        break;
-      case '--access-log-format': {
-        const v = next();
-        if (v !== 'json' && v !== 'text') fail(`--access-log-format ${v}: expected json or text`);
-        format = v;
-        break;
-      }
-      case '--listen-address-override':
-        override = next();
-        break;
-      case '--port-map':
-        for (const part of next().split(',')) {
-          const m = /^(\d+)=(\d+)$/.exec(part.trim());
-          if (!m) fail(`--port-map ${part}: expected SNAPSHOT_PORT=BIND_PORT`);
-          portMap.set(Number(m[1]), Number(m[2]));
-        }
-        break;
-      case '--drain-timeout':
-        drain = parseIntFlag(next(), '--drain-timeout');
-        break;
-      case '--tls-hello-timeout':
-        hello = parseIntFlag(next(), '--tls-hello-timeout', 1);
-        break;
-      case '--tcp-idle-timeout':
-        idle = parseIntFlag(next(), '--tcp-idle-timeout', 1);
-        break;
-      case '--dns-timeout':
-        dnsTimeout = parseIntFlag(next(), '--dns-timeout', 1);
-        break;
-      case '--max-connections':
-        maxConn = parseIntFlag(next(), '--max-connections', 1);
-        break;
-      case '--log-level': {
-        const v = next();
-        if (!isLogLevel(v)) fail(`--log-level ${v}: expected debug, info, warn, error or off`);
-        logLevel = v;
-        break;
-      }
-      case '--watch':
-        watchFiles = true;
-        break;
-      case '--report-only':
-        reportOnly = true;
-        break;
-      case '--no-access-log':
-        accessLogOff = true;
-        break;
-      case '--control-plane':
-        controlPlane = parseHostPort(next(), '--control-plane');
-        break;
-      case '--labels-file':
-        labelsFile = next();
-        break;
-      case '--interception-mode': {
-        const v = next();
-        if (v !== 'REDIRECT' && v !== 'TPROXY') fail(`--interception-mode ${v}: expected REDIRECT or TPROXY`);
-        interceptionMode = v;
-        break;
-      }
-      case '--status-ports': {
-        const v = next();
-        if (v !== 'on' && v !== 'off') fail(`--status-ports ${v}: expected on or off`);
-        statusPorts = v === 'on';
-        break;
-      }
-      case '--app-metrics':
-        appMetricsUrl = next();
-        break;
-      default:
-        fail(`unknown option ${a}`);
+  for (const spec of v['port-map'] ?? []) {
+    for (const part of spec.split(',')) {
+      const m = /^(\d+)=(\d+)$/.exec(part.trim());
+      if (!m) fail(`--port-map ${part}: expected SNAPSHOT_PORT=BIND_PORT`);
+      portMap.set(Number(m[1]), Number(m[2]));
     }
   }
+  const drain = intFlag(v['drain-timeout'], '--drain-timeout', 30_000);
+  const hello = intFlag(v['tls-hello-timeout'], '--tls-hello-timeout', 15_000, 1);
+  const idle = v['tcp-idle-timeout'] !== undefined ? parseIntFlag(v['tcp-idle-timeout'], '--tcp-idle-timeout', 1) : undefined;
+  const dnsTimeout = v['dns-timeout'] !== undefined ? parseIntFlag(v['dns-timeout'], '--dns-timeout', 1) : undefined;
+  const maxConn = intFlag(v['max-connections'], '--max-connections', 16_384, 1);
+  const level = v['log-level'] ?? 'info';
+  if (!isLogLevel(level)) fail(`--log-level ${level}: expected debug, info, warn, error or off`);
+  const logLevel: LogLevel = level;
+  const watchFiles = v.watch === true;
+  const reportOnly = v['report-only'] === true;
+  const accessLogOff = v['no-access-log'] === true;
+  const controlPlane = v['control-plane'] !== undefined ? parseHostPort(v['control-plane'], '--control-plane') : undefined;
+  const mode = v['interception-mode'] ?? 'REDIRECT';
+  if (mode !== 'REDIRECT' && mode !== 'TPROXY') fail(`--interception-mode ${mode}: expected REDIRECT or TPROXY`);
+  const interceptionMode: InterceptionMode = mode;
+  const sp = v['status-ports'];
+  if (sp !== undefined && sp !== 'on' && sp !== 'off') fail(`--status-ports ${sp}: expected on or off`);
+  const statusPorts = sp === undefined ? undefined : sp === 'on';
+  const appMetricsUrl = v['app-metrics'];
   if (controlPlane && files.length > 0) fail('--control-plane and -f are exclusive: the control plane holds the config');
   if (controlPlane && explicit) fail('--explicit-proxy is not supported with --control-plane yet; run the explicit proxy from -f files');
   if (controlPlane && watchFiles) fail('--watch applies to -f files; with --control-plane the control plane watches');

@@ -6,7 +6,7 @@ import type { GatewayModel, Model, ServerModel, VirtualServiceModel } from '../.
 import { hostMatches, patternsOverlap } from '../../net/hostname.js';
 import { labelsMatch, resolveHost } from '../../model/selectors.js';
 import { gatewayRouteName, listenerName } from '../names.js';
-import type { FilterChain, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
+import type { FilterChain, HttpFilterConfig, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
 import { DEFAULT_HTTP_FILTERS } from '../types.js';
 import type { ClusterSet } from './clusters.js';
 import { httpRoutesOf } from './http-routes.js';
@@ -51,7 +51,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
     if (plainHttp.length > 0) {
       const routeName = gatewayRouteName(g.port);
       routes.push(httpRouteConfig(model, routeName, plainHttp, g.port, clusters));
-      chains.push({ name: `${routeName}`, match: {}, filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: DEFAULT_HTTP_FILTERS } });
+      chains.push({ name: `${routeName}`, match: {}, filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: httpFiltersOf(plainHttp.map(({ gw }) => gw)) } });
     }
     for (const { gw, server } of http.filter(({ server }) => isTerminated(server))) {
       const routeName = `https.${g.port}.${gw.resource.name}.${gw.resource.namespace}`;
@@ -60,7 +60,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
       chains.push({
         name: routeName,
         match: { transportProtocol: 'tls', serverNames: server.hosts.map((h) => h.host).filter((h) => h !== '*') },
-        filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: DEFAULT_HTTP_FILTERS },
+        filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: httpFiltersOf([gw]) },
         tls: {
           mode: tls?.mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE',
           ...(tls?.serverCertificate ? { serverCertificate: tls.serverCertificate } : {}),
@@ -88,6 +88,23 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
     });
   }
   return { listeners, routes };
+}
+
+/** Gateway annotation for the add_response_header HTTP filter: `name: value`. */
+export const RESPONSE_HEADER_ANNOTATION = 'tollgate.io/response-header';
+
+/**
+ * The HTTP filters of a Gateway listener: the default chain, plus add_response_header before the
+ * router when a Gateway on it carries tollgate.io/response-header (the first one, by name, wins).
+ * The filter validates the value when the snapshot is applied.
+ */
+function httpFiltersOf(gws: readonly GatewayModel[]): readonly HttpFilterConfig[] {
+  const annotated = [...gws].sort((a, b) => (a.key < b.key ? -1 : 1)).find((g) => g.resource.annotations?.[RESPONSE_HEADER_ANNOTATION] !== undefined);
+  const text = annotated?.resource.annotations?.[RESPONSE_HEADER_ANNOTATION];
+  if (text === undefined) return DEFAULT_HTTP_FILTERS;
+  const colon = text.indexOf(':');
+  const config = { name: colon < 0 ? text.trim() : text.slice(0, colon).trim(), value: colon < 0 ? '' : text.slice(colon + 1).trim() };
+  return [...DEFAULT_HTTP_FILTERS.slice(0, -1), { name: 'add_response_header', config }, DEFAULT_HTTP_FILTERS[DEFAULT_HTTP_FILTERS.length - 1]!];
 }
 
 function isTerminated(server: ServerModel): boolean {

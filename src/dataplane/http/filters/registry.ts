@@ -4,6 +4,7 @@
  * route's typedPerFilterConfig). docs/dataplane-internals.md walks through one.
  */
 import type { HttpFilterFactory } from '../filter.js';
+import { addResponseHeaderFilter } from './add-response-header.js';
 import { faultFilter } from './fault.js';
 import { headerMutationFilter } from './header-mutation.js';
 import { localRateLimitFilter } from './local-rate-limit.js';
@@ -15,4 +16,4 @@ function entry<C, R, S>(f: HttpFilterFactory<C, R, S>): [string, HttpFilterFacto
   return [f.name, f as unknown as HttpFilterFactory];
 }
 
-export const FILTER_REGISTRY: ReadonlyMap<string, HttpFilterFactory> = new Map([entry(faultFilter), entry(localRateLimitFilter), entry(headerMutationFilter), entry(mirrorFilter), entry(routerFilter)]);
+export const FILTER_REGISTRY: ReadonlyMap<string, HttpFilterFactory> = new Map([entry(faultFilter), entry(localRateLimitFilter), entry(headerMutationFilter), entry(mirrorFilter), entry(addResponseHeaderFilter), entry(routerFilter)]);
