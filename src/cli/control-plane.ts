@@ -31,6 +31,9 @@ config is rejected with file:line and the last good one stays in force.
                           checked as 'tollgate analyze' checks them; errors deny with the field path and fix
   --webhook-tls-cert PATH, --webhook-tls-key PATH  its certificate and key (PEM); while the files do not
                           exist yet (a Secret volume not yet filled) the webhook waits for them
+  --inject-image IMAGE    also serve sidecar injection on the webhook (POST /inject, mutating): pods get
+                          what 'tollgate inject' adds, with this image
+  --inject-control-plane HOST:PORT  the control plane injected sidecars connect to (with --inject-image)
 
 Floating source address leases (/v1/leases): arbitrated in memory with -f; with --kubernetes they
 are coordination.k8s.io/v1 Lease objects in --namespace (else $POD_NAMESPACE, else default).
@@ -58,6 +61,8 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     'webhook-listen': { type: 'string' },
     'webhook-tls-cert': { type: 'string' },
     'webhook-tls-key': { type: 'string' },
+    'inject-image': { type: 'string' },
+    'inject-control-plane': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -68,7 +73,7 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
   if (!values.kubernetes && (values.kubeconfig !== undefined || values.namespace !== undefined || values['secrets-namespace'] !== undefined)) throw new UsageError('--kubeconfig, --namespace and --secrets-namespace go with --kubernetes');
   if (!values.kubernetes && !values.file?.length) throw new UsageError('control-plane needs -f PATH to watch, or --kubernetes');
   const { host, port } = parseHostPort(values.listen ?? '127.0.0.1:15010', '--listen');
-  const webhook = webhookOptions(values['webhook-listen'], values['webhook-tls-cert'], values['webhook-tls-key']);
+  const webhook = webhookOptions(values['webhook-listen'], values['webhook-tls-cert'], values['webhook-tls-key'], values['inject-image'], values['inject-control-plane']);
   const debounceMs = values.debounce === undefined ? (values.kubernetes ? 100 : 200) : Number(values.debounce);
   if (!Number.isInteger(debounceMs) || debounceMs < 0) throw new UsageError('--debounce must be a whole number of milliseconds');
   if (values.kubernetes) return kubernetesControlPlane({ webhook, kubeconfig: values.kubeconfig, namespace: values.namespace, secretNamespaces: values['secrets-namespace'] ?? [], host, port, debounceMs, allowEmpty: values['allow-empty-config'] === true }, io);
@@ -94,15 +99,18 @@ interface WebhookFlags {
   readonly port: number;
   readonly cert: string;
   readonly key: string;
+  readonly inject?: { readonly image: string; readonly controlPlane: string; readonly cni: boolean };
 }
 
-function webhookOptions(listen: string | undefined, cert: string | undefined, key: string | undefined): WebhookFlags | undefined {
+function webhookOptions(listen: string | undefined, cert: string | undefined, key: string | undefined, injectImage: string | undefined, injectControlPlane: string | undefined): WebhookFlags | undefined {
   if (listen === undefined) {
-    if (cert !== undefined || key !== undefined) throw new UsageError('--webhook-tls-cert and --webhook-tls-key go with --webhook-listen');
+    if (cert !== undefined || key !== undefined || injectImage !== undefined) throw new UsageError('--webhook-tls-cert, --webhook-tls-key and --inject-image go with --webhook-listen');
     return undefined;
   }
   if (cert === undefined || key === undefined) throw new UsageError('--webhook-listen needs --webhook-tls-cert and --webhook-tls-key (the API server calls webhooks over HTTPS only)');
-  return { ...parseHostPort(listen, '--webhook-listen'), cert, key };
+  if ((injectImage === undefined) !== (injectControlPlane === undefined)) throw new UsageError('--inject-image and --inject-control-plane go together');
+  if (injectControlPlane !== undefined) parseHostPort(injectControlPlane, '--inject-control-plane');
+  return { ...parseHostPort(listen, '--webhook-listen'), cert, key, ...(injectImage !== undefined && injectControlPlane !== undefined ? { inject: { image: injectImage, controlPlane: injectControlPlane, cni: false } } : {}) };
 }
 
 /** Starts the webhook once its certificate files exist (checked every 5 s); returns its stop function. */
@@ -119,7 +127,7 @@ function startWebhook(flags: WebhookFlags | undefined, io: Io): () => Promise<vo
       timer = setTimeout(attempt, 5000);
       return;
     }
-    const w = new AdmissionWebhook({ cert: readFileSync(flags.cert), key: readFileSync(flags.key), log: (l) => io.err(`control-plane: ${l}`) });
+    const w = new AdmissionWebhook({ cert: readFileSync(flags.cert), key: readFileSync(flags.key), ...(flags.inject ? { inject: flags.inject } : {}), log: (l) => io.err(`control-plane: ${l}`) });
     w.listen(flags.host, flags.port).then(
       (a) => {
         webhook = w;

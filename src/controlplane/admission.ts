@@ -13,6 +13,7 @@ import type { Diagnostic } from '../config/diagnostics.js';
 import { decodeResources, type Resource } from '../config/decode.js';
 import type { RawDocument } from '../config/load.js';
 import type { DeploymentSpec } from '../config/types.js';
+import { injectDocument, type InjectOptions } from '../inject/inject.js';
 import { parseEgressRouter } from '../model/egress-router.js';
 
 type Path = readonly (string | number)[];
@@ -97,17 +98,42 @@ export function review(body: unknown): Record<string, unknown> {
   return respond(false, { ...warnings, status: { code: 400, reason: 'Invalid', message: `Tollgate rejected ${what}:\n${verdict.errors.join('\n')}` } });
 }
 
+/**
+ * The mutating side: a Pod being created gets what `tollgate inject` adds (the same function), as one
+ * JSONPatch. Which namespaces are injected is the MutatingWebhookConfiguration's namespaceSelector;
+ * `sidecar.istio.io/inject: "false"` on the pod is honoured here.
+ */
+export function injectReview(body: unknown, o: InjectOptions): Record<string, unknown> {
+  const request = (body as { request?: AdmissionRequest } | null)?.request;
+  const uid = typeof request?.uid === 'string' ? request.uid : '';
+  const respond = (extra: Record<string, unknown> = {}) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true, ...extra } });
+  if (request?.operation !== 'CREATE' || request.kind?.kind !== 'Pod') return respond();
+  const result = injectDocument(request.object, o);
+  if (!result.injected) return respond();
+  const pod = result.doc as { spec?: unknown; metadata?: { annotations?: unknown } };
+  // `add` replaces a member that exists: the whole spec and annotations, as injected.
+  const patch = [
+    { op: 'add', path: '/spec', value: pod.spec },
+    { op: 'add', path: '/metadata/annotations', value: pod.metadata?.annotations ?? {} },
+  ];
+  return respond({ patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') });
+}
+
 export interface WebhookOptions {
   readonly cert: Buffer;
   readonly key: Buffer;
+  /** Serve POST /inject (sidecar injection) with these settings. */
+  readonly inject?: InjectOptions;
   readonly log?: (line: string) => void;
 }
 
-/** The HTTPS endpoint: POST /validate with an AdmissionReview; /healthz for probes. Bodies over 3 MiB are refused (the API server's own limit). */
+/** The HTTPS endpoint: POST /validate (and /inject) with an AdmissionReview; /healthz for probes. Bodies over 3 MiB are refused (the API server's own limit). */
 export class AdmissionWebhook {
   private readonly server: Server;
+  private readonly inject: InjectOptions | undefined;
 
   constructor(opts: WebhookOptions) {
+    this.inject = opts.inject;
     this.server = createServer({ cert: opts.cert, key: opts.key, minVersion: 'TLSv1.2' }, (req, res) => this.handle(req, res, opts.log));
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
@@ -131,7 +157,8 @@ export class AdmissionWebhook {
   private handle(req: IncomingMessage, res: ServerResponse, log: ((line: string) => void) | undefined): void {
     const url = new URL(req.url ?? '/', 'https://webhook');
     if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { ok: true });
-    if (req.method !== 'POST' || url.pathname !== '/validate') return send(res, 404, { error: 'POST /validate with an AdmissionReview' });
+    const inject = this.inject;
+    if (req.method !== 'POST' || (url.pathname !== '/validate' && !(url.pathname === '/inject' && inject))) return send(res, 404, { error: `POST /validate${inject ? ' or /inject' : ''} with an AdmissionReview` });
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -151,6 +178,7 @@ export class AdmissionWebhook {
       } catch {
         return send(res, 400, { error: 'body is not JSON' });
       }
+      if (url.pathname === '/inject' && inject) return send(res, 200, injectReview(body, inject));
       const answer = review(body);
       const response = answer['response'] as { allowed: boolean; status?: { message: string } };
       if (!response.allowed) log?.(`admission: denied ${response.status?.message.split('\n').join(' | ') ?? ''}`);

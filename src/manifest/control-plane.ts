@@ -70,6 +70,8 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
   const args = [
     'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
     ...(webhook ? ['--webhook-listen', `0.0.0.0:${WEBHOOK_PORT}`, '--webhook-tls-cert', `${WEBHOOK_CERT_DIR}/tls.crt`, '--webhook-tls-key', `${WEBHOOK_CERT_DIR}/tls.key`] : []),
+    // Injection is served whenever the webhook is; the sidecar-injection profile decides which pods are sent.
+    ...(webhook ? ['--inject-image', v.get('image'), '--inject-control-plane', `${NAME}.${namespace}.svc:${CONTROL_PLANE_PORT}`] : []),
   ];
   return [
     serviceAccount(NAME, namespace, l),

@@ -8,6 +8,7 @@ import { controlPlane, CONTROL_PLANE_VALUES } from './control-plane.js';
 import { crds } from './crds.js';
 import { egressRouter, EGRESS_ROUTER_VALUES } from './egress-router.js';
 import { gateway, gatewayValues } from './gateway.js';
+import { sidecarInjection, SIDECAR_INJECTION_VALUES } from './sidecar-injection.js';
 import type { K8sObject } from './common.js';
 import { parseValues, type ValueSpecs, type Values } from './values.js';
 
@@ -30,6 +31,7 @@ export const PROFILES: readonly Profile[] = [
   { name: 'egress-gateway', summary: 'egress gateway: Deployment (probes on 15021), ClusterIP Service, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy set', values: gatewayValues('egress'), build: (ns, v) => gateway('egress', ns, v) },
   { name: 'ingress-gateway', summary: 'ingress gateway: Deployment (probes on 15021), LoadBalancer Service (externalTrafficPolicy Local), PodDisruptionBudget, HorizontalPodAutoscaler', values: gatewayValues('ingress'), build: (ns, v) => gateway('ingress', ns, v) },
   { name: 'egress-router', summary: 'egress router in the OpenShift egress-router shape (EGRESS_* env), pinned, NET_ADMIN only in its init container', values: EGRESS_ROUTER_VALUES, build: egressRouter },
+  { name: 'sidecar-injection', summary: 'MutatingWebhookConfiguration: pods in namespaces labelled istio-injection=enabled or tollgate-injection=enabled get the sidecar (the control plane\'s webhook, as tollgate inject)', values: SIDECAR_INJECTION_VALUES, build: sidecarInjection },
   { name: 'crds', summary: 'CRDs of the kinds Tollgate reads (Istio networking/security, EgressIP, HostSubnet, NetNamespace); apply with kubectl create', values: {}, build: () => crds() },
 ];
 

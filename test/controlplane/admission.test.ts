@@ -49,7 +49,8 @@ test('admission webhook over HTTPS: valid allowed, invalid VirtualService / Egre
   const certs = makeCerts([HOST]);
   t.after(() => certs.cleanup());
   const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'control-plane', '-f', fixture('ingress-gateway.yaml'), '--listen', '127.0.0.1:0',
-    '--webhook-listen', '127.0.0.1:0', '--webhook-tls-cert', certs.cert, '--webhook-tls-key', certs.key], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--webhook-listen', '127.0.0.1:0', '--webhook-tls-cert', certs.cert, '--webhook-tls-key', certs.key,
+    '--inject-image', 'tollgate:0.1.0', '--inject-control-plane', `${HOST}:15010`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   t.after(() => {
@@ -58,10 +59,10 @@ test('admission webhook over HTTPS: valid allowed, invalid VirtualService / Egre
   await waitFor(() => /webhook: serving https:\/\/127\.0\.0\.1:(\d+)\/validate/.test(stderr), 20_000, `webhook listening (stderr: ${stderr})`);
   const port = Number(/webhook: serving https:\/\/127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
 
-  const post = async (body: string) => {
-    const r = await run('curl', ['-sS', '--fail-with-body', '--cacert', certs.cert, '--resolve', `${HOST}:${port}:127.0.0.1`, '-H', 'content-type: application/json', '--data-binary', '@-', `https://${HOST}:${port}/validate?timeout=10s`], { input: body, timeoutMs: 15_000 });
+  const post = async (body: string, path = '/validate') => {
+    const r = await run('curl', ['-sS', '--fail-with-body', '--cacert', certs.cert, '--resolve', `${HOST}:${port}:127.0.0.1`, '-H', 'content-type: application/json', '--data-binary', '@-', `https://${HOST}:${port}${path}?timeout=10s`], { input: body, timeoutMs: 15_000 });
     assert.equal(r.status, 0, r.stderr + r.stdout);
-    return JSON.parse(r.stdout) as { apiVersion: string; kind: string; response: { uid: string; allowed: boolean; status?: { code: number; message: string }; warnings?: string[] } };
+    return JSON.parse(r.stdout) as { apiVersion: string; kind: string; response: { uid: string; allowed: boolean; status?: { code: number; message: string }; warnings?: string[]; patchType?: string; patch?: string } };
   };
 
   const ok = await post(reviewOf('uid-ok', 'CREATE', vs('5s')));
@@ -85,6 +86,23 @@ test('admission webhook over HTTPS: valid allowed, invalid VirtualService / Egre
   const del = await post(reviewOf('uid-del', 'DELETE', vs('soon')));
   assert.equal(del.response.allowed, true, 'deleting a bad object is never blocked');
   assert.match(stderr, /admission: denied Tollgate rejected VirtualService apps\/shop/);
+
+  // Sidecar injection (mutating): a Pod gets what `tollgate inject` adds, as a JSONPatch; inject: "false" is honoured.
+  const pod = (annotations: Record<string, string>) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'shop-1', namespace: 'apps', annotations }, spec: { containers: [{ name: 'web', image: 'nginx' }] } });
+  const injected = await post(reviewOf('uid-pod', 'CREATE', pod({ team: 'shop' })), '/inject');
+  assert.equal(injected.response.uid, 'uid-pod');
+  assert.equal(injected.response.allowed, true);
+  assert.equal(injected.response.patchType, 'JSONPatch');
+  const patch = JSON.parse(Buffer.from(injected.response.patch ?? '', 'base64').toString('utf8')) as { op: string; path: string; value: any }[];
+  assert.deepEqual(patch.map((p) => `${p.op} ${p.path}`), ['add /spec', 'add /metadata/annotations']);
+  assert.deepEqual(patch[0]?.value.containers.map((c: { name: string }) => c.name), ['web', 'istio-proxy']);
+  assert.deepEqual(patch[0]?.value.initContainers.map((c: { name: string }) => c.name), ['istio-init']);
+  assert.ok(JSON.stringify(patch[0]?.value.containers[1]).includes(`${HOST}:15010`), 'the sidecar connects to the control plane');
+  assert.equal(patch[1]?.value.team, 'shop', 'existing annotations kept');
+  assert.ok(patch[1]?.value['sidecar.istio.io/status']);
+  const optedOut = await post(reviewOf('uid-pod-off', 'CREATE', pod({ 'sidecar.istio.io/inject': 'false' })), '/inject');
+  assert.equal(optedOut.response.allowed, true);
+  assert.equal(optedOut.response.patch, undefined);
 
   // Plain HTTP to the webhook port fails: it speaks TLS only.
   const plain = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/validate`], { timeoutMs: 10_000 });

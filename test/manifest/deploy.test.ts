@@ -122,7 +122,8 @@ test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source wat
   const dep = byKind(objs, 'Deployment')[0];
   const c = dep?.spec.template.spec.containers[0];
   assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
-    '--webhook-listen', '0.0.0.0:15017', '--webhook-tls-cert', '/etc/tollgate/webhook/tls.crt', '--webhook-tls-key', '/etc/tollgate/webhook/tls.key']);
+    '--webhook-listen', '0.0.0.0:15017', '--webhook-tls-cert', '/etc/tollgate/webhook/tls.crt', '--webhook-tls-key', '/etc/tollgate/webhook/tls.key',
+    '--inject-image', 'tollgate:0.1.0', '--inject-control-plane', 'tollgate-control-plane.tollgate-system.svc:15010']);
   const [vwc] = byKind(objs, 'ValidatingWebhookConfiguration');
   assert.deepEqual((vwc?.['webhooks'] as any[]).map((w) => `${w.name} ${w.rules[0].apiGroups.join(',')} ${w.failurePolicy} ${w.clientConfig.service.name}:${w.clientConfig.service.port}${w.clientConfig.service.path}`), [
     'istio.validation.tollgate.io networking.istio.io,security.istio.io Ignore tollgate-control-plane:443/validate',
@@ -245,4 +246,14 @@ test('analyze: a LoadBalancer Service in front of an egress gateway is an open r
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('sidecar-injection profile: pods in istio-injection=enabled or tollgate-injection=enabled namespaces go to /inject; inject: "false" pods never do', () => {
+  const [mwc] = gen('sidecar-injection');
+  const hooks = mwc?.['webhooks'] as any[];
+  assert.deepEqual(hooks.map((h) => `${JSON.stringify(h.namespaceSelector.matchLabels)} ${h.clientConfig.service.path} ${h.rules[0].resources} ${h.rules[0].operations}`), [
+    '{"istio-injection":"enabled"} /inject pods CREATE',
+    '{"tollgate-injection":"enabled"} /inject pods CREATE',
+  ]);
+  assert.deepEqual(hooks[0].objectSelector.matchExpressions, [{ key: 'sidecar.istio.io/inject', operator: 'NotIn', values: ['false'] }]);
 });
