@@ -1,8 +1,9 @@
 /** The CLI as a user runs it: the real bin in a child process, real files, exit codes and output. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers/pipeline.js';
@@ -85,5 +86,35 @@ test('proxy-status and proxy-config with no control plane: one line naming the a
     assert.equal(r.code, 1, r.err);
     assert.match(r.err, /cannot reach the control plane at 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
     assert.doesNotMatch(r.err, /\n\s+at /);
+  }
+});
+
+test('output into a pipe its reader closes early (| head -1): the command exits quietly with status 0', async () => {
+  // 800 ServiceEntries: a sidecar's config-dump is about a megabyte, far more than a pipe buffers,
+  // so the writes after the reader left fail with EPIPE.
+  const dir = mkdtempSync(join(tmpdir(), 'tg-cli-pipe-'));
+  try {
+    const file = join(dir, 'many.yaml');
+    const entry = (i: number) => `---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext${i}, namespace: shop}\nspec:\n  hosts: [h${i}.example.com]\n  ports: [{number: 443, name: tls, protocol: TLS}]\n  resolution: DNS\n  location: MESH_EXTERNAL\n`;
+    writeFileSync(file, Array.from({ length: 800 }, (_, i) => entry(i)).join(''));
+    const args = [join(ROOT, 'dist/src/cli/bin.js'), 'config-dump', '-f', file, '--role', 'sidecar', '-n', 'shop'];
+
+    // The reader reads one chunk, then closes its end of the pipe (what head does after a line).
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const [first] = (await once(child.stdout, 'data')) as [Buffer];
+    child.stdout.destroy();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+    clearTimeout(timer);
+    assert.ok(first.length < 1_000_000, `the reader left after ${first.length} bytes, long before the end`);
+    assert.deepEqual({ code, signal, err }, { code: 0, signal: null, err: '' });
+
+    // The same through a shell pipeline into head, with pipefail: the pipeline succeeds.
+    const sh = spawnSync('bash', ['-c', 'set -o pipefail; "$@" | head -1', 'bash', process.execPath, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    assert.deepEqual({ status: sh.status, out: sh.stdout, err: sh.stderr }, { status: 0, out: '{\n', err: '' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -546,15 +546,11 @@ test('SsrfGuard: deny set is configurable (documentation can be denied)', () => 
   assert.equal(loose.check(ip('169.254.169.254')).allowed, false);
 });
 
-test('SsrfGuard.check is cheap on the hot path', () => {
+// Its speed is measured by bench/micro.mjs (npm run bench), never here.
+test('SsrfGuard.check on the hot path: verdicts per address, no allocation for allowed ones', () => {
   const guard = new SsrfGuard([cidr('10.0.0.0/8'), cidr('fd00::/8')]);
   const addrs = ['93.184.216.34', '10.1.2.3', '2606:4700::1111', '::ffff:8.8.8.8', '127.0.0.1'].map(ip);
-  const t0 = process.hrtime.bigint();
-  let allowed = 0;
-  for (let i = 0; i < 500_000; i++) if (guard.check(addrs[i % addrs.length]!).allowed) allowed++;
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  assert.equal(allowed, 400_000);
-  assert.ok(ms < 2000, `500k checks took ${ms.toFixed(1)} ms`);
+  assert.deepEqual(addrs.map((a) => guard.check(a).allowed), [true, true, true, true, false]);
   // Allowed verdicts are a shared constant: no allocation per check.
   assert.equal(guard.check(addrs[0]!), guard.check(addrs[2]!));
 });

@@ -168,12 +168,15 @@ describe('HTTP engine: GUIDE §5 A bad input', { concurrency: false }, () => {
     const trickle = setInterval(() => {
       if (!c.closed()) c.send('X-A: b\r\n');
     }, 100);
-    const closed = await c.waitClose(3000);
+    // The trickle never stops: a timer reset by each read would never fire. The upper bound is
+    // only against that hang (a loaded machine delays timers); the lower one says it was the
+    // header timeout, not something earlier.
+    const closed = await c.waitClose(15_000);
     clearInterval(trickle);
     const took = Date.now() - t0;
     c.destroy();
-    assert.ok(closed, 'closed');
-    assert.ok(took >= HEADER_TIMEOUT_MS - 20 && took < HEADER_TIMEOUT_MS + 700, `closed after ${took} ms`);
+    assert.ok(closed, 'closed while the client kept trickling');
+    assert.ok(took >= HEADER_TIMEOUT_MS - 20, `closed after ${took} ms`);
     assert.match(c.data(), /^HTTP\/1\.1 408 /);
     const rec = await gate.waitForLog((r) => r.tollgate_reason === 'request_header_timeout');
     assert.equal(rec.response_code, 408);
@@ -182,8 +185,8 @@ describe('HTTP engine: GUIDE §5 A bad input', { concurrency: false }, () => {
   it('a client that connects and says nothing is closed at the header timeout, without a response', async () => {
     const c = await rawClient('127.0.0.1', port);
     const t0 = Date.now();
-    assert.ok(await c.waitClose(3000));
-    assert.ok(Date.now() - t0 < HEADER_TIMEOUT_MS + 700);
+    assert.ok(await c.waitClose(15_000)); // a bound against a hang only
+    assert.ok(Date.now() - t0 >= HEADER_TIMEOUT_MS - 20);
     assert.equal(c.data(), '');
     c.destroy();
   });

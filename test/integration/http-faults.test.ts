@@ -141,7 +141,7 @@ describe('HTTP engine: GUIDE §5 B faults', { skip, concurrency: false }, () => 
     c.destroy();
     assert.equal(r!.status, 503);
     assert.equal(r!.headers['x-tollgate-reason'], 'upstream_connect_refused');
-    assert.ok(Date.now() - t0 < 1000);
+    assert.ok(Date.now() - t0 < 5000, 'well before the 10 s connect timeout: the refusal itself ends the attempt');
     const rec = await gate.waitForLog((x) => x.authority === 'refused.test');
     assert.equal(rec.response_flags, 'UF,URX', 'connect-failure was retried (2 attempts) before giving up');
     assert.equal(rec.upstream_host, `${deadIp}:${deadPort}`);

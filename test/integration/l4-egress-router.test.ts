@@ -187,7 +187,8 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
       s.once('close', () => r());
     });
     const took = Date.now() - t0;
-    assert.ok(took >= 500 && took < 3000, `closed after ${took} ms`);
+    // Idle timeout 600 ms; the upper bound is only against never closing (timers slip on a loaded machine).
+    assert.ok(took >= 500 && took < 15_000, `closed after ${took} ms`);
     await gate.waitForLog((x) => x.tollgate_reason === 'idle_timeout');
     await waitFor(() => echo80.sockets.size === 0, 2000, 'upstream side closed too');
   });

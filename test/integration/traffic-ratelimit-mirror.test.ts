@@ -9,7 +9,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Agent } from 'node:http';
+import { Agent, type ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
@@ -87,6 +87,14 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
   let gate: TestGate;
   let cfg: { path: string; cleanup(): void };
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  // The engine's buckets read this manual clock: the rate-limit tests move time themselves, so no
+  // token comes back while a slow machine is still sending a burst.
+  let clockMs = 1_000_000;
+  // The slow mirror upstream answers only when the test lets it (releaseSlow).
+  const slowHeld: ServerResponse[] = [];
+  const releaseSlow = (): void => {
+    for (const res of slowHeld.splice(0)) if (!res.destroyed) replyText('slow')(undefined, res);
+  };
 
   const send = (host: string, path = '/', method = 'GET', body?: Buffer): Promise<HostResponse> =>
     hostRequest(gate.port(80), host, { path, method, agent, ...(body !== undefined ? { body } : {}) });
@@ -106,17 +114,14 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
     const reply = replyText;
     const main = await startHttpUpstream(h, 0, reply('main'));
     const shadow = await startHttpUpstream(h, 0, reply('shadow'));
-    const slow = await startHttpUpstream(h, 0, (_req, res) => {
-      setTimeout(() => {
-        if (!res.destroyed) reply('slow')(undefined, res);
-      }, 2000);
-    });
+    const slow = await startHttpUpstream(h, 0, (_req, res) => void slowHeld.push(res));
     peers = { main, shadow, slow, deadHost: h, deadPort: await freePort(h) };
-    ({ gate, cfg } = await startGateWithConfig(config(peers), EGRESS_GATEWAY_ARGS, { httpHandler: httpEngine({}) }));
+    ({ gate, cfg } = await startGateWithConfig(config(peers), EGRESS_GATEWAY_ARGS, { httpHandler: httpEngine({ clock: () => clockMs }) }));
   });
 
   after(async () => {
     agent.destroy();
+    releaseSlow();
     await gate?.stop();
     for (const u of [peers?.main, peers?.shadow, peers?.slow]) await u?.close();
     cfg?.cleanup();
@@ -124,8 +129,7 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
 
   it('rate limit: a burst over 5/s burst=5 gets 429 RL with x-ratelimit-* and retry-after; other routes are unaffected', async () => {
     gate.logs.length = 0;
-    // Sent at once (one keep-alive connection each, opened first): on a loaded machine, eight
-    // sequential requests can take longer than the 200 ms a token takes to come back.
+    // Opens the keep-alive connections first (free.test has no limit).
     await Promise.all(Array.from({ length: 8 }, () => send('free.test')));
     const rs = await Promise.all(Array.from({ length: 8 }, () => send('limited.test', '/a')));
     assert.deepEqual(
@@ -149,17 +153,20 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
     assert.equal(lines.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0), 3, lines.join('\n'));
   });
 
-  it('rate limit: the bucket refills (5 per second: one token every 200 ms)', async () => {
-    // Empty the bucket first (the previous test's requests took a while: tokens came back).
-    let drained = false;
-    for (let i = 0; i < 10 && !drained; i++) drained = (await send('limited.test', '/a')).status === 429;
-    assert.ok(drained, 'the bucket of 5 empties within 10 requests');
-    await new Promise((r) => setTimeout(r, 450));
-    // At once, so the answers do not wait on each other while tokens keep coming back.
-    const rs = (await Promise.all(Array.from({ length: 6 }, () => send('limited.test', '/a')))).map((r) => r.status);
-    const ok = rs.filter((x) => x === 200).length;
-    assert.ok(ok >= 2 && ok <= 4, `after 450 ms: ${rs.join(' ')}`);
-    assert.ok(rs.includes(429), rs.join(' '));
+  it('rate limit: the bucket refills (5 per second: one token every 200 ms), up to the burst only', async () => {
+    const statuses = async (n: number): Promise<number[]> => {
+      const rs: number[] = [];
+      for (let i = 0; i < n; i++) rs.push((await send('limited.test', '/a')).status);
+      return rs;
+    };
+    // The clock has not moved since the burst: the bucket is still empty.
+    assert.deepEqual(await statuses(2), [429, 429]);
+    clockMs += 450; // 2.25 tokens back
+    assert.deepEqual(await statuses(3), [200, 200, 429]);
+    clockMs += 150; // 0.25 + 0.75 = 1 token
+    assert.deepEqual(await statuses(2), [200, 429]);
+    clockMs += 60_000; // a long pause refills to the burst of 5, not 300
+    assert.deepEqual(await statuses(7), [200, 200, 200, 200, 200, 429, 429]);
   });
 
   it('rate limit: the bucket survives a reload that keeps the limit, and restarts full when the limit changes', async () => {
@@ -211,14 +218,20 @@ describe('local rate limit and mirroring through tollgate run', { concurrency: f
     assert.equal(gate.metric('tollgate_http_mirror_skipped_total', 'reason="body_too_large"'), 1);
   });
 
-  it('mirror: a slow mirror upstream does not slow the main request', async () => {
-    const rs = [];
-    for (let i = 0; i < 5; i++) rs.push(await send('slowmirror.test', `/s${i}`));
-    for (const r of rs) {
+  it('mirror: a mirror upstream that has not answered does not hold the main request', async () => {
+    // The mirror upstream answers nothing until released below: every main answer that comes back
+    // came back while its copy was still unanswered. Were the main request waiting on its mirror,
+    // no answer would come and the bound (against a hang only) would fail the test.
+    for (let i = 0; i < 5; i++) {
+      const r = await Promise.race([
+        send('slowmirror.test', `/s${i}`),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`main request /s${i} waited on its unanswered mirror`)), 20_000).unref()),
+      ]);
       assert.equal(r.body, 'main');
-      assert.ok(r.ms < 1000, `main answered in ${r.ms} ms with a 2 s mirror`);
     }
-    await waitUntil(() => peers.slow.requests.filter((x) => x.url.startsWith('/s')).length === 5);
+    await waitUntil(() => peers.slow.requests.filter((x) => x.url.startsWith('/s')).length === 5, 10_000);
+    assert.equal(slowHeld.length, 5, 'all five copies still unanswered when the main answers came');
+    releaseSlow();
   });
 
   it('mirror: a mirror upstream refusing connections does not fail the main request; the copy is logged UF', async () => {

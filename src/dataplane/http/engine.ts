@@ -24,11 +24,12 @@ export class HttpEngine implements HttpConnectionHandler, EngineContext {
   readonly metrics: HttpMetrics;
   readonly sessions = new Set<EngineSession>();
   /** What filters keep across snapshots (token buckets, mirror accounting), per filter. */
-  readonly filterShared = new FilterSharedState();
+  readonly filterShared: FilterSharedState;
   draining = false;
 
   constructor(readonly services: DataPlaneServices, options: HttpEngineOptions = {}) {
     this.opts = resolveOptions(options, services.limits.requestHeadTimeoutMs);
+    this.filterShared = new FilterSharedState(options.clock);
     this.metrics = new HttpMetrics(services.metrics);
     this.pool = new UpstreamPool(services.clusters, this.sweeper, this.opts.upstreamIdleTimeoutMs, this.opts.maxIdlePerUpstream, this.metrics.pool);
   }

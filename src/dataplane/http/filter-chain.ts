@@ -97,8 +97,11 @@ export class CompiledFilterChain {
 export class FilterSharedState {
   private readonly byName = new Map<string, unknown>();
 
+  /** `now`: the clock time-based state (token buckets) reads; tests pass a manual one. */
+  constructor(private readonly now: () => number = performance.now.bind(performance)) {}
+
   of(f: HttpFilterFactory): unknown {
-    if (!this.byName.has(f.name)) this.byName.set(f.name, f.shared?.());
+    if (!this.byName.has(f.name)) this.byName.set(f.name, f.shared?.(this.now));
     return this.byName.get(f.name);
   }
 }

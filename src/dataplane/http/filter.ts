@@ -62,8 +62,8 @@ export interface HttpFilterFactory<C = unknown, R = unknown, S = unknown> {
   compile(raw: unknown): C;
   /** Per-route config; undefined: the filter does nothing on this route. `route` undefined: requests no route matched. Throws when invalid. */
   forRoute(config: C, route: Route | undefined, vhost: VirtualHost | undefined): R | undefined;
-  /** State shared by every chain of one engine (created once). */
-  shared?(): S;
+  /** State shared by every chain of one engine (created once); `now` is the engine's clock in ms. */
+  shared?(now: () => number): S;
   create(config: C, ctx: FilterContext<S>): HttpFilter<R>;
   /** One line for `trace`: what this filter does on a route (undefined: nothing to say). */
   explain?(route: R): string | undefined;

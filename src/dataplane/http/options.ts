@@ -33,6 +33,8 @@ export interface HttpEngineOptions {
   /** Parser limits (431 above them). Defaults 16 KiB and 100. */
   readonly maxHeaderBytes?: number;
   readonly maxHeaders?: number;
+  /** Clock (ms) of time-based filter state such as local rate-limit buckets. Default performance.now; tests pass a manual clock. */
+  readonly clock?: () => number;
 }
 
 export interface ResolvedHttpOptions {

@@ -39,7 +39,7 @@ export const localRateLimitFilter: HttpFilterFactory<undefined, RouteLimit, Loca
     const limit = route === undefined ? undefined : routeRateLimit(route, vhost);
     return limit === undefined || route === undefined ? undefined : { routeName: route.name, limit };
   },
-  shared: () => new LocalRateLimiter(),
+  shared: (now) => new LocalRateLimiter(now),
   create: (_c, { shared: limiter }) => ({
     onRequestHeaders(s, rl) {
       const waitMs = limiter.take(rl.routeName, rl.limit);
