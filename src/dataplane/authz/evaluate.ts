@@ -70,21 +70,38 @@ export const RBAC_DENIED_BODY = 'RBAC: access denied';
 const NO_AUDIT: readonly AuthzMatch[] = [];
 const ALLOW_ALL: AuthzVerdict = { allowed: true, audited: NO_AUDIT };
 
+/** A snapshot's policy list split once into enforced and dry-run (the list is immutable snapshot data). */
+const partitions = new WeakMap<readonly AuthzPolicy[], { readonly enforced: readonly AuthzPolicy[]; readonly dryRun: readonly AuthzPolicy[] }>();
+
+function partition(policies: readonly AuthzPolicy[]): { readonly enforced: readonly AuthzPolicy[]; readonly dryRun: readonly AuthzPolicy[] } {
+  let p = partitions.get(policies);
+  if (p === undefined) {
+    p = { enforced: policies.filter((x) => !x.dryRun), dryRun: policies.filter((x) => x.dryRun) };
+    partitions.set(policies, p);
+  }
+  return p;
+}
+
 export function evaluateAuthz(policies: readonly AuthzPolicy[] | undefined, req: AuthzRequest): AuthzVerdict {
   if (policies === undefined || policies.length === 0) return ALLOW_ALL;
-  const enforced = decide(policies.filter((p) => !p.dryRun), req);
-  const shadow = policies.some((p) => p.dryRun) ? decide(policies.filter((p) => p.dryRun), req) : undefined;
+  const parts = partition(policies);
+  const enforced = decide(parts.enforced, req);
+  const shadow = parts.dryRun.length > 0 ? decide(parts.dryRun, req) : undefined;
   if (shadow === undefined || shadow.allowed) return enforced;
   return { ...enforced, dryRunDenied: shadow.deniedBy === undefined ? {} : { match: shadow.deniedBy } };
 }
 
 function decide(policies: readonly AuthzPolicy[], req: AuthzRequest): AuthzVerdict {
-  const audited: AuthzMatch[] = [];
+  let audited: AuthzMatch[] | undefined;
   for (const p of policies) {
     if (p.action !== 'AUDIT') continue;
     const i = matchingRule(p, req);
-    if (i >= 0) audited.push({ policy: p, ruleIndex: i });
+    if (i >= 0) (audited ??= []).push({ policy: p, ruleIndex: i });
   }
+  return decideAccess(policies, req, audited ?? NO_AUDIT);
+}
+
+function decideAccess(policies: readonly AuthzPolicy[], req: AuthzRequest, audited: readonly AuthzMatch[]): AuthzVerdict {
   // CUSTOM needs an external authorizer Tollgate does not have: a matching request is denied (fail closed).
   for (const action of ['CUSTOM', 'DENY'] as const) {
     for (const p of policies) {
@@ -100,7 +117,7 @@ function decide(policies: readonly AuthzPolicy[], req: AuthzRequest): AuthzVerdi
     const i = matchingRule(p, req);
     if (i >= 0) return { allowed: true, allowedBy: { policy: p, ruleIndex: i }, audited };
   }
-  return { allowed: !anyAllow, audited };
+  return anyAllow || audited !== NO_AUDIT ? { allowed: !anyAllow, audited } : ALLOW_ALL;
 }
 
 /** Index of the first rule of `p` that matches, -1 when none does. */
@@ -229,7 +246,18 @@ function ipInBlock(address: string, block: string): boolean {
 }
 
 /** A socket's address, IPv4-mapped IPv6 (`::ffff:10.1.2.3`) read as the IPv4 address. */
+let lastPeer = '';
+let lastPeerIp: Ip | undefined;
+
 function peerIp(address: string): Ip | undefined {
+  // One-entry cache: every block of one request is tested against the same peer address.
+  if (address === lastPeer) return lastPeerIp;
+  lastPeer = address;
+  lastPeerIp = parsePeer(address);
+  return lastPeerIp;
+}
+
+function parsePeer(address: string): Ip | undefined {
   const mapped = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
   return parseIp(mapped);
 }
