@@ -5,7 +5,8 @@
 // every proxy) p50/p99, full sync of a new sidecar (all N services), the control plane's RSS, and
 // a reconnect storm (control plane restarted: time until every proxy is back).
 // Usage: node bench/controlplane.mjs [--entries 10000] [--proxies 100] [--pushes 20]   (after npm run build)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,10 +34,18 @@ writeFileSync(join(dir, 'entries.yaml'), entries.join('\n---\n'));
 const edge = (n) => `apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: mesh}\nspec: {selector: {app: edge}, servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: edge, namespace: mesh}\nspec: {hosts: [h1.example.com], gateways: [edge], http: [{match: [{uri: {prefix: "/v${n}"}}], route: [{destination: {host: h1.example.com}}]}]}\n`;
 writeFileSync(join(dir, 'edge.yaml'), edge(0));
 
+// The stream is TLS with a bootstrap token per proxy: a self-signed loopback certificate (openssl CLI).
+const pki = mkdtempSync(join(tmpdir(), 'tg-cpbench-pki-'));
+execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(pki, 'key.pem'), '-out', join(pki, 'cert.pem'), '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1'], { stdio: 'ignore' });
+const token = randomBytes(24).toString('hex');
+writeFileSync(join(pki, 'tokens'), `${token} mesh tollgate-proxy\n`);
+const auth = { ca: readFileSync(join(pki, 'cert.pem')), token: () => token };
+const tlsArgs = ['--tls-cert', join(pki, 'cert.pem'), '--tls-key', join(pki, 'key.pem'), '--bootstrap-tokens', join(pki, 'tokens')];
+
 const port = await freePort();
 let cp;
 const startCp = async () => {
-  cp = spawn(process.execPath, [BIN, 'control-plane', '-f', dir, '--listen', `127.0.0.1:${port}`, '--debounce', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  cp = spawn(process.execPath, [BIN, 'control-plane', '-f', dir, '--listen', `127.0.0.1:${port}`, '--debounce', '20', ...tlsArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   cp.stderr.on('data', (d) => (err += d));
   const t0 = Date.now();
@@ -49,7 +58,7 @@ try {
   const applied = new Map(); // client -> { version, at }
   const clients = [];
   for (let i = 0; i < PROXIES; i++) {
-    const c = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'mesh', name: `gw-${i}`, labels: { app: 'edge' } }, applier: { apply: async (s) => applied.set(c, { version: s.version, at: performance.now() }) }, initialBackoffMs: 100, maxBackoffMs: 2000 });
+    const c = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'mesh', name: `gw-${i}`, labels: { app: 'edge' } }, applier: { apply: async (s) => applied.set(c, { version: s.version, at: performance.now() }) }, ...auth, initialBackoffMs: 100, maxBackoffMs: 2000 });
     clients.push(c);
   }
   let t = performance.now();
@@ -72,7 +81,7 @@ try {
   let sidecarApplied = 0;
   let sidecarBytes = 0;
   t = performance.now();
-  const sidecar = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'sidecar', namespace: 'mesh', name: 'sc', labels: { app: 'web' } }, applier: { apply: async (s) => { sidecarApplied = performance.now(); sidecarBytes = JSON.stringify(s).length; } } });
+  const sidecar = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'sidecar', namespace: 'mesh', name: 'sc', labels: { app: 'web' } }, applier: { apply: async (s) => { sidecarApplied = performance.now(); sidecarBytes = JSON.stringify(s).length; } }, ...auth });
   sidecar.start();
   await until('sidecar synced', () => sidecarApplied > 0, 120_000);
   result.newSidecarFullSyncMs = Math.round(sidecarApplied - t);
@@ -90,6 +99,7 @@ try {
 } finally {
   cp?.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
+  rmSync(pki, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result, null, 2));
 process.exit(0);

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers/pipeline.js';
+import { makeCerts } from './helpers/net.js';
 
 function tollgate(args: string[], input?: string) {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), ...args], { cwd: ROOT, encoding: 'utf8', input, timeout: 30_000 });
@@ -81,12 +82,17 @@ test('analyze of an empty directory is an error that says there is nothing to an
 });
 
 test('proxy-status and proxy-config with no control plane: one line naming the address, exit 1, no stack trace', () => {
-  for (const args of [['proxy-status', '--control-plane', '127.0.0.1:1'], ['proxy-config', 'all', 'gw', '--control-plane', '127.0.0.1:1']]) {
+  const certs = makeCerts(['localhost']);
+  const token = join(certs.dir, 'token');
+  writeFileSync(token, 'a-token-nobody-checks-here\n');
+  const auth = ['--control-plane-ca', certs.cert, '--token-file', token];
+  for (const args of [['proxy-status', '--control-plane', '127.0.0.1:1', ...auth], ['proxy-config', 'all', 'gw', '--control-plane', '127.0.0.1:1', ...auth]]) {
     const r = tollgate(args);
     assert.equal(r.code, 1, r.err);
     assert.match(r.err, /cannot reach the control plane at 127\.0\.0\.1:1 \(ECONNREFUSED\)/);
     assert.doesNotMatch(r.err, /\n\s+at /);
   }
+  certs.cleanup();
 });
 
 test('output into a pipe its reader closes early (| head -1): the command exits quietly with status 0', async () => {

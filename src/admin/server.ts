@@ -87,7 +87,10 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
             send(res, 200, `level: ${logger.level}\n`);
             return;
           }
-          if (method !== 'POST' && method !== 'GET') {
+          // A change of state takes POST: a GET can come from anything that can make the browser
+          // or a crawler fetch a URL (Envoy's admin made the same change).
+          if (method !== 'POST') {
+            res.setHeader('allow', 'POST');
             send(res, 405, 'use POST /logging?level=debug|info|warn|error|off\n');
             return;
           }

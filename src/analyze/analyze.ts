@@ -13,6 +13,7 @@ import { sourceAddressPools } from './checks-source.js';
 import { authorizationPolicyChecks, istioMutualChecks, peerAuthenticationChecks } from './checks-security.js';
 import { autoPassthroughServers, conflictingGateways, duplicateCertificates, gatewayPortsOnService, gatewaySecrets } from './checks-gateway.js';
 import { destinationPortRequired, meshHostConflicts, partialWildcardHosts, mirrorDestinations, originationCaCertificates, ruleReachability, serviceEntryAddresses, servicePortNames, sidecarSelectors, vsHostsInGateways } from './checks-istio.js';
+import { gatewayTlsSettings } from './checks-tls.js';
 import { makeFinder, type Check } from './context.js';
 
 export const CHECKS: readonly Check[] = [
@@ -22,7 +23,7 @@ export const CHECKS: readonly Check[] = [
   meshHostConflicts, vsHostsInGateways, destinationPortRequired, mirrorDestinations, originationCaCertificates, serviceEntryAddresses,
   sidecarSelectors, servicePortNames, ruleReachability, partialWildcardHosts,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
-  sourceAddressPools, pathNormalizationWeak, egressGatewayExposed, authorizationPolicyChecks, peerAuthenticationChecks, istioMutualChecks,
+  sourceAddressPools, pathNormalizationWeak, egressGatewayExposed, authorizationPolicyChecks, peerAuthenticationChecks, istioMutualChecks, gatewayTlsSettings,
 ];
 
 export interface AnalysisResult {

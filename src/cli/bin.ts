@@ -10,6 +10,11 @@ const argv = process.argv.slice(2);
 if (argv[0] !== 'run') {
   exitQuietlyOnClosedPipe(process.stdout);
   exitQuietlyOnClosedPipe(process.stderr);
+} else {
+  // A reader that went away (EPIPE) must not take the proxy down: the access log and the diagnostic
+  // logger check and drop (see log-sink.ts); these listeners keep the error from being uncaught.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
 }
 
 main(argv, {
@@ -19,6 +24,8 @@ main(argv, {
 }).then(
   (code) => {
     process.exitCode = code;
+    // A proxy that has stopped serving does not wait for a stuck log reader to take its last lines.
+    if (process.argv[2] === 'run') setTimeout(() => process.exit(code), 2000).unref();
   },
   (err: unknown) => {
     process.stderr.write(`tollgate: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -1,28 +1,57 @@
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { LeaseState } from '../controlplane/leases.js';
 import type { LeftOutObject } from '../controlplane/config-source.js';
+import { request as tlsRequest } from 'node:https';
 import type { SessionView } from '../controlplane/sessions.js';
 import type { Snapshot } from '../snapshot/types.js';
 import { parseHostPort } from './control-plane.js';
 import { parse, UsageError, type Io } from './common.js';
 import { outputFormat, render } from './output.js';
 
-export const PROXY_STATUS_HELP = `Usage: tollgate proxy-status [--control-plane HOST:PORT] [-o text|json|yaml]
+const VIEW_AUTH_HELP = `
+  --control-plane-ca FILE   CA (PEM) that signed the control plane's certificate
+  --token-file FILE         a bearer token the control plane accepts (a --bootstrap-tokens entry,
+                            or a service-account token in Kubernetes mode)`;
+
+export const PROXY_STATUS_HELP = `Usage: tollgate proxy-status [--control-plane HOST:PORT] --control-plane-ca FILE --token-file FILE [-o text|json|yaml]
 
 One row per proxy connected to the control plane: name, role, namespace, the version it runs,
 SYNCED (acknowledged the latest push) / STALE (push not acknowledged yet) / NACKED (refused it,
 with the error) / NOT_SENT, time since the last push, and the last error. Below the table: the
 objects the control plane left out of the config because they are invalid (each with its error
-and fix), and whether the newest config was rejected as a whole.`;
+and fix), and whether the newest config was rejected as a whole.
+${VIEW_AUTH_HELP}`;
 
-export const PROXY_CONFIG_HELP = `Usage: tollgate proxy-config listeners|routes|clusters|endpoints|all PROXY [--control-plane HOST:PORT | --admin HOST:PORT] [-o text|json|yaml]
+export const PROXY_CONFIG_HELP = `Usage: tollgate proxy-config listeners|routes|clusters|endpoints|all PROXY [--control-plane HOST:PORT --control-plane-ca FILE --token-file FILE | --admin HOST:PORT] [-o text|json|yaml]
 
-The snapshot a proxy runs, read from the control plane (PROXY = a key from proxy-status, or the
-proxy's name) or straight from the proxy's admin address (/config_dump).`;
+The snapshot a proxy runs (secret values redacted), read from the control plane (PROXY = a key
+from proxy-status, or the proxy's name) or straight from the proxy's admin address (/config_dump).
+${VIEW_AUTH_HELP}`;
 
-export function getJson<T>(host: string, port: number, path: string): Promise<{ status: number; body: T }> {
+/** TLS trust and credential for the control plane's views. */
+export interface ViewAuth {
+  readonly ca: Buffer;
+  readonly token: string;
+}
+
+const VIEW_OPTIONS = { 'control-plane-ca': { type: 'string' }, 'token-file': { type: 'string' } } as const;
+
+function viewAuth(values: { 'control-plane-ca'?: string | undefined; 'token-file'?: string | undefined }): ViewAuth {
+  const caFile = values['control-plane-ca'];
+  const tokenFile = values['token-file'];
+  if (caFile === undefined || tokenFile === undefined) throw new UsageError('the control plane serves TLS and requires a token: give --control-plane-ca FILE and --token-file FILE');
+  try {
+    return { ca: readFileSync(caFile), token: readFileSync(tokenFile, 'utf8').trim() };
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+export function getJson<T>(host: string, port: number, path: string, auth?: ViewAuth): Promise<{ status: number; body: T }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, method: 'GET', timeout: 10_000 }, (res) => {
+    const opts = { host, port, path, method: 'GET', timeout: 10_000 };
+    const onResponse = (res: import('node:http').IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -32,7 +61,8 @@ export function getJson<T>(host: string, port: number, path: string): Promise<{ 
           reject(err instanceof Error ? err : new Error(String(err)));
         }
       });
-    });
+    };
+    const req = auth ? tlsRequest({ ...opts, ca: auth.ca, headers: { authorization: `Bearer ${auth.token}` } }, onResponse) : request(opts, onResponse);
     req.on('timeout', () => req.destroy(new Error(`no answer from ${host}:${port} in 10 s`)));
     req.on('error', reject);
     req.end();
@@ -70,20 +100,25 @@ function table(rows: string[][]): string[] {
 }
 
 export async function proxyStatusCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { 'control-plane': { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } });
+  const { values } = parse(argv, { 'control-plane': { type: 'string' }, ...VIEW_OPTIONS, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) {
     io.out(PROXY_STATUS_HELP);
     return 0;
   }
   const format = outputFormat(values.output, 'text');
   const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
+  const auth = viewAuth(values);
   const fetched = await fetchOrExplain(io, 'proxy-status', host, port, 'control plane', () => Promise.all([
-    getJson<SessionView[]>(host, port, '/v1/proxies'),
-    getJson<{ rejected?: { errors: string[] }; leftOut?: LeftOutObject[] }>(host, port, '/v1/config'),
-    getJson<LeaseState[]>(host, port, '/v1/leases'),
+    getJson<SessionView[]>(host, port, '/v1/proxies', auth),
+    getJson<{ rejected?: { errors: string[] }; leftOut?: LeftOutObject[] }>(host, port, '/v1/config', auth),
+    getJson<LeaseState[]>(host, port, '/v1/leases', auth),
   ]));
   if (!fetched) return 1;
   const [proxies, config, leases] = fetched;
+  if (proxies.status !== 200) {
+    io.err(`proxy-status: control plane answered ${proxies.status}: ${(proxies.body as { error?: string }).error ?? ''}`);
+    return 1;
+  }
   const leaseList = Array.isArray(leases.body) ? leases.body : [];
   if (format !== 'text') {
     io.out(render({ proxies: proxies.body, config: config.body, leases: leaseList }, format));
@@ -125,7 +160,7 @@ export async function proxyStatusCommand(argv: string[], io: Io): Promise<number
 const SECTIONS = ['listeners', 'routes', 'clusters', 'endpoints', 'all'] as const;
 
 export async function proxyConfigCommand(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { 'control-plane': { type: 'string' }, admin: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, true);
+  const { values, positionals } = parse(argv, { 'control-plane': { type: 'string' }, ...VIEW_OPTIONS, admin: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, true);
   if (values.help) {
     io.out(PROXY_CONFIG_HELP);
     return 0;
@@ -144,7 +179,8 @@ export async function proxyConfigCommand(argv: string[], io: Io): Promise<number
   } else {
     if (!proxy) throw new UsageError('name the proxy (a key from proxy-status), or use --admin HOST:PORT');
     const { host, port } = parseHostPort(values['control-plane'] ?? '127.0.0.1:15010', '--control-plane');
-    const r = await fetchOrExplain(io, 'proxy-config', host, port, 'control plane', () => getJson<Snapshot & { error?: string }>(host, port, `/v1/proxies/${encodeURIComponent(proxy)}/snapshot`));
+    const auth = viewAuth(values);
+    const r = await fetchOrExplain(io, 'proxy-config', host, port, 'control plane', () => getJson<Snapshot & { error?: string }>(host, port, `/v1/proxies/${encodeURIComponent(proxy)}/snapshot`, auth));
     if (!r) return 1;
     if (r.status !== 200) {
       io.err(`proxy-config: ${r.body.error ?? `control plane answered ${r.status}`}`);

@@ -3,6 +3,7 @@
  * Argument parsing only; everything else is in the modules it calls. `startTollgate` is the same
  * thing in-process (tests, embedding); `runCommand` adds stdout/stderr, signals and the exit code.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostic } from '../config/diagnostics.js';
@@ -11,12 +12,15 @@ import { splitHostPort } from '../net/hostname.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import type { DataPlaneServices, HttpConnectionHandlerFactory } from '../dataplane/context.js';
 import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-log.js';
+import { DEFAULT_LOG_BUFFER_BYTES, FileSink, stdoutSink, type LogSink } from '../dataplane/observe/log-sink.js';
 import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
 import { MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { HostAgents } from '../dataplane/kernel/host-agents.js';
 import { Runtime, type InterceptionMode } from '../dataplane/runtime.js';
 import { startStatusServers, STATUS_PORTS, type StatusServers } from '../admin/status.js';
 import { podIdentity } from './pod-identity.js';
+import { ConnectionBudget } from '../dataplane/listener/connection-budget.js';
+import { connectionBudget, raiseFdLimit, RESERVED_FDS } from './fd-limit.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
 import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
@@ -45,6 +49,10 @@ export interface RunOptions {
   readonly accessLogFormat: AccessLogFormat;
   /** `--no-access-log`: no access-log lines (metrics and denials counters still count). */
   readonly accessLogOff: boolean;
+  /** `--access-log-file`: append to this file (reopened on SIGUSR1) instead of stdout. */
+  readonly accessLogFile?: string;
+  /** Access-log bytes queued for a slow sink before lines are dropped. */
+  readonly accessLogBufferBytes: number;
   readonly listenAddressOverride?: string;
   readonly portMap: ReadonlyMap<number, number>;
   readonly drainTimeoutMs: number;
@@ -52,14 +60,18 @@ export interface RunOptions {
   readonly requestHeadTimeoutMs: number;
   readonly tcpIdleTimeoutMs?: number;
   readonly dnsTimeoutMs?: number;
+  /** DNS answer-cache bounds (see docs/operations.md#dns). */
+  readonly dnsCache: { readonly minTtlSec?: number; readonly maxTtlSec?: number; readonly maxStaleSec?: number; readonly negativeTtlSec?: number };
   readonly maxConnectionsPerListener: number;
+  /** Downstream connections of all listeners together (set from the open-file limit at start). */
+  readonly maxConnectionsTotal?: number;
   readonly logLevel: LogLevel;
   /** True when no -f was given and the bundled examples/default config is used. */
   readonly usingDefaultConfig: boolean;
   /** Watch the -f paths and apply every valid change (debounced); invalid changes are logged and skipped. */
   readonly watch: boolean;
-  /** Take snapshots from a control plane instead of files. */
-  readonly controlPlane?: { readonly host: string; readonly port: number };
+  /** Take snapshots from a control plane instead of files (TLS verified with `caFile`, authenticated with the token in `tokenFile`). */
+  readonly controlPlane?: { readonly host: string; readonly port: number; readonly caFile: string; readonly tokenFile: string };
   /** Egress router kernel mode: the interface for EGRESS_SOURCE, and the parent to create it on. */
   readonly routerInterface: string;
   readonly routerMacvlanParent?: string;
@@ -85,6 +97,11 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
                                a source address pool (OpenShift SDN HostSubnet.host)
   --admin HOST:PORT|off        admin API (default 127.0.0.1:15000)
   --dns-server HOST:PORT       DNS server for DNS clusters and requested hosts (repeatable)
+  --dns-min-ttl SEC            cache answers at least this long (default 0: TTL 0 re-queries)
+  --dns-max-ttl SEC            cache answers at most this long (default 300)
+  --dns-max-stale SEC          when the resolver fails, keep serving the last good answer up to
+                               this long after it expired (default 300; 0 = never)
+  --dns-negative-ttl SEC       remember "no such host" answers this long (default 5)
   --source-address IP          proxy-wide source address for upstream connections
   --allow-cidr CIDR            let the SSRF guard allow this range (repeatable)
   --workers N|auto             worker processes sharing the listeners (default 1; auto = cores);
@@ -97,12 +114,20 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
                                Same as the Gateway annotation tollgate.io/outbound-mode: report
   --access-log-format json|text  (default json)
   --no-access-log              write no access-log lines (metrics still count every request)
+  --access-log-file PATH       append access-log lines to PATH instead of stdout; SIGUSR1 reopens it
+                               (after logrotate moved it)
+  --access-log-buffer BYTES    access-log bytes queued for a slow or stuck sink (default 4194304);
+                               beyond that lines are dropped and counted in
+                               tollgate_access_log_dropped_total{reason}, serving never waits
   --listen-address-override HOST  bind every snapshot listener on HOST (tests: 127.0.0.1)
   --port-map 80=18080,443=0    bind snapshot port 80 on 18080, 443 on an ephemeral port
   --drain-timeout MS           SIGTERM drain time (default 30000)
   --tls-hello-timeout MS       silent-client timeout of the TLS inspector (default 15000)
   --tcp-idle-timeout MS        override the TCP idle timeout of every tcp filter
-  --max-connections N          per-listener downstream connection limit (default 16384)
+  --max-connections N          per-listener downstream connection limit (default 16384). At start the
+                               open-file soft limit is raised to the hard limit, and all listeners
+                               together hold at most (limit - 128) / 2 connections (two descriptors
+                               each; 128 kept for admin, DNS, logs); a larger N is capped, with a warning
   --log-level debug|info|warn|error (default info)
   --watch                      re-read the -f paths when they change and apply valid changes
   --router-interface DEV       egress router kernel (init) mode: the interface that gets EGRESS_SOURCE
@@ -114,6 +139,12 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
   --control-plane HOST:PORT    take snapshots from 'tollgate control-plane' instead of -f files;
                                not ready until the first snapshot arrives, keeps serving the last one
                                while the control plane is away
+  --control-plane-ca FILE      CA (PEM) that signed the control plane's certificate (required with
+                               --control-plane)
+  --bootstrap-token-file FILE  the token this proxy presents (required with --control-plane): a
+                               --bootstrap-tokens entry, or in Kubernetes the pod's service-account
+                               token (/var/run/secrets/kubernetes.io/serviceaccount/token); re-read
+                               at every reconnect, so a rotated token is picked up
 
 Sidecar (--role sidecar, behind the capture rules of 'tollgate init'):
   identity from the pod when flags are absent: POD_NAMESPACE, POD_NAME, INSTANCE_IP,
@@ -173,7 +204,15 @@ const RUN_OPTIONS = {
   watch: { type: 'boolean' },
   'report-only': { type: 'boolean' },
   'no-access-log': { type: 'boolean' },
+  'access-log-file': { type: 'string' },
+  'access-log-buffer': { type: 'string' },
   'control-plane': { type: 'string' },
+  'control-plane-ca': { type: 'string' },
+  'bootstrap-token-file': { type: 'string' },
+  'dns-min-ttl': { type: 'string' },
+  'dns-max-ttl': { type: 'string' },
+  'dns-max-stale': { type: 'string' },
+  'dns-negative-ttl': { type: 'string' },
   'interception-mode': { type: 'string' },
   'status-ports': { type: 'string' },
   'app-metrics': { type: 'string' },
@@ -248,7 +287,16 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   const watchFiles = v.watch === true;
   const reportOnly = v['report-only'] === true;
   const accessLogOff = v['no-access-log'] === true;
-  const controlPlane = v['control-plane'] !== undefined ? parseHostPort(v['control-plane'], '--control-plane') : undefined;
+  const accessLogFile = v['access-log-file'];
+  const accessLogBuffer = intFlag(v['access-log-buffer'], '--access-log-buffer', DEFAULT_LOG_BUFFER_BYTES, 1024);
+  const controlPlaneAddr = v['control-plane'] !== undefined ? parseHostPort(v['control-plane'], '--control-plane') : undefined;
+  const controlPlaneCa = v['control-plane-ca'];
+  const tokenFile = v['bootstrap-token-file'];
+  const dnsCache: { minTtlSec?: number; maxTtlSec?: number; maxStaleSec?: number; negativeTtlSec?: number } = {};
+  if (v['dns-min-ttl'] !== undefined) dnsCache.minTtlSec = parseIntFlag(v['dns-min-ttl'], '--dns-min-ttl');
+  if (v['dns-max-ttl'] !== undefined) dnsCache.maxTtlSec = parseIntFlag(v['dns-max-ttl'], '--dns-max-ttl');
+  if (v['dns-max-stale'] !== undefined) dnsCache.maxStaleSec = parseIntFlag(v['dns-max-stale'], '--dns-max-stale');
+  if (v['dns-negative-ttl'] !== undefined) dnsCache.negativeTtlSec = parseIntFlag(v['dns-negative-ttl'], '--dns-negative-ttl');
   const mode = v['interception-mode'] ?? 'REDIRECT';
   if (mode !== 'REDIRECT' && mode !== 'TPROXY') fail(`--interception-mode ${mode}: expected REDIRECT or TPROXY`);
   const interceptionMode: InterceptionMode = mode;
@@ -256,6 +304,9 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   if (sp !== undefined && sp !== 'on' && sp !== 'off') fail(`--status-ports ${sp}: expected on or off`);
   const statusPorts = sp === undefined ? undefined : sp === 'on';
   const appMetricsUrl = v['app-metrics'];
+  if (!controlPlaneAddr && (controlPlaneCa !== undefined || tokenFile !== undefined)) fail('--control-plane-ca and --bootstrap-token-file go with --control-plane');
+  if (controlPlaneAddr && (controlPlaneCa === undefined || tokenFile === undefined)) fail('--control-plane needs --control-plane-ca FILE and --bootstrap-token-file FILE: the stream is TLS and every proxy authenticates');
+  const controlPlane = controlPlaneAddr && controlPlaneCa !== undefined && tokenFile !== undefined ? { ...controlPlaneAddr, caFile: controlPlaneCa, tokenFile } : undefined;
   if (controlPlane && files.length > 0) fail('--control-plane and -f are exclusive: the control plane holds the config');
   if (controlPlane && explicit) fail('--explicit-proxy is not supported with --control-plane yet; run the explicit proxy from -f files');
   if (controlPlane && watchFiles) fail('--watch applies to -f files; with --control-plane the control plane watches');
@@ -292,6 +343,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     ...(explicit ? { explicitProxy: { address: explicit.host, port: explicit.port, connectPorts } } : {}),
     accessLogFormat: format,
     accessLogOff,
+    ...(accessLogFile !== undefined ? { accessLogFile } : {}),
+    accessLogBufferBytes: accessLogBuffer,
     ...(override ? { listenAddressOverride: override } : {}),
     portMap,
     drainTimeoutMs: drain,
@@ -299,6 +352,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     requestHeadTimeoutMs: 10_000,
     ...(idle !== undefined ? { tcpIdleTimeoutMs: idle } : {}),
     ...(dnsTimeout !== undefined ? { dnsTimeoutMs: dnsTimeout } : {}),
+    dnsCache,
     maxConnectionsPerListener: maxConn,
     logLevel,
     usingDefaultConfig: usingDefault,
@@ -346,6 +400,28 @@ interface DataPlaneParts {
   readonly host: HostAgents;
 }
 
+/** The bounded sink of the access log: --access-log-file, else stdout. */
+function accessLogSink(options: RunOptions, metrics: DataPlaneMetrics): LogSink {
+  const dropped = (reason: string, lines: number): void => metrics.accessLogDropped.labels(reason).inc(lines);
+  if (options.accessLogFile === undefined) return stdoutSink(options.accessLogBufferBytes, dropped);
+  try {
+    return FileSink.open(options.accessLogFile, options.accessLogBufferBytes, dropped);
+  } catch (e) {
+    throw new TollgateError('TG_CLI_USAGE', `--access-log-file ${options.accessLogFile}: ${errorMessage(e)}`, { source: 'config', cause: e });
+  }
+}
+
+/** The lease API client: same TLS trust and token as the snapshot stream. */
+function leaseClient(cp: NonNullable<RunOptions['controlPlane']>, timeoutMs: number): HttpLeaseClient {
+  let ca: Buffer;
+  try {
+    ca = readFileSync(cp.caFile);
+  } catch (e) {
+    throw new TollgateError('TG_CLI_USAGE', `--control-plane-ca: ${errorMessage(e)}`, { source: 'config', cause: e });
+  }
+  return new HttpLeaseClient(cp.host, cp.port, timeoutMs, { ca, token: () => readFileSync(cp.tokenFile, 'utf8').trim() });
+}
+
 /** Metrics, upstream cluster manager, access log, runtime and admin server for one proxy. */
 async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrides: StartOverrides, logger: Logger): Promise<DataPlaneParts> {
   const registry = new MetricsRegistry();
@@ -361,10 +437,16 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     allowCidrs: options.allowCidrs,
     ...(options.sourceAddress ? { defaultSourceAddress: options.sourceAddress } : {}),
     ...(options.dnsTimeoutMs !== undefined ? { dnsTimeoutMs: options.dnsTimeoutMs } : {}),
+    ...(options.dnsCache.minTtlSec !== undefined ? { dnsMinTtlSec: options.dnsCache.minTtlSec } : {}),
+    ...(options.dnsCache.maxTtlSec !== undefined ? { dnsMaxTtlSec: options.dnsCache.maxTtlSec } : {}),
+    ...(options.dnsCache.maxStaleSec !== undefined ? { dnsMaxStaleSec: options.dnsCache.maxStaleSec } : {}),
+    ...(options.dnsCache.negativeTtlSec !== undefined ? { dnsNegativeTtlSec: options.dnsCache.negativeTtlSec } : {}),
     ...(overrides.isLocalAddress ? { isLocalAddress: overrides.isLocalAddress } : {}),
     metrics,
   });
-  const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(overrides.accessLogOut ? { out: overrides.accessLogOut } : {}), ...(overrides.silentAccessLog || options.accessLogOff ? { silent: true } : {}) });
+  const silent = overrides.silentAccessLog === true || options.accessLogOff;
+  const out = overrides.accessLogOut ?? (silent ? undefined : accessLogSink(options, metrics));
+  const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(out ? { out } : {}), ...(silent ? { silent: true } : {}) });
   const services: DataPlaneServices = {
     clusters,
     accessLog,
@@ -384,6 +466,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     drainTimeoutMs: options.drainTimeoutMs,
     maxConnectionsPerListener: options.maxConnectionsPerListener,
     interceptionMode: options.interceptionMode,
+    ...(options.maxConnectionsTotal !== undefined ? { connectionBudget: new ConnectionBudget(options.maxConnectionsTotal) } : {}),
     ...(overrides.httpHandler ? { httpHandler: overrides.httpHandler } : {}),
   });
   // The admin server comes up first, so /ready can say "not yet" while listeners bind.
@@ -397,7 +480,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
   const host = new HostAgents({
     logger,
     metrics: registry,
-    ...(options.controlPlane ? { arbiter: new HttpLeaseClient(options.controlPlane.host, options.controlPlane.port, Math.max(200, lease.renewMs)) } : {}),
+    ...(options.controlPlane ? { arbiter: leaseClient(options.controlPlane, Math.max(200, lease.renewMs)) } : {}),
     holder: `${hostname()}/${process.pid}`,
     lease,
     singleProcess: options.workers <= 1,
@@ -504,10 +587,21 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels), ...(id.nodeName ? { nodeName: id.nodeName } : {}) };
   const { runtime, services, admin, status, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
   let current: Snapshot | undefined;
+  let ca: Buffer;
+  try {
+    ca = readFileSync(cp.caFile);
+    readFileSync(cp.tokenFile);
+  } catch (e) {
+    await admin?.close();
+    lag.disable();
+    throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
+  }
   const client = new ControlPlaneClient({
     host: cp.host,
     port: cp.port,
     node: proxy,
+    ca,
+    token: () => readFileSync(cp.tokenFile, 'utf8').trim(),
     applier: {
       apply: async (snapshot: Snapshot) => {
         await host.apply(snapshot);
@@ -579,6 +673,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   if (options.workers > 1 && !isWorkerProcess()) {
     return runPrimary({ workers: options.workers, argv, ...(options.admin ? { admin: options.admin } : {}), log: (l) => process.stderr.write(`tollgate: ${l}\n`) });
   }
+  options = withFdLimits(options, (l) => process.stderr.write(`tollgate run: ${l}\n`));
   if (isWorkerProcess() && options.admin) {
     // Each worker's admin is private (ephemeral port); the primary serves the public one.
     options = { ...options, admin: { host: '127.0.0.1', port: 0 } };
@@ -596,7 +691,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       proxy: `${px.proxy.role} ${px.proxy.namespace} ${px.proxy.name}`,
       admin: px.admin ? `${px.admin.address.host}:${px.admin.address.port}` : 'off',
     });
-    return leaveCluster(await serveUntilSignal(px.services.logger, options.drainTimeoutMs, () => px.stop()));
+    return leaveCluster(await serveUntilSignal(px.services, options.drainTimeoutMs, () => px.stop()));
   }
   let tg: Tollgate;
   try {
@@ -620,11 +715,23 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     );
   };
   return leaveCluster(
-    await serveUntilSignal(logger, options.drainTimeoutMs, () => {
+    await serveUntilSignal(tg.services, options.drainTimeoutMs, () => {
       watcher?.close();
       return tg.stop();
     }, reload),
   );
+}
+
+/** Raises the open-file limit and fits the connection limits under it (warning when it caps). */
+function withFdLimits(options: RunOptions, warn: (line: string) => void): RunOptions {
+  const r = raiseFdLimit();
+  if (r.problem) warn(`warning: ${r.problem}`);
+  if (!r.limits) return options;
+  const budget = connectionBudget(r.limits.soft);
+  if (options.maxConnectionsPerListener > budget) {
+    warn(`warning: --max-connections ${options.maxConnectionsPerListener} does not fit the open-file limit ${r.limits.soft} (two descriptors per connection, ${RESERVED_FDS} reserved); capped to ${budget}`);
+  }
+  return { ...options, maxConnectionsPerListener: Math.min(options.maxConnectionsPerListener, budget), maxConnectionsTotal: budget };
 }
 
 /** A --workers worker's IPC channel keeps it alive: close it once the data plane has stopped. */
@@ -633,14 +740,19 @@ function leaveCluster(code: number): number {
   return code;
 }
 
-/** SIGTERM/SIGINT: drain and resolve with the exit code; SIGHUP: `onHup` (reload) when given. */
-function serveUntilSignal(logger: Logger, drainMs: number, stopAll: () => Promise<void>, onHupAction?: () => void): Promise<number> {
+/**
+ * SIGTERM/SIGINT: drain and resolve with the exit code; SIGHUP: `onHup` (reload) when given;
+ * SIGUSR1: reopen the access-log file (logrotate).
+ */
+function serveUntilSignal(services: DataPlaneServices, drainMs: number, stopAll: () => Promise<void>, onHupAction?: () => void): Promise<number> {
+  const logger = services.logger;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const detach = (): void => {
       process.removeListener('SIGTERM', onTerm);
       process.removeListener('SIGINT', onInt);
       process.removeListener('SIGHUP', onHup);
+      process.removeListener('SIGUSR1', onUsr1);
     };
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -661,6 +773,11 @@ function serveUntilSignal(logger: Logger, drainMs: number, stopAll: () => Promis
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');
     const onHup = (): void => onHupAction?.();
+    const onUsr1 = (): void => {
+      services.accessLog.reopen();
+      logger.info('SIGUSR1: access log reopened');
+    };
+    process.on('SIGUSR1', onUsr1);
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
     process.on('SIGHUP', onHup);

@@ -136,6 +136,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // logrotate signals the primary; each worker holds its own descriptor of the access-log file.
+    process.on('SIGUSR1', () => {
+      for (const w of byWorker.keys()) w.process.kill('SIGUSR1');
+    });
   });
 }
 

@@ -2,6 +2,7 @@
  * Reads untrusted YAML/JSON from files, directories and stdin into RawDocuments that remember
  * where every node was written, so that any later diagnostic can point at a file and line.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { load as loadYaml, CORE_SCHEMA } from 'js-yaml';
@@ -89,26 +90,21 @@ export function loadPaths(paths: readonly string[], readStdin: () => string = ()
   const { files, skipped, diagnostics } = expandPaths(paths);
   const documents: RawDocument[] = [];
   for (const file of files) {
-    let key: string | undefined;
-    if (cache && file !== '-') {
-      try {
-        const st = statSync(file);
-        key = `${st.size}:${st.mtimeMs}:${st.ino}`;
-      } catch {
-        key = undefined;
-      }
-      const hit = key !== undefined ? cache.get(file, key) : undefined;
-      if (hit) {
-        documents.push(...hit.documents);
-        diagnostics.push(...hit.diagnostics);
-        continue;
-      }
-    }
     let text: string;
     try {
       text = file === '-' ? readStdin() : readFileSync(file, 'utf8');
     } catch (err) {
       diagnostics.push({ severity: 'error', code: 'TG_CONFIG_READ', message: `cannot read ${file}: ${String(err)}`, pos: { file, line: 0 } });
+      continue;
+    }
+    // Keyed by content, not stat(): a file replaced by rename within one timestamp tick can keep
+    // its size, mtime and (reused) inode, and must still be parsed again. Hashing is ~100x cheaper
+    // than parsing.
+    const key = cache && file !== '-' ? createHash('sha256').update(text).digest('base64') : undefined;
+    const hit = key !== undefined ? cache?.get(file, key) : undefined;
+    if (hit) {
+      documents.push(...hit.documents);
+      diagnostics.push(...hit.diagnostics);
       continue;
     }
     const r = parseText(text, file === '-' ? '<stdin>' : file);

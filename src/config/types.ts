@@ -40,6 +40,9 @@ export interface ServerTls {
   readonly privateKey?: string;
   readonly caCertificates?: string;
   readonly credentialName?: string;
+  readonly minProtocolVersion?: 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
+  readonly maxProtocolVersion?: 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
+  readonly cipherSuites?: readonly string[];
 }
 export interface GatewayServer {
   readonly port: { readonly number: number; readonly protocol: string; readonly name?: string; readonly targetPort?: number };

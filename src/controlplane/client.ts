@@ -5,6 +5,7 @@
  * the control plane goes away — serving its last snapshot meanwhile.
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as tlsRequest } from 'node:https';
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 import { encode, LineDecoder, STREAM_PATH, type ControlMessage } from './protocol.js';
 
@@ -18,6 +19,10 @@ export interface ClientOptions {
   readonly port: number;
   readonly node: ProxyIdentity;
   readonly applier: SnapshotApplier;
+  /** Verify the control plane's certificate against this CA (PEM); unset = plaintext (in-process tests only). */
+  readonly ca?: string | Buffer;
+  /** The bearer token, read at every connect (a projected service-account token rotates). */
+  readonly token?: () => string;
   readonly log?: (line: string) => void;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -62,12 +67,20 @@ export class ControlPlaneClient {
   }
 
   private connect(): void {
-    const req = request({ host: this.opts.host, port: this.opts.port, method: 'POST', path: STREAM_PATH, headers: { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
+    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' };
+    try {
+      const token = this.opts.token?.();
+      if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
+    } catch (err) {
+      this.log(`cannot read the control-plane token: ${err instanceof Error ? err.message : String(err)}; connecting without one`);
+    }
+    const target = { host: this.opts.host, port: this.opts.port, method: 'POST', path: STREAM_PATH, headers };
+    const req = this.opts.ca !== undefined ? tlsRequest({ ...target, ca: this.opts.ca, minVersion: 'TLSv1.2' }) : request(target);
     this.req = req;
     req.setNoDelay(true);
     req.on('response', (res: IncomingMessage) => {
       if (res.statusCode !== 200) {
-        this.log(`control plane answered ${res.statusCode}; retrying`);
+        this.log(`control plane answered ${res.statusCode}${res.statusCode === 401 ? ' (the token was refused; check --bootstrap-token-file)' : ''}; retrying`);
         res.resume();
         req.destroy();
         return;

@@ -39,6 +39,11 @@ export interface Rejection {
 export interface ConfigSourceOptions {
   readonly paths: readonly string[];
   readonly debounceMs?: number;
+  /**
+   * ...but at most this long after the first change of a burst (default 1000 ms), so a source that
+   * never stops changing still applies (Istio's PILOT_DEBOUNCE_MAX).
+   */
+  readonly maxDebounceMs?: number;
   /** Refuse a config with no objects when the last good one had some (GUIDE §5 F: dangerous config needs opt-in). */
   readonly allowEmpty?: boolean;
 }
@@ -97,9 +102,36 @@ export function loadModel(paths: readonly string[], cache?: ParseCache): { model
   return { model, diagnostics: [...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics] };
 }
 
+/**
+ * Quiet-period debounce with a ceiling: `fire` runs `quietMs` after the last `poke()`, but never
+ * later than `maxMs` after the first poke of a burst.
+ */
+export class Debouncer {
+  private timer: NodeJS.Timeout | undefined;
+  private burstStartedAt = 0;
+
+  constructor(private readonly quietMs: number, private readonly maxMs: number, private readonly fire: () => void) {}
+
+  poke(): void {
+    const now = Date.now();
+    if (this.timer) clearTimeout(this.timer);
+    else this.burstStartedAt = now;
+    const wait = Math.max(0, Math.min(this.quietMs, this.burstStartedAt + this.maxMs - now));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.fire();
+    }, wait);
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
 export class FileConfigSource implements ConfigSource {
   private watchers: FSWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private debouncer: Debouncer | undefined;
   private readonly cache = new ParseCache();
   private readonly gate: ConfigGate;
 
@@ -125,16 +157,14 @@ export class FileConfigSource implements ConfigSource {
     return this.gate.offer(model, diagnostics);
   }
 
-  /** Watches every path (directories recursively); a burst of events causes one reload. */
+  /**
+   * Watches every path (directories recursively); a burst of events causes one reload, at the
+   * latest `maxDebounceMs` after the burst began.
+   */
   watch(): void {
-    const debounce = this.opts.debounceMs ?? 200;
-    const schedule = (): void => {
-      if (this.timer) clearTimeout(this.timer);
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.reload();
-      }, debounce);
-    };
+    const debouncer = new Debouncer(this.opts.debounceMs ?? 200, this.opts.maxDebounceMs ?? 1000, () => this.reload());
+    this.debouncer = debouncer;
+    const schedule = (): void => debouncer.poke();
     for (const p of this.opts.paths) {
       if (p === '-') continue;
       try {
@@ -142,10 +172,12 @@ export class FileConfigSource implements ConfigSource {
           this.watchers.push(watch(p, { recursive: true, persistent: false }, schedule));
         } else {
           // Editors save by writing a new file and renaming it over the old one, which ends a
-          // watch on the file itself: watch its directory and pick out its name.
+          // watch on the file itself: watch its directory and pick out its name. A Kubernetes
+          // ConfigMap volume updates by swapping the `..data` symlink (the file itself is a
+          // symlink through it that never changes): those `..`-names count too.
           const name = basename(p);
           this.watchers.push(watch(dirname(p), { persistent: false }, (_e, f) => {
-            if (f === null || f === name) schedule();
+            if (f === null || f === name || f.startsWith('..')) schedule();
           }));
         }
       } catch {
@@ -155,7 +187,7 @@ export class FileConfigSource implements ConfigSource {
   }
 
   close(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.debouncer?.cancel();
     for (const w of this.watchers) w.close();
     this.watchers = [];
   }

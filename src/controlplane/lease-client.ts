@@ -3,12 +3,21 @@
  * request is bounded in time: a holder must learn quickly that it cannot renew.
  */
 import { Agent, request } from 'node:http';
+import { Agent as TlsAgent, request as tlsRequest } from 'node:https';
 import type { AcquireResult } from './leases.js';
 
-export class HttpLeaseClient {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4 });
+/** The control plane's TLS trust and this proxy's token (as for the snapshot stream). */
+export interface LeaseClientAuth {
+  readonly ca: string | Buffer;
+  readonly token: () => string;
+}
 
-  constructor(private readonly host: string, private readonly port: number, private readonly timeoutMs: number) {}
+export class HttpLeaseClient {
+  private readonly agent: Agent;
+
+  constructor(private readonly host: string, private readonly port: number, private readonly timeoutMs: number, private readonly auth?: LeaseClientAuth) {
+    this.agent = auth ? new TlsAgent({ keepAlive: true, maxSockets: 4, ca: auth.ca, minVersion: 'TLSv1.2' }) : new Agent({ keepAlive: true, maxSockets: 4 });
+  }
 
   async acquire(name: string, holder: string, durationMs: number): Promise<AcquireResult> {
     const r = await this.call('POST', `/v1/leases/${encodeURIComponent(name)}`, JSON.stringify({ holder, durationMs }));
@@ -26,13 +35,17 @@ export class HttpLeaseClient {
 
   private call(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, method, path, agent: this.agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+      const headers: Record<string, string | number> = body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+      if (this.auth) headers['authorization'] = `Bearer ${this.auth.token()}`;
+      const opts = { host: this.host, port: this.port, method, path, agent: this.agent, headers };
+      const onResponse = (res: import('node:http').IncomingMessage): void => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
         res.on('error', reject);
-      });
+      };
+      const req = this.auth ? tlsRequest(opts, onResponse) : request(opts, onResponse);
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`lease request timed out after ${this.timeoutMs} ms`)));
       req.on('error', reject);
       req.end(body);

@@ -4,6 +4,7 @@
  * answers the views (`/v1/proxies`, `/v1/proxies/<key>/snapshot`, `/v1/config`, `/ready`).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Model } from '../model/build.js';
 import { buildSnapshot } from '../snapshot/build.js';
@@ -13,9 +14,14 @@ import type { ConfigSource, LeftOutObject, Rejection } from './config-source.js'
 import { encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
 import { Session, type SessionView } from './sessions.js';
 import { MAX_LEASE_MS, MemoryLeaseStore, type LeaseStore } from './leases.js';
+import { bearerToken, type Authenticator, type Principal } from './auth.js';
 
 export interface ControlPlaneOptions {
   readonly source: ConfigSource;
+  /** Every request but /ready and /metrics must carry a bearer token this accepts. */
+  readonly authenticator: Authenticator;
+  /** Serve TLS with this certificate (PEM). The CLI always does; plaintext is for in-process embedding. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   readonly pingIntervalMs?: number;
   readonly log?: (line: string) => void;
   /** Arbiter of floating source address leases (default: this process, in memory). */
@@ -56,7 +62,13 @@ export class ControlPlane {
         this.log(`config rejected, keeping the last good one:\n${e.rejection.summary}`);
       }
     });
-    this.server = createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      this.handle(req, res).catch(() => {
+        if (!res.headersSent) json(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    };
+    this.server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handler) : createServer(handler);
     // Snapshot streams are long-lived; Node's default request timeout would cut them.
     this.server.requestTimeout = 0;
     this.server.headersTimeout = 10_000;
@@ -134,7 +146,7 @@ export class ControlPlane {
 
   private pushTo(s: Session): boolean {
     if (!this.model) return false;
-    const snapshot = buildSnapshot(this.model, s.node);
+    const snapshot = buildSnapshot(this.model, s.node, { secretNamespace: s.node.namespace });
     return s.push(snapshot, (nonce) => encode({ type: 'snapshot', version: snapshot.version, nonce, snapshot }));
   }
 
@@ -143,21 +155,29 @@ export class ControlPlane {
     for (const s of this.sessions.values()) s.sendLine(line);
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://control-plane');
-    if (req.method === 'POST' && url.pathname === STREAM_PATH) return this.stream(req, res);
-    const lease = /^\/v1\/leases\/([a-z0-9][a-z0-9.-]{0,252})$/.exec(url.pathname);
-    if (lease && (req.method === 'POST' || req.method === 'DELETE')) return void this.leaseRequest(lease[1] ?? '', req, res, url);
-    if (url.pathname === '/v1/leases' && req.method === 'GET') return void this.leases.list().then((l) => json(res, 200, l), (e: unknown) => json(res, 503, { error: String(e) }));
-    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
-    if (url.pathname === '/ready') return json(res, this.model ? 200 : 503, { ready: this.model !== undefined });
-    if (url.pathname === '/v1/proxies') return json(res, 200, this.proxies());
-    if (url.pathname === '/v1/config') return json(res, 200, this.configView());
-    if (url.pathname === '/metrics') {
+    // Probes and scrapes need no token: neither carries key material.
+    if (req.method === 'GET' && url.pathname === '/ready') return json(res, this.model ? 200 : 503, { ready: this.model !== undefined });
+    if (req.method === 'GET' && url.pathname === '/metrics') {
       const text = this.metrics();
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
       return void res.end(text);
     }
+    const token = bearerToken(req);
+    const principal = token === undefined ? undefined : await this.opts.authenticator.authenticate(token);
+    if (!principal) {
+      req.resume();
+      res.setHeader('www-authenticate', 'Bearer');
+      return json(res, 401, { error: token === undefined ? 'a bearer token is required (Authorization: Bearer ...)' : 'the bearer token is not valid' });
+    }
+    if (req.method === 'POST' && url.pathname === STREAM_PATH) return this.stream(req, res, principal);
+    const lease = /^\/v1\/leases\/([a-z0-9][a-z0-9.-]{0,252})$/.exec(url.pathname);
+    if (lease && (req.method === 'POST' || req.method === 'DELETE')) return void this.leaseRequest(lease[1] ?? '', req, res, url);
+    if (url.pathname === '/v1/leases' && req.method === 'GET') return void this.leases.list().then((l) => json(res, 200, l), (e: unknown) => json(res, 503, { error: String(e) }));
+    if (req.method !== 'GET') return json(res, 405, { error: 'method not allowed' });
+    if (url.pathname === '/v1/proxies') return json(res, 200, this.proxies());
+    if (url.pathname === '/v1/config') return json(res, 200, this.configView());
     const m = /^\/v1\/proxies\/(.+)\/snapshot$/.exec(url.pathname);
     if (m) {
       const key = decodeURIComponent(m[1] ?? '');
@@ -189,7 +209,7 @@ export class ControlPlane {
     }
   }
 
-  private stream(req: IncomingMessage, res: ServerResponse): void {
+  private stream(req: IncomingMessage, res: ServerResponse, principal: Principal): void {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     res.flushHeaders();
     req.socket.setNoDelay(true);
@@ -209,7 +229,14 @@ export class ControlPlane {
       }
       if (msg.type === 'hello') {
         if (session) return;
-        const node: ProxyIdentity = { role: msg.node.role, namespace: msg.node.namespace, name: msg.node.name ?? '', labels: msg.node.labels ?? {}, ...(typeof msg.node.nodeName === 'string' && msg.node.nodeName !== '' ? { nodeName: msg.node.nodeName } : {}) };
+        // The credential decides the namespace; a proxy claiming another one gets nothing.
+        if (msg.node?.namespace !== principal.namespace) {
+          this.log(`refused a proxy from ${req.socket.remoteAddress}: it claims namespace "${String(msg.node?.namespace)}" but authenticated as ${principal.namespace}/${principal.serviceAccount} (${principal.via})`);
+          send(encode({ type: 'error', error: `namespace "${String(msg.node?.namespace)}" does not match the credential's namespace "${principal.namespace}"` }));
+          res.end();
+          return;
+        }
+        const node: ProxyIdentity = { role: msg.node.role, namespace: principal.namespace, name: msg.node.name ?? '', labels: msg.node.labels ?? {}, ...(typeof msg.node.nodeName === 'string' && msg.node.nodeName !== '' ? { nodeName: msg.node.nodeName } : {}) };
         const id = `p${++this.sessionCounter}`;
         session = new Session(id, identityKey(node), node, `${req.socket.remoteAddress}:${req.socket.remotePort}`, send);
         // A reconnecting proxy that already runs the current version is not sent it again.

@@ -15,6 +15,7 @@ import { TollgateError, errorMessage } from '../shared/errors.js';
 import type { Snapshot } from '../snapshot/types.js';
 import type { DataPlaneServices, HttpConnectionHandler, HttpConnectionHandlerFactory } from './context.js';
 import { createHttpHandler } from './http/engine.js';
+import type { ConnectionBudget } from './listener/connection-budget.js';
 import { ListenerRuntime } from './listener/listener.js';
 import { compileDownstreamTls, DOWNSTREAM_TLS } from './listener/tls-store.js';
 import { CompiledSnapshot } from './route/compile.js';
@@ -25,6 +26,8 @@ export interface RuntimeOptions {
   readonly portMap?: ReadonlyMap<number, number>;
   readonly drainTimeoutMs?: number;
   readonly maxConnectionsPerListener?: number;
+  /** Downstream connections of all listeners together (the open-file budget); unset = no process-wide bound. */
+  readonly connectionBudget?: ConnectionBudget;
   readonly httpHandler?: HttpConnectionHandlerFactory;
   readonly services: DataPlaneServices;
   /** Ports of this process that are not data-plane listeners (admin): never dialed. */
@@ -143,6 +146,7 @@ export class Runtime {
           boundAddress: this.bindAddress(l.address),
           boundPort: this.bindPort(l.port),
           maxConnections: this.opts.maxConnectionsPerListener ?? 16384,
+          ...(this.opts.connectionBudget ? { budget: this.opts.connectionBudget } : {}),
           services: this.opts.services,
           http: this.http,
           ...(l.useOriginalDst || l.inboundCapture ? { originalDestination: this.originalDestination, transparent: this.opts.interceptionMode === 'TPROXY' } : {}),

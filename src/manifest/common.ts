@@ -44,6 +44,18 @@ export function meta(name: string, namespace: string | undefined, objectLabels: 
   return { name, ...(namespace !== undefined ? { namespace } : {}), labels: objectLabels };
 }
 
+/**
+ * Where the control plane's serving certificate and its CA are mounted (the stream is TLS and every
+ * proxy authenticates with its service-account token, checked by TokenReview).
+ */
+export const CONTROL_PLANE_TLS_DIR = '/etc/tollgate/control-plane-tls';
+export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** `tollgate run` flags that reach the control plane: address, CA, token. */
+export function controlPlaneFlags(v: Values, namespace: string): string[] {
+  return ['--control-plane', controlPlaneAddress(v, namespace), '--control-plane-ca', `${CONTROL_PLANE_TLS_DIR}/ca.crt`, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN];
+}
+
 export function controlPlaneAddress(v: Values, namespace: string): string {
   return `tollgate-control-plane.${v.get('controlPlaneNamespace') || namespace}.svc:${CONTROL_PLANE_PORT}`;
 }

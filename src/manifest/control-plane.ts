@@ -10,7 +10,7 @@
  */
 import { WATCHED_KINDS } from '../controlplane/kubernetes/kinds.js';
 import {
-  COMMON_VALUES, CONTROL_PLANE_PORT, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
+  COMMON_VALUES, CONTROL_PLANE_PORT, CONTROL_PLANE_TLS_DIR, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
   resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject,
 } from './common.js';
 import { DNS_LABEL, isBool, oneOf, type ValueSpecs, type Values } from './values.js';
@@ -68,7 +68,7 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
   const secretNamespaces = v.list('secretNamespaces').length ? v.list('secretNamespaces') : [namespace];
   const webhook = v.bool('webhook');
   const args = [
-    'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
+    'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, '--tls-cert', `${CONTROL_PLANE_TLS_DIR}/tls.crt`, '--tls-key', `${CONTROL_PLANE_TLS_DIR}/tls.key`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
     ...(webhook ? ['--webhook-listen', `0.0.0.0:${WEBHOOK_PORT}`, '--webhook-tls-cert', `${WEBHOOK_CERT_DIR}/tls.crt`, '--webhook-tls-key', `${WEBHOOK_CERT_DIR}/tls.key`] : []),
     // Injection is served whenever the webhook is; the sidecar-injection profile decides which pods are sent.
     ...(webhook ? ['--inject-image', v.get('image'), '--inject-control-plane', `${NAME}.${namespace}.svc:${CONTROL_PLANE_PORT}`] : []),

@@ -10,7 +10,7 @@
  * it: --allowed-unsafe-sysctls), since /proc/sys is read-only in an unprivileged container.
  */
 import {
-  COMMON_VALUES, CONTROL_PLANE_ADDRESS_VALUES, controlPlaneAddress, HEALTH_PORT, isIpAddress, labelFlag, labels, meta, POD_ENV, podSecurity,
+  COMMON_VALUES, CONTROL_PLANE_ADDRESS_VALUES, controlPlaneFlags, HEALTH_PORT, isIpAddress, labelFlag, labels, meta, POD_ENV, podSecurity,
   RESOURCE_VALUES, resources, serviceAccount, TMP_MOUNT, TMP_VOLUME, type K8sObject,
 } from './common.js';
 import type { ValueSpecs, Values } from './values.js';
@@ -58,7 +58,7 @@ export function egressRouter(namespace: string, v: Values): K8sObject[] {
               name: 'egress-router',
               image: v.get('image'),
               imagePullPolicy: v.get('imagePullPolicy'),
-              args: ['run', '--role', 'router', '--control-plane', controlPlaneAddress(v, namespace), '--namespace', '$(POD_NAMESPACE)', '--name', '$(POD_NAME)', '--labels', labelFlag(l), '--router-interface', v.get('interface'), '--status-ports', 'on'],
+              args: ['run', '--role', 'router', ...controlPlaneFlags(v, namespace), '--namespace', '$(POD_NAMESPACE)', '--name', '$(POD_NAME)', '--labels', labelFlag(l), '--router-interface', v.get('interface'), '--status-ports', 'on'],
               env: [...POD_ENV, ...env],
               ports: [...new Set(localPorts)].map((p) => ({ name: `tcp-${p}`, containerPort: p, protocol: 'TCP' })).concat([{ name: 'status-port', containerPort: HEALTH_PORT, protocol: 'TCP' }]),
               readinessProbe: { httpGet: { path: '/healthz/ready', port: HEALTH_PORT }, periodSeconds: 2, failureThreshold: 3 },

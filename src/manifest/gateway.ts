@@ -11,7 +11,7 @@
  * take their node's share of the pool and are scaled like any other gateway.
  */
 import {
-  COMMON_VALUES, CONTROL_PLANE_ADDRESS_VALUES, containerSecurity, controlPlaneAddress, HEALTH_PORT, hpa, isIpAddress, labelFlag, labels, meta, pdb,
+  COMMON_VALUES, CONTROL_PLANE_ADDRESS_VALUES, containerSecurity, controlPlaneFlags, HEALTH_PORT, hpa, isIpAddress, labelFlag, labels, meta, pdb,
   POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES, resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject,
 } from './common.js';
 import { isBool, isInt, oneOf, type ValueSpecs, type Values } from './values.js';
@@ -69,7 +69,7 @@ export function gateway(kind: GatewayKind, namespace: string, v: Values): K8sObj
   const scaled = !pinned;
   const args = [
     'run', '--role', 'gateway',
-    '--control-plane', controlPlaneAddress(v, namespace),
+    ...controlPlaneFlags(v, namespace),
     '--namespace', '$(POD_NAMESPACE)', '--name', '$(POD_NAME)', '--node', '$(NODE_NAME)',
     '--labels', labelFlag(l),
     '--port-map', ports.map((p) => `${p.service}=${p.container}`).join(','),

@@ -11,11 +11,16 @@ export function isLogLevel(s: string): s is LogLevel {
   return s in ORDER;
 }
 
+/** Diagnostic bytes a stuck stderr reader may hold before lines are dropped (never block, never grow). */
+const MAX_PENDING_BYTES = 1024 * 1024;
+
 export class Logger {
   private threshold: number;
   private lvl: LogLevel;
+  /** Lines not written because stderr was stuck or gone. */
+  dropped = 0;
 
-  constructor(level: LogLevel = 'info', private readonly out: { write(s: string): unknown } = process.stderr) {
+  constructor(level: LogLevel = 'info', private readonly out: { write(s: string): unknown; writableLength?: number; destroyed?: boolean } = process.stderr) {
     this.lvl = level;
     this.threshold = ORDER[level];
   }
@@ -47,6 +52,10 @@ export class Logger {
   }
 
   private write(level: string, msg: string, fields: Record<string, unknown> | undefined): void {
+    if (this.out.destroyed === true || (this.out.writableLength ?? 0) > MAX_PENDING_BYTES) {
+      this.dropped++;
+      return;
+    }
     const extra = fields ? ' ' + JSON.stringify(fields) : '';
     this.out.write(`${new Date().toISOString()} ${level} ${msg}${extra}\n`);
   }

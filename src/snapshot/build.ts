@@ -23,6 +23,12 @@ export interface SnapshotOptions {
   readonly explicitProxy?: ExplicitProxySpec;
   /** `tollgate run --report-only`: pass and log destinations outside the registry. */
   readonly reportOnly?: boolean;
+  /**
+   * Only Secrets of this namespace are resolved into the snapshot (the control plane passes the
+   * namespace the proxy authenticated as: a Gateway or DestinationRule elsewhere cannot pull another
+   * namespace's keys into it). Unset: every named Secret (local files, one trusted operator).
+   */
+  readonly secretNamespace?: string;
 }
 
 export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: SnapshotOptions = {}): Snapshot {
@@ -63,7 +69,8 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
   const credentialNames: string[] = [];
   for (const c of clusters.clusters.values()) if (c.tls?.credentialName) credentialNames.push(c.tls.credentialName);
   for (const l of listeners) for (const fc of l.filterChains) if (fc.tls?.credentialName) credentialNames.push(fc.tls.credentialName);
-  const secrets = credentialNames.length > 0 ? resolveSecrets(model.secrets, credentialNames) : [];
+  const allowed = options.secretNamespace === undefined ? credentialNames : credentialNames.filter((n) => n.startsWith(`${options.secretNamespace}/`));
+  const secrets = allowed.length > 0 ? resolveSecrets(model.secrets, allowed) : [];
 
   const egressIps = egressIpRules(model, proxy);
   const authorization = authorizationFor(model, proxy);

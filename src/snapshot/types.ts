@@ -195,6 +195,13 @@ export interface DownstreamTls {
   readonly privateKey?: string;
   readonly caCertificates?: string;
   readonly credentialName?: string; // "namespace/name" of a Secret
+  /** Protocol versions accepted (Gateway min/maxProtocolVersion; default TLS 1.2 to 1.3). */
+  readonly minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  readonly maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list for TLS <= 1.2 (Gateway cipherSuites). */
+  readonly ciphers?: string;
+  /** The server's TLS settings cannot be enforced: the data plane rejects the snapshot. */
+  readonly unsupported?: string;
 }
 
 export type NetworkFilter = HttpConnectionManager | TcpProxy | DenyFilter | ExplicitProxy;

@@ -18,6 +18,7 @@ import { parseRunArgs, startFromControlPlane, type ControlPlaneProxy } from '../
 import { main } from '../../src/cli/main.js';
 import { closeServer, listen, waitFor } from '../helpers/net.js';
 import { docs, gateway, staticEntry, virtualService } from '../helpers/istio-yaml.js';
+import { makeControlPlaneAuth, type ControlPlaneAuth } from '../helpers/control-plane-auth.js';
 
 function upstream(body: string): Server {
   return createServer((_req, res) => {
@@ -36,8 +37,8 @@ const config = (target: string, p1: number, p2: number, extraServer?: string) =>
 
 const QUIET = { silentAccessLog: true, logOut: { write: () => true } };
 
-function proxyArgs(cpPort: number, name: string, portMap: string): string[] {
-  return ['--control-plane', `127.0.0.1:${cpPort}`, '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--name', name, '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', portMap, '--log-level', 'error'];
+function proxyArgs(auth: ControlPlaneAuth, cpPort: number, name: string, portMap: string): string[] {
+  return ['--control-plane', `127.0.0.1:${cpPort}`, ...auth.runArgs('edge'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--name', name, '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', portMap, '--log-level', 'error'];
 }
 
 const phase = { now: 'start' };
@@ -103,7 +104,8 @@ test('control plane + two proxies: edit, broken file, NACK, control plane killed
   writeFileSync(file, config('v1.backend.test', p1, p2));
   const source = new FileConfigSource({ paths: [dir], debounceMs: 50 });
   assert.equal(source.reload().kind, 'accepted');
-  let cp = new ControlPlane({ source });
+  const auth = await makeControlPlaneAuth(['edge']);
+  let cp = new ControlPlane({ source, ...auth.server });
   const { port: cpPort } = await cp.listen('127.0.0.1', 0);
   source.watch();
   const proxies: ControlPlaneProxy[] = [];
@@ -115,13 +117,14 @@ test('control plane + two proxies: edit, broken file, NACK, control plane killed
     await closeServer(v2);
     await closeServer(busy as unknown as Server);
     rmSync(dir, { recursive: true, force: true });
+    auth.cleanup();
   });
 
   // F4: no control plane reachable -> nothing bound, not ready.
   const closed = createTcpServer();
   const closedPort = await listen(closed as unknown as Server, '127.0.0.1');
   await closeServer(closed as unknown as Server);
-  const orphan = await startFromControlPlane(parseRunArgs(proxyArgs(closedPort, 'orphan', '80=0')), QUIET);
+  const orphan = await startFromControlPlane(parseRunArgs(proxyArgs(auth, closedPort, 'orphan', '80=0')), QUIET);
   proxies.push(orphan);
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(orphan.runtime.ready, false);
@@ -129,8 +132,8 @@ test('control plane + two proxies: edit, broken file, NACK, control plane killed
   assert.equal(orphan.snapshot, undefined);
 
   // gw-2 maps snapshot port 90 onto a port that is taken, so a config with a port-90 server cannot apply there.
-  const gw1 = await startFromControlPlane(parseRunArgs(proxyArgs(cpPort, 'gw-1', '80=0,90=0')), QUIET);
-  const gw2 = await startFromControlPlane(parseRunArgs(proxyArgs(cpPort, 'gw-2', `80=0,90=${busyPort}`)), QUIET);
+  const gw1 = await startFromControlPlane(parseRunArgs(proxyArgs(auth, cpPort, 'gw-1', '80=0,90=0')), QUIET);
+  const gw2 = await startFromControlPlane(parseRunArgs(proxyArgs(auth, cpPort, 'gw-2', `80=0,90=${busyPort}`)), QUIET);
   proxies.push(gw1, gw2);
   await waitFor(() => gw1.runtime.ready && gw2.runtime.ready, 5000, 'both proxies ready');
   const ports = () => [gw1.runtime.boundPortOf(80) ?? 0, gw2.runtime.boundPortOf(80) ?? 0];
@@ -149,7 +152,7 @@ test('control plane + two proxies: edit, broken file, NACK, control plane killed
   writeFileSync(file, config('v2.backend.test', p1, p2).replace('resolution: STATIC', 'resolution: SOMETIMES'));
   await waitFor(() => cp.configView().rejected, 2000, 'rejection');
   const out: string[] = [];
-  await main(['proxy-status', '--control-plane', `127.0.0.1:${cpPort}`], { out: (l) => out.push(l), err: (l) => out.push(l) });
+  await main(['proxy-status', '--control-plane', `127.0.0.1:${cpPort}`, ...auth.viewArgs], { out: (l) => out.push(l), err: (l) => out.push(l) });
   assert.ok(out.some((l) => /^gw-1\s+gateway\s+edge\s+[0-9a-f]{16}\s+SYNCED/.test(l)), out.join('\n'));
   assert.ok(out.some((l) => /edge\.yaml:4\): spec\.resolution "SOMETIMES" is not one of/.test(l)), out.join('\n'));
   await new Promise((r) => setTimeout(r, 300));
@@ -169,7 +172,7 @@ test('control plane + two proxies: edit, broken file, NACK, control plane killed
   phase.now = 'cp-gone';
   // A count of answers, with a bound only against a hang: not a throughput test.
   await waitFor(() => (traffic.stats.okByPhase.get('cp-gone') ?? 0) >= 10, 30_000, 'requests started without the control plane are answered');
-  cp = new ControlPlane({ source });
+  cp = new ControlPlane({ source, ...auth.server });
   await cp.listen('127.0.0.1', cpPort);
   await waitFor(() => cp.proxies().length === 2, 12_000, 'proxies reconnect');
 

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { ControlPlane } from '../../src/controlplane/server.js';
@@ -18,6 +18,7 @@ import { FakeApiServer, INSTALL_KINDS, STANDARD_KINDS } from '../helpers/fake-ap
 import { waitFor } from '../helpers/net.js';
 import { fixture, ROOT } from '../helpers/pipeline.js';
 import { requireTools, run } from '../helpers/tools.js';
+import { getJsonTls, makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
 
 class LastSnapshot {
   last: Snapshot | undefined;
@@ -74,18 +75,20 @@ test('kubectl apply/get/delete against the stand-in API server; one invalid Virt
   const logs: string[] = [];
   // As the profile runs it: Secrets read only in the control plane's namespace.
   const source = new KubernetesConfigSource({ kubeConfig: loadKubeConfig(kubeconfig).kubeConfig, secretNamespaces: ['tollgate-system'], debounceMs: 20, maxDebounceMs: 200, minWatchIntervalMs: 0, pageSize: 10, log: (l) => logs.push(l) });
-  const cp = new ControlPlane({ source, pingIntervalMs: 500, log: (l) => logs.push(l) });
+  const auth = await makeControlPlaneAuth(['default', 'egress']);
+  const cp = new ControlPlane({ source, pingIntervalMs: 500, log: (l) => logs.push(l), ...auth.server });
   const { port } = await cp.listen('127.0.0.1', 0);
   const ingress = new LastSnapshot();
   const egress = new LastSnapshot();
   const clients = [
-    new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'default', name: 'ingress-1', labels: { istio: 'ingressgateway' } }, applier: ingress, initialBackoffMs: 50, maxBackoffMs: 200 }),
-    new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'egress', name: 'egress-1', labels: { app: 'partner-egress', istio: 'egressgateway' } }, applier: egress, initialBackoffMs: 50, maxBackoffMs: 200 }),
+    new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'default', name: 'ingress-1', labels: { istio: 'ingressgateway' } }, applier: ingress, ...auth.client('default'), initialBackoffMs: 50, maxBackoffMs: 200 }),
+    new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'egress', name: 'egress-1', labels: { app: 'partner-egress', istio: 'egressgateway' } }, applier: egress, ...auth.client('egress'), initialBackoffMs: 50, maxBackoffMs: 200 }),
   ];
   t.after(async () => {
     for (const c of clients) c.stop();
     source.close();
     await cp.close();
+    auth.cleanup();
   });
   source.start();
   for (const c of clients) c.start();
@@ -106,12 +109,12 @@ test('kubectl apply/get/delete against the stand-in API server; one invalid Virt
   assert.ok(logs.some((l) => l.startsWith('left out VirtualService apps/broken')), logs.join('\n'));
 
   const out: string[] = [];
-  assert.equal(await main(['proxy-status', '--control-plane', `127.0.0.1:${port}`], { out: (l) => out.push(l), err: (l) => out.push(l) }), 0);
+  assert.equal(await main(['proxy-status', '--control-plane', `127.0.0.1:${port}`, ...auth.viewArgs], { out: (l) => out.push(l), err: (l) => out.push(l) }), 0);
   const status = out.join('\n');
   assert.match(status, /^ingress-1 +gateway +default +\S+ +SYNCED/m);
   assert.match(status, /^egress-1 +gateway +egress +\S+ +SYNCED/m);
   assert.match(status, /VirtualService apps\/broken \(k8s:virtualservices\.networking\.istio\.io\/apps\/broken\)\n {4}Error \[\w+\] .*spec\.http\[0\]\.timeout/);
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const metrics = (await getJsonTls(port, '/metrics', readFileSync(auth.caFile))).text;
   assert.match(metrics, /^tollgate_config_rejected\{kind="VirtualService",namespace="apps",name="broken"\} 1$/m);
 
   // kubectl delete: the bad object is gone from the report, a deleted route from the gateway.

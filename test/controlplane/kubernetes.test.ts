@@ -6,7 +6,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
@@ -18,6 +18,13 @@ import type { Snapshot } from '../../src/snapshot/types.js';
 import { FakeApiServer, STANDARD_KINDS, type FakeKind } from '../helpers/fake-apiserver.js';
 import { ROOT } from '../helpers/pipeline.js';
 import { main } from '../../src/cli/main.js';
+import { BootstrapTokens } from '../../src/controlplane/auth.js';
+import { getJsonTls, makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
+
+/** In-process control planes here serve plaintext with a token (TLS is tested through the CLI below and in auth.test.ts). */
+const TOKEN = 'k8s-test-token-0123456789';
+const authenticator = BootstrapTokens.parse(`${TOKEN} edge gw`, 'inline');
+const token = (): string => TOKEN;
 
 // ---- objects ----
 
@@ -169,12 +176,12 @@ test('initial list -> accepted config -> snapshots pushed; MODIFIED VirtualServi
   assert.deepEqual(Object.keys(vsRes?.body['metadata'] as object), ['name', 'namespace'], 'last-applied-configuration and server fields dropped');
   assert.ok(h.source.status().every((s) => s.state === 'synced' || (s.resource === 'endpoints' && s.state === 'dormant')), JSON.stringify(h.source.status()));
 
-  const cp = new ControlPlane({ source: h.source, pingIntervalMs: 200 });
+  const cp = new ControlPlane({ source: h.source, pingIntervalMs: 200, authenticator });
   const { port } = await cp.listen('127.0.0.1', 0);
   const gw = new RecordingRuntime();
   const sc = new RecordingRuntime();
-  const gwClient = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-a-1', labels: { app: 'a' } }, applier: gw, initialBackoffMs: 50, maxBackoffMs: 200 });
-  const scClient = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'sidecar', namespace: 'edge', name: 'app-1', labels: { app: 'app' } }, applier: sc, initialBackoffMs: 50, maxBackoffMs: 200 });
+  const gwClient = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-a-1', labels: { app: 'a' } }, applier: gw, token, initialBackoffMs: 50, maxBackoffMs: 200 });
+  const scClient = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'sidecar', namespace: 'edge', name: 'app-1', labels: { app: 'app' } }, applier: sc, token, initialBackoffMs: 50, maxBackoffMs: 200 });
   t.after(async () => {
     gwClient.stop();
     scClient.stop();
@@ -206,9 +213,13 @@ test('an invalid object is left out and reported (proxy-status, log, metric); th
   h.source.start();
   assert.equal((await h.source.firstConfig()).kind, 'accepted');
   const cpLogs: string[] = [];
-  const cp = new ControlPlane({ source: h.source, log: (l) => cpLogs.push(l) });
+  const auth = await makeControlPlaneAuth(['edge']);
+  const cp = new ControlPlane({ source: h.source, log: (l) => cpLogs.push(l), ...auth.server });
   const { port } = await cp.listen('127.0.0.1', 0);
-  t.after(() => cp.close());
+  t.after(async () => {
+    await cp.close();
+    auth.cleanup();
+  });
   const good = h.source.config;
   h.api.apply(vs('bad', 'gw-a', 'b.example', '/', { timeout: 'soon' }));
   h.api.apply(se('new.example'));
@@ -221,9 +232,9 @@ test('an invalid object is left out and reported (proxy-status, log, metric); th
   assert.match(leftOut[0]?.errors.join('\n') ?? '', /spec\.http\[0\]\.timeout must be a duration/);
   assert.ok((h.source.config?.generation ?? 0) > (good?.generation ?? 0));
   assert.ok(cpLogs.some((l) => l.startsWith('left out VirtualService edge/bad (k8s:virtualservices.networking.istio.io/edge/bad)') && /timeout must be a duration/.test(l)), cpLogs.join('\n'));
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const metrics = (await getJsonTls(port, '/metrics', readFileSync(auth.caFile))).text;
   assert.match(metrics, /^tollgate_config_rejected\{kind="VirtualService",namespace="edge",name="bad"\} 1$/m);
-  const status = await runCli(['proxy-status', '--control-plane', `127.0.0.1:${port}`]);
+  const status = await runCli(['proxy-status', '--control-plane', `127.0.0.1:${port}`, ...auth.viewArgs]);
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /1 invalid object\(s\) LEFT OUT[^\n]*\n  VirtualService edge\/bad \(k8s:virtualservices\.networking\.istio\.io\/edge\/bad\)\n    Error \[[A-Z_]+\] [^\n]*timeout must be a duration/);
 
@@ -234,7 +245,7 @@ test('an invalid object is left out and reported (proxy-status, log, metric); th
   h.api.apply(vs('bad', 'gw-a', 'b.example', '/', { timeout: '5s' }));
   await until('served once fixed', () => kinds(h).includes('VirtualService/edge/bad'));
   assert.deepEqual(h.source.config?.leftOut, []);
-  assert.doesNotMatch(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /tollgate_config_rejected\{/);
+  assert.doesNotMatch((await getJsonTls(port, '/metrics', readFileSync(auth.caFile))).text, /tollgate_config_rejected\{/);
   assert.ok(cpLogs.some((l) => l === 'k8s:virtualservices.networking.istio.io/edge/bad is valid again and served'));
 });
 
@@ -396,10 +407,10 @@ test('LISTs are paginated (limit/continue) and the watch starts from the first p
 
 test('no config before the initial list of every kind has completed; a failing LIST is retried with backoff', { timeout: 8000 }, async (t) => {
   const h = await harness(t, { before: (api) => { api.holdLists('services'); api.failLists('pods', 500); } });
-  const cp = new ControlPlane({ source: h.source, pingIntervalMs: 200 });
+  const cp = new ControlPlane({ source: h.source, pingIntervalMs: 200, authenticator });
   const { port } = await cp.listen('127.0.0.1', 0);
   const gw = new RecordingRuntime();
-  const client = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-a-1', labels: { app: 'a' } }, applier: gw, initialBackoffMs: 50, maxBackoffMs: 200 });
+  const client = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-a-1', labels: { app: 'a' } }, applier: gw, token, initialBackoffMs: 50, maxBackoffMs: 200 });
   t.after(async () => {
     client.stop();
     await cp.close();
@@ -442,22 +453,29 @@ test('--namespace: only that namespace is listed and watched', { timeout: 8000 }
 
 test('tollgate control-plane --kubernetes: serves not-ready until synced, then the config; SIGTERM stops it', { timeout: 90_000 }, async (t) => {
   const h = await harness(t, { before: (api) => api.holdLists('gateways') });
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'control-plane', '--kubernetes', '--kubeconfig', h.kubeconfig, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const auth = await makeControlPlaneAuth(['edge']);
+  h.api.tokens.set('sa-token-of-edge-gw', 'system:serviceaccount:edge:gw');
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'control-plane', '--kubernetes', '--kubeconfig', h.kubeconfig, '--listen', '127.0.0.1:0', '--tls-cert', auth.certFile, '--tls-key', auth.keyFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   t.after(() => {
     if (child.exitCode === null) child.kill('SIGKILL');
+    auth.cleanup();
   });
   await until('listening', () => /serving on 127\.0\.0\.1:\d+/.test(stderr), 40_000);
   const port = Number(/serving on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
-  assert.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 503);
+  const ca = readFileSync(auth.caFile);
+  assert.equal((await getJsonTls(port, '/ready', ca)).status, 503);
   h.api.releaseLists('gateways');
   await until('accepted', () => /generation 1 accepted/.test(stderr), 20_000);
-  const view = (await (await fetch(`http://127.0.0.1:${port}/v1/config`)).json()) as { generation?: number; objects?: number };
+  // Views need a token the API server vouches for (TokenReview); an unknown one is refused.
+  assert.equal((await getJsonTls(port, '/v1/config', ca, 'not-a-known-token')).status, 401);
+  const view = (await getJsonTls(port, '/v1/config', ca, 'sa-token-of-edge-gw')).body as { generation?: number; objects?: number };
   assert.equal(view.generation, 1);
   assert.equal(view.objects, 12);
-  assert.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 200);
+  assert.ok(h.api.requests.some((r) => r.method === 'POST' && r.path === '/apis/authentication.k8s.io/v1/tokenreviews'), 'a TokenReview was posted');
+  assert.equal((await getJsonTls(port, '/ready', ca)).status, 200);
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
 });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { FileConfigSource } from '../../src/controlplane/config-source.js';
 import { ControlPlane } from '../../src/controlplane/server.js';
 import { ControlPlaneClient } from '../../src/controlplane/client.js';
+import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
 import type { Snapshot } from '../../src/snapshot/types.js';
 import { main } from '../../src/cli/main.js';
 
@@ -66,19 +67,21 @@ test('push, ACK, selective push, rejected config, NACK without resend, reconnect
 
   const source = new FileConfigSource({ paths: [dir], debounceMs: 50 });
   assert.equal(source.reload().kind, 'accepted');
-  let cp = new ControlPlane({ source, pingIntervalMs: 200 });
+  const auth = await makeControlPlaneAuth(['edge']);
+  let cp = new ControlPlane({ source, pingIntervalMs: 200, ...auth.server });
   const { port } = await cp.listen('127.0.0.1', 0);
   source.watch();
   const ra = new RecordingRuntime();
   const rb = new RecordingRuntime();
-  const ca = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-a-1', labels: { app: 'a' } }, applier: ra, initialBackoffMs: 50, maxBackoffMs: 200 });
-  const cb = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-b-1', labels: { app: 'b' } }, applier: rb, initialBackoffMs: 50, maxBackoffMs: 200 });
+  const ca = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-a-1', labels: { app: 'a' } }, applier: ra, ...auth.client('edge'), initialBackoffMs: 50, maxBackoffMs: 200 });
+  const cb = new ControlPlaneClient({ host: '127.0.0.1', port, node: { role: 'gateway', namespace: 'edge', name: 'gw-b-1', labels: { app: 'b' } }, applier: rb, ...auth.client('edge'), initialBackoffMs: 50, maxBackoffMs: 200 });
   t.after(async () => {
     ca.stop();
     cb.stop();
     source.close();
     await cp.close();
     rmSync(dir, { recursive: true, force: true });
+    auth.cleanup();
   });
   ca.start();
   cb.start();
@@ -98,7 +101,7 @@ test('push, ACK, selective push, rejected config, NACK without resend, reconnect
   assert.equal(ra.applied.length, 2);
   assert.equal(rb.applied.length, 1);
   const lines: string[] = [];
-  assert.equal(await main(['proxy-status', '--control-plane', `127.0.0.1:${port}`], { out: (l) => lines.push(l), err: (l) => lines.push(l) }), 0);
+  assert.equal(await main(['proxy-status', '--control-plane', `127.0.0.1:${port}`, ...auth.viewArgs], { out: (l) => lines.push(l), err: (l) => lines.push(l) }), 0);
   assert.match(lines[0] ?? '', /^NAME\s+ROLE\s+NAMESPACE\s+VERSION\s+STATUS/);
   assert.ok(lines.some((l) => /^gw-a-1\s+gateway\s+edge\s+[0-9a-f]{16}\s+SYNCED/.test(l)), lines.join('\n'));
   assert.ok(lines.some((l) => /REJECTED/.test(l)));
@@ -120,7 +123,7 @@ test('push, ACK, selective push, rejected config, NACK without resend, reconnect
   await cp.close();
   await until('a notices', () => !ca.connected);
   assert.equal(ca.appliedVersion, aVersion);
-  cp = new ControlPlane({ source, pingIntervalMs: 200 });
+  cp = new ControlPlane({ source, pingIntervalMs: 200, ...auth.server });
   await cp.listen('127.0.0.1', port);
   await until('both reconnect', () => cp.proxies().length === 2, 8000);
   await new Promise((r) => setTimeout(r, 100));

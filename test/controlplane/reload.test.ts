@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileConfigSource } from '../../src/controlplane/config-source.js';
 import { ControlPlane } from '../../src/controlplane/server.js';
+import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
 import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
 import { closeServer, listen, startEchoServer, waitFor } from '../helpers/net.js';
 import { startGate } from '../helpers/tollgate.js';
@@ -40,10 +41,11 @@ test(`D1: a config change every second for ${SOAK_SECONDS} s under HTTP load: 0 
   writeFileSync(file, httpConfig(p1, p2, 0));
   const source = new FileConfigSource({ paths: [dir], debounceMs: 50 });
   source.reload();
-  const cp = new ControlPlane({ source });
+  const auth = await makeControlPlaneAuth(['edge']);
+  const cp = new ControlPlane({ source, ...auth.server });
   const { port: cpPort } = await cp.listen('127.0.0.1', 0);
   source.watch();
-  const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '80=0', '--log-level', 'error']), QUIET);
+  const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, ...auth.runArgs('edge'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '80=0', '--log-level', 'error']), QUIET);
   t.after(async () => {
     await px.stop(100);
     source.close();
@@ -51,6 +53,7 @@ test(`D1: a config change every second for ${SOAK_SECONDS} s under HTTP load: 0 
     await closeServer(u1);
     await closeServer(u2);
     rmSync(dir, { recursive: true, force: true });
+    auth.cleanup();
   });
   await waitFor(() => px.runtime.ready, 5000, 'proxy ready');
   const port = px.runtime.boundPortOf(80) ?? 0;

@@ -131,6 +131,8 @@ export class FakeApiServer {
   private readonly pages = new Map<string, { rv: string; items: Obj[] }>();
   private pageCounter = 0;
   readonly requests: RequestRecord[] = [];
+  /** TokenReview: token -> username (e.g. system:serviceaccount:NS:SA); other tokens are not authenticated. */
+  readonly tokens = new Map<string, string>();
   port = 0;
 
   constructor(private readonly opts: { kinds?: readonly FakeKind[]; goneAs?: 'event' | 'http' } = {}) {
@@ -363,6 +365,30 @@ export class FakeApiServer {
     if (!w.res.writableEnded) w.res.end();
   }
 
+  /** POST tokenreviews: answers as the API server does (201, the review with its status filled in). */
+  private tokenReview(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let review: { spec?: { token?: string } } = {};
+      try {
+        review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof review;
+      } catch {
+        return status(res, 400, 'BadRequest', 'TokenReview body is not JSON');
+      }
+      const username = this.tokens.get(review.spec?.token ?? '');
+      const body = JSON.stringify({
+        kind: 'TokenReview',
+        apiVersion: 'authentication.k8s.io/v1',
+        metadata: { creationTimestamp: null },
+        spec: review.spec ?? {},
+        status: username !== undefined ? { authenticated: true, user: { username, uid: `uid-${username}`, groups: ['system:serviceaccounts', 'system:authenticated'] }, audiences: ['https://kubernetes.default.svc'] } : { user: {}, error: 'invalid bearer token' },
+      });
+      res.writeHead(201, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     if (this.down) {
       req.socket.destroy();
@@ -375,6 +401,10 @@ export class FakeApiServer {
     const done = (status: number): void => {
       this.requests.push({ method, path: url.pathname, watch: isWatch, resourceVersion: q['resourceVersion'], query: q, status });
     };
+    if (method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      done(201);
+      return this.tokenReview(req, res);
+    }
     if (method === 'GET') {
       const doc = this.discovery(url.pathname);
       if (doc) {

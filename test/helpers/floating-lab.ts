@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, spawnGate, type ChildGate } from './tollgate.js';
 import { waitFor } from './net.js';
+import { makeControlPlaneAuth, type ControlPlaneAuth } from './control-plane-auth.js';
 
 export const VIP = '198.51.100.50';
 export const DEST = '198.51.100.1';
@@ -119,6 +120,8 @@ export interface Lab {
   readonly destLog: string[];
   readonly clientLog: string[];
   readonly replicas: (ChildGate | undefined)[];
+  /** The control plane's TLS CA and the replicas' token (namespace egress). */
+  readonly auth: ControlPlaneAuth;
   startReplica(i: 0 | 1, extraArgs?: readonly string[]): Promise<ChildGate>;
   startClient(intervalMs: number): void;
   stopClient(): void;
@@ -178,7 +181,8 @@ export async function startLab(leaseMs: number, source: LabSource = 'pool'): Pro
   procs.push(dest);
   lines(dest, destLog);
   await waitFor(() => destLog.includes('LISTEN'), 5000, 'destination');
-  const cp = spawn('ip', ['netns', 'exec', ns.cp, process.execPath, BIN, 'control-plane', '-f', dir, '--listen', `${CP}:${CP_PORT}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const auth = await makeControlPlaneAuth(['egress'], CP);
+  const cp = spawn('ip', ['netns', 'exec', ns.cp, process.execPath, BIN, 'control-plane', '-f', dir, '--listen', `${CP}:${CP_PORT}`, ...auth.serverArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   procs.push(cp);
   const cpErr: string[] = [];
   cp.stderr!.on('data', (d: Buffer) => cpErr.push(d.toString()));
@@ -194,8 +198,9 @@ export async function startLab(leaseMs: number, source: LabSource = 'pool'): Pro
     destLog,
     clientLog,
     replicas,
+    auth,
     async startReplica(i, extraArgs = []) {
-      const g = spawnGate(['--control-plane', `${CP}:${CP_PORT}`, '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--admin', '127.0.0.1:15000', '--source-lease', String(leaseMs), '--node', i === 0 ? 'node-a' : 'node-b', '--drain-timeout', '100', '--no-access-log', ...extraArgs], ['ip', 'netns', 'exec', ns.r[i]]);
+      const g = spawnGate(['--control-plane', `${CP}:${CP_PORT}`, ...auth.runArgs('egress'), '--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--admin', '127.0.0.1:15000', '--source-lease', String(leaseMs), '--node', i === 0 ? 'node-a' : 'node-b', '--drain-timeout', '100', '--no-access-log', ...extraArgs], ['ip', 'netns', 'exec', ns.r[i]]);
       replicas[i] = g;
       await g.waitForStderr('applied snapshot', 15_000);
       return g;
@@ -220,6 +225,7 @@ export async function startLab(leaseMs: number, source: LabSource = 'pool'): Pro
       // `ip netns exec` execs node in place, so these PIDs are the processes themselves.
       for (const p of procs) if (p.pid !== undefined && p.exitCode === null && p.signalCode === null) process.kill(p.pid, 'SIGKILL');
       rmSync(dir, { recursive: true, force: true });
+      auth.cleanup();
       cleanup();
     },
   };

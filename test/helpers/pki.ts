@@ -14,7 +14,7 @@ export interface Pki {
   readonly dir: string;
   ca(name: string): Promise<{ cert: string; key: string }>;
   /** A leaf signed by CA `caName`; returns file paths. */
-  leaf(name: string, caName: string, opts: { dns?: string; client?: boolean }): Promise<{ cert: string; key: string }>;
+  leaf(name: string, caName: string, opts: { dns?: string; ip?: string; client?: boolean }): Promise<{ cert: string; key: string }>;
   read(path: string): string;
   cleanup(): void;
 }
@@ -34,7 +34,8 @@ export function makePki(): Pki {
       return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
     },
     async leaf(name, caName, opts) {
-      const ext = [opts.dns ? `subjectAltName=DNS:${opts.dns}` : '', opts.client ? 'extendedKeyUsage=clientAuth' : 'extendedKeyUsage=serverAuth'].filter(Boolean).join('\n');
+      const sans = [opts.dns ? `DNS:${opts.dns}` : '', opts.ip ? `IP:${opts.ip}` : ''].filter(Boolean).join(',');
+      const ext = [sans ? `subjectAltName=${sans}` : '', opts.client ? 'extendedKeyUsage=clientAuth' : 'extendedKeyUsage=serverAuth'].filter(Boolean).join('\n');
       writeFileSync(p(`${name}.ext`), ext + '\n');
       await ossl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${opts.dns ?? name}`]);
       await ossl(['x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${caName}.crt`), '-CAkey', p(`${caName}.key`), '-CAcreateserial', '-out', p(`${name}.crt`), '-days', '2', '-extfile', p(`${name}.ext`)]);

@@ -17,6 +17,7 @@ import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
 import { makeCerts, waitFor, type Certs } from '../helpers/net.js';
 import { spawnGate } from '../helpers/tollgate.js';
 import { requireTools } from '../helpers/tools.js';
+import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
 
 const QUIET = { silentAccessLog: true, logOut: { write: () => true } };
 
@@ -94,14 +95,16 @@ describe('a snapshot whose TLS certificate cannot be loaded is rejected', { conc
     writeFileSync(d.file, config(certs.cert, certs.key));
     const source = new FileConfigSource({ paths: [d.dir], debounceMs: 50 });
     source.reload();
-    const cp = new ControlPlane({ source });
+    const auth = await makeControlPlaneAuth(['edge']);
+    const cp = new ControlPlane({ source, ...auth.server });
     const { port: cpPort } = await cp.listen('127.0.0.1', 0);
     source.watch();
-    const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--name', 'gw-1', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '443=0', '--log-level', 'error']), QUIET);
+    const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, ...auth.runArgs('edge'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--name', 'gw-1', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '443=0', '--log-level', 'error']), QUIET);
     t.after(async () => {
       await px.stop(100);
       source.close();
       await cp.close();
+      auth.cleanup();
       certs.cleanup();
       d.cleanup();
     });

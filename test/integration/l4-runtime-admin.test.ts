@@ -78,8 +78,8 @@ describe('runtime: reload and admin', { concurrency: false }, () => {
     cfg?.cleanup();
   });
 
-  const admin = async (path: string): Promise<{ status: number; body: string }> => {
-    const r = await fetch(`http://127.0.0.1:${adminPort}${path}`);
+  const admin = async (path: string, method = 'GET'): Promise<{ status: number; body: string }> => {
+    const r = await fetch(`http://127.0.0.1:${adminPort}${path}`, { method });
     return { status: r.status, body: await r.text() };
   };
 
@@ -98,10 +98,13 @@ describe('runtime: reload and admin', { concurrency: false }, () => {
     assert.match(prom, /^istio_tcp_connections_opened_total\{reporter="source",.*destination_service="svc-31000.example".*\} \d+$/m);
     assert.match(prom, /^# TYPE istio_tcp_sent_bytes_total counter$/m);
     assert.match(prom, /^tollgate_downstream_connections_active\{listener="0.0.0.0_31000"\} 0$/m);
-    assert.equal((await admin('/logging?level=debug')).body, 'level: debug\n');
+    // A GET never changes the level (POST only).
+    assert.equal((await admin('/logging?level=debug')).status, 405);
+    assert.equal(gate.tg.services.logger.level, 'error');
+    assert.equal((await admin('/logging?level=debug', 'POST')).body, 'level: debug\n');
     assert.equal(gate.tg.services.logger.level, 'debug');
-    assert.equal((await admin('/logging?level=bogus')).status, 400);
-    await admin('/logging?level=error');
+    assert.equal((await admin('/logging?level=bogus', 'POST')).status, 400);
+    await admin('/logging?level=error', 'POST');
   });
 
   it('reload: a tunnel open on a kept listener survives; a removed listener stops accepting; an added one binds', async () => {

@@ -88,7 +88,7 @@ describe('floating source address: one holder, failover, hand-over, partition', 
     const metrics = await admin('/stats/prometheus');
     assert.match(metrics, new RegExp(`^tollgate_source_address_holder\\{address="${VIP.replace(/\./g, '\\.')}",holder="[^"]+"\\} 1$`, 'm'));
     assert.match(metrics, /^tollgate_source_address_failovers_total\{address="198\.51\.100\.50"\} [1-9]/m);
-    const leases = spawnSync('ip', ['netns', 'exec', lab.ns.cp, 'curl', '-s', 'http://198.51.100.2:15010/v1/leases'], { encoding: 'utf8' }).stdout;
+    const leases = spawnSync('ip', ['netns', 'exec', lab.ns.cp, 'curl', '-s', '--cacert', lab.auth.caFile, '-H', `authorization: Bearer ${lab.auth.token('egress')}`, 'https://198.51.100.2:15010/v1/leases'], { encoding: 'utf8' }).stdout;
     const lease = (JSON.parse(leases) as { name: string; holder: string; transitions: number }[])[0];
     assert.equal(lease?.name, 'tollgate-source-198-51-100-50');
     assert.ok((lease?.transitions ?? 0) >= FAILOVERS);

@@ -121,7 +121,7 @@ test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source wat
   ]);
   const dep = byKind(objs, 'Deployment')[0];
   const c = dep?.spec.template.spec.containers[0];
-  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
+  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--tls-cert', '/etc/tollgate/control-plane-tls/tls.crt', '--tls-key', '/etc/tollgate/control-plane-tls/tls.key', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
     '--webhook-listen', '0.0.0.0:15017', '--webhook-tls-cert', '/etc/tollgate/webhook/tls.crt', '--webhook-tls-key', '/etc/tollgate/webhook/tls.key',
     '--inject-image', 'tollgate:0.1.0', '--inject-control-plane', 'tollgate-control-plane.tollgate-system.svc:15010']);
   const [vwc] = byKind(objs, 'ValidatingWebhookConfiguration');

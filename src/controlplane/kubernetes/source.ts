@@ -16,7 +16,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Diagnostic } from '../../config/diagnostics.js';
 import type { RawDocument } from '../../config/load.js';
-import { ConfigGate, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
+import { ConfigGate, Debouncer, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
 import { toDocument } from './documents.js';
 import { buildIsolated } from './isolate.js';
 import { apiVersionOf, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';
@@ -140,8 +140,7 @@ export class KubernetesConfigSource implements ConfigSource {
   private readonly discovery: DiscoveryV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly apiextensions: ApiextensionsV1Api;
-  private rebuildTimer: NodeJS.Timeout | undefined;
-  private burstStartedAt: number | undefined;
+  private readonly rebuildDebouncer: Debouncer;
   private progressTimer: NodeJS.Timeout | undefined;
   private recheckTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -154,6 +153,7 @@ export class KubernetesConfigSource implements ConfigSource {
 
   constructor(private readonly opts: KubernetesSourceOptions) {
     this.gate = new ConfigGate(opts.allowEmpty === true, 'the cluster');
+    this.rebuildDebouncer = new Debouncer(opts.debounceMs ?? 100, opts.maxDebounceMs ?? 1000, () => this.rebuild());
     this.log = opts.log ?? (() => undefined);
     const kc = opts.kubeConfig;
     this.core = kc.makeApiClient(CoreV1Api);
@@ -242,9 +242,10 @@ export class KubernetesConfigSource implements ConfigSource {
       this.stopKind(k);
       if (k.graceTimer) clearTimeout(k.graceTimer);
     }
-    for (const t of [this.rebuildTimer, this.recheckTimer]) if (t) clearTimeout(t);
+    this.rebuildDebouncer.cancel();
+    if (this.recheckTimer) clearTimeout(this.recheckTimer);
     if (this.progressTimer) clearInterval(this.progressTimer);
-    this.rebuildTimer = this.recheckTimer = this.progressTimer = undefined;
+    this.recheckTimer = this.progressTimer = undefined;
   }
 
   // ---- per-kind informers ----
@@ -498,15 +499,7 @@ export class KubernetesConfigSource implements ConfigSource {
 
   private schedule(): void {
     if (this.closed || !this.synced) return;
-    const now = Date.now();
-    this.burstStartedAt ??= now;
-    if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
-    const wait = Math.max(0, Math.min(this.opts.debounceMs ?? 100, this.burstStartedAt + (this.opts.maxDebounceMs ?? 1000) - now));
-    this.rebuildTimer = setTimeout(() => {
-      this.rebuildTimer = undefined;
-      this.burstStartedAt = undefined;
-      this.rebuild();
-    }, wait);
+    this.rebuildDebouncer.poke();
   }
 
   /** Builds a config from every cached object now; returns the event, or undefined when nothing changed. */

@@ -16,6 +16,7 @@ import { handleTcpProxy } from '../tcp/tcp-proxy.js';
 import { fdOf, setTransparent } from '../../net/sockopt.js';
 import { inspectorReason, peekClientHello, type PeekResult } from './peek.js';
 import { DOWNSTREAM_TLS } from './tls-store.js';
+import type { ConnectionBudget } from './connection-budget.js';
 
 export interface ListenerState {
   readonly snapshot: CompiledSnapshot;
@@ -26,6 +27,8 @@ export interface ListenerRuntimeOptions {
   readonly boundAddress: string;
   readonly boundPort: number;
   readonly maxConnections: number;
+  /** Shared by every listener of the process (descriptor budget); unset = per-listener limit only. */
+  readonly budget?: ConnectionBudget;
   readonly services: DataPlaneServices;
   readonly http: HttpConnectionHandler;
   /**
@@ -162,10 +165,12 @@ export class ListenerRuntime {
     let state = this.state;
     const startTime = Date.now();
     const startHr = process.hrtime.bigint();
-    if (this.sockets.size >= this.opts.maxConnections || this.draining) {
+    const overListener = this.sockets.size >= this.opts.maxConnections;
+    const budget = this.opts.budget;
+    if (overListener || this.draining || (budget !== undefined && !budget.tryTake())) {
       const r = this.record(socket, startTime);
       r.response_flags = 'OM';
-      r.tollgate_reason = this.draining ? 'listener_draining' : 'listener_connection_limit';
+      r.tollgate_reason = this.draining ? 'listener_draining' : overListener ? 'listener_connection_limit' : 'process_connection_limit';
       r.route_name = state.listener.listener.name;
       services.accessLog.log(r);
       services.metrics.denied(r.tollgate_reason);
@@ -177,6 +182,7 @@ export class ListenerRuntime {
     gauge.inc();
     socket.once('close', () => {
       this.sockets.delete(socket);
+      budget?.release();
       gauge.dec();
     });
     const virtual = state.listener.listener;

@@ -22,18 +22,33 @@ function read(path: string, what: string): Buffer {
   }
 }
 
+const DEFAULT_TLS13_SUITES = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
+
+/** The Gateway server's protocol versions and cipher suites (snapshot/generate/tls-settings.ts). */
+function settingsOf(t: DownstreamTls): { minVersion: NonNullable<DownstreamTls['minVersion']>; maxVersion: NonNullable<DownstreamTls['maxVersion']>; ciphers?: string } {
+  if (t.unsupported !== undefined) throw new Error(`TLS settings cannot be enforced: ${t.unsupported}`);
+  return {
+    minVersion: t.minVersion ?? 'TLSv1.2',
+    maxVersion: t.maxVersion ?? 'TLSv1.3',
+    // TLS 1.3 suites stay OpenSSL's defaults: Gateway cipherSuites restrict TLS <= 1.2 only.
+    ...(t.ciphers !== undefined ? { ciphers: `${t.ciphers}:${DEFAULT_TLS13_SUITES}` } : {}),
+  };
+}
+
 function contextOf(t: DownstreamTls, secrets: ReadonlyMap<string, SnapshotSecret>): SecureContext {
+  const settings = settingsOf(t);
   if (t.credentialName !== undefined && (t.serverCertificate === undefined || t.privateKey === undefined)) {
     const s = secrets.get(t.credentialName);
     if (s === undefined) throw new Error(`credentialName ${t.credentialName}: no such Secret in the config`);
     if (s.certificateChain === undefined || s.privateKey === undefined) throw new Error(`credentialName ${t.credentialName}: the Secret needs tls.crt and tls.key`);
-    return createSecureContext({ cert: s.certificateChain, key: s.privateKey, ...(s.caCertificates !== undefined ? { ca: s.caCertificates } : {}) });
+    return createSecureContext({ cert: s.certificateChain, key: s.privateKey, ...(s.caCertificates !== undefined ? { ca: s.caCertificates } : {}), ...settings });
   }
   if (t.serverCertificate === undefined || t.privateKey === undefined) throw new Error('tls needs serverCertificate and privateKey (or credentialName)');
   return createSecureContext({
     cert: read(t.serverCertificate, 'serverCertificate'),
     key: read(t.privateKey, 'privateKey'),
     ...(t.caCertificates !== undefined ? { ca: read(t.caCertificates, 'caCertificates') } : {}),
+    ...settings,
   });
 }
 

@@ -8,6 +8,7 @@
  * subscribers (tests), so nothing has to parse stdout to observe the data plane.
  */
 import { channel } from 'node:diagnostics_channel';
+import type { LogSink } from './log-sink.js';
 
 export interface AccessLogRecord {
   start_time: string;
@@ -43,14 +44,15 @@ const accessChannel = channel('tollgate:access');
 
 export interface AccessLoggerOptions {
   readonly format: AccessLogFormat;
-  readonly out?: { write(s: string): unknown };
+  /** Where lines go (a bounded sink, see log-sink.ts); default: process.stdout as is (tests). */
+  readonly out?: LogSink | { write(s: string): unknown };
   /** Disable writing (the records still reach subscribers). */
   readonly silent?: boolean;
 }
 
 export class AccessLogger {
   private readonly format: AccessLogFormat;
-  private readonly out: { write(s: string): unknown };
+  private readonly out: LogSink | { write(s: string): unknown };
   private readonly silent: boolean;
   private readonly subscribers = new Set<(r: AccessLogRecord) => void>();
   /**
@@ -113,6 +115,18 @@ export class AccessLogger {
     this.out.write(p);
   };
 
+  /** Switches a file sink to a fresh file at the same path (SIGUSR1 after logrotate). */
+  reopen(): void {
+    this.flush();
+    if ('reopen' in this.out) this.out.reopen();
+  }
+
+  /** Writes what is pending synchronously, as far as the sink allows (process exit). */
+  flushSync(): void {
+    this.flush();
+    if ('flushSync' in this.out) this.out.flushSync();
+  }
+
   subscribe(fn: (r: AccessLogRecord) => void): () => void {
     this.subscribers.add(fn);
     return () => this.subscribers.delete(fn);
@@ -121,7 +135,7 @@ export class AccessLogger {
 
 const pendingLoggers = new Set<AccessLogger>();
 process.on('exit', () => {
-  for (const l of pendingLoggers) l.flush();
+  for (const l of pendingLoggers) l.flushSync();
 });
 
 /** True when `s` can be written between quotes as is: printable ASCII without `"` and `\\`. */

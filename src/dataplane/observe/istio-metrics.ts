@@ -65,6 +65,8 @@ export class DataPlaneMetrics {
   readonly sourceAddressUnavailable: Gauge;
   /** Report-only mode: what enforcement would have refused (bounded; would-deny.ts). */
   readonly wouldDeny: WouldDenyTable;
+  readonly accessLogDropped: Counter;
+  readonly dnsStaleAnswers: Counter;
   private readonly workload: string;
   private readonly workloadNs: string;
   private readonly app: string;
@@ -92,6 +94,8 @@ export class DataPlaneMetrics {
     this.snapshotApplied = registry.counter('tollgate_snapshot_applied_total', 'Snapshots applied (result=ok|rejected).', ['result']);
     this.wouldDeny = new WouldDenyTable(registry.counter('tollgate_would_deny_total', 'Report-only mode: requests and connections passed that enforcement would refuse (destination not in the registry).', ['destination_host', 'source_namespace', 'protocol']));
     this.sourceAddressUnavailable = registry.gauge('tollgate_source_address_unavailable', 'Source addresses the applied snapshot may bind that are not assigned on this host (1); connections that need one fail closed.', ['address']);
+    this.dnsStaleAnswers = registry.counter('tollgate_dns_stale_answers_total', 'DNS answers served after their TTL because the resolver failed (bounded by --dns-max-stale).', []);
+    this.accessLogDropped = registry.counter('tollgate_access_log_dropped_total', 'Access-log lines not written (buffer_full: the sink is slower than the traffic; write_error: e.g. disk full; sink_closed: the reader is gone).', ['reason']);
     this.eventLoopLag = registry.gauge('tollgate_event_loop_lag_milliseconds', 'Event loop delay (p99 over the last interval).', []);
   }
 

@@ -70,6 +70,39 @@ describe('DnsCache', () => {
   });
 });
 
+describe('DnsCache when the resolver fails', () => {
+  let dns: FakeDns;
+  before(async () => {
+    dns = await startFakeDns();
+  });
+  after(() => dns.close());
+
+  it('serves the last good answer (counted) for at most maxStaleSec; NXDOMAIN is remembered, not re-queried', async () => {
+    let clock = 1_000_000;
+    let stale = 0;
+    const c = new DnsCache({ servers: [dns.server], timeoutMs: 200, tries: 1, maxStaleSec: 10, staleRetrySec: 2, negativeTtlSec: 5, now: () => clock, onStale: () => stale++ });
+    dns.set('st.example', () => ({ addresses: ['203.0.113.5'], ttl: 1 }));
+    assert.ok((await c.resolve('st.example', 'V4_ONLY')).ok);
+    dns.set('st.example', () => 'drop');
+    clock += 5000;
+    const s1 = await c.resolve('st.example', 'V4_ONLY');
+    assert.ok(s1.ok && s1.stale && s1.addresses[0] === '203.0.113.5', JSON.stringify(s1));
+    assert.equal(stale, 1);
+    assert.deepEqual(c.peek('st.example', 'V4_ONLY'), ['203.0.113.5'], 'stale answers are served without waiting for the resolver');
+    clock += 7000; // past expiry (1 s) + maxStale (10 s)
+    const gone = await c.resolve('st.example', 'V4_ONLY');
+    assert.equal(gone.ok, false);
+
+    dns.set('nx2.example', () => 'nxdomain');
+    assert.equal((await c.resolve('nx2.example', 'V4_ONLY')).ok, false);
+    assert.equal((await c.resolve('nx2.example', 'V4_ONLY')).ok, false);
+    assert.equal(dns.queries.get('nx2.example'), 1, 'negative answer cached');
+    clock += 6000;
+    await c.resolve('nx2.example', 'V4_ONLY');
+    assert.equal(dns.queries.get('nx2.example'), 2, 'and forgotten after negativeTtlSec');
+  });
+});
+
 describe('ClusterManager', () => {
   let dns: FakeDns;
   let server: Server;

@@ -77,6 +77,8 @@ export interface ClusterManagerOptions {
   readonly dnsTries?: number;
   readonly dnsMinTtlSec?: number;
   readonly dnsMaxTtlSec?: number;
+  readonly dnsMaxStaleSec?: number;
+  readonly dnsNegativeTtlSec?: number;
   readonly allowCidrs?: readonly Cidr[];
   readonly defaultSourceAddress?: string;
   readonly isLocalAddress?: (ip: string) => boolean;
@@ -180,7 +182,9 @@ export class ClusterManager implements LbState {
       ...(opts.dnsTries !== undefined ? { tries: opts.dnsTries } : {}),
       ...(opts.dnsMinTtlSec !== undefined ? { minTtlSec: opts.dnsMinTtlSec } : {}),
       ...(opts.dnsMaxTtlSec !== undefined ? { maxTtlSec: opts.dnsMaxTtlSec } : {}),
-      ...(metrics ? { onQuery: (r: 'ok' | 'error') => metrics.dnsQueries.labels(r).inc() } : {}),
+      ...(opts.dnsMaxStaleSec !== undefined ? { maxStaleSec: opts.dnsMaxStaleSec } : {}),
+      ...(opts.dnsNegativeTtlSec !== undefined ? { negativeTtlSec: opts.dnsNegativeTtlSec } : {}),
+      ...(metrics ? { onQuery: (r: 'ok' | 'error') => metrics.dnsQueries.labels(r).inc(), onStale: () => metrics.dnsStaleAnswers.labels().inc() } : {}),
     });
     this.guard = new SsrfGuard(opts.allowCidrs ?? []);
     const la = new LocalAddresses();

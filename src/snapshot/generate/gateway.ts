@@ -2,6 +2,7 @@
  * Gateway proxies (ingress and egress): the Gateways whose selector matches the proxy's labels give
  * the listeners; the VirtualServices bound to those Gateways give the routes, as istiod does.
  */
+import { tlsParameters } from './tls-settings.js';
 import type { GatewayModel, Model, ServerModel, VirtualServiceModel } from '../../model/build.js';
 import { hostMatches, patternsOverlap } from '../../net/hostname.js';
 import { labelsMatch, resolveHost } from '../../model/selectors.js';
@@ -67,6 +68,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
           ...(tls?.privateKey ? { privateKey: tls.privateKey } : {}),
           ...(tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
           ...(tls?.credentialName ? { credentialName: `${gw.resource.namespace}/${tls.credentialName}` } : {}),
+          ...tlsParameters(tls),
         },
         origin: originOf(gw.resource, ['spec', 'servers', server.index]),
       });
@@ -107,7 +109,7 @@ function httpFiltersOf(gws: readonly GatewayModel[]): readonly HttpFilterConfig[
   return [...DEFAULT_HTTP_FILTERS.slice(0, -1), { name: 'add_response_header', config }, DEFAULT_HTTP_FILTERS[DEFAULT_HTTP_FILTERS.length - 1]!];
 }
 
-function isTerminated(server: ServerModel): boolean {
+export function isTerminated(server: ServerModel): boolean {
   const mode = server.server.tls?.mode;
   return mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'ISTIO_MUTUAL' || mode === 'OPTIONAL_MUTUAL';
 }
