@@ -27,7 +27,12 @@ Options:
   --sni NAME                  SNI for tls:// (default: the URL host)
   --source-ip IP              the caller's IP (selects EgressIP / sourceNamespace matches)
   --source-address IP         the proxy-wide fixed source address the proxy would run with
+  --proxy PORT                send the request through the explicit-proxy listener on PORT:
+                              absolute-form (http://...), or CONNECT host:port with -X CONNECT
   --allow-cidr CIDR           a range the proxy's SSRF guard allows (repeatable, as in run)
+  --check-source-addresses    check that a fixed source address is assigned on this host, as the
+                              proxy does before it dials (trace on the proxy's host); without
+                              it trace assumes the address is there
   --dns-server HOST:PORT      ask this resolver when the outcome depends on DNS (as in run);
                               without it such an outcome is reported as "depends on DNS"
   --original-dst IP:PORT      sidecar: the address the app dialed (the captured connection's original
@@ -36,8 +41,7 @@ Options:
 
 The request is checked by the proxy's own HTTP parser (a request the proxy would refuse is
 refused here, flag DPE), normalised and routed by the proxy's route code, and the destination is
-chosen by the proxy's cluster manager (SSRF guard, endpoint, source address; addresses are checked
-against this host's interfaces). JSON output carries "decision": the status, flag, reason,
+chosen by the proxy's cluster manager (SSRF guard, endpoint, source address). JSON output carries "decision": the status, flag, reason,
 cluster, upstream host and source address the proxy's access log would show.
 
 ${IDENTITY_HELP}`;
@@ -45,7 +49,7 @@ ${IDENTITY_HELP}`;
 export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, 'dns-server': { type: 'string', multiple: true }, 'original-dst': { type: 'string' } },
+    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, proxy: { type: 'string' }, 'check-source-addresses': { type: 'boolean' }, 'dns-server': { type: 'string', multiple: true }, 'original-dst': { type: 'string' } },
     true,
   );
   if (values.help) {
@@ -77,12 +81,14 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  request = { ...request, headerLines, ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}), ...(values['original-dst'] ? { originalDst: parseOriginalDst(values['original-dst']) } : {}) };
+  const proxyPort = values.proxy !== undefined ? Number(values.proxy) : undefined;
+  if (proxyPort !== undefined && !(Number.isInteger(proxyPort) && proxyPort > 0 && proxyPort < 65536)) throw new UsageError(`--proxy ${values.proxy}: not a port`);
+  request = { ...request, headerLines, ...(proxyPort !== undefined ? { proxyPort } : {}), ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}), ...(values['original-dst'] ? { originalDst: parseOriginalDst(values['original-dst']) } : {}) };
   const loaded = loadConfig(values.file, io.err);
   if (!loaded) return 1;
   const identity = identityFrom(values, loaded.model, io.err);
   const snapshot = buildSnapshot(loaded.model, identity);
-  const result = await runTrace(loaded.model, snapshot, request, { allowCidrs, dnsServers, ...(values['source-address'] ? { sourceAddress: values['source-address'] } : {}) });
+  const result = await runTrace(loaded.model, snapshot, request, { allowCidrs, dnsServers, checkSourceAddresses: values['check-source-addresses'] === true, ...(values['source-address'] ? { sourceAddress: values['source-address'] } : {}) });
   if (format !== 'text') io.out(render(result, format));
   else for (const line of formatTrace(positionals[0], identity.role, identity.namespace, result)) io.out(line);
   return result.ok ? 0 : 2;
@@ -92,12 +98,14 @@ export interface TraceFlags {
   readonly allowCidrs: readonly Cidr[];
   readonly dnsServers: readonly string[];
   readonly sourceAddress?: string;
+  /** Check fixed source addresses against this host's interfaces (else assume they are assigned). */
+  readonly checkSourceAddresses?: boolean;
 }
 
 /** What `tollgate trace` runs once the flags are parsed: a cluster manager built as `run` builds it, then the trace. */
 export async function runTrace(model: Model, snapshot: Snapshot, request: TraceRequest, flags: TraceFlags): Promise<TraceResult> {
   const compiled = new CompiledSnapshot(snapshot);
-  const clusters = new ClusterManager({ allowCidrs: flags.allowCidrs, ...(flags.dnsServers.length > 0 ? { dnsServers: flags.dnsServers } : {}), ...(flags.sourceAddress !== undefined ? { defaultSourceAddress: flags.sourceAddress } : {}) });
+  const clusters = new ClusterManager({ allowCidrs: flags.allowCidrs, ...(flags.checkSourceAddresses === true ? {} : { isLocalAddress: () => true }), ...(flags.dnsServers.length > 0 ? { dnsServers: flags.dnsServers } : {}), ...(flags.sourceAddress !== undefined ? { defaultSourceAddress: flags.sourceAddress } : {}) });
   clusters.setSnapshot(compiled);
   const env = { clusters };
   return flags.dnsServers.length > 0 ? traceResolved(model, snapshot, request, compiled, env) : trace(model, snapshot, request, compiled, env);

@@ -22,12 +22,15 @@ import { HttpParser } from '../dataplane/http/parser.js';
 import type { HttpParseError } from '../dataplane/http/errors.js';
 import type { RequestHead } from '../dataplane/http/head.js';
 import type { ChooseResult, ClusterManager, UpstreamRequest } from '../dataplane/upstream/cluster-manager.js';
-import { statusForFailure } from '../dataplane/upstream/failure.js';
-import { WOULD_DENY_REASON } from '../dataplane/route/select.js';
+import { connectStatusForFailure, statusForFailure } from '../dataplane/upstream/failure.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, decideConnect, WOULD_DENY_REASON } from '../dataplane/route/select.js';
+import { normalizeHost, splitHostPort } from '../net/hostname.js';
 import { compileRetry } from '../dataplane/http/retry.js';
-import type { ExplicitProxy } from '../snapshot/types.js';
+import type { ExplicitProxy, WeightedCluster } from '../snapshot/types.js';
 import { authorizeHttp } from '../dataplane/authz/apply.js';
 import { matchName, type AuthzVerdict } from '../dataplane/authz/evaluate.js';
+import { explicitProxyParseReason } from '../dataplane/tcp/explicit-proxy.js';
+import { pickWeighted } from '../dataplane/route/select.js';
 
 /** The access-log fields of one request, as the proxy would write them. */
 export interface TraceDecision {
@@ -107,10 +110,8 @@ export type RouterKind = { readonly table: string } | { readonly proxy: Explicit
 /** Runs the route decision and, for a forward, the upstream choice (sync when no DNS is needed). */
 export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: HttpTraceInput, clusters: ClusterManager): { decision: TraceDecision; later?: () => Promise<TraceDecision> } {
   const parsed = parseRequest(input);
-  if ('error' in parsed) {
-    const e = parsed.error;
-    return { decision: { status: e.status, flag: 'DPE', reason: e.code, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: e.message } };
-  }
+  // On an explicit-proxy listener the CONNECT session's parser reads every head first.
+  if ('error' in parsed) return { decision: parseErrorDecision(parsed.error, 'table' in kind ? parsed.error.code : explicitProxyParseReason(parsed.error)) };
   const head = parsed.head;
   const ns = input.sourceNamespace;
   const router =
@@ -149,6 +150,83 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
     };
   }
   return finish();
+}
+
+/**
+ * A CONNECT on an explicit-proxy listener, as tcp/explicit-proxy.ts decides it: the parser, the
+ * target's host:port, DNS for an ACL (names are checked by their address), decideConnect, then
+ * the cluster manager. 200 when the tunnel would be opened.
+ */
+export function decideConnectRequest(compiled: CompiledSnapshot, proxy: ExplicitProxy, input: HttpTraceInput, clusters: ClusterManager): { decision: TraceDecision; later?: () => Promise<TraceDecision> } {
+  const parsed = parseRequest(input);
+  if ('error' in parsed) return { decision: parseErrorDecision(parsed.error, explicitProxyParseReason(parsed.error)) };
+  const authority = parsed.head.authority ?? '';
+  const hp = splitHostPort(authority, 0);
+  const nh = hp.ok ? normalizeHost(hp.host) : undefined;
+  if (!hp.ok || !nh || !nh.ok || hp.port === 0) return { decision: { status: 400, flag: 'DPE', reason: 'connect_bad_authority', cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: `CONNECT target ${JSON.stringify(authority)} is not host:port` } };
+  const host = nh.host;
+  const port = hp.port;
+  const decide = (ip: string | undefined): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
+    const d = decideConnect(proxy, compiled, host, port, ip, DEFAULT_CONNECT_TIMEOUT_MS);
+    if (!d.allowed) return { decision: { status: d.status, flag: d.flag, reason: d.reason, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: d.why } };
+    const req: UpstreamRequest = { cluster: d.cluster, snapshot: compiled, requestedHost: d.requestedHost, requestedPort: port, downstreamIp: input.downstreamIp, filterSourceAddress: proxy.sourceAddress, allowAddresses: d.allowAddresses };
+    const name = typeof d.cluster === 'string' ? d.cluster : d.cluster.name;
+    const routeName = d.routeName ?? null;
+    const reason = d.wouldDeny !== undefined ? WOULD_DENY_REASON : null;
+    const now = clusters.chooseSync(req);
+    if (now !== undefined) return { decision: connectChosen(now, name, routeName, reason) };
+    return {
+      decision: { status: null, flag: '-', reason: null, cluster: name, upstreamHost: null, sourceAddress: null, routeName, dependsOnDns: `cluster ${name} needs a DNS answer for ${d.requestedHost}` },
+      later: async () => connectChosen(await clusters.choose(req), name, routeName, reason),
+    };
+  };
+  if (proxy.acl === undefined || nh.ip !== undefined || !proxy.connectPorts.includes(port)) return decide(nh.ip !== undefined ? host : undefined);
+  const cached = clusters.dns.peek(host, 'V4_ONLY');
+  if (cached !== undefined) return decide(cached[0]);
+  const dnsFailed = (message: string): TraceDecision => ({ status: 502, flag: 'DF', reason: 'dns_resolution_failed', cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: message });
+  return {
+    decision: { status: null, flag: '-', reason: null, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, dependsOnDns: `the allow/deny list is checked against the address ${host} resolves to` },
+    later: async () => {
+      const r = await clusters.dns.resolve(host, 'V4_ONLY');
+      if (!r.ok) return dnsFailed(r.message);
+      const out = decide(r.addresses[0]);
+      return out.later ? out.later() : out.decision;
+    },
+  };
+}
+
+function connectChosen(r: ChooseResult, cluster: string, routeName: string | null, passReason: string | null): TraceDecision {
+  if (!r.ok) {
+    const f = r.failure;
+    return { status: connectStatusForFailure(f), flag: f.flag, reason: f.reason, cluster, upstreamHost: f.upstreamHost ?? null, sourceAddress: f.upstreamLocalAddress ?? null, routeName, detail: f.detail };
+  }
+  const t = r.target;
+  return { status: 200, flag: '-', reason: passReason, cluster: t.cluster.name, upstreamHost: t.ip.includes(':') ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`, sourceAddress: t.localAddress ?? null, routeName, detail: t.sourceWhy };
+}
+
+/** A TLS-passthrough or TCP connection: the weighted pick and the cluster manager, as tcp-proxy.ts does. */
+export function decideL4(clusters: readonly WeightedCluster[], base: Omit<UpstreamRequest, 'cluster'>, manager: ClusterManager): { decision: TraceDecision; later?: () => Promise<TraceDecision> } {
+  const picked = pickWeighted(clusters, TRACE_RANDOM());
+  if (picked === undefined) return { decision: { status: null, flag: 'NC', reason: 'cluster_not_found', cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: 'tcp filter has no cluster' } };
+  const req: UpstreamRequest = { ...base, cluster: picked.name };
+  const l4 = (r: ChooseResult): TraceDecision => {
+    if (!r.ok) {
+      const f = r.failure;
+      return { status: null, flag: f.flag, reason: f.reason, cluster: f.cluster ?? picked.name, upstreamHost: f.upstreamHost ?? null, sourceAddress: f.upstreamLocalAddress ?? null, routeName: null, detail: f.detail };
+    }
+    const t = r.target;
+    return { status: null, flag: '-', reason: null, cluster: t.cluster.name, upstreamHost: t.ip.includes(':') ? `[${t.ip}]:${t.port}` : `${t.ip}:${t.port}`, sourceAddress: t.localAddress ?? null, routeName: null, detail: t.sourceWhy };
+  };
+  const now = manager.chooseSync(req);
+  if (now !== undefined) return { decision: l4(now) };
+  return {
+    decision: { status: null, flag: '-', reason: null, cluster: picked.name, upstreamHost: null, sourceAddress: null, routeName: null, dependsOnDns: `cluster ${picked.name} needs a DNS answer` },
+    later: async () => l4(await manager.choose(req)),
+  };
+}
+
+function parseErrorDecision(e: HttpParseError, reason: string): TraceDecision {
+  return { status: e.status, flag: 'DPE', reason, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: e.message };
 }
 
 /** The UpstreamRequest the HTTP engine builds for a forward decision (without retry state). */

@@ -10,7 +10,7 @@ import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
 import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
-import { decideHttp, describeVerdict, TRACE_SOURCE_IP, type HttpTraceInput, type TraceDecision } from './decision.js';
+import { decideConnectRequest, decideHttp, decideL4, describeVerdict, TRACE_SOURCE_IP, type HttpTraceInput, type TraceDecision } from './decision.js';
 import { connectionRequest } from '../dataplane/authz/apply.js';
 import { deniedDetail, evaluateAuthz, RBAC_DENIED_REASON } from '../dataplane/authz/evaluate.js';
 import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route/original-dst.js';
@@ -36,6 +36,8 @@ export interface TraceRequest {
   readonly authority?: string;
   /** The raw path?query as written (default: path + query). */
   readonly target?: string;
+  /** Send the request to the explicit-proxy listener on this port (CONNECT with -X CONNECT, else absolute-form). */
+  readonly proxyPort?: number;
   /** SNI for tls:// (default: host). */
   readonly sni?: string;
   /** Caller IP, to find its namespace (EgressIP, sourceNamespace matches). */
@@ -110,7 +112,8 @@ export async function traceResolved(model: Model, snapshot: Snapshot, req: Trace
 }
 
 export function defaultEnv(compiled: CompiledSnapshot): TraceEnv {
-  const clusters = new ClusterManager();
+  // Like the CLI without --check-source-addresses: fixed source addresses are assumed assigned.
+  const clusters = new ClusterManager({ isLocalAddress: () => true });
   clusters.setSnapshot(compiled);
   return { clusters };
 }
@@ -160,7 +163,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     listener = d.listener;
     steps.push({ step: 'listener', value: d.handedOff ? `${virtual.listener.name} -> ${listener.listener.name}` : virtual.listener.name, detail: `captured on ${virtual.listener.name}; ${d.why}` });
   } else {
-    listener = compiled.listenerForPort(req.port);
+    listener = compiled.listenerForPort(req.proxyPort ?? req.port);
   }
   if (listener && !virtual) {
     steps.push({ step: 'listener', value: listener.listener.name, ...(listener.listener.origin ? { origin: listener.listener.origin } : {}) });
@@ -194,6 +197,18 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   }
   if (filter.type === 'explicit_proxy') {
     steps.push({ step: 'explicit proxy', value: filter.statPrefix, detail: `CONNECT/absolute-form requests are checked against ${filter.acl ? 'the router allow/deny list' : 'the registry'}` });
+    if (req.proxyPort !== undefined) {
+      // The request as a proxy client sends it: CONNECT host:port, or an absolute-form URL.
+      const authority = req.authority ?? `${req.host}:${req.port}`;
+      const connect = req.method === 'CONNECT';
+      const target = connect ? authority : `${req.scheme === 'tls' ? 'https' : 'http'}://${authority}${req.target ?? req.path}`;
+      const input = { ...httpInput(req, listener.listener.port, callerNs, originalDst), target, authority };
+      const { decision, later } = connect
+        ? decideConnectRequest(compiled, filter, input, env.clusters)
+        : decideHttp(compiled, { proxy: filter, listenerName: listener.listener.name, chainName: chain.name }, input, env.clusters);
+      steps.push({ step: connect ? 'CONNECT' : 'absolute-form', value: target });
+      return withDecision(undefined, decision, later, model, req, host, snapshot, undefined, fail, steps);
+    }
     // What the proxy decides per request (the same functions as the data plane: route/select.ts).
     if (filter.acl) {
       const list = filter.acl.map((e) => `${e.deny ? '!' : ''}${e.pattern}`);
@@ -254,7 +269,10 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
       if (!verdict.allowed) return { ...fail('-', RBAC_DENIED_REASON, 'the connection is closed before anything is dialed; see the policy named above'), detail: deniedDetail(verdict) };
     }
   }
-  return describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail) ?? { ok: true, steps, snapshotVersion: snapshot.version };
+  const broken = describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail);
+  // The connection's outcome, as tcp-proxy.ts gets it from the cluster manager.
+  const l4 = decideL4(clusters, { snapshot: compiled, requestedHost: sni, requestedPort: listener.listener.port, downstreamIp: req.sourceIp }, env.clusters);
+  return withDecision(broken, l4.decision, l4.later, model, req, host, snapshot, undefined, fail, steps);
 }
 
 type Fail = (flag: string, reason: string, hint: string, status?: number) => TraceResult;
@@ -309,7 +327,9 @@ function withDecision(
   fail: Fail,
   steps: TraceStep[],
 ): TraceResult {
-  void clusterFailure; // the decision names the destination actually used; the cluster steps explain every one
+  // The decision names the destination actually used; the cluster steps explain every one. A
+  // weighted destination that is broken but never picked is still worth the hint.
+  if (decision.flag === '-' && decision.dependsOnDns === undefined && clusterFailure !== undefined && clusterFailure.flag !== decision.flag) steps.push({ step: 'note', value: `another destination would fail: ${clusterFailure.flag} ${clusterFailure.reason ?? ''}`, ...(clusterFailure.hint !== undefined ? { detail: clusterFailure.hint } : {}) });
   if (decision.authz !== undefined) steps.push({ step: 'authorization', value: decision.authz, detail: 'AuthorizationPolicies of this proxy, evaluated as the rbac filter does (CUSTOM, DENY, then ALLOW)' });
   if (decision.dependsOnDns !== undefined) steps.push({ step: 'depends on DNS', value: decision.dependsOnDns, detail: 'pass --dns-server HOST:PORT (the proxy\'s resolver) to see the outcome' });
   else if (decision.flag === '-' && decision.upstreamHost !== null) steps.push({ step: 'upstream', value: decision.upstreamHost, detail: `from ${decision.sourceAddress ?? 'the OS default address'}${decision.detail ? ` (${decision.detail})` : ''}; Host ${decision.forwardedHost ?? ''}, target ${decision.forwardedTarget ?? ''}` });
@@ -328,6 +348,10 @@ function hintFor(model: Model, snapshot: Snapshot, d: TraceDecision, req: TraceR
       return registryHint(model, host, req.port, 'http');
     case 'cluster_not_found':
       return noClusterHint(model, d.cluster ?? '');
+    case 'no_healthy_upstream': {
+      const c = snapshot.clusters.find((x) => x.name === d.cluster);
+      return c !== undefined ? noEndpointHint(model, c) : 'the cluster has no usable endpoint';
+    }
     case 'ssrf_denied':
       return 'the address is loopback/private/link-local/metadata/CGNAT: list it in the ServiceEntry addresses, or run the proxy with --allow-cidr for that range';
     case 'source_address_unavailable':

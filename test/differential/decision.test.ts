@@ -13,6 +13,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { runTrace } from '../../src/cli/trace.js';
 import { parseCidr, type Cidr } from '../../src/net/ip.js';
 import { buildSnapshot } from '../../src/snapshot/build.js';
@@ -20,7 +21,7 @@ import type { TraceRequest } from '../../src/trace/trace.js';
 import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { startFakeDns, type FakeDns } from '../helpers/dns.js';
 import { startNginx, type Nginx } from '../helpers/http.js';
-import { addressEntry } from '../helpers/istio-yaml.js';
+import { addressEntry, httpProxyRouter } from '../helpers/istio-yaml.js';
 import { listen, loopbackAddress, tcpExchange, waitFor } from '../helpers/net.js';
 import { identity, loadYaml } from '../helpers/pipeline.js';
 import { FIXTURES, startGateWithConfig } from '../helpers/tollgate.js';
@@ -40,6 +41,8 @@ interface Case {
   /** Header lines; Host first when given. */
   readonly headers: readonly (readonly [string, string])[];
   readonly label: string;
+  /** Sent to an explicit proxy: `target` is an absolute URL or, for CONNECT, host:port. */
+  readonly viaProxy?: boolean;
 }
 
 interface Fields {
@@ -96,6 +99,8 @@ async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
     const port = gate.port(s.listenerPort);
     for (const c of s.cases) {
       const hostLine = c.headers.find(([n]) => n.toLowerCase() === 'host');
+      const abs = c.viaProxy === true ? /^(https?):\/\/([^/]*)(.*)$/.exec(c.target) : null;
+      const proxied: Partial<TraceRequest> = c.viaProxy !== true ? {} : abs ? { proxyPort: s.listenerPort, scheme: abs[1] === 'https' ? 'tls' : 'http', authority: abs[2] ?? '', target: abs[3] || '/' } : { proxyPort: s.listenerPort, authority: c.target };
       const req: TraceRequest = {
         scheme: 'http',
         host: 'unused',
@@ -108,8 +113,9 @@ async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
         authority: hostLine?.[1] ?? '',
         target: c.target,
         sourceIp: '127.0.0.1',
+        ...proxied,
       };
-      const traced = await runTrace(compiled.model, snapshot, req, { allowCidrs: cidrs, dnsServers: [dns.server], ...(s.sourceAddress !== undefined ? { sourceAddress: s.sourceAddress } : {}) });
+      const traced = await runTrace(compiled.model, snapshot, req, { allowCidrs: cidrs, dnsServers: [dns.server], checkSourceAddresses: true, ...(s.sourceAddress !== undefined ? { sourceAddress: s.sourceAddress } : {}) });
       const d = traced.decision;
       const before = gate.logs.length;
       const res = await tcpExchange('127.0.0.1', port, rawRequest(c), { timeoutMs: 8000 });
@@ -304,6 +310,7 @@ describe('differential: trace and the live proxy decide the same', { skip, concu
   let up: Server;
   let upPort = 0;
   let passthrough: Server;
+  let tunnelEnd: NetServer;
   const passIp = loopbackAddress();
   let total = 0;
   const mismatches: string[] = [];
@@ -320,12 +327,16 @@ describe('differential: trace and the live proxy decide the same', { skip, concu
     upPort = await listen(up, '127.0.0.1');
     passthrough = createServer((_req, res) => res.end('passthrough\n'));
     await listen(passthrough, passIp, 80);
+    // A TLS port that accepts and hangs up: an opened CONNECT tunnel ends at once and is logged.
+    tunnelEnd = createNetServer((sock) => sock.destroy());
+    await listen(tunnelEnd, passIp, 443);
   });
 
   after(async () => {
     await nginx?.stop();
     up?.close();
     passthrough?.close();
+    tunnelEnd?.close();
     await dns?.close();
   });
 
@@ -405,6 +416,37 @@ ${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort
       { target: '/%2Fx', headers: H('edition.cnn.com'), label: 'encoded slash' },
     ];
     const r = await runConfig({ yaml, id: identity('gateway', 'istio-system', { istio: 'egressgateway' }), args: ['--role', 'gateway', '--namespace', 'istio-system', '--labels', 'istio=egressgateway', '--port-map', '80=0,443=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 80, cases }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+  });
+
+  it('egress router http-proxy: CONNECT and absolute-form requests against its allow/deny list', async () => {
+    dns.set('allowed.test', () => ({ addresses: [passIp], ttl: 60 }));
+    dns.set('denied.test', () => ({ addresses: [passIp], ttl: 60 }));
+    dns.set('other.test', () => ({ addresses: [passIp], ttl: 60 }));
+    const yaml = httpProxyRouter(passIp, ['!denied.test', 'allowed.test', `${passIp}/32`]);
+    const P = (target: string, label: string, method = 'GET', host = target.replace(/^https?:\/\//, '').replace(/\/.*$/, '')): Case => ({ method, target, headers: H(host), label, viaProxy: true });
+    const cases: Case[] = [
+      P('http://allowed.test/x', 'absolute-form allowed'),
+      P('http://ALLOWED.TEST./x//y/../z', 'absolute-form, other spelling, normalised path'),
+      P('http://denied.test/', 'absolute-form denied'),
+      P('http://other.test/', 'absolute-form no match'),
+      P('http://nxdomain.test/', 'absolute-form without a DNS answer'),
+      P(`http://${passIp}/`, 'absolute-form IP literal allowed by CIDR'),
+      P('http://10.0.0.1/', 'absolute-form private IP, no entry'),
+      P('https://allowed.test/', 'https target needs TLS origination'),
+      P('http://allowed.test/%2Fx', 'absolute-form encoded slash'),
+      P('denied.test:443', 'CONNECT denied', 'CONNECT'),
+      P('other.test:443', 'CONNECT allowed by the address entry (tunnel opened)', 'CONNECT'),
+      P('allowed.test:443', 'CONNECT allowed by name (tunnel opened)', 'CONNECT'),
+      P('10.0.0.1:443', 'CONNECT to an address no entry allows', 'CONNECT'),
+      P('allowed.test:22', 'CONNECT port not allowed', 'CONNECT'),
+      P('nxdomain.test:443', 'CONNECT without a DNS answer', 'CONNECT'),
+      P('allowed.test', 'CONNECT without a port', 'CONNECT'),
+      P('Denied.Test.:443', 'CONNECT denied, other spelling', 'CONNECT'),
+    ];
+    const r = await runConfig({ yaml, id: identity('router', 'default', { app: 'egress-http-proxy' }), args: ['--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 8080, cases }, dns);
     total += r.total;
     mismatches.push(...r.mismatches);
     assert.deepEqual(r.mismatches, []);

@@ -302,6 +302,66 @@ export function selectExplicitProxyTarget(
 
 const TLS_PORT_PROTOCOLS = new Set(['TLS', 'HTTPS']);
 
+/** Connect timeout of explicit-proxy destinations that have no cluster of their own (ACL mode). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** What a CONNECT host:port on an explicit proxy decides (before the cluster manager dials). */
+export type ConnectDecision =
+  | {
+      readonly allowed: true;
+      readonly cluster: string | Cluster;
+      /** What ORIGINAL_DST dials: the checked address in ACL mode, else the host. */
+      readonly requestedHost: string;
+      /** ACL IP/CIDR allow entries that exempt the address from the SSRF guard. */
+      readonly allowAddresses?: string[];
+      /** Whether the tunnel must carry TLS (a TLS/HTTPS registry port). */
+      readonly tlsRequired: boolean;
+      readonly routeName?: string;
+      readonly cause: Cluster | undefined;
+      /** Report-only mode let through what enforcement would refuse with this reason. */
+      readonly wouldDeny?: string;
+    }
+  | { readonly allowed: false; readonly status: number; readonly flag: 'NR' | 'BLOCKED'; readonly reason: string; readonly why: string };
+
+/**
+ * The CONNECT decision of an explicit_proxy filter, shared by the data plane and `trace`. ACL mode
+ * (egress router http-proxy): the port must be allowed, then the first matching entry decides on
+ * the name and `ip` (the address the name resolved to, or the literal; the caller resolves).
+ * Registry mode: selectExplicitProxyTarget. A port outside the allowed list is a policy refusal
+ * (BLOCKED) in both modes; a host:port no ServiceEntry declares is NR (no route).
+ */
+export function decideConnect(
+  filter: { readonly acl?: readonly AclEntry[]; readonly connectPorts: readonly number[]; readonly sourceAddress?: string; readonly reportOnly?: boolean },
+  snapshot: { registryCluster(host: string, port: number): Cluster | undefined },
+  host: string,
+  port: number,
+  ip: string | undefined,
+  connectTimeoutMs: number,
+): ConnectDecision {
+  if (!filter.connectPorts.includes(port)) return { allowed: false, status: 403, flag: 'BLOCKED', reason: 'connect_port_not_allowed', why: `CONNECT port ${port} is not one of the allowed ports ${filter.connectPorts.join(',')}` };
+  const acl = filter.acl;
+  if (acl === undefined) {
+    const d = selectExplicitProxyTarget(snapshot, filter.connectPorts, host, port, filter.reportOnly === true ? { sourceAddress: filter.sourceAddress } : undefined);
+    if (!d.allowed) return { allowed: false, status: d.status, flag: d.flag ?? 'NR', reason: d.reason, why: d.why };
+    const c = d.cluster!;
+    // Report-only: the ad-hoc cluster itself is dialed; a CONNECT tunnel is TLS by convention, its SNI is not checked.
+    if (d.wouldDeny !== undefined) return { allowed: true, cluster: c, requestedHost: host, tlsRequired: false, cause: c, wouldDeny: d.wouldDeny };
+    return { allowed: true, cluster: c.name, requestedHost: host, tlsRequired: TLS_PORT_PROTOCOLS.has(c.protocol.toUpperCase()), cause: c };
+  }
+  const entry = aclDecide(acl, host, ip);
+  if (!entry) return { allowed: false, status: 403, flag: 'BLOCKED', reason: 'acl_no_match', why: `${host} (${ip ?? 'no address'}) matches no EGRESS_HTTP_PROXY_DESTINATION entry` };
+  if (entry.deny) return { allowed: false, status: 403, flag: 'BLOCKED', reason: 'acl_denied', why: `${host} (${ip ?? 'no address'}) denied by "!${entry.pattern}"` };
+  return {
+    allowed: true,
+    cluster: aclCluster(host, port, filter.sourceAddress, connectTimeoutMs),
+    requestedHost: ip ?? host,
+    ...(ip !== undefined && aclAllowsAddress(acl, ip) ? { allowAddresses: [ip] } : {}),
+    tlsRequired: false,
+    routeName: `acl:${entry.pattern}`,
+    cause: undefined,
+  };
+}
+
 /**
  * Registry-mode decision for an absolute-form request (`GET http://host[:port]/...`) on an explicit
  * proxy (`acl` absent): the snapshot must carry a cluster for host:port (port: the target's, else

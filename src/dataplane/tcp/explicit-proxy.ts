@@ -24,18 +24,21 @@ import type { HttpParseError } from '../http/errors.js';
 import type { RequestHead } from '../http/head.js';
 import { simpleResponse } from '../http/serialize.js';
 import { normalizeHost, splitHostPort } from '../../net/hostname.js';
-import type { Cluster, ExplicitProxy } from '../../snapshot/types.js';
+import type { ExplicitProxy } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
 import { hostPort, type AccessLogRecord } from '../observe/access-log.js';
 import type { IstioLabels } from '../observe/istio-metrics.js';
 import { peekClientHello, inspectorReason } from '../listener/peek.js';
-import { aclAllowsAddress, aclCluster, aclDecide, selectExplicitProxyTarget, WOULD_DENY_REASON } from '../route/select.js';
-import type { ResponseFlag, UpstreamFailure } from '../upstream/failure.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, decideConnect, WOULD_DENY_REASON } from '../route/select.js';
+import { connectStatusForFailure, type ResponseFlag, type UpstreamFailure } from '../upstream/failure.js';
 import { resetSocket, Tunnel } from './pipe.js';
 import { baseRecord } from './tcp-proxy.js';
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-const TLS_PROTOCOLS = new Set(['TLS', 'HTTPS']);
+/** The reason an explicit-proxy listener logs for a request head its parser refuses (CONNECT or not). */
+export function explicitProxyParseReason(e: HttpParseError): string {
+  return e.code === 'TG_HTTP_CONNECT_BODY' ? 'connect_with_body' : 'http_bad_request';
+}
+
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 
 export function handleExplicitProxy(conn: DownstreamConnection, filter: ExplicitProxy, http: HttpConnectionHandler | undefined, onTunnel?: (t: Tunnel) => void): void {
@@ -121,7 +124,7 @@ class ConnectSession {
     const pe = this.parseError as HttpParseError | undefined;
     if (pe) {
       this.detach();
-      this.deny(pe.status, pe.code === 'TG_HTTP_CONNECT_BODY' ? 'connect_with_body' : 'http_bad_request', 'DPE', pe.message);
+      this.deny(pe.status, explicitProxyParseReason(pe), 'DPE', pe.message);
       return;
     }
     if (this.head === undefined) return;
@@ -207,40 +210,20 @@ class ConnectSession {
     const conn = this.conn;
     const services = conn.services;
     this.labels = { ...this.labels, destinationService: host };
-    let cluster: string | Cluster;
-    let requestedHost = host;
-    let allowAddresses: string[] | undefined;
-    let tlsRequired = true;
-    if (f.acl) {
-      if (!f.connectPorts.includes(port)) return this.deny(403, 'connect_port_not_allowed', 'BLOCKED', `CONNECT port ${port} is not one of ${f.connectPorts.join(',')}`);
-      let ip: string | undefined = isIp ? host : undefined;
-      if (!isIp) {
-        const d = await services.clusters.dns.resolve(host, 'V4_ONLY');
-        if (!d.ok) return this.deny(502, 'dns_resolution_failed', 'DF', d.message);
-        ip = d.addresses[0];
-      }
-      const entry = aclDecide(f.acl, host, ip);
-      if (!entry) return this.deny(403, 'acl_no_match', 'BLOCKED', `${host} (${ip}) matches no EGRESS_HTTP_PROXY_DESTINATION entry`);
-      if (entry.deny) return this.deny(403, 'acl_denied', 'BLOCKED', `${host} (${ip}) denied by "!${entry.pattern}"`);
-      if (ip !== undefined && aclAllowsAddress(f.acl, ip)) allowAddresses = [ip];
-      requestedHost = ip ?? host;
-      tlsRequired = false;
-      cluster = aclCluster(host, port, f.sourceAddress, DEFAULT_CONNECT_TIMEOUT_MS);
-      this.record.route_name = `acl:${entry.pattern}`;
-    } else {
-      const d = selectExplicitProxyTarget(conn.snapshot, f.connectPorts, host, port, f.reportOnly === true ? { sourceAddress: f.sourceAddress } : undefined);
-      if (!d.allowed) return this.deny(d.status, d.reason, 'NR', d.why);
-      if (d.wouldDeny !== undefined) {
-        // Report-only: a CONNECT tunnel is TLS by convention (HTTPS_PROXY); its SNI is not checked.
-        cluster = d.cluster!;
-        tlsRequired = false;
-        this.record.tollgate_reason = WOULD_DENY_REASON; // replaced if the tunnel is then refused (ssrf_denied, ...)
-      } else {
-        cluster = d.cluster!.name;
-        tlsRequired = TLS_PROTOCOLS.has(d.cluster!.protocol.toUpperCase());
-      }
-      this.labels = { ...this.labels, destinationService: d.cluster!.serviceHost, ...(d.cluster!.origin?.namespace ? { destinationNamespace: d.cluster!.origin.namespace } : {}) };
+    // ACL mode checks the address too: resolve the name first (the port check comes before DNS).
+    let ip: string | undefined = isIp ? host : undefined;
+    if (f.acl && !isIp && f.connectPorts.includes(port)) {
+      const r = await services.clusters.dns.resolve(host, 'V4_ONLY');
+      if (!r.ok) return this.deny(502, 'dns_resolution_failed', 'DF', r.message);
+      ip = r.addresses[0];
     }
+    const d = decideConnect(f, conn.snapshot, host, port, ip, DEFAULT_CONNECT_TIMEOUT_MS);
+    if (!d.allowed) return this.deny(d.status, d.reason, d.flag, d.why);
+    const { cluster, requestedHost, allowAddresses, tlsRequired } = d;
+    if (d.wouldDeny !== undefined) this.record.tollgate_reason = WOULD_DENY_REASON; // replaced if the tunnel is then refused (ssrf_denied, ...)
+    if (d.routeName !== undefined) this.record.route_name = d.routeName;
+    const c = d.cause;
+    if (c !== undefined) this.labels = { ...this.labels, destinationService: c.serviceHost, ...(c.origin?.namespace ? { destinationNamespace: c.origin.namespace } : {}) };
     this.record.upstream_cluster = typeof cluster === 'string' ? cluster : cluster.name;
     const ns = services.clusters.callerNamespace(conn.remoteAddress);
     if (ns !== undefined) this.labels = { ...this.labels, sourceNamespace: ns };
@@ -343,7 +326,7 @@ class ConnectSession {
   }
 
   private denyFailure(f: UpstreamFailure): void {
-    const status = f.flag === 'BLOCKED' ? 403 : f.flag === 'DF' ? 502 : f.flag === 'NC' || f.flag === 'NR' ? 403 : 503;
+    const status = connectStatusForFailure(f);
     if (f.upstreamHost !== undefined) this.record.upstream_host = f.upstreamHost;
     if (f.upstreamLocalAddress !== undefined) this.record.upstream_local_address = f.upstreamLocalAddress;
     this.deny(status, f.reason, f.flag, f.detail);

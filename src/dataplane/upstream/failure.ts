@@ -35,6 +35,11 @@ export function statusForFailure(f: UpstreamFailure): number {
   return f.flag === 'BLOCKED' ? 403 : 503;
 }
 
+/** The status a CONNECT client gets for an upstream failure (a DNS failure is a bad gateway there). */
+export function connectStatusForFailure(f: UpstreamFailure): number {
+  return f.flag === 'BLOCKED' ? 403 : f.flag === 'DF' ? 502 : f.flag === 'NC' || f.flag === 'NR' ? 403 : 503;
+}
+
 /** Maps a socket error from connect() to a failure. */
 export function connectErrorFailure(err: NodeJS.ErrnoException, cluster: string, upstreamHost: string, local: string | undefined): UpstreamFailure {
   const extra = { cluster, upstreamHost, ...(local !== undefined ? { upstreamLocalAddress: local } : {}) };
