@@ -184,8 +184,13 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     }
   }
   const destinationIp = originalDst?.ip ?? (req.scheme === 'tcp' ? host : undefined);
-  const choice = selectFilterChain(listener, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(destinationIp !== undefined ? { destinationIp } : {}), ...(originalDst ? { destinationPort: originalDst.port } : {}) });
-  if (!choice.chain) return fail('NR', `no filter chain matches on ${listener.listener.name} (${choice.why})`, `no route for ${sni ?? host}:${req.port} on this proxy`);
+  const facts = { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(destinationIp !== undefined ? { destinationIp } : {}), ...(originalDst ? { destinationPort: originalDst.port } : {}) };
+  const choice = selectFilterChain(listener, facts);
+  const denied = (flag: string, reason: string): TraceDecision => ({ status: null, flag, reason, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null });
+  if (!choice.chain) {
+    const outcome = denyOutcome(undefined, facts);
+    return { ...fail(outcome.flag, `${outcome.reason}: no filter chain matches on ${listener.listener.name} (${choice.why})`, `no route for ${sni ?? host}:${req.port} on this proxy`), decision: denied(outcome.flag, outcome.reason) };
+  }
   const chain = choice.chain;
   steps.push({ step: 'filter chain', value: `${chain.name} (${chain.filter.type})`, detail: choice.why, ...(chain.origin ? { origin: chain.origin } : {}) });
   const filter = chain.filter;
@@ -193,7 +198,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   if (filter.type === 'deny') {
     const outcome = denyOutcome(chain, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}) });
     const blocked = outcome.flag === 'BLOCKED';
-    return fail(outcome.flag, `${outcome.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, filter.reason, sni ?? host, req.port));
+    return { ...fail(outcome.flag, `${outcome.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, filter.reason, sni ?? host, req.port)), decision: denied(outcome.flag, outcome.reason) };
   }
   if (filter.type === 'explicit_proxy') {
     steps.push({ step: 'explicit proxy', value: filter.statPrefix, detail: `CONNECT/absolute-form requests are checked against ${filter.acl ? 'the router allow/deny list' : 'the registry'}` });

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { runTrace } from '../../src/cli/trace.js';
 import { parseCidr, type Cidr } from '../../src/net/ip.js';
 import { buildSnapshot } from '../../src/snapshot/build.js';
@@ -43,6 +44,8 @@ interface Case {
   readonly label: string;
   /** Sent to an explicit proxy: `target` is an absolute URL or, for CONNECT, host:port. */
   readonly viaProxy?: boolean;
+  /** A TLS connection instead of an HTTP request: the ClientHello carries this SNI (none when null). */
+  readonly tlsSni?: string | null;
 }
 
 interface Fields {
@@ -115,10 +118,11 @@ async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
         sourceIp: '127.0.0.1',
         ...proxied,
       };
+      if (c.tlsSni !== undefined) Object.assign(req, { scheme: 'tls', host: c.tlsSni ?? '127.0.0.1', ...(c.tlsSni !== null ? { sni: c.tlsSni } : {}) });
       const traced = await runTrace(compiled.model, snapshot, req, { allowCidrs: cidrs, dnsServers: [dns.server], checkSourceAddresses: true, ...(s.sourceAddress !== undefined ? { sourceAddress: s.sourceAddress } : {}) });
       const d = traced.decision;
       const before = gate.logs.length;
-      const res = await tcpExchange('127.0.0.1', port, rawRequest(c), { timeoutMs: 8000 });
+      const res = c.tlsSni !== undefined ? await tlsHello(port, c.tlsSni) : await tcpExchange('127.0.0.1', port, rawRequest(c), { timeoutMs: 8000 });
       const rec = await waitFor(() => gate.logs[before], 4000, `access log for ${c.label}`);
       const live = fromLog(rec);
       if (s.forbiddenBody !== undefined && res.data.includes(s.forbiddenBody)) bypasses.push(`${c.label}: ${JSON.stringify(c.target)} reached the upstream's /admin`);
@@ -144,6 +148,20 @@ async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
     cfg.cleanup();
   }
   return { total: s.cases.length, mismatches, bypasses };
+}
+
+/** Opens a TLS connection (the peer behind hangs up at once) and waits until it is closed. */
+function tlsHello(port: number, sni: string | null): Promise<{ data: string }> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(sni !== null ? { servername: sni } : {}) });
+    const timer = setTimeout(() => s.destroy(), 8000);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve({ data: '' });
+    };
+    s.on('error', done);
+    s.on('close', done);
+  });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -447,6 +465,47 @@ ${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort
       P('Denied.Test.:443', 'CONNECT denied, other spelling', 'CONNECT'),
     ];
     const r = await runConfig({ yaml, id: identity('router', 'default', { app: 'egress-http-proxy' }), args: ['--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 8080, cases }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+  });
+
+  it('TLS passthrough by SNI: case, trailing dot, missing and unknown names', async () => {
+    dns.set('allowed.test', () => ({ addresses: [passIp], ttl: 60 }));
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: allowed, namespace: egress}
+spec: {hosts: [allowed.test, nxdomain.test], ports: [{number: 443, name: tls, protocol: TLS}], resolution: DNS}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: egress}
+spec:
+  selector: {istio: egressgateway}
+  servers: [{port: {number: 443, name: tls, protocol: TLS}, hosts: [allowed.test, nxdomain.test], tls: {mode: PASSTHROUGH}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: allowed, namespace: egress}
+spec:
+  hosts: [allowed.test, nxdomain.test]
+  gateways: [egress/egress]
+  tls:
+  - match: [{port: 443, sniHosts: [allowed.test]}]
+    route: [{destination: {host: allowed.test, port: {number: 443}}}]
+  - match: [{port: 443, sniHosts: [nxdomain.test]}]
+    route: [{destination: {host: nxdomain.test, port: {number: 443}}}]
+`;
+    const T = (sni: string | null, label: string): Case => ({ target: '', headers: [], label, tlsSni: sni });
+    const cases: Case[] = [
+      T('allowed.test', 'SNI routed'),
+      T('ALLOWED.Test', 'SNI upper case'),
+      T('allowed.test.', 'SNI trailing dot'),
+      T('evil.test', 'SNI not routed'),
+      T('nxdomain.test', 'SNI routed, no DNS answer'),
+      T(null, 'no SNI'),
+    ];
+    const r = await runConfig({ yaml, id: gw, args: ['--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '443=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 443, cases }, dns);
     total += r.total;
     mismatches.push(...r.mismatches);
     assert.deepEqual(r.mismatches, []);
