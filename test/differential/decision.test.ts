@@ -46,6 +46,8 @@ interface Case {
   readonly viaProxy?: boolean;
   /** A TLS connection instead of an HTTP request: the ClientHello carries this SNI (none when null). */
   readonly tlsSni?: string | null;
+  /** What the live proxy must log, whatever trace says (the security properties themselves). */
+  readonly expect?: Partial<Fields>;
 }
 
 interface Fields {
@@ -140,6 +142,9 @@ async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
         // A forward from the OS default address leaves from the loopback default (127.0.0.1).
         sourceAddress: d.sourceAddress ?? (d.upstreamHost !== null && live.sourceAddress !== null && d.flag === '-' ? '127.0.0.1' : null),
       };
+      for (const [k, v] of Object.entries(c.expect ?? {}) as [keyof Fields, unknown][]) {
+        if (live[k] !== v) mismatches.push(`${c.label}: live ${k} ${JSON.stringify(live[k])}, must be ${JSON.stringify(v)}`);
+      }
       const diff = (Object.keys(want) as (keyof Fields)[]).filter((k) => want[k] !== live[k]);
       if (diff.length > 0) mismatches.push(`${c.label} ${JSON.stringify(c.target)} ${JSON.stringify(c.headers)}: ${diff.map((k) => `${k} trace=${JSON.stringify(want[k])} live=${JSON.stringify(live[k])}`).join(', ')}`);
     }
@@ -270,8 +275,8 @@ const OTHER_CASES: readonly Case[] = [
   { target: '/x', headers: H('APP.TEST'), label: 'host upper case' },
   { target: '/x', headers: H('app.test.'), label: 'host trailing dot' },
   { target: '/x', headers: H('App.Test.:80'), label: 'host case+dot+port' },
-  { target: '/x', headers: H('app.test:80'), label: 'host :80' },
-  { target: '/x', headers: H('app.test:8080'), label: 'authority match sees the port' },
+  { target: '/x', headers: H('app.test:80'), label: 'host :80', expect: { cluster: 'outbound|80||app.test' } },
+  { target: '/x', headers: H('app.test:8080'), label: 'authority match sees the port', expect: { cluster: 'outbound|80||prod.test' } },
   { target: '/x', headers: H('APP.test.:8080'), label: 'authority match on the canonical authority' },
   { target: '/admin', headers: H('app.test:8080'), label: 'deny before the port route' },
   { target: '/x', headers: H('alt.test'), label: 'second host of the VirtualService' },
@@ -288,10 +293,10 @@ const OTHER_CASES: readonly Case[] = [
   { target: 'http://APP.TEST./x', headers: H('app.test'), label: 'absolute-form case and dot' },
   { target: 'http://app.test:8080/x', headers: H('app.test'), label: 'absolute-form port' },
   // headers: repeated, case, spacing
-  { target: '/x', headers: H('app.test', ['x-env', 'prod']), label: 'header match' },
+  { target: '/x', headers: H('app.test', ['x-env', 'prod']), label: 'header match', expect: { cluster: 'outbound|80||prod.test' } },
   { target: '/x', headers: H('app.test', ['X-ENV', 'prod']), label: 'header name case' },
-  { target: '/x', headers: H('app.test', ['x-env', 'dev'], ['x-env', 'prod']), label: 'repeated header, prod second' },
-  { target: '/x', headers: H('app.test', ['x-env', 'prod'], ['x-env', 'dev']), label: 'repeated header, prod first' },
+  { target: '/x', headers: H('app.test', ['x-env', 'dev'], ['x-env', 'prod']), label: 'repeated header, prod second', expect: { cluster: 'outbound|80||app.test' } },
+  { target: '/x', headers: H('app.test', ['x-env', 'prod'], ['x-env', 'dev']), label: 'repeated header, prod first', expect: { cluster: 'outbound|80||app.test' } },
   { target: '/x', headers: H('app.test', ['x-env', 'prod'], ['X-Env', 'prod']), label: 'repeated header, same value' },
   { target: '/x', headers: H('app.test', ['x-env', 'Prod']), label: 'header value case' },
   { target: '/x', headers: H('app.test', ['x-env', 'prod,dev']), label: 'header list value' },
@@ -403,10 +408,10 @@ spec:
 ${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort })}`;
     const cases: Case[] = [
       { target: '/', headers: H('steer.test'), label: 'passthrough by name' },
-      { target: '/', headers: H('steer.test:8080'), label: 'port in Host is not dialed' },
-      { target: '/', headers: H('steer.test:22'), label: 'port 22 in Host is not dialed' },
-      { target: '/', headers: H(`${passIp}:8080`), label: 'IP literal with a port' },
-      { target: 'http://steer.test:8443/', headers: H('steer.test'), label: 'absolute-form port is not dialed' },
+      { target: '/', headers: H('steer.test:8080'), label: 'port in Host is not dialed', expect: { upstreamHost: `${passIp}:80`, status: 200 } },
+      { target: '/', headers: H('steer.test:22'), label: 'port 22 in Host is not dialed', expect: { upstreamHost: `${passIp}:80` } },
+      { target: '/', headers: H(`${passIp}:8080`), label: 'IP literal with a port', expect: { upstreamHost: `${passIp}:80` } },
+      { target: 'http://steer.test:8443/', headers: H('steer.test'), label: 'absolute-form port is not dialed', expect: { upstreamHost: `${passIp}:80` } },
       { target: '/', headers: H('metadata.test'), label: 'metadata address from DNS' },
       { target: '/', headers: H('10.0.0.1'), label: 'private IP literal' },
       { target: '/', headers: H('0xa9fea9fe'), label: 'hex metadata address' },
