@@ -276,7 +276,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   }
   const broken = describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail);
   // The connection's outcome, as tcp-proxy.ts gets it from the cluster manager.
-  const l4 = decideL4(clusters, { snapshot: compiled, requestedHost: sni, requestedPort: listener.listener.port, downstreamIp: req.sourceIp }, env.clusters);
+  const l4 = decideL4(clusters, { snapshot: compiled, requestedHost: sni, requestedPort: listener.listener.port, originalDestination: originalDst, downstreamIp: req.sourceIp }, env.clusters);
   return withDecision(broken, l4.decision, l4.later, model, req, host, snapshot, undefined, fail, steps);
 }
 
