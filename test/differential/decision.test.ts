@@ -186,6 +186,18 @@ function pathCases(host: string): Case[] {
   return PATH_VARIANTS.map((p, i) => ({ target: p, headers: [['Host', host]], label: `path#${i}` }));
 }
 
+/** The Gateway egress/egress (istio: egressgateway) with one server (flow YAML), followed by `---`. */
+function egressGatewayYaml(server: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: egress}
+spec:
+  selector: {istio: egressgateway}
+  servers: [${server}]
+---
+`;
+}
+
 function egressYaml(level: string | undefined, nginxPort: number, upPort: number): string {
   const mesh = level === undefined ? '' : `apiVersion: v1
 kind: ConfigMap
@@ -211,14 +223,7 @@ kind: ServiceEntry
 metadata: {name: dns, namespace: egress}
 spec: {hosts: [dns.test, nxdomain.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: DNS}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
+${egressGatewayYaml('{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}')}apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: app, namespace: egress}
 spec:
@@ -482,14 +487,7 @@ kind: ServiceEntry
 metadata: {name: allowed, namespace: egress}
 spec: {hosts: [allowed.test, nxdomain.test], ports: [{number: 443, name: tls, protocol: TLS}], resolution: DNS}
 ---
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: egress}
-spec:
-  selector: {istio: egressgateway}
-  servers: [{port: {number: 443, name: tls, protocol: TLS}, hosts: [allowed.test, nxdomain.test], tls: {mode: PASSTHROUGH}}]
----
-apiVersion: networking.istio.io/v1
+${egressGatewayYaml('{port: {number: 443, name: tls, protocol: TLS}, hosts: [allowed.test, nxdomain.test], tls: {mode: PASSTHROUGH}}')}apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: allowed, namespace: egress}
 spec:
