@@ -22,7 +22,6 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
-import { authorizeHttp, authzConnectionOf, type AuthzConnection } from '../authz/apply.js';
 import type { CompiledSnapshot } from '../route/compile.js';
 import { addrPort, type DownstreamConnection } from '../context.js';
 import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
@@ -30,11 +29,13 @@ import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { connectionRecord, isoTime } from './access.js';
 import { ActiveStream } from './active-stream.js';
 import type { HttpParseError } from './errors.js';
-import { chainOf, type CompiledFilterChain, type FilterPlan, type FilterSharedState } from './filter-chain.js';
+import type { FilterSharedState } from './filter-chain.js';
 import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
-import { RouterContext, type Decision } from '../route/http-route.js';
+import type { RouterContext } from '../route/http-route.js';
+import { RouteBinding } from './route-binding.js';
+import { H2Session, h2Preface } from './h2-session.js';
 import { errorResponse, simpleResponse } from './serialize.js';
 import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
 
@@ -52,11 +53,10 @@ function noop(): void {}
 export class HttpSession implements HttpParserHandler<RequestHead>, EngineSession, DownstreamConn {
   readonly socket: Socket;
   readonly parser: HttpParser<'request'>;
-  router: RouterContext;
+  private readonly binding: RouteBinding;
   readonly remoteAddress: string;
   readonly remoteText: string;
   readonly localText: string;
-  readonly authzConnection: AuthzConnection;
   readonly sni: string | null;
   readonly tls: boolean;
   readonly sourceNamespace: string | undefined;
@@ -65,8 +65,6 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   lastActivity: number;
 
   private stream: DownstreamStream | null = null;
-  /** The HTTP filter chain of this connection's listener, on the router's snapshot. */
-  private chain: CompiledFilterChain;
   private state = HEAD;
   private pending: Buffer | null = null;
   private inFeed = false;
@@ -79,6 +77,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   private reqStartPerf = 0;
   private draining = false;
   private connectHead: RequestHead | undefined = undefined;
+  /** Bytes read before the codec is known (HTTP/2 preface or HTTP/1.x); null once decided. */
+  private sniff: Buffer | null;
 
   /**
    * `proxy`: an explicit-proxy connection (HttpEngine.handleExplicitProxy): requests are decided by
@@ -101,12 +101,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.sni = conn.sni ?? null;
     this.tls = conn.tls || conn.chain.tls !== undefined;
     this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
-    this.authzConnection = authzConnectionOf(conn);
-    this.router =
-      proxy === undefined
-        ? new RouterContext(conn.snapshot, conn.snapshot.routeTables.get(filter.routeConfigName), conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace)
-        : new ExplicitProxyRouter(conn.snapshot, proxy, conn.listener.listener.name, conn.chain.name, engine.services.clusters.dns, conn.listenerPort, this.tls, opts.encodedSlash, Math.random, this.sourceNamespace);
-    this.chain = chainOf(conn.snapshot, proxy ?? filter, filterShared);
+    this.sniff = proxy === undefined ? Buffer.alloc(0) : null;
+    this.binding = new RouteBinding(conn, filter, filterShared, engine.services, opts, this.tls, this.sourceNamespace, proxy);
     const now = engine.sweeper.now;
     this.lastActivity = now;
     // Header timeout for the first request runs from the accept (a silent client is closed).
@@ -121,27 +117,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     socket.resume();
   }
 
-  /**
-   * Each request routes on the listener's current snapshot, so a VirtualService edit reaches
-   * keep-alive connections at their next request. Route table and clusters always come from the
-   * same snapshot; if the new one no longer has this connection's route table, the connection
-   * keeps its old snapshot until it closes.
-   */
-  private refreshRouter(): void {
-    const snap = this.conn.currentSnapshot();
-    if (snap === this.router.snapshot) return;
-    const r = this.router.rebind(snap, this.filter.routeConfigName);
-    if (r === undefined) return;
-    this.router = r;
-    if (r instanceof ExplicitProxyRouter) this.chain = chainOf(snap, r.proxy, this.filterShared);
-    else {
-      const f = snap.listeners.get(this.conn.listener.listener.name)?.listener;
-      const hcm = f === undefined ? undefined : [...f.filterChains, ...(f.defaultFilterChain ? [f.defaultFilterChain] : [])].find((c) => c.name === this.conn.chain.name)?.filter;
-      this.chain = chainOf(snap, hcm !== undefined && hcm.type === 'http' ? hcm : this.filter, this.filterShared);
-    }
+  get router(): RouterContext {
+    return this.binding.router;
   }
-
-  private readonly planOf = (d: Decision): FilterPlan => this.chain.plan(d.route);
 
   get originalDestination(): { readonly ip: string; readonly port: number } | undefined {
     return this.conn.originalDestination;
@@ -169,6 +147,22 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   private readonly onData = (chunk: Buffer): void => {
     if (this.state >= LINGER) return; // closing: discard
     this.lastActivity = this.engine.sweeper.now;
+    if (this.sniff !== null) {
+      // The first bytes of the connection: an HTTP/2 preface (prior knowledge) goes to the HTTP/2 codec.
+      const buf: Buffer = this.sniff.length === 0 ? chunk : Buffer.concat([this.sniff, chunk]);
+      const p = h2Preface(buf);
+      if (p === 'more') {
+        this.sniff = buf;
+        this.headBytes = buf.length;
+        return;
+      }
+      this.sniff = null;
+      if (p === 'h2') {
+        this.handOffH2(buf);
+        return;
+      }
+      chunk = buf;
+    }
     if (this.state === IDLE) {
       this.state = HEAD;
       this.deadline = this.lastActivity + this.engine.opts.headerTimeoutMs;
@@ -299,12 +293,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     if (!this.reqStarted) this.markRequestStart();
     const ex = new ActiveStream(this, head, this.reqStartMs, this.reqStartPerf);
     this.stream = ex;
-    this.refreshRouter();
-    this.router.route(ex.decision, head);
-    // RBAC runs before the route's filters (Envoy's order): a denial skips faults and rate limits.
-    const verdict = authorizeHttp(this.router.snapshot.snapshot.policy.authorization, this.authzConnection, this.router, ex.decision);
-    if (verdict !== undefined) this.engine.services.metrics.authorized(verdict);
-    ex.start(this.planOf);
+    this.binding.decide(ex.decision, head);
+    ex.start(this.binding.planOf);
   }
 
   onBody(chunk: Buffer): void {
@@ -451,6 +441,16 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     if (p !== null && p.length > 0) up.write(p);
     this.socketPaused = false;
     new Tunnel(s, up, { idleTimeoutMs: this.engine.opts.upgradeIdleTimeoutMs, onEnd: (r) => ex.onTunnelEnd(r) });
+  }
+
+  /** The connection speaks HTTP/2 (prior knowledge): the HTTP/2 connection manager takes the socket. */
+  private handOffH2(first: Buffer): void {
+    const s = this.socket;
+    this.state = CLOSED;
+    this.detachSocket();
+    s.pause();
+    s.unshift(first);
+    new H2Session(this.engine, this.filterShared, this.conn, this.filter, this.tls, this.sourceNamespace);
   }
 
   /**

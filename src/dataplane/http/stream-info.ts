@@ -38,11 +38,16 @@ export class StreamInfo implements RequestHeadFacts {
   upstreamServiceTime: number | null = null;
   routeName: string | null = null;
 
+  /** As logged: from the request line for HTTP/1.x; the HTTP/2 codec sets 'HTTP/2'. */
+  protocol: string;
+
   constructor(
     readonly head: RequestHead,
     readonly startMs: number,
     readonly startPerf: number,
-  ) {}
+  ) {
+    this.protocol = head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
+  }
 
   /** Sets the outcome of a failed or locally answered request (a flag other than '-' is kept over '-'). */
   fail(flags: string, reason: string | undefined, detail: string | undefined): void {
@@ -58,7 +63,7 @@ export class StreamInfo implements RequestHeadFacts {
       method: head.method,
       authority: head.authority ?? null,
       path: head.path,
-      protocol: head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0',
+      protocol: this.protocol,
       response_code: this.responseCode,
       response_flags: this.flags,
       bytes_received: this.bytesReceived,
@@ -92,7 +97,7 @@ export class StreamInfo implements RequestHeadFacts {
     const ust = this.upstreamServiceTime;
     let line =
       `{"start_time":"${isoTime(this.startMs)}","method":"${head.method}","authority":${head.authority === undefined ? 'null' : `"${head.authority}"`},"path":${jsonString(head.path)},` +
-      `"protocol":"${head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0'}","response_code":${this.responseCode},"response_flags":"${this.flags}",` +
+      `"protocol":"${this.protocol}","response_code":${this.responseCode},"response_flags":"${this.flags}",` +
       `"bytes_received":${this.bytesReceived},"bytes_sent":${this.bytesSent},"duration":${Math.floor(durationMs)},` +
       `"upstream_host":${this.upstreamHost === null ? 'null' : `"${this.upstreamHost}"`},"upstream_cluster":${jsonString(this.upstreamCluster)},` +
       `"upstream_local_address":${this.upstreamLocal === null ? 'null' : `"${this.upstreamLocal}"`},"downstream_remote_address":"${d.remoteText}",` +
