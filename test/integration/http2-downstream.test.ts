@@ -6,6 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ServerResponse } from 'node:http';
 import * as http2 from 'node:http2';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { header, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
@@ -18,15 +19,16 @@ const ready = haveTool('curl') && haveTool('h2load');
 const skip = ready ? false : 'needs curl and h2load (nghttp2-client)';
 if (!ready && isCI) throw new Error(`http2-downstream: ${skip}; CI=true`);
 
-function config(echo: HttpUpstream): string {
+function config(echo: HttpUpstream, grpc: HttpUpstream): string {
   return (
     targetPortEntry('echo', 'edge', 'echo.test', [echo.host], echo.port, true) +
+    targetPortEntry('grpc', 'edge', 'grpc.test', [grpc.host], grpc.port, true) +
     `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: edge}
 spec:
   selector: {istio: egressgateway}
-  servers: [{port: {number: 80, name: grpc, protocol: GRPC}, hosts: [echo.test]}]
+  servers: [{port: {number: 80, name: grpc, protocol: GRPC}, hosts: [echo.test, grpc.test]}]
 ---
 ` +
     virtualService('echo', 'edge', ['echo.test'], ['gw'], `http:
@@ -34,6 +36,9 @@ spec:
   match: [{uri: {prefix: /fault}}]
   fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
   route: [{destination: {host: echo.test, port: {number: 80}}}]
+- name: grpc
+  match: [{authority: {exact: grpc.test}}]
+  route: [{destination: {host: grpc.test, port: {number: 80}}}]
 - name: default
   route: [{destination: {host: echo.test, port: {number: 80}}}]`)
   );
@@ -42,7 +47,16 @@ spec:
 interface H2Answer {
   status: number;
   headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders | undefined;
   body: string;
+}
+
+/** An HTTP/1.1 upstream answering gRPC-shaped: a chunked body, then `grpc-status` in the trailers. */
+function grpcShaped(_req: unknown, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status, grpc-message' });
+  res.write(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+  res.addTrailers({ 'grpc-status': '7', 'grpc-message': 'denied by test' });
+  res.end();
 }
 
 function h2request(port: number, headers: http2.OutgoingHttpHeaders, body?: string): Promise<H2Answer> {
@@ -52,6 +66,8 @@ function h2request(port: number, headers: http2.OutgoingHttpHeaders, body?: stri
     const req = client.request(headers, { endStream: body === undefined });
     let status = 0;
     let got: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    req.on('trailers', (t) => (trailers = t));
     let text = '';
     req.on('response', (h) => {
       got = h;
@@ -61,7 +77,7 @@ function h2request(port: number, headers: http2.OutgoingHttpHeaders, body?: stri
     req.on('data', (d: string) => (text += d));
     req.on('end', () => {
       client.close();
-      resolve({ status, headers: got, body: text });
+      resolve({ status, headers: got, trailers, body: text });
     });
     req.on('error', (e) => {
       client.close();
@@ -73,13 +89,15 @@ function h2request(port: number, headers: http2.OutgoingHttpHeaders, body?: stri
 
 describe('HTTP/2 downstream (h2c prior knowledge)', { skip, concurrency: false }, () => {
   let echo: HttpUpstream;
+  let grpc: HttpUpstream;
   let gate: TestGate;
   let port: number;
   let cfg: { path: string; cleanup(): void };
 
   before(async () => {
     echo = await startHttpUpstream(loopbackAddress());
-    cfg = tempConfig(config(echo));
+    grpc = await startHttpUpstream(loopbackAddress(), 0, grpcShaped);
+    cfg = tempConfig(config(echo, grpc));
     gate = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS], { httpHandler: httpEngine({ headerTimeoutMs: 2000, upstreamIdleTimeoutMs: 5000 }) });
     port = gate.port(80);
   });
@@ -87,6 +105,7 @@ describe('HTTP/2 downstream (h2c prior knowledge)', { skip, concurrency: false }
   after(async () => {
     await gate?.stop();
     await echo?.close();
+    await grpc?.close();
     cfg?.cleanup();
   });
 
@@ -125,6 +144,15 @@ describe('HTTP/2 downstream (h2c prior knowledge)', { skip, concurrency: false }
     assert.equal(rec.response_flags, 'FI');
     const b = await h2request(port, { ':path': '/', ':authority': 'other.test' });
     assert.equal(b.status, 404);
+  });
+
+  it('response trailers from the upstream (grpc-status) reach the h2 client as trailers', async () => {
+    const r = await h2request(port, { ':method': 'POST', ':path': '/pkg.Svc/Call', ':authority': 'grpc.test', 'content-type': 'application/grpc', te: 'trailers' }, '\0\0\0\0\0');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'application/grpc');
+    assert.equal(r.trailers?.['grpc-status'], '7');
+    assert.equal(r.trailers?.['grpc-message'], 'denied by test');
+    assert.equal(r.body.length, 7);
   });
 
   it('host disagreeing with :authority is refused, nothing forwarded', async () => {

@@ -152,8 +152,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
       const buf: Buffer = this.sniff.length === 0 ? chunk : Buffer.concat([this.sniff, chunk]);
       const p = h2Preface(buf);
       if (p === 'more') {
-        this.sniff = buf;
-        this.headBytes = buf.length;
+        this.sniff = buf; // a silent partial preface is closed quietly at the header timeout
         return;
       }
       this.sniff = null;

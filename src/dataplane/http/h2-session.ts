@@ -46,6 +46,7 @@ export function h2Preface(buf: Buffer): 'h2' | 'h1' | 'more' {
 /** Fields that mean something only on one HTTP/1.1 connection: never sent on an h2 stream. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 const MAX_CONCURRENT_STREAMS = 256;
+const H2_NOT_FORWARDABLE = 'h2_request_not_forwardable';
 
 let dispatcher: http2.Http2Server | undefined;
 /** Never listens: only turns accepted sockets into sessions with our settings. */
@@ -194,7 +195,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     const startPerf = performance.now();
     const text = requestHeadText(headers, endStream);
     if (typeof text === 'number') {
-      this.refuse(text, startMs, startPerf, 'TG_H2_BAD_REQUEST', 'h2 request head cannot be forwarded (CONNECT, missing pseudo-header, or host disagrees with :authority)');
+      this.refuse(text, startMs, startPerf, H2_NOT_FORWARDABLE, 'h2 request head cannot be forwarded (CONNECT, missing pseudo-header, or host disagrees with :authority)');
       return;
     }
     const parser = new HttpParser('request', { onHead: (h) => void (this.reqHead = h), onBody: () => {}, onMessageComplete: () => {}, onError: (e) => void (this.reqError = e) }, { maxHeaderBytes: this.engine.opts.maxHeaderBytes, maxHeaders: this.engine.opts.maxHeaders });
