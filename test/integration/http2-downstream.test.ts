@@ -31,7 +31,7 @@ spec:
   servers: [{port: {number: 80, name: grpc, protocol: GRPC}, hosts: [echo.test, grpc.test]}]
 ---
 ` +
-    virtualService('echo', 'edge', ['echo.test'], ['gw'], `http:
+    virtualService('echo', 'edge', ['echo.test', 'grpc.test'], ['gw'], `http:
 - name: fault
   match: [{uri: {prefix: /fault}}]
   fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
