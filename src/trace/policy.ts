@@ -1,4 +1,4 @@
-/** The traffic policy a cluster applies, as one line for `trace` (issue 5). */
+/** The traffic policy a cluster applies, as one line for `trace`. */
 import type { Cluster } from '../snapshot/types.js';
 
 export function describePolicy(c: Cluster): { value: string; detail: string } {

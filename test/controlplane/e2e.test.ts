@@ -1,5 +1,5 @@
 /**
- * Issue 6, end to end on loopback: a control plane watching a directory and two real gateway
+ * End to end on loopback: a control plane watching a directory and two real gateway
  * proxies (the whole data plane, in-process) under concurrent HTTP load. Editing a VirtualService
  * moves traffic within 2 s with no failed request; a broken file changes nothing and is shown with
  * its file:line; a snapshot one proxy cannot apply is NACKed while it keeps serving; killing the

@@ -1,5 +1,5 @@
 /**
- * Explicit proxy, plain HTTP (issue 4): absolute-form requests (`curl -x http://proxy http://host/`,
+ * Explicit proxy, plain HTTP: absolute-form requests (`curl -x http://proxy http://host/`,
  * HTTP_PROXY clients) are decided like CONNECT — registry host AND port (or the egress router's
  * http-proxy allow/deny list) — on the target's authority, then forwarded by the HTTP engine
  * (origin-form, Host = target authority, pool, source address, access log, istio_requests_total).

@@ -1,5 +1,5 @@
 /**
- * HTTP engine, normal flows (issue 3): Host routing through `tollgate run` (in-process) to an
+ * HTTP engine, normal flows: Host routing through `tollgate run` (in-process) to an
  * echo upstream and to nginx, with curl and raw sockets as clients. Proves what the upstream sees
  * (Host, X-Forwarded-For, rewrites, header mutations, hop-by-hop removal), the responses
  * (redirect, direct, timeout, fault), keep-alive pooling, pipelining, 100-continue, HEAD,

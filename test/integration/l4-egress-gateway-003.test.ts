@@ -1,5 +1,5 @@
 /**
- * Seed 003 end state (issue 4 "done when"): the four-file config passes https://edition.cnn.com
+ * Seed 003 end state: the four-file config passes https://edition.cnn.com
  * through the egress gateway's 443 listener by SNI — dnsmasq answers edition.cnn.com with a
  * loopback address where a TLS server listens on 443 — and refuses an SNI outside it, logged.
  * Also GUIDE §5 A24 (TLS front end) and E2 (SNI spelling variants) on the same listener.

@@ -1,5 +1,5 @@
 /**
- * The egress router across network namespaces (issue 4): a client namespace, a router namespace
+ * The egress router across network namespaces: a client namespace, a router namespace
  * holding EGRESS_SOURCE (198.51.100.99) on a veth, and a destination namespace with the seed's
  * TEST-NET-3 destinations (203.0.113.25/.26). Tollgate runs unchanged seed config (only the
  * source moved to TEST-NET-2) inside the router namespace. Proves the destination sees the egress

@@ -1,5 +1,5 @@
 /**
- * Explicit proxy (issue 4): `--explicit-proxy HOST:PORT` serves CONNECT against the registry
+ * Explicit proxy: `--explicit-proxy HOST:PORT` serves CONNECT against the registry
  * (a ServiceEntry must declare host and port; CONNECT ports default to 443), checks the SNI after
  * 200 against the CONNECT host, refuses CONNECT bodies and early bytes, applies the SSRF guard and
  * the fixed source address; the egress router's http-proxy mode uses its allow/deny list.

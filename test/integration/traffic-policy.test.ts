@@ -1,5 +1,5 @@
 /**
- * Issue 5, upstream policy and traffic shifting on real sockets: node:http upstreams on distinct
+ * Upstream policy and traffic shifting on real sockets: node:http upstreams on distinct
  * loopback addresses, each answering its own name so the test counts who served what.
  *  - 99/1 weighted split over 2,000 requests (tolerance stated below) + header canary (IPHONE)
  *  - fault abort 50% visible in istio_requests_total by response_code

@@ -1,5 +1,5 @@
 /**
- * Issue 5, the last connectionPool fields on real sockets:
+ * The last connectionPool fields on real sockets:
  *  - http.maxRetries: retries in flight per cluster are capped; a request that finds no retry slot
  *    gets its failure as it was (no retry), counted in tollgate_http_retry_overflow_total
  *  - http.idleTimeout: idle pooled upstream connections of that cluster close after it (the engine

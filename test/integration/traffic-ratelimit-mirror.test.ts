@@ -1,5 +1,5 @@
 /**
- * Issue 5, the rest of VirtualService on real sockets (node:http peers on loopback):
+ * The rest of VirtualService on real sockets (node:http peers on loopback):
  *  - local rate limit per route (annotation tollgate.io/local-rate-limit): a burst over the limit
  *    gets 429 RL with x-ratelimit-* / retry-after, the bucket refills, other routes are unaffected,
  *    istio_requests_total{response_code="429",response_flags="RL"}; the bucket survives a reload

@@ -1,5 +1,5 @@
 /**
- * Issue 5 headline: TLS origination with a client certificate that lives only in the gateway's
+ * TLS origination with a client certificate that lives only in the gateway's
  * config. An app calls http://partner.example/ (curl --connect-to the gateway); the partner is
  * `openssl s_server -Verify 1` requiring a client certificate signed by the partner's client CA.
  *  - credentialName Secret (stringData + base64 data) -> 200

@@ -1,4 +1,4 @@
-/** `trace` shows the DestinationRule policy of the chosen cluster (issue 5). */
+/** `trace` shows the DestinationRule policy of the chosen cluster. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTraceUrl, trace } from '../../src/trace/trace.js';

@@ -93,7 +93,7 @@ export class UpstreamConn implements HttpParserHandler<ResponseHead> {
       return;
     }
     this.served++;
-    // [issue 5] DestinationRule connectionPool.http.maxRequestsPerConnection
+    // DestinationRule connectionPool.http.maxRequestsPerConnection
     const maxReq = this.target.cluster.connectionPool?.maxRequestsPerConnection;
     if (maxReq !== undefined && this.served >= maxReq) {
       this.destroy();
@@ -300,7 +300,7 @@ export class UpstreamPool implements Sweepable {
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;
     if (cluster.tls !== undefined) {
-      const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls); // [issue 5] credentialName secrets + rotation
+      const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls); // credentialName secrets + rotation
       if (!t.ok) return t;
       socket = t.socket;
     }
@@ -312,7 +312,7 @@ export class UpstreamPool implements Sweepable {
 
   sweep(now: number): void {
     for (const [key, list] of this.idle) {
-      // [issue 5] DestinationRule connectionPool.http.idleTimeout (per cluster; the newest connection's
+      // DestinationRule connectionPool.http.idleTimeout (per cluster; the newest connection's
       // cluster is the current config), else the engine-wide upstream idle timeout.
       const newest = list[list.length - 1];
       const limit = now - (newest?.target.cluster.connectionPool?.idleTimeoutMs ?? this.idleTimeoutMs);
