@@ -11,6 +11,7 @@ import { makeCerts } from '../helpers/net.js';
 import { fixture, ROOT } from '../helpers/pipeline.js';
 import { requireTools, run } from '../helpers/tools.js';
 import { waitFor } from '../helpers/net.js';
+import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
 
 const HOST = 'tollgate-control-plane.tollgate-system.svc';
 
@@ -47,8 +48,13 @@ const router = (destination: string) => ({
 test('admission webhook over HTTPS: valid allowed, invalid VirtualService / EgressIP / egress-router Deployment denied with field path and fix', { timeout: 60_000 }, async (t) => {
   if (!requireTools(t, 'curl', 'openssl')) return;
   const certs = makeCerts([HOST]);
-  t.after(() => certs.cleanup());
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'control-plane', '-f', fixture('ingress-gateway.yaml'), '--listen', '127.0.0.1:0',
+  // The stream itself needs its TLS certificate and proxy tokens; the webhook has its own certificate.
+  const auth = await makeControlPlaneAuth();
+  t.after(() => {
+    certs.cleanup();
+    auth.cleanup();
+  });
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli/bin.js'), 'control-plane', '-f', fixture('ingress-gateway.yaml'), '--listen', '127.0.0.1:0', ...auth.serverArgs,
     '--webhook-listen', '127.0.0.1:0', '--webhook-tls-cert', certs.cert, '--webhook-tls-key', certs.key,
     '--inject-image', 'tollgate:0.1.0', '--inject-control-plane', `${HOST}:15010`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
