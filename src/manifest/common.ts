@@ -51,6 +51,15 @@ export function meta(name: string, namespace: string | undefined, objectLabels: 
 export const CONTROL_PLANE_TLS_DIR = '/etc/tollgate/control-plane-tls';
 export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
+/**
+ * The control plane's serving certificate and key (Secret, control-plane namespace only) and its CA
+ * (ConfigMap, in every proxy namespace: proxies need the CA, never the control plane's key).
+ */
+export const CONTROL_PLANE_TLS_SECRET = 'tollgate-control-plane-tls';
+export const CONTROL_PLANE_CA_CONFIGMAP = 'tollgate-control-plane-ca';
+export const CONTROL_PLANE_CA_MOUNT: K8sObject = { name: 'control-plane-ca', mountPath: CONTROL_PLANE_TLS_DIR, readOnly: true };
+export const CONTROL_PLANE_CA_VOLUME: K8sObject = { name: 'control-plane-ca', configMap: { name: CONTROL_PLANE_CA_CONFIGMAP, items: [{ key: 'ca.crt', path: 'ca.crt' }] } };
+
 /** `tollgate run` flags that reach the control plane: address, CA, token. */
 export function controlPlaneFlags(v: Values, namespace: string): string[] {
   return ['--control-plane', controlPlaneAddress(v, namespace), '--control-plane-ca', `${CONTROL_PLANE_TLS_DIR}/ca.crt`, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN];

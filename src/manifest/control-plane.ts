@@ -10,7 +10,7 @@
  */
 import { WATCHED_KINDS } from '../controlplane/kubernetes/kinds.js';
 import {
-  COMMON_VALUES, CONTROL_PLANE_PORT, CONTROL_PLANE_TLS_DIR, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
+  COMMON_VALUES, CONTROL_PLANE_PORT, CONTROL_PLANE_TLS_DIR, CONTROL_PLANE_TLS_SECRET, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
   resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject,
 } from './common.js';
 import { DNS_LABEL, isBool, oneOf, type ValueSpecs, type Values } from './values.js';
@@ -52,6 +52,9 @@ function validatingWebhook(namespace: string, v: Values, l: Record<string, strin
   };
 }
 
+/** Proxies authenticate with their service-account token, which the control plane checks by TokenReview. */
+const TOKEN_REVIEW_RULE: K8sObject = { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] };
+
 /** RBAC rules: the watched kinds grouped by API group, read-only; Secrets are granted per namespace instead. */
 export function readRules(): K8sObject[] {
   const byGroup = new Map<string, string[]>();
@@ -75,7 +78,7 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
   ];
   return [
     serviceAccount(NAME, namespace, l),
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NAME, undefined, l), rules: readRules() },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NAME, undefined, l), rules: [...readRules(), TOKEN_REVIEW_RULE] },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(NAME, undefined, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAME }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
     // Floating source addresses: one coordination.k8s.io Lease per address, in the control plane's namespace.
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-leases`, namespace, l), rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update'] }] },
@@ -104,14 +107,14 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
               env: [...POD_ENV],
               ports: [{ name: 'grpc-tollgate', containerPort: CONTROL_PLANE_PORT, protocol: 'TCP' }, ...(webhook ? [{ name: 'https-webhook', containerPort: WEBHOOK_PORT, protocol: 'TCP' }] : [])],
               // /ready is 503 until the first full sync: not ready, but alive.
-              readinessProbe: { httpGet: { path: '/ready', port: CONTROL_PLANE_PORT }, periodSeconds: 5, failureThreshold: 3 },
+              readinessProbe: { httpGet: { path: '/ready', port: CONTROL_PLANE_PORT, scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 3 },
               livenessProbe: { tcpSocket: { port: CONTROL_PLANE_PORT }, initialDelaySeconds: 10, periodSeconds: 15, failureThreshold: 4 },
               resources: resources(v),
               securityContext: containerSecurity(),
-              volumeMounts: [TMP_MOUNT, ...(webhook ? [{ name: 'webhook-tls', mountPath: WEBHOOK_CERT_DIR, readOnly: true }] : [])],
+              volumeMounts: [TMP_MOUNT, { name: 'control-plane-tls', mountPath: CONTROL_PLANE_TLS_DIR, readOnly: true }, ...(webhook ? [{ name: 'webhook-tls', mountPath: WEBHOOK_CERT_DIR, readOnly: true }] : [])],
             }],
             // optional: the control plane runs without the Secret and its webhook starts once the kubelet projects it.
-            volumes: [TMP_VOLUME, ...(webhook ? [{ name: 'webhook-tls', secret: { secretName: v.get('webhookSecret'), optional: true } }] : [])],
+            volumes: [TMP_VOLUME, { name: 'control-plane-tls', secret: { secretName: CONTROL_PLANE_TLS_SECRET } }, ...(webhook ? [{ name: 'webhook-tls', secret: { secretName: v.get('webhookSecret'), optional: true } }] : [])],
           },
         },
       },

@@ -11,8 +11,7 @@
  */
 import {
   COMMON_VALUES, CONTROL_PLANE_ADDRESS_VALUES, controlPlaneFlags, HEALTH_PORT, isIpAddress, labelFlag, labels, meta, POD_ENV, podSecurity,
-  RESOURCE_VALUES, resources, serviceAccount, TMP_MOUNT, TMP_VOLUME, type K8sObject,
-} from './common.js';
+  RESOURCE_VALUES, resources, serviceAccount, TMP_MOUNT, TMP_VOLUME, type K8sObject, CONTROL_PLANE_CA_MOUNT, CONTROL_PLANE_CA_VOLUME } from './common.js';
 import type { ValueSpecs, Values } from './values.js';
 
 export const EGRESS_ROUTER_VALUES: ValueSpecs = {
@@ -64,9 +63,9 @@ export function egressRouter(namespace: string, v: Values): K8sObject[] {
               readinessProbe: { httpGet: { path: '/healthz/ready', port: HEALTH_PORT }, periodSeconds: 2, failureThreshold: 3 },
               resources: resources(v),
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: false, runAsUser: 0, runAsGroup: 0, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] } },
-              volumeMounts: [TMP_MOUNT],
+              volumeMounts: [TMP_MOUNT, CONTROL_PLANE_CA_MOUNT],
             }],
-            volumes: [TMP_VOLUME],
+            volumes: [TMP_VOLUME, CONTROL_PLANE_CA_VOLUME],
           },
         },
       },

@@ -12,8 +12,7 @@
  */
 import {
   COMMON_VALUES, CONTROL_PLANE_ADDRESS_VALUES, containerSecurity, controlPlaneFlags, HEALTH_PORT, hpa, isIpAddress, labelFlag, labels, meta, pdb,
-  POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES, resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject,
-} from './common.js';
+  POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES, resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject, CONTROL_PLANE_CA_MOUNT, CONTROL_PLANE_CA_VOLUME } from './common.js';
 import { isBool, isInt, oneOf, type ValueSpecs, type Values } from './values.js';
 
 export type GatewayKind = 'egress' | 'ingress';
@@ -108,9 +107,9 @@ export function gateway(kind: GatewayKind, namespace: string, v: Values): K8sObj
               livenessProbe: { tcpSocket: { port: HEALTH_PORT }, initialDelaySeconds: 10, periodSeconds: 10, failureThreshold: 6 },
               resources: resources(v),
               securityContext: containerSecurity(lowPorts ? ['NET_BIND_SERVICE'] : []),
-              volumeMounts: [TMP_MOUNT],
+              volumeMounts: [TMP_MOUNT, CONTROL_PLANE_CA_MOUNT],
             }],
-            volumes: [TMP_VOLUME],
+            volumes: [TMP_VOLUME, CONTROL_PLANE_CA_VOLUME],
           },
         },
       },

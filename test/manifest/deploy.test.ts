@@ -107,7 +107,11 @@ test('kubectl kustomize deploy/ renders every object of the listed profiles', as
 test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source watches, Secrets only in the gateways\' namespaces', () => {
   const objs = gen('control-plane', ['secretNamespaces=edge,istio-system']);
   const [role] = byKind(objs, 'ClusterRole');
-  const rules = role?.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+  const allRules = role?.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+  // One write: TokenReview create, to check the service-account tokens proxies authenticate with.
+  const reviews = allRules.filter((r) => r.resources.includes('tokenreviews'));
+  assert.deepEqual(reviews, [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]);
+  const rules = allRules.filter((r) => !r.resources.includes('tokenreviews'));
   assert.ok(rules.every((r) => JSON.stringify(r.verbs) === '["get","list","watch"]'), JSON.stringify(rules));
   const granted = rules.flatMap((r) => r.resources.map((res) => `${res}.${r.apiGroups[0]}`)).sort();
   const watched = WATCHED_KINDS.filter((k) => k.plural !== 'secrets').map((k) => `${k.plural}.${k.group}`);
