@@ -9,6 +9,7 @@
  * includeInboundPorts, excludeInboundPorts, excludeOutboundPorts, sidecar.istio.io/interceptionMode.
  */
 import { DEFAULT_CAPTURE } from '../capture/rules.js';
+import { CONTROL_PLANE_CA_MOUNT, CONTROL_PLANE_CA_VOLUME, CONTROL_PLANE_TLS_DIR, SERVICE_ACCOUNT_TOKEN } from '../manifest/common.js';
 
 export interface InjectOptions {
   readonly image: string;
@@ -71,7 +72,8 @@ function sidecarContainer(o: InjectOptions, mode: string): Obj {
   return {
     name: 'istio-proxy',
     image: o.image,
-    args: ['run', '--role', 'sidecar', '--control-plane', o.controlPlane, '--interception-mode', mode, '--admin', '127.0.0.1:15000'],
+    // The stream is TLS (CA from the control plane's ConfigMap) and the pod authenticates with its service-account token.
+    args: ['run', '--role', 'sidecar', '--control-plane', o.controlPlane, '--control-plane-ca', `${CONTROL_PLANE_TLS_DIR}/ca.crt`, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN, '--interception-mode', mode, '--admin', '127.0.0.1:15000'],
     env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('INSTANCE_IP', 'status.podIP'), fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'), fieldEnv('NODE_NAME', 'spec.nodeName')],
     ports: [{ containerPort: 15090, name: 'http-envoy-prom', protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/healthz/ready', port: 15021 }, initialDelaySeconds: 1, periodSeconds: 2, failureThreshold: 30 },
@@ -84,7 +86,7 @@ function sidecarContainer(o: InjectOptions, mode: string): Obj {
       // TPROXY needs IP_TRANSPARENT on the proxy's listeners.
       capabilities: mode === 'TPROXY' ? { add: ['NET_ADMIN'], drop: ['ALL'] } : { drop: ['ALL'] },
     },
-    volumeMounts: [{ name: 'istio-podinfo', mountPath: '/etc/istio/pod' }],
+    volumeMounts: [{ name: 'istio-podinfo', mountPath: '/etc/istio/pod' }, CONTROL_PLANE_CA_MOUNT],
   };
 }
 
@@ -117,10 +119,10 @@ export function injectDocument(doc: unknown, o: InjectOptions): InjectResult {
   const mode = annotations['sidecar.istio.io/interceptionMode'] === 'TPROXY' ? 'TPROXY' : 'REDIRECT';
   spec['containers'] = [...containers, sidecarContainer(o, mode)];
   if (!o.cni) spec['initContainers'] = [...(Array.isArray(spec['initContainers']) ? (spec['initContainers'] as unknown[]) : []), initContainer(o, annotations)];
-  spec['volumes'] = [...(Array.isArray(spec['volumes']) ? (spec['volumes'] as unknown[]) : []), { name: 'istio-podinfo', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }, { path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } }];
+  spec['volumes'] = [...(Array.isArray(spec['volumes']) ? (spec['volumes'] as unknown[]) : []), { name: 'istio-podinfo', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }, { path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } }, CONTROL_PLANE_CA_VOLUME];
   const tm = obj(t, 'metadata');
   const ann = obj(tm, 'annotations');
-  ann['sidecar.istio.io/status'] = JSON.stringify({ initContainers: o.cni ? [] : ['istio-init'], containers: ['istio-proxy'], volumes: ['istio-podinfo'] });
+  ann['sidecar.istio.io/status'] = JSON.stringify({ initContainers: o.cni ? [] : ['istio-init'], containers: ['istio-proxy'], volumes: ['istio-podinfo', 'control-plane-ca'] });
   if (o.cni) ann['k8s.v1.cni.cncf.io/networks'] = 'istio-cni';
   ann['prometheus.io/scrape'] ??= 'true';
   ann['prometheus.io/port'] ??= '15020';
