@@ -83,6 +83,10 @@ export interface HttpTraceInput {
   readonly sourceNamespace?: string;
   /** A sidecar's captured connection: where the app was going (ORIGINAL_DST clusters dial it). */
   readonly originalDestination?: { readonly ip: string; readonly port: number };
+  /** The request arrived inside TLS the proxy terminated (a Gateway server with tls SIMPLE/MUTUAL). */
+  readonly tls?: boolean;
+  /** That connection's SNI, as the TLS inspector normalised it. */
+  readonly sni?: string;
 }
 
 /** Serialises and parses the request as the proxy's codec does; a parse error is the decision. */
@@ -116,11 +120,11 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
   const ns = input.sourceNamespace;
   const router =
     'table' in kind
-      ? new RouterContext(compiled, compiled.routeTables.get(kind.table), input.listenerPort, false, 'reject', TRACE_RANDOM, ns)
+      ? new RouterContext(compiled, compiled.routeTables.get(kind.table), input.listenerPort, input.tls === true, 'reject', TRACE_RANDOM, ns)
       : new ExplicitProxyRouter(compiled, kind.proxy, kind.listenerName, kind.chainName, clusters.dns, input.listenerPort, false, 'reject', TRACE_RANDOM, ns);
   const d = new Decision();
   router.route(d, head);
-  const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: null };
+  const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: input.sni ?? null };
   const verdict = authorizeHttp(compiled.snapshot.policy.authorization, authzConn, router, d);
   const authz = verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {

@@ -233,10 +233,14 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
 
   let clusters: readonly WeightedCluster[];
   if (filter.type === 'http') {
-    if (req.scheme !== 'http') return fail('NR', `listener ${listener.listener.name} speaks HTTP but the request is ${req.scheme}`, 'use http:// for this port, or route the port with a tls/tcp route');
+    // A chain that terminates TLS (Gateway tls SIMPLE/MUTUAL) takes https:// (tls) requests: the
+    // HTTP inside is routed as the connection manager routes it, with the connection's SNI.
+    const terminated = chain.tls !== undefined;
+    if (req.scheme !== 'http' && !(terminated && req.scheme === 'tls')) return fail('NR', `listener ${listener.listener.name} speaks HTTP but the request is ${req.scheme}`, 'use http:// for this port, or route the port with a tls/tcp route');
     const table = compiled.routeTables.get(filter.routeConfigName);
     steps.push({ step: 'route table', value: filter.routeConfigName });
-    const input = httpInput(req, listener.listener.port, callerNs, originalDst);
+    if (terminated) steps.push({ step: 'tls', value: `terminated (${chain.tls?.mode ?? ''})`, detail: `SNI ${sni ?? '(none)'}; the HTTP inside is routed by its Host` });
+    const input = { ...httpInput(req, listener.listener.port, callerNs, originalDst), ...(terminated ? { tls: true, ...(sni !== undefined ? { sni } : {}) } : {}) };
     const { decision, later } = decideHttp(compiled, { table: filter.routeConfigName }, input, env.clusters);
     const level = snapshot.policy.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
     const vh = table !== undefined && decision.flag !== 'DPE' ? selectVirtualHost(table, hostOf(input.authority, req, host)) : undefined;

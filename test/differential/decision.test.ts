@@ -8,7 +8,8 @@
  * a deny on /admin must never reach nginx's /admin under MERGE_SLASHES or DECODE_AND_MERGE_SLASHES),
  * encoded slashes, request validation, absolute-form authority, Host case/trailing dot/port,
  * repeated headers, fault aborts, redirect Location, weight-0 and missing destinations, the SSRF
- * guard and DNS outcomes, a missing source address, and passthrough port steering.
+ * guard and DNS outcomes, a missing source address, passthrough port steering, and HTTP inside TLS
+ * terminated by a Gateway server (tls SIMPLE): SNI selects the chain, Host routes the request.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +31,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freeTcpPort } from '../helpers/dns.js';
 import { haveTool, isCI, isRoot } from '../helpers/tools.js';
+import { makePki } from '../helpers/pki.js';
 import type { ProxyIdentity } from '../../src/snapshot/types.js';
 
 const ready = haveTool('nginx') && isRoot;
@@ -46,6 +48,8 @@ interface Case {
   readonly viaProxy?: boolean;
   /** A TLS connection instead of an HTTP request: the ClientHello carries this SNI (none when null). */
   readonly tlsSni?: string | null;
+  /** The HTTP request inside TLS the proxy terminates: the ClientHello carries this SNI (none when null). */
+  readonly https?: string | null;
   /** What the live proxy must log, whatever trace says (the security properties themselves). */
   readonly expect?: Partial<Fields>;
 }
@@ -82,6 +86,8 @@ interface Setup {
   readonly cases: readonly Case[];
   /** Bodies that must never come back (a bypassed deny). */
   readonly forbiddenBody?: string;
+  /** The CA (PEM) the proxy's server certificate chains to (cases with `https`). */
+  readonly ca?: string;
 }
 
 interface Outcome {
@@ -121,10 +127,11 @@ async function runConfig(s: Setup, dns: FakeDns): Promise<Outcome> {
         ...proxied,
       };
       if (c.tlsSni !== undefined) Object.assign(req, { scheme: 'tls', host: c.tlsSni ?? '127.0.0.1', ...(c.tlsSni !== null ? { sni: c.tlsSni } : {}) });
+      if (c.https !== undefined) Object.assign(req, { scheme: 'tls', host: c.https ?? '127.0.0.1', ...(c.https !== null ? { sni: c.https } : {}) });
       const traced = await runTrace(compiled.model, snapshot, req, { allowCidrs: cidrs, dnsServers: [dns.server], checkSourceAddresses: true, ...(s.sourceAddress !== undefined ? { sourceAddress: s.sourceAddress } : {}) });
       const d = traced.decision;
       const before = gate.logs.length;
-      const res = c.tlsSni !== undefined ? await tlsHello(port, c.tlsSni) : await tcpExchange('127.0.0.1', port, rawRequest(c), { timeoutMs: 8000 });
+      const res = c.tlsSni !== undefined ? await tlsHello(port, c.tlsSni) : c.https !== undefined ? await tlsExchange(port, c.https, rawRequest(c), s.ca) : await tcpExchange('127.0.0.1', port, rawRequest(c), { timeoutMs: 8000 });
       const rec = await waitFor(() => gate.logs[before], 4000, `access log for ${c.label}`);
       const live = fromLog(rec);
       if (s.forbiddenBody !== undefined && res.data.includes(s.forbiddenBody)) bypasses.push(`${c.label}: ${JSON.stringify(c.target)} reached the upstream's /admin`);
@@ -163,6 +170,26 @@ function tlsHello(port: number, sni: string | null): Promise<{ data: string }> {
     const done = (): void => {
       clearTimeout(timer);
       resolve({ data: '' });
+    };
+    s.on('error', done);
+    s.on('close', done);
+  });
+}
+
+/**
+ * Sends one request inside TLS (the chain is verified against `ca`; the name is not, so SNI
+ * spellings the certificate does not cover still reach the proxy) and reads until the close.
+ */
+function tlsExchange(port: number, sni: string | null, request: string, ca: string | undefined): Promise<{ data: string }> {
+  return new Promise((resolve) => {
+    let data = '';
+    const s = tlsConnect({ host: '127.0.0.1', port, ...(ca !== undefined ? { ca, checkServerIdentity: () => undefined } : { rejectUnauthorized: false }), ...(sni !== null ? { servername: sni } : {}) }, () => s.write(request));
+    const timer = setTimeout(() => s.destroy(), 8000);
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (data += d));
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve({ data });
     };
     s.on('error', done);
     s.on('close', done);
@@ -512,6 +539,72 @@ spec:
     total += r.total;
     mismatches.push(...r.mismatches);
     assert.deepEqual(r.mismatches, []);
+  });
+
+  it('HTTPS-terminating Gateway (tls SIMPLE): SNI selects the server, Host routes the HTTP inside', async () => {
+    const pki = makePki();
+    try {
+      await pki.ca('ca');
+      const leaf = await pki.leaf('app', 'ca', { dns: 'app.test' });
+      const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: app, namespace: egress}
+spec: {hosts: [app.test, alt.test, other.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {http: ${nginxPort()}}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: prod, namespace: egress}
+spec: {hosts: [prod.test], ports: [{number: 80, name: http, protocol: HTTP}], resolution: STATIC, endpoints: [{address: 127.0.0.1, ports: {http: ${upPort}}}]}
+---
+${egressGatewayYaml(`{port: {number: 443, name: https, protocol: HTTPS}, hosts: [app.test, alt.test, other.test], tls: {mode: SIMPLE, serverCertificate: ${leaf.cert}, privateKey: ${leaf.key}}}`)}apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app, namespace: egress}
+spec:
+  hosts: [app.test, alt.test]
+  gateways: [egress/egress]
+  http:
+  - name: admin-deny
+    match: [{uri: {prefix: /admin}}]
+    directResponse: {status: 403, body: {string: "denied\\n"}}
+  - name: prod
+    match: [{uri: {prefix: /prod}}]
+    route: [{destination: {host: prod.test}}]
+  - name: secure
+    match: [{uri: {prefix: /secure}}]
+    redirect: {scheme: https}
+  - name: missing
+    match: [{uri: {prefix: /missing}}]
+    route: [{destination: {host: missing.test}}]
+  - name: default
+    route: [{destination: {host: app.test}}]
+`;
+      const S = (sni: string | null, target: string, host: string, label: string, expect?: Partial<Fields>): Case => ({ target, headers: H(host), label, https: sni, ...(expect ? { expect } : {}) });
+      const cases: Case[] = [
+        S('app.test', '/x', 'app.test', 'matched host', { status: 200, cluster: 'outbound|80||app.test' }),
+        S('app.test', '/prod/x', 'app.test', 'path route', { cluster: 'outbound|80||prod.test' }),
+        S('app.test', '/admin', 'app.test', 'deny route', { status: 403 }),
+        S('app.test', '/public/../admin', 'app.test', 'deny after normalisation', { status: 403 }),
+        S('app.test', '/secure', 'app.test', 'https redirect inside TLS'),
+        S('app.test', '/missing', 'app.test', 'unregistered destination'),
+        S('other.test', '/x', 'other.test', 'served host without a VirtualService', { status: 404 }),
+        S('app.test', '/x', 'unknown.test', 'Host no virtual host', { status: 404 }),
+        S('app.test', '/x', 'alt.test', 'SNI and Host differ, both served'),
+        S('alt.test', '/prod', 'app.test', 'SNI alt, Host app'),
+        S('app.test', '/x', 'other.test', 'SNI routed, Host without a VirtualService'),
+        S('APP.Test', '/x', 'app.test', 'SNI upper case'),
+        S('app.test.', '/x', 'app.test', 'SNI trailing dot'),
+        S('app.test', '/x', 'APP.TEST.:443', 'Host case, dot and port'),
+        S('evil.test', '/x', 'app.test', 'SNI the Gateway does not serve'),
+        S(null, '/x', 'app.test', 'no SNI'),
+      ];
+      const r = await runConfig({ yaml, id: gw, args: ['--role', 'gateway', '-n', 'egress', '-l', 'istio=egressgateway', '--port-map', '443=0'], allowCidrs: [], listenerPort: 443, cases, ca: pki.read(join(pki.dir, 'ca.crt')), forbiddenBody: 'ADMIN-SECRET' }, dns);
+      total += r.total;
+      mismatches.push(...r.mismatches);
+      assert.deepEqual(r.mismatches, []);
+      assert.deepEqual(r.bypasses, []);
+    } finally {
+      pki.cleanup();
+    }
   });
 
   it('covers at least 200 cases, all in agreement', () => {
