@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
 import { injectDocument, type InjectOptions } from '../inject/inject.js';
-import { UsageError, type Io } from './common.js';
+import { parse, UsageError, type Io } from './common.js';
 
 export const INJECT_USAGE = `usage: tollgate inject -f FILE [options]
 
@@ -26,28 +26,18 @@ excludeOutboundIPRanges, includeInboundPorts, excludeInboundPorts, excludeOutbou
 `;
 
 export function injectCommand(argv: string[], io: Io): number {
-  if (argv.includes('-h') || argv.includes('--help')) {
+  const { values } = parse(argv, {
+    filename: { type: 'string', short: 'f' }, file: { type: 'string' }, image: { type: 'string' },
+    'control-plane': { type: 'string' }, cni: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
     io.out(INJECT_USAGE);
     return 0;
   }
-  let file: string | undefined;
-  let opts: InjectOptions = { image: 'tollgate:latest', controlPlane: 'tollgate.istio-system.svc:15010', cni: false };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const next = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === '-f' || flag === '--filename' || flag === '--file') file = next();
-    else if (flag === '--image') opts = { ...opts, image: next() };
-    else if (flag === '--control-plane') {
-      const v = next();
-      if (!/^[^:\s]+:\d{1,5}$/.test(v)) throw new UsageError(`--control-plane ${v}: expected HOST:PORT`);
-      opts = { ...opts, controlPlane: v };
-    } else if (flag === '--cni') opts = { ...opts, cni: true };
-    else throw new UsageError(`unknown option ${flag}`);
-  }
+  const file = values.filename ?? values.file;
+  const controlPlane = values['control-plane'] ?? 'tollgate.istio-system.svc:15010';
+  if (!/^[^:\s]+:\d{1,5}$/.test(controlPlane)) throw new UsageError(`--control-plane ${controlPlane}: expected HOST:PORT`);
+  const opts: InjectOptions = { image: values.image ?? 'tollgate:latest', controlPlane, cni: values.cni === true };
   if (file === undefined) throw new UsageError('inject needs -f FILE');
   let text: string;
   try {
