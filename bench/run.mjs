@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Tollgate benchmark harness (issue 7; method: ../shared/GUIDE.md §4, docs/benchmarks.md).
+// Tollgate benchmark harness (method: docs/benchmarks.md).
 //
 //   node bench/run.mjs [--quick | --smoke] [--scenario NAME ...] [options]
 //

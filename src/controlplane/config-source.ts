@@ -44,7 +44,7 @@ export interface ConfigSourceOptions {
    * never stops changing still applies (Istio's PILOT_DEBOUNCE_MAX).
    */
   readonly maxDebounceMs?: number;
-  /** Refuse a config with no objects when the last good one had some (GUIDE §5 F: dangerous config needs opt-in). */
+  /** Refuse a config with no objects when the last good one had some (a dangerous config needs an explicit opt-in). */
   readonly allowEmpty?: boolean;
 }
 

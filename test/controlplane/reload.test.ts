@@ -1,5 +1,5 @@
 /**
- * GUIDE §5 D: reloads under load. D1 — the config changes every second while HTTP load runs
+ * Reloads under load: the config changes every second while HTTP load runs
  * (keep-alive and fresh connections): no failed request, no reset. D2 — open TCP tunnels survive
  * 100 unrelated reloads. And the removal policy: a tunnel whose route is removed is closed at once.
  * D1 runs TOLLGATE_SOAK_SECONDS (default 60; the issue's figure).

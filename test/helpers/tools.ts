@@ -1,6 +1,6 @@
 /**
  * System tools for integration tests: a test that needs one skips locally with a reason when it is
- * missing, and FAILS when CI=true (GUIDE §3).
+ * missing, and FAILS when CI=true.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';

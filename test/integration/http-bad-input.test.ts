@@ -1,5 +1,5 @@
 /**
- * GUIDE §5 A (bad input) against the HTTP engine, as raw bytes on a socket. Pass criteria: the
+ * Bad input against the HTTP engine, as raw bytes on a socket. Pass criteria: the
  * 4xx/5xx status of the codec table (docs/http-codec.md), nothing reached the upstream (the echo
  * server counts requests and connections), the connection is closed, and the access log carries
  * the TG_HTTP_* code as tollgate_reason. Errors found in a body that was already being streamed
@@ -63,7 +63,7 @@ const BODY_CASES: [string, string, number, string][] = [
   ['chunk-extension flood', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n${`1;${'e'.repeat(500)}=v\r\nx\r\n`.repeat(40)}0\r\n\r\n`, 400, 'TG_HTTP_CHUNK_EXT_TOO_LONG'],
 ];
 
-describe('HTTP engine: GUIDE §5 A bad input', { concurrency: false }, () => {
+describe('HTTP engine: bad input', { concurrency: false }, () => {
   let echo: HttpUpstream;
   let gate: TestGate;
   let port: number;

@@ -1,5 +1,5 @@
 /**
- * GUIDE §5 E for HTTP and the seed scenarios, end to end:
+ * Egress security for HTTP and the seed scenarios, end to end:
  * - registry enforcement (sidecar REGISTRY_ONLY: 502 BLOCKED registry_only, logged) and the SSRF
  *   guard on destinations that come from DNS or from the client (ALLOW_ANY passthrough);
  * - fixed source IP per proxy (--source-address), per ServiceEntry (annotation), per caller

@@ -5,7 +5,7 @@
  * (origin-form, Host = target authority, pool, source address, access log, istio_requests_total).
  * Origin-form requests on the proxy port -> 400; a CONNECT after absolute-form requests on the same
  * connection still goes to the CONNECT code; keep-alive across hosts, each request checked.
- * GUIDE §5 A (absolute-form vs Host), E1, E3.
+ * Absolute-form vs Host, registry denials, SSRF guard.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * GUIDE §5 B (faults) for the HTTP engine: connection refused, reset before headers, reset
+ * Faults for the HTTP engine: connection refused, reset before headers, reset
  * mid-body (the client must see an aborted body, never a clean short one), malformed upstream
  * responses (502, upstream connection destroyed), client abort (upstream aborted, no fd leak),
  * DNS failure (NXDOMAIN from dnsmasq, and a resolver that never answers) within the DNS timeout,
@@ -97,7 +97,7 @@ ${egressGateway(['*'], 'edge', 'gw')}${virtualService('all', 'edge', ['faulty.te
   );
 }
 
-describe('HTTP engine: GUIDE §5 B faults', { skip, concurrency: false }, () => {
+describe('HTTP engine: upstream and client faults', { skip, concurrency: false }, () => {
   let up: RawUpstream;
   let gate: TestGate;
   let port: number;

@@ -2,7 +2,7 @@
  * Seed 003 end state: the four-file config passes https://edition.cnn.com
  * through the egress gateway's 443 listener by SNI — dnsmasq answers edition.cnn.com with a
  * loopback address where a TLS server listens on 443 — and refuses an SNI outside it, logged.
- * Also GUIDE §5 A24 (TLS front end) and E2 (SNI spelling variants) on the same listener.
+ * Also the TLS front end (split, oversized and silent hellos) and SNI spelling variants on the same listener.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,9 +1,9 @@
 /**
  * Seed 000 §5: the OpenShift egress router Deployment (fixture: the seed with loopback addresses)
  * forwards per its EGRESS_DESTINATION rules with EGRESS_SOURCE bound on every upstream connection;
- * the fallback line takes other Service ports, and without it they are refused. Plus the GUIDE §5
- * B items for tunnels (refused, reset, half-close both ways, idle timeout), the connection limit,
- * byte accounting, and E8 (fixed source on 100% of connections, fail closed when missing).
+ * the fallback line takes other Service ports, and without it they are refused. Plus tunnel faults
+ * (refused, reset, half-close both ways, idle timeout), the connection limit, byte accounting, and
+ * the fixed source on 100% of connections (fail closed when missing).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

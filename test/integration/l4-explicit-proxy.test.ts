@@ -3,7 +3,7 @@
  * (a ServiceEntry must declare host and port; CONNECT ports default to 443), checks the SNI after
  * 200 against the CONNECT host, refuses CONNECT bodies and early bytes, applies the SSRF guard and
  * the fixed source address; the egress router's http-proxy mode uses its allow/deny list.
- * GUIDE §5 E3, E4, E6, E7, E10.
+ * CONNECT port limits, SSRF guard, DNS rebinding, self-connect.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
