@@ -14,8 +14,7 @@ import { freeTcpPort, startDnsmasq } from '../helpers/dns.js';
 import { startHttpUpstream } from '../helpers/http.js';
 import { loopbackAddress } from '../helpers/net.js';
 import { REPO_ROOT, startGate } from '../helpers/tollgate.js';
-import { isCI, requireTools, run } from '../helpers/tools.js';
-import type { TestContext } from 'node:test';
+import { requireTools, run } from '../helpers/tools.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -39,24 +38,20 @@ interface Chromium {
   launchPersistentContext(dir: string, o: Record<string, unknown>): Promise<{ newPage(): Promise<Page>; close(): Promise<void> }>;
 }
 
-/** playwright-core is a dev dependency: missing (npm install not run) skips locally and fails in CI. */
-async function loadPlaywright(t: TestContext): Promise<Chromium | undefined> {
+/** playwright-core is a dev dependency, installed by npm install: missing is a failure, never a skip. */
+async function loadPlaywright(): Promise<Chromium> {
   const name = 'playwright-core'; // a variable keeps tsc from resolving the module
   try {
     return ((await import(name)) as { chromium: Chromium }).chromium;
   } catch (e) {
-    const msg = `needs the npm dev dependency playwright-core (run npm install): ${(e as Error).message}`;
-    if (isCI) throw new Error(`${msg}; CI=true, so this is a failure`);
-    t.skip(msg);
-    return undefined;
+    throw new Error(`needs the npm dev dependency playwright-core (run npm install): ${(e as Error).message}`);
   }
 }
 export const OUTPUT_DIR = join(REPO_ROOT, 'test-output');
 
 test('dashboard in headless Chromium: live flow, denial with reason and hint, would-be denial with its ServiceEntry; no console errors', async (t) => {
   if (!requireTools(t, 'chromium', 'curl', 'dnsmasq')) return;
-  const chromium = await loadPlaywright(t);
-  if (!chromium) return;
+  const chromium = await loadPlaywright();
   const upIp = loopbackAddress();
   const forbiddenIp = loopbackAddress();
   const up = await startHttpUpstream(upIp);
