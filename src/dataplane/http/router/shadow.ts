@@ -24,7 +24,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { AccessLogRecord } from '../../observe/access-log.js';
-import type { ChooseResult, UpstreamRequest } from '../../upstream/cluster-manager.js';
+import type { UpstreamRequest } from '../../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../../upstream/failure.js';
 import { isoTime } from '../access.js';
 import type { HttpParseError } from '../errors.js';
@@ -32,7 +32,8 @@ import type { RequestHead, ResponseHead } from '../head.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader } from '../serialize.js';
 import type { DownstreamConn } from '../stream-api.js';
 import type { Sweepable } from '../sweeper.js';
-import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from '../upstream-pool.js';
+import type { UpstreamConn, UpstreamFailureKind } from '../upstream-pool.js';
+import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
 
 /** Bodies larger than this are not mirrored. */
 export const MIRROR_MAX_BODY_BYTES = 64 * 1024;
@@ -68,13 +69,14 @@ const S_CONNECTING = 1;
 const S_SENT = 2;
 const S_DONE = 3;
 
-export class Mirror implements UpstreamUser, Sweepable {
+/** Connects and reads the response through an UpstreamAttempt, as the main request does. */
+export class Mirror implements AttemptOwner, Sweepable {
   private state = S_COLLECTING;
-  private body: Buffer[] | null;
+  private bodyChunks: Buffer[] | null;
   private bodyBytes = 0;
   private readonly headText: string;
   private readonly host: string;
-  private conn: UpstreamConn | null = null;
+  private attempt: UpstreamAttempt | null = null;
   private deadline = 0;
   private startMs = 0;
   private startPerf = 0;
@@ -91,7 +93,7 @@ export class Mirror implements UpstreamUser, Sweepable {
   constructor(
     private readonly session: DownstreamConn,
     private readonly st: MirrorState,
-    private readonly head: RequestHead,
+    private readonly request: RequestHead,
     upstreamHeadText: string,
     upstreamHost: string,
     private readonly chunked: boolean,
@@ -101,12 +103,12 @@ export class Mirror implements UpstreamUser, Sweepable {
   ) {
     this.host = shadowHost(upstreamHost);
     this.headText = withHost(upstreamHeadText, this.host);
-    this.body = head.bodyFraming === 'none' || head.contentLength === 0 ? null : [];
+    this.bodyChunks = request.bodyFraming === 'none' || request.contentLength === 0 ? null : [];
   }
 
   /** A slice of the request body (the main request has it too). */
   onBody(chunk: Buffer): void {
-    const b = this.body;
+    const b = this.bodyChunks;
     if (this.state !== S_COLLECTING || b === null) return;
     if (this.bodyBytes + chunk.length > MIRROR_MAX_BODY_BYTES) {
       this.skip('body_too_large');
@@ -134,14 +136,8 @@ export class Mirror implements UpstreamUser, Sweepable {
     try {
       const s = this.session;
       const req: UpstreamRequest = { cluster: this.cluster, snapshot: s.snapshot, requestedHost: this.host, downstreamIp: s.remoteAddress };
-      const clusters = engine.services.clusters;
-      const r = clusters.chooseSync(req);
-      if (r !== undefined) this.onChosen(r);
-      else
-        clusters.choose(req).then(
-          (res) => this.onChosen(res),
-          (err: unknown) => this.failed({ flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false }),
-        );
+      this.attempt = new UpstreamAttempt(this, engine, this.request.method);
+      this.attempt.start(req);
     } catch (e) {
       this.end(503, 'UF', 'internal_error', String(e));
     }
@@ -154,48 +150,33 @@ export class Mirror implements UpstreamUser, Sweepable {
 
   private skip(reason: string): void {
     this.state = S_DONE;
-    this.body = null;
+    this.bodyChunks = null;
     this.session.engine.metrics.mirrorSkipped.labels(reason).value++;
   }
 
-  private onChosen(r: ChooseResult): void {
-    if (this.state !== S_CONNECTING) return;
-    if (!r.ok) {
-      this.failed(r.failure);
-      return;
-    }
-    const pool = this.session.engine.pool;
-    const key = pool.keyOf(r.target);
-    const c = pool.take(key);
-    if (c !== undefined) {
-      this.send(c);
-      return;
-    }
-    pool.dial(r.target, key, undefined).then(
-      (d: DialResult) => {
-        if (!d.ok) this.failed(d.failure);
-        else if (this.state !== S_CONNECTING) d.conn.release(true);
-        else this.send(d.conn);
-      },
-      (err: unknown) => this.failed({ flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false }),
-    );
+  // ------------------------------------------------------------ AttemptOwner: the response is discarded
+
+  connectFailed(_a: UpstreamAttempt, f: UpstreamFailure): void {
+    if (this.state === S_CONNECTING) this.connectionFailed(f);
   }
 
-  private failed(f: UpstreamFailure): void {
+  connected(_a: UpstreamAttempt, c: UpstreamConn): void {
+    this.send(c);
+  }
+
+  private connectionFailed(f: UpstreamFailure): void {
     if (f.upstreamHost !== undefined) this.upstreamHost = f.upstreamHost;
     this.end(f.flag === 'BLOCKED' ? 403 : 503, f.flag, f.reason, f.detail);
   }
 
   private send(c: UpstreamConn): void {
-    this.conn = c;
     this.state = S_SENT;
     this.upstreamHost = c.upstreamHost;
     this.upstreamLocal = c.localAddress;
-    c.attach(this, this.head.method);
     this.sentAt = performance.now();
     const s: Socket = c.socket;
-    const body = this.body;
-    this.body = null;
+    const body = this.bodyChunks;
+    this.bodyChunks = null;
     if (body === null) {
       s.write(this.headText, 'latin1');
       return;
@@ -215,42 +196,33 @@ export class Mirror implements UpstreamUser, Sweepable {
     s.uncork();
   }
 
-  // ------------------------------------------------------------ UpstreamUser: the response is discarded
-
-  onUpstreamHead(h: ResponseHead): void {
+  head(a: UpstreamAttempt, h: ResponseHead): void {
     this.responseCode = h.statusCode;
     this.keepAlive = h.keepAlive;
-    this.session.engine.services.clusters.reportOutcome(this.conn?.target.cluster, this.upstreamHost, h.statusCode);
+    this.session.engine.services.clusters.reportOutcome(a.conn?.target.cluster, this.upstreamHost, h.statusCode);
   }
-  onUpstreamBody(b: Buffer): void {
+  body(b: Buffer): void {
     this.responseBytes += b.length;
   }
-  onUpstreamTrailers(): void {}
-  onUpstreamReadDone(): void {}
-  onUpstreamDrain(): void {}
-  onUpstreamComplete(): void {
-    const c = this.conn;
-    this.conn = null;
-    if (c !== null) c.release(this.keepAlive && !c.dead);
+  trailers(): void {}
+  readDone(): void {}
+  drain(): void {}
+  complete(a: UpstreamAttempt): void {
+    a.release(this.keepAlive);
     this.end(this.responseCode, '-', undefined, undefined);
   }
-  onUpstreamUpgrade(): void {
-    const c = this.conn;
-    this.conn = null;
-    c?.socket.destroy();
+  upgrade(a: UpstreamAttempt): void {
+    a.cancel();
     this.end(502, 'UPE', 'upstream_protocol_error', 'the mirror upstream switched protocols');
   }
-  onUpstreamFailure(kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void {
-    this.conn = null;
+  failed(_a: UpstreamAttempt, kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void {
     if (kind === 'protocol') this.end(502, 'UPE', 'upstream_protocol_error', err ? `${err.code}: ${detail}` : detail);
     else this.end(503, 'UC', 'upstream_reset_before_response', detail);
   }
 
   sweep(now: number): void {
     if (this.state !== S_DONE && now >= this.deadline) {
-      const c = this.conn;
-      this.conn = null;
-      c?.destroy();
+      this.attempt?.cancel();
       this.end(504, 'UT', 'upstream_request_timeout', `the mirror cluster gave no complete response within ${this.timeoutMs} ms`);
     }
   }
@@ -260,7 +232,7 @@ export class Mirror implements UpstreamUser, Sweepable {
   private end(code: number, flags: string, reason: string | undefined, detail: string | undefined): void {
     if (this.state === S_DONE) return;
     this.state = S_DONE;
-    this.body = null;
+    this.bodyChunks = null;
     const engine = this.session.engine;
     this.st.inFlight--;
     engine.sweeper.delete(this);
@@ -274,7 +246,7 @@ export class Mirror implements UpstreamUser, Sweepable {
 
   private record(): AccessLogRecord {
     const s = this.session;
-    const head = this.head;
+    const head = this.request;
     const r: AccessLogRecord = {
       start_time: isoTime(this.startMs),
       method: head.method,
