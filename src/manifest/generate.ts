@@ -24,7 +24,7 @@ export const DEFAULT_NAMESPACE = 'tollgate-system';
 export const PROFILES: readonly Profile[] = [
   {
     name: 'control-plane',
-    summary: 'Namespace, control plane Deployment (2 replicas spread over nodes), Service, ServiceAccount, read-only RBAC, PodDisruptionBudget',
+    summary: 'Namespace, control plane Deployment (2 replicas spread over nodes), Service, ServiceAccount, RBAC (read-only, plus TokenReview create to check proxy tokens), PodDisruptionBudget',
     values: CONTROL_PLANE_VALUES,
     build: (ns, v) => [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { 'app.kubernetes.io/part-of': 'tollgate', 'app.kubernetes.io/managed-by': 'tollgate-manifest' } } }, ...controlPlane(ns, v)],
   },
