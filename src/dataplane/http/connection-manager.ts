@@ -76,6 +76,12 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   private reqStartMs = 0;
   private reqStartPerf = 0;
   private draining = false;
+  /**
+   * The drain closed this connection while it was idle; a request that crosses our FIN is read
+   * (lingering close) and logged as refused, once, instead of vanishing.
+   */
+  private drainClosed = false;
+  private drainRefusalLogged = false;
   private connectHead: RequestHead | undefined = undefined;
   /** Bytes read before the codec is known (HTTP/2 preface or HTTP/1.x); null once decided. */
   private sniff: Buffer | null;
@@ -145,7 +151,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   // ================================================================ socket events
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.state >= LINGER) return; // closing: discard
+    if (this.state >= LINGER) {
+      if (this.drainClosed && this.state === LINGER && !this.drainRefusalLogged) this.readRefusedRequest(chunk);
+      return; // closing: discard
+    }
     this.lastActivity = this.engine.sweeper.now;
     if (this.sniff !== null) {
       // The first bytes of the connection: an HTTP/2 preface (prior knowledge) goes to the HTTP/2 codec.
@@ -213,6 +222,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
 
   private readonly onClose = (): void => {
     const prev = this.state;
+    // Part of a head crossed the drain's FIN and the client closed before the rest.
+    if (this.drainClosed && this.reqStarted && !this.drainRefusalLogged) this.logDrainRefusal(undefined);
     this.state = CLOSED;
     this.engine.unregister(this);
     const ex = this.stream;
@@ -283,6 +294,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
 
   onHead(head: RequestHead): void {
     this.parser.pause();
+    if (this.state === LINGER) {
+      this.logDrainRefusal(head);
+      return;
+    }
     if (this.proxy !== undefined && head.method === 'CONNECT') {
       this.state = HANDOFF; // the feed loop ends and calls handOffConnect
       this.connectHead = head;
@@ -316,7 +331,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
       return;
     }
     // The head itself is malformed: answer, log, close. Nothing was sent upstream.
-    if (this.state >= LINGER) return;
+    if (this.state >= LINGER) {
+      if (this.drainClosed) this.logDrainRefusal(undefined);
+      return;
+    }
     const buf = errorResponse(err);
     this.write(buf);
     const r = connectionRecord(this.reqStarted ? this.reqStartMs : Date.now(), this.remoteText, this.localText, this.conn.sni, this.filter.routeConfigName);
@@ -485,7 +503,39 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
 
   drain(): void {
     this.draining = true;
-    if (this.state === IDLE || (this.state === HEAD && this.headBytes === 0)) this.closeGracefully();
+    if (this.state === IDLE || (this.state === HEAD && this.headBytes === 0)) {
+      this.drainClosed = true;
+      this.closeGracefully();
+    }
+  }
+
+  /**
+   * Bytes after the drain closed this idle connection: a client that sent a request before our FIN
+   * reached it. Nothing is answered (our side is closed; the client sees a close before any byte of
+   * a response and may retry elsewhere), but the request is parsed far enough to log what it was.
+   */
+  private readRefusedRequest(chunk: Buffer): void {
+    if (!this.reqStarted) this.markRequestStart();
+    this.headBytes += chunk.length;
+    if (this.parser.isPaused || this.parser.failed) return;
+    this.parser.execute(chunk); // onHead / onError log it
+  }
+
+  private logDrainRefusal(head: RequestHead | undefined): void {
+    this.drainRefusalLogged = true;
+    const r = connectionRecord(this.reqStarted ? this.reqStartMs : Date.now(), this.remoteText, this.localText, this.conn.sni, this.filter.routeConfigName);
+    if (head !== undefined) {
+      r.method = head.method;
+      r.authority = head.authority ?? null;
+      r.path = head.path;
+      r.protocol = `HTTP/${head.version}`;
+    }
+    r.response_flags = 'OM';
+    r.tollgate_reason = 'drain_closed_connection';
+    r.response_code_details = `the proxy is draining and had closed this idle keep-alive connection before the request arrived (${this.headBytes} bytes received, nothing answered)`;
+    r.bytes_received = this.headBytes;
+    r.duration = Math.floor(performance.now() - this.reqStartPerf);
+    this.logConnectionLevel(r, 0, 'OM', 'drain_closed_connection');
   }
 
   sweep(now: number): void {

@@ -67,7 +67,7 @@ export class HttpEngine implements HttpConnectionHandler, EngineContext {
   drain(): void {
     this.draining = true;
     for (const s of this.sessions) s.drain();
-    this.pool.closeIdle();
+    this.pool.drain();
   }
 
   register(s: EngineSession): void {

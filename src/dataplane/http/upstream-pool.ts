@@ -234,6 +234,8 @@ export class UpstreamPool implements Sweepable {
   private readonly idle = new Map<string, UpstreamConn[]>();
   private idleCount = 0;
   private registered = false;
+  /** Shutdown: connections coming back are closed instead of kept, so none holds the process open. */
+  private draining = false;
 
   constructor(
     private readonly clusters: ClusterManager,
@@ -271,7 +273,7 @@ export class UpstreamPool implements Sweepable {
       list = [];
       this.idle.set(c.key, list);
     }
-    if (list.length >= this.maxIdle) {
+    if (list.length >= this.maxIdle || this.draining) {
       c.destroy();
       return;
     }
@@ -333,8 +335,14 @@ export class UpstreamPool implements Sweepable {
     }
   }
 
-  /** Closes every idle connection (shutdown). */
-  closeIdle(): void {
+  /** Shutdown: closes every idle connection, and each one released from now on. */
+  drain(): void {
+    this.draining = true;
+    this.closeIdle();
+  }
+
+  /** Closes every idle connection. */
+  private closeIdle(): void {
     for (const list of this.idle.values()) for (const c of list) c.destroy();
     this.idle.clear();
     this.idleCount = 0;
