@@ -119,7 +119,14 @@ export interface TrafficPolicy {
   readonly loadBalancer?: { readonly simple?: string; readonly consistentHash?: Readonly<Record<string, unknown>> };
   readonly connectionPool?: {
     readonly tcp?: { readonly maxConnections?: number; readonly connectTimeout?: string; readonly idleTimeout?: string };
-    readonly http?: { readonly http1MaxPendingRequests?: number; readonly maxRequestsPerConnection?: number; readonly idleTimeout?: string; readonly maxRetries?: number };
+    readonly http?: {
+      readonly http1MaxPendingRequests?: number;
+      readonly http2MaxRequests?: number;
+      readonly maxRequestsPerConnection?: number;
+      readonly idleTimeout?: string;
+      readonly maxRetries?: number;
+      readonly h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+    };
   };
   readonly outlierDetection?: Readonly<Record<string, unknown>>;
   readonly tls?: ClientTls;

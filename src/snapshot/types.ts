@@ -400,6 +400,8 @@ export interface ConnectionPoolPolicy {
   readonly maxConnections?: number;
   /** http.http1MaxPendingRequests: requests that may wait for a connection slot; beyond -> 503 UO. */
   readonly maxPendingRequests?: number;
+  /** http.http2MaxRequests: requests in flight to the cluster over HTTP/2 (streams across its connections). */
+  readonly maxRequests?: number;
   /** http.maxRequestsPerConnection: an upstream connection is closed after this many requests. */
   readonly maxRequestsPerConnection?: number;
   /** http.maxRetries: retries in flight across the cluster at once. */
@@ -425,6 +427,11 @@ export interface Cluster {
   readonly serviceHost: string;
   readonly port: number;
   readonly protocol: string; // HTTP, HTTPS, TLS, TCP, ...
+  /**
+   * Requests go upstream over HTTP/2 (streams multiplexed on pooled connections): the port is
+   * declared HTTP2/GRPC/GRPC-WEB, or an HTTP port's DestinationRule says `h2UpgradePolicy: UPGRADE`.
+   */
+  readonly http2?: true;
   readonly connectTimeoutMs: number;
   readonly lbPolicy: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH';
   /** DestinationRule loadBalancer.consistentHash: the request attribute hashed to pick an endpoint (overrides lbPolicy). */

@@ -18,32 +18,19 @@ import type { ClusterManager, UpstreamTarget } from '../upstream/cluster-manager
 import type { UpstreamFailure } from '../upstream/failure.js';
 import type { HttpParseError } from './errors.js';
 import type { ResponseHead } from './head.js';
+import type { SocketDialResult, UpstreamChannel, UpstreamUser } from './upstream-channel.js';
+import { H2Pool } from './h2-upstream.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
+import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
 import { originateTls, sniFor } from './upstream-tls.js';
 import type { Counter, CounterChild, Gauge } from '../observe/metrics.js';
 
-export type UpstreamFailureKind = 'protocol' | 'reset' | 'closed';
-
-/** The exchange using a connection: receives the response events. */
-export interface UpstreamUser {
-  onUpstreamHead(h: ResponseHead): void;
-  onUpstreamBody(b: Buffer): void;
-  onUpstreamTrailers(t: string[]): void;
-  /** The response is complete (called after the read that completed it). */
-  onUpstreamComplete(): void;
-  /** A read that did not complete the response has been processed: flush what it produced. */
-  onUpstreamReadDone(): void;
-  /** 101: the connection is now a tunnel; `rest` are bytes that followed the 101 head. */
-  onUpstreamUpgrade(rest: Buffer): void;
-  /** The connection failed while this user had it; it is already destroyed. */
-  onUpstreamFailure(kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void;
-  onUpstreamDrain(): void;
-}
+export type { UpstreamChannel, UpstreamFailureKind, UpstreamUser } from './upstream-channel.js';
 
 const EMPTY = Buffer.alloc(0);
 
-export class UpstreamConn implements HttpParserHandler<ResponseHead> {
+export class UpstreamConn implements UpstreamChannel, HttpParserHandler<ResponseHead> {
   readonly parser: HttpParser<'response'>;
   user: UpstreamUser | null = null;
   /** Requests this connection carried before the current one (0 = fresh). */
@@ -55,6 +42,7 @@ export class UpstreamConn implements HttpParserHandler<ResponseHead> {
   readonly upstreamHost: string;
   private completed = false;
   private interim = false;
+  private chunked = false;
   /** tollgate_http_upstream_connections_reused_total child for this connection's cluster. */
   reusedCounter: CounterChild | undefined = undefined;
 
@@ -84,7 +72,39 @@ export class UpstreamConn implements HttpParserHandler<ResponseHead> {
     this.parser.expectResponseTo(method);
   }
 
-  /** The user is done. `reusable`: the request was sent completely and the response read completely. */
+  sendHead(text: string, framing: Framing): void {
+    this.chunked = framing === 'chunked';
+    this.socket.write(text, 'latin1');
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    const sock = this.socket;
+    if (!this.chunked) return sock.write(chunk);
+    sock.write(chunkHeader(chunk.length), 'latin1');
+    sock.write(chunk);
+    return sock.write(CHUNK_END, 'latin1');
+  }
+
+  sendEnd(trailers: readonly string[] | null): void {
+    if (this.chunked) this.socket.write(trailers !== null ? lastChunk(trailers) : LAST_CHUNK, 'latin1');
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
   release(reusable: boolean): void {
     if (this.user === null && this.dead) return;
     this.user = null;
@@ -222,7 +242,7 @@ export class UpstreamConn implements HttpParserHandler<ResponseHead> {
 
 function noop(): void {}
 
-export type DialResult = { readonly ok: true; readonly conn: UpstreamConn } | { readonly ok: false; readonly failure: UpstreamFailure };
+export type DialResult = { readonly ok: true; readonly conn: UpstreamChannel } | { readonly ok: false; readonly failure: UpstreamFailure };
 
 export interface PoolMetrics {
   readonly created: Counter;
@@ -236,6 +256,8 @@ export class UpstreamPool implements Sweepable {
   private registered = false;
   /** Shutdown: connections coming back are closed instead of kept, so none holds the process open. */
   private draining = false;
+  /** Streams on pooled HTTP/2 connections, for clusters that speak HTTP/2 upstream. */
+  readonly h2: H2Pool;
 
   constructor(
     private readonly clusters: ClusterManager,
@@ -243,7 +265,9 @@ export class UpstreamPool implements Sweepable {
     private readonly idleTimeoutMs: number,
     private readonly maxIdle: number,
     private readonly metrics: PoolMetrics | undefined,
-  ) {}
+  ) {
+    this.h2 = new H2Pool(sweeper, this.dialSocket, idleTimeoutMs, (cluster) => this.metrics?.reused.labels(cluster));
+  }
 
   /** Pool key for a target: the ClusterManager's key, plus the SNI for TLS clusters. */
   keyOf(target: UpstreamTarget): string {
@@ -295,22 +319,30 @@ export class UpstreamPool implements Sweepable {
     this.idleCount--;
   }
 
-  /** Opens a new connection (TCP from the ClusterManager, then TLS when the cluster has it). */
+  /** Opens a new HTTP/1.1 connection. */
   async dial(target: UpstreamTarget, key: string, connectTimeoutMs: number | undefined): Promise<DialResult> {
+    const r = await this.dialSocket(target, connectTimeoutMs);
+    if (!r.ok) return r;
+    const conn = new UpstreamConn(this, r.socket, target, key, r.localIp, r.localPort);
+    conn.reusedCounter = this.metrics?.reused.labels(target.cluster.name);
+    return { ok: true, conn };
+  }
+
+  /** A socket to the target: TCP from the ClusterManager (SSRF guard, source address, connect timeout), then TLS when the cluster has it. */
+  readonly dialSocket = async (target: UpstreamTarget, connectTimeoutMs: number | undefined): Promise<SocketDialResult> => {
     const r = await this.clusters.dial(target, connectTimeoutMs);
     if (!r.ok) return r;
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;
     if (cluster.tls !== undefined) {
-      const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls); // credentialName secrets + rotation
+      const alpn = cluster.http2 === true ? 'h2' : 'http/1.1';
+      const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls, alpn); // credentialName secrets + rotation
       if (!t.ok) return t;
       socket = t.socket;
     }
     this.metrics?.created.labels(cluster.name).inc();
-    const conn = new UpstreamConn(this, socket, target, key, r.localAddress, r.localPort);
-    conn.reusedCounter = this.metrics?.reused.labels(cluster.name);
-    return { ok: true, conn };
-  }
+    return { ok: true, socket, localIp: r.localAddress, localPort: r.localPort };
+  };
 
   sweep(now: number): void {
     for (const [key, list] of this.idle) {
@@ -338,6 +370,7 @@ export class UpstreamPool implements Sweepable {
   /** Shutdown: closes every idle connection, and each one released from now on. */
   drain(): void {
     this.draining = true;
+    this.h2.closeAll(); // HTTP/2 connections close once their streams end
     this.closeIdle();
   }
 

@@ -25,7 +25,7 @@ export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undef
 export type TlsResult = { readonly ok: true; readonly socket: TLSSocket } | { readonly ok: false; readonly failure: UpstreamFailure };
 
 /** Wraps `socket` in TLS; resolves once the handshake finished (or failed / timed out). */
-export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts: UpstreamTlsContexts): Promise<TlsResult> {
+export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts: UpstreamTlsContexts, alpn: 'h2' | 'http/1.1' = 'http/1.1'): Promise<TlsResult> {
   const t = cluster.tls!;
   const extra = { cluster: cluster.name, upstreamHost, ...(localAddress !== undefined ? { upstreamLocalAddress: localAddress } : {}) };
   // Built when the snapshot was applied; credentialName from snapshot secrets, file rotation (upstream/tls-context.ts).
@@ -41,7 +41,7 @@ export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamT
       socket,
       secureContext: ctx,
       ...(sni !== undefined ? { servername: sni } : {}),
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: [alpn],
       rejectUnauthorized: t.insecureSkipVerify !== true,
       checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
         if (sans && sans.length > 0) {

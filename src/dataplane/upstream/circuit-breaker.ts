@@ -5,6 +5,9 @@
  *  maxConnections      HTTP/1.1 carries one request per connection, so the limit is applied to
  *                      requests in flight to the cluster (= busy upstream connections). Idle pooled
  *                      connections are not counted (they are closed by the pool's idle timeout).
+ *  maxRequests         http2MaxRequests: requests in flight to the cluster. For an HTTP/2 cluster it
+ *                      is the only limit on them (streams share connections, so maxConnections does
+ *                      not bound requests there); for HTTP/1.1 the lower of the two applies.
  *  maxPendingRequests  requests beyond maxConnections wait in FIFO order for a slot, up to this many
  *                      (http1MaxPendingRequests; unset = unlimited). Beyond it: 503 with Envoy's UO
  *                      flag, reason `upstream_overflow`. A waiting request is bounded by the route
@@ -53,7 +56,7 @@ export class CircuitBreakers {
     const cp = cluster.connectionPool;
     if (cp === undefined || this.admitted.has(owner)) return ADMIT_GO;
     const s = this.of(cluster.name);
-    const max = cp.maxConnections;
+    const max = requestLimit(cluster);
     if (max === undefined || s.active < max) {
       s.active++;
       this.admitted.set(owner, cluster.name);
@@ -117,4 +120,12 @@ export class CircuitBreakers {
     const s = this.state.get(name);
     return s ? { active: s.active, pending: s.pending.length, retries: s.retries } : undefined;
   }
+}
+
+/** Requests in flight a cluster admits (undefined: unlimited). */
+function requestLimit(cluster: Cluster): number | undefined {
+  const cp = cluster.connectionPool!;
+  if (cluster.http2 === true) return cp.maxRequests;
+  if (cp.maxRequests === undefined) return cp.maxConnections;
+  return cp.maxConnections === undefined ? cp.maxRequests : Math.min(cp.maxConnections, cp.maxRequests);
 }

@@ -10,7 +10,7 @@ import { labelsMatch } from '../../model/selectors.js';
 import { usableAddresses, type SourcePool } from '../../model/source-pools.js';
 import { clusterName } from '../names.js';
 import type { Cluster, Endpoint, EndpointSet, UpstreamTls } from '../types.js';
-import { connectionPoolOf, consistentHashOf, outlierDetectionOf } from './traffic-policy.js';
+import { connectionPoolOf, consistentHashOf, outlierDetectionOf, upstreamHttp2 } from './traffic-policy.js';
 import { originOf } from './origin.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000; // Istio's default
@@ -74,6 +74,7 @@ export class ClusterSet {
       serviceHost: host,
       port: port.number,
       protocol: port.protocol,
+      ...(upstreamHttp2(port.protocol, policy.connectionPool) ? { http2: true as const } : {}),
       connectTimeoutMs: (connectTimeout ? parseDurationMs(connectTimeout) : undefined) ?? DEFAULT_CONNECT_TIMEOUT_MS,
       lbPolicy: lbPolicyOf(policy.loadBalancer?.simple),
       ...optional('consistentHash', consistentHashOf(policy.loadBalancer?.consistentHash)),

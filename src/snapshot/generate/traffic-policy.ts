@@ -39,6 +39,7 @@ export function connectionPoolOf(cp: TrafficPolicy['connectionPool']): Connectio
   const out: ConnectionPoolPolicy = {
     ...(num(cp.tcp?.maxConnections) !== undefined ? { maxConnections: cp.tcp!.maxConnections! } : {}),
     ...(num(cp.http?.http1MaxPendingRequests) !== undefined ? { maxPendingRequests: cp.http!.http1MaxPendingRequests! } : {}),
+    ...(num(cp.http?.http2MaxRequests) !== undefined && cp.http!.http2MaxRequests! > 0 ? { maxRequests: cp.http!.http2MaxRequests! } : {}),
     ...(num(cp.http?.maxRequestsPerConnection) !== undefined && cp.http!.maxRequestsPerConnection! > 0 ? { maxRequestsPerConnection: cp.http!.maxRequestsPerConnection! } : {}),
     ...(num(cp.http?.maxRetries) !== undefined ? { maxRetries: cp.http!.maxRetries! } : {}),
     ...(idle !== undefined && idle > 0 ? { idleTimeoutMs: idle } : {}),
@@ -58,4 +59,16 @@ export function outlierDetectionOf(od: Readonly<Record<string, unknown>> | undef
     baseEjectionTimeMs: ms(od['baseEjectionTime']) ?? OUTLIER_DEFAULTS.baseEjectionTimeMs,
     maxEjectionPercent: num(od['maxEjectionPercent']) ?? OUTLIER_DEFAULTS.maxEjectionPercent,
   };
+}
+
+/** Ports whose protocol is HTTP/2 on the wire (Istio's protocol.IsHTTP2). */
+const HTTP2_PROTOCOLS = new Set(['HTTP2', 'GRPC', 'GRPC-WEB']);
+
+/**
+ * Whether the cluster speaks HTTP/2 upstream: always for HTTP2/GRPC ports; for HTTP ports only
+ * when the DestinationRule asks (`h2UpgradePolicy: UPGRADE`), as Istio's default is not to upgrade.
+ */
+export function upstreamHttp2(protocol: string, cp: TrafficPolicy['connectionPool']): boolean {
+  if (HTTP2_PROTOCOLS.has(protocol)) return true;
+  return protocol === 'HTTP' && cp?.http?.h2UpgradePolicy === 'UPGRADE';
 }

@@ -22,17 +22,15 @@
  * Circuit-breaker slots (connectionPool) are not taken by copies.
  */
 import { performance } from 'node:perf_hooks';
-import type { Socket } from 'node:net';
 import type { AccessLogRecord } from '../../observe/access-log.js';
 import type { UpstreamRequest } from '../../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../../upstream/failure.js';
 import { isoTime } from '../access.js';
 import type { HttpParseError } from '../errors.js';
 import type { RequestHead, ResponseHead } from '../head.js';
-import { CHUNK_END, LAST_CHUNK, chunkHeader } from '../serialize.js';
 import type { DownstreamConn } from '../stream-api.js';
 import type { Sweepable } from '../sweeper.js';
-import type { UpstreamConn, UpstreamFailureKind } from '../upstream-pool.js';
+import type { UpstreamChannel, UpstreamFailureKind } from '../upstream-pool.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
 
 /** Bodies larger than this are not mirrored. */
@@ -160,7 +158,7 @@ export class Mirror implements AttemptOwner, Sweepable {
     if (this.state === S_CONNECTING) this.connectionFailed(f);
   }
 
-  connected(_a: UpstreamAttempt, c: UpstreamConn): void {
+  connected(_a: UpstreamAttempt, c: UpstreamChannel): void {
     this.send(c);
   }
 
@@ -169,31 +167,22 @@ export class Mirror implements AttemptOwner, Sweepable {
     this.end(f.flag === 'BLOCKED' ? 403 : 503, f.flag, f.reason, f.detail);
   }
 
-  private send(c: UpstreamConn): void {
+  private send(c: UpstreamChannel): void {
     this.state = S_SENT;
     this.upstreamHost = c.upstreamHost;
     this.upstreamLocal = c.localAddress;
     this.sentAt = performance.now();
-    const s: Socket = c.socket;
     const body = this.bodyChunks;
     this.bodyChunks = null;
     if (body === null) {
-      s.write(this.headText, 'latin1');
+      c.sendHead(this.headText, 'none', false);
       return;
     }
-    s.cork();
-    s.write(this.headText, 'latin1');
-    if (this.chunked) {
-      if (this.bodyBytes > 0) {
-        s.write(chunkHeader(this.bodyBytes), 'latin1');
-        for (const b of body) s.write(b);
-        s.write(CHUNK_END, 'latin1');
-      }
-      s.write(LAST_CHUNK, 'latin1');
-    } else {
-      for (const b of body) s.write(b);
-    }
-    s.uncork();
+    c.cork();
+    c.sendHead(this.headText, this.chunked ? 'chunked' : this.bodyBytes, false);
+    for (const b of body) if (b.length > 0) c.sendBody(b);
+    c.sendEnd(null);
+    c.uncork();
   }
 
   head(a: UpstreamAttempt, h: ResponseHead): void {

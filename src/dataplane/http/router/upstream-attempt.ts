@@ -9,12 +9,12 @@ import type { UpstreamFailure } from '../../upstream/failure.js';
 import type { HttpParseError } from '../errors.js';
 import type { ResponseHead } from '../head.js';
 import type { EngineContext } from '../stream-api.js';
-import type { DialResult, UpstreamConn, UpstreamFailureKind, UpstreamUser } from '../upstream-pool.js';
+import type { DialResult, UpstreamChannel, UpstreamFailureKind, UpstreamUser } from '../upstream-pool.js';
 
 /** What an attempt reports to (router/upstream-request.ts). */
 export interface AttemptOwner {
   connectFailed(a: UpstreamAttempt, f: UpstreamFailure): void;
-  connected(a: UpstreamAttempt, c: UpstreamConn): void;
+  connected(a: UpstreamAttempt, c: UpstreamChannel): void;
   head(a: UpstreamAttempt, h: ResponseHead): void;
   body(b: Buffer): void;
   trailers(t: string[]): void;
@@ -30,7 +30,7 @@ function internalFailure(err: unknown): UpstreamFailure {
 }
 
 export class UpstreamAttempt implements UpstreamUser {
-  conn: UpstreamConn | null = null;
+  conn: UpstreamChannel | null = null;
   /** The connection had carried requests before this one. */
   reused = false;
   /** The upstream socket is paused because the downstream is full. */
@@ -64,6 +64,12 @@ export class UpstreamAttempt implements UpstreamUser {
     }
     const pool = this.engine.pool;
     const key = pool.keyOf(r.target);
+    if (r.target.cluster.http2 === true) {
+      const s = pool.h2.acquire(r.target, key);
+      if (!(s instanceof Promise)) this.attach(s);
+      else s.then((d) => this.onDialed(d), (err: unknown) => this.onDialed({ ok: false, failure: internalFailure(err) }));
+      return;
+    }
     const c = pool.take(key);
     if (c !== undefined) {
       this.attach(c);
@@ -87,7 +93,7 @@ export class UpstreamAttempt implements UpstreamUser {
     this.attach(d.conn);
   }
 
-  private attach(c: UpstreamConn): void {
+  private attach(c: UpstreamChannel): void {
     this.conn = c;
     this.reused = c.served > 0;
     c.attach(this, this.method);
@@ -109,7 +115,7 @@ export class UpstreamAttempt implements UpstreamUser {
     if (c === null) return;
     if (this.paused) {
       this.paused = false;
-      c.socket.resume();
+      c.resume();
     }
     c.release(keepAlive && !c.dead);
   }
@@ -117,13 +123,13 @@ export class UpstreamAttempt implements UpstreamUser {
   pause(): void {
     if (this.paused || this.conn === null) return;
     this.paused = true;
-    this.conn.socket.pause();
+    this.conn.pause();
   }
 
   resume(): void {
     if (!this.paused || this.conn === null) return;
     this.paused = false;
-    this.conn.socket.resume();
+    this.conn.resume();
   }
 
   // UpstreamUser: relayed to the owner unless this attempt was cancelled

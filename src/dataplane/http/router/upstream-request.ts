@@ -12,7 +12,6 @@
  *                  downstream is reset (a client never sees a clean, shorter body)
  */
 import { performance } from 'node:perf_hooks';
-import type { Socket } from 'node:net';
 import type { UpstreamRequest as UpstreamPick } from '../../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../../upstream/failure.js';
 import { ADMIT_GO, ADMIT_OVERFLOW } from '../../upstream/circuit-breaker.js';
@@ -22,11 +21,20 @@ import type { HttpParseError } from '../errors.js';
 import type { ResponseHead } from '../head.js';
 import { buildRequestHead } from '../headers.js';
 import { isIdempotent, type CompiledRetry } from '../retry.js';
-import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from '../serialize.js';
+import type { Framing } from '../serialize.js';
 import type { RouterStream, UpstreamHandle } from '../stream-api.js';
-import type { UpstreamConn, UpstreamFailureKind } from '../upstream-pool.js';
+import { UpstreamConn, type UpstreamChannel, type UpstreamFailureKind } from '../upstream-pool.js';
 import { RetryState } from './retry-state.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
+
+/** A `TE` field lists `trailers`. */
+function acceptsTrailers(headers: readonly string[]): boolean {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const n = headers[i]!;
+    if (n.length === 2 && (n === 'te' || n.toLowerCase() === 'te') && /(?:^|,)\s*trailers\s*(?:;|,|$)/i.test(headers[i + 1]!)) return true;
+  }
+  return false;
+}
 
 function statusForFailure(f: UpstreamFailure): number {
   return f.flag === 'BLOCKED' ? 403 : 503;
@@ -38,6 +46,8 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
   private readonly headText: string;
   private readonly framing: Framing;
   private readonly timeoutMs: number;
+  /** The client accepts trailers (`TE: trailers`): forwarded to HTTP/2 upstreams, where gRPC needs it. */
+  private readonly teTrailers: boolean;
   private tryDeadline = 0;
   private routeDeadline = 0;
   private sentAt = 0;
@@ -56,6 +66,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     const opts = engine.opts;
     const bodyless = head.bodyFraming === 'none' || head.contentLength === 0;
     this.retry = new RetryState(policy, bodyless, opts.maxReplayBodyBytes);
+    this.teTrailers = acceptsTrailers(head.headers);
     this.framing = head.bodyFraming === 'chunked' ? 'chunked' : head.bodyFraming === 'length' ? head.contentLength : 'none';
     this.headText = buildRequestHead(
       {
@@ -162,7 +173,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     s.reply(statusForFailure(f), this.retry.tries > 1 ? `${f.flag},URX` : f.flag, f.reason, f.detail);
   }
 
-  connected(_a: UpstreamAttempt, c: UpstreamConn): void {
+  connected(_a: UpstreamAttempt, c: UpstreamChannel): void {
     const s = this.s;
     const info = s.info;
     info.upstreamHost = c.upstreamHost;
@@ -171,23 +182,22 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     this.sentAt = performance.now();
     const perTry = this.retry.policy.perTryTimeoutMs;
     if (perTry > 0) this.tryDeadline = s.downstream.engine.sweeper.now + perTry;
-    const sock = c.socket;
     const replay = this.retry.replay;
     if (replay === null) {
       // No body: the head is the whole request.
-      sock.write(this.headText, 'latin1');
+      c.sendHead(this.headText, this.framing, this.teTrailers);
       return;
     }
-    sock.cork();
-    sock.write(this.headText, 'latin1');
+    c.cork();
+    c.sendHead(this.headText, this.framing, this.teTrailers);
     this.retry.bodyBytesSent = 0;
-    for (const b of replay) this.writeBody(sock, b);
-    if (s.requestComplete) this.writeRequestEnd(sock);
+    for (const b of replay) this.writeBody(c, b);
+    if (s.requestComplete) c.sendEnd(s.requestTrailers);
     else {
       s.sendContinue();
       s.downstream.resumeRequestBody();
     }
-    sock.uncork();
+    c.uncork();
   }
 
   // ================================================================ request body (from the stream)
@@ -196,25 +206,18 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     this.retry.keep(chunk);
     const c = this.attempt?.conn;
     if (c === null || c === undefined) return; // answered locally / failed: discarded
-    if (!this.writeBody(c.socket, chunk)) this.s.downstream.pauseReads();
+    if (!this.writeBody(c, chunk)) this.s.downstream.pauseReads();
   }
 
   onRequestEnd(): void {
     if (this.timeoutMs > 0 && this.routeDeadline === 0) this.routeDeadline = this.s.downstream.engine.sweeper.now + this.timeoutMs;
     const c = this.attempt?.conn;
-    if (c !== null && c !== undefined) this.writeRequestEnd(c.socket);
+    if (c !== null && c !== undefined) c.sendEnd(this.s.requestTrailers);
   }
 
-  private writeBody(sock: Socket, chunk: Buffer): boolean {
+  private writeBody(c: UpstreamChannel, chunk: Buffer): boolean {
     this.retry.bodyBytesSent += chunk.length;
-    if (this.framing !== 'chunked') return sock.write(chunk);
-    sock.write(chunkHeader(chunk.length), 'latin1');
-    sock.write(chunk);
-    return sock.write(CHUNK_END, 'latin1');
-  }
-
-  private writeRequestEnd(sock: Socket): void {
-    if (this.framing === 'chunked') sock.write(this.s.requestTrailers !== null ? lastChunk(this.s.requestTrailers) : LAST_CHUNK, 'latin1');
+    return c.sendBody(chunk);
   }
 
   onDownstreamDrain(): void {
@@ -285,7 +288,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     const c = a.conn;
     a.conn = null;
     this.attempt = null;
-    if (c === null || this.s.finished) return;
+    if (!(c instanceof UpstreamConn) || this.s.finished) return; // only HTTP/1.1 switches protocols
     this.s.onUpgrade(c.socket, rest);
   }
 
@@ -304,6 +307,13 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     const protocolDetail = err ? `${err.code}: ${detail}` : detail;
     if (!s.responseStarted) {
       const r = this.retry;
+      // Refused by an HTTP/2 upstream (GOAWAY, REFUSED_STREAM): never processed, send it again.
+      if (kind === 'refused' && !r.staleRetried && r.canReplay(info.bytesReceived, s.requestComplete)) {
+        r.staleRetried = true;
+        r.tries--;
+        this.acquire();
+        return;
+      }
       // A pooled connection the server had already closed: the request was never processed.
       if (kind !== 'protocol' && reused && !r.staleRetried && r.canReplay(info.bytesReceived, s.requestComplete) && (isIdempotent(s.head.method) || r.policy.refusedStream)) {
         r.staleRetried = true;
