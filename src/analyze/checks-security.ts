@@ -1,7 +1,8 @@
 /**
  * AuthorizationPolicy, PeerAuthentication and ISTIO_MUTUAL. Secure by default: whatever a policy
- * asks that Tollgate cannot enforce yet (anything that needs a peer identity from mTLS, JWTs or an
- * external authorizer) is an error, so a user never reads exit 0 as protection they do not have.
+ * asks that Tollgate cannot enforce (JWTs, an external authorizer, STRICT on a workload without a
+ * sidecar) is an error, so a user never reads exit 0 as protection they do not have. Peer identity
+ * (principals, namespaces) comes from mesh mTLS and is enforced.
  */
 import type { Resource } from '../config/decode.js';
 import type { Path } from '../config/load.js';
@@ -9,11 +10,18 @@ import type { ClientTls, DestinationRuleSpec } from '../config/types.js';
 import { parseCidr } from '../net/ip.js';
 import { labelsMatch } from '../model/selectors.js';
 import { authorizationPolicies, compilePolicy, MESH_ROOT_NAMESPACE, policyApplies } from '../snapshot/generate/authz.js';
+import { effectivePeerAuthn, peerAuthentications } from '../snapshot/generate/peer-authn.js';
+import { runsSidecar } from '../model/workloads.js';
 import type { AuthzPolicy } from '../snapshot/types.js';
 import { ruleNeedsHttp } from '../dataplane/authz/evaluate.js';
 import type { Check, Finder } from './context.js';
 
-const NO_MTLS = 'Tollgate does not run mTLS yet, so a peer has no authenticated identity';
+/** Istio's principal form: `<trust-domain>/ns/<namespace>/sa/<service-account>`, or a `*` prefix/suffix pattern. */
+function principalProblem(v: string): string | undefined {
+  if (v.startsWith('spiffe://')) return 'principals are written without the spiffe:// scheme (cluster.local/ns/NS/sa/SA); with it they never match';
+  if (v === '*' || v.startsWith('*') || v.endsWith('*')) return undefined;
+  return /^[^/]+\/ns\/[^/]+\/sa\/[^/]+$/.test(v) ? undefined : 'not a principal (<trust-domain>/ns/<namespace>/sa/<service-account>); it matches no mesh peer';
+}
 
 export const authorizationPolicyChecks: Check = (f) => {
   for (const r of authorizationPolicies(f.model)) {
@@ -50,10 +58,10 @@ function checkRules(f: Finder, r: Resource, p: AuthzPolicy): void {
     (rule.from ?? []).forEach((from, j) => {
       const at = (k: string): Path => ['spec', 'rules', i, 'from', j, 'source', k];
       for (const k of ['principals', 'notPrincipals'] as const) {
-        if (from[k] !== undefined) f.report('error', 'TG_AUTHZ_PRINCIPALS', r, at(k), `source.${k} is NOT enforced: ${NO_MTLS} (principals never match, notPrincipals always do), so ${consequence}`, 'match on ipBlocks/remoteIpBlocks until mesh mTLS exists');
-      }
-      for (const k of ['namespaces', 'notNamespaces'] as const) {
-        if (from[k] !== undefined) f.report('error', 'TG_AUTHZ_NAMESPACES', r, at(k), `source.${k} is NOT enforced: the source namespace comes from the peer's mTLS certificate and ${NO_MTLS} (namespaces never match, notNamespaces always do), so ${consequence}`, 'match on the namespace\'s pod CIDR with ipBlocks until mesh mTLS exists');
+        (from[k] ?? []).forEach((v, n) => {
+          const why = principalProblem(v);
+          if (why !== undefined) f.report('error', 'TG_AUTHZ_PRINCIPAL_FORMAT', r, [...at(k), n], `source.${k} "${v}": ${why}, so ${consequence}`, 'write cluster.local/ns/<namespace>/sa/<service-account>');
+        });
       }
       for (const k of ['requestPrincipals', 'notRequestPrincipals'] as const) {
         if (from[k] !== undefined) f.report('error', 'TG_AUTHZ_REQUEST_PRINCIPALS', r, at(k), `source.${k} is NOT enforced: Tollgate does not validate JWTs (RequestAuthentication), so no request has a request principal and ${consequence}`, 'validate tokens in the application or in front of Tollgate');
@@ -83,32 +91,42 @@ function checkRules(f: Finder, r: Resource, p: AuthzPolicy): void {
 
 function checkCondition(f: Finder, r: Resource, at: Path, key: string, noValues: boolean, consequence: string): void {
   if (noValues) f.report('error', 'TG_AUTHZ_BAD_VALUE', r, at, `condition ${key} has neither values nor notValues (Istio rejects it)`, 'add values or notValues');
-  if (key === 'source.principal') {
-    f.report('error', 'TG_AUTHZ_PRINCIPALS', r, [...at, 'key'], `condition source.principal is NOT enforced: ${NO_MTLS}, so ${consequence}`, 'use source.ip / remote.ip until mesh mTLS exists');
-  } else if (key === 'source.namespace') {
-    f.report('error', 'TG_AUTHZ_NAMESPACES', r, [...at, 'key'], `condition source.namespace is NOT enforced: ${NO_MTLS}, so ${consequence}`, 'use source.ip with the namespace\'s pod CIDR until mesh mTLS exists');
-  } else if (key.startsWith('request.auth.')) {
+  if (key.startsWith('request.auth.')) {
     f.report('error', 'TG_AUTHZ_REQUEST_PRINCIPALS', r, [...at, 'key'], `condition ${key} is NOT enforced: Tollgate does not validate JWTs, so ${consequence}`, 'validate tokens in the application or in front of Tollgate');
   } else if (!SUPPORTED_KEYS.has(key) && !/^request\.headers\[.+\]$/.test(key)) {
     f.report('error', 'TG_AUTHZ_CONDITION_KEY', r, [...at, 'key'], `condition key ${key} is not supported: it matches nothing, so ${consequence}`, `use one of request.headers[<name>], ${[...SUPPORTED_KEYS].join(', ')}`);
   }
 }
 
-const SUPPORTED_KEYS: ReadonlySet<string> = new Set(['source.ip', 'remote.ip', 'destination.ip', 'destination.port', 'connection.sni']);
+const SUPPORTED_KEYS: ReadonlySet<string> = new Set(['source.ip', 'remote.ip', 'destination.ip', 'destination.port', 'connection.sni', 'source.principal', 'source.namespace']);
 
+/**
+ * PeerAuthentication is enforced by the sidecar's inbound listener: STRICT refuses plaintext.
+ * What cannot hold: STRICT on a workload that runs no sidecar (nothing terminates its traffic), and
+ * a more specific DISABLE that silently reopens plaintext under a STRICT namespace or mesh policy.
+ */
 export const peerAuthenticationChecks: Check = (f) => {
-  for (const r of f.model.resources) {
-    if (r.kind !== 'PeerAuthentication') continue;
-    const spec = (r.spec ?? {}) as { mtls?: { mode?: string }; portLevelMtls?: Record<string, { mode?: string }> };
-    const strict: Path[] = [];
-    if (spec.mtls?.mode === 'STRICT') strict.push(['spec', 'mtls', 'mode']);
-    for (const [port, v] of Object.entries(spec.portLevelMtls ?? {})) if (v.mode === 'STRICT') strict.push(['spec', 'portLevelMtls', port, 'mode']);
-    for (const at of strict) {
-      f.report('error', 'TG_PEERAUTHN_STRICT', r, at, 'mTLS mode STRICT is NOT enforced: Tollgate does not run mTLS yet, so plaintext connections are accepted', 'restrict callers with an AuthorizationPolicy on ipBlocks meanwhile');
+  const namespaceLabels = new Map(f.model.resources.filter((r) => r.kind === 'Namespace').map((r) => [r.name, r.labels]));
+  for (const r of peerAuthentications(f.model)) {
+    const spec = r.spec ?? {};
+    const selector = spec.selector?.matchLabels;
+    const scoped = f.model.workloads.filter((w) => (r.namespace === MESH_ROOT_NAMESPACE && selector === undefined) || (w.namespace === r.namespace && (selector === undefined || labelsMatch(selector, w.labels))));
+    const strict = spec.mtls?.mode === 'STRICT' || Object.values(spec.portLevelMtls ?? {}).some((v) => v.mode === 'STRICT');
+    if (strict) {
+      for (const w of scoped) {
+        if (!runsSidecar(w, namespaceLabels.get(w.namespace))) f.report('error', 'TG_PEERAUTHN_NO_SIDECAR', r, ['spec'], `mTLS STRICT is NOT enforced for ${w.kind} ${w.namespace}/${w.name}: it runs no sidecar, so it accepts plaintext from anyone`, 'inject the sidecar (namespace label istio-injection=enabled or tollgate inject), or do not rely on STRICT for it');
+      }
     }
-    if (strict.length === 0) {
-      // DISABLE and PERMISSIVE promise no protection: accepting plaintext is what Tollgate does.
-      f.report('info', 'TG_PEERAUTHN_PLAINTEXT', r, ['spec'], 'PeerAuthentication without STRICT: connections are plaintext, which is what Tollgate serves today', 'nothing to do');
+    if (selector !== undefined && scoped.length === 0) {
+      f.report('warning', 'TG_PEERAUTHN_SELECTS_NOTHING', r, ['spec', 'selector'], `selector matches no Pod or Deployment of namespace ${r.namespace} in the config`, 'fix the labels, or include the workload in the config');
+    }
+    const disabled: Path[] = [];
+    if (spec.mtls?.mode === 'DISABLE') disabled.push(['spec', 'mtls', 'mode']);
+    for (const [port, v] of Object.entries(spec.portLevelMtls ?? {})) if (v.mode === 'DISABLE') disabled.push(['spec', 'portLevelMtls', port, 'mode']);
+    for (const at of disabled) {
+      const parent = selector !== undefined ? [...scoped.map((w) => effectivePeerAuthn(f.model, w.namespace, {}).mode)] : r.namespace !== MESH_ROOT_NAMESPACE ? [effectivePeerAuthn(f.model, MESH_ROOT_NAMESPACE, {}).mode] : [];
+      const overridden = parent.includes('STRICT');
+      f.report(overridden ? 'warning' : 'info', overridden ? 'TG_PEERAUTHN_DISABLE_OVERRIDES_STRICT' : 'TG_PEERAUTHN_PLAINTEXT', r, at, overridden ? 'DISABLE here overrides a STRICT namespace or mesh policy: this traffic is plaintext and unauthenticated' : 'mTLS DISABLE: this traffic is plaintext and callers have no identity', overridden ? 'keep it only for callers outside the mesh (an ingress-facing port), and restrict them with an AuthorizationPolicy on ipBlocks' : 'nothing to do if plaintext is meant');
     }
   }
 };

@@ -33,6 +33,8 @@ import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './common.js';
 import { isWorkerProcess, reportAdminPort, runPrimary } from './workers.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { WorkloadIdentityHolder, type WorkloadIdentitySource } from '../shared/workload-identity.js';
+import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
 
 export interface RunOptions {
   readonly files: readonly string[];
@@ -72,6 +74,8 @@ export interface RunOptions {
   readonly watch: boolean;
   /** Take snapshots from a control plane instead of files (TLS verified with `caFile`, authenticated with the token in `tokenFile`). */
   readonly controlPlane?: { readonly host: string; readonly port: number; readonly caFile: string; readonly tokenFile: string };
+  /** Directory with the workload certificate (key.pem, cert-chain.pem, root-cert.pem), reloaded on change. */
+  readonly workloadCertDir?: string;
   /** Egress router kernel mode: the interface for EGRESS_SOURCE, and the parent to create it on. */
   readonly routerInterface: string;
   readonly routerMacvlanParent?: string;
@@ -145,6 +149,11 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
                                --bootstrap-tokens entry, or in Kubernetes the pod's service-account
                                token (/var/run/secrets/kubernetes.io/serviceaccount/token); re-read
                                at every reconnect, so a rotated token is picked up
+  --workload-cert-dir DIR      this proxy's mesh identity from files, as Istio mounts them: key.pem,
+                               cert-chain.pem (leaf with a spiffe:// URI SAN first), root-cert.pem;
+                               reloaded when they change (new connections use the new certificate).
+                               Needed for mTLS: PeerAuthentication, Gateway tls.mode ISTIO_MUTUAL,
+                               DestinationRule ISTIO_MUTUAL
 
 Sidecar (--role sidecar, behind the capture rules of 'tollgate init'):
   identity from the pod when flags are absent: POD_NAMESPACE, POD_NAME, INSTANCE_IP,
@@ -209,6 +218,7 @@ const RUN_OPTIONS = {
   'control-plane': { type: 'string' },
   'control-plane-ca': { type: 'string' },
   'bootstrap-token-file': { type: 'string' },
+  'workload-cert-dir': { type: 'string' },
   'dns-min-ttl': { type: 'string' },
   'dns-max-ttl': { type: 'string' },
   'dns-max-stale': { type: 'string' },
@@ -359,6 +369,7 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     watch: watchFiles,
     ...(reportOnly ? { reportOnly } : {}),
     ...(controlPlane ? { controlPlane } : {}),
+    ...(v['workload-cert-dir'] !== undefined ? { workloadCertDir: v['workload-cert-dir'] } : {}),
     routerInterface,
     ...(routerMacvlanParent ? { routerMacvlanParent } : {}),
     sourceLease: { durationMs: leaseMs, renewMs: Math.max(50, Math.floor(leaseMs / 5)), marginMs: Math.floor(leaseMs * 0.3) },
@@ -388,6 +399,8 @@ export interface StartOverrides {
   readonly httpHandler?: HttpConnectionHandlerFactory;
   /** Injected local-address check (tests). */
   readonly isLocalAddress?: (ip: string) => boolean;
+  /** The mesh identity to use instead of --workload-cert-dir (tests, the control plane's CSR client). */
+  readonly workloadIdentity?: WorkloadIdentitySource;
 }
 
 interface DataPlaneParts {
@@ -398,6 +411,8 @@ interface DataPlaneParts {
   readonly status: StatusServers | undefined;
   readonly lag: ReturnType<typeof monitorEventLoopDelay>;
   readonly host: HostAgents;
+  /** Stops watching --workload-cert-dir. */
+  readonly closeIdentity: () => void;
 }
 
 /** The bounded sink of the access log: --access-log-file, else stdout. */
@@ -447,11 +462,13 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
   const silent = overrides.silentAccessLog === true || options.accessLogOff;
   const out = overrides.accessLogOut ?? (silent ? undefined : accessLogSink(options, metrics));
   const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(out ? { out } : {}), ...(silent ? { silent: true } : {}) });
+  const { identity, closeIdentity } = workloadIdentityOf(options, overrides, logger);
   const services: DataPlaneServices = {
     clusters,
     accessLog,
     metrics,
     logger,
+    identity,
     limits: {
       tlsHelloTimeoutMs: options.tlsHelloTimeoutMs,
       maxHelloBytes: 16 * 1024,
@@ -494,7 +511,21 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     status = await startStatusServers({ host: '0.0.0.0', ...(options.appMetricsUrl !== undefined ? { appMetricsUrl: options.appMetricsUrl } : {}) }, { runtime, metrics: registry });
     for (const p of Object.values(status.ports)) runtime.addSelfPort(p);
   }
-  return { runtime, services, registry, admin, status, lag, host };
+  return { runtime, services, registry, admin, status, lag, host, closeIdentity };
+}
+
+/** The proxy's mesh identity: given by the caller, read from --workload-cert-dir, or empty (mTLS refused until one is set). */
+function workloadIdentityOf(options: RunOptions, overrides: StartOverrides, logger: Logger): { identity: WorkloadIdentitySource; closeIdentity: () => void } {
+  if (overrides.workloadIdentity !== undefined) return { identity: overrides.workloadIdentity, closeIdentity: () => undefined };
+  const holder = new WorkloadIdentityHolder();
+  if (options.workloadCertDir === undefined) return { identity: holder, closeIdentity: () => undefined };
+  try {
+    const w = watchWorkloadCertDir(options.workloadCertDir, holder, (msg, fields) => logger.info(msg, fields));
+    logger.info('workload certificate loaded', { dir: options.workloadCertDir, spiffeId: holder.current()?.spiffeId });
+    return { identity: holder, closeIdentity: () => w.close() };
+  } catch (e) {
+    throw new TollgateError('TG_CLI_USAGE', `--workload-cert-dir: ${errorMessage(e)}`, { source: 'config', cause: e });
+  }
 }
 
 /** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
@@ -516,11 +547,12 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
   if (snapshot.listeners.length === 0 && !snapshot.routerKernel) {
     throw new TollgateError('TG_NO_LISTENERS', `the config gives proxy ${proxy.role} ${proxy.namespace}/${proxy.name || '-'} labels ${JSON.stringify(proxy.labels)} no listener; check --role/--namespace/--labels/--name`, { source: 'config' });
   }
-  const { runtime, services, registry, admin, status, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
+  const { runtime, services, registry, admin, status, lag, host, closeIdentity } = await buildDataPlane(options, proxy, overrides, logger);
   try {
     await host.apply(snapshot);
     await runtime.apply(snapshot);
   } catch (e) {
+    closeIdentity();
     await host.stop();
     await admin?.close();
     await status?.close();
@@ -559,6 +591,7 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
       await admin?.close();
       await status?.close();
       lag.disable();
+      closeIdentity();
     },
   };
 }
@@ -585,7 +618,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
   const id = options.identity;
   const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels), ...(id.nodeName ? { nodeName: id.nodeName } : {}) };
-  const { runtime, services, admin, status, lag, host } = await buildDataPlane(options, proxy, overrides, logger);
+  const { runtime, services, admin, status, lag, host, closeIdentity } = await buildDataPlane(options, proxy, overrides, logger);
   let current: Snapshot | undefined;
   let ca: Buffer;
   try {
@@ -631,6 +664,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
       await admin?.close();
       await status?.close();
       lag.disable();
+      closeIdentity();
     },
   };
 }

@@ -4,6 +4,8 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../shared/logger.js';
+import type { WorkloadIdentitySource } from '../shared/workload-identity.js';
+import type { PeerIdentity } from './mesh/peer-identity.js';
 import type { ExplicitProxy, FilterChain, HttpConnectionManager } from '../snapshot/types.js';
 import type { AccessLogger } from './observe/access-log.js';
 import type { DataPlaneMetrics } from './observe/istio-metrics.js';
@@ -17,6 +19,8 @@ export interface DataPlaneServices {
   readonly logger: Logger;
   /** Tunables shared by the filters. */
   readonly limits: DataPlaneLimits;
+  /** This proxy's mesh identity (workload certificate); absent: mesh mTLS is refused. */
+  readonly identity?: WorkloadIdentitySource;
 }
 
 export interface DataPlaneLimits {
@@ -46,6 +50,9 @@ export interface DownstreamConnection {
   readonly alpn: readonly string[];
   /** The first bytes were a TLS ClientHello. */
   readonly tls: boolean;
+  /** Mesh mTLS was terminated on this connection; `peer` is the identity the client's certificate proved. */
+  readonly mutualTls?: boolean;
+  readonly peer?: PeerIdentity | undefined;
   readonly startTime: number;
   readonly startHr: bigint;
   /**

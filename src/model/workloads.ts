@@ -34,3 +34,18 @@ export function workloadFromDeployment(dep: Resource<DeploymentSpec>): Workload 
     resource: dep,
   };
 }
+
+const INJECTION_LABELS = ['istio-injection', 'tollgate-injection'] as const;
+
+/**
+ * Whether a workload runs a mesh sidecar: its pod spec already has the `istio-proxy` container
+ * (injected), or its namespace is labelled for injection and the pod does not opt out with
+ * `sidecar.istio.io/inject: "false"`.
+ */
+export function runsSidecar(w: Workload, namespaceLabels: StringMap | undefined): boolean {
+  const template = w.kind === 'Pod' ? { metadata: { labels: w.labels, annotations: w.resource.annotations }, spec: w.resource.spec as PodSpec | undefined } : (w.resource.spec as DeploymentSpec).template;
+  if ((template.spec?.containers ?? []).some((c) => c.name === 'istio-proxy')) return true;
+  const flag = template.metadata?.annotations?.['sidecar.istio.io/inject'] ?? template.metadata?.labels?.['sidecar.istio.io/inject'];
+  if (flag === 'false') return false;
+  return flag === 'true' || INJECTION_LABELS.some((l) => namespaceLabels?.[l] === 'enabled');
+}

@@ -186,8 +186,17 @@ export interface FilterChain {
   readonly filter: NetworkFilter;
   /** TLS terminated by the proxy (Gateway servers with tls.mode SIMPLE/MUTUAL). */
   readonly tls?: DownstreamTls;
+  /**
+   * Mesh mTLS accepted on this chain (a sidecar's inbound port under PeerAuthentication STRICT or
+   * PERMISSIVE; a Gateway server with tls.mode ISTIO_MUTUAL): a TLS client is terminated with the
+   * proxy's workload certificate and must present one that chains to the mesh roots. STRICT refuses
+   * plaintext; PERMISSIVE serves it too. Absent: no mTLS (DISABLE).
+   */
+  readonly mtls?: MtlsMode;
   readonly origin?: Origin;
 }
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
 
 export interface DownstreamTls {
   readonly mode: 'SIMPLE' | 'MUTUAL';

@@ -13,20 +13,19 @@ function codes(yaml: string): [string, string][] {
   return [...c.diagnostics, ...analyzeModel(c.model)].filter((d) => d.code.startsWith('TG_AUTHZ') || d.code.startsWith('TG_PEERAUTHN') || d.code === 'TG_DR_ISTIO_MUTUAL' || d.code === 'TG_KIND_NOT_ENFORCED').map((d) => [d.code, d.severity]);
 }
 
-test('principals, namespaces, request principals, source.principal/namespace, CUSTOM and targetRef are errors', () => {
+test('request principals, CUSTOM, targetRef and badly written principals are errors; principals and namespaces (from mTLS) are not', () => {
   const yaml =
     ap('p', 'shop', 'rules: [{from: [{source: {principals: ["cluster.local/ns/a/sa/x"]}}]}]') +
     ap('n', 'shop', 'action: DENY\nrules: [{from: [{source: {notNamespaces: [a]}}]}]') +
     ap('j', 'shop', 'rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]') +
     ap('w', 'shop', 'action: DENY\nrules: [{when: [{key: source.namespace, values: [c]}, {key: source.principal, values: ["*"]}]}]') +
     ap('c', 'shop', 'action: CUSTOM\nprovider: {name: ext}\nrules: [{}]') +
-    ap('t', 'shop', 'targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]\nrules: [{}]');
+    ap('t', 'shop', 'targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]\nrules: [{}]') +
+    ap('f', 'shop', 'rules: [{from: [{source: {principals: ["spiffe://cluster.local/ns/a/sa/x", "sleep", "cluster.local/ns/a/sa/*", "*"]}}]}]');
   assert.deepEqual(codes(yaml).sort(), [
     ['TG_AUTHZ_CUSTOM', 'error'],
-    ['TG_AUTHZ_NAMESPACES', 'error'],
-    ['TG_AUTHZ_NAMESPACES', 'error'],
-    ['TG_AUTHZ_PRINCIPALS', 'error'],
-    ['TG_AUTHZ_PRINCIPALS', 'error'],
+    ['TG_AUTHZ_PRINCIPAL_FORMAT', 'error'],
+    ['TG_AUTHZ_PRINCIPAL_FORMAT', 'error'],
     ['TG_AUTHZ_REQUEST_PRINCIPALS', 'error'],
     ['TG_AUTHZ_TARGET_REF', 'error'],
   ]);
@@ -46,11 +45,18 @@ test('what is enforced is no error; allow-nothing and selects-nothing are warnin
   assert.deepEqual(codes(ap('d', 'shop', 'action: DENY\nrules: [{to: [{operation: {paths: [/admin]}}]}]')), [['TG_AUTHZ_HTTP_FIELDS_ON_TCP', 'info']]);
 });
 
-test('PeerAuthentication STRICT and DestinationRule ISTIO_MUTUAL are errors; a port-level DISABLE (as written for an ingress-facing nginx) is not', () => {
-  const pa = (spec: string): string => `apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: pa, namespace: default}\nspec:\n${spec.replace(/^/gm, '  ')}\n---\n`;
-  assert.deepEqual(codes(pa('mtls: {mode: STRICT}')), [['TG_PEERAUTHN_STRICT', 'error']]);
-  assert.deepEqual(codes(pa('selector: {matchLabels: {app: nginx-app}}\nportLevelMtls:\n  80: {mode: DISABLE}')), [['TG_PEERAUTHN_PLAINTEXT', 'info']]);
-  assert.deepEqual(codes(pa('mtls: {mode: PERMISSIVE}\nportLevelMtls:\n  8443: {mode: STRICT}')), [['TG_PEERAUTHN_STRICT', 'error']]);
+test('PeerAuthentication: STRICT on a workload without a sidecar is an error, DISABLE under STRICT a warning, a port-level DISABLE for an ingress-facing nginx information', () => {
+  const pa = (spec: string, name = 'pa', ns = 'default'): string => `apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: ${name}, namespace: ${ns}}\nspec:\n${spec.replace(/^/gm, '  ')}\n---\n`;
+  const pod = (name: string, labels: string, containers: string): string => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: default, labels: {${labels}}}\nspec: {containers: [${containers}]}\n---\n`;
+  const injected = pod('nginx', 'app: nginx-app', '{name: nginx}, {name: istio-proxy}');
+  const bare = pod('legacy', 'app: legacy', '{name: legacy}');
+  assert.deepEqual(codes(injected + pa('mtls: {mode: STRICT}')), []);
+  assert.deepEqual(codes(injected + bare + pa('mtls: {mode: STRICT}')), [['TG_PEERAUTHN_NO_SIDECAR', 'error']]);
+  const enabledNs = 'apiVersion: v1\nkind: Namespace\nmetadata: {name: default, labels: {istio-injection: enabled}}\n---\n';
+  assert.deepEqual(codes(enabledNs + bare + pa('mtls: {mode: STRICT}')), [], 'the namespace label injects the sidecar');
+  assert.deepEqual(codes(injected + pa('selector: {matchLabels: {app: nginx-app}}\nportLevelMtls:\n  80: {mode: DISABLE}')), [['TG_PEERAUTHN_PLAINTEXT', 'info']]);
+  assert.deepEqual(codes(injected + pa('mtls: {mode: STRICT}', 'ns') + pa('selector: {matchLabels: {app: nginx-app}}\nportLevelMtls:\n  80: {mode: DISABLE}')), [['TG_PEERAUTHN_DISABLE_OVERRIDES_STRICT', 'warning']]);
+  assert.deepEqual(codes(injected + pa('selector: {matchLabels: {app: ngnix}}\nmtls: {mode: PERMISSIVE}')), [['TG_PEERAUTHN_SELECTS_NOTHING', 'warning']]);
   const dr = 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: gw, namespace: istio-system}\nspec:\n  host: egressgateway.istio-system.svc.cluster.local\n  subsets: [{name: cnn, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]\n';
   assert.deepEqual(codes(dr), [['TG_DR_ISTIO_MUTUAL', 'error']]);
 });

@@ -16,15 +16,31 @@ export interface AuthzConnection {
   /** The snapshot's listener port, or the original destination port of a captured connection. */
   readonly destinationPort: number;
   readonly sni: string | undefined | null;
+  /** The mTLS peer's principal (`cluster.local/ns/a/sa/sleep`) and namespace; absent on plaintext. */
+  readonly sourcePrincipal?: string | undefined;
+  readonly sourceNamespace?: string | undefined;
 }
 
 /** A captured connection is authorized on the port it was addressed to, others on the listener's configured port. */
 export function authzConnectionOf(conn: DownstreamConnection): AuthzConnection {
-  return { remoteAddress: conn.remoteAddress, localAddress: conn.localAddress, destinationPort: conn.originalDestination !== undefined ? conn.localPort : conn.listenerPort, sni: conn.sni };
+  return {
+    remoteAddress: conn.remoteAddress,
+    localAddress: conn.localAddress,
+    destinationPort: conn.originalDestination !== undefined ? conn.localPort : conn.listenerPort,
+    sni: conn.sni,
+    ...(conn.peer !== undefined ? { sourcePrincipal: conn.peer.principal, sourceNamespace: conn.peer.namespace } : {}),
+  };
 }
 
 export function connectionRequest(c: AuthzConnection): AuthzRequest {
-  return { sourceIp: c.remoteAddress, destinationIp: c.localAddress, destinationPort: c.destinationPort, sni: c.sni ?? null };
+  return {
+    sourceIp: c.remoteAddress,
+    destinationIp: c.localAddress,
+    destinationPort: c.destinationPort,
+    sni: c.sni ?? null,
+    ...(c.sourcePrincipal !== undefined ? { sourcePrincipal: c.sourcePrincipal } : {}),
+    ...(c.sourceNamespace !== undefined ? { sourceNamespace: c.sourceNamespace } : {}),
+  };
 }
 
 export function httpRequest(c: AuthzConnection, facts: RequestFacts): AuthzRequest {

@@ -10,10 +10,10 @@
  * paths, requestPrincipals, request.* conditions) is dropped from an ALLOW policy (it can never
  * allow) and has that field ignored in a DENY or AUDIT policy (it denies more, never less).
  *
- * Peer identity (principals, namespaces) needs mTLS, which Tollgate does not run yet: the request's
- * identity is absent, so `principals`/`namespaces` never match and `notPrincipals`/`notNamespaces`
- * always do (Istio's behaviour for a plaintext peer). `tollgate analyze` reports such policies as
- * errors because they do not protect what their author meant.
+ * Peer identity (principals, namespaces, source.principal, source.namespace) is the SPIFFE ID of
+ * the certificate the peer presented on mesh mTLS. On a plaintext connection it is absent, so
+ * `principals`/`namespaces` never match and `notPrincipals`/`notNamespaces` always do (Istio's
+ * behaviour for a plaintext peer).
  */
 import { cidrContains, parseCidr, parseIp, type Ip } from '../../net/ip.js';
 import type { AuthzCondition, AuthzOperation, AuthzPolicy, AuthzRule, AuthzSource } from '../../snapshot/types.js';
@@ -40,7 +40,7 @@ export interface AuthzRequest {
   readonly destinationPort: number;
   readonly sni?: string | null;
   readonly http?: AuthzHttp;
-  /** Authenticated peer identity: absent until mTLS exists. */
+  /** Authenticated peer identity from mesh mTLS (`cluster.local/ns/a/sa/sleep`, `a`): absent on plaintext. */
   readonly sourcePrincipal?: string;
   readonly sourceNamespace?: string;
 }

@@ -16,6 +16,10 @@ import { handleTcpProxy } from '../tcp/tcp-proxy.js';
 import { fdOf, setTransparent } from '../../net/sockopt.js';
 import { inspectorReason, peekClientHello, type PeekResult } from './peek.js';
 import { DOWNSTREAM_TLS } from './tls-store.js';
+import { acceptMeshTls } from '../mesh/accept.js';
+import { offersMeshAlpn } from '../mesh/contexts.js';
+import type { PeerIdentity } from '../mesh/peer-identity.js';
+import type { WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import type { ConnectionBudget } from './connection-budget.js';
 
 export interface ListenerState {
@@ -41,6 +45,8 @@ export interface ListenerRuntimeOptions {
 }
 
 function noop(): void {}
+
+const NO_IDENTITY: WorkloadIdentitySource = { current: () => undefined, onChange: () => noop };
 
 /** What a TCP tunnel was routed by: its chain and the clusters (with their targets) it may use. */
 function tunnelRoute(snapshot: CompiledSnapshot, chain: FilterChain): string {
@@ -259,12 +265,52 @@ export class ListenerRuntime {
       socket.destroy();
       return;
     }
+    if (chain.mtls !== undefined) {
+      // PERMISSIVE detection (Istio's filter chain match): a ClientHello is mesh mTLS when the port is
+      // STRICT, the chain speaks HTTP (the app does not terminate TLS there) or the client offers the
+      // mesh ALPN; any other TLS client on a TCP port is the app's own TLS and passes through.
+      const mesh = facts.tls && (chain.mtls === 'STRICT' || chain.filter.type !== 'tcp' || offersMeshAlpn(alpn));
+      if (mesh) {
+        acceptMeshTls(socket, services.identity ?? NO_IDENTITY, services.limits.tlsHelloTimeoutMs, (r) => {
+          if (r.ok) this.start(r.socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, r.peer);
+          else this.refuse(socket, chain, facts, original, startTime, startHr, r.reason, 'UF', r.detail);
+        });
+        return;
+      }
+      if (chain.mtls === 'STRICT') {
+        this.refuse(socket, chain, facts, original, startTime, startHr, 'mtls_required', 'NR', `filter chain ${chain.name}: mTLS STRICT: plaintext refused`);
+        return;
+      }
+    }
+    this.start(socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, undefined);
+  }
+
+  /** A connection refused by the chain's mTLS requirement: logged, counted, closed. */
+  private refuse(socket: Socket, chain: FilterChain, facts: ConnectionFacts, original: OriginalDestination | undefined, startTime: number, startHr: bigint, reason: string, flag: string, detail: string): void {
+    const services = this.opts.services;
+    const r = this.record(socket, startTime);
+    r.requested_server_name = facts.sni ?? null;
+    r.route_name = chain.name;
+    r.response_flags = flag;
+    r.tollgate_reason = reason;
+    r.connection_termination_details = detail;
+    if (original) r.downstream_local_address = addrPort(original.ip, original.port);
+    r.duration = elapsedMs(startHr);
+    services.accessLog.log(r);
+    services.metrics.denied(reason);
+    socket.destroy();
+  }
+
+  /** Hands the connection (decrypted when mesh mTLS was terminated) to the chain's network filter. */
+  private start(socket: Socket, state: ListenerState, chain: FilterChain, chainWhy: string, facts: ConnectionFacts, alpn: readonly string[], original: OriginalDestination | undefined, startTime: number, startHr: bigint, peer: PeerIdentity | undefined): void {
+    const services = this.opts.services;
+    const mutualTls = socket instanceof TLSSocket;
     const conn: DownstreamConnection = {
       socket,
       snapshot: state.snapshot,
       listener: state.listener,
       chain,
-      chainWhy: choice.why,
+      chainWhy,
       listenerPort: state.listener.listener.port,
       remoteAddress: plainIp(socket.remoteAddress),
       remotePort: socket.remotePort ?? 0,
@@ -274,6 +320,7 @@ export class ListenerRuntime {
       sni: facts.sni,
       alpn,
       tls: facts.tls,
+      ...(mutualTls ? { mutualTls, peer } : {}),
       startTime,
       startHr,
       ...(original ? { originalDestination: original } : {}),

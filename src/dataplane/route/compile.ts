@@ -129,7 +129,7 @@ function compileListener(l: Listener): CompiledListener {
   const chains = [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])];
   return {
     listener: l,
-    needsTlsInspector: chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined),
+    needsTlsInspector: chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined || c.mtls !== undefined),
     needsDestination: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0),
     needsDestinationPort: chains.some((c) => c.match.destinationPort !== undefined),
   };

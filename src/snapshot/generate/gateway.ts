@@ -7,7 +7,7 @@ import type { GatewayModel, Model, ServerModel, VirtualServiceModel } from '../.
 import { hostMatches, patternsOverlap } from '../../net/hostname.js';
 import { labelsMatch, resolveHost } from '../../model/selectors.js';
 import { gatewayRouteName, listenerName } from '../names.js';
-import type { FilterChain, HttpFilterConfig, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
+import type { DownstreamTls, FilterChain, HttpFilterConfig, Listener, ProxyIdentity, Route, RouteConfig, VirtualHost, WeightedCluster } from '../types.js';
 import { DEFAULT_HTTP_FILTERS } from '../types.js';
 import type { ClusterSet } from './clusters.js';
 import { httpRoutesOf } from './http-routes.js';
@@ -62,14 +62,8 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
         name: routeName,
         match: { transportProtocol: 'tls', serverNames: server.hosts.map((h) => h.host).filter((h) => h !== '*') },
         filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: httpFiltersOf([gw]) },
-        tls: {
-          mode: tls?.mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE',
-          ...(tls?.serverCertificate ? { serverCertificate: tls.serverCertificate } : {}),
-          ...(tls?.privateKey ? { privateKey: tls.privateKey } : {}),
-          ...(tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
-          ...(tls?.credentialName ? { credentialName: `${gw.resource.namespace}/${tls.credentialName}` } : {}),
-          ...tlsParameters(tls),
-        },
+        // ISTIO_MUTUAL: the proxy's workload certificate, and the client must be a mesh workload.
+        ...(tls?.mode === 'ISTIO_MUTUAL' ? { mtls: 'STRICT' as const } : { tls: downstreamTls(gw, server) }),
         origin: originOf(gw.resource, ['spec', 'servers', server.index]),
       });
     }
@@ -90,6 +84,18 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
     });
   }
   return { listeners, routes };
+}
+
+function downstreamTls(gw: GatewayModel, server: ServerModel): DownstreamTls {
+  const tls = server.server.tls;
+  return {
+    mode: tls?.mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE',
+    ...(tls?.serverCertificate ? { serverCertificate: tls.serverCertificate } : {}),
+    ...(tls?.privateKey ? { privateKey: tls.privateKey } : {}),
+    ...(tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
+    ...(tls?.credentialName ? { credentialName: `${gw.resource.namespace}/${tls.credentialName}` } : {}),
+    ...tlsParameters(tls),
+  };
 }
 
 /** Gateway annotation for the add_response_header HTTP filter: `name: value`. */

@@ -5,6 +5,11 @@
  * forwarding to the app at that same address from 127.0.0.6 — Istio's inbound source address,
  * which the capture rules let through so the forwarded connection is not captured again. Any other
  * port passes through to the app unchanged (InboundPassthroughCluster), logged.
+ *
+ * Each chain carries the port's effective PeerAuthentication mode (peer-authn.ts): STRICT and
+ * PERMISSIVE chains terminate mesh mTLS, PERMISSIVE and DISABLE ones serve plaintext. A port
+ * declared only in `portLevelMtls` (no Service port) gets its own passthrough chain so the mode
+ * applies to it too.
  */
 import type { Model } from '../../model/build.js';
 import type { RegistryService } from '../../model/registry.js';
@@ -14,6 +19,7 @@ import type { Cluster, FilterChain, Listener, ProxyIdentity, RouteConfig } from 
 import { DEFAULT_CONNECT_TIMEOUT_MS, type ClusterSet } from './clusters.js';
 import { TCP_IDLE_TIMEOUT_MS } from './gateway.js';
 import { originOf } from './origin.js';
+import { chainMtls, effectivePeerAuthn, modeAtPort } from './peer-authn.js';
 
 export const VIRTUAL_INBOUND_PORT = 15006;
 /** Source of the sidecar's connections to its own app (Istio's InboundPassthroughBindIpv4). */
@@ -46,6 +52,7 @@ function inboundCluster(name: string, serviceHost: string, port: number, protoco
 }
 
 export function generateSidecarInbound(model: Model, proxy: ProxyIdentity, clusters: ClusterSet): { listener: Listener; routes: RouteConfig[] } {
+  const peerAuthn = effectivePeerAuthn(model, proxy.namespace, proxy.labels);
   const chains: FilterChain[] = [];
   const routes: RouteConfig[] = [];
   const seen = new Set<number>();
@@ -59,13 +66,22 @@ export function generateSidecarInbound(model: Model, proxy: ProxyIdentity, clust
       const origin = originOf(s.resource);
       if (HTTP.has(p.protocol)) {
         routes.push({ name, virtualHosts: [{ name: `inbound|http|${target}`, domains: ['*'], routes: [{ name: 'default', match: {}, action: { type: 'forward', clusters: [{ name, weight: 100 }] } }], origin }] });
-        chains.push({ name, match: { destinationPort: target }, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true }, origin });
+        chains.push({ name, match: { destinationPort: target }, filter: { type: 'http', statPrefix: name, routeConfigName: name, accessLog: true }, ...chainMtls(modeAtPort(peerAuthn, target)), origin });
       } else {
-        chains.push({ name, match: { destinationPort: target }, filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS }, origin });
+        chains.push({ name, match: { destinationPort: target }, filter: { type: 'tcp', statPrefix: name, clusters: [{ name, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS }, ...chainMtls(modeAtPort(peerAuthn, target)), origin });
       }
     }
   }
   clusters.addRaw(inboundCluster(INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, 0, 'TCP', `inbound connections to a port no Service of this workload declares go to the app as they are, from ${INBOUND_SOURCE_ADDRESS}`), []);
-  const passthrough: FilterChain = { name: INBOUND_PASSTHROUGH_CLUSTER, match: {}, filter: { type: 'tcp', statPrefix: INBOUND_PASSTHROUGH_CLUSTER, clusters: [{ name: INBOUND_PASSTHROUGH_CLUSTER, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS } };
+  const passthroughTcp = { type: 'tcp', statPrefix: INBOUND_PASSTHROUGH_CLUSTER, clusters: [{ name: INBOUND_PASSTHROUGH_CLUSTER, weight: 100 }], idleTimeoutMs: TCP_IDLE_TIMEOUT_MS } as const;
+  for (const [port, mode] of [...peerAuthn.ports].sort(([a], [b]) => a - b)) {
+    if (!seen.has(port)) chains.push({ name: `${INBOUND_PASSTHROUGH_CLUSTER}|${port}`, match: { destinationPort: port }, filter: passthroughTcp, ...chainMtls(mode) });
+  }
+  const passthrough: FilterChain = {
+    name: INBOUND_PASSTHROUGH_CLUSTER,
+    match: {},
+    filter: passthroughTcp,
+    ...chainMtls(peerAuthn.mode),
+  };
   return { listener: { name: 'virtualInbound', address: '0.0.0.0', port: VIRTUAL_INBOUND_PORT, inboundCapture: true, filterChains: chains, defaultFilterChain: passthrough }, routes };
 }

@@ -1,0 +1,35 @@
+/**
+ * The authenticated identity of a mesh peer, read from the certificate it presented on an mTLS
+ * connection (the URI SAN `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`), in the
+ * forms AuthorizationPolicy and Istio's metrics use.
+ */
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { parseSpiffeId } from '../../shared/workload-identity.js';
+
+export interface PeerIdentity {
+  /** The full URI SAN, `spiffe://...`. */
+  readonly spiffeId: string;
+  /** Istio's principal: the SPIFFE ID without `spiffe://` (`cluster.local/ns/a/sa/sleep`). */
+  readonly principal: string;
+  /** The `ns/<namespace>` part; undefined when the ID is not in Istio's workload form. */
+  readonly namespace: string | undefined;
+}
+
+/** URI SANs of a certificate, in order (Node renders them as `URI:spiffe://...` in subjectaltname). */
+export function uriSans(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined): string[] {
+  const text = cert?.subjectaltname;
+  if (text === undefined || text === '') return [];
+  const out: string[] = [];
+  for (const part of text.split(', ')) if (part.startsWith('URI:')) out.push(part.slice(4));
+  return out;
+}
+
+export function identityOfSpiffeId(spiffeId: string): PeerIdentity {
+  return { spiffeId, principal: spiffeId.slice('spiffe://'.length), namespace: parseSpiffeId(spiffeId)?.namespace };
+}
+
+/** The first `spiffe://` URI SAN of a verified peer certificate, undefined when there is none. */
+export function peerIdentityOf(socket: TLSSocket): PeerIdentity | undefined {
+  const id = uriSans(socket.getPeerCertificate()).find((u) => u.startsWith('spiffe://'));
+  return id === undefined ? undefined : identityOfSpiffeId(id);
+}

@@ -1,0 +1,191 @@
+/**
+ * Egress authorization by workload identity: an egress gateway whose Gateway server on 443 has
+ * tls.mode ISTIO_MUTUAL (Istio's egress gateway pattern), with its workload certificate from
+ * --workload-cert-dir. Callers are real curl and openssl clients holding mesh certificates for
+ * namespaces `a` and `c`. Namespace `a` may reach edition.cnn.com (an upstream on loopback), `c` is
+ * denied by a DENY policy named in the log, a DENY on one principal of `a` beats the ALLOW, a
+ * dry-run policy only logs. Without a mesh certificate, or in plaintext, nothing gets through.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { listen, loopbackAddress, tcpExchange } from '../helpers/net.js';
+import { meshCert, type MeshCert } from '../helpers/mesh-pki.js';
+import { makePki, type Pki } from '../helpers/pki.js';
+import { startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
+import { haveTool, isCI, run } from '../helpers/tools.js';
+
+const ready = haveTool('curl') && haveTool('openssl');
+const skip = ready ? false : 'needs curl and openssl';
+if (!ready && isCI) throw new Error(`mtls-egress-gateway: ${skip}; CI=true`);
+
+function config(upIp: string, upPort: number): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cnn, namespace: istio-system}
+spec:
+  hosts: [edition.cnn.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: ${upIp}, ports: {http: ${upPort}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [edition.cnn.com]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cnn-through-egress, namespace: istio-system}
+spec:
+  hosts: [edition.cnn.com]
+  gateways: [istio-egressgateway]
+  http: [{route: [{destination: {host: edition.cnn.com, port: {number: 80}}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-a-to-cnn, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: ALLOW
+  rules:
+  - from: [{source: {namespaces: [a]}}]
+    to: [{operation: {hosts: [edition.cnn.com]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-c, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: DENY
+  rules:
+  - from: [{source: {namespaces: [c]}}]
+  - from: [{source: {principals: [cluster.local/ns/a/sa/blocked]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit-a, namespace: istio-system, annotations: {istio.io/dry-run: "true"}}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: DENY
+  rules:
+  - when: [{key: source.principal, values: ["cluster.local/ns/a/sa/*"]}, {key: "request.headers[x-audit]", values: ["*"]}]
+`;
+}
+
+describe('egress gateway with ISTIO_MUTUAL: authorization by the caller\'s mesh identity', { skip }, () => {
+  const upIp = loopbackAddress();
+  let pki: Pki;
+  let up: Server;
+  const served: string[] = [];
+  let gate: TestGate;
+  let cleanupCfg: () => void = () => undefined;
+  let gw: MeshCert;
+  let a: MeshCert;
+  let blocked: MeshCert;
+  let c: MeshCert;
+
+  before(async () => {
+    pki = makePki();
+    await pki.ca('mesh-root');
+    gw = await meshCert(pki, 'mesh-root', 'istio-system', 'istio-egressgateway');
+    a = await meshCert(pki, 'mesh-root', 'a', 'sleep');
+    blocked = await meshCert(pki, 'mesh-root', 'a', 'blocked');
+    c = await meshCert(pki, 'mesh-root', 'c', 'sleep');
+    up = createHttpServer((req, res) => {
+      served.push(req.url ?? '');
+      res.end('upstream');
+    });
+    const upPort = await listen(up, upIp);
+    const started = await startGateWithConfig(config(upIp, upPort), ['--role', 'gateway', '-n', 'istio-system', '-l', 'istio=egressgateway', '--port-map', '443=0', '--workload-cert-dir', gw.dir]);
+    gate = started.gate;
+    cleanupCfg = () => started.cfg.cleanup();
+  });
+  after(async () => {
+    await gate?.stop();
+    cleanupCfg();
+    up?.close();
+    pki?.cleanup();
+  });
+
+  const curl = async (client: MeshCert | undefined, path: string, extra: string[] = []): Promise<{ code: string; body: string; exit: number }> => {
+    const port = gate.port(443);
+    // -k: the gateway proves a SPIFFE ID, not the name edition.cnn.com (its chain is checked with openssl below).
+    const certArgs = client === undefined ? [] : ['--cert', client.cert, '--key', client.key];
+    const r = await run('curl', ['-s', '-k', '--max-time', '10', ...certArgs, ...extra, '--resolve', `edition.cnn.com:${port}:127.0.0.1`, '-w', '\n%{http_code}', `https://edition.cnn.com:${port}${path}`], { timeoutMs: 15_000 });
+    const lines = r.stdout.split('\n');
+    return { code: lines.pop() ?? '', body: lines.join('\n'), exit: r.status ?? -1 };
+  };
+
+  it('openssl s_client: the gateway presents its workload certificate, chained to the mesh root, with its SPIFFE ID', async () => {
+    const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${gate.port(443)}`, '-servername', 'edition.cnn.com', '-CAfile', a.root, '-cert', a.cert, '-key', a.key, '-verify_return_error', '-showcerts'], { input: 'Q\n', timeoutMs: 15_000 });
+    assert.match(r.stdout, /Verify return code: 0 \(ok\)/);
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+    assert.ok(pem, r.stdout);
+    assert.equal(new X509Certificate(pem).subjectAltName, `URI:${gw.spiffeId}`);
+  });
+
+  it('namespace a reaches edition.cnn.com through the gateway', async () => {
+    const r = await curl(a, '/from-a');
+    assert.deepEqual([r.code, r.body], ['200', 'upstream']);
+    assert.ok(served.includes('/from-a'));
+    const log = await gate.waitForLog((l) => l.path === '/from-a');
+    assert.equal(log.response_code, 200);
+  });
+
+  it('namespace c is denied: 403 RBAC: access denied, the DENY policy and rule in the log, never forwarded', async () => {
+    const before = served.length;
+    const r = await curl(c, '/from-c');
+    assert.deepEqual([r.code, r.body], ['403', 'RBAC: access denied']);
+    assert.equal(served.length, before);
+    const log = await gate.waitForLog((l) => l.path === '/from-c');
+    assert.equal(log.tollgate_reason, 'rbac_denied');
+    assert.equal(log.response_code_details, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-c]-rule[0]]');
+    assert.equal(gate.metric('tollgate_rbac_total', 'policy="istio-system/deny-c",result="denied"'), 1);
+  });
+
+  it('DENY beats ALLOW: a principal of namespace a named in the DENY policy is refused', async () => {
+    const r = await curl(blocked, '/from-blocked');
+    assert.deepEqual([r.code, r.body], ['403', 'RBAC: access denied']);
+    const log = await gate.waitForLog((l) => l.path === '/from-blocked');
+    assert.equal(log.response_code_details, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-c]-rule[1]]');
+  });
+
+  it('dry-run: the request goes through and the log names the policy that would have denied it', async () => {
+    const r = await curl(a, '/audited', ['-H', 'x-audit: 1']);
+    assert.deepEqual([r.code, r.body], ['200', 'upstream']);
+    const log = await gate.waitForLog((l) => l.path === '/audited');
+    assert.equal(log.tollgate_reason, 'rbac_dry_run_denied');
+    assert.equal(log.response_code_details, 'rbac_dry_run_denied_matched_policy[ns[istio-system]-policy[audit-a]-rule[0]]');
+  });
+
+  it('a client without a mesh certificate fails the handshake; plaintext is closed; neither reaches the upstream', async () => {
+    const before = served.length;
+    const r = await curl(undefined, '/no-cert');
+    assert.notEqual(r.exit, 0, 'curl must fail without a client certificate');
+    assert.notEqual(r.code, '200');
+    const log = await gate.waitForLog((l) => l.tollgate_reason === 'mtls_handshake_failed');
+    assert.equal(log.response_flags, 'UF');
+    const plain = await tcpExchange('127.0.0.1', gate.port(443), 'GET / HTTP/1.1\r\nHost: edition.cnn.com\r\n\r\n', { timeoutMs: 5000 });
+    assert.doesNotMatch(plain.data, /200|upstream/);
+    assert.notEqual(plain.closedBy, 'timeout');
+    assert.equal(served.length, before);
+  });
+
+  it('a certificate from another CA is refused', async () => {
+    await pki.ca('other-root');
+    const stranger = await meshCert(pki, 'other-root', 'a', 'sleep', 'stranger');
+    const before = served.length;
+    const r = await curl(stranger, '/stranger');
+    assert.notEqual(r.code, '200');
+    assert.equal(served.length, before);
+    const log = await gate.waitForLog((l) => l.tollgate_reason === 'mtls_handshake_failed' && l.connection_termination_details === 'no client certificate the mesh roots verify');
+    assert.equal(log.response_flags, 'UF');
+  });
+});
