@@ -46,6 +46,9 @@ export interface ListenerRuntimeOptions {
 
 function noop(): void {}
 
+/** How long a silent client may take before a PERMISSIVE port treats it as a server-first plaintext protocol. */
+const MTLS_DETECTION_TIMEOUT_MS = 1000;
+
 const NO_IDENTITY: WorkloadIdentitySource = { current: () => undefined, onChange: () => noop };
 
 /** What a TCP tunnel was routed by: its chain and the clusters (with their targets) it may use. */
@@ -202,7 +205,8 @@ export class ListenerRuntime {
     }
     const destination = { ip: original?.ip ?? plainIp(socket.localAddress), port: original?.port ?? socket.localPort ?? 0 };
     if (state.listener.needsTlsInspector) {
-      peekClientHello(socket, { timeoutMs: services.limits.tlsHelloTimeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr, original));
+      const timeoutMs = state.listener.mtlsDetectionOnly ? Math.min(MTLS_DETECTION_TIMEOUT_MS, services.limits.tlsHelloTimeoutMs) : services.limits.tlsHelloTimeoutMs;
+      peekClientHello(socket, { timeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr, original));
     } else {
       this.dispatch(socket, state, { tls: false, destinationIp: destination.ip, destinationPort: destination.port }, undefined, startTime, startHr, [], original);
     }
@@ -218,7 +222,7 @@ export class ListenerRuntime {
       this.dispatch(socket, state, facts, undefined, startTime, startHr, p.hello.alpn, original);
       return;
     }
-    if (p.kind === 'not_tls') {
+    if (p.kind === 'not_tls' || (p.kind === 'timeout' && p.bytes.length === 0 && state.listener.mtlsDetectionOnly)) {
       if (p.bytes.length > 0) socket.unshift(p.bytes);
       this.dispatch(socket, state, { tls: false, destinationIp, destinationPort }, 'tls_not_tls', startTime, startHr, [], original);
       return;

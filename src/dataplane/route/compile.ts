@@ -36,6 +36,12 @@ export interface CompiledListener {
   readonly listener: Listener;
   /** True when some chain matches on SNI or needs to know whether the client speaks TLS. */
   readonly needsTlsInspector: boolean;
+  /**
+   * The inspector runs only to tell mesh mTLS from plaintext (no chain matches on SNI or transport):
+   * a client that stays silent is a server-first protocol and goes on as plaintext after a short
+   * wait, as Envoy's `continue_on_listener_filters_timeout` lets it.
+   */
+  readonly mtlsDetectionOnly: boolean;
   readonly needsDestination: boolean;
   readonly needsDestinationPort: boolean;
 }
@@ -130,6 +136,7 @@ function compileListener(l: Listener): CompiledListener {
   return {
     listener: l,
     needsTlsInspector: chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined || c.mtls !== undefined),
+    mtlsDetectionOnly: chains.some((c) => c.mtls !== undefined) && !chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined),
     needsDestination: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0),
     needsDestinationPort: chains.some((c) => c.match.destinationPort !== undefined),
   };
