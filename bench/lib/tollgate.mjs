@@ -163,10 +163,11 @@ export function tollgateCanDisableAccessLog() {
  *   node [nodeArgs] dist/src/cli/bin.js run -f <yaml> --role gateway --namespace bench
  *        --labels app=bench --admin 127.0.0.1:<port> --allow-cidr 127.0.0.0/8
  *        [--explicit-proxy 127.0.0.1:<port> --connect-ports <upstream port>]
- *        [--access-log off | --no-access-log] [--workers N]
+ *        [--access-log off | --no-access-log | --access-log-file PATH] [--workers N]
  *
- * The access log goes to stdout, which is /dev/null here: "on" is Tollgate's default; "off" needs
- * a flag, and without one `accessLog: false` still logs (the caller reads tollgateCanDisableAccessLog()).
+ * The access log goes to stdout, which is /dev/null here, or to the file `accessLog` names (a
+ * string): "on" is Tollgate's default; "off" needs a flag, and without one `accessLog: false` still
+ * logs (the caller reads tollgateCanDisableAccessLog()).
  * `wrapper` (profile.mjs) replaces the entry script with one that imports it in-process.
  */
 export async function launchTollgate({ dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, workers, nodeArgs = [], wrapper, ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
@@ -186,7 +187,7 @@ export async function launchTollgate({ dir, name = 'tollgate', configYaml, httpP
   if (!accessLog) {
     if (tollgateSupports('--no-access-log')) args.push('--no-access-log');
     else if (tollgateSupports('--access-log')) args.push('--access-log', 'off');
-  }
+  } else if (typeof accessLog === 'string' && tollgateSupports('--access-log-file')) args.push('--access-log-file', accessLog);
   // The harness stops it with SIGTERM (SIGKILL after 2 s): keep the drain short.
   if (tollgateSupports('--drain-timeout')) args.push('--drain-timeout', '500');
   if (workers !== undefined) {
