@@ -464,8 +464,8 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     const list = this.plan?.log;
     if (list !== undefined) for (let i = 0; i < list.length; i++) list[i]!.filter.onLog!(this, list[i]!.route);
     const durationMs = performance.now() - info.startPerf;
-    if (conn.accessLog) {
-      const al = engine.services.accessLog;
+    const al = engine.services.accessLog;
+    if (conn.accessLog && al.wanted) {
       if (al.needsRecords) al.log(info.record(conn, durationMs));
       else al.logJsonLine(info.jsonLine(conn, durationMs));
     }
