@@ -12,6 +12,10 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { connect } from 'node:tls';
 import { parseArgs } from 'node:util';
+import { DEFAULT_HTTP_FILTERS } from '../dist/src/snapshot/types.js';
+import { compileFilterChain, FilterSharedState } from '../dist/src/dataplane/http/filter-chain.js';
+import { buildRequestHead, buildResponseHead } from '../dist/src/dataplane/http/headers.js';
+import { HttpParser } from '../dist/src/dataplane/http/parser.js';
 import { inspectClientHello } from '../dist/src/dataplane/listener/tls-inspector.js';
 import { HostMatcher } from '../dist/src/net/hostname.js';
 import { parseCidr, parseIp, SsrfGuard } from '../dist/src/net/ip.js';
@@ -52,6 +56,130 @@ function hostMatcherCase() {
   return { m, hosts };
 }
 
+// ---------------------------------------------------------------- HTTP/1.1 codec
+
+/** What wrk sends through the bench, and what a browser sends (more and longer fields). */
+const WRK_REQUEST = Buffer.from('GET /1k HTTP/1.1\r\nHost: up.bench.test\r\n\r\n', 'latin1');
+const BROWSER_REQUEST = Buffer.from(
+  'GET /api/v1/users/12345/profile?include=settings HTTP/1.1\r\nHost: api.example.com\r\n' +
+    'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\n' +
+    'Accept: application/json, text/plain, */*\r\nAccept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n' +
+    'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl\r\nConnection: keep-alive\r\n\r\n',
+  'latin1',
+);
+/** The bench upstream's (nginx) answer to GET /1k: head and body in one read. */
+const NGINX_RESPONSE = Buffer.concat([
+  Buffer.from(
+    'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 22:00:00 GMT\r\nContent-Type: application/octet-stream\r\n' +
+      'Content-Length: 1024\r\nLast-Modified: Tue, 01 Dec 2026 21:00:00 GMT\r\nConnection: keep-alive\r\nETag: "6560-400"\r\nAccept-Ranges: bytes\r\n\r\n',
+    'latin1',
+  ),
+  Buffer.alloc(1024, 'x'),
+]);
+
+class Counting {
+  heads = 0;
+  last = undefined;
+  onHead(h) {
+    this.heads++;
+    this.last = h;
+  }
+  onBody() {}
+  onMessageComplete() {}
+  onError(e) {
+    throw new Error(`micro: parse error ${e.code}: ${e.message}`);
+  }
+}
+
+function parseRequests(buf, n) {
+  const h = new Counting();
+  const p = new HttpParser('request', h);
+  for (let i = 0; i < n; i++) p.execute(buf);
+  return h.heads;
+}
+
+function parseResponses(n) {
+  const h = new Counting();
+  const p = new HttpParser('response', h);
+  for (let i = 0; i < n; i++) {
+    p.expectResponseTo('GET');
+    p.execute(NGINX_RESPONSE);
+  }
+  return h.heads;
+}
+
+// One head of each, as the proxy parses them: the input of the serializers.
+const browserHead = (() => {
+  const h = new Counting();
+  new HttpParser('request', h).execute(BROWSER_REQUEST);
+  return h.last;
+})();
+const nginxHead = (() => {
+  const h = new Counting();
+  const p = new HttpParser('response', h);
+  p.expectResponseTo('GET');
+  p.execute(NGINX_RESPONSE);
+  return h.last;
+})();
+
+function serializeRequests(n) {
+  let bytes = 0;
+  const facts = { xffIn: null, requestId: null, userAgent: null };
+  for (let i = 0; i < n; i++) {
+    facts.requestId = null;
+    const head = buildRequestHead(
+      { method: browserHead.method, target: browserHead.path, host: 'api.example.com', headers: browserHead.headers, connectionTokens: browserHead.connectionTokens, framing: 'none', upgrade: false, stripExpect: false, xffAppend: '127.0.0.1', proto: 'http', addRequestId: false, ops: null },
+      facts,
+    );
+    bytes += head.length;
+  }
+  return bytes;
+}
+
+function serializeResponses(n) {
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    bytes += buildResponseHead({ status: nginxHead.statusCode, reason: nginxHead.reason, headers: nginxHead.headers, connectionTokens: nginxHead.connectionTokens, framing: 1024, connection: undefined, upgrade: false, ops: null }).length;
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------- filter chain
+
+// The default chain on a plain route (no fault, rate limit, header mutation or mirror): only the
+// router is bound, every other phase is an empty array. The engine's promise is that such a chain
+// costs nothing measurable: the dispatch over the phases below must stay within a few ns of none.
+const plainRoute = { name: 'plain', match: {}, action: { type: 'forward', clusters: [{ name: 'outbound|80||up.bench.test', weight: 100 }] } };
+const chain = compileFilterChain(DEFAULT_HTTP_FILTERS, { name: 'bench', virtualHosts: [{ name: 'v', domains: ['*'], routes: [plainRoute] }] }, new FilterSharedState());
+const plan = chain.plan(plainRoute);
+if (plan.names.join(',') !== 'router' || plan.requestBody.length + plan.upstreamRequest.length + plan.responseHeaders.length + plan.responseBody.length + plan.log.length !== 0) {
+  throw new Error(`micro: the default chain on a plain route runs more than the router: ${plan.names.join(', ')}`);
+}
+const stream = {};
+
+/** One phase as ActiveStream runs it: a plain loop over the bound filters. */
+function phase(list) {
+  for (let i = 0; i < list.length; i++) list[i].filter.onLog?.(stream, list[i].route);
+  return list.length;
+}
+
+/** The phase loops ActiveStream runs for one bodyless request with one response read, minus the router's own call. */
+function chainDispatch(n) {
+  let calls = 0;
+  for (let k = 0; k < n; k++) {
+    const p = chain.plan(plainRoute);
+    calls += phase(p.requestBody) + phase(p.upstreamRequest) + phase(p.responseHeaders) + phase(p.responseBody) + phase(p.log);
+  }
+  return calls;
+}
+
+/** The same request with no chain at all: the route is known, nothing is dispatched. */
+function noChain(n) {
+  let calls = 0;
+  for (let k = 0; k < n; k++) calls += plainRoute.name === 'plain' ? 0 : 1;
+  return calls;
+}
+
 const hello = await realClientHello();
 if (inspectClientHello(hello).state !== 'done') throw new Error('could not capture a ClientHello');
 const hm = hostMatcherCase();
@@ -70,6 +198,17 @@ const CASES = [
     for (let i = 0; i < n; i++) if (hm.m.lookup(hm.hosts[i % hm.hosts.length]) !== undefined) found++;
     return found;
   }],
+  // Best of 5 on the 2-core machine at a load average of ~15 (8 engineers' test suites): 4.0 µs
+  // (wrk request), 11.7 µs (browser request), 11.6 µs (response), 1.4 / 2.1 µs (serializers),
+  // 63 ns (chain dispatch) vs 2 ns (none). A quiet machine is several times faster.
+  ['HttpParser: request as wrk sends it', 300_000, 20_000, (n) => parseRequests(WRK_REQUEST, n)],
+  ['HttpParser: browser request, 8 fields', 200_000, 60_000, (n) => parseRequests(BROWSER_REQUEST, n)],
+  ['HttpParser: nginx response head + 1 KiB body', 200_000, 60_000, parseResponses],
+  ['buildRequestHead: browser request', 200_000, 20_000, serializeRequests],
+  ['buildResponseHead: nginx response', 200_000, 20_000, serializeResponses],
+  // "An empty chain costs nothing measurable": under 250 ns, 1% of a request's CPU on a quiet core.
+  ['filter chain: default chain, plain route (phases dispatched)', 1_000_000, 250, chainDispatch],
+  ['filter chain: none (baseline of the case above)', 1_000_000, 250, noChain],
   ['SsrfGuard.check', 500_000, 4_000, (n) => {
     let allowed = 0;
     for (let i = 0; i < n; i++) if (guard.check(addrs[i % addrs.length]).allowed) allowed++;

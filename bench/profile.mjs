@@ -5,9 +5,9 @@
 // functions measured inside the load window only (samples outside it are dropped).
 //
 //   node bench/profile.mjs [--face http|tcp|connect] [--seconds 10] [--warm 5] [--path /1k]
-//                          [--top 20] [--out DIR] [--node-http]
+//                          [--top 20] [--out DIR] [--node-http | --node-floor]
 //
-// --node-http profiles the reference node:http proxy instead (works without Tollgate).
+// --node-http / --node-floor profile that reference peer instead (works without Tollgate).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +28,7 @@ const { values: o } = parseArgs({
     top: { type: 'string', default: '20' },
     out: { type: 'string' },
     'node-http': { type: 'boolean' },
+    'node-floor': { type: 'boolean' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -40,7 +41,8 @@ const seconds = Number(o.seconds);
 const warm = Number(o.warm);
 const topN = Number(o.top);
 if (!['http', 'tcp', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp or connect`);
-if (o['node-http'] && o.face !== 'http') throw new Error('--node-http profiles HTTP only');
+const refPeer = o['node-http'] ? 'node-http' : o['node-floor'] ? 'node-floor' : undefined;
+if (refPeer && o.face !== 'http') throw new Error(`--${refPeer} profiles HTTP only`);
 
 const dir = mkdtempSync(join(os.tmpdir(), 'tollgate-profile-'));
 const outDir = o.out ?? join(REPO, 'bench', 'results', 'profiles');
@@ -66,10 +68,11 @@ const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interva
 
 let proc;
 let port = httpPort;
-if (o['node-http']) {
-  proc = startProcess('node-http', process.execPath, [...nodeArgs, fileURLToPath(new URL('./lib/node-proxy.mjs', import.meta.url)), String(httpPort), String(upstream), BENCH_HOST], { cpu: pin.proxy, stderrFile: join(dir, 'node-http.stderr') });
+if (refPeer) {
+  const script = fileURLToPath(new URL(refPeer === 'node-http' ? './lib/node-proxy.mjs' : './lib/node-floor.mjs', import.meta.url));
+  proc = startProcess(refPeer, process.execPath, [...nodeArgs, script, String(httpPort), String(upstream), BENCH_HOST], { cpu: pin.proxy, stderrFile: join(dir, `${refPeer}.stderr`) });
   const r = await waitForPort(httpPort, { rec: proc });
-  if (!r.ok) throw new Error(`node-http: ${r.reason} ${tail(join(dir, 'node-http.stderr'))}`);
+  if (!r.ok) throw new Error(`${refPeer}: ${r.reason} ${tail(join(dir, `${refPeer}.stderr`))}`);
 } else {
   const l = await launchTollgate({
     dir,
@@ -144,7 +147,7 @@ if (files.length === 0) {
 }
 const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
 const src = join(profDir, files[0]);
-const kept = join(outDir, `${stamp}-${o['node-http'] ? 'node-http' : `tollgate-${o.face}`}.cpuprofile`);
+const kept = join(outDir, `${stamp}-${refPeer ?? `tollgate-${o.face}`}.cpuprofile`);
 const profile = JSON.parse(readFileSync(src, 'utf8'));
 copyFileSync(src, kept);
 
@@ -186,7 +189,7 @@ const total = inWindow || 1;
 const pct = (us) => `${((us / total) * 100).toFixed(1).padStart(5)}%`;
 const ms = (us) => `${(us / 1000).toFixed(1).padStart(8)} ms`;
 const lines = [];
-lines.push(`\nCPU profile of ${o['node-http'] ? 'node-http (reference)' : `tollgate (${o.face})`} during ${seconds}s of load: ${(total / 1000).toFixed(0)} ms sampled in the window${res.rps ? `, ${Math.round(res.rps)} req/s` : ''}`);
+lines.push(`\nCPU profile of ${refPeer ? `${refPeer} (reference)` : `tollgate (${o.face})`} during ${seconds}s of load: ${(total / 1000).toFixed(0)} ms sampled in the window${res.rps ? `, ${Math.round(res.rps)} req/s` : ''}`);
 lines.push(`profile: ${kept.replace(`${REPO}/`, '')}\n`);
 lines.push(`top ${topN} functions by self time`);
 lines.push(`${'self'.padStart(11)} ${'share'.padStart(6)}  function  (file:line)`);

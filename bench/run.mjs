@@ -12,7 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.mjs';
-import { BENCH_HOST, peerVersions, startHaproxy, startIperfServer, startNginxProxy, startNodeBaseline, startSquid, startUpstream, verifyHttp } from './lib/peers.mjs';
+import { BENCH_HOST, peerVersions, startHaproxy, startIperfServer, startNginxProxy, startNodeBaseline, startNodeFloor, startSquid, startUpstream, verifyHttp } from './lib/peers.mjs';
 import { table, truncate, writeBenchmarksMd } from './lib/report.mjs';
 import * as S from './lib/scenarios.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO, tollgateCanDisableAccessLog, tollgateRunHelp } from './lib/tollgate.mjs';
@@ -162,7 +162,7 @@ const need = {
   squid: run('connect'),
   tollgate: !opt['skip-tollgate'],
 };
-const [upstream, iperf, ngx, ngxLog, hap, hapLog, hapTcpIperf, hapTcpHttp, squidPort, nodePort, tgHttp, tgAdmin, tgLogHttp, tgLogAdmin, tgTcpIperf, tgTcpHttp, tgConnect] = await freePorts(17);
+const [upstream, iperf, ngx, ngxLog, hap, hapLog, hapTcpIperf, hapTcpHttp, squidPort, nodePort, tgHttp, tgAdmin, tgLogHttp, tgLogAdmin, tgTcpIperf, tgTcpHttp, tgConnect, floorPort] = await freePorts(18);
 ctx.ports = { upstream, iperf };
 ctx.connectTarget = { host: CONNECT_HOST, port: upstream };
 
@@ -186,6 +186,7 @@ if (run('throughput')) {
   await peer('nginx-log', 'peer', () => startNginxProxy(dir, { port: ngxLog, upstreamPort: upstream, accessLog: true, cpu: P.proxy }));
   await peer('haproxy-log', 'peer', () => startHaproxy(dir, { port: hapLog, upstreamPort: upstream, accessLog: true, cpu: P.proxy }));
   if (cfg.nodeBaseline) await peer('node-http', 'node', () => startNodeBaseline(dir, { port: nodePort, upstreamPort: upstream, cpu: P.proxy }));
+  await peer('node-floor', 'node', () => startNodeFloor(dir, { port: floorPort, upstreamPort: upstream, cpu: P.proxy }));
 }
 if (need.tcp && ctx.targets.haproxy.ok) ctx.targets['haproxy-tcp'] = { ...ctx.targets.haproxy, name: 'haproxy-tcp', iperfPort: hapTcpIperf, httpTcpPort: hapTcpHttp };
 if (need.squid) await peer('squid', 'peer', () => startSquid(dir, { port: squidPort, cpu: P.proxy }));
@@ -210,14 +211,14 @@ if (need.tollgate) {
     // Without a flag to turn it off, Tollgate logs every request (to stdout = /dev/null): the main
     // instance then is the "log on" one, and the throughput "log off" row has no Tollgate figure.
     ctx.targets.tollgate = { ...tg, kind: 'tollgate', ok: true, logAlwaysOn: !canOff };
-    ctx.tollgateAccessLog = canOff ? 'off, except the "log on" throughput rows (to /dev/null)' : 'on in every scenario (no flag to turn it off; stdout = /dev/null)';
+    ctx.tollgateAccessLog = canOff ? 'off, except the "log on" throughput rows (to a file)' : 'on in every scenario (no flag to turn it off; stdout = /dev/null)';
     if (need.tcp) ctx.targets['tollgate-tcp'] = { ...ctx.targets.tollgate, name: 'tollgate-tcp', iperfPort: tgTcpIperf, httpTcpPort: tgTcpHttp };
     if (tg.connectPort) ctx.targets['tollgate-connect'] = { ...ctx.targets.tollgate, name: 'tollgate-connect' };
     tollgateStatus = `starts (\`${tg.command}\`)`;
     if (run('throughput')) {
       if (!canOff) ctx.targets['tollgate-log'] = { ...ctx.targets.tollgate, name: 'tollgate-log' };
       else {
-        const tl = await launchTollgate({ dir, name: 'tollgate-log', configYaml: benchIstioYaml({ httpPort: tgLogHttp, upstreamPort: upstream }), httpPort: tgLogHttp, adminPort: tgLogAdmin, cpu: P.proxy, accessLog: true, verify: false });
+        const tl = await launchTollgate({ dir, name: 'tollgate-log', configYaml: benchIstioYaml({ httpPort: tgLogHttp, upstreamPort: upstream }), httpPort: tgLogHttp, adminPort: tgLogAdmin, cpu: P.proxy, accessLog: join(dir, 'tollgate-log.access.log'), verify: false });
         ctx.targets['tollgate-log'] = tl.ok ? { ...tl, kind: 'tollgate', ok: true } : { name: 'tollgate-log', kind: 'tollgate', ok: false, reason: tl.reason };
         if (!tl.ok) log(`tollgate (access log on): not runnable (${tl.reason})`);
       }
@@ -237,7 +238,7 @@ log(`tollgate: ${tollgateStatus}`);
 for (const t of Object.values(ctx.targets)) if (t.ok && t.pid && t.kind !== 'direct' && !t.name.endsWith('-tcp') && !t.name.endsWith('-connect')) ctx.idleRss[t.name] = rssBytes(processTree(t.pid));
 
 // Every HTTP target must answer GET /1k and /64k with Host routing before it is measured.
-const httpNames = ['direct', 'nginx', 'haproxy', 'nginx-log', 'haproxy-log', 'node-http', 'tollgate', 'tollgate-log'];
+const httpNames = ['direct', 'nginx', 'haproxy', 'nginx-log', 'haproxy-log', 'node-http', 'node-floor', 'tollgate', 'tollgate-log'];
 const sameProcess = (n) => n === 'tollgate-log' && ctx.targets[n]?.pid === ctx.targets.tollgate?.pid;
 for (const n of httpNames) {
   const t = ctx.targets[n];
@@ -313,7 +314,7 @@ ${table(
   ],
 )}`;
 const checkRows = checks.map((c) => [c.name, c.target, c.status === 'n/a' ? 'n/a (no Tollgate figure)' : c.status, c.detail ?? '—']);
-const md = [header, ...outputs.map((o) => o.markdown), checkRows.length ? `### Targets (issue 7)\n\n${table(['target', 'goal', 'status', 'measured'], checkRows)}` : '', problems.length ? `### Problems\n\n${problems.map((p) => `- ${truncate(p, 300)}`).join('\n')}` : '']
+const md = [header, ...outputs.map((o) => o.markdown), checkRows.length ? `### Targets\n\n${table(['target', 'goal', 'status', 'measured'], checkRows)}` : '', problems.length ? `### Problems\n\n${problems.map((p) => `- ${truncate(p, 300)}`).join('\n')}` : '']
   .filter(Boolean)
   .join('\n\n');
 process.stdout.write(`\n${md}\n`);

@@ -76,7 +76,7 @@ export async function startNginxProxy(dir, { port, upstreamPort, accessLog, cpu 
   const name = accessLog ? 'nginx-log' : 'nginx';
   const conf = `${nginxCommon(dir, name)}
 http {
-  ${accessLog ? 'access_log /dev/null combined;' : 'access_log off;'}
+  ${accessLog ? `access_log ${dir}/${name}.access.log combined;` : 'access_log off;'}
   tcp_nodelay on;
   keepalive_timeout 120s; keepalive_requests 10000000;${nginxTemps(dir, name)}
   upstream bench_up {
@@ -157,8 +157,8 @@ backend tcp_http
 }`;
   writeFileSync(file, conf);
   const errFile = join(dir, `${name}.stderr`);
-  // stdout (where the access log goes) is /dev/null.
-  const rec = startProcess(name, '/usr/sbin/haproxy', ['-f', file, '-db'], { cpu, stderrFile: errFile });
+  // The access log goes to stdout: a file in the run's directory (as nginx's and Tollgate's).
+  const rec = startProcess(name, '/usr/sbin/haproxy', ['-f', file, '-db'], { cpu, stderrFile: errFile, stdoutFile: accessLog ? join(dir, `${name}.access.log`) : undefined });
   const ready = await waitForPort(port, { rec });
   if (!ready.ok) throw new Error(`${name}: ${ready.reason} ${tail(errFile)}`);
   return { name, rec, pid: rec.child.pid, port, configFile: file, tcp };
@@ -211,13 +211,22 @@ export async function startIperfServer(dir, { port, cpu }) {
 }
 
 /** A minimal node:http reverse proxy (keep-alive agent, Host check): the "plain Node" reference. */
-export async function startNodeBaseline(dir, { port, upstreamPort, cpu }) {
-  const script = fileURLToPath(new URL('./node-proxy.mjs', import.meta.url));
-  const errFile = join(dir, 'node-http.stderr');
-  const rec = startProcess('node-http', process.execPath, [script, String(port), String(upstreamPort), BENCH_HOST], { cpu, stderrFile: errFile });
+export function startNodeBaseline(dir, { port, upstreamPort, cpu }) {
+  return startNodeScript('node-http', 'node-proxy.mjs', dir, { port, upstreamPort, cpu });
+}
+
+/** The node-floor: head-end search, one upstream connection per downstream one, bytes as received. */
+export function startNodeFloor(dir, { port, upstreamPort, cpu }) {
+  return startNodeScript('node-floor', 'node-floor.mjs', dir, { port, upstreamPort, cpu });
+}
+
+async function startNodeScript(name, file, dir, { port, upstreamPort, cpu }) {
+  const script = fileURLToPath(new URL(`./${file}`, import.meta.url));
+  const errFile = join(dir, `${name}.stderr`);
+  const rec = startProcess(name, process.execPath, [script, String(port), String(upstreamPort), BENCH_HOST], { cpu, stderrFile: errFile });
   const ready = await waitForPort(port, { rec });
-  if (!ready.ok) throw new Error(`node-http: ${ready.reason} ${tail(errFile)}`);
-  return { name: 'node-http', rec, pid: rec.child.pid, port };
+  if (!ready.ok) throw new Error(`${name}: ${ready.reason} ${tail(errFile)}`);
+  return { name, rec, pid: rec.child.pid, port };
 }
 
 /** Checks that a Host-routed GET through `port` returns 200 with the expected body length. */

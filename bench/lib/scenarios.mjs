@@ -60,17 +60,22 @@ export async function throughput(ctx) {
   const { cfg } = ctx;
   const cases = [];
   for (const size of cfg.sizes) {
-    cases.push({ id: `${size} log off`, size, names: ['direct', 'nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'tollgate'], tg: 'tollgate' });
+    cases.push({ id: `${size} log off`, size, names: ['direct', 'nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'node-floor', 'tollgate'], tg: 'tollgate' });
     if (cfg.logOnSizes.includes(size)) cases.push({ id: `${size} log on`, size, names: ['nginx-log', 'haproxy-log', 'tollgate-log'], tg: 'tollgate-log' });
   }
   const rounds = [];
   const summary = {};
+  const cpuSummary = {};
   const tgLogAlwaysOn = ctx.targets.tollgate?.ok && ctx.targets.tollgate.logAlwaysOn;
   for (const c of cases) {
     const measured = c.names.filter((n) => !(n === 'tollgate' && tgLogAlwaysOn));
     const res = await alternate(ctx, 'throughput', c.id, usable(ctx, measured), cfg.rounds, async (t) => {
       const sampler = t.pid ? rssSampler(t.pid) : undefined;
+      // The proxy's own CPU time over the run (direct: none, the upstream is not the proxy).
+      const pids = t.pid && t.kind !== 'direct' ? processTree(t.pid) : [];
+      const cpu0 = cpuSeconds(pids);
       const r = await wrk({ port: t.port, path: `/${c.size}`, headers: [HOST_HDR], conns: 32, seconds: cfg.thrSec, cpu: ctx.pin.load });
+      if (pids.length > 0 && r.requests) r.cpuUsPerReq = ((cpuSeconds(pids) - cpu0) * 1e6) / r.requests;
       if (sampler) {
         r.rssMaxBytes = sampler.stop();
         // Keyed by PID: tollgate-log may be the same process as tollgate.
@@ -80,6 +85,7 @@ export async function throughput(ctx) {
     });
     rounds.push(...res);
     summary[c.id] = byTarget(rounds, c.id, 'rps', ctx, c.names);
+    cpuSummary[c.id] = byTarget(rounds, c.id, 'cpuUsPerReq', ctx, c.names);
     if (c.tg === 'tollgate' && tgLogAlwaysOn) summary[c.id].tollgate = { status: 'n/a: log always on (see log on row)' };
   }
   // Ratios: Tollgate against every peer in the same case, and against direct of the same size.
@@ -98,14 +104,17 @@ export async function throughput(ctx) {
       cell(col('nginx')),
       cell(col('haproxy')),
       ...(cfg.nodeBaseline ? [c.id.endsWith('log on') ? '—' : cell(col('node-http'))] : []),
+      c.id.endsWith('log on') ? '—' : cell(col('node-floor')),
       cell(col('tollgate')),
       fmtRatio(ratios[c.id][c.names.find((n) => n.startsWith('nginx'))]),
       fmtRatio(ratios[c.id][c.names.find((n) => n.startsWith('haproxy'))]),
       ...(cfg.nodeBaseline ? [fmtRatio(ratios[c.id]['node-http'])] : []),
+      fmtRatio(ratios[c.id]['node-floor']),
       fmtRatio(ratios[c.id].direct),
     ]);
   }
-  const headers = ['case', 'direct', 'nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'tollgate', 'tg/nginx', 'tg/haproxy', ...(cfg.nodeBaseline ? ['tg/node-http'] : []), 'tg/direct'];
+  const headers = ['case', 'direct', 'nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'node-floor', 'tollgate', 'tg/nginx', 'tg/haproxy', ...(cfg.nodeBaseline ? ['tg/node-http'] : []), 'tg/node-floor', 'tg/direct'];
+  const cpu = cpuPerRequest(cases, cpuSummary, cfg);
   // The target is log off on both sides; when Tollgate cannot turn its log off, compare log on on both sides.
   const off = ratios['1k log off'] ?? {};
   const on = ratios['1k log on'] ?? {};
@@ -113,16 +122,54 @@ export async function throughput(ctx) {
   const rn = useOn ? on['nginx-log'] : off.nginx;
   const rh = useOn ? on['haproxy-log'] : off.haproxy;
   const note = useOn ? ' (access log on, both sides)' : '';
+  const r64 = ratios['64k log off']?.nginx;
   const checks = [
+    check('Host-routed HTTP, 64 KiB, vs nginx (requests/s)', '>= 0.8x', r64, r64 >= 0.8, fmtRatio(r64)),
     check('Host-routed HTTP, 1 KiB, vs nginx (1 worker)', '>= 1.0x', rn, rn >= 1.0, `${fmtRatio(rn)}${note}`),
     check('Host-routed HTTP, 1 KiB, vs HAProxy (1 thread)', '>= 1.0x', rh, rh >= 1.0, `${fmtRatio(rh)}${note}`),
   ];
   const markdown = `### 1. HTTP/1.1 Host-routed throughput (requests/s, higher is better)
 
-\`wrk -t1 -c32 -d${cfg.thrSec}s -H '${HOST_HDR}'\`, keep-alive, no pipelining; median of ${cfg.rounds} alternating rounds (±: half the min–max range). Access log "on" writes to /dev/null.
+\`wrk -t1 -c32 -d${cfg.thrSec}s -H '${HOST_HDR}'\`, keep-alive, no pipelining; median of ${cfg.rounds} alternating rounds (±: half the min–max range). Access log "on" appends to a file in the run's directory.
 
-${table(headers, rows)}`;
-  return { json: { cases, rounds, summary, ratios }, markdown, checks };
+${table(headers, rows)}
+
+${cpu.markdown}`;
+  checks.push(...cpu.checks);
+  return { json: { cases, rounds, summary, ratios, cpuUsPerRequest: cpuSummary, cpuRatios: cpu.ratios }, markdown, checks };
+}
+
+/**
+ * CPU µs per request of every HTTP proxy in the throughput runs: robust to a shared machine (a
+ * busy neighbour lowers requests/s, not the CPU each request costs). Ratios against the node-floor
+ * (what Node itself charges) and nginx; the access-log cost is log on / log off of the same proxy.
+ */
+function cpuPerRequest(cases, cpuSummary, cfg) {
+  const peers = ['nginx', 'haproxy', ...(cfg.nodeBaseline ? ['node-http'] : []), 'node-floor', 'tollgate'];
+  const us = (v) => v.toFixed(1);
+  const ratios = {};
+  const rows = [];
+  for (const c of cases) {
+    const s = cpuSummary[c.id];
+    const logOn = c.id.endsWith('log on');
+    const of = (n) => s[logOn ? `${n}-log` : n] ?? s[n];
+    const tg = of('tollgate')?.median;
+    const off = cpuSummary[`${c.size} log off`]?.tollgate?.median;
+    ratios[c.id] = { 'node-floor': ratio(tg, cpuSummary[`${c.size} log off`]?.['node-floor']?.median), nginx: ratio(tg, of('nginx')?.median), logOnCost: logOn ? ratio(tg, off) : undefined };
+    rows.push([c.id, ...peers.map((n) => (logOn && (n === 'node-floor' || n === 'node-http') ? '—' : cell(of(n), us))), fmtRatio(ratios[c.id]['node-floor']), fmtRatio(ratios[c.id].nginx), logOn ? fmtRatio(ratios[c.id].logOnCost) : '—']);
+  }
+  const floor1k = ratios['1k log off']?.['node-floor'];
+  const nginx64k = ratios['64k log off']?.nginx;
+  const logCost = ratios['1k log on']?.logOnCost;
+  const checks = [
+    check('HTTP 1 KiB: CPU per request vs node-floor', '<= 1.2x', floor1k, floor1k <= 1.2, fmtRatio(floor1k)),
+    check('HTTP 64 KiB: CPU per request vs nginx (<= 1.25x = >= 0.8x per core)', '<= 1.25x', nginx64k, nginx64k <= 1.25, fmtRatio(nginx64k)),
+    check('Access log on (to a file): CPU per request vs log off, 1 KiB', '<= 1.10x', logCost, logCost <= 1.1, fmtRatio(logCost)),
+  ];
+  const markdown = `CPU µs per request (lower is better): utime+stime of the proxy's process tree (/proc/<pid>/stat) over each wrk run above, divided by the requests it served; median of the same rounds. This is the main metric on a shared machine: a busy neighbour lowers requests/s, not the CPU each request costs. "log on / off" = Tollgate with its access log on, per request, against the log off row.
+
+${table(['case', ...peers, 'tg/node-floor', 'tg/nginx', 'log on / off'], rows)}`;
+  return { markdown, checks, ratios };
 }
 
 // ------------------------------------------------------------------ 2 + 3. latency at 1000 req/s, CPU, RSS

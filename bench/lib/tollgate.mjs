@@ -130,23 +130,29 @@ ${servers.join('\n')}`);
   return `${docs.join('\n---\n')}\n`;
 }
 
-let helpCache;
-/** `tollgate run --help`, cached; undefined when the CLI is not there or does not answer. */
-export function tollgateRunHelp() {
-  if (helpCache !== undefined) return helpCache;
-  if (!existsSync(MAIN)) {
-    helpCache = { ok: false, reason: `${MAIN.replace(`${REPO}/`, '')} missing (npm run build; the CLI may not exist yet)` };
-    return helpCache;
+const helpCache = new Map();
+/**
+ * `tollgate run --help`, cached per entry point; undefined when the CLI is not there or does not
+ * answer. `main`: another build's entry point (bench/compare.mjs measures older commits).
+ */
+export function tollgateRunHelp(main = MAIN) {
+  const cached = helpCache.get(main);
+  if (cached !== undefined) return cached;
+  let help;
+  if (!existsSync(main)) {
+    help = { ok: false, reason: `${main.replace(`${REPO}/`, '')} missing (npm run build; the CLI may not exist yet)` };
+  } else {
+    const r = spawnSync(process.execPath, [main, 'run', '--help'], { encoding: 'utf8', timeout: 10_000 });
+    const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    help = r.status === 0 && /run/.test(text) ? { ok: true, text } : { ok: false, reason: `run --help exited ${r.status}: ${text.trim().split('\n').slice(0, 3).join(' | ')}` };
   }
-  const r = spawnSync(process.execPath, [MAIN, 'run', '--help'], { encoding: 'utf8', timeout: 10_000 });
-  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  helpCache = r.status === 0 && /run/.test(text) ? { ok: true, text } : { ok: false, reason: `run --help exited ${r.status}: ${text.trim().split('\n').slice(0, 3).join(' | ')}` };
-  return helpCache;
+  helpCache.set(main, help);
+  return help;
 }
 
 /** True when `run --help` lists `flag` as a whole option (so --access-log does not match --access-log-format). */
-export function tollgateSupports(flag) {
-  const h = tollgateRunHelp();
+export function tollgateSupports(flag, main = MAIN) {
+  const h = tollgateRunHelp(main);
   return h.ok && new RegExp(`(^|[\\s,])${flag.replace(/[-]/g, '\\-')}(?=[\\s,=]|$)`, 'm').test(h.text);
 }
 
@@ -163,39 +169,40 @@ export function tollgateCanDisableAccessLog() {
  *   node [nodeArgs] dist/src/cli/bin.js run -f <yaml> --role gateway --namespace bench
  *        --labels app=bench --admin 127.0.0.1:<port> --allow-cidr 127.0.0.0/8
  *        [--explicit-proxy 127.0.0.1:<port> --connect-ports <upstream port>]
- *        [--access-log off | --no-access-log] [--workers N]
+ *        [--access-log off | --no-access-log | --access-log-file PATH] [--workers N]
  *
- * The access log goes to stdout, which is /dev/null here: "on" is Tollgate's default; "off" needs
- * a flag, and without one `accessLog: false` still logs (the caller reads tollgateCanDisableAccessLog()).
+ * The access log goes to stdout, which is /dev/null here, or to the file `accessLog` names (a
+ * string): "on" is Tollgate's default; "off" needs a flag, and without one `accessLog: false` still
+ * logs (the caller reads tollgateCanDisableAccessLog()).
  * `wrapper` (profile.mjs) replaces the entry script with one that imports it in-process.
  */
-export async function launchTollgate({ dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, workers, nodeArgs = [], wrapper, ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
-  const help = tollgateRunHelp();
+export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, workers, nodeArgs = [], wrapper, ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
+  const help = tollgateRunHelp(main);
   if (!help.ok) return { ok: false, reason: help.reason };
   const configFile = join(dir, `${name}.yaml`);
   writeFileSync(configFile, configYaml);
   const args = ['run', '-f', configFile, '--role', 'gateway', '--namespace', NAMESPACE, '--labels', LABELS];
   // Always explicit: the default admin port (15000) would collide between instances.
-  if (tollgateSupports('--admin')) args.push('--admin', adminPort ? `127.0.0.1:${adminPort}` : 'off');
-  if (tollgateSupports('--allow-cidr')) args.push('--allow-cidr', '127.0.0.0/8');
+  if (tollgateSupports('--admin', main)) args.push('--admin', adminPort ? `127.0.0.1:${adminPort}` : 'off');
+  if (tollgateSupports('--allow-cidr', main)) args.push('--allow-cidr', '127.0.0.0/8');
   // CONNECT: an explicit-proxy listener, allowed to reach the upstream's port (registry host connect.bench.test).
-  if (connect && tollgateSupports('--explicit-proxy')) {
+  if (connect && tollgateSupports('--explicit-proxy', main)) {
     args.push('--explicit-proxy', `127.0.0.1:${connect.port}`);
-    if (tollgateSupports('--connect-ports')) args.push('--connect-ports', String(connect.targetPort));
+    if (tollgateSupports('--connect-ports', main)) args.push('--connect-ports', String(connect.targetPort));
   }
   if (!accessLog) {
-    if (tollgateSupports('--no-access-log')) args.push('--no-access-log');
-    else if (tollgateSupports('--access-log')) args.push('--access-log', 'off');
-  }
+    if (tollgateSupports('--no-access-log', main)) args.push('--no-access-log');
+    else if (tollgateSupports('--access-log', main)) args.push('--access-log', 'off');
+  } else if (typeof accessLog === 'string' && tollgateSupports('--access-log-file', main)) args.push('--access-log-file', accessLog);
   // The harness stops it with SIGTERM (SIGKILL after 2 s): keep the drain short.
-  if (tollgateSupports('--drain-timeout')) args.push('--drain-timeout', '500');
+  if (tollgateSupports('--drain-timeout', main)) args.push('--drain-timeout', '500');
   if (workers !== undefined) {
-    if (!tollgateSupports('--workers')) return { ok: false, reason: 'no --workers flag in `run --help`' };
+    if (!tollgateSupports('--workers', main)) return { ok: false, reason: 'no --workers flag in `run --help`' };
     args.push('--workers', String(workers));
   }
   const errFile = join(dir, `${name}.stderr`);
-  const script = wrapper ?? MAIN;
-  const rec = startProcess(name, process.execPath, [...nodeArgs, script, ...(wrapper ? [MAIN] : []), ...args], { cpu, cwd: dir, stderrFile: errFile, ipc });
+  const script = wrapper ?? main;
+  const rec = startProcess(name, process.execPath, [...nodeArgs, script, ...(wrapper ? [main] : []), ...args], { cpu, cwd: dir, stderrFile: errFile, ipc });
   const ready = await waitForPort(httpPort, { rec, timeoutMs: readyTimeoutMs });
   if (!ready.ok) {
     await stopProcess(rec);
@@ -207,6 +214,6 @@ export async function launchTollgate({ dir, name = 'tollgate', configYaml, httpP
     await stopProcess(rec);
     return { ok: false, reason: `GET ${verifyPath} Host ${verifyHost}: ${v.reason}; stderr: ${tail(errFile, 4) || '(empty)'}` };
   }
-  const connectPort = connect && tollgateSupports('--explicit-proxy') ? connect.port : undefined;
+  const connectPort = connect && tollgateSupports('--explicit-proxy', main) ? connect.port : undefined;
   return { ok: true, name, rec, pid: rec.child.pid, port: httpPort, adminPort, connectPort, configFile, command: `node ${[...nodeArgs, script.replace(`${REPO}/`, ''), ...args].join(' ')}` };
 }

@@ -36,8 +36,12 @@ interface Latin1WritableBuffer extends Buffer {
 }
 
 const CONTINUE_100 = 'HTTP/1.1 100 Continue\r\n\r\n';
-/** Output of one upstream read up to this size is copied into one buffer (one write syscall). */
-const COALESCE_LIMIT = 64 * 1024;
+/**
+ * Output of one upstream read up to this size is copied into one buffer (one write syscall); larger
+ * output goes out with one writev, uncopied. 4 KiB keeps the copy in Node's shared buffer pool:
+ * above it every read would allocate (and the GC collect) a fresh ArrayBuffer as large as the read.
+ */
+const COALESCE_LIMIT = 4 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamStream {
@@ -464,8 +468,8 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     const list = this.plan?.log;
     if (list !== undefined) for (let i = 0; i < list.length; i++) list[i]!.filter.onLog!(this, list[i]!.route);
     const durationMs = performance.now() - info.startPerf;
-    if (conn.accessLog) {
-      const al = engine.services.accessLog;
+    const al = engine.services.accessLog;
+    if (conn.accessLog && al.wanted) {
       if (al.needsRecords) al.log(info.record(conn, durationMs));
       else al.logJsonLine(info.jsonLine(conn, durationMs));
     }

@@ -85,6 +85,14 @@ export class AccessLogger {
   }
 
   /**
+   * Whether a line or a record would go anywhere (a sink that is not silenced, subscribers, the
+   * diagnostics channel): when false, a hot path skips building them.
+   */
+  get wanted(): boolean {
+    return !this.silent || this.subscribers.size > 0 || accessChannel.hasSubscribers;
+  }
+
+  /**
    * Whether log() must be given records: something consumes them (subscribers, the diagnostics
    * channel) or the format is text. When false, a hot path may format the JSON line itself (same
    * output as formatJson) and pass it to logJsonLine(), skipping the record object.
