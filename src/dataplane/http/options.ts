@@ -16,7 +16,11 @@ export interface HttpEngineOptions {
   readonly streamIdleTimeoutMs?: number;
   /** Idle pooled upstream connection is closed after this. Default 15 000. */
   readonly upstreamIdleTimeoutMs?: number;
-  /** Idle pooled connections kept per (cluster, endpoint, source address). Default 128. */
+  /**
+   * Most idle pooled connections per (cluster, endpoint, source address) when the cluster has no
+   * connectionPool.tcp.maxConnections; fewer are kept when recent concurrency was lower. Default
+   * 1024 (Envoy's default max_connections).
+   */
   readonly maxIdlePerUpstream?: number;
   /** Request bodies up to this size are kept so the request can be retried after it was sent. Default 16 KiB. */
   readonly maxReplayBodyBytes?: number;
@@ -59,7 +63,7 @@ export function resolveOptions(o: HttpEngineOptions, defaultHeaderTimeoutMs: num
     idleTimeoutMs: o.idleTimeoutMs ?? 60_000,
     streamIdleTimeoutMs: o.streamIdleTimeoutMs ?? 300_000,
     upstreamIdleTimeoutMs: o.upstreamIdleTimeoutMs ?? 15_000,
-    maxIdlePerUpstream: o.maxIdlePerUpstream ?? 128,
+    maxIdlePerUpstream: o.maxIdlePerUpstream ?? 1024,
     maxReplayBodyBytes: o.maxReplayBodyBytes ?? 16 * 1024,
     encodedSlash: o.encodedSlash ?? 'reject',
     xForwardedFor: o.xForwardedFor ?? true,

@@ -8,8 +8,14 @@
  * request. A connection goes back to the pool only if the response was complete, framed (not
  * read-to-close), the request was sent completely, the parser is idle and no byte followed the
  * response. Anything else — a parse error, a reset, an unfinished body, bytes while idle — destroys
- * it. The pool keeps at most `maxIdle` connections per key (LIFO: the warmest first) and closes
- * those idle longer than `idleTimeoutMs` (one sweeper tick, no timer per connection).
+ * it. Idle connections are reused LIFO (the warmest first) and closed once idle longer than
+ * `idleTimeoutMs` (one sweeper tick, no timer per connection).
+ *
+ * How many idle connections a key keeps follows its traffic: up to the most connections it had in
+ * use at once over the last one or two idle-timeout windows, never more than the cluster's
+ * connectionPool.tcp.maxConnections (else `maxIdle`). A fixed small cap churns: when more requests
+ * than the cap are in flight, each burst of responses closes the excess and the next burst dials
+ * them again, filling the ephemeral port range with TIME_WAIT.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -45,9 +51,12 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   private chunked = false;
   /** tollgate_http_upstream_connections_reused_total child for this connection's cluster. */
   reusedCounter: CounterChild | undefined = undefined;
+  /** Handed to a request (counted in its key's `busy`) and not yet given back. */
+  inUse = false;
 
   constructor(
     private readonly pool: UpstreamPool,
+    readonly keyPool: KeyPool,
     readonly socket: Socket | TLSSocket,
     readonly target: UpstreamTarget,
     readonly key: string,
@@ -106,6 +115,7 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   }
 
   release(reusable: boolean): void {
+    this.pool.checkIn(this);
     if (this.user === null && this.dead) return;
     this.user = null;
     if (!reusable || this.dead || this.socket.destroyed || !this.parser.idle) {
@@ -124,9 +134,11 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   }
 
   destroy(): void {
+    this.pool.checkIn(this);
     this.dead = true;
     this.user = null;
     this.socket.destroy();
+    this.pool.forgetIfEmpty(this.keyPool);
   }
 
   /** Stops listening (after a 101 the tunnel takes the socket over). */
@@ -138,6 +150,7 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
     s.removeListener('close', this.onClose);
     s.removeListener('drain', this.onDrain);
     s.on('error', noop);
+    this.pool.checkIn(this);
     this.dead = true;
     this.user = null;
   }
@@ -229,6 +242,7 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
 
   private readonly onClose = (): void => {
     this.pool.remove(this);
+    this.pool.checkIn(this);
     const u = this.user;
     this.dead = true;
     this.user = null;
@@ -250,8 +264,36 @@ export interface PoolMetrics {
   readonly idle: Gauge;
 }
 
+/** One pool key's connections: the idle ones, and how many the traffic has needed at once lately. */
+export class KeyPool {
+  /** LIFO: the most recently used at the end. */
+  readonly idle: UpstreamConn[] = [];
+  /** Connections handed to requests and not given back. */
+  busy = 0;
+  /** Highest `busy` in the current window and in the one before (a window is the idle timeout). */
+  peak = 0;
+  prevPeak = 0;
+  windowStart: number;
+
+  constructor(
+    readonly key: string,
+    now: number,
+  ) {
+    this.windowStart = now;
+  }
+
+  /** Starts a new window when the current one is over; a window with no traffic at all counts as empty. */
+  roll(now: number, windowMs: number): void {
+    const elapsed = now - this.windowStart;
+    if (elapsed < windowMs) return;
+    this.prevPeak = elapsed >= 2 * windowMs ? this.busy : this.peak;
+    this.peak = this.busy;
+    this.windowStart = now;
+  }
+}
+
 export class UpstreamPool implements Sweepable {
-  private readonly idle = new Map<string, UpstreamConn[]>();
+  private readonly keys = new Map<string, KeyPool>();
   private idleCount = 0;
   private registered = false;
   /** Shutdown: connections coming back are closed instead of kept, so none holds the process open. */
@@ -263,6 +305,7 @@ export class UpstreamPool implements Sweepable {
     private readonly clusters: ClusterManager,
     private readonly sweeper: Sweeper,
     private readonly idleTimeoutMs: number,
+    /** Idle connections per key when the cluster has no connectionPool.tcp.maxConnections. */
     private readonly maxIdle: number,
     private readonly metrics: PoolMetrics | undefined,
   ) {
@@ -277,32 +320,36 @@ export class UpstreamPool implements Sweepable {
 
   /** An idle connection for `key`, most recently used first; undefined when there is none. */
   take(key: string): UpstreamConn | undefined {
-    const list = this.idle.get(key);
-    if (list === undefined) return undefined;
+    const kp = this.keys.get(key);
+    if (kp === undefined) return undefined;
+    const list = kp.idle;
     while (list.length > 0) {
       const c = list.pop()!;
       this.idleCount--;
       // `dead` is set on the socket's end/error/close: no stream getters on the hot path.
       if (!c.dead) {
         if (c.reusedCounter !== undefined) c.reusedCounter.value++;
+        this.checkOut(c);
         return c;
       }
     }
     return undefined;
   }
 
+  /** A released connection: kept idle while its key's recent concurrency says it will be needed, else closed. */
   put(c: UpstreamConn): void {
-    let list = this.idle.get(c.key);
-    if (list === undefined) {
-      list = [];
-      this.idle.set(c.key, list);
-    }
-    if (list.length >= this.maxIdle || this.draining) {
+    const kp = c.keyPool;
+    const cluster = c.target.cluster;
+    const now = this.sweeper.now;
+    kp.roll(now, cluster.connectionPool?.idleTimeoutMs ?? this.idleTimeoutMs);
+    const cap = cluster.connectionPool?.maxConnections ?? this.maxIdle;
+    if (this.draining || kp.idle.length >= Math.min(cap, Math.max(kp.peak, kp.prevPeak))) {
       c.destroy();
       return;
     }
-    c.idleSince = this.sweeper.now;
-    list.push(c);
+    if (this.keys.get(kp.key) !== kp) this.keys.set(kp.key, kp); // the sweeper dropped it while c was busy
+    c.idleSince = now;
+    kp.idle.push(c);
     this.idleCount++;
     if (!this.registered) {
       this.registered = true;
@@ -311,20 +358,49 @@ export class UpstreamPool implements Sweepable {
   }
 
   remove(c: UpstreamConn): void {
-    const list = this.idle.get(c.key);
-    if (list === undefined) return;
+    const list = c.keyPool.idle;
     const i = list.indexOf(c);
     if (i < 0) return;
     list.splice(i, 1);
     this.idleCount--;
   }
 
+  /** The connection goes to a request: its key's concurrency rises. */
+  private checkOut(c: UpstreamConn): void {
+    const kp = c.keyPool;
+    c.inUse = true;
+    kp.roll(this.sweeper.now, c.target.cluster.connectionPool?.idleTimeoutMs ?? this.idleTimeoutMs);
+    if (++kp.busy > kp.peak) kp.peak = kp.busy;
+  }
+
+  /** The request is done with the connection (released, destroyed or taken over by a tunnel). */
+  checkIn(c: UpstreamConn): void {
+    if (!c.inUse) return;
+    c.inUse = false;
+    c.keyPool.busy--;
+  }
+
+  /** A key with nothing idle and nothing busy is dropped (with its concurrency history): keys do not accumulate. */
+  forgetIfEmpty(kp: KeyPool): void {
+    if (kp.busy === 0 && kp.idle.length === 0 && this.keys.get(kp.key) === kp) this.keys.delete(kp.key);
+  }
+
+  private keyPool(key: string): KeyPool {
+    let kp = this.keys.get(key);
+    if (kp === undefined) {
+      kp = new KeyPool(key, this.sweeper.now);
+      this.keys.set(key, kp);
+    }
+    return kp;
+  }
+
   /** Opens a new HTTP/1.1 connection. */
   async dial(target: UpstreamTarget, key: string, connectTimeoutMs: number | undefined): Promise<DialResult> {
     const r = await this.dialSocket(target, connectTimeoutMs);
     if (!r.ok) return r;
-    const conn = new UpstreamConn(this, r.socket, target, key, r.localIp, r.localPort);
+    const conn = new UpstreamConn(this, this.keyPool(key), r.socket, target, key, r.localIp, r.localPort);
     conn.reusedCounter = this.metrics?.reused.labels(target.cluster.name);
+    this.checkOut(conn);
     return { ok: true, conn };
   }
 
@@ -345,7 +421,8 @@ export class UpstreamPool implements Sweepable {
   };
 
   sweep(now: number): void {
-    for (const [key, list] of this.idle) {
+    for (const [key, kp] of this.keys) {
+      const list = kp.idle;
       // DestinationRule connectionPool.http.idleTimeout (per cluster; the newest connection's
       // cluster is the current config), else the engine-wide upstream idle timeout.
       const newest = list[list.length - 1];
@@ -358,7 +435,7 @@ export class UpstreamPool implements Sweepable {
         this.idleCount -= n;
         for (const c of old) c.destroy();
       }
-      if (list.length === 0) this.idle.delete(key);
+      if (list.length === 0 && kp.busy === 0) this.keys.delete(key);
     }
     if (this.metrics) this.metrics.idle.labels().set(this.idleCount);
     if (this.idleCount === 0 && this.registered) {
@@ -376,8 +453,10 @@ export class UpstreamPool implements Sweepable {
 
   /** Closes every idle connection. */
   private closeIdle(): void {
-    for (const list of this.idle.values()) for (const c of list) c.destroy();
-    this.idle.clear();
+    for (const kp of this.keys.values()) {
+      const list = kp.idle.splice(0);
+      for (const c of list) c.destroy();
+    }
     this.idleCount = 0;
   }
 
