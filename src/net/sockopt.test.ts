@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
-import { fdOf, getIntOption, IP_BIND_ADDRESS_NO_PORT, originalDestination, parseSockaddr, raiseNoFileLimit, setIntOption, SOL_IP, sockoptAvailable } from './sockopt.js';
+import { createServer, connect, Socket } from 'node:net';
+import { boundSocketNoPort, encodeSockaddr, fdOf, getIntOption, IP_BIND_ADDRESS_NO_PORT, originalDestination, parseSockaddr, raiseNoFileLimit, setIntOption, SOL_IP, sockoptAvailable } from './sockopt.js';
 
 
 function acceptedPair(): Promise<{ accepted: Socket; client: Socket; close(): void }> {
@@ -66,5 +66,38 @@ describe('socket options through libc', () => {
     const r = raiseNoFileLimit();
     assert.equal(r.ok, true);
     if (r.ok) assert.ok(r.value >= 1024);
+  });
+
+  it('encodes sockaddr_in / sockaddr_in6 as parseSockaddr reads them', () => {
+    assert.deepEqual(parseSockaddr(encodeSockaddr('192.0.2.10', 8080)!), { ip: '192.0.2.10', port: 8080, family: 4 });
+    assert.deepEqual(parseSockaddr(encodeSockaddr('2001:db8::1', 443)!), { ip: '2001:db8::1', port: 443, family: 6 });
+    assert.equal(encodeSockaddr('example.test', 1), undefined);
+  });
+
+  it('boundSocketNoPort: a socket bound to the source address with IP_BIND_ADDRESS_NO_PORT that Node connects', async () => {
+    const server = createServer((s) => s.end('hi'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = boundSocketNoPort('127.0.0.9');
+      assert.ok(r.ok, r.ok ? '' : r.message);
+      assert.deepEqual(getIntOption(r.value, SOL_IP, IP_BIND_ADDRESS_NO_PORT), { ok: true, value: 1 });
+      const s = new Socket({ fd: r.value, readable: true, writable: true });
+      const got = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        s.on('error', reject);
+        s.connect({ host: '127.0.0.1', port }, () => assert.equal(s.localAddress, '127.0.0.9'));
+        s.on('data', (d: Buffer) => (text += d.toString()));
+        s.on('end', () => resolve(text));
+      });
+      s.destroy();
+      assert.equal(got, 'hi');
+      // An address this host does not have: bind's EADDRNOTAVAIL (99), and no fd leaks.
+      const missing = boundSocketNoPort('192.0.2.77');
+      assert.equal(missing.ok, false);
+      if (!missing.ok) assert.equal(missing.errno, 99, missing.message);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -5,7 +5,10 @@
  *   originalDestination()  getsockopt(SOL_IP, SO_ORIGINAL_DST) / (SOL_IPV6, IP6T_SO_ORIGINAL_DST):
  *                          where a connection was going before netfilter REDIRECTed it to us
  *   setTransparent()       IP_TRANSPARENT / IPV6_TRANSPARENT: accept TPROXY-diverted connections
- *   setIntOption()         any integer option (IP_BIND_ADDRESS_NO_PORT, ...)
+ *   setIntOption()         any integer option
+ *   boundSocketNoPort()    a TCP socket bound to a source address with IP_BIND_ADDRESS_NO_PORT,
+ *                          for Node to connect: the kernel picks the port at connect() per
+ *                          destination instead of reserving one per socket at bind()
  *   raiseNoFileLimit()     setrlimit(RLIMIT_NOFILE) up to the hard limit
  *
  * Linux only. libc is loaded on first use; everything returns an error value instead of throwing
@@ -13,6 +16,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Server, Socket } from 'node:net';
+import { parseIp } from './ip.js';
 
 export const SOL_IP = 0;
 export const SOL_IPV6 = 41;
@@ -35,6 +39,9 @@ export interface SocketAddress {
 export type SockoptResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errno: number; readonly message: string };
 
 interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  close(fd: number): number;
   getsockopt(fd: number, level: number, name: number, value: Buffer, len: number[]): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
   getrlimit(resource: number, value: Buffer): number;
@@ -57,7 +64,13 @@ function loadLibc(): Libc | Error {
     const set = lib.func('int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t len)');
     const getr = lib.func('int getrlimit(int resource, _Out_ uint8_t *value)');
     const setr = lib.func('int setrlimit(int resource, const uint8_t *value)');
+    const sock = lib.func('int socket(int domain, int type, int protocol)');
+    const bnd = lib.func('int bind(int fd, const uint8_t *addr, uint32_t len)');
+    const cls = lib.func('int close(int fd)');
     libc = {
+      socket: (domain, type, protocol) => sock(domain, type, protocol),
+      bind: (fd, addr, len) => bnd(fd, addr, len),
+      close: (fd) => cls(fd),
       getsockopt: (fd, level, name, value, len) => get(fd, level, name, value, len),
       setsockopt: (fd, level, name, value, len) => set(fd, level, name, value, len),
       getrlimit: (resource, value) => getr(resource, value),
@@ -194,4 +207,56 @@ export function raiseNoFileLimit(): SockoptResult<number> {
   buf.writeBigUInt64LE(hard, 0);
   if (lib.setrlimit(RLIMIT_NOFILE, buf) !== 0) return fail(lib.errno(), 'setrlimit(RLIMIT_NOFILE) failed');
   return { ok: true, value: Number(hard > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : hard) };
+}
+
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** struct sockaddr_in / sockaddr_in6 for `ip` (an IPv4 or IPv6 literal) and `port`. */
+export function encodeSockaddr(ip: string, port: number): Buffer | undefined {
+  const parsed = parseIp(ip);
+  if (parsed === undefined) return undefined;
+  if (parsed.family === 4) {
+    const buf = Buffer.alloc(16);
+    buf.writeUInt16LE(AF_INET, 0);
+    buf.writeUInt16BE(port, 2);
+    buf.writeUInt32BE(parsed.value, 4);
+    return buf;
+  }
+  const buf = Buffer.alloc(28);
+  buf.writeUInt16LE(AF_INET6, 0);
+  buf.writeUInt16BE(port, 2);
+  buf.writeUInt32BE(parsed.w0, 8);
+  buf.writeUInt32BE(parsed.w1, 12);
+  buf.writeUInt32BE(parsed.w2, 16);
+  buf.writeUInt32BE(parsed.w3, 20);
+  return buf;
+}
+
+/**
+ * A non-blocking TCP socket bound to `ip` with IP_BIND_ADDRESS_NO_PORT, ready for
+ * `new net.Socket({ fd }).connect(...)`. Without the option, bind(ip, 0) reserves an ephemeral
+ * port for the socket whatever it connects to, so one source address can hold at most as many
+ * connections as the port range has ports, across all destinations; with it, the port is chosen at
+ * connect() and only needs to be unique per destination. Errors carry bind's errno (EADDRNOTAVAIL:
+ * the address is not assigned here).
+ */
+export function boundSocketNoPort(ip: string): SockoptResult<number> {
+  const lib = loadLibc();
+  if (lib instanceof Error) return fail(0, lib.message);
+  const addr = encodeSockaddr(ip, 0);
+  if (addr === undefined) return fail(0, `not an IP address: ${ip}`);
+  const fd = lib.socket(addr.length === 16 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(lib.errno(), 'socket() failed');
+  const one = Buffer.alloc(4);
+  one.writeInt32LE(1, 0);
+  // Best effort: a kernel without the option (before 4.2) still binds, reserving the port.
+  lib.setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, one, 4);
+  if (lib.bind(fd, addr, addr.length) !== 0) {
+    const errno = lib.errno();
+    lib.close(fd);
+    return fail(errno, `bind(${ip}) failed, errno ${errno}`);
+  }
+  return { ok: true, value: fd };
 }

@@ -9,17 +9,19 @@
  *            -> SSRF guard for addresses that came from DNS or from the client (BLOCKED ssrf_denied)
  *            -> self-connect guard (BLOCKED self_connect) -> LB -> source address (UF
  *            source_address_unavailable). Returns the checked IP: dial() connects to exactly it.
- * dial():    net.connect to target.ip with localAddress, connect timeout (UF upstream_connect_timeout).
+ * dial():    connect to target.ip from localAddress (connect.ts: no port reserved at bind), connect
+ *            timeout (UF upstream_connect_timeout).
  *
  * State that outlives snapshots lives here: DNS cache, round-robin cursors, active counts.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { hostMatches, normalizeHost } from '../../net/hostname.js';
 import { parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip } from '../../net/ip.js';
 import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
 import type { Cluster } from '../../snapshot/types.js';
 import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
 import { DnsCache, type DnsFamily } from './dns.js';
+import { openUpstreamSocket } from './connect.js';
 import { connectErrorFailure, failure, type UpstreamFailure } from './failure.js';
 import { pickEndpoint, type LbState } from './lb.js';
 import { CircuitBreakers } from './circuit-breaker.js';
@@ -339,13 +341,12 @@ export class ClusterManager implements LbState {
     const hostKey = key(target.ip, target.port);
     return new Promise((resolve) => {
       let done = false;
-      const sock = netConnect({
-        host: target.ip,
-        port: target.port,
-        ...(target.localAddress !== undefined ? { localAddress: target.localAddress } : {}),
-        allowHalfOpen: true,
-        noDelay: true,
-      });
+      const opened = openUpstreamSocket(target);
+      if (!(opened instanceof Socket)) {
+        resolve(this.fail(connectErrorFailure(opened, cname, hostKey, target.localAddress)));
+        return;
+      }
+      const sock = opened;
       const timer = setTimeout(() => {
         if (done) return;
         done = true;

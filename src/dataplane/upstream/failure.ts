@@ -47,7 +47,13 @@ export function connectErrorFailure(err: NodeJS.ErrnoException, cluster: string,
     case 'ECONNREFUSED':
       return failure('UF', 'upstream_connect_refused', `connection to ${upstreamHost} refused`, true, extra);
     case 'EADDRNOTAVAIL':
-      return failure('UF', 'source_address_unavailable', `source address ${local ?? '?'} cannot be bound: ${err.message}`, false, extra);
+      // From bind(): the source address is not on this host. From connect(): no free local port
+      // for this destination (the ephemeral range is used up), with or without a source address.
+      if (err.syscall === 'bind') return failure('UF', 'source_address_unavailable', `source address ${local ?? '?'} cannot be bound: ${err.message}`, false, extra);
+      return failure('UF', 'ephemeral_ports_exhausted', `no free local port for a connection to ${upstreamHost}${local !== undefined ? ` from ${local}` : ''} (EADDRNOTAVAIL on connect: the ephemeral port range is in use, often by TIME_WAIT)`, true, extra);
+    case 'EADDRINUSE':
+      // bind(address, 0) found no free port (without IP_BIND_ADDRESS_NO_PORT), or connect() found the 4-tuple taken.
+      return failure('UF', 'ephemeral_ports_exhausted', `no free local port for a connection to ${upstreamHost}${local !== undefined ? ` from ${local}` : ''} (EADDRINUSE on ${err.syscall ?? 'connect'})`, true, extra);
     case 'ENETUNREACH':
     case 'EHOSTUNREACH':
       return failure('UF', 'upstream_unreachable', `${upstreamHost}: ${err.code}`, true, extra);
