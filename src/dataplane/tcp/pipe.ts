@@ -1,8 +1,10 @@
 /**
  * Bidirectional splice of two connected sockets (TCP proxy, TLS passthrough, CONNECT tunnels).
  *
- * - Backpressure: a write that returns false pauses the source until the destination drains;
- *   memory per tunnel is bounded by the sockets' highWaterMarks.
+ * - Reads: plain TCP sockets are adopted into sockets that read into reused buffers (see
+ *   user-buffer.ts: no allocation per chunk); others (TLS) use 'data' events.
+ * - Backpressure: while a write is queued (not yet taken by the kernel) the source stops reading,
+ *   so memory per tunnel is bounded by one chunk per direction.
  * - Half-close: FIN from one side ends the other side's write half (both sockets are
  *   allowHalfOpen); the tunnel is done when both sockets have closed.
  * - Reset: an error (ECONNRESET, ...) on one side resets the other (resetAndDestroy: RST, not FIN),
@@ -12,6 +14,7 @@
  * No promise or closure per chunk: the handlers are bound once per tunnel.
  */
 import type { Socket } from 'node:net';
+import { adoptSocket, Flow } from './user-buffer.js';
 
 export type PipeOutcome = 'closed' | 'idle_timeout' | 'downstream_reset' | 'upstream_reset' | 'aborted';
 
@@ -31,33 +34,56 @@ export interface PipeOptions {
 }
 
 export class Tunnel {
-  bytesFromDownstream = 0;
-  bytesFromUpstream = 0;
+  private readonly fromDown = new Flow();
+  private readonly fromUp = new Flow();
+  private readonly down: Socket;
+  private readonly up: Socket;
   private outcome: PipeOutcome = 'closed';
   private detail: string | undefined;
   private closedDown = false;
   private closedUp = false;
   private finished = false;
 
-  constructor(private readonly down: Socket, private readonly up: Socket, private readonly opts: PipeOptions) {
-    down.on('data', this.onDownData);
-    up.on('data', this.onUpData);
-    down.on('drain', this.onDownDrain);
-    up.on('drain', this.onUpDrain);
-    down.on('end', this.onDownEnd);
-    up.on('end', this.onUpEnd);
-    down.on('error', this.onDownError);
-    up.on('error', this.onUpError);
-    down.on('close', this.onDownClose);
-    up.on('close', this.onUpClose);
+  constructor(down: Socket, up: Socket, private readonly opts: PipeOptions) {
+    const unreadDown: Buffer[] = [];
+    const unreadUp: Buffer[] = [];
+    const newDown = adoptSocket(down, this.fromDown, unreadDown);
+    const newUp = adoptSocket(up, this.fromUp, unreadUp);
+    this.down = newDown ?? down;
+    this.up = newUp ?? up;
+    this.fromDown.src = this.down;
+    this.fromDown.dst = this.up;
+    this.fromUp.src = this.up;
+    this.fromUp.dst = this.down;
+    this.down.on('end', this.onDownEnd);
+    this.up.on('end', this.onUpEnd);
+    this.down.on('error', this.onDownError);
+    this.up.on('error', this.onUpError);
+    this.down.on('close', this.onDownClose);
+    this.up.on('close', this.onUpClose);
     if (opts.idleTimeoutMs > 0) {
-      down.setTimeout(opts.idleTimeoutMs);
-      down.on('timeout', this.onTimeout);
+      this.down.setTimeout(opts.idleTimeoutMs);
+      this.down.on('timeout', this.onTimeout);
     }
-    if (down.destroyed) this.onDownClose();
-    if (up.destroyed) this.onUpClose();
-    down.resume();
-    up.resume();
+    // What the old sockets had read before the tunnel (a ClientHello pushed back) goes first.
+    for (const c of unreadDown) this.fromDown.forwardUnread(c);
+    for (const c of unreadUp) this.fromUp.forwardUnread(c);
+    this.fromDown.readSource(newDown !== undefined);
+    this.fromUp.readSource(newUp !== undefined);
+    if (this.down.destroyed) this.onDownClose();
+    if (this.up.destroyed) this.onUpClose();
+    if (newDown === undefined) this.down.resume();
+    if (newUp === undefined) this.up.resume();
+  }
+
+  /** Bytes read from the downstream and written upstream. */
+  get bytesFromDownstream(): number {
+    return this.fromDown.bytes;
+  }
+
+  /** Bytes read from the upstream and written downstream. */
+  get bytesFromUpstream(): number {
+    return this.fromUp.bytes;
   }
 
   /** Ends the tunnel now (drain timeout, shutdown). */
@@ -74,24 +100,6 @@ export class Tunnel {
       this.detail = detail;
     }
   }
-
-  private readonly onDownData = (chunk: Buffer): void => {
-    this.bytesFromDownstream += chunk.length;
-    if (!this.up.write(chunk)) this.down.pause();
-  };
-
-  private readonly onUpData = (chunk: Buffer): void => {
-    this.bytesFromUpstream += chunk.length;
-    if (!this.down.write(chunk)) this.up.pause();
-  };
-
-  private readonly onUpDrain = (): void => {
-    this.down.resume();
-  };
-
-  private readonly onDownDrain = (): void => {
-    this.up.resume();
-  };
 
   private readonly onDownEnd = (): void => {
     if (!this.up.destroyed) this.up.end();
