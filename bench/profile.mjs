@@ -5,9 +5,10 @@
 // functions measured inside the load window only (samples outside it are dropped).
 //
 //   node bench/profile.mjs [--face http|tcp|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
-//                          [--top 20] [--out DIR] [--node-http | --node-floor]
+//                          [--top 20] [--out DIR] [--node-http | --node-floor] [--new-connections]
 //
-// --face tcp is HTTP keep-alive through a TCP listener; --face iperf is one iperf3 stream through it.
+// --face tcp is HTTP keep-alive through a TCP listener (--new-connections: one request per
+// connection); --face iperf is one iperf3 stream through it.
 // --node-http / --node-floor profile that reference peer instead (works without Tollgate).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -30,6 +31,7 @@ const { values: o } = parseArgs({
     out: { type: 'string' },
     'node-http': { type: 'boolean' },
     'node-floor': { type: 'boolean' },
+    'new-connections': { type: 'boolean' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -117,7 +119,7 @@ const load = (secs) =>
     ? iperf3({ port, seconds: secs, cpu: pin.load })
     : o.face === 'connect'
     ? connectLoad({ proxyPort: port, targetHost: CONNECT_HOST, targetPort: upstream, path: o.path, host: BENCH_HOST, conns: 32, seconds: secs, cpu: pin.load })
-    : wrk({ port, path: o.path, headers: [`Host: ${BENCH_HOST}`], conns: 32, seconds: secs, cpu: pin.load });
+    : wrk({ port, path: o.path, headers: [`Host: ${BENCH_HOST}`, ...(o['new-connections'] ? ['Connection: close'] : [])], conns: 32, seconds: secs, cpu: pin.load });
 
 if (warm > 0) {
   log(`warm-up ${warm}s`);

@@ -92,7 +92,7 @@ const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 function mixedChunks(seed: number): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < 40; i++) out.push(randomBytes(1 + ((i * 37 + seed) % 300)));
-  for (let i = 0; i < 96; i++) out.push(randomBytes(64 * 1024));
+  for (let i = 0; i < 320; i++) out.push(randomBytes(64 * 1024));
   for (let i = 0; i < 40; i++) out.push(randomBytes(1 + ((i * 53 + seed) % 900)));
   return out;
 }
@@ -102,7 +102,7 @@ test('bulk both ways with a slow reader on each side: every byte arrives, in ord
   try {
     const toUp = mixedChunks(1);
     const toDown = mixedChunks(2);
-    const [gotUp, gotDown] = await Promise.all([readAll(r.server, 5), readAll(r.client, 5), sendAll(r.client, toUp), sendAll(r.server, toDown)]);
+    const [gotUp, gotDown] = await Promise.all([readAll(r.server, 10), readAll(r.client, 10), sendAll(r.client, toUp), sendAll(r.server, toDown)]);
     assert.equal(gotUp.length, Buffer.concat(toUp).length);
     assert.equal(digest(gotUp), digest(Buffer.concat(toUp)));
     assert.equal(digest(gotDown), digest(Buffer.concat(toDown)));

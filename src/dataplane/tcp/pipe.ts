@@ -1,8 +1,8 @@
 /**
  * Bidirectional splice of two connected sockets (TCP proxy, TLS passthrough, CONNECT tunnels).
  *
- * - Reads: plain TCP sockets are adopted into sockets that read into reused buffers (see
- *   user-buffer.ts: no allocation per chunk); others (TLS) use 'data' events.
+ * - Reads: 'data' events at first; at the first bulk read a plain TCP socket is adopted into one
+ *   that reads into reused buffers (user-buffer.ts: no allocation per chunk). TLS stays on 'data'.
  * - Backpressure: while a write is queued (not yet taken by the kernel) the source stops reading,
  *   so memory per tunnel is bounded by one chunk per direction.
  * - Half-close: FIN from one side ends the other side's write half (both sockets are
@@ -14,7 +14,7 @@
  * No promise or closure per chunk: the handlers are bound once per tunnel.
  */
 import type { Socket } from 'node:net';
-import { adoptSocket, Flow } from './user-buffer.js';
+import { adoptSocket, canAdopt, Flow } from './user-buffer.js';
 
 export type PipeOutcome = 'closed' | 'idle_timeout' | 'downstream_reset' | 'upstream_reset' | 'aborted';
 
@@ -34,10 +34,10 @@ export interface PipeOptions {
 }
 
 export class Tunnel {
-  private readonly fromDown = new Flow();
-  private readonly fromUp = new Flow();
-  private readonly down: Socket;
-  private readonly up: Socket;
+  private readonly fromDown = new Flow((f) => this.adoptSoon(f));
+  private readonly fromUp = new Flow((f) => this.adoptSoon(f));
+  private down: Socket;
+  private up: Socket;
   private outcome: PipeOutcome = 'closed';
   private detail: string | undefined;
   private closedDown = false;
@@ -45,35 +45,20 @@ export class Tunnel {
   private finished = false;
 
   constructor(down: Socket, up: Socket, private readonly opts: PipeOptions) {
-    const unreadDown: Buffer[] = [];
-    const unreadUp: Buffer[] = [];
-    const newDown = adoptSocket(down, this.fromDown, unreadDown);
-    const newUp = adoptSocket(up, this.fromUp, unreadUp);
-    this.down = newDown ?? down;
-    this.up = newUp ?? up;
-    this.fromDown.src = this.down;
-    this.fromDown.dst = this.up;
-    this.fromUp.src = this.up;
-    this.fromUp.dst = this.down;
-    this.down.on('end', this.onDownEnd);
-    this.up.on('end', this.onUpEnd);
-    this.down.on('error', this.onDownError);
-    this.up.on('error', this.onUpError);
-    this.down.on('close', this.onDownClose);
-    this.up.on('close', this.onUpClose);
-    if (opts.idleTimeoutMs > 0) {
-      this.down.setTimeout(opts.idleTimeoutMs);
-      this.down.on('timeout', this.onTimeout);
-    }
-    // What the old sockets had read before the tunnel (a ClientHello pushed back) goes first.
-    for (const c of unreadDown) this.fromDown.forwardUnread(c);
-    for (const c of unreadUp) this.fromUp.forwardUnread(c);
-    this.fromDown.readSource(newDown !== undefined);
-    this.fromUp.readSource(newUp !== undefined);
-    if (this.down.destroyed) this.onDownClose();
-    if (this.up.destroyed) this.onUpClose();
-    if (newDown === undefined) this.down.resume();
-    if (newUp === undefined) this.up.resume();
+    this.down = down;
+    this.up = up;
+    this.fromDown.src = down;
+    this.fromDown.dst = up;
+    this.fromUp.src = up;
+    this.fromUp.dst = down;
+    this.watchDown(down);
+    this.watchUp(up);
+    down.on('data', this.fromDown.onData);
+    up.on('data', this.fromUp.onData);
+    if (down.destroyed) this.onDownClose();
+    if (up.destroyed) this.onUpClose();
+    down.resume();
+    up.resume();
   }
 
   /** Bytes read from the downstream and written upstream. */
@@ -85,6 +70,63 @@ export class Tunnel {
   get bytesFromUpstream(): number {
     return this.fromUp.bytes;
   }
+
+  private watchDown(s: Socket): void {
+    s.on('end', this.onDownEnd);
+    s.on('error', this.onDownError);
+    s.on('close', this.onDownClose);
+    if (this.opts.idleTimeoutMs > 0) {
+      s.setTimeout(this.opts.idleTimeoutMs);
+      s.on('timeout', this.onTimeout);
+    }
+  }
+
+  private watchUp(s: Socket): void {
+    s.on('end', this.onUpEnd);
+    s.on('error', this.onUpError);
+    s.on('close', this.onUpClose);
+  }
+
+  /** A bulk read on a flow's source: move that socket to reused buffers (user-buffer.ts) on the next tick. */
+  private adoptSoon(flow: Flow): void {
+    if (this.finished || flow.adopting || !canAdopt(flow.src)) return;
+    flow.adopting = true;
+    flow.src.pause();
+    process.nextTick(this.adopt, flow);
+  }
+
+  private readonly adopt = (flow: Flow): void => {
+    flow.adopting = false;
+    const old = flow.src;
+    const isDown = flow === this.fromDown;
+    const writer = isDown ? this.fromUp : this.fromDown;
+    const unread: Buffer[] = [];
+    // Bytes still queued on the old socket's write side belong to it: try again at the next bulk read.
+    const s = this.finished || writer.waiting ? undefined : adoptSocket(old, flow, unread);
+    if (s === undefined) {
+      if (!flow.waiting && !old.destroyed) old.resume();
+      return;
+    }
+    old.removeListener('data', flow.onData);
+    if (isDown) {
+      old.removeListener('end', this.onDownEnd);
+      old.removeListener('error', this.onDownError);
+      old.removeListener('close', this.onDownClose);
+      old.removeListener('timeout', this.onTimeout);
+      this.down = s;
+      this.watchDown(s);
+    } else {
+      old.removeListener('end', this.onUpEnd);
+      old.removeListener('error', this.onUpError);
+      old.removeListener('close', this.onUpClose);
+      this.up = s;
+      this.watchUp(s);
+    }
+    flow.src = s;
+    writer.dst = s;
+    flow.adopted = true;
+    for (const c of unread) flow.forwardUnread(c);
+  };
 
   /** Ends the tunnel now (drain timeout, shutdown). */
   abort(detail: string): void {

@@ -12,6 +12,8 @@
  *   kernel holds a pointer into the buffer), and gives the buffer up when reads get small again.
  *
  * So an idle or chatty tunnel holds no read buffer, and a bulk one exactly one per direction.
+ * A connection starts on 'data' events; its first bulk read moves it here (the Tunnel adopts the
+ * socket then), so a short connection pays for no extra socket object.
  *
  * Node has no `onread` option for accepted sockets: adoptSocket() moves the socket's handle into a
  * new net.Socket created with one. The old object stays as the listener's and the connection
@@ -33,12 +35,17 @@ export class Flow {
   bytes = 0;
   src!: Socket;
   dst!: Socket;
-  /** Reading stopped until `dst` has written everything queued. */
-  private waiting = false;
   /** src reads through onread (adopted) rather than 'data' events. */
-  private adopted = false;
+  adopted = false;
+  /** An adoption is scheduled (see Tunnel). */
+  adopting = false;
+  /** Reading stopped until `dst` has written everything queued. */
+  waiting = false;
   private own: Buffer | undefined;
   private next: Buffer = SHARED;
+
+  /** `onBulk`: a bulk read arrived through 'data' events (the tunnel may adopt the source then). */
+  constructor(private readonly onBulk: (flow: Flow) => void) {}
 
   /** onread.buffer: where the next read goes (called after every read). */
   readonly nextBuffer = (): Buffer => this.next;
@@ -54,7 +61,7 @@ export class Flow {
     } else {
       chunk = n === buf.length ? (buf as Buffer) : (buf as Buffer).subarray(0, n);
       if (n < SMALL_READ) {
-        // A pending write of `chunk` keeps the old buffer alive on its own; the next read goes elsewhere.
+        // A queued write of `chunk` keeps the old buffer alive on its own; the next read goes elsewhere.
         this.next = SHARED;
         this.own = undefined;
       }
@@ -62,21 +69,17 @@ export class Flow {
     return this.forward(chunk);
   };
 
-  /** The 'data' path, for sockets that cannot be adopted (TLS, or with bytes queued to write). */
+  /** The 'data' path: every connection starts on it, and sockets that cannot be adopted (TLS) stay. */
   readonly onData = (chunk: Buffer): void => {
     this.bytes += chunk.length;
     if (!this.forward(chunk)) this.src.pause();
+    if (chunk.length >= BULK_READ && !this.adopted) this.onBulk(this);
   };
 
-  /** Bytes the source had read before the flow started: our own copies, written ahead of any read. */
+  /** Bytes the source had read before it was adopted: our own copies, written ahead of any new read. */
   forwardUnread(chunk: Buffer): void {
     this.bytes += chunk.length;
     this.dst.write(chunk);
-  }
-
-  readSource(adopted: boolean): void {
-    this.adopted = adopted;
-    if (!adopted) this.src.on('data', this.onData);
   }
 
   private forward(chunk: Buffer): boolean {
@@ -90,11 +93,11 @@ export class Flow {
   private readonly onWritten = (err?: Error | null): void => {
     if (!this.waiting || err || this.dst.writableLength > 0) return;
     this.waiting = false;
-    if (this.src.destroyed) return;
+    if (this.src.destroyed || this.adopting) return;
     // An adopted socket stopped at the handle (onread returned false): restart the handle's reads.
     if (this.adopted) (this.src as Socket & { _read(n: number): void })._read(READ_SIZE);
     else this.src.resume();
-  }
+  };
 }
 
 interface HandleOwner {
@@ -102,17 +105,23 @@ interface HandleOwner {
   _readableState?: { ended?: boolean };
 }
 
+/** A plain TCP socket whose handle can read into our buffers (not TLS, not a pipe or a stream wrapper). */
+export function canAdopt(s: Socket): boolean {
+  const handle = (s as Socket & HandleOwner)._handle;
+  return !(s instanceof TLSSocket) && handle !== null && handle !== undefined && typeof handle.useUserBuffer === 'function';
+}
+
 /**
  * Moves `old`'s handle into a socket that reads through `flow` (see the module comment). Returns
- * undefined, leaving `old` untouched, when it cannot: a TLS socket, not connected yet, already
- * ended or destroyed, or with bytes still queued to write. `unread` gets what `old` had already
- * read and not delivered (a ClientHello the inspector pushed back): it goes out first.
+ * undefined, leaving `old` untouched, when it cannot now: not canAdopt(), not connected yet,
+ * already ended or destroyed, or with bytes still queued to write. `unread` gets what `old` had
+ * already read and not delivered: it must go out before anything the new socket reads.
  */
 export function adoptSocket(old: Socket, flow: Flow, unread: Buffer[]): Socket | undefined {
   const o = old as Socket & HandleOwner;
   const handle = o._handle;
   const ended = (): boolean => o._readableState?.ended === true;
-  if (!handle || typeof handle.useUserBuffer !== 'function' || old instanceof TLSSocket) return undefined;
+  if (!canAdopt(old) || !handle) return undefined;
   if (old.connecting || old.destroyed || old.writableLength > 0 || ended()) return undefined;
   for (let c: Buffer | null = old.read() as Buffer | null; c !== null; c = old.read() as Buffer | null) unread.push(c);
   // read() may have met the end of the stream in the buffer: the old socket keeps it, so keep the old socket.
