@@ -4,9 +4,11 @@
 // client), stops it with SIGTERM so Node writes the .cpuprofile, then prints the top self-time
 // functions measured inside the load window only (samples outside it are dropped).
 //
-//   node bench/profile.mjs [--face http|tcp|connect] [--seconds 10] [--warm 5] [--path /1k]
-//                          [--top 20] [--out DIR] [--node-http | --node-floor]
+//   node bench/profile.mjs [--face http|tcp|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
+//                          [--top 20] [--out DIR] [--node-http | --node-floor] [--new-connections]
 //
+// --face tcp is HTTP keep-alive through a TCP listener (--new-connections: one request per
+// connection); --face iperf is one iperf3 stream through it.
 // --node-http / --node-floor profile that reference peer instead (works without Tollgate).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,8 +16,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { connectLoad, wrk } from './lib/load.mjs';
-import { BENCH_HOST, startUpstream, verifyHttp } from './lib/peers.mjs';
+import { connectLoad, iperf3, wrk } from './lib/load.mjs';
+import { BENCH_HOST, startIperfServer, startUpstream, verifyHttp } from './lib/peers.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, freePorts, pinningPlan, sleep, startProcess, stopProcess, tail, waitForPort } from './lib/util.mjs';
 
@@ -29,6 +31,7 @@ const { values: o } = parseArgs({
     out: { type: 'string' },
     'node-http': { type: 'boolean' },
     'node-floor': { type: 'boolean' },
+    'new-connections': { type: 'boolean' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -40,7 +43,7 @@ if (o.help) {
 const seconds = Number(o.seconds);
 const warm = Number(o.warm);
 const topN = Number(o.top);
-if (!['http', 'tcp', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp or connect`);
+if (!['http', 'tcp', 'iperf', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp, iperf or connect`);
 const refPeer = o['node-http'] ? 'node-http' : o['node-floor'] ? 'node-floor' : undefined;
 if (refPeer && o.face !== 'http') throw new Error(`--${refPeer} profiles HTTP only`);
 
@@ -60,8 +63,9 @@ setTimeout(() => {
 
 const pin = pinningPlan(o['no-pin']);
 const log = (m) => process.stderr.write(`profile: ${m}\n`);
-const [upstream, httpPort, adminPort, tcpPort, iperfDummy, connectPort] = await freePorts(6);
+const [upstream, httpPort, adminPort, tcpPort, iperfPort, iperfServer, connectPort] = await freePorts(7);
 await startUpstream(dir, upstream, pin.load);
+if (o.face === 'iperf') await startIperfServer(dir, { port: iperfServer, cpu: pin.load });
 const profDir = join(dir, 'prof');
 mkdirSync(profDir);
 const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'];
@@ -77,7 +81,7 @@ if (refPeer) {
   const l = await launchTollgate({
     dir,
     name: 'tollgate',
-    configYaml: benchIstioYaml({ httpPort, upstreamPort: upstream, tcp: { iperfPort: iperfDummy, iperfTarget: iperfDummy, httpPort: tcpPort }, connect: true }),
+    configYaml: benchIstioYaml({ httpPort, upstreamPort: upstream, tcp: { iperfPort, iperfTarget: iperfServer, httpPort: tcpPort }, connect: true }),
     httpPort,
     adminPort,
     connect: { port: connectPort, targetPort: upstream },
@@ -93,6 +97,7 @@ if (refPeer) {
   proc = l.rec;
   log(`tollgate: ${l.command}`);
   if (o.face === 'tcp') port = tcpPort;
+  if (o.face === 'iperf') port = iperfPort;
   if (o.face === 'connect') {
     if (!l.connectPort) {
       log('tollgate: no CONNECT listener (--explicit-proxy)');
@@ -101,7 +106,7 @@ if (refPeer) {
     port = l.connectPort;
   }
 }
-if (o.face !== 'connect') {
+if (o.face !== 'connect' && o.face !== 'iperf') {
   const v = await verifyHttp(port, o.path);
   if (!v.ok) {
     log(`${o.face} face: GET ${o.path} Host ${BENCH_HOST}: ${v.reason}`);
@@ -110,9 +115,11 @@ if (o.face !== 'connect') {
 }
 
 const load = (secs) =>
-  o.face === 'connect'
+  o.face === 'iperf'
+    ? iperf3({ port, seconds: secs, cpu: pin.load })
+    : o.face === 'connect'
     ? connectLoad({ proxyPort: port, targetHost: CONNECT_HOST, targetPort: upstream, path: o.path, host: BENCH_HOST, conns: 32, seconds: secs, cpu: pin.load })
-    : wrk({ port, path: o.path, headers: [`Host: ${BENCH_HOST}`], conns: 32, seconds: secs, cpu: pin.load });
+    : wrk({ port, path: o.path, headers: [`Host: ${BENCH_HOST}`, ...(o['new-connections'] ? ['Connection: close'] : [])], conns: 32, seconds: secs, cpu: pin.load });
 
 if (warm > 0) {
   log(`warm-up ${warm}s`);
@@ -122,7 +129,7 @@ log(`load ${seconds}s (${o.face}, ${o.path})`);
 const w0 = performance.now();
 const res = await load(seconds);
 const w1 = performance.now();
-log(`load: ${res.rps ? `${Math.round(res.rps)} req/s` : ''} ${res.error ?? ''}`);
+log(`load: ${res.rps ? `${Math.round(res.rps)} req/s` : ''}${res.gbps ? `${res.gbps.toFixed(2)} Gbit/s` : ''} ${res.error ?? ''}`);
 await sleep(100);
 const exitAt = await new Promise((resolve) => {
   const t0 = performance.now();

@@ -12,7 +12,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.mjs';
-import { BENCH_HOST, peerVersions, startHaproxy, startIperfServer, startNginxProxy, startNodeBaseline, startNodeFloor, startSquid, startUpstream, verifyHttp } from './lib/peers.mjs';
+import { BENCH_HOST, peerVersions, startHaproxy, startIperfServer, startNginxProxy, startNodeBaseline, startNodeFloor, startPipeRelay, startSquid, startUpstream, verifyHttp } from './lib/peers.mjs';
 import { table, truncate, writeBenchmarksMd } from './lib/report.mjs';
 import * as S from './lib/scenarios.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO, tollgateCanDisableAccessLog, tollgateRunHelp } from './lib/tollgate.mjs';
@@ -163,6 +163,8 @@ const need = {
   tollgate: !opt['skip-tollgate'],
 };
 const [upstream, iperf, ngx, ngxLog, hap, hapLog, hapTcpIperf, hapTcpHttp, squidPort, nodePort, tgHttp, tgAdmin, tgLogHttp, tgLogAdmin, tgTcpIperf, tgTcpHttp, tgConnect, floorPort] = await freePorts(18);
+// L4: the upstream's TLS port and each L4 peer's TLS passthrough listener; the pipe() relay's three listeners.
+const [upstreamTls, hapTls, tgTls, pipeIperf, pipeHttp, pipeTls] = await freePorts(6, [upstream, iperf, ngx, ngxLog, hap, hapLog, hapTcpIperf, hapTcpHttp, squidPort, nodePort, tgHttp, tgAdmin, tgLogHttp, tgLogAdmin, tgTcpIperf, tgTcpHttp, tgConnect, floorPort]);
 ctx.ports = { upstream, iperf };
 ctx.connectTarget = { host: CONNECT_HOST, port: upstream };
 
@@ -178,17 +180,18 @@ async function peer(name, kind, fn, extra = {}) {
 }
 
 // The upstream and the iperf3 server live on the load core; proxies on the proxy core.
-await peer('direct', 'direct', () => startUpstream(dir, upstream, P.load), { iperfPort: iperf, httpTcpPort: upstream });
+await peer('direct', 'direct', () => startUpstream(dir, upstream, P.load, need.tcp ? upstreamTls : undefined), { iperfPort: iperf, httpTcpPort: upstream, ...(need.tcp ? { tlsPort: upstreamTls } : {}) });
 if (need.tcp) await peer('iperf3-server', 'upstream', () => startIperfServer(dir, { port: iperf, cpu: P.load }));
 await peer('nginx', 'peer', () => startNginxProxy(dir, { port: ngx, upstreamPort: upstream, accessLog: false, cpu: P.proxy }));
-await peer('haproxy', 'peer', () => startHaproxy(dir, { port: hap, upstreamPort: upstream, accessLog: false, cpu: P.proxy, tcp: need.tcp ? { iperfPort: hapTcpIperf, iperfTarget: iperf, httpPort: hapTcpHttp } : undefined }));
+await peer('haproxy', 'peer', () => startHaproxy(dir, { port: hap, upstreamPort: upstream, accessLog: false, cpu: P.proxy, tcp: need.tcp ? { iperfPort: hapTcpIperf, iperfTarget: iperf, httpPort: hapTcpHttp, tlsPort: hapTls, tlsTarget: upstreamTls } : undefined }));
 if (run('throughput')) {
   await peer('nginx-log', 'peer', () => startNginxProxy(dir, { port: ngxLog, upstreamPort: upstream, accessLog: true, cpu: P.proxy }));
   await peer('haproxy-log', 'peer', () => startHaproxy(dir, { port: hapLog, upstreamPort: upstream, accessLog: true, cpu: P.proxy }));
   if (cfg.nodeBaseline) await peer('node-http', 'node', () => startNodeBaseline(dir, { port: nodePort, upstreamPort: upstream, cpu: P.proxy }));
   await peer('node-floor', 'node', () => startNodeFloor(dir, { port: floorPort, upstreamPort: upstream, cpu: P.proxy }));
 }
-if (need.tcp && ctx.targets.haproxy.ok) ctx.targets['haproxy-tcp'] = { ...ctx.targets.haproxy, name: 'haproxy-tcp', iperfPort: hapTcpIperf, httpTcpPort: hapTcpHttp };
+if (need.tcp && ctx.targets.haproxy.ok) ctx.targets['haproxy-tcp'] = { ...ctx.targets.haproxy, name: 'haproxy-tcp', iperfPort: hapTcpIperf, httpTcpPort: hapTcpHttp, tlsPort: hapTls };
+if (need.tcp) await peer('pipe-relay', 'node', () => startPipeRelay(dir, { pairs: [[pipeIperf, iperf], [pipeHttp, upstream], [pipeTls, upstreamTls]], cpu: P.proxy }), { iperfPort: pipeIperf, httpTcpPort: pipeHttp, tlsPort: pipeTls });
 if (need.squid) await peer('squid', 'peer', () => startSquid(dir, { port: squidPort, cpu: P.proxy }));
 
 // Tollgate: the main instance (HTTP + TCP listeners + CONNECT), and one with the access log on.
@@ -199,7 +202,7 @@ if (need.tollgate) {
   const tg = await launchTollgate({
     dir,
     name: 'tollgate',
-    configYaml: benchIstioYaml({ httpPort: tgHttp, upstreamPort: upstream, tcp: need.tcp ? { iperfPort: tgTcpIperf, iperfTarget: iperf, httpPort: tgTcpHttp } : undefined, connect: true }),
+    configYaml: benchIstioYaml({ httpPort: tgHttp, upstreamPort: upstream, tcp: need.tcp ? { iperfPort: tgTcpIperf, iperfTarget: iperf, httpPort: tgTcpHttp, tlsPort: tgTls, tlsTarget: upstreamTls } : undefined, connect: true }),
     httpPort: tgHttp,
     adminPort: tgAdmin,
     connect: { port: tgConnect, targetPort: upstream },
@@ -212,7 +215,7 @@ if (need.tollgate) {
     // instance then is the "log on" one, and the throughput "log off" row has no Tollgate figure.
     ctx.targets.tollgate = { ...tg, kind: 'tollgate', ok: true, logAlwaysOn: !canOff };
     ctx.tollgateAccessLog = canOff ? 'off, except the "log on" throughput rows (to a file)' : 'on in every scenario (no flag to turn it off; stdout = /dev/null)';
-    if (need.tcp) ctx.targets['tollgate-tcp'] = { ...ctx.targets.tollgate, name: 'tollgate-tcp', iperfPort: tgTcpIperf, httpTcpPort: tgTcpHttp };
+    if (need.tcp) ctx.targets['tollgate-tcp'] = { ...ctx.targets.tollgate, name: 'tollgate-tcp', iperfPort: tgTcpIperf, httpTcpPort: tgTcpHttp, tlsPort: tgTls };
     if (tg.connectPort) ctx.targets['tollgate-connect'] = { ...ctx.targets.tollgate, name: 'tollgate-connect' };
     tollgateStatus = `starts (\`${tg.command}\`)`;
     if (run('throughput')) {

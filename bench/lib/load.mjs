@@ -6,11 +6,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { percentile, runCommand } from './util.mjs';
 
-/** wrk -t1 -c<conns> -d<secs>s, no pipelining. Extra headers as ['Host: x', ...]. */
-export async function wrk({ port, path, headers = [], conns = 32, seconds, cpu }) {
+/** "1.23GB" (wrk's Transfer/sec) -> bytes. */
+function wrkBytes(s) {
+  const m = /^([\d.]+)([KMGT]?)B$/.exec(s ?? '');
+  return m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ') : undefined;
+}
+
+/**
+ * wrk -t1 -c<conns> -d<secs>s, no pipelining. Extra headers as ['Host: x', ...]. With `tlsHost`,
+ * https://<tlsHost>:<port> (wrk sends tlsHost as SNI; it must resolve to loopback).
+ */
+export async function wrk({ port, path, headers = [], conns = 32, seconds, cpu, tlsHost }) {
   const args = ['-t1', `-c${conns}`, `-d${Math.max(1, Math.round(seconds))}s`, '--timeout', '5s'];
   for (const h of headers) args.push('-H', h);
-  args.push(`http://127.0.0.1:${port}${path}`);
+  args.push(tlsHost ? `https://${tlsHost}:${port}${path}` : `http://127.0.0.1:${port}${path}`);
   const r = await runCommand('wrk', args, { cpu, timeoutMs: (seconds + 20) * 1000 });
   const out = r.stdout;
   const num = (re) => {
@@ -25,6 +34,7 @@ export async function wrk({ port, path, headers = [], conns = 32, seconds, cpu }
     socketErrors: sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : undefined,
     transfer: /Transfer\/sec:\s+(\S+)/.exec(out)?.[1],
   };
+  res.bytesPerSec = wrkBytes(res.transfer);
   if (r.code !== 0 || res.rps === undefined) res.error = `wrk exited ${r.code}${r.timedOut ? ' (timeout)' : ''}: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')}`;
   else if (res.non2xx > 0) res.error = `${res.non2xx} non-2xx responses of ${res.requests}`;
   else if (res.socketErrors && res.socketErrors.connect + res.socketErrors.timeout > 0) res.error = `socket errors ${JSON.stringify(res.socketErrors)}`;
@@ -86,7 +96,7 @@ export async function iperf3({ port, seconds, cpu }) {
   try {
     const j = JSON.parse(r.stdout);
     if (j.error) return { error: `iperf3: ${j.error}` };
-    return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent?.retransmits };
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, bytes: j.end.sum_received.bytes, retransmits: j.end.sum_sent?.retransmits };
   } catch {
     return { error: `iperf3 exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 200)}` };
   }

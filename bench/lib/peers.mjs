@@ -5,9 +5,11 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandOutput, httpGet, startProcess, tail, waitForPort } from './util.mjs';
+import { commandOutput, httpGet, runCommand, startProcess, tail, waitForPort } from './util.mjs';
 
 export const BENCH_HOST = 'up.bench.test';
+/** SNI of the TLS passthrough case: wrk sends the URL's host name, and `localhost` resolves without /etc/hosts edits. */
+export const TLS_SNI = 'localhost';
 export const BODIES = { '1k': 1024, '64k': 65536 };
 
 const isRoot = process.getuid?.() === 0;
@@ -47,13 +49,26 @@ async function startNginx(name, dir, conf, port, cpu) {
   return { name, rec, pid: rec.child.pid, port, configFile: file };
 }
 
-/** The upstream: one nginx worker serving /1k and /64k with keep-alive, no access log. */
-export async function startUpstream(dir, port, cpu) {
+/** A self-signed certificate for TLS_SNI (the TLS passthrough upstream); nothing checks it. */
+async function selfSignedCert(dir) {
+  const cert = join(dir, 'upstream-tls.crt');
+  const key = join(dir, 'upstream-tls.key');
+  const r = await runCommand('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', `/CN=${TLS_SNI}`, '-keyout', key, '-out', cert], { timeoutMs: 20_000 });
+  if (r.code !== 0) throw new Error(`openssl req: ${r.stderr.trim().slice(0, 200)}`);
+  return { cert, key };
+}
+
+/**
+ * The upstream: one nginx worker serving /1k and /64k with keep-alive, no access log; with
+ * `tlsPort`, the same files over TLS (the far end of the TLS passthrough case).
+ */
+export async function startUpstream(dir, port, cpu, tlsPort) {
   const www = join(dir, 'www');
   mkdirSync(www, { recursive: true });
   for (const [name, size] of Object.entries(BODIES)) writeFileSync(join(www, name), Buffer.alloc(size, 'x'));
   chmodSync(dir, 0o755);
   chmodSync(www, 0o755);
+  const tls = tlsPort ? await selfSignedCert(dir) : undefined;
   const conf = `${nginxCommon(dir, 'upstream')}
 http {
   access_log off;
@@ -65,6 +80,19 @@ http {
     listen 127.0.0.1:${port} default_server backlog=4096;
     root ${www};
     location / { }
+  }${
+    tls
+      ? `
+  server {
+    listen 127.0.0.1:${tlsPort} ssl backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    root ${www};
+    location / { }
+  }`
+      : ''
   }
 }
 `;
@@ -152,7 +180,21 @@ frontend tcp_http
 backend tcp_http
   mode tcp
   server s1 127.0.0.1:${upstreamPort}
+${
+  tcp.tlsPort
+    ? `
+frontend tls_passthrough
+  mode tcp
+  bind 127.0.0.1:${tcp.tlsPort}
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req_ssl_hello_type 1 }
+  use_backend tls_up if { req.ssl_sni -i ${TLS_SNI} }
+backend tls_up
+  mode tcp
+  server s1 127.0.0.1:${tcp.tlsTarget}
 `
+    : ''
+}`
     : ''
 }`;
   writeFileSync(file, conf);
@@ -227,6 +269,18 @@ async function startNodeScript(name, file, dir, { port, upstreamPort, cpu }) {
   const ready = await waitForPort(port, { rec });
   if (!ready.ok) throw new Error(`${name}: ${ready.reason} ${tail(errFile)}`);
   return { name, rec, pid: rec.child.pid, port };
+}
+
+/** The bare socket.pipe() relay (pipe-relay.mjs), one listener per `[listenPort, upstreamPort]` pair. */
+export async function startPipeRelay(dir, { pairs, cpu }) {
+  const script = fileURLToPath(new URL('./pipe-relay.mjs', import.meta.url));
+  const errFile = join(dir, 'pipe-relay.stderr');
+  const rec = startProcess('pipe-relay', process.execPath, [script, ...pairs.map(([l, u]) => `${l}:${u}`)], { cpu, stderrFile: errFile });
+  for (const [l] of pairs) {
+    const ready = await waitForPort(l, { rec });
+    if (!ready.ok) throw new Error(`pipe-relay: ${ready.reason} ${tail(errFile)}`);
+  }
+  return { name: 'pipe-relay', rec, pid: rec.child.pid, port: pairs[0][0] };
 }
 
 /** Checks that a Host-routed GET through `port` returns 200 with the expected body length. */

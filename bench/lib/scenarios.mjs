@@ -3,7 +3,7 @@
 // targets inside each round (A B C A B C ...), and the summary is the median over rounds.
 import { fileURLToPath } from 'node:url';
 import { connectLoad, h2loadConstant, iperf3, wrk } from './load.mjs';
-import { BENCH_HOST, verifyHttp } from './peers.mjs';
+import { BENCH_HOST, TLS_SNI, verifyHttp } from './peers.mjs';
 import { cell, fmt, fmtMB, fmtMs, fmtRatio, ratio, table, truncate } from './report.mjs';
 import { benchIstioYaml, launchTollgate, tollgateSupports } from './tollgate.mjs';
 import { cpuSeconds, freePorts, median, processTree, rssBytes, rssSampler, runCommand, sleep, spread, stopProcess } from './util.mjs';
@@ -260,38 +260,69 @@ ${table(['target', 'vCPU per 1k req/s', 'RSS start', 'RSS idle (warm)', 'RSS @1k
 
 // ------------------------------------------------------------------ 4. L4
 
+const L4_NAMES = ['direct', 'haproxy-tcp', 'pipe-relay', 'tollgate-tcp'];
+
+/**
+ * The four L4 cases. Each names the target's port it uses and the load; `per` says how CPU is
+ * normalised: seconds per GB moved (throughput) or microseconds per connection (connections/s).
+ */
+function l4Cases(cfg) {
+  const https = { tlsHost: TLS_SNI };
+  return [
+    { id: 'tcp-iperf3', label: 'TCP iperf3 Gbit/s (1 stream)', port: 'iperfPort', per: 'GB', run: (t) => iperf3({ port: t.port, seconds: cfg.l4Sec, cpu: t.cpuLoad }) },
+    { id: 'tcp-conn', label: 'TCP new connections/s (1 request each)', port: 'httpTcpPort', per: 'conn', run: (t) => wrk({ port: t.port, path: '/1k', headers: [HOST_HDR, 'Connection: close'], conns: 32, seconds: cfg.connSec, cpu: t.cpuLoad }) },
+    { id: 'tls-64k', label: 'TLS passthrough Gbit/s (wrk, 64 KiB bodies, 8 conns)', port: 'tlsPort', per: 'GB', run: (t) => wrk({ port: t.port, path: '/64k', conns: 8, seconds: cfg.l4Sec, cpu: t.cpuLoad, ...https }) },
+    { id: 'tls-conn', label: 'TLS passthrough new connections/s (handshake + 1 request)', port: 'tlsPort', per: 'conn', run: (t) => wrk({ port: t.port, path: '/1k', headers: ['Connection: close'], conns: 32, seconds: cfg.connSec, cpu: t.cpuLoad, ...https }) },
+  ];
+}
+
 export async function l4(ctx) {
   const { cfg } = ctx;
-  const tcpTargets = (kind) =>
-    ['direct', 'haproxy-tcp', 'tollgate-tcp'].map((n) => {
-      const t = ctx.targets[n];
-      if (!t || !t.ok) return undefined;
-      return { ...t, name: n, port: kind === 'iperf' ? t.iperfPort : t.httpTcpPort };
+  const rounds = [];
+  const summary = {};
+  for (const c of l4Cases(cfg)) {
+    const targets = L4_NAMES.map((n) => ctx.targets[n]).filter((t) => t?.ok && t[c.port] !== undefined).map((t) => ({ ...t, port: t[c.port], cpuLoad: ctx.pin.load }));
+    const res = await alternate(ctx, 'l4', c.id, targets, cfg.rounds, async (t) => {
+      const pids = t.kind === 'direct' ? [] : processTree(t.pid);
+      const cpu0 = cpuSeconds(pids);
+      const r = await c.run(t);
+      const cpu = cpuSeconds(pids) - cpu0;
+      if (c.id !== 'tcp-iperf3') {
+        r.gbps = r.bytesPerSec !== undefined ? (r.bytesPerSec * 8) / 1e9 : undefined;
+        r.bytes = r.bytesPerSec !== undefined ? r.bytesPerSec * cfg.l4Sec : undefined;
+        r.cps = r.rps;
+      }
+      if (pids.length > 0) {
+        r.cpuSeconds = cpu;
+        if (c.per === 'GB' && r.bytes) r.cpuSecPerGB = cpu / (r.bytes / 1e9);
+        if (c.per === 'conn' && r.requests) r.cpuUsPerConn = (cpu * 1e6) / r.requests;
+      }
+      if (c.id === 'tcp-iperf3') await sleep(150); // let the iperf3 server re-arm
+      return r;
     });
-  const names = ['direct', 'haproxy-tcp', 'tollgate-tcp'];
-  const iperfRounds = await alternate(ctx, 'l4', 'iperf3', tcpTargets('iperf').filter(Boolean), cfg.rounds, async (t) => {
-    const r = await iperf3({ port: t.port, seconds: cfg.l4Sec, cpu: ctx.pin.load });
-    await sleep(150); // let the iperf3 server re-arm
-    return r;
-  });
-  const connRounds = await alternate(ctx, 'l4', 'conn/s', tcpTargets('http').filter(Boolean), cfg.rounds, (t) =>
-    wrk({ port: t.port, path: '/1k', headers: [HOST_HDR, 'Connection: close'], conns: 32, seconds: cfg.connSec, cpu: ctx.pin.load }),
-  );
-  const gbps = byTarget(iperfRounds, 'iperf3', 'gbps', ctx, names);
-  const cps = byTarget(connRounds, 'conn/s', 'rps', ctx, names);
-  const rows = [
-    ['iperf3 Gbit/s (1 stream)', cell(gbps.direct, (v) => v.toFixed(2)), cell(gbps['haproxy-tcp'], (v) => v.toFixed(2)), cell(gbps['tollgate-tcp'], (v) => v.toFixed(2)), fmtRatio(ratio(gbps['tollgate-tcp']?.median, gbps['haproxy-tcp']?.median)), fmtRatio(ratio(gbps['tollgate-tcp']?.median, gbps.direct?.median))],
-    ['new connections/s (1 request each)', cell(cps.direct), cell(cps['haproxy-tcp']), cell(cps['tollgate-tcp']), fmtRatio(ratio(cps['tollgate-tcp']?.median, cps['haproxy-tcp']?.median)), fmtRatio(ratio(cps['tollgate-tcp']?.median, cps.direct?.median))],
-  ];
-  const r = ratio(gbps['tollgate-tcp']?.median, gbps['haproxy-tcp']?.median);
-  const rc = ratio(cps['tollgate-tcp']?.median, cps['haproxy-tcp']?.median);
-  const checks = [check('L4 TCP throughput vs HAProxy (tcp mode)', '>= 1.0x', r, r >= 1.0, fmtRatio(r)), check('L4 new connections/s vs HAProxy (tcp mode)', '>= 1.0x', rc, rc >= 1.0, fmtRatio(rc))];
-  const markdown = `### 4. L4 TCP forwarding (higher is better)
+    rounds.push(...res);
+    const metric = c.per === 'GB' ? 'gbps' : 'cps';
+    summary[c.id] = { rate: byTarget(rounds, c.id, metric, ctx, L4_NAMES), cpu: byTarget(rounds, c.id, c.per === 'GB' ? 'cpuSecPerGB' : 'cpuUsPerConn', ctx, L4_NAMES) };
+  }
+  const rows = [];
+  const checks = [];
+  for (const c of l4Cases(cfg)) {
+    const { rate, cpu } = summary[c.id];
+    const tg = rate['tollgate-tcp']?.median;
+    const toPipe = ratio(tg, rate['pipe-relay']?.median);
+    const toHap = ratio(tg, rate['haproxy-tcp']?.median);
+    const f = c.per === 'GB' ? (v) => v.toFixed(2) : (v) => fmt(v);
+    const cf = c.per === 'GB' ? (v) => v.toFixed(2) : (v) => v.toFixed(0);
+    rows.push([c.label, cell(rate.direct, f), cell(rate['haproxy-tcp'], f), cell(rate['pipe-relay'], f), cell(rate['tollgate-tcp'], f), fmtRatio(toPipe), fmtRatio(toHap)]);
+    rows.push([`  CPU ${c.per === 'GB' ? 's per GB' : 'µs per connection'} (proxy)`, '', cell(cpu['haproxy-tcp'], cf), cell(cpu['pipe-relay'], cf), cell(cpu['tollgate-tcp'], cf), fmtRatio(ratio(cpu['pipe-relay']?.median, cpu['tollgate-tcp']?.median)), fmtRatio(ratio(cpu['haproxy-tcp']?.median, cpu['tollgate-tcp']?.median))]);
+    checks.push(check(`L4 ${c.label} vs the pipe() relay`, '>= 1.0x', toPipe, toPipe >= 1.0, `${fmtRatio(toPipe)} (HAProxy: ${fmtRatio(toHap)})`));
+  }
+  const markdown = `### 4. L4 TCP forwarding and TLS passthrough (higher is better)
 
-\`iperf3 -c 127.0.0.1 -t ${cfg.l4Sec}\` through each TCP listener (direct = straight to the iperf3 server); new connections/s = \`wrk -c32 -d${cfg.connSec}s -H 'Connection: close'\` through a TCP listener to the HTTP upstream (one request per connection). Median of ${cfg.rounds} alternating rounds.
+\`iperf3 -c 127.0.0.1 -t ${cfg.l4Sec}\` through each TCP listener (direct = straight to the iperf3 server); TCP new connections/s = \`wrk -c32 -d${cfg.connSec}s -H 'Connection: close'\` through a TCP listener to the HTTP upstream; TLS passthrough = \`wrk https://${TLS_SNI}:<port>\` (SNI ${TLS_SNI}) through a listener that routes by SNI without decrypting, to the upstream's TLS port (HAProxy: \`req.ssl_sni\`; the pipe() relay does not look at the bytes). pipe-relay = \`bench/lib/pipe-relay.mjs\`, a bare Node \`socket.pipe()\` relay. CPU = utime+stime of the proxy (/proc/<pid>/stat) over the window, per GB moved or per connection; the CPU ratios are peer CPU / Tollgate CPU (higher = Tollgate cheaper). Median of ${cfg.rounds} alternating rounds.
 
-${table(['metric', 'direct', 'haproxy (tcp)', 'tollgate (tcp)', 'tg/haproxy', 'tg/direct'], rows)}`;
-  return { json: { iperfRounds, connRounds, summary: { gbps, connPerSec: cps } }, markdown, checks };
+${table(['case', 'direct', 'haproxy (tcp)', 'pipe-relay', 'tollgate', 'tg/pipe-relay', 'tg/haproxy'], rows)}`;
+  return { json: { rounds, summary }, markdown, checks };
 }
 
 // ------------------------------------------------------------------ 5. CONNECT

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BENCH_HOST, verifyHttp } from './peers.mjs';
+import { BENCH_HOST, TLS_SNI, verifyHttp } from './peers.mjs';
 import { startProcess, stopProcess, tail, waitForPort } from './util.mjs';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -17,6 +17,7 @@ export const CONNECT_HOST = 'connect.bench.test';
  * Istio config for the bench gateway: a ServiceEntry per backend with a STATIC endpoint on
  * loopback, one Gateway (bound to 127.0.0.1) with an HTTP server and two TCP servers, and the
  * VirtualServices that route Host `up.bench.test` and the two TCP ports.
+ * With `tcp.tlsPort`, a TLS PASSTHROUGH server routes SNI `localhost` to the upstream's TLS port.
  * `scale` adds that many extra ServiceEntries (svc-<i>.scale.bench.test, same upstream), each with
  * its own VirtualService host on the HTTP server, so the route table grows with the registry.
  */
@@ -116,6 +117,40 @@ spec:
         host: tcp-up.bench.test
         port:
           number: 8080`);
+    // TLS passthrough: routed by the ClientHello's SNI to the upstream's TLS port, never decrypted.
+    if (tcp.tlsPort) {
+      docs.push(se('tls-up', 'tls-up.bench.test', 443, 'TLS', tcp.tlsTarget));
+      servers.push(`  - port:
+      number: ${tcp.tlsPort}
+      name: tls-passthrough
+      protocol: TLS
+    bind: 127.0.0.1
+    hosts:
+    - "*"
+    tls:
+      mode: PASSTHROUGH`);
+      docs.push(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tls
+  namespace: ${NAMESPACE}
+spec:
+  # A short name would mean localhost.bench.svc.cluster.local; "*" with an SNI match means the SNI as sent.
+  hosts:
+  - "*"
+  gateways:
+  - bench-gw
+  tls:
+  - match:
+    - port: ${tcp.tlsPort}
+      sniHosts:
+      - ${TLS_SNI}
+    route:
+    - destination:
+        host: tls-up.bench.test
+        port:
+          number: 443`);
+    }
   }
   docs.push(`apiVersion: networking.istio.io/v1
 kind: Gateway

@@ -113,15 +113,18 @@ export function commandOutput(cmd, args) {
 
 // ---------------------------------------------------------------- ports and readiness
 
-/** Asks the kernel for `n` distinct free loopback ports (held open together, then released). */
-export async function freePorts(n) {
+/**
+ * Asks the kernel for `n` distinct free loopback ports (held open together, then released), none
+ * of them in `avoid` (ports handed out earlier and not bound yet).
+ */
+export async function freePorts(n, avoid = []) {
   const servers = [];
   const ports = [];
-  for (let i = 0; i < n; i++) {
+  for (let tries = 0; ports.length < n && tries < n + 100; tries++) {
     const s = net.createServer();
     await new Promise((res, rej) => s.listen(0, '127.0.0.1', res).on('error', rej));
     servers.push(s);
-    ports.push(s.address().port);
+    if (!avoid.includes(s.address().port)) ports.push(s.address().port);
   }
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;

@@ -1,16 +1,6 @@
 /** The `tollgate` command: dispatches to one subcommand; each lives in its own module. */
 import { nearest } from '../config/suggest.js';
-import { analyzeCommand } from './analyze.js';
 import { UsageError, type Io } from './common.js';
-import { configDumpCommand } from './config-dump.js';
-import { controlPlaneCommand } from './control-plane.js';
-import { genCommand } from './gen.js';
-import { suggestCommand } from './suggest.js';
-import { manifestCommand } from './manifest.js';
-import { initCommand } from './init.js';
-import { injectCommand } from './inject.js';
-import { proxyConfigCommand, proxyStatusCommand } from './proxy-status.js';
-import { traceCommand } from './trace.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -34,26 +24,24 @@ Run 'tollgate <command> --help' for a command's options. Docs: docs/ in the repo
 
 type Command = (argv: string[], io: Io) => number | Promise<number>;
 
-const COMMANDS: Record<string, Command | (() => Promise<Command>)> = {
-  analyze: analyzeCommand,
-  'config-dump': configDumpCommand,
-  trace: traceCommand,
-  'control-plane': controlPlaneCommand,
-  'proxy-status': proxyStatusCommand,
-  'proxy-config': proxyConfigCommand,
-  gen: genCommand,
-  suggest: suggestCommand,
-  manifest: manifestCommand,
-  init: initCommand,
-  inject: injectCommand,
+/**
+ * Each command's module is loaded when it runs: a proxy (`run`) holds none of analyze's, the
+ * authoring tools' or the Kubernetes client's code in memory, and analyze none of the data plane's.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./run.js')).runCommand,
+  analyze: async () => (await import('./analyze.js')).analyzeCommand,
+  'config-dump': async () => (await import('./config-dump.js')).configDumpCommand,
+  trace: async () => (await import('./trace.js')).traceCommand,
+  'control-plane': async () => (await import('./control-plane.js')).controlPlaneCommand,
+  'proxy-status': async () => (await import('./proxy-status.js')).proxyStatusCommand,
+  'proxy-config': async () => (await import('./proxy-status.js')).proxyConfigCommand,
+  gen: async () => (await import('./gen.js')).genCommand,
+  suggest: async () => (await import('./suggest.js')).suggestCommand,
+  manifest: async () => (await import('./manifest.js')).manifestCommand,
+  init: async () => (await import('./init.js')).initCommand,
+  inject: async () => (await import('./inject.js')).injectCommand,
 };
-
-/** `run` is loaded lazily: analyze/trace should not pay for the data plane's modules. */
-async function loadRun(): Promise<Command> {
-  const path = './run.js'; // a variable keeps the import lazy (and out of analyze's module graph)
-  const mod = (await import(path)) as { runCommand: Command };
-  return mod.runCommand;
-}
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -66,13 +54,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   try {
-    const command = cmd === 'run' ? await loadRun() : COMMANDS[cmd];
-    if (!command) {
-      const near = nearest(cmd, ['run', ...Object.keys(COMMANDS)]);
+    const load = COMMANDS[cmd];
+    if (!load) {
+      const near = nearest(cmd, Object.keys(COMMANDS));
       io.err(`tollgate: unknown command "${cmd}"${near ? `; did you mean "${near}"?` : ''}\n\n${HELP}`);
       return 2;
     }
-    return await (command as Command)(rest, io);
+    return await (await load())(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`tollgate ${cmd}: ${err.message} (see 'tollgate ${cmd} --help')`);

@@ -51,6 +51,11 @@ const MTLS_DETECTION_TIMEOUT_MS = 1000;
 
 const NO_IDENTITY: WorkloadIdentitySource = { current: () => undefined, onChange: () => noop };
 
+interface TunnelAdmission {
+  readonly snapshot: CompiledSnapshot;
+  readonly chain: FilterChain;
+}
+
 /** What a TCP tunnel was routed by: its chain and the clusters (with their targets) it may use. */
 function tunnelRoute(snapshot: CompiledSnapshot, chain: FilterChain): string {
   if (chain.filter.type !== 'tcp') return '';
@@ -65,8 +70,11 @@ function tunnelRoute(snapshot: CompiledSnapshot, chain: FilterChain): string {
 export class ListenerRuntime {
   readonly server: Server;
   readonly sockets = new Set<Socket>();
-  /** Open TCP tunnels and the route that admitted them (see revalidateTunnels). */
-  private readonly tunnels = new Map<Socket, string>();
+  /**
+   * Open TCP tunnels and the route that admitted them (see revalidateTunnels): the snapshot and
+   * chain, turned into a route key only when a new snapshot is checked, not per connection.
+   */
+  private readonly tunnels = new Map<Socket, TunnelAdmission>();
   state: ListenerState;
   boundAddress: string;
   boundPort: number;
@@ -155,8 +163,17 @@ export class ListenerRuntime {
 
   private closeTunnelsWhere(stale: (route: string) => boolean): number {
     let closed = 0;
-    for (const [socket, route] of this.tunnels) {
-      if (!stale(route)) continue;
+    // Tunnels admitted under the same snapshot and chain share one key.
+    const keys = new Map<CompiledSnapshot, Map<FilterChain, string>>();
+    const routeOf = (a: TunnelAdmission): string => {
+      let byChain = keys.get(a.snapshot);
+      if (byChain === undefined) keys.set(a.snapshot, (byChain = new Map()));
+      let key = byChain.get(a.chain);
+      if (key === undefined) byChain.set(a.chain, (key = tunnelRoute(a.snapshot, a.chain)));
+      return key;
+    };
+    for (const [socket, admission] of this.tunnels) {
+      if (!stale(routeOf(admission))) continue;
       this.tunnels.delete(socket);
       socket.destroy();
       this.opts.services.metrics.denied('route_removed');
@@ -334,7 +351,7 @@ export class ListenerRuntime {
     const f = chain.filter;
     switch (f.type) {
       case 'tcp':
-        this.tunnels.set(socket, tunnelRoute(state.snapshot, chain));
+        this.tunnels.set(socket, { snapshot: state.snapshot, chain });
         socket.once('close', () => this.tunnels.delete(socket));
         handleTcpProxy(conn, f);
         return;

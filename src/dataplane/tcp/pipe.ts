@@ -1,8 +1,10 @@
 /**
  * Bidirectional splice of two connected sockets (TCP proxy, TLS passthrough, CONNECT tunnels).
  *
- * - Backpressure: a write that returns false pauses the source until the destination drains;
- *   memory per tunnel is bounded by the sockets' highWaterMarks.
+ * - Reads: 'data' events at first; at the first bulk read a plain TCP socket is adopted into one
+ *   that reads into reused buffers (user-buffer.ts: no allocation per chunk). TLS stays on 'data'.
+ * - Backpressure: while a write is queued (not yet taken by the kernel) the source stops reading,
+ *   so memory per tunnel is bounded by one chunk per direction.
  * - Half-close: FIN from one side ends the other side's write half (both sockets are
  *   allowHalfOpen); the tunnel is done when both sockets have closed.
  * - Reset: an error (ECONNRESET, ...) on one side resets the other (resetAndDestroy: RST, not FIN),
@@ -12,6 +14,7 @@
  * No promise or closure per chunk: the handlers are bound once per tunnel.
  */
 import type { Socket } from 'node:net';
+import { adoptSocket, canAdopt, Flow } from './user-buffer.js';
 
 export type PipeOutcome = 'closed' | 'idle_timeout' | 'downstream_reset' | 'upstream_reset' | 'aborted';
 
@@ -31,34 +34,99 @@ export interface PipeOptions {
 }
 
 export class Tunnel {
-  bytesFromDownstream = 0;
-  bytesFromUpstream = 0;
+  private readonly fromDown = new Flow((f) => this.adoptSoon(f));
+  private readonly fromUp = new Flow((f) => this.adoptSoon(f));
+  private down: Socket;
+  private up: Socket;
   private outcome: PipeOutcome = 'closed';
   private detail: string | undefined;
   private closedDown = false;
   private closedUp = false;
   private finished = false;
 
-  constructor(private readonly down: Socket, private readonly up: Socket, private readonly opts: PipeOptions) {
-    down.on('data', this.onDownData);
-    up.on('data', this.onUpData);
-    down.on('drain', this.onDownDrain);
-    up.on('drain', this.onUpDrain);
-    down.on('end', this.onDownEnd);
-    up.on('end', this.onUpEnd);
-    down.on('error', this.onDownError);
-    up.on('error', this.onUpError);
-    down.on('close', this.onDownClose);
-    up.on('close', this.onUpClose);
-    if (opts.idleTimeoutMs > 0) {
-      down.setTimeout(opts.idleTimeoutMs);
-      down.on('timeout', this.onTimeout);
-    }
+  constructor(down: Socket, up: Socket, private readonly opts: PipeOptions) {
+    this.down = down;
+    this.up = up;
+    this.fromDown.src = down;
+    this.fromDown.dst = up;
+    this.fromUp.src = up;
+    this.fromUp.dst = down;
+    this.watchDown(down);
+    this.watchUp(up);
+    down.on('data', this.fromDown.onData);
+    up.on('data', this.fromUp.onData);
     if (down.destroyed) this.onDownClose();
     if (up.destroyed) this.onUpClose();
     down.resume();
     up.resume();
   }
+
+  /** Bytes read from the downstream and written upstream. */
+  get bytesFromDownstream(): number {
+    return this.fromDown.bytes;
+  }
+
+  /** Bytes read from the upstream and written downstream. */
+  get bytesFromUpstream(): number {
+    return this.fromUp.bytes;
+  }
+
+  private watchDown(s: Socket): void {
+    s.on('end', this.onDownEnd);
+    s.on('error', this.onDownError);
+    s.on('close', this.onDownClose);
+    if (this.opts.idleTimeoutMs > 0) {
+      s.setTimeout(this.opts.idleTimeoutMs);
+      s.on('timeout', this.onTimeout);
+    }
+  }
+
+  private watchUp(s: Socket): void {
+    s.on('end', this.onUpEnd);
+    s.on('error', this.onUpError);
+    s.on('close', this.onUpClose);
+  }
+
+  /** A bulk read on a flow's source: move that socket to reused buffers (user-buffer.ts) on the next tick. */
+  private adoptSoon(flow: Flow): void {
+    if (this.finished || flow.adopting || !canAdopt(flow.src)) return;
+    flow.adopting = true;
+    flow.src.pause();
+    process.nextTick(this.adopt, flow);
+  }
+
+  private readonly adopt = (flow: Flow): void => {
+    flow.adopting = false;
+    const old = flow.src;
+    const isDown = flow === this.fromDown;
+    const writer = isDown ? this.fromUp : this.fromDown;
+    const unread: Buffer[] = [];
+    // Bytes still queued on the old socket's write side belong to it: try again at the next bulk read.
+    const s = this.finished || writer.waiting ? undefined : adoptSocket(old, flow, unread);
+    if (s === undefined) {
+      if (!flow.waiting && !old.destroyed) old.resume();
+      return;
+    }
+    old.removeListener('data', flow.onData);
+    if (isDown) {
+      old.removeListener('end', this.onDownEnd);
+      old.removeListener('error', this.onDownError);
+      old.removeListener('close', this.onDownClose);
+      old.removeListener('timeout', this.onTimeout);
+      this.down = s;
+      this.watchDown(s);
+    } else {
+      old.removeListener('end', this.onUpEnd);
+      old.removeListener('error', this.onUpError);
+      old.removeListener('close', this.onUpClose);
+      this.up = s;
+      this.watchUp(s);
+    }
+    flow.src = s;
+    writer.dst = s;
+    flow.adopted = true;
+    for (const c of unread) flow.forwardUnread(c);
+  };
 
   /** Ends the tunnel now (drain timeout, shutdown). */
   abort(detail: string): void {
@@ -74,24 +142,6 @@ export class Tunnel {
       this.detail = detail;
     }
   }
-
-  private readonly onDownData = (chunk: Buffer): void => {
-    this.bytesFromDownstream += chunk.length;
-    if (!this.up.write(chunk)) this.down.pause();
-  };
-
-  private readonly onUpData = (chunk: Buffer): void => {
-    this.bytesFromUpstream += chunk.length;
-    if (!this.down.write(chunk)) this.up.pause();
-  };
-
-  private readonly onUpDrain = (): void => {
-    this.down.resume();
-  };
-
-  private readonly onDownDrain = (): void => {
-    this.up.resume();
-  };
 
   private readonly onDownEnd = (): void => {
     if (!this.up.destroyed) this.up.end();

@@ -1,0 +1,139 @@
+/**
+ * Reads of a plain TCP socket into buffers the tunnel controls (net's `onread` option) instead of
+ * 'data' events. With 'data', Node allocates a fresh 64 KiB ArrayBuffer for every read; a tunnel
+ * moving a gigabyte makes ~16,000 of them, and the garbage collector's work (scavenges, and in a
+ * process with a larger heap, full mark-compacts) grows with them. Here a read lands in:
+ *
+ * - one process-wide 64 KiB buffer, from which the bytes are copied out at once (a small read:
+ *   the copy comes from Node's 8 KiB pool); sharing is safe because nothing keeps a reference to it
+ *   past the callback;
+ * - the flow's own 64 KiB buffer once a read shows a bulk stream (>= 16 KiB), written out as is and
+ *   reused for the next read; the flow stops reading while a write of it is still queued (the
+ *   kernel holds a pointer into the buffer), and gives the buffer up when reads get small again.
+ *
+ * So an idle or chatty tunnel holds no read buffer, and a bulk one exactly one per direction.
+ * A connection starts on 'data' events; its first bulk read moves it here (the Tunnel adopts the
+ * socket then), so a short connection pays for no extra socket object.
+ *
+ * Node has no `onread` option for accepted sockets: adoptSocket() moves the socket's handle into a
+ * new net.Socket created with one. The old object stays as the listener's and the connection
+ * pool's view of the connection: destroying either destroys the other, so their 'close'
+ * bookkeeping (connection counts, budgets, gauges) still runs exactly once.
+ */
+import { Socket, type SocketConstructorOpts } from 'node:net';
+import { TLSSocket } from 'node:tls';
+
+const READ_SIZE = 64 * 1024;
+/** A read at least this large means a bulk stream: the flow gets its own buffer. */
+const BULK_READ = 16 * 1024;
+/** A read below this after bulk: the stream went chatty, the flow goes back to the shared buffer. */
+const SMALL_READ = 4 * 1024;
+const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
+
+/** One direction of a tunnel: reads from `src`, writes to `dst`. */
+export class Flow {
+  bytes = 0;
+  src!: Socket;
+  dst!: Socket;
+  /** src reads through onread (adopted) rather than 'data' events. */
+  adopted = false;
+  /** An adoption is scheduled (see Tunnel). */
+  adopting = false;
+  /** Reading stopped until `dst` has written everything queued. */
+  waiting = false;
+  private own: Buffer | undefined;
+  private next: Buffer = SHARED;
+
+  /** `onBulk`: a bulk read arrived through 'data' events (the tunnel may adopt the source then). */
+  constructor(private readonly onBulk: (flow: Flow) => void) {}
+
+  /** onread.buffer: where the next read goes (called after every read). */
+  readonly nextBuffer = (): Buffer => this.next;
+
+  /** onread.callback: `false` stops reading (the handle's readStop) until onWritten resumes it. */
+  readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    this.bytes += n;
+    let chunk: Buffer;
+    if (buf === SHARED) {
+      chunk = Buffer.allocUnsafe(n);
+      SHARED.copy(chunk, 0, 0, n);
+      if (n >= BULK_READ) this.next = this.own ??= Buffer.allocUnsafeSlow(READ_SIZE);
+    } else {
+      chunk = n === buf.length ? (buf as Buffer) : (buf as Buffer).subarray(0, n);
+      if (n < SMALL_READ) {
+        // A queued write of `chunk` keeps the old buffer alive on its own; the next read goes elsewhere.
+        this.next = SHARED;
+        this.own = undefined;
+      }
+    }
+    return this.forward(chunk);
+  };
+
+  /** The 'data' path: every connection starts on it, and sockets that cannot be adopted (TLS) stay. */
+  readonly onData = (chunk: Buffer): void => {
+    this.bytes += chunk.length;
+    if (!this.forward(chunk)) this.src.pause();
+    if (chunk.length >= BULK_READ && !this.adopted) this.onBulk(this);
+  };
+
+  /** Bytes the source had read before it was adopted: our own copies, written ahead of any new read. */
+  forwardUnread(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    this.dst.write(chunk);
+  }
+
+  private forward(chunk: Buffer): boolean {
+    this.dst.write(chunk, this.onWritten);
+    // Written synchronously (the common case on a socket with room in its send buffer): go on reading.
+    if (this.dst.writableLength === 0) return true;
+    this.waiting = true;
+    return false;
+  }
+
+  private readonly onWritten = (err?: Error | null): void => {
+    if (!this.waiting || err || this.dst.writableLength > 0) return;
+    this.waiting = false;
+    if (this.src.destroyed || this.adopting) return;
+    // An adopted socket stopped at the handle (onread returned false): restart the handle's reads.
+    if (this.adopted) (this.src as Socket & { _read(n: number): void })._read(READ_SIZE);
+    else this.src.resume();
+  };
+}
+
+interface HandleOwner {
+  _handle?: { useUserBuffer?: unknown } | null;
+  _readableState?: { ended?: boolean };
+}
+
+/** A plain TCP socket whose handle can read into our buffers (not TLS, not a pipe or a stream wrapper). */
+export function canAdopt(s: Socket): boolean {
+  const handle = (s as Socket & HandleOwner)._handle;
+  return !(s instanceof TLSSocket) && handle !== null && handle !== undefined && typeof handle.useUserBuffer === 'function';
+}
+
+/**
+ * Moves `old`'s handle into a socket that reads through `flow` (see the module comment). Returns
+ * undefined, leaving `old` untouched, when it cannot now: not canAdopt(), not connected yet,
+ * already ended or destroyed, or with bytes still queued to write. `unread` gets what `old` had
+ * already read and not delivered: it must go out before anything the new socket reads.
+ */
+export function adoptSocket(old: Socket, flow: Flow, unread: Buffer[]): Socket | undefined {
+  const o = old as Socket & HandleOwner;
+  const handle = o._handle;
+  const ended = (): boolean => o._readableState?.ended === true;
+  if (!canAdopt(old) || !handle) return undefined;
+  if (old.connecting || old.destroyed || old.writableLength > 0 || ended()) return undefined;
+  for (let c: Buffer | null = old.read() as Buffer | null; c !== null; c = old.read() as Buffer | null) unread.push(c);
+  // read() may have met the end of the stream in the buffer: the old socket keeps it, so keep the old socket.
+  if (ended()) {
+    for (const c of unread.splice(0)) old.unshift(c);
+    return undefined;
+  }
+  old.setTimeout(0);
+  o._handle = null;
+  const opts = { handle, allowHalfOpen: true, onread: { buffer: flow.nextBuffer, callback: flow.onRead } };
+  const s = new Socket(opts as SocketConstructorOpts);
+  s.once('close', () => old.destroy());
+  old.once('close', () => s.destroy());
+  return s;
+}
