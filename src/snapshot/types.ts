@@ -464,6 +464,11 @@ export interface Cluster {
   /** CIDRs the registry declares for this service (ServiceEntry `addresses`): destinations inside
    *  them are allowed even where the SSRF guard would deny the class. */
   readonly allowedAddresses?: readonly string[];
+  /**
+   * The destination is outside the mesh (ServiceEntry `location: MESH_EXTERNAL`, the default; a
+   * passthrough to whatever the client named): requests to it carry no X-Forwarded-For.
+   */
+  readonly meshExternal?: true;
   readonly origin?: Origin;
   /** Why this cluster exists, for trace/config-dump (e.g. "ServiceEntry external-svc host edition.cnn.com"). */
   readonly description?: string;
