@@ -16,7 +16,7 @@ const HINTS: Readonly<Record<string, string>> = {
   registry_only: 'the sidecar has no listener for this host: add a ServiceEntry (REGISTRY_ONLY)',
   connect_port_not_allowed: 'CONNECT is limited to --connect-ports / tollgate.io/explicit-proxy-connect-ports',
   proxy_tls_not_originated: 'use CONNECT for https://, or a DestinationRule with tls to originate TLS',
-  ssrf_denied: 'the name resolved to a private, loopback or metadata address: list it in the ServiceEntry endpoints or --allow-cidr',
+  ssrf_denied: 'the name resolved to a private, loopback or metadata address: annotate the ServiceEntry with tollgate.io/allow-private-addresses (private/CGNAT) or use --allow-cidr',
   route_not_found: 'bind a VirtualService for this host to the Gateway (tollgate gen egress)',
   cluster_not_found: 'the route names a host that is not in the registry: add its ServiceEntry',
   no_healthy_upstream: 'no endpoint answers: check DNS and the ServiceEntry endpoints (tollgate trace)',

@@ -16,7 +16,7 @@ import { DEFAULT_LOG_BUFFER_BYTES, FileSink, stdoutSink, type LogSink } from '..
 import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
 import { DEFAULT_MAX_SERIES_PER_METRIC, MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { httpEngine } from '../dataplane/http/engine.js';
-import { UNDERSCORE_HEADER_ACTIONS, type UnderscoreHeaderAction } from '../dataplane/http/header-hygiene.js';
+import { UNDERSCORE_HEADER_ACTIONS, type UnderscoreHeaderAction } from '../dataplane/http/options.js';
 import { HostAgents } from '../dataplane/kernel/host-agents.js';
 import { Runtime, type InterceptionMode } from '../dataplane/runtime.js';
 import { startStatusServers, STATUS_PORTS, type StatusServers } from '../admin/status.js';

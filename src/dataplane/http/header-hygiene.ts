@@ -18,11 +18,10 @@
  */
 import { HttpParseError } from './errors.js';
 import type { RequestHead } from './head.js';
+import type { UnderscoreHeaderAction } from './options.js';
 import type { EngineContext } from './stream-api.js';
 
-export type UnderscoreHeaderAction = 'allow' | 'drop' | 'reject';
-
-export const UNDERSCORE_HEADER_ACTIONS: readonly UnderscoreHeaderAction[] = ['allow', 'drop', 'reject'];
+export type { UnderscoreHeaderAction };
 
 export interface HeaderHygieneResult {
   /** Fields removed, by why (metrics); 0 and 0 in the common case. */

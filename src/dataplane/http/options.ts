@@ -4,7 +4,10 @@
  */
 
 import type { EncodedSlashPolicy } from '../route/normalize.js';
-import type { UnderscoreHeaderAction } from './header-hygiene.js';
+
+/** Request header names containing `_` (header-hygiene.ts): Envoy's headers_with_underscores_action. */
+export type UnderscoreHeaderAction = 'allow' | 'drop' | 'reject';
+export const UNDERSCORE_HEADER_ACTIONS: readonly UnderscoreHeaderAction[] = ['allow', 'drop', 'reject'];
 
 export type { EncodedSlashPolicy };
 

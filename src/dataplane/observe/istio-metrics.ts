@@ -56,7 +56,9 @@ export interface IstioLabels {
  */
 export function destinationServiceLabel(cluster: Cluster | undefined, namedHost: boolean): string {
   if (cluster === undefined) return namedHost ? BLACKHOLE_CLUSTER : 'unknown';
-  if (cluster.type === 'ORIGINAL_DST' && cluster.origin === undefined) return PASSTHROUGH_CLUSTER;
+  // Ad-hoc clusters to a client-named destination: no config origin, addresses not from config
+  // (a sidecar's inbound clusters are ORIGINAL_DST too, but to the pod itself, under the Service name).
+  if (cluster.type === 'ORIGINAL_DST' && cluster.origin === undefined && !cluster.explicitAddresses) return PASSTHROUGH_CLUSTER;
   return cluster.serviceHost;
 }
 
