@@ -16,7 +16,7 @@ const HINTS: Readonly<Record<string, string>> = {
   registry_only: 'the sidecar has no listener for this host: add a ServiceEntry (REGISTRY_ONLY)',
   connect_port_not_allowed: 'CONNECT is limited to --connect-ports / tollgate.io/explicit-proxy-connect-ports',
   proxy_tls_not_originated: 'use CONNECT for https://, or a DestinationRule with tls to originate TLS',
-  ssrf_denied: 'the name resolved to a private, loopback or metadata address: list it in the ServiceEntry endpoints or --allow-cidr',
+  ssrf_denied: 'the name resolved to a private, loopback or metadata address: annotate the ServiceEntry with tollgate.io/allow-private-addresses (private/CGNAT) or use --allow-cidr',
   route_not_found: 'bind a VirtualService for this host to the Gateway (tollgate gen egress)',
   cluster_not_found: 'the route names a host that is not in the registry: add its ServiceEntry',
   no_healthy_upstream: 'no endpoint answers: check DNS and the ServiceEntry endpoints (tollgate trace)',
@@ -155,7 +155,9 @@ function renderFlows(samples, clusters, observed) {
   const wouldDeny = new Set(observed.map((o) => o.host));
   const sourceOf = (host) => { const c = clusters.find((x) => x.serviceHost === host && x.sourceAddress); return c ? c.sourceAddress : 'proxy default'; };
   const rows = [...flows.values()].sort((a, b) => b.count - a.count || (a.dest < b.dest ? -1 : 1)).map((f) => {
-    const inRegistry = registered.has(f.dest) ? el('span', { class: 'ok' }, 'yes') : wouldDeny.has(f.dest) ? el('span', { class: 'warn' }, 'no (report-only)') : el('span', { class: 'bad' }, 'no');
+    // Client-chosen hosts are collapsed in the metrics: PassthroughCluster (passed, outside the
+    // registry; the would-deny table below names them) and BlackHoleCluster (refused).
+    const inRegistry = registered.has(f.dest) ? el('span', { class: 'ok' }, 'yes') : wouldDeny.has(f.dest) || (f.dest === 'PassthroughCluster' && observed.length > 0) ? el('span', { class: 'warn' }, 'no (report-only)') : el('span', { class: 'bad' }, f.dest === 'BlackHoleCluster' ? 'no (refused)' : 'no');
     return el('tr', { 'data-dest': f.dest }, el('td', {}, f.ns + ' / ' + f.wl), el('td', {}, el('code', {}, f.dest)), el('td', {}, f.proto), el('td', { class: 'n' }, f.count), el('td', { class: 'n' + (f.errors > 0 ? ' bad' : '') }, f.errors), el('td', { class: 'n' }, bytes(f.bytes)), el('td', {}, el('code', {}, sourceOf(f.dest))), el('td', {}, inRegistry));
   });
   fill('flows', rows, 8, 'no traffic yet');

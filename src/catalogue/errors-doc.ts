@@ -14,7 +14,7 @@ const AREAS: readonly { readonly area: ReasonArea; readonly title: string; reado
     area: 'http',
     title: 'HTTP engine',
     intro:
-      'One access-log line per request. Every local reply carries `x-tollgate-reason: <reason>`. Parse errors use the codec\'s `TG_HTTP_*` codes as the reason (docs/http-codec.md) with flag `DPE`, the codec\'s status, `Connection: close`, and nothing forwarded; a malformed body after the head was forwarded destroys the upstream connection (400 if no response started, else the downstream is reset).',
+      'One access-log line per request. Every local reply carries `x-tollgate-reason: <reason>`. Parse errors use the codec\'s `TG_HTTP_*` codes as the reason (docs/http-codec.md) with flag `DPE`, the codec\'s status, `Connection: close`, and nothing forwarded; the request head goes upstream only after the body bytes that arrived with it were checked, and a malformed body arriving later destroys the upstream connection (400 if no response started, else the downstream is reset).',
   },
   { area: 'explicit-proxy-http', title: 'Explicit proxy: plain HTTP (absolute-form requests)', intro: 'Answered by the HTTP engine; forwarding failures are the upstream ones above.' },
   { area: 'traffic-policy', title: 'Traffic policy (DestinationRule)', intro: 'Connection pool limits; outlier ejections show as `no_healthy_upstream`.' },

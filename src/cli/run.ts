@@ -14,7 +14,9 @@ import type { DataPlaneServices, HttpConnectionHandlerFactory } from '../datapla
 import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-log.js';
 import { DEFAULT_LOG_BUFFER_BYTES, FileSink, stdoutSink, type LogSink } from '../dataplane/observe/log-sink.js';
 import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
-import { MetricsRegistry } from '../dataplane/observe/metrics.js';
+import { DEFAULT_MAX_SERIES_PER_METRIC, MetricsRegistry } from '../dataplane/observe/metrics.js';
+import { httpEngine } from '../dataplane/http/engine.js';
+import { UNDERSCORE_HEADER_ACTIONS, type UnderscoreHeaderAction } from '../dataplane/http/options.js';
 import { HostAgents } from '../dataplane/kernel/host-agents.js';
 import { Runtime, type InterceptionMode } from '../dataplane/runtime.js';
 import { startStatusServers, STATUS_PORTS, type StatusServers } from '../admin/status.js';
@@ -86,6 +88,10 @@ export interface RunOptions {
   /** Sidecar status ports 15021/15090/15020 (on by default inside a pod). */
   readonly statusPorts: boolean;
   readonly appMetricsUrl?: string;
+  /** `--max-metric-series`: label combinations per metric before new ones are refused (metrics.ts). */
+  readonly maxMetricSeries: number;
+  /** `--headers-with-underscores`: request header names with `_` (header-hygiene.ts). */
+  readonly headersWithUnderscores: UnderscoreHeaderAction;
 }
 
 export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
@@ -133,6 +139,14 @@ export const RUN_USAGE = `usage: tollgate run [-f PATH]... [options]
                                together hold at most (limit - 128) / 2 connections (two descriptors
                                each; 128 kept for admin, DNS, logs); a larger N is capped, with a warning
   --log-level debug|info|warn|error (default info)
+  --max-metric-series N        label combinations per metric (default 10000); beyond, samples of new
+                               ones are dropped and counted in tollgate_metric_series_refused_total.
+                               Hosts chosen by clients never become labels (BlackHoleCluster,
+                               PassthroughCluster), so this is a backstop
+  --headers-with-underscores drop|reject|allow  request header names containing '_' (e.g.
+                               Transfer_Encoding, which some servers read as Transfer-Encoding):
+                               drop them (default), answer 400, or forward them (Envoy's
+                               headers_with_underscores_action)
   --watch                      re-read the -f paths when they change and apply valid changes
   --router-interface DEV       egress router kernel (init) mode: the interface that gets EGRESS_SOURCE
                                and the default route (default macvlan0, as OpenShift creates it)
@@ -226,6 +240,8 @@ const RUN_OPTIONS = {
   'interception-mode': { type: 'string' },
   'status-ports': { type: 'string' },
   'app-metrics': { type: 'string' },
+  'max-metric-series': { type: 'string' },
+  'headers-with-underscores': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 type RunFlags = ReturnType<typeof parseArgs<{ args: string[]; options: typeof RUN_OPTIONS; strict: true; allowPositionals: false }>>['values'];
@@ -314,6 +330,10 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
   if (sp !== undefined && sp !== 'on' && sp !== 'off') fail(`--status-ports ${sp}: expected on or off`);
   const statusPorts = sp === undefined ? undefined : sp === 'on';
   const appMetricsUrl = v['app-metrics'];
+  const maxMetricSeries = intFlag(v['max-metric-series'], '--max-metric-series', DEFAULT_MAX_SERIES_PER_METRIC, 1);
+  const underscores = v['headers-with-underscores'] ?? 'drop';
+  if (!(UNDERSCORE_HEADER_ACTIONS as readonly string[]).includes(underscores)) fail(`--headers-with-underscores ${underscores}: expected ${UNDERSCORE_HEADER_ACTIONS.join(', ')}`);
+  const headersWithUnderscores = underscores as UnderscoreHeaderAction;
   if (!controlPlaneAddr && (controlPlaneCa !== undefined || tokenFile !== undefined)) fail('--control-plane-ca and --bootstrap-token-file go with --control-plane');
   if (controlPlaneAddr && (controlPlaneCa === undefined || tokenFile === undefined)) fail('--control-plane needs --control-plane-ca FILE and --bootstrap-token-file FILE: the stream is TLS and every proxy authenticates');
   const controlPlane = controlPlaneAddr && controlPlaneCa !== undefined && tokenFile !== undefined ? { ...controlPlaneAddr, caFile: controlPlaneCa, tokenFile } : undefined;
@@ -342,6 +362,8 @@ export function parseRunArgs(argv: readonly string[]): RunOptions {
     files,
     identity: { ...identity, ...(nodeName ? { nodeName } : {}) },
     interceptionMode,
+    maxMetricSeries,
+    headersWithUnderscores,
     // Sidecars in a pod get them unasked; gateways and routers in a pod ask (the manifests do).
     statusPorts: statusPorts ?? (role === 'sidecar' && inPod),
     ...(appMetricsUrl !== undefined ? { appMetricsUrl } : {}),
@@ -439,7 +461,7 @@ function leaseClient(cp: NonNullable<RunOptions['controlPlane']>, timeoutMs: num
 
 /** Metrics, upstream cluster manager, access log, runtime and admin server for one proxy. */
 async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrides: StartOverrides, logger: Logger): Promise<DataPlaneParts> {
-  const registry = new MetricsRegistry();
+  const registry = new MetricsRegistry({ maxSeriesPerMetric: options.maxMetricSeries });
   const metrics = new DataPlaneMetrics(registry, proxy);
   const lag = monitorEventLoopDelay({ resolution: 20 });
   lag.enable();
@@ -484,7 +506,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     maxConnectionsPerListener: options.maxConnectionsPerListener,
     interceptionMode: options.interceptionMode,
     ...(options.maxConnectionsTotal !== undefined ? { connectionBudget: new ConnectionBudget(options.maxConnectionsTotal) } : {}),
-    ...(overrides.httpHandler ? { httpHandler: overrides.httpHandler } : {}),
+    httpHandler: overrides.httpHandler ?? httpEngine({ headersWithUnderscores: options.headersWithUnderscores }),
   });
   // The admin server comes up first, so /ready can say "not yet" while listeners bind.
   let admin: AdminServer | undefined;

@@ -5,6 +5,7 @@
  */
 import type { Resource } from '../config/decode.js';
 import type { ServiceEntrySpec, ServiceSpec, ServiceSpecPort, StringMap } from '../config/types.js';
+import { ALLOW_PRIVATE_ANNOTATION, parseAllowPrivate } from './allow-private.js';
 import { HostIndex } from './host-index.js';
 import { CLUSTER_DOMAIN, labelsMatch, resolveHost, visibleTo } from './selectors.js';
 import type { Workload } from './workloads.js';
@@ -40,6 +41,8 @@ export interface RegistryService {
   readonly exportTo?: readonly string[];
   /** `tollgate.io/source-address` on the ServiceEntry: fixed source IP for this destination. */
   readonly sourceAddress?: string;
+  /** `tollgate.io/allow-private-addresses` (valid entries only): private ranges its DNS answers may fall in. */
+  readonly allowPrivateAddresses?: readonly string[];
   readonly kubernetes?: {
     readonly type: string;
     readonly selector?: StringMap;
@@ -95,6 +98,7 @@ export function servicesFromServiceEntry(se: Resource<ServiceEntrySpec>): Regist
     .filter((e) => e.address !== undefined)
     .map((e) => ({ address: e.address ?? '', ports: e.ports ?? {}, labels: e.labels ?? {}, weight: e.weight ?? 1 }));
   const sourceAddress = se.annotations[SOURCE_ADDRESS_ANNOTATION];
+  const allowPrivate = parseAllowPrivate(se.annotations[ALLOW_PRIVATE_ANNOTATION]).cidrs;
   return spec.hosts.map((h) => ({
     host: resolveHost(h, se.namespace),
     namespace: se.namespace,
@@ -106,6 +110,7 @@ export function servicesFromServiceEntry(se: Resource<ServiceEntrySpec>): Regist
     endpoints,
     ...(spec.exportTo ? { exportTo: spec.exportTo } : {}),
     ...(sourceAddress ? { sourceAddress } : {}),
+    ...(allowPrivate.length > 0 ? { allowPrivateAddresses: allowPrivate } : {}),
   }));
 }
 

@@ -623,6 +623,13 @@ export const DEFAULT_DENIED_CLASSES: readonly IpClass[] = Object.freeze([
   'loopback', 'private', 'link-local', 'metadata', 'cgnat', 'unspecified', 'multicast', 'broadcast', 'reserved',
 ] as const);
 
+/**
+ * Classes a ServiceEntry may open for the DNS answers of its own hosts
+ * (`tollgate.io/allow-private-addresses`): private space and CGNAT, where on-premises hosts live.
+ * Loopback, link-local, metadata and the rest are opened only by the operator (--allow-cidr).
+ */
+export const ENTRY_ALLOWABLE_CLASSES: ReadonlySet<IpClass> = new Set<IpClass>(['private', 'cgnat']);
+
 export type SsrfVerdict = { readonly allowed: true } | { readonly allowed: false; readonly reason: string };
 
 const ALLOWED: SsrfVerdict = Object.freeze({ allowed: true });

@@ -464,6 +464,16 @@ export interface Cluster {
   /** CIDRs the registry declares for this service (ServiceEntry `addresses`): destinations inside
    *  them are allowed even where the SSRF guard would deny the class. */
   readonly allowedAddresses?: readonly string[];
+  /**
+   * ServiceEntry `tollgate.io/allow-private-addresses`: private/CGNAT ranges this cluster's DNS
+   * answers may fall in. Unlike allowedAddresses, only addresses of class private or cgnat pass.
+   */
+  readonly allowPrivateAddresses?: readonly string[];
+  /**
+   * The destination is outside the mesh (ServiceEntry `location: MESH_EXTERNAL`, the default; a
+   * passthrough to whatever the client named): requests to it carry no X-Forwarded-For.
+   */
+  readonly meshExternal?: true;
   readonly origin?: Origin;
   /** Why this cluster exists, for trace/config-dump (e.g. "ServiceEntry external-svc host edition.cnn.com"). */
   readonly description?: string;

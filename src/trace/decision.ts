@@ -19,6 +19,7 @@ import type { CompiledSnapshot } from '../dataplane/route/compile.js';
 import { ExplicitProxyRouter } from '../dataplane/route/explicit-proxy-route.js';
 import { Decision, RouterContext } from '../dataplane/route/http-route.js';
 import { HttpParser } from '../dataplane/http/parser.js';
+import { cleanRequestHeaders, isEdge } from '../dataplane/http/header-hygiene.js';
 import type { HttpParseError } from '../dataplane/http/errors.js';
 import type { RequestHead } from '../dataplane/http/head.js';
 import type { ChooseResult, ClusterManager, UpstreamRequest } from '../dataplane/upstream/cluster-manager.js';
@@ -117,6 +118,8 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
   // On an explicit-proxy listener the CONNECT session's parser reads every head first.
   if ('error' in parsed) return { decision: parseErrorDecision(parsed.error, 'table' in kind ? parsed.error.code : explicitProxyParseReason(parsed.error)) };
   const head = parsed.head;
+  // The fields the engine removes before routing (header-hygiene.ts, default options).
+  cleanRequestHeaders(head.headers, isEdge({ snapshot: compiled }), 'drop', { underscore: 0, envoy: 0, rejected: undefined });
   const ns = input.sourceNamespace;
   const router =
     'table' in kind

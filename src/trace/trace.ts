@@ -15,7 +15,7 @@ import { connectionRequest } from '../dataplane/authz/apply.js';
 import { deniedDetail, evaluateAuthz, RBAC_DENIED_REASON } from '../dataplane/authz/evaluate.js';
 import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route/original-dst.js';
 import { parseIp } from '../net/ip.js';
-import { routeRateLimit } from '../dataplane/http/filters/local-rate-limit.js';
+import { chainOf, explainPlan, FilterSharedState } from '../dataplane/http/filter-chain.js';
 import { parseClusterName } from '../snapshot/names.js';
 import { describePolicy } from './policy.js';
 import type { Cluster, Origin, RouterKernelPlan, Snapshot, WeightedCluster } from '../snapshot/types.js';
@@ -249,17 +249,15 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     if (route) {
       steps.push({ step: 'path', value: decision.forwardedTarget ?? req.path, detail: `path normalisation ${level}; the normalised path is matched and forwarded` });
       steps.push({ step: 'route', value: route.route.name, detail: describeMatch(route.route.match), ...(route.route.origin ? { origin: route.route.origin } : {}) });
-      const rl = routeRateLimit(route.route, vh?.vhost);
-      if (rl !== undefined) steps.push({ step: 'rate limit', value: `${rl.tokensPerFill} per ${rl.fillIntervalMs} ms, burst ${rl.maxTokens}`, detail: 'tollgate.io/local-rate-limit: token bucket per route and gateway process; empty -> 429 RL rate_limited' });
       const action = route.route.action;
       if (action.type === 'forward') {
         if (action.hostRewrite) steps.push({ step: 'host rewrite', value: action.hostRewrite });
         if (action.timeoutMs !== undefined) steps.push({ step: 'timeout', value: `${action.timeoutMs} ms` });
-        if (action.mirror !== undefined) steps.push({ step: 'mirror', value: `${action.mirror.cluster} (${action.mirror.percent}%)`, detail: 'fire-and-forget copy, Host suffixed -shadow, bodies over 64 KiB not mirrored' });
-        const f = action.fault;
-        if (f?.abort) steps.push({ step: 'fault abort', value: `${f.abort.status} for ${f.abort.percent}% of requests`, detail: f.abort.percent >= 100 ? 'every request is aborted (FI fault_abort)' : 'trace shows the request that is not aborted' });
-        if (f?.delay) steps.push({ step: 'fault delay', value: `${f.delay.ms} ms for ${f.delay.percent}% of requests` });
       }
+      // Each HTTP filter of the listener's chain says what it does on this route, from the
+      // per-route config the data plane compiled (fault, rate limit, header mutation, mirror, router...).
+      const plan = chainOf(compiled, filter, new FilterSharedState()).plan(route.route);
+      for (const e of explainPlan(plan)) steps.push({ step: `http filter ${e.filter}`, value: e.text, detail: FILTER_NOTES[e.filter] ?? 'http filter' });
     }
     if (decision.location !== undefined) steps.push({ step: 'redirect', value: `${decision.status ?? ''} to ${decision.location}` });
     if (route?.route.action.type === 'forward') {
@@ -283,6 +281,13 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   const l4 = decideL4(clusters, { snapshot: compiled, requestedHost: sni, requestedPort: listener.listener.port, originalDestination: originalDst, downstreamIp: req.sourceIp }, env.clusters);
   return withDecision(broken, l4.decision, l4.later, model, req, host, snapshot, undefined, fail, steps);
 }
+
+/** What trace adds to a filter's own explanation: how its outcome shows, and why trace cannot say more. */
+const FILTER_NOTES: Readonly<Record<string, string>> = {
+  fault: 'drawn per request; trace shows the request that is not aborted or delayed unless the percentage is 100',
+  local_ratelimit: 'token bucket per route and proxy process (tollgate.io/local-rate-limit); trace cannot see how full it is',
+  mirror: 'the copy never changes the answer to the client',
+};
 
 type Fail = (flag: string, reason: string, hint: string, status?: number) => TraceResult;
 
@@ -318,6 +323,7 @@ function describeClusters(model: Model, clusters: readonly WeightedCluster[], co
       const dns = cluster.type === 'STRICT_DNS' || cluster.type === 'LOGICAL_DNS';
       steps.push({ step: 'endpoints', value: eps.map((e) => `${e.address}:${e.port}`).join(', '), detail: dns ? 'resolved by DNS at connect time (TTL respected), then checked by the SSRF guard' : `${cluster.lbPolicy}` });
     }
+    if (cluster.allowPrivateAddresses !== undefined) steps.push({ step: 'SSRF exemption', value: cluster.allowPrivateAddresses.join(', '), detail: 'tollgate.io/allow-private-addresses: DNS answers in these ranges pass the SSRF guard when they are private or CGNAT addresses', ...(cluster.origin ? { origin: cluster.origin } : {}) });
     steps.push({ step: 'source address', value: sourceAddressOf(cluster, snapshot, req) });
   }
   return failure;
@@ -362,7 +368,7 @@ function hintFor(model: Model, snapshot: Snapshot, d: TraceDecision, req: TraceR
       return c !== undefined ? noEndpointHint(model, c) : 'the cluster has no usable endpoint';
     }
     case 'ssrf_denied':
-      return 'the address is loopback/private/link-local/metadata/CGNAT: list it in the ServiceEntry addresses, or run the proxy with --allow-cidr for that range';
+      return 'the address is loopback/private/link-local/metadata/CGNAT; the detail says what allows it: the ServiceEntry annotation tollgate.io/allow-private-addresses for a private/CGNAT answer of its host, the proxy\'s --allow-cidr otherwise';
     case 'source_address_unavailable':
       return 'the fixed source address is not assigned on this host: assign it, or remove it from the EgressIP / egress router / --source-address';
     case 'fault_abort':

@@ -263,6 +263,12 @@ spec:
   - name: env-prod
     match: [{headers: {x-env: {exact: prod}}}]
     route: [{destination: {host: prod.test}}]
+  - name: underscore-prod
+    match: [{headers: {x_env: {exact: prod}}}]
+    route: [{destination: {host: prod.test}}]
+  - name: envoy-prod
+    match: [{headers: {x-envoy-env: {exact: prod}}}]
+    route: [{destination: {host: prod.test}}]
   - name: port-authority
     match: [{authority: {exact: "app.test:8080"}}]
     route: [{destination: {host: prod.test}}]
@@ -332,6 +338,9 @@ const OTHER_CASES: readonly Case[] = [
   { target: '/x', headers: H('app.test', ['x-env', 'prod'], ['X-Env', 'prod']), label: 'repeated header, same value' },
   { target: '/x', headers: H('app.test', ['x-env', 'Prod']), label: 'header value case' },
   { target: '/x', headers: H('app.test', ['x-env', 'prod,dev']), label: 'header list value' },
+  // fields the engine removes before routing (header-hygiene.ts): a route never matches them
+  { target: '/x', headers: H('app.test', ['x_env', 'prod']), label: 'underscore header name dropped before routing', expect: { cluster: 'outbound|80||app.test' } },
+  { target: '/x', headers: H('app.test', ['X-Envoy-Env', 'prod']), label: 'client x-envoy-* dropped at a gateway', expect: { cluster: 'outbound|80||app.test' } },
   // request validation (the codec)
   { target: '/x', headers: H('app.test', ['x-env ', 'prod']), label: 'space before colon' },
   { target: '/x', headers: H('app.test', ['Content-Length', '5'], ['Transfer-Encoding', 'chunked']), label: 'CL and TE' },

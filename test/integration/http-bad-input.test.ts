@@ -55,7 +55,11 @@ const HEAD_CASES: [string, string, number, string][] = [
   ['CONNECT with a body', 'CONNECT echo.test:443 HTTP/1.1\r\nHost: echo.test:443\r\nContent-Length: 5\r\n\r\nhello', 400, 'TG_HTTP_CONNECT_BODY'],
 ];
 
-/** Malformed bodies: the head went upstream, so the upstream connection must be destroyed. */
+/**
+ * Malformed bodies: the upstream connection was opened for the request and is destroyed; the bytes
+ * arrived with the head, so the head itself never went out (http-request-hygiene.test.ts checks
+ * the bytes on a raw upstream).
+ */
 const BODY_CASES: [string, string, number, string][] = [
   ['chunk size not hex', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n`, 400, 'TG_HTTP_BAD_CHUNK'],
   ['chunk size 0x5', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n`, 400, 'TG_HTTP_BAD_CHUNK'],

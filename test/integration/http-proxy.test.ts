@@ -1,7 +1,7 @@
 /**
  * HTTP engine, normal flows: Host routing through `tollgate run` (in-process) to an
  * echo upstream and to nginx, with curl and raw sockets as clients. Proves what the upstream sees
- * (Host, X-Forwarded-For, rewrites, header mutations, hop-by-hop removal), the responses
+ * (Host, no X-Forwarded-For to an external host, rewrites, header mutations, hop-by-hop removal), the responses
  * (redirect, direct, timeout, fault), keep-alive pooling, pipelining, 100-continue, HEAD,
  * chunked bodies both ways, WebSocket upgrade, retries, and the access log / metrics.
  */
@@ -113,13 +113,13 @@ describe('HTTP engine: proxying through tollgate run', { skip, concurrency: fals
     cfg?.cleanup();
   });
 
-  it('routes by Host; the upstream sees Host, X-Forwarded-For, X-Forwarded-Proto, X-Request-Id; logged and counted', async () => {
+  it('routes by Host; the (MESH_EXTERNAL) upstream sees Host, X-Forwarded-Proto, X-Request-Id and no X-Forwarded-For; logged and counted', async () => {
     const r = await curl(['-H', 'Host: echo.test', '-H', 'X-Forwarded-For: 203.0.113.9', url('/hello?x=1')]);
     assert.equal(r.status, 200, r.raw + r.stderr);
     const seen = JSON.parse(r.body) as { peer: string; url: string; rawHeaders: string[] };
     assert.equal(seen.url, '/hello?x=1');
     assert.equal(header(seen, 'host'), 'echo.test');
-    assert.equal(header(seen, 'x-forwarded-for'), '203.0.113.9, 127.0.0.1');
+    assert.equal(header(seen, 'x-forwarded-for'), undefined, 'addresses do not leave to an external destination');
     assert.equal(header(seen, 'x-forwarded-proto'), 'http');
     assert.match(header(seen, 'x-request-id') ?? '', /^[0-9a-f-]{36}$/);
     assert.equal(r.headers['x-upstream'], 'echo');

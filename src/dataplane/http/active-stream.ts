@@ -29,6 +29,9 @@ import { Decision } from '../route/http-route.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { DownstreamConn, DownstreamStream, RouterStream, StreamCallbacks, UpstreamHandle, UpstreamRequestHead } from './stream-api.js';
 import { StreamInfo } from './stream-info.js';
+import { destinationServiceLabel } from '../observe/istio-metrics.js';
+import type { CompiledSnapshot } from '../route/compile.js';
+import type { Cluster } from '../../snapshot/types.js';
 
 /** Buffer#latin1Write skips write()'s argument juggling (heads are latin1 by construction). */
 interface Latin1WritableBuffer extends Buffer {
@@ -380,7 +383,9 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     info.fail(flags, reason, detail);
     const conn = this.downstream;
     const head = this.head;
-    if (!this.requestComplete) this.closeAfter = true;
+    // Not complete: the body cannot be resynchronised. CONNECT: every answer here refuses the
+    // tunnel, and the client may already be sending tunnel bytes, never to be read as a request.
+    if (!this.requestComplete || head.method === 'CONNECT') this.closeAfter = true;
     const close = this.closeAfter || !head.keepAlive || conn.engine.draining || conn.clientEnded;
     if (close) this.closeAfter = true;
     this.runResponseHeaders(status, headers ?? [], true);
@@ -475,8 +480,19 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     }
     if (info.reason === WOULD_DENY_REASON) engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', conn.sourceNamespace);
     else if (info.reason !== undefined && info.reason !== RBAC_DRY_RUN_REASON) engine.services.metrics.denied(info.reason);
-    const cluster = d.cluster;
-    engine.metrics.record(d.proxy !== undefined ? d.proxy.destinationService : (cluster?.serviceHost ?? (d.host !== '' ? d.host : 'unknown')), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture);
+    const cluster = d.cluster ?? routeCluster(d, conn.snapshot);
+    engine.metrics.record(destinationServiceLabel(cluster, d.host !== ''), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture);
   }
 }
 
+/**
+ * The cluster a request counts under when the router never picked one: a route that forwards but
+ * answered first (fault abort) counts under its first destination, as Envoy's stats do (the
+ * route's cluster is known before the filters run).
+ */
+function routeCluster(d: Decision, snap: CompiledSnapshot): Cluster | undefined {
+  const a = d.route?.action;
+  if (a === undefined || a.type !== 'forward') return undefined;
+  const first = a.clusters.find((c) => c.weight > 0) ?? a.clusters[0];
+  return first === undefined ? undefined : snap.clusters.get(first.name);
+}

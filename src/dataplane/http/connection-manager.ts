@@ -29,6 +29,7 @@ import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { connectionRecord, isoTime } from './access.js';
 import { ActiveStream } from './active-stream.js';
 import type { HttpParseError } from './errors.js';
+import { applyHeaderHygiene, isEdge, type HeaderHygieneResult } from './header-hygiene.js';
 import type { FilterSharedState } from './filter-chain.js';
 import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
@@ -85,6 +86,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   private connectHead: RequestHead | undefined = undefined;
   /** Bytes read before the codec is known (HTTP/2 preface or HTTP/1.x); null once decided. */
   private sniff: Buffer | null;
+  /** Callers come from outside the mesh (gateway, router): client-sent x-envoy-* are removed. */
+  private readonly edge: boolean;
+  private readonly hygiene: HeaderHygieneResult = { underscore: 0, envoy: 0, rejected: undefined };
 
   /**
    * `proxy`: an explicit-proxy connection (HttpEngine.handleExplicitProxy): requests are decided by
@@ -108,6 +112,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.tls = conn.tls || conn.chain.tls !== undefined;
     this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
     this.sniff = proxy === undefined ? Buffer.alloc(0) : null;
+    this.edge = isEdge(conn);
     this.binding = new RouteBinding(conn, filter, filterShared, engine.services, opts, this.tls, this.sourceNamespace, proxy);
     const now = engine.sweeper.now;
     this.lastActivity = now;
@@ -303,8 +308,13 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
       this.connectHead = head;
       return;
     }
-    this.state = ACTIVE;
     if (!this.reqStarted) this.markRequestStart();
+    const refused = applyHeaderHygiene(head, this.edge, this.engine, this.hygiene);
+    if (refused !== undefined) {
+      this.onError(refused);
+      return;
+    }
+    this.state = ACTIVE;
     const ex = new ActiveStream(this, head, this.reqStartMs, this.reqStartPerf);
     this.stream = ex;
     this.binding.decide(ex.decision, head);

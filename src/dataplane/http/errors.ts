@@ -20,6 +20,7 @@ export const HTTP_ERROR_STATUS = {
   TG_HTTP_BAD_VERSION: 400, // not `HTTP/<digit>.<digit>` (e.g. `http/1.1`, `HTTP/1.10`)
   TG_HTTP_VERSION_NOT_SUPPORTED: 505, // well formed but not 1.0 or 1.1 (e.g. `HTTP/2.0`)
   TG_HTTP_BAD_HEADER_NAME: 400, // field name empty or not a token, or a line without a colon
+  TG_HTTP_UNDERSCORE_HEADER: 400, // field name with `_` under --headers-with-underscores reject
   TG_HTTP_BAD_HEADER_VALUE: 400, // control character (other than HT) in a field value
   TG_HTTP_SPACE_BEFORE_COLON: 400, // `Name : value` (RFC 9112 §5.1 MUST reject)
   TG_HTTP_OBS_FOLD: 400, // line folding (line starting with SP/HT)

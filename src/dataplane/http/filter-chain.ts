@@ -32,6 +32,33 @@ export interface FilterPlan {
   readonly slots: number;
   /** Filter names active on this route, in order (trace, admin). */
   readonly names: readonly string[];
+  /** The active filters' factories with their per-route config, in order (explainPlan). */
+  readonly active: readonly ActiveFilter[];
+}
+
+export interface ActiveFilter {
+  readonly factory: HttpFilterFactory;
+  /** What forRoute returned: the config every phase of this route receives. */
+  readonly route: unknown;
+}
+
+/** One filter's answer to "what would you do on this route" (trace). */
+export interface FilterExplanation {
+  readonly filter: string;
+  readonly text: string;
+}
+
+/**
+ * What the filters of a route's plan say they do, in chain order: each factory's explain() on the
+ * very per-route config the data plane runs that route with, so trace cannot drift from it.
+ */
+export function explainPlan(plan: FilterPlan): FilterExplanation[] {
+  const out: FilterExplanation[] = [];
+  for (const a of plan.active) {
+    const text = a.factory.explain?.(a.route);
+    if (text !== undefined && text !== '') out.push({ filter: a.factory.name, text });
+  }
+  return out;
 }
 
 interface Instance {
@@ -70,7 +97,7 @@ export class CompiledFilterChain {
   }
 
   private build(route: Route | undefined, vhost: VirtualHost | undefined): FilterPlan {
-    const plan = { requestHeaders: [] as BoundFilter[], requestBody: [] as BoundFilter[], upstreamRequest: [] as BoundFilter[], responseHeaders: [] as BoundFilter[], responseBody: [] as BoundFilter[], log: [] as BoundFilter[], slots: this.instances.length, names: [] as string[] };
+    const plan = { requestHeaders: [] as BoundFilter[], requestBody: [] as BoundFilter[], upstreamRequest: [] as BoundFilter[], responseHeaders: [] as BoundFilter[], responseBody: [] as BoundFilter[], log: [] as BoundFilter[], slots: this.instances.length, names: [] as string[], active: [] as ActiveFilter[] };
     this.instances.forEach((inst, slot) => {
       let rc: unknown;
       try {
@@ -82,6 +109,7 @@ export class CompiledFilterChain {
       const b: BoundFilter = { filter: inst.filter, route: rc, slot };
       const f = inst.filter;
       plan.names.push(inst.factory.name);
+      plan.active.push({ factory: inst.factory, route: rc });
       if (f.onRequestHeaders) plan.requestHeaders.push(b);
       if (f.onRequestBody) plan.requestBody.push(b);
       if (f.onUpstreamRequest) plan.upstreamRequest.push(b);

@@ -30,6 +30,7 @@ import { ActiveStream } from './active-stream.js';
 import type { HttpParseError } from './errors.js';
 import type { FilterSharedState } from './filter-chain.js';
 import type { RequestHead, ResponseHead } from './head.js';
+import { applyHeaderHygiene, isEdge } from './header-hygiene.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { RouteBinding } from './route-binding.js';
 import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
@@ -204,6 +205,11 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     if (head === undefined || this.reqError !== undefined) {
       const e = this.reqError;
       this.refuse(e?.status ?? 400, startMs, startPerf, e?.code ?? 'TG_HTTP_TRUNCATED', e?.message ?? 'incomplete request head');
+      return;
+    }
+    const refused = applyHeaderHygiene(head, isEdge(this.session.conn), this.engine, { underscore: 0, envoy: 0, rejected: undefined });
+    if (refused !== undefined) {
+      this.refuse(refused.status, startMs, startPerf, refused.code, refused.message);
       return;
     }
     this.h2.pause();

@@ -18,7 +18,7 @@ function facts(): RequestHeadFacts {
   return { xffIn: null, requestId: null, userAgent: null };
 }
 
-const base = { method: 'GET', target: '/x', host: 'up.example', framing: 'none' as const, upgrade: false, stripExpect: false, xffAppend: null, proto: 'http', addRequestId: false, ops: null };
+const base = { method: 'GET', target: '/x', host: 'up.example', framing: 'none' as const, upgrade: false, stripExpect: false, xffAppend: null, stripXff: false, proto: 'http', addRequestId: false, ops: null };
 
 /** Name/value pairs minus the ones the builder adds itself. */
 function fields(h: HttpHead, drop: string[] = []): string[] {
@@ -74,6 +74,14 @@ describe('buildRequestHead', () => {
     assert.equal(f.xffIn, '10.0.0.1, 10.0.0.2');
     assert.equal(f.userAgent, 'ua/1');
     assert.equal(f.requestId, get('x-request-id')[0]);
+  });
+
+  it('to a MESH_EXTERNAL destination (stripXff): no X-Forwarded-For at all, the received value still recorded', () => {
+    const f = facts();
+    const text = buildRequestHead({ ...base, headers: ['X-Forwarded-For', '10.1.2.3', 'Accept', '*/*'], connectionTokens: [], xffAppend: '10.9.9.9', stripXff: true }, f);
+    assert.doesNotMatch(text, /x-forwarded-for/i);
+    assert.match(text, /\r\nAccept: \*\/\*\r\n/);
+    assert.equal(f.xffIn, '10.1.2.3');
   });
 
   it('keeps an existing X-Request-Id; strips Expect when the proxy answers 100-continue; keeps Upgrade only for upgrades', () => {

@@ -10,7 +10,9 @@
  * - framing (Content-Length / Transfer-Encoding) is never copied: the caller decides it;
  * - Host is written first, from the authority the request was routed on (or the route's rewrite);
  * - X-Forwarded-For gets the client address appended, X-Forwarded-Proto is set, X-Request-Id is
- *   added when absent (each switchable, see options.ts);
+ *   added when absent (each switchable, see options.ts); to a MESH_EXTERNAL destination no
+ *   X-Forwarded-For is sent at all, neither received nor appended: pod and client addresses do
+ *   not leave the mesh (the access log still records the received value);
  * - route header mutations (VirtualService headers.request/response set/add/remove) apply last.
  *   They cannot touch Host, framing or hop-by-hop fields (those are ignored).
  * Cost: names are only lower-cased when their length and first letter could be one of the names
@@ -157,6 +159,8 @@ export interface RequestHeadParams {
   readonly stripExpect: boolean;
   /** Client IP to append to X-Forwarded-For; null: leave X-Forwarded-For as received. */
   readonly xffAppend: string | null;
+  /** Send no X-Forwarded-For (a MESH_EXTERNAL destination); the received value is still recorded. */
+  readonly stripXff: boolean;
   readonly proto: string;
   readonly addRequestId: boolean;
   readonly ops: CompiledHeaderOps | null;
@@ -191,7 +195,9 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
     s += name + ': ' + value + '\r\n';
   }
   facts.xffIn = xff;
-  if (p.xffAppend !== null) s += 'X-Forwarded-For: ' + (xff === null ? p.xffAppend : xff + ', ' + p.xffAppend) + '\r\n';
+  if (p.stripXff) {
+    // nothing: internal addresses stay inside
+  } else if (p.xffAppend !== null) s += 'X-Forwarded-For: ' + (xff === null ? p.xffAppend : xff + ', ' + p.xffAppend) + '\r\n';
   else if (xff !== null) s += 'X-Forwarded-For: ' + xff + '\r\n';
   s += 'X-Forwarded-Proto: ' + p.proto + '\r\n';
   if (facts.requestId === null && p.addRequestId) {

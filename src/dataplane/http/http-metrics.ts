@@ -23,6 +23,8 @@ export class HttpMetrics {
   readonly mirrorSkipped: Counter;
   /** Retries not made because the cluster's connectionPool.http.maxRetries were in flight. */
   readonly retryOverflow: Counter;
+  private readonly droppedUnderscore: CounterChild;
+  private readonly droppedEnvoy: CounterChild;
   private readonly cache = new Map<string, Children>();
   // one-entry memo
   private lastService = '';
@@ -42,10 +44,21 @@ export class HttpMetrics {
     };
     this.mirrorRequests = r.counter('tollgate_http_mirror_requests_total', 'Mirrored request copies (VirtualService mirror), by mirror cluster, response code and flags.', ['cluster', 'response_code', 'response_flags']);
     this.retryOverflow = r.counter('tollgate_http_retry_overflow_total', 'Retries not attempted because the cluster already had connectionPool.http.maxRetries retries in flight, by cluster.', ['cluster']);
+    const dropped = r.counter('tollgate_http_request_headers_dropped_total', 'Client request header fields removed before routing: underscore (a name with "_", --headers-with-underscores drop), x_envoy (x-envoy-* sent to a gateway or router).', ['reason']);
+    this.droppedUnderscore = dropped.labels('underscore');
+    this.droppedEnvoy = dropped.labels('x_envoy');
     this.mirrorSkipped = r.counter('tollgate_http_mirror_skipped_total', 'Requests chosen for mirroring whose copy was not sent: body_too_large, overflow, abandoned.', ['reason']);
   }
 
-  /** `inbound`: a sidecar's inbound request, reported as Istio's reporter="destination". */
+  headersDropped(h: { readonly underscore: number; readonly envoy: number }): void {
+    this.droppedUnderscore.value += h.underscore;
+    this.droppedEnvoy.value += h.envoy;
+  }
+
+  /**
+   * `service`: destinationServiceLabel() (never a client-chosen host). `inbound`: a sidecar's
+   * inbound request, reported as Istio's reporter="destination".
+   */
   record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number, inbound = false): void {
     let c = this.last;
     if (c === undefined || inbound !== this.lastInbound || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs) {
@@ -83,7 +96,9 @@ export class HttpMetrics {
         requestBytes: this.dp.requestBytes.labels(...v),
         responseBytes: this.dp.responseBytes.labels(...v),
       };
-      this.cache.set(key, c);
+      // Past the series limit: not cached, so every such sample is counted as refused and the
+      // cache stays as bounded as the registry.
+      if (!this.dp.requestsTotal.isDetached(c.total)) this.cache.set(key, c);
     }
     return c;
   }

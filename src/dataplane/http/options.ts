@@ -5,6 +5,10 @@
 
 import type { EncodedSlashPolicy } from '../route/normalize.js';
 
+/** Request header names containing `_` (header-hygiene.ts): Envoy's headers_with_underscores_action. */
+export type UnderscoreHeaderAction = 'allow' | 'drop' | 'reject';
+export const UNDERSCORE_HEADER_ACTIONS: readonly UnderscoreHeaderAction[] = ['allow', 'drop', 'reject'];
+
 export type { EncodedSlashPolicy };
 
 export interface HttpEngineOptions {
@@ -26,8 +30,13 @@ export interface HttpEngineOptions {
   readonly maxReplayBodyBytes?: number;
   /** %2F / %5C in a path: 'reject' (400, default) or 'keep' (forwarded as is, never decoded). */
   readonly encodedSlash?: EncodedSlashPolicy;
-  /** Append the client address to X-Forwarded-For (Envoy's default at an edge proxy). Default true. */
+  /**
+   * Append the client address to X-Forwarded-For (Envoy's default at an edge proxy). Default true.
+   * Requests to MESH_EXTERNAL destinations never carry X-Forwarded-For (headers.ts).
+   */
   readonly xForwardedFor?: boolean;
+  /** Request header names containing `_`: 'drop' (default), 'reject' (400) or 'allow' (header-hygiene.ts). */
+  readonly headersWithUnderscores?: UnderscoreHeaderAction;
   /** Add X-Request-Id (random UUID) when the request has none. Default true. */
   readonly requestId?: boolean;
   /** Idle timeout of an upgraded (WebSocket) connection. Default 3 600 000. */
@@ -50,6 +59,7 @@ export interface ResolvedHttpOptions {
   readonly maxReplayBodyBytes: number;
   readonly encodedSlash: EncodedSlashPolicy;
   readonly xForwardedFor: boolean;
+  readonly headersWithUnderscores: UnderscoreHeaderAction;
   readonly requestId: boolean;
   readonly upgradeIdleTimeoutMs: number;
   readonly lingerMs: number;
@@ -67,6 +77,7 @@ export function resolveOptions(o: HttpEngineOptions, defaultHeaderTimeoutMs: num
     maxReplayBodyBytes: o.maxReplayBodyBytes ?? 16 * 1024,
     encodedSlash: o.encodedSlash ?? 'reject',
     xForwardedFor: o.xForwardedFor ?? true,
+    headersWithUnderscores: o.headersWithUnderscores ?? 'drop',
     requestId: o.requestId ?? true,
     upgradeIdleTimeoutMs: o.upgradeIdleTimeoutMs ?? 3_600_000,
     lingerMs: o.lingerMs ?? 2_000,

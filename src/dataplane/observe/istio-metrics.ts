@@ -5,7 +5,8 @@
  * Label values for one (destination, flags, ...) combination are resolved into children once per
  * connection/request; callers on hot paths should keep the IstioChildren they get from `tcpChildren`.
  */
-import type { ProxyIdentity } from '../../snapshot/types.js';
+import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from '../../snapshot/names.js';
+import type { Cluster, ProxyIdentity } from '../../snapshot/types.js';
 import type { Counter, CounterChild, Gauge, Histogram, MetricsRegistry } from './metrics.js';
 import { WouldDenyTable, type ObservedProtocol } from './would-deny.js';
 import type { AuthzMatch, AuthzVerdict } from '../authz/evaluate.js';
@@ -28,7 +29,7 @@ export const ISTIO_LABELS = [
 ] as const;
 
 export interface IstioLabels {
-  /** cluster.serviceHost (or the host the client asked for when there is no cluster). */
+  /** destinationServiceLabel(): a name from config, never one the client chose. */
   readonly destinationService: string;
   /** Namespace of the registry entry (from the cluster's origin), when known. */
   readonly destinationNamespace?: string;
@@ -39,6 +40,26 @@ export interface IstioLabels {
   readonly reporter?: 'source' | 'destination';
   readonly responseCode?: number;
   readonly responseFlags: string;
+}
+
+/**
+ * The destination_service label of a request or connection. Only names from config become label
+ * values: a host the client chose (Host, SNI, CONNECT target) never does, or 50 random Host
+ * headers would make 50 series. As Istio reports them:
+ * - a registry cluster: its service host (a ServiceEntry host or pattern, a Service name);
+ * - an ad-hoc passthrough to whatever the client named (ALLOW_ANY, report-only, an egress
+ *   router's http-proxy ACL): `PassthroughCluster`;
+ * - no destination at all (no route, refused before a cluster was chosen): `BlackHoleCluster`,
+ *   or `unknown` when the request did not even name a valid host.
+ * The access log keeps the real authority of every request; report-only evidence goes to the
+ * bounded tollgate_would_deny_total table (would-deny.ts).
+ */
+export function destinationServiceLabel(cluster: Cluster | undefined, namedHost: boolean): string {
+  if (cluster === undefined) return namedHost ? BLACKHOLE_CLUSTER : 'unknown';
+  // Ad-hoc clusters to a client-named destination: no config origin, addresses not from config
+  // (a sidecar's inbound clusters are ORIGINAL_DST too, but to the pod itself, under the Service name).
+  if (cluster.type === 'ORIGINAL_DST' && cluster.origin === undefined && !cluster.explicitAddresses) return PASSTHROUGH_CLUSTER;
+  return cluster.serviceHost;
 }
 
 const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];

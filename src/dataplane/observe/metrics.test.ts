@@ -36,6 +36,19 @@ describe('MetricsRegistry', () => {
     assert.throws(() => r.gauge('c', 'h'));
   });
 
+  it('series limit: new label combinations past the limit are refused and counted, existing ones keep counting', () => {
+    const r = new MetricsRegistry({ maxSeriesPerMetric: 3 });
+    const c = r.counter('req_total', 'h', ['host']);
+    for (let i = 0; i < 10; i++) c.labels(`h${i}`).inc();
+    c.labels('h0').inc(5);
+    const text = r.render();
+    assert.equal(text.match(/^req_total\{/gm)?.length, 3, text);
+    assert.match(text, /^req_total\{host="h0"\} 6$/m);
+    assert.match(text, /^tollgate_metric_series_refused_total\{metric="req_total"\} 7$/m);
+    assert.ok(c.isDetached(c.labels('h9')));
+    assert.ok(!c.isDetached(c.labels('h1')));
+  });
+
   it('DataPlaneMetrics: istio_* TCP and request families with Istio label names, tollgate_denied_total', () => {
     const r = new MetricsRegistry();
     const m = new DataPlaneMetrics(r, { role: 'gateway', namespace: 'istio-system', name: '', labels: { istio: 'egressgateway' } });

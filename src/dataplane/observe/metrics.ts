@@ -3,7 +3,16 @@
  * label children are resolved once and kept by the caller (`counter.labels('a', 'b')` returns the
  * same child object for the same values), so the hot path is a map lookup at most, usually a field
  * increment.
+ *
+ * Series limit: a family holds at most `maxSeriesPerMetric` label combinations (`--max-metric-series`).
+ * Past it, `labels()` with new values returns a detached child that is never rendered (the sample
+ * is lost, not misattributed) and counts the refusal in tollgate_metric_series_refused_total{metric}.
+ * Label values should be bounded by design (istio-metrics.ts collapses client-chosen hosts); the
+ * limit is the backstop that keeps memory and scrapes bounded when one is not.
  */
+
+/** Series per metric family before new label combinations are refused. */
+export const DEFAULT_MAX_SERIES_PER_METRIC = 10_000;
 
 export type LabelValues = readonly string[];
 
@@ -26,8 +35,19 @@ function formatValue(v: number): string {
   return String(v);
 }
 
+/** Where a family reports refused series (set by the registry). */
+interface SeriesLimit {
+  readonly max: number;
+  refused(family: string): void;
+}
+
+const UNLIMITED: SeriesLimit = { max: Infinity, refused: () => {} };
+
 abstract class Family<C> {
   protected readonly children = new Map<string, { values: LabelValues; child: C }>();
+  /** Receives the samples of refused series; never rendered. */
+  private detached: C | undefined = undefined;
+  limit: SeriesLimit = UNLIMITED;
   constructor(readonly name: string, readonly help: string, readonly labelNames: readonly string[]) {}
 
   protected abstract make(): C;
@@ -37,10 +57,23 @@ abstract class Family<C> {
     let e = this.children.get(key);
     if (e === undefined) {
       if (values.length !== this.labelNames.length) throw new Error(`${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`);
+      if (this.children.size >= this.limit.max) {
+        this.limit.refused(this.name);
+        return (this.detached ??= this.make());
+      }
       e = { values: [...values], child: this.make() };
       this.children.set(key, e);
     }
     return e.child;
+  }
+
+  /** `child` came from a refused labels() call (callers that cache children must not keep it). */
+  isDetached(child: C): boolean {
+    return child === this.detached;
+  }
+
+  get seriesCount(): number {
+    return this.children.size;
   }
 
   abstract render(out: string[]): void;
@@ -147,6 +180,14 @@ export class Histogram extends Family<HistogramChild> {
 
 export class MetricsRegistry {
   private readonly families = new Map<string, Family<unknown>>();
+  private readonly limit: SeriesLimit;
+
+  constructor(opts: { readonly maxSeriesPerMetric?: number } = {}) {
+    // One series per family at most: never limited itself.
+    const refused = new Counter('tollgate_metric_series_refused_total', 'Samples not recorded because their label combination would have been a new series beyond --max-metric-series, by metric.', ['metric']);
+    this.families.set(refused.name, refused);
+    this.limit = { max: opts.maxSeriesPerMetric ?? DEFAULT_MAX_SERIES_PER_METRIC, refused: (family) => refused.labels(family).inc() };
+  }
 
   private add<F extends Family<unknown>>(f: F): F {
     const existing = this.families.get(f.name);
@@ -154,6 +195,7 @@ export class MetricsRegistry {
       if (existing.constructor !== f.constructor) throw new Error(`metric ${f.name} registered twice with different types`);
       return existing as F;
     }
+    f.limit = this.limit;
     this.families.set(f.name, f);
     return f;
   }

@@ -98,7 +98,7 @@ export class ExplicitProxyRouter extends RouterContext {
       }
       const cluster = dec.cluster!;
       const wouldDeny = dec.wouldDeny !== undefined;
-      this.forward(d, cluster.name, { cluster: wouldDeny ? cluster : cluster.name, requestedHost: host, filterSourceAddress: f.sourceAddress, allowAddresses: undefined, destinationService: cluster.serviceHost, ...(wouldDeny ? { wouldDeny } : {}) });
+      this.forward(d, cluster.name, { cluster: wouldDeny ? cluster : cluster.name, requestedHost: host, filterSourceAddress: f.sourceAddress, allowAddresses: undefined, ...(wouldDeny ? { wouldDeny } : {}) });
       d.cluster = cluster;
       return;
     }
@@ -149,7 +149,7 @@ export class ExplicitProxyRouter extends RouterContext {
     const f = this.proxy;
     const cluster = aclCluster(host, port, f.sourceAddress);
     d.routeName = `acl:${entry.pattern}`;
-    this.forward(d, cluster.name, { cluster, requestedHost: ip, filterSourceAddress: f.sourceAddress, allowAddresses: aclAllowsAddress(acl, ip) ? [ip] : undefined, destinationService: host });
+    this.forward(d, cluster.name, { cluster, requestedHost: ip, filterSourceAddress: f.sourceAddress, allowAddresses: aclAllowsAddress(acl, ip) ? [ip] : undefined });
     d.cluster = cluster;
   }
 

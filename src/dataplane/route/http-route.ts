@@ -56,14 +56,13 @@ export type ForwardAction = Extract<RouteAction, { type: 'forward' }>;
 /**
  * Explicit-proxy forwards (proxy-router.ts): what the upstream request takes from the proxy filter
  * instead of a route — an ad-hoc cluster (ACL mode), the address the ACL checked, the filter's
- * source address, ACL IP/CIDR exemptions from the SSRF guard, the destination_service label.
+ * source address, ACL IP/CIDR exemptions from the SSRF guard.
  */
 export interface ProxyUpstream {
   readonly cluster: string | Cluster;
   readonly requestedHost: string;
   readonly filterSourceAddress: string | undefined;
   readonly allowAddresses: readonly string[] | undefined;
-  readonly destinationService: string;
   /** Report-only pass of a destination outside the registry (logged as would_deny_registry). */
   readonly wouldDeny?: boolean;
 }

@@ -408,6 +408,7 @@ export function aclCluster(host: string, port: number, sourceAddress: string | u
     lbPolicy: 'PASSTHROUGH',
     ...(sourceAddress !== undefined ? { sourceAddress } : {}),
     explicitAddresses: false,
+    meshExternal: true,
   };
 }
 

@@ -27,7 +27,7 @@ import { normalizeHost, splitHostPort } from '../../net/hostname.js';
 import type { ExplicitProxy } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
 import { hostPort, type AccessLogRecord } from '../observe/access-log.js';
-import type { IstioLabels } from '../observe/istio-metrics.js';
+import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metrics.js';
 import { peekClientHello, inspectorReason } from '../listener/peek.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, decideConnect, WOULD_DENY_REASON } from '../route/select.js';
 import { connectStatusForFailure, type ResponseFlag, type UpstreamFailure } from '../upstream/failure.js';
@@ -209,7 +209,7 @@ class ConnectSession {
     const f = this.filter;
     const conn = this.conn;
     const services = conn.services;
-    this.labels = { ...this.labels, destinationService: host };
+    this.labels = { ...this.labels, destinationService: destinationServiceLabel(undefined, true) };
     // ACL mode checks the address too: resolve the name first (the port check comes before DNS).
     let ip: string | undefined = isIp ? host : undefined;
     if (f.acl && !isIp && f.connectPorts.includes(port)) {
@@ -222,8 +222,8 @@ class ConnectSession {
     const { cluster, requestedHost, allowAddresses, tlsRequired } = d;
     if (d.wouldDeny !== undefined) this.record.tollgate_reason = WOULD_DENY_REASON; // replaced if the tunnel is then refused (ssrf_denied, ...)
     if (d.routeName !== undefined) this.record.route_name = d.routeName;
-    const c = d.cause;
-    if (c !== undefined) this.labels = { ...this.labels, destinationService: c.serviceHost, ...(c.origin?.namespace ? { destinationNamespace: c.origin.namespace } : {}) };
+    const c = d.cause ?? (typeof cluster === 'string' ? undefined : cluster);
+    if (c !== undefined) this.labels = { ...this.labels, destinationService: destinationServiceLabel(c, true), ...(c.origin?.namespace ? { destinationNamespace: c.origin.namespace } : {}) };
     this.record.upstream_cluster = typeof cluster === 'string' ? cluster : cluster.name;
     const ns = services.clusters.callerNamespace(conn.remoteAddress);
     if (ns !== undefined) this.labels = { ...this.labels, sourceNamespace: ns };

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { TcpProxy } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection } from '../context.js';
 import { emptyRecord, hostPort, type AccessLogRecord } from '../observe/access-log.js';
-import type { IstioLabels } from '../observe/istio-metrics.js';
+import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metrics.js';
 import { pickWeighted } from '../route/select.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import { resetSocket, Tunnel, type PipeResult } from './pipe.js';
@@ -23,7 +23,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   record.upstream_cluster = clusterName ?? null;
   const cluster = clusterName !== undefined ? conn.snapshot.clusters.get(clusterName) : undefined;
   const labels: IstioLabels = {
-    destinationService: cluster?.serviceHost ?? conn.sni ?? clusterName ?? 'unknown',
+    destinationService: cluster !== undefined ? destinationServiceLabel(cluster, true) : (clusterName ?? 'unknown'),
     ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
     ...(services.clusters.callerNamespace(conn.remoteAddress) ? { sourceNamespace: services.clusters.callerNamespace(conn.remoteAddress)! } : {}),
     requestProtocol: 'tcp',

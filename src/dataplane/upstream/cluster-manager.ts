@@ -16,7 +16,7 @@
  */
 import { Socket } from 'node:net';
 import { hostMatches, normalizeHost } from '../../net/hostname.js';
-import { parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip } from '../../net/ip.js';
+import { classifyIp, ENTRY_ALLOWABLE_CLASSES, parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip, type IpClass } from '../../net/ip.js';
 import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
 import type { Cluster } from '../../snapshot/types.js';
 import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
@@ -108,6 +108,8 @@ export interface ClusterStatus {
 interface ClusterTables {
   /** ServiceEntry `addresses` as CIDRs (SSRF guard exemptions). */
   readonly allowed: ReadonlyMap<Cluster, readonly Cidr[]>;
+  /** ServiceEntry `tollgate.io/allow-private-addresses` as CIDRs. */
+  readonly allowPrivate: ReadonlyMap<Cluster, readonly Cidr[]>;
   /** Candidates of STATIC clusters whose endpoints are all IPs: they never change within a snapshot. */
   readonly staticCandidates: ReadonlyMap<Cluster, Candidate[]>;
 }
@@ -120,9 +122,11 @@ function allowedCidrsOf(list: readonly string[]): Cidr[] {
 
 function compileClusterTables(s: CompiledSnapshot): ClusterTables {
   const allowed = new Map<Cluster, readonly Cidr[]>();
+  const allowPrivate = new Map<Cluster, readonly Cidr[]>();
   const staticCandidates = new Map<Cluster, Candidate[]>();
   for (const c of s.clusters.values()) {
     if (c.allowedAddresses !== undefined && c.allowedAddresses.length > 0) allowed.set(c, allowedCidrsOf(c.allowedAddresses));
+    if (c.allowPrivateAddresses !== undefined && c.allowPrivateAddresses.length > 0) allowPrivate.set(c, allowedCidrsOf(c.allowPrivateAddresses));
     if (c.type !== 'STATIC') continue;
     const out: Candidate[] = [];
     let allIps = true;
@@ -136,7 +140,7 @@ function compileClusterTables(s: CompiledSnapshot): ClusterTables {
     }
     if (allIps) staticCandidates.set(c, out);
   }
-  return { allowed, staticCandidates };
+  return { allowed, allowPrivate, staticCandidates };
 }
 
 interface Candidate {
@@ -452,7 +456,17 @@ export class ClusterManager implements LbState {
     if (this.inAllowed(cluster, ip) || (extra && extra.length > 0 && inList(extra, ip))) return undefined;
     const v = this.guard.check(ip);
     if (v.allowed) return undefined;
-    return failure('BLOCKED', 'ssrf_denied', `${c.hostname ? c.hostname + ' -> ' : ''}${v.reason}`, false, { cluster: cluster.name, upstreamHost: c.key });
+    const cls = classifyIp(ip);
+    if (ENTRY_ALLOWABLE_CLASSES.has(cls) && this.inAllowedPrivate(cluster, ip)) return undefined;
+    return failure('BLOCKED', 'ssrf_denied', `${c.hostname ? c.hostname + ' -> ' : ''}${v.reason}; ${howToAllow(cluster, c.ip, cls)}`, false, { cluster: cluster.name, upstreamHost: c.key });
+  }
+
+  private inAllowedPrivate(cluster: Cluster, ip: Ip): boolean {
+    const list = cluster.allowPrivateAddresses;
+    if (list === undefined || list.length === 0) return false;
+    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowPrivate.get(cluster) ?? allowedCidrsOf(list);
+    for (const c of cidrs) if (cidrContains(c, ip)) return true;
+    return false;
   }
 
   private inAllowed(cluster: Cluster, ip: Ip): boolean {
@@ -563,3 +577,19 @@ function inList(list: readonly string[], ip: Ip): boolean {
   }
   return false;
 }
+
+/**
+ * The second half of an ssrf_denied detail: what would allow the address. A private or CGNAT answer
+ * for a ServiceEntry host: the entry's own annotation (narrow: that host only); anything else: the
+ * proxy's --allow-cidr (operator-wide), since no entry may open loopback or metadata addresses.
+ */
+function howToAllow(cluster: Cluster, ip: string, cls: IpClass): string {
+  const o = cluster.origin;
+  if (ENTRY_ALLOWABLE_CLASSES.has(cls) && o !== undefined && o.kind === 'ServiceEntry') {
+    const listed = cluster.allowPrivateAddresses;
+    const now = listed !== undefined && listed.length > 0 ? ` (it lists ${listed.join(', ')})` : '';
+    return `if ${cluster.serviceHost} really lives there, annotate ServiceEntry ${o.namespace}/${o.name} with tollgate.io/allow-private-addresses: "${ip}" (or its range)${now}`;
+  }
+  return `only the proxy's --allow-cidr ${ip} allows a ${cls} address`;
+}
+

@@ -85,6 +85,8 @@ export class ClusterSet {
       ...(sourceAddressPool ? { sourceAddressPool } : {}),
       explicitAddresses: type === 'STATIC',
       ...(service.addresses.length > 0 ? { allowedAddresses: service.addresses } : {}),
+      ...(service.allowPrivateAddresses ? { allowPrivateAddresses: service.allowPrivateAddresses } : {}),
+      ...(service.location === 'MESH_EXTERNAL' ? { meshExternal: true as const } : {}),
       origin: originOf(service.resource),
       description: `${service.resource.ref.kind} ${service.resource.name}.${service.namespace} host ${service.host} port ${port.number}/${port.protocol}${subset ? ` subset ${subset}` : ''}`,
     };

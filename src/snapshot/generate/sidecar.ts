@@ -125,7 +125,7 @@ export function generateSidecar(model: Model, proxy: ProxyIdentity, clusters: Cl
   listeners.push(inbound.listener);
   routes.push(...inbound.routes);
   if (policy === 'ALLOW_ANY') {
-    clusters.addRaw({ name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', serviceHost: '*', port: 0, protocol: 'TCP', connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, lbPolicy: 'PASSTHROUGH', explicitAddresses: false, description: 'ALLOW_ANY: traffic outside the registry goes to the address the client asked for' }, []);
+    clusters.addRaw({ name: PASSTHROUGH_CLUSTER, type: 'ORIGINAL_DST', serviceHost: '*', port: 0, protocol: 'TCP', connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS, lbPolicy: 'PASSTHROUGH', explicitAddresses: false, meshExternal: true, description: 'ALLOW_ANY: traffic outside the registry goes to the address the client asked for' }, []);
   }
   return { listeners, routes };
 }

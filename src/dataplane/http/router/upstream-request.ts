@@ -6,6 +6,7 @@
  *   start()        circuit-breaker admission (connectionPool), then an attempt
  *   connected()    head written once per attempt, kept body replayed; 100 Continue sent now
  *                  (routed and upstream contacted); the downstream parser resumes so the body streams
+ *                  — the head only after the body bytes already received were parsed (sendHeld)
  *   head()         5xx/503... retried per the route policy, else handed to the stream
  *   failures       connect failure / reset / per-try timeout: retried when the policy and the body
  *                  allow, else 503/502/504 with the flag; after the response head went out the
@@ -36,12 +37,18 @@ function acceptsTrailers(headers: readonly string[]): boolean {
   return false;
 }
 
+function sendHeld(r: UpstreamRequest): void {
+  r.sendHeld();
+}
+
 function statusForFailure(f: UpstreamFailure): number {
   return f.flag === 'BLOCKED' ? 403 : 503;
 }
 
 export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
   private attempt: UpstreamAttempt | null = null;
+  /** Body parsed between connected() and sendHeld(): what was kept before, and what came since. */
+  private held: { readonly before: Buffer[]; readonly chunks: Buffer[] } | null = null;
   private readonly retry: RetryState;
   private readonly headText: string;
   private readonly framing: Framing;
@@ -79,6 +86,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
         upgrade: head.upgrade,
         stripExpect: head.expectContinue,
         xffAppend: opts.xForwardedFor ? conn.remoteAddress : null,
+        stripXff: d.cluster?.meshExternal === true,
         proto: conn.tls ? 'https' : 'http',
         addRequestId: opts.requestId,
         ops: s.requestOps,
@@ -188,22 +196,48 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
       c.sendHead(this.headText, this.framing, this.teTrailers);
       return;
     }
+    if (s.requestComplete) {
+      this.sendWithBody(c, replay);
+      return;
+    }
+    // The body bytes that arrived with the head are parsed first — synchronously, here or in the
+    // feed loop this call runs in — and held; the head goes out on the next tick, after them. A
+    // malformed body (400) cancels this attempt meanwhile: the upstream never sees a byte of it.
+    this.held = { before: replay.slice(), chunks: [] };
+    s.sendContinue();
+    s.downstream.resumeRequestBody();
+    process.nextTick(sendHeld, this);
+  }
+
+  /** The head and the body held since connected() (see there), unless the request ended meanwhile. */
+  sendHeld(): void {
+    const held = this.held;
+    this.held = null;
+    const c = this.attempt?.conn;
+    if (held === null || c === null || c === undefined || this.s.finished) return;
+    this.sendWithBody(c, held.before.concat(held.chunks));
+  }
+
+  /** Head, body chunks and (when the request is complete) its end, in one batch of writes. */
+  private sendWithBody(c: UpstreamChannel, body: readonly Buffer[]): void {
     c.cork();
     c.sendHead(this.headText, this.framing, this.teTrailers);
     this.retry.bodyBytesSent = 0;
-    for (const b of replay) this.writeBody(c, b);
-    if (s.requestComplete) c.sendEnd(s.requestTrailers);
-    else {
-      s.sendContinue();
-      s.downstream.resumeRequestBody();
-    }
+    let ok = true;
+    for (const b of body) ok = this.writeBody(c, b);
+    if (this.s.requestComplete) c.sendEnd(this.s.requestTrailers);
     c.uncork();
+    if (!ok) this.s.downstream.pauseReads();
   }
 
   // ================================================================ request body (from the stream)
 
   onRequestBody(chunk: Buffer): void {
     this.retry.keep(chunk);
+    if (this.held !== null) {
+      this.held.chunks.push(chunk);
+      return;
+    }
     const c = this.attempt?.conn;
     if (c === null || c === undefined) return; // answered locally / failed: discarded
     if (!this.writeBody(c, chunk)) this.s.downstream.pauseReads();
@@ -211,6 +245,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
 
   onRequestEnd(): void {
     if (this.timeoutMs > 0 && this.routeDeadline === 0) this.routeDeadline = this.s.downstream.engine.sweeper.now + this.timeoutMs;
+    if (this.held !== null) return; // sendHeld() ends it
     const c = this.attempt?.conn;
     if (c !== null && c !== undefined) c.sendEnd(this.s.requestTrailers);
   }
