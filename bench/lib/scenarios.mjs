@@ -446,6 +446,14 @@ RSS slope: ${slopeKB === undefined ? '—' : `${slopeKB.toFixed(2)} KB per extra
 
 // ------------------------------------------------------------------ 7. workers
 
+/**
+ * Workers: one process, then two sharing the listeners two ways: each worker accepting on the
+ * shared socket (Tollgate's default, cluster SCHED_NONE) and Node's round-robin, where the primary
+ * accepts every connection and passes it on (NODE_CLUSTER_SCHED_POLICY=rr). Keep-alive requests/s
+ * and new connections/s (one request each), with CPU per request of the whole process tree and of
+ * the primary alone: the machine's other work (wrk, the upstream) shares the cores, so CPU per
+ * request is the figure that says what the second worker costs.
+ */
 export async function workers(ctx) {
   const { cfg } = ctx;
   const tg = ctx.targets.tollgate;
@@ -453,48 +461,71 @@ export async function workers(ctx) {
   if (!tg?.ok) reason = `tollgate: not runnable (${tg?.reason ?? 'not started'})`;
   else if (!tollgateSupports('--workers')) reason = 'skipped: no --workers flag in `tollgate run --help`';
   if (reason) return { json: { skipped: reason }, markdown: `### 7. Workers: 1 vs 2 processes\n\n${reason}`, checks: [] };
+  const variants = [
+    { name: 'workers=1', workers: 1 },
+    { name: 'workers=2', workers: 2 },
+    { name: 'workers=2 rr', workers: 2, env: { NODE_CLUSTER_SCHED_POLICY: 'rr' } },
+  ];
   const insts = [];
-  const rows = [];
   const json = {};
+  const cases = [
+    { id: 'keep-alive', headers: [HOST_HDR] },
+    { id: 'new connections', headers: [HOST_HDR, 'Connection: close'] },
+  ];
+  let rows = [];
   try {
-    for (const w of [1, 2]) {
+    for (const v of variants) {
       const [httpPort, adminPort] = await freePorts(2);
       // Unpinned on purpose: two workers on one pinned core would measure nothing. wrk is unpinned too.
-      const l = await launchTollgate({ dir: ctx.dir, name: `tollgate-w${w}`, configYaml: benchIstioYaml({ httpPort, upstreamPort: ctx.ports.upstream }), httpPort, adminPort, cpu: undefined, workers: w });
+      const l = await launchTollgate({ dir: ctx.dir, name: `tollgate-${v.name.replace(/[ =]/g, '-')}`, configYaml: benchIstioYaml({ httpPort, upstreamPort: ctx.ports.upstream }), httpPort, adminPort, cpu: undefined, workers: v.workers, ...(v.env ? { env: v.env } : {}) });
       if (!l.ok) {
-        json[`w${w}`] = { error: l.reason };
+        json[v.name] = { error: l.reason };
         continue;
       }
       await sleep(500);
-      // `--workers 2` that still runs one process is reported, not silently compared.
-      const procs = processTree(l.pid).length;
-      json[`w${w}processes`] = procs;
-      insts.push({ ...l, name: `workers=${w}`, ok: true, procs });
-      if (w === 2 && procs === 1) break; // nothing to compare
+      insts.push({ ...l, name: v.name, ok: true, procs: processTree(l.pid).length });
       await wrk({ port: httpPort, path: '/1k', headers: [HOST_HDR], seconds: cfg.nodeWarmSec, cpu: undefined });
     }
-    if (json.w2processes === 1) {
-      const note = 'not measured: `--workers 2` runs one process (help: "only 1 is implemented")';
-      return { json: { ...json, skipped: note }, markdown: `### 7. Workers: 1 vs 2 processes\n\n${note}`, checks: [] };
+    const rounds = [];
+    for (const c of cases) {
+      rounds.push(
+        ...(await alternate(ctx, 'workers', c.id, insts, cfg.rounds, async (t) => {
+          const pids = processTree(t.pid);
+          const cpu0 = cpuSeconds(pids);
+          const primary0 = cpuSeconds([t.pid]);
+          const r = await wrk({ port: t.port, path: '/1k', headers: c.headers, seconds: cfg.thrSec, cpu: undefined });
+          if (r.requests) {
+            r.cpuUsPerRequest = ((cpuSeconds(pids) - cpu0) * 1e6) / r.requests;
+            r.primaryCpuUsPerRequest = t.procs > 1 ? ((cpuSeconds([t.pid]) - primary0) * 1e6) / r.requests : undefined;
+          }
+          r.rss = rssBytes(pids);
+          return r;
+        })),
+      );
     }
-    const rounds = await alternate(ctx, 'workers', 'workers', insts, cfg.rounds, async (t) => {
-      const r = await wrk({ port: t.port, path: '/1k', headers: [HOST_HDR], seconds: cfg.thrSec, cpu: undefined });
-      r.rss = rssBytes(processTree(t.pid));
-      return r;
-    });
-    for (const t of insts) json[t.name] = summarize(rounds.filter((r) => r.target === t.name), 'rps');
     json.rounds = rounds;
-    const a = json['workers=1']?.median;
-    const b = json['workers=2']?.median;
-    rows.push(['req/s, 1 KiB (unpinned)', cell(json['workers=1']), cell(json['workers=2']), fmtRatio(ratio(b, a))]);
-    rows.push(['processes', String(json.w1processes ?? '—'), String(json.w2processes ?? '—'), json.w2processes === 1 ? '--workers 2 ran one process' : '']);
+    const s = (caseId, metric) => Object.fromEntries(insts.map((t) => [t.name, summarize(rounds.filter((r) => r.case === caseId && r.target === t.name), metric)]));
+    rows = [];
+    for (const c of cases) {
+      const rps = s(c.id, 'rps');
+      const cpu = s(c.id, 'cpuUsPerRequest');
+      const primary = s(c.id, 'primaryCpuUsPerRequest');
+      json[c.id] = { rps, cpuUsPerRequest: cpu, primaryCpuUsPerRequest: primary };
+      const one = cpu['workers=1']?.median;
+      rows.push([`${c.id}: req/s`, ...variants.map((v) => cell(rps[v.name]))]);
+      rows.push([`${c.id}: CPU µs per request (all processes)`, ...variants.map((v) => cell(cpu[v.name], (x) => x.toFixed(1)))]);
+      rows.push([`${c.id}: of which the primary`, ...variants.map((v) => (v.workers > 1 ? cell(primary[v.name], (x) => x.toFixed(1)) : '—'))]);
+      // Scaling efficiency per core: what one worker spends per request over what N workers spend.
+      rows.push([`${c.id}: CPU efficiency vs 1 worker`, ...variants.map((v) => fmtRatio(ratio(one, cpu[v.name]?.median)))]);
+    }
+    rows.push(['processes', ...variants.map((v) => String(insts.find((t) => t.name === v.name)?.procs ?? json[v.name]?.error ?? '—'))]);
   } finally {
     for (const t of insts) await stopProcess(t.rec);
   }
   const markdown = `### 7. Workers: 1 vs 2 processes
 
-Tollgate only, both unpinned (the machine has ${ctx.machine.nproc} CPUs shared with wrk and the upstream), \`wrk -c32 -d${cfg.thrSec}s\`, median of ${cfg.rounds} rounds.
+Tollgate only, unpinned (the machine has ${ctx.machine.nproc} CPUs shared with wrk and the upstream, so requests/s cannot double here), \`wrk -c32 -d${cfg.thrSec}s\` keep-alive and with \`Connection: close\` (one request per connection), median of ${cfg.rounds} rounds. workers=2 = each worker accepts on the shared listening socket (the default); rr = Node's round-robin, the primary accepts every connection and hands it to a worker (\`NODE_CLUSTER_SCHED_POLICY=rr\`). CPU = utime+stime per request of the primary and its workers (/proc/<pid>/stat); efficiency = one worker's CPU per request / this variant's (1.00x = the second worker costs nothing extra per request).
 
-${table(['metric', 'workers=1', 'workers=2', '2 / 1'], rows)}`;
+${table(['metric', ...variants.map((v) => v.name)], rows)}`;
   return { json, markdown, checks: [] };
 }

@@ -211,7 +211,7 @@ export function tollgateCanDisableAccessLog() {
  * logs (the caller reads tollgateCanDisableAccessLog()).
  * `wrapper` (profile.mjs) replaces the entry script with one that imports it in-process.
  */
-export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, workers, nodeArgs = [], wrapper, ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
+export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, workers, env, nodeArgs = [], wrapper, ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
   const help = tollgateRunHelp(main);
   if (!help.ok) return { ok: false, reason: help.reason };
   const configFile = join(dir, `${name}.yaml`);
@@ -237,7 +237,7 @@ export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', conf
   }
   const errFile = join(dir, `${name}.stderr`);
   const script = wrapper ?? main;
-  const rec = startProcess(name, process.execPath, [...nodeArgs, script, ...(wrapper ? [main] : []), ...args], { cpu, cwd: dir, stderrFile: errFile, ipc });
+  const rec = startProcess(name, process.execPath, [...nodeArgs, script, ...(wrapper ? [main] : []), ...args], { cpu, cwd: dir, stderrFile: errFile, ipc, ...(env ? { env: { ...process.env, ...env } } : {}) });
   const ready = await waitForPort(httpPort, { rec, timeoutMs: readyTimeoutMs });
   if (!ready.ok) {
     await stopProcess(rec);

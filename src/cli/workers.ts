@@ -1,6 +1,10 @@
 /**
- * `tollgate run --workers N`: N processes serve the same listeners (node:cluster shares each
- * listening socket; the primary hands connections out round-robin). The primary runs no data
+ * `tollgate run --workers N`: N processes serve the same listeners. node:cluster shares each
+ * listening socket and every worker accepts on it itself (SCHED_NONE): the kernel hands each new
+ * connection to one of the workers waiting in accept. Node's default on Linux, round-robin, has
+ * the primary accept every connection and pass it to a worker over IPC, a hop that cost more CPU
+ * per new connection than a worker's whole handling of it in the bench (docs/operations.md);
+ * NODE_CLUSTER_SCHED_POLICY=rr still selects it. The primary runs no data
  * plane: it forks the workers, restarts one that dies, forwards SIGTERM, and serves the admin API
  * by asking every worker's private admin (127.0.0.1, ephemeral port) and merging the answers:
  * /ready is 200 only when every worker is ready; /stats/prometheus sums each series across
@@ -86,6 +90,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const adminPorts = new Map<number, number>(); // worker index -> private admin port
   const byWorker = new Map<Worker, number>();
   let stopping = false;
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ args: ['run', ...opts.argv] });
   const fork = (index: number): void => {
     const w = cluster.fork({ [WORKER_ENV]: String(index) });
