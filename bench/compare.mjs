@@ -4,7 +4,7 @@
 // change in the hot path is judged against the same machine state, not against an old table.
 //
 //   node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--seconds 3] [--rounds 5] [--warm 5]
-//                          [--no-pin] [--no-write] [--keep]
+//                          [--log-on] [--no-pin] [--no-write] [--keep]
 //
 // REF is a commit, branch or tag, built with `tsc` in a temporary git worktree (node_modules
 // linked from this checkout); `.` is this checkout as built in dist/ (run `npm run build` first).
@@ -30,6 +30,7 @@ const USAGE = `usage: node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--
   --seconds N    wrk duration per round (default 3)
   --rounds N     alternating rounds (default 5); the table shows the median
   --warm N       seconds of warm-up per Node target (default 5)
+  --log-on       also run each build with its access log on (appended to a file): the cost of the log
   --no-pin       do not pin with taskset
   --no-write     do not write bench/results/<stamp>-compare.json
   --keep         keep the temp dir (worktrees, configs, logs)
@@ -41,6 +42,7 @@ const { values: opt } = parseArgs({
     seconds: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '5' },
     warm: { type: 'string', default: '5' },
+    'log-on': { type: 'boolean' },
     'no-pin': { type: 'boolean' },
     'no-write': { type: 'boolean' },
     keep: { type: 'boolean' },
@@ -108,7 +110,7 @@ function git(args) {
 
 const builds = refs.map(buildRef);
 const pin = pinningPlan(opt['no-pin']);
-const ports = await freePorts(3 + refs.length * 2);
+const ports = await freePorts(3 + refs.length * 4);
 const [upPort, ngxPort, floorPort] = ports;
 await startUpstream(dir, upPort, pin.load);
 const targets = [
@@ -121,6 +123,12 @@ for (const [i, b] of builds.entries()) {
   const tg = await launchTollgate({ main: b.main, dir, name: `tollgate-${i}`, configYaml: benchIstioYaml({ httpPort, upstreamPort: upPort }), httpPort, adminPort: ports[4 + 2 * i], cpu: pin.proxy, accessLog: false });
   if (!tg.ok) throw new Error(`${name}: ${tg.reason}`);
   targets.push({ ...tg, name, node: true, tollgate: true });
+  if (opt['log-on']) {
+    const logPort = ports[3 + 2 * refs.length + 2 * i];
+    const tl = await launchTollgate({ main: b.main, dir, name: `tollgate-${i}-log`, configYaml: benchIstioYaml({ httpPort: logPort, upstreamPort: upPort }), httpPort: logPort, adminPort: ports[4 + 2 * refs.length + 2 * i], cpu: pin.proxy, accessLog: join(dir, `tollgate-${i}.access.log`) });
+    if (!tl.ok) throw new Error(`${name} log on: ${tl.reason}`);
+    targets.push({ ...tl, name: `${name} log on`, node: true, tollgate: true, logOf: name });
+  }
 }
 for (const t of targets) {
   const v = await verifyHttp(t.port, '/1k');
@@ -160,13 +168,14 @@ for (const size of sizes) {
       cell(s[t.name].cpuUsPerReq, (v) => v.toFixed(1)),
       fmtRatio(ratio(s[t.name].rps.median, s.nginx.rps.median)),
       fmtRatio(ratio(s[t.name].cpuUsPerReq.median, s['node-floor'].cpuUsPerReq.median)),
+      t.logOf ? fmtRatio(ratio(s[t.name].cpuUsPerReq.median, s[t.logOf].cpuUsPerReq.median)) : '',
     ]);
   }
 }
 const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-const md = `\`node bench/compare.mjs ${process.argv.slice(2).join(' ')}\`: \`wrk -t1 -c32 -d${seconds}s\`, Host-routed keep-alive GETs, access log off, median of ${rounds} alternating rounds; pinning ${pin.applied ? pin.reason : `not applied (${pin.reason})`}; load average at the end ${load}.
+const md = `\`node bench/compare.mjs ${process.argv.slice(2).join(' ')}\`: \`wrk -t1 -c32 -d${seconds}s\`, Host-routed keep-alive GETs, access log off${opt['log-on'] ? ' (on, to a file, in the "log on" rows)' : ''}, median of ${rounds} alternating rounds; pinning ${pin.applied ? pin.reason : `not applied (${pin.reason})`}; load average at the end ${load}.
 
-${table(['size', 'target', 'requests/s', 'CPU µs/request', 'rps / nginx', 'CPU / node-floor'], rows)}`;
+${table(['size', 'target', 'requests/s', 'CPU µs/request', 'rps / nginx', 'CPU / node-floor', 'CPU log on / off'], rows)}`;
 process.stdout.write(`\n${md}\n`);
 if (!opt['no-write']) {
   const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');

@@ -206,4 +206,27 @@ for (const [k, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, topN)) {
 }
 lines.push(`\nself time by file`);
 for (const [f, us] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`${ms(us)} ${pct(us)}  ${f}`);
+
+// Busy time by kind, per request: what a comparison with the node-floor needs (the floor pays the
+// socket syscalls and Node's stream machinery too; what Tollgate adds is mostly its own code).
+const KINDS = [
+  ['socket writes (syscalls)', (f, url) => !url && /^write(Buffer|Latin1String|Utf8String|v)|^writev/.test(f)],
+  ['garbage collector', (f) => f === '(garbage collector)'],
+  ['V8 / native other', (f, url) => !url && f !== '(idle)'],
+  ['Node streams, net, events, buffers', (f, url) => url.startsWith('node:')],
+  ['Tollgate (dist/src)', (f, url) => url.includes('/dist/src/')],
+  ['other JS', (f, url) => url !== ''],
+];
+const byKind = new Map(KINDS.map(([k]) => [k, 0]));
+for (const [id, us] of self) {
+  const n = byId.get(id);
+  if (!n || n.callFrame.functionName === '(idle)') continue;
+  const kind = KINDS.find(([, test]) => test(n.callFrame.functionName, n.callFrame.url));
+  if (kind) byKind.set(kind[0], byKind.get(kind[0]) + us);
+}
+const reqs = res.requests ?? 0;
+const busy = [...byKind.values()].reduce((a, b) => a + b, 0);
+lines.push(`\nbusy time by kind${reqs ? ', µs per request (sampled wall time while on CPU: inflated by a shared machine, compare shares)' : ''}`);
+for (const [k, us] of byKind) lines.push(`${ms(us)} ${pct(us)}  ${reqs ? `${(us / reqs).toFixed(1).padStart(7)} µs/req  ` : ''}${k}`);
+lines.push(`${ms(busy)} ${pct(busy)}  ${reqs ? `${(busy / reqs).toFixed(1).padStart(7)} µs/req  ` : ''}busy in total`);
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -21,15 +21,15 @@ import { cleanupAll, cleanupAllSync, commandOutput, freePorts, pinningPlan, proc
 const SCENARIOS = ['throughput', 'latency', 'l4', 'connect', 'scale', 'workers'];
 const ALIASES = { cpu: 'latency', memory: 'latency', http: 'throughput', tcp: 'l4' };
 
-// Durations in seconds. Budgets: full < 10 min, quick < 2 min, smoke < 60 s (with Tollgate running).
+// Durations in seconds. Budgets: full < 10 min, quick < 2.5 min, smoke < 60 s (with Tollgate running).
 const MODES = {
   full: { rounds: 3, thrSec: 3, warmSec: 2, nodeWarmSec: 10, latSec: 8, rate: 1000, l4Sec: 3, connSec: 2, connectSec: 2, sizes: ['1k', '64k'], logOnSizes: ['1k', '64k'], connectSizes: ['1k', '64k'], nodeBaseline: true, scaleNs: [1, 100, 1000, 10000], compileReps: 3, rssNs: [1, 1000, 10000], settleMs: 1000, budgetSec: 600 },
-  quick: { rounds: 3, thrSec: 1, warmSec: 0, nodeWarmSec: 3, latSec: 2, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: false, scaleNs: [1, 1000, 10000], compileReps: 1, rssNs: [1, 1000], settleMs: 1000, skip: ['workers'], budgetSec: 120 },
+  quick: { rounds: 3, thrSec: 1, warmSec: 0, nodeWarmSec: 3, latSec: 2, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: false, scaleNs: [1, 1000, 10000], compileReps: 1, rssNs: [1, 1000], settleMs: 1000, skip: ['workers'], budgetSec: 150 },
   smoke: { rounds: 1, thrSec: 1, warmSec: 0, nodeWarmSec: 0, latSec: 1, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: true, scaleNs: [1, 100], compileReps: 1, rssNs: [1, 100], settleMs: 200, budgetSec: 60 },
 };
 
 const USAGE = `usage: node bench/run.mjs [--quick | --smoke] [--scenario NAME ...] [options]
-  --quick             shorter runs (< 2 min): 3 rounds of 1-2 s; no workers scenario
+  --quick             shorter runs (< 2.5 min): 3 rounds of 1-2 s; no workers scenario
   --smoke             plumbing only (< 60 s): 1 round of 1 s, no timing assertions;
                       writes nothing unless --write
   --scenario NAME     repeatable or comma-separated: ${SCENARIOS.join(', ')} (cpu = latency)

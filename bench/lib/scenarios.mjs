@@ -239,7 +239,7 @@ export async function latency(ctx) {
   const tgAddedP99 = added.tollgate.p99Ms;
   const tgCpu = s.vcpuPer1k.tollgate?.median;
   const checks = [
-    check('Added latency p99 at 1,000 req/s over direct', '<= 0.300 ms', tgAddedP99, tgAddedP99 <= 0.3, tgAddedP99 === undefined ? undefined : `${fmtMs(tgAddedP99)} ms`),
+    check('Added latency p99 at 1,000 req/s over direct', '<= 0.250 ms', tgAddedP99, tgAddedP99 <= 0.25, tgAddedP99 === undefined ? undefined : `${fmtMs(tgAddedP99)} ms`),
     check('CPU per 1,000 req/s', '<= 0.10 vCPU', tgCpu, tgCpu <= 0.1, tgCpu === undefined ? undefined : `${tgCpu.toFixed(3)} vCPU`),
     check('RSS idle per worker (after warm-up)', '<= 60 MB', idleWarm.tollgate, idleWarm.tollgate <= 60 * 1048576, idleWarm.tollgate === undefined ? undefined : `${fmtMB(idleWarm.tollgate)} MB after load (${fmtMB(ctx.idleRss.tollgate)} MB at start)`),
   ];

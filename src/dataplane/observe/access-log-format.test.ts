@@ -17,7 +17,7 @@ describe('access log JSON line', () => {
     assert.deepEqual(JSON.parse(line), JSON.parse(JSON.stringify(r)));
   });
 
-  it('batches lines and writes them in one write per event-loop turn', async () => {
+  it('batches lines: one write per flush interval, or as soon as 64 KiB are pending', async () => {
     const writes: string[] = [];
     const log = new AccessLogger({ format: 'json', out: { write: (s: string) => writes.push(s) } });
     const r = emptyRecord(0, 'a', 'b');
@@ -25,8 +25,14 @@ describe('access log JSON line', () => {
     log.log(r);
     assert.equal(writes.length, 0, 'nothing written synchronously');
     await new Promise((res) => setImmediate(res));
-    assert.equal(writes.length, 1);
-    assert.equal(writes[0]!.split('\n').length, 3);
+    log.log(r);
+    assert.equal(writes.length, 0, 'lines of several event-loop turns wait for the same write');
+    await new Promise((res) => setTimeout(res, 120));
+    assert.equal(writes.length, 1, 'written within the flush interval');
+    assert.equal(writes[0]!.split('\n').length, 4);
+    const line = writes[0]!.split('\n')[0]!;
+    for (let i = 0; i < Math.ceil(65536 / line.length); i++) log.log(r);
+    assert.equal(writes.length, 2, '64 KiB pending: written at once');
     assert.equal(log.needsRecords, false);
     log.subscribe(() => {});
     assert.equal(log.needsRecords, true);
