@@ -18,8 +18,8 @@ import * as S from './lib/scenarios.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO, tollgateCanDisableAccessLog, tollgateRunHelp } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, commandOutput, freePorts, pinningPlan, processTree, rssBytes } from './lib/util.mjs';
 
-const SCENARIOS = ['throughput', 'latency', 'l4', 'connect', 'scale', 'workers'];
-const ALIASES = { cpu: 'latency', memory: 'latency', http: 'throughput', tcp: 'l4' };
+const SCENARIOS = ['throughput', 'latency', 'http2', 'l4', 'connect', 'scale', 'workers'];
+const ALIASES = { cpu: 'latency', memory: 'latency', http: 'throughput', h2: 'http2', tcp: 'l4' };
 
 // Durations in seconds. Budgets: full < 10 min, quick < 2 min, smoke < 60 s (with Tollgate running).
 const MODES = {
@@ -157,7 +157,7 @@ log(`mode ${mode}; scenarios ${SCENARIOS.filter(run).join(', ')}; pinning: ${ctx
 
 const P = ctx.pin;
 const need = {
-  http: run('throughput') || run('latency'), // these share the warmed-up peers; scale and workers start their own Tollgates
+  http: run('throughput') || run('latency'), // these share the warmed-up peers; http2, scale and workers start their own Tollgates
   tcp: run('l4'),
   squid: run('connect'),
   tollgate: !opt['skip-tollgate'],
