@@ -145,7 +145,7 @@ export async function http2(ctx) {
     const cpuCell = (n) => (s[n]?.status ? '—' : fmt(s[n]?.cpuUsPerRequest?.median, 1));
     rows.push([c.id, rpsCell('nginx'), rpsCell('tollgate'), fmtRatio(rpsRatio), cpuCell('nginx'), cpuCell('tollgate'), fmtRatio(cpuRatio)]);
   }
-  const markdown = `### HTTP/2 over TLS (ALPN h2) through a Gateway HTTPS server
+  const markdown = `### 3b. HTTP/2 over TLS (ALPN h2) through a Gateway HTTPS server (higher req/s, lower CPU is better)
 
 \`h2load -t1 -c<conns> -m<streams> -D${cfg.thrSec} --connect-to=127.0.0.1:<port> https://${BENCH_HOST}/1k\`; TLS 1.3, certificate from a credentialName Secret (Tollgate) / \`ssl_certificate\` (nginx 1 worker, \`listen ssl http2\`); both speak HTTP/1.1 keep-alive to the same upstream; access logs off. Median of ${cfg.rounds} alternating rounds. CPU = the proxy's user+system time per request (lower is better; meaningful on a loaded machine, unlike req/s).
 

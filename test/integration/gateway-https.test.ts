@@ -7,12 +7,17 @@
  * - SNI picks the certificate among several servers on one port; MUTUAL refuses a client without a
  *   certificate or with one from another CA, accepts one from the `<name>-cacert` CA and logs its
  *   subject and SANs; OPTIONAL_MUTUAL; a rotated Secret is served to new connections by the same
- *   process (`run --watch`).
+ *   process (`run --watch`, and a proxy of the control plane).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
+import { FileConfigSource } from '../../src/controlplane/config-source.js';
+import { ControlPlane } from '../../src/controlplane/server.js';
+import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
 import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { startHttpUpstream, startNginx, type HttpUpstream, type Nginx } from '../helpers/http.js';
 import { targetPortEntry } from '../helpers/istio-yaml.js';
@@ -289,5 +294,66 @@ spec:
     assert.notEqual(old.exit, 0, 'the old certificate is no longer served');
     assert.equal(gate.child.pid, pid);
     assert.equal(gate.child.exitCode, null);
+  });
+});
+
+describe('a rotated credential Secret reaches a proxy of the control plane without a restart', { skip, concurrency: false }, () => {
+  it('the next connection gets the new certificate', async (t) => {
+    const pki = makePki();
+    const caOne = (await pki.ca('one-ca')).cert;
+    const caTwo = (await pki.ca('two-ca')).cert;
+    const one = await pki.leaf('www-one', 'one-ca', { dns: 'www.rotate.test' });
+    const two = await pki.leaf('www-two', 'two-ca', { dns: 'www.rotate.test' });
+    const upstream = await startHttpUpstream(loopbackAddress());
+    const dir = mkdtempSync(join(tmpdir(), 'tg-rotate-'));
+    const file = join(dir, 'edge.yaml');
+    const config = (leaf: { cert: string; key: string }): string =>
+      targetPortEntry('echo', 'edge', 'echo.test', [upstream.host], upstream.port, true) +
+      tlsSecret('edge', 'www-cred', pki.read(leaf.cert), pki.read(leaf.key)) +
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: www, namespace: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [www.rotate.test], tls: {mode: SIMPLE, credentialName: www-cred}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: www, namespace: edge}
+spec:
+  hosts: [www.rotate.test]
+  gateways: [www]
+  http: [{route: [{destination: {host: echo.test, port: {number: 80}}}]}]
+`;
+    writeFileSync(file, config(one));
+    const source = new FileConfigSource({ paths: [dir], debounceMs: 50 });
+    source.reload();
+    const auth = await makeControlPlaneAuth(['edge']);
+    const cp = new ControlPlane({ source, ...auth.server });
+    const { port: cpPort } = await cp.listen('127.0.0.1', 0);
+    source.watch();
+    const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, ...auth.runArgs('edge'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=ingressgateway', '--name', 'gw-1', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '443=0', '--log-level', 'error']), { silentAccessLog: true, logOut: { write: () => true } });
+    t.after(async () => {
+      await px.stop(100);
+      source.close();
+      await cp.close();
+      auth.cleanup();
+      await upstream.close();
+      rmSync(dir, { recursive: true, force: true });
+      pki.cleanup();
+    });
+    await waitFor(() => px.runtime.ready, 10_000, 'proxy ready');
+    const port = px.runtime.boundPortOf(443) ?? 0;
+    const first = await curlHttps(port, 'www.rotate.test', caOne, ['--http2']);
+    assert.equal(`${first.exit} ${first.code}`, '0 200', first.stderr);
+    const before = px.runtime.current?.snapshot.version;
+
+    writeFileSync(file, config(two));
+    await waitFor(() => px.runtime.current?.snapshot.version !== before, 15_000, 'the rotated snapshot applied');
+    const rotated = await curlHttps(port, 'www.rotate.test', caTwo, ['--http2']);
+    assert.equal(`${rotated.exit} ${rotated.code}`, '0 200', `the new certificate is served: ${rotated.stderr}`);
+    const stale = await curlHttps(port, 'www.rotate.test', caOne, ['--http2']);
+    assert.notEqual(stale.exit, 0, 'the old certificate is no longer served');
+    assert.equal(px.runtime.boundPortOf(443), port, 'same listener, no restart');
   });
 });
