@@ -182,6 +182,8 @@ describe('SNI among servers, MUTUAL / OPTIONAL_MUTUAL client certificates, Secre
       tlsSecret('edge', 'b-cred', pki.read(p['b']!.cert), pki.read(p['b']!.key)) +
       cacertSecret('edge', 'b-cred-cacert', pki.read(p['clientCa']!.cert)) +
       tlsSecret('edge', 'c-cred', pki.read(p['c']!.cert), pki.read(p['c']!.key), pki.read(p['clientCa']!.cert)) +
+      tlsSecret('edge', 'd-cred', pki.read(p['d']!.cert), pki.read(p['d']!.key), pki.read(p['clientCa']!.cert)) +
+      tlsSecret('edge', 'e-cred', pki.read(p['e']!.cert), pki.read(p['e']!.key), pki.read(p['clientCa']!.cert)) +
       `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: apps}
@@ -191,12 +193,14 @@ spec:
   - {port: {number: 443, name: https-a, protocol: HTTPS}, hosts: [a.test], tls: {mode: SIMPLE, credentialName: a-cred}}
   - {port: {number: 443, name: https-b, protocol: HTTPS}, hosts: [b.test], tls: {mode: MUTUAL, credentialName: b-cred}}
   - {port: {number: 443, name: https-c, protocol: HTTPS}, hosts: [c.test], tls: {mode: OPTIONAL_MUTUAL, credentialName: c-cred}}
+  - {port: {number: 443, name: https-d, protocol: HTTPS}, hosts: [d.test], tls: {mode: MUTUAL, credentialName: d-cred, subjectAltNames: [client.apps.test]}}
+  - {port: {number: 443, name: https-e, protocol: HTTPS}, hosts: [e.test], tls: {mode: MUTUAL, credentialName: e-cred, subjectAltNames: [spiffe://cluster.local/ns/apps/sa/other]}}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: all, namespace: apps}
 spec:
-  hosts: [a.test, b.test, c.test]
+  hosts: [a.test, b.test, c.test, d.test, e.test]
   gateways: [gw]
   http: [{route: [{destination: {host: echo.test, port: {number: 80}}}]}]
 `
@@ -213,6 +217,8 @@ spec:
     p['a2'] = await pki.leaf('a2', 'server-ca-2', { dns: 'a.test' });
     p['b'] = await pki.leaf('b', 'server-ca', { dns: 'b.test' });
     p['c'] = await pki.leaf('c', 'server-ca', { dns: 'c.test' });
+    p['d'] = await pki.leaf('d', 'server-ca', { dns: 'd.test' });
+    p['e'] = await pki.leaf('e', 'server-ca', { dns: 'e.test' });
     p['client'] = await pki.leaf('client', 'client-ca', { dns: 'client.apps.test', client: true });
     p['intruder'] = await pki.leaf('intruder', 'other-ca', { dns: 'client.apps.test', client: true });
     upstream = await startHttpUpstream(loopbackAddress());
@@ -278,6 +284,16 @@ spec:
     assert.equal((await logged((x) => x.path === '/opt-none')).downstream_peer_subject, undefined);
     const bad = await curlHttps(port, 'c.test', caOf('server-ca'), ['--http1.1', ...clientArgs('intruder')], '/opt-bad');
     assert.notEqual(bad.code, '200', bad.stderr);
+  });
+
+  it('MUTUAL with subjectAltNames: a client certificate from the CA must also carry one of them', async () => {
+    const ok = await curlHttps(port, 'd.test', caOf('server-ca'), ['--http1.1', ...clientArgs('client')], '/san-ok');
+    assert.equal(`${ok.exit} ${ok.code}`, '0 200', ok.stderr);
+    const other = await curlHttps(port, 'e.test', caOf('server-ca'), ['--http1.1', ...clientArgs('client')], '/san-other');
+    assert.notEqual(other.code, '200', other.stderr);
+    const rec = await logged((x) => x.tollgate_reason === 'tls_client_certificate_san_mismatch');
+    assert.equal(rec.requested_server_name, 'e.test');
+    assert.match(rec.connection_termination_details ?? '', /has none of the subjectAltNames spiffe:\/\/cluster\.local\/ns\/apps\/sa\/other/);
   });
 
   it('a rotated Secret is served to new connections without a restart', async () => {
