@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.mjs';
 import { BENCH_HOST, peerVersions, startHaproxy, startIperfServer, startNginxProxy, startNodeBaseline, startNodeFloor, startPipeRelay, startSquid, startUpstream, verifyHttp } from './lib/peers.mjs';
-import { table, truncate, writeBenchmarksMd } from './lib/report.mjs';
+import { table, truncate, writeBenchmarksMd, writeBenchmarksSubsections } from './lib/report.mjs';
 import * as S from './lib/scenarios.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO, tollgateCanDisableAccessLog, tollgateRunHelp } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, commandOutput, freePorts, pinningPlan, processTree, rssBytes } from './lib/util.mjs';
 
-const SCENARIOS = ['throughput', 'latency', 'l4', 'connect', 'scale', 'workers'];
-const ALIASES = { cpu: 'latency', memory: 'latency', http: 'throughput', tcp: 'l4' };
+const SCENARIOS = ['throughput', 'latency', 'http2', 'l4', 'connect', 'scale', 'workers'];
+const ALIASES = { cpu: 'latency', memory: 'latency', http: 'throughput', h2: 'http2', tcp: 'l4' };
 
 // Durations in seconds. Budgets: full < 10 min, quick < 2.5 min, smoke < 60 s (with Tollgate running).
 const MODES = {
@@ -157,7 +157,7 @@ log(`mode ${mode}; scenarios ${SCENARIOS.filter(run).join(', ')}; pinning: ${ctx
 
 const P = ctx.pin;
 const need = {
-  http: run('throughput') || run('latency'), // these share the warmed-up peers; scale and workers start their own Tollgates
+  http: run('throughput') || run('latency'), // these share the warmed-up peers; http2, scale and workers start their own Tollgates
   tcp: run('l4'),
   squid: run('connect'),
   tollgate: !opt['skip-tollgate'],
@@ -322,7 +322,12 @@ const md = [header, ...outputs.map((o) => o.markdown), checkRows.length ? `### T
   .join('\n\n');
 process.stdout.write(`\n${md}\n`);
 if (writeResults) log(`results: bench/results/${stamp}-*.json`);
-if (writeMd) {
+if (writeMd && partial) {
+  // Only this run's scenarios, each with the run it came from; the rest of the block stays.
+  const from = `Run: \`${command}\` (${elapsed.toFixed(0)} s), ${stamp}; load average ${m.loadavgAtStart} at start, ${m.loadavgAtEnd} at end; pinning ${ctx.pin.applied ? 'applied' : 'not applied'}.`;
+  writeBenchmarksSubsections(join(REPO, 'BENCHMARKS.md'), outputs.map((o) => `${o.markdown}\n\n${from}`));
+  log(`BENCHMARKS.md: ${outputs.map((o) => o.name).join(', ')} updated`);
+} else if (writeMd) {
   writeBenchmarksMd(join(REPO, 'BENCHMARKS.md'), md);
   log('BENCHMARKS.md updated');
 }

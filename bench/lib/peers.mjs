@@ -135,6 +135,47 @@ http {
 }
 
 /**
+ * nginx terminating TLS with HTTP/2 (ALPN h2) and proxying to the upstream over HTTP/1.1
+ * keep-alive, as Tollgate does on a Gateway HTTPS server: 1 worker, Host routing, no access log.
+ */
+export async function startNginxH2Proxy(dir, { port, upstreamPort, cert, key, cpu }) {
+  const name = 'nginx-h2';
+  const conf = `${nginxCommon(dir, name)}
+http {
+  access_log off;
+  tcp_nodelay on;
+  keepalive_timeout 120s; keepalive_requests 10000000;
+  http2_max_concurrent_streams 256;${nginxTemps(dir, name)}
+  ssl_certificate ${cert};
+  ssl_certificate_key ${key};
+  ssl_protocols TLSv1.2 TLSv1.3;
+  upstream bench_up {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl http2 default_server backlog=4096;
+    return 404;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    server_name ${BENCH_HOST};
+    location / {
+      proxy_pass http://bench_up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffer_size 16k;
+      proxy_buffers 8 16k;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`;
+  return startNginx(name, dir, conf, port, cpu);
+}
+
+/**
  * HAProxy, one thread: http mode with a Host ACL; the log-off instance also carries the TCP-mode
  * frontends used by the L4 scenario (one to iperf3, one to the HTTP upstream for connections/s).
  */

@@ -63,3 +63,36 @@ machine (copy the rows from the run before and after).
   }
   writeFileSync(file, text);
 }
+
+/**
+ * A partial run (`--scenario X --write`): replaces only the `### ` subsections the run produced
+ * inside the generated block (matched by their heading up to the first "."), or inserts them before
+ * "### Targets", so the rest of the latest full run (and sections other scripts wrote) stays.
+ */
+export function writeBenchmarksSubsections(file, sections) {
+  if (!existsSync(file)) return writeBenchmarksMd(file, sections.join('\n\n'));
+  let text = readFileSync(file, 'utf8');
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a < 0 || b <= a) return writeBenchmarksMd(file, sections.join('\n\n'));
+  let block = text.slice(a + START.length, b);
+  for (const section of sections) {
+    const heading = section.trim().split('\n')[0];
+    if (!heading.startsWith('### ')) continue;
+    const key = heading.split('.')[0];
+    const at = block.split('\n').findIndex((l) => l.startsWith('### ') && l.split('.')[0] === key);
+    const lines = block.split('\n');
+    if (at >= 0) {
+      let end = lines.findIndex((l, i) => i > at && (l.startsWith('### ') || l.startsWith('## ')));
+      if (end < 0) end = lines.length;
+      lines.splice(at, end - at, ...`${section.trim()}\n`.split('\n'));
+    } else {
+      let before = lines.findIndex((l) => l.startsWith('### Targets'));
+      if (before < 0) before = lines.length - 1;
+      lines.splice(before, 0, ...`${section.trim()}\n`.split('\n'));
+    }
+    block = lines.join('\n');
+  }
+  text = `${text.slice(0, a + START.length)}${block}${text.slice(b)}`;
+  writeFileSync(file, text);
+}

@@ -373,6 +373,9 @@ ${table(['metric', 'direct', 'squid', 'tollgate', 'tg/squid', 'tg/direct'], rows
 
 // ------------------------------------------------------------------ 6. scale
 
+// HTTP/2 over TLS (its own nginx and Tollgate): h2.mjs.
+export { http2 } from './h2.mjs';
+
 const COMPILE_BENCH = fileURLToPath(new URL('./compile-bench.mjs', import.meta.url));
 
 export async function scale(ctx) {

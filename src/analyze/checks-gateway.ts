@@ -74,9 +74,12 @@ export function credentialProblem(secret: Resource, now: Date): string | undefin
 }
 
 /**
- * Gateway credentialName: the Secret exists where Tollgate reads it (the Gateway's namespace) and
- * holds a usable certificate and key. Istio reads it from the gateway pods' namespace instead; a
- * Secret found only there is named, so the difference is visible rather than a silent handshake failure.
+ * Gateway credentialName: the Secret exists where the gateway proxy reads it and holds a usable
+ * certificate and key (plus a CA for MUTUAL/OPTIONAL_MUTUAL). As Istio, a gateway proxy reads the
+ * Secret from its own namespace (snapshot/generate/gateway.ts gatewayCredential): the namespaces of
+ * the pods the Gateway selects; with no pod in the config, the Gateway's namespace (the namespace
+ * `tollgate run` then assumes for the proxy). A Secret found only beside the Gateway is named, so
+ * the difference is visible rather than a silent handshake failure.
  */
 export const gatewaySecrets: Check = (f) => {
   const byKey = new Map(f.model.secrets.map((s) => [`${s.namespace}/${s.name}`, s]));
@@ -84,29 +87,44 @@ export const gatewaySecrets: Check = (f) => {
   for (const g of f.model.gateways) {
     const pods = gatewayWorkloads(f, g);
     if (Object.keys(g.selector).length > 0 && pods.length === 0) continue; // TG_GATEWAY_NO_WORKLOAD says why
+    const proxyNamespaces = pods.length > 0 ? [...new Set(pods.map((w) => w.namespace))].sort() : [g.resource.namespace];
     for (const s of g.servers) {
-      const name = s.server.tls?.credentialName;
-      if (!name) continue;
+      const tls = s.server.tls;
+      const name = tls?.credentialName;
+      if (!name || tls === undefined) continue;
       const path = ['spec', 'servers', s.index, 'tls', 'credentialName'];
-      const ns = g.resource.namespace;
-      let secret = byKey.get(`${ns}/${name}`);
-      if (!secret) {
-        const podNs = [...new Set(pods.map((w) => w.namespace))].find((pns) => byKey.has(`${pns}/${name}`));
-        secret = podNs === undefined ? undefined : byKey.get(`${podNs}/${name}`);
-        if (podNs !== undefined) {
-          f.report('error', 'TG_GATEWAY_SECRET_NAMESPACE', g.resource, path, `credentialName ${name}: the Secret is in ${podNs} (the gateway pods' namespace, where Istio looks), but Tollgate reads gateway credentials from the Gateway's namespace ${ns}: TLS handshakes on port ${s.server.port.number} fail`, `create Secret ${name} in namespace ${ns} too, or move the Gateway to ${podNs}`);
-        } else {
-          f.report('error', 'TG_GATEWAY_SECRET_NOT_FOUND', g.resource, path, `credentialName ${name}: Secret ${ns}/${name} is not in the config; TLS handshakes on port ${s.server.port.number} fail`, `add Secret ${name} (type kubernetes.io/tls, keys tls.crt and tls.key) in namespace ${ns}`);
+      const port = s.server.port.number;
+      for (const ns of proxyNamespaces) {
+        const secret = byKey.get(`${ns}/${name}`);
+        if (!secret) {
+          const beside = ns !== g.resource.namespace && byKey.has(`${g.resource.namespace}/${name}`);
+          if (beside) {
+            f.report('error', 'TG_GATEWAY_SECRET_NAMESPACE', g.resource, path, `credentialName ${name}: the Secret is in the Gateway's namespace ${g.resource.namespace}, but a gateway proxy reads it from its own namespace ${ns} (as Istio does): TLS handshakes on port ${port} fail there`, `create Secret ${name} in namespace ${ns}`);
+          } else {
+            f.report('error', 'TG_GATEWAY_SECRET_NOT_FOUND', g.resource, path, `credentialName ${name}: Secret ${ns}/${name} (the gateway proxy's namespace) is not in the config; TLS handshakes on port ${port} fail`, `add Secret ${name} (type kubernetes.io/tls, keys tls.crt and tls.key) in namespace ${ns}`);
+          }
+          continue;
         }
-      }
-      if (!secret) continue;
-      const problem = credentialProblem(secret, now);
-      if (problem !== undefined) {
-        f.report('error', 'TG_GATEWAY_SECRET_INVALID', g.resource, path, `credentialName ${name}: Secret ${secret.namespace}/${name} ${problem}; TLS handshakes on port ${s.server.port.number} fail`, `put a valid PEM certificate chain in tls.crt and its private key in tls.key of Secret ${secret.namespace}/${name}`);
+        const problem = credentialProblem(secret, now) ?? (tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL' ? clientCaProblem(secret, byKey.get(`${ns}/${name}-cacert`), tls.caCertificates) : undefined);
+        if (problem !== undefined) {
+          f.report('error', 'TG_GATEWAY_SECRET_INVALID', g.resource, path, `credentialName ${name}: Secret ${ns}/${name} ${problem}; TLS handshakes on port ${port} fail`, `put a valid PEM certificate chain in tls.crt and its private key in tls.key of Secret ${ns}/${name}${tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL' ? `, and the client CA in ca.crt (or in Secret ${name}-cacert)` : ''}`);
+        }
       }
     }
   }
 };
+
+/** MUTUAL/OPTIONAL_MUTUAL: the client CA (ca.crt or cacert, else the `<name>-cacert` Secret) is there and parses. */
+function clientCaProblem(secret: Resource, caSecret: Resource | undefined, caFile: string | undefined): string | undefined {
+  const ca = secretValue(secret, ['ca.crt', 'cacert']) ?? (caSecret !== undefined ? secretValue(caSecret, ['cacert', 'ca.crt']) : undefined);
+  if (ca === undefined) return caFile !== undefined ? undefined : `has no client CA for tls.mode MUTUAL (no ca.crt or cacert, and no Secret ${secret.name}-cacert): the proxy refuses the snapshot`;
+  try {
+    new X509Certificate(ca);
+  } catch {
+    return `has a client CA (ca.crt/cacert) that is not a PEM certificate`;
+  }
+  return undefined;
+}
 
 /** `a` applies wherever `b` does: a's labels are a subset of b's (Istio's "sub-selector"). */
 function subSelector(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {

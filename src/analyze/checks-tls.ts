@@ -9,7 +9,7 @@ export const gatewayTlsSettings: Check = (f) => {
       if (!isTerminated(s)) continue;
       const p = tlsParameters(s.server.tls);
       if (p.unsupported !== undefined) {
-        f.report('error', 'TG_GATEWAY_TLS_UNSUPPORTED', g.resource, ['spec', 'servers', s.index, 'tls'], `server ${s.index} (port ${s.server.port.number}): ${p.unsupported}; a proxy refuses a snapshot with this server (it does not start, or keeps its previous config)`, 'use OpenSSL cipher names (openssl ciphers -v), one per entry, and minProtocolVersion <= maxProtocolVersion');
+        f.report('error', 'TG_GATEWAY_TLS_UNSUPPORTED', g.resource, ['spec', 'servers', s.index, 'tls'], `server ${s.index} (port ${s.server.port.number}): ${p.unsupported}; a proxy refuses a snapshot with this server (it does not start, or keeps its previous config)`, 'use OpenSSL cipher names (openssl ciphers -v), one per entry, and minProtocolVersion <= maxProtocolVersion; give MUTUAL a CA; drop the fields named as not supported');
       }
     }
   }

@@ -40,6 +40,11 @@ export interface ServerTls {
   readonly privateKey?: string;
   readonly caCertificates?: string;
   readonly credentialName?: string;
+  readonly credentialNames?: readonly string[];
+  readonly subjectAltNames?: readonly string[];
+  readonly caCrl?: string;
+  readonly verifyCertificateSpki?: readonly string[];
+  readonly verifyCertificateHash?: readonly string[];
   readonly minProtocolVersion?: 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
   readonly maxProtocolVersion?: 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
   readonly cipherSuites?: readonly string[];

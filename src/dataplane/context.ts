@@ -33,6 +33,17 @@ export interface DataPlaneLimits {
   readonly tcpIdleTimeoutMs?: number;
 }
 
+/** The verified client certificate of a terminated connection (filters and the access log read it). */
+export interface PeerCertificateFacts {
+  /** RFC 2253-style subject, most significant first: `CN=client,O=acme`. */
+  readonly subject: string;
+  readonly uriSans: readonly string[];
+  readonly dnsSans: readonly string[];
+  readonly ipSans: readonly string[];
+  /** SHA-256 of the DER certificate, lower-case hex (Envoy's x-forwarded-client-cert `Hash`). */
+  readonly sha256: string;
+}
+
 export interface DownstreamConnection {
   /** Paused; bytes already read by the listener were pushed back with unshift(): read it as fresh. */
   readonly socket: Socket;
@@ -53,6 +64,8 @@ export interface DownstreamConnection {
   /** Mesh mTLS was terminated on this connection; `peer` is the identity the client's certificate proved. */
   readonly mutualTls?: boolean;
   readonly peer?: PeerIdentity | undefined;
+  /** A terminated connection's verified client certificate (Gateway tls.mode MUTUAL/OPTIONAL_MUTUAL). */
+  readonly peerCertificate?: PeerCertificateFacts;
   readonly startTime: number;
   readonly startHr: bigint;
   /**

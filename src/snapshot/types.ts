@@ -199,11 +199,14 @@ export interface FilterChain {
 export type MtlsMode = 'STRICT' | 'PERMISSIVE';
 
 export interface DownstreamTls {
-  readonly mode: 'SIMPLE' | 'MUTUAL';
+  /** MUTUAL: a client certificate from the CA is required; OPTIONAL_MUTUAL: one that is sent must verify. */
+  readonly mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
   readonly serverCertificate?: string;
   readonly privateKey?: string;
   readonly caCertificates?: string;
   readonly credentialName?: string; // "namespace/name" of a Secret
+  /** Client certificates must carry one of these SANs (URI, DNS or IP), for MUTUAL/OPTIONAL_MUTUAL. */
+  readonly subjectAltNames?: readonly string[];
   /** Protocol versions accepted (Gateway min/maxProtocolVersion; default TLS 1.2 to 1.3). */
   readonly minVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
   readonly maxVersion?: 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';

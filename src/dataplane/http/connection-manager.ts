@@ -23,7 +23,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
 import type { CompiledSnapshot } from '../route/compile.js';
-import { addrPort, type DownstreamConnection } from '../context.js';
+import { addrPort, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
 import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
 import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { connectionRecord, isoTime } from './access.js';
@@ -60,6 +60,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   readonly localText: string;
   readonly sni: string | null;
   readonly tls: boolean;
+  readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
   /** The client sent FIN: finish the request in flight, then close. */
   clientEnded = false;
@@ -110,6 +111,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.localText = addrPort(conn.localAddress, conn.localPort);
     this.sni = conn.sni ?? null;
     this.tls = conn.tls || conn.chain.tls !== undefined;
+    this.peerCertificate = conn.peerCertificate;
     this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
     this.sniff = proxy === undefined ? Buffer.alloc(0) : null;
     this.edge = isEdge(conn);

@@ -23,7 +23,7 @@ import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { HttpConnectionManager } from '../../snapshot/types.js';
-import { addrPort, type DownstreamConnection } from '../context.js';
+import { addrPort, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
 import type { CompiledSnapshot } from '../route/compile.js';
 import { connectionRecord } from './access.js';
 import { ActiveStream } from './active-stream.js';
@@ -138,6 +138,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
   readonly localText: string;
   readonly sni: string | null;
   readonly tls: boolean;
+  readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
   readonly clientEnded = false;
   private active: DownstreamStream | null = null;
@@ -160,6 +161,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     this.localText = session.localText;
     this.sni = session.conn.sni ?? null;
     this.tls = session.tls;
+    this.peerCertificate = session.conn.peerCertificate;
     this.sourceNamespace = session.sourceNamespace;
     this.resParser = new HttpParser('response', this, { maxHeaderBytes: 1 << 20, maxHeaders: 1000 });
     h2.on('error', () => {});

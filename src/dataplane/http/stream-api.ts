@@ -12,7 +12,7 @@
  *   UpstreamRequest (router/upstream-request.ts)  implements UpstreamHandle    the router's side of one request
  */
 import type { Socket } from 'node:net';
-import type { DataPlaneServices } from '../context.js';
+import type { DataPlaneServices, PeerCertificateFacts } from '../context.js';
 import type { CompiledSnapshot } from '../route/compile.js';
 import type { PipeResult } from '../tcp/pipe.js';
 import type { HttpParseError } from './errors.js';
@@ -52,6 +52,8 @@ export interface DownstreamConn {
   readonly localText: string;
   readonly sni: string | null;
   readonly tls: boolean;
+  /** The client certificate a terminating Gateway server verified (MUTUAL/OPTIONAL_MUTUAL). */
+  readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
   /** The address the client dialed before redirection (sidecar capture), when known. */
   readonly originalDestination: { readonly ip: string; readonly port: number } | undefined;

@@ -4,6 +4,7 @@
  * can never tell different stories about the same request. Field names follow Envoy's StreamInfo
  * and the access-log keys (docs/observability.md).
  */
+import type { PeerCertificateFacts } from '../context.js';
 import { jsonString, type AccessLogRecord } from '../observe/access-log.js';
 import { isoTime } from './access.js';
 import type { RequestHead } from './head.js';
@@ -14,6 +15,7 @@ export interface DownstreamFacts {
   readonly remoteText: string;
   readonly localText: string;
   readonly sni: string | null;
+  readonly peerCertificate: PeerCertificateFacts | undefined;
 }
 
 export class StreamInfo implements RequestHeadFacts {
@@ -84,6 +86,7 @@ export class StreamInfo implements RequestHeadFacts {
     r.upstream_service_time = this.upstreamServiceTime === null ? null : Math.floor(this.upstreamServiceTime);
     if (this.detail !== undefined) r.response_code_details = this.detail;
     if (this.transportFailure !== undefined) r.upstream_transport_failure_reason = this.transportFailure;
+    if (d.peerCertificate !== undefined) setPeerFields(r, d.peerCertificate);
     return r;
   }
 
@@ -108,6 +111,18 @@ export class StreamInfo implements RequestHeadFacts {
       `"upstream_service_time":${ust === null ? 'null' : Math.floor(ust)}`;
     if (this.detail !== undefined) line += `,"response_code_details":${jsonString(this.detail)}`;
     if (this.transportFailure !== undefined) line += `,"upstream_transport_failure_reason":${jsonString(this.transportFailure)}`;
+    if (d.peerCertificate !== undefined) line += peerFieldsJson(d.peerCertificate);
     return line + '}\n';
   }
+}
+
+/** The client certificate's fields of a record (present only on mutual-TLS connections). */
+function setPeerFields(r: AccessLogRecord, p: PeerCertificateFacts): void {
+  r.downstream_peer_subject = p.subject;
+  r.downstream_peer_uri_san = p.uriSans.join(',');
+  r.downstream_peer_dns_san = p.dnsSans.join(',');
+}
+
+function peerFieldsJson(p: PeerCertificateFacts): string {
+  return `,"downstream_peer_subject":${jsonString(p.subject)},"downstream_peer_uri_san":${jsonString(p.uriSans.join(','))},"downstream_peer_dns_san":${jsonString(p.dnsSans.join(','))}`;
 }

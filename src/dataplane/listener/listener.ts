@@ -20,6 +20,7 @@ import { acceptMeshTls } from '../mesh/accept.js';
 import { offersMeshAlpn } from '../mesh/contexts.js';
 import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { WorkloadIdentitySource } from '../../shared/workload-identity.js';
+import { terminateTls } from './tls-terminate.js';
 import type { ConnectionBudget } from './connection-budget.js';
 
 export interface ListenerState {
@@ -374,10 +375,21 @@ export class ListenerRuntime {
             socket.destroy();
             return;
           }
-          const tlsSocket = new TLSSocket(socket, { isServer: true, secureContext: ctx, ALPNProtocols: ['http/1.1'] });
-          tlsSocket.on('error', noop);
-          tlsSocket.pause();
-          this.opts.http.handle({ ...conn, socket: tlsSocket }, f);
+          terminateTls(socket, ctx, services.limits.tlsHelloTimeoutMs, (t) => {
+            if (t.ok) {
+              this.opts.http.handle({ ...conn, socket: t.socket, ...(t.peer !== undefined ? { peerCertificate: t.peer } : {}) }, f);
+              return;
+            }
+            const r = emptyRecord(startTime, addrPort(conn.remoteAddress, conn.remotePort), addrPort(conn.localAddress, conn.localPort));
+            r.requested_server_name = facts.sni ?? null;
+            r.route_name = chain.name;
+            r.response_flags = 'DPE';
+            r.tollgate_reason = t.reason;
+            r.connection_termination_details = t.detail;
+            r.duration = elapsedMs(startHr);
+            services.accessLog.log(r);
+            services.metrics.denied(t.reason);
+          });
           return;
         }
         this.opts.http.handle(conn, f);

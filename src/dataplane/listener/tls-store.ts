@@ -1,17 +1,32 @@
 /**
- * Downstream TLS (Gateway servers with tls.mode SIMPLE/MUTUAL): every terminating filter chain's
- * SecureContext, built when the snapshot is applied — certificate files read, credentialName
- * Secrets taken from the snapshot's secrets. A chain whose key material cannot be loaded rejects
- * the snapshot with the reason (at start-up the process exits; under --watch or the control plane
- * the previous snapshot keeps serving), instead of a listener that reports ready and then drops
- * every handshake.
+ * Downstream TLS (Gateway servers with tls.mode SIMPLE/MUTUAL/OPTIONAL_MUTUAL): every terminating
+ * filter chain's SecureContext and client-certificate policy, built when the snapshot is applied —
+ * certificate files read, credentialName Secrets taken from the snapshot's secrets. A chain whose
+ * key material cannot be loaded, or whose client-certificate check could not be enforced (MUTUAL
+ * without a CA), rejects the snapshot with the reason (at start-up the process exits; under --watch
+ * or the control plane the previous snapshot keeps serving), instead of a listener that reports
+ * ready and then drops every handshake or accepts clients it was told to refuse.
+ *
+ * Rotation: a changed Secret is a new snapshot, hence new contexts; connections accepted after the
+ * swap handshake with the new certificate, established ones keep theirs.
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { DownstreamTls, FilterChain, SnapshotSecret } from '../../snapshot/types.js';
 import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
 
-export const DOWNSTREAM_TLS = new SnapshotPart<ReadonlyMap<FilterChain, SecureContext>>('downstream TLS contexts');
+/** How a terminating chain treats client certificates (Gateway tls.mode). */
+export type ClientCertificatePolicy = 'none' | 'required' | 'optional';
+
+export interface DownstreamTlsContext {
+  readonly secureContext: SecureContext;
+  /** required (MUTUAL): no valid certificate, no handshake; optional (OPTIONAL_MUTUAL): one that is sent must verify. */
+  readonly clientCertificate: ClientCertificatePolicy;
+  /** Gateway tls.subjectAltNames: the client certificate must carry one of these URI/DNS/IP SANs. */
+  readonly subjectAltNames?: readonly string[];
+}
+
+export const DOWNSTREAM_TLS = new SnapshotPart<ReadonlyMap<FilterChain, DownstreamTlsContext>>('downstream TLS contexts');
 
 function read(path: string, what: string): Buffer {
   try {
@@ -35,27 +50,40 @@ function settingsOf(t: DownstreamTls): { minVersion: NonNullable<DownstreamTls['
   };
 }
 
-function contextOf(t: DownstreamTls, secrets: ReadonlyMap<string, SnapshotSecret>): SecureContext {
-  const settings = settingsOf(t);
+/** PEM text of the chain's certificate, key and CA: credentialName Secret first, else the files. */
+function materialOf(t: DownstreamTls, secrets: ReadonlyMap<string, SnapshotSecret>): { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer } {
   if (t.credentialName !== undefined && (t.serverCertificate === undefined || t.privateKey === undefined)) {
     const s = secrets.get(t.credentialName);
     if (s === undefined) throw new Error(`credentialName ${t.credentialName}: no such Secret in the config`);
-    if (s.certificateChain === undefined || s.privateKey === undefined) throw new Error(`credentialName ${t.credentialName}: the Secret needs tls.crt and tls.key`);
-    return createSecureContext({ cert: s.certificateChain, key: s.privateKey, ...(s.caCertificates !== undefined ? { ca: s.caCertificates } : {}), ...settings });
+    if (s.certificateChain === undefined || s.privateKey === undefined) throw new Error(`credentialName ${t.credentialName}: the Secret needs tls.crt and tls.key (or cert and key)`);
+    const ca = s.caCertificates ?? (t.caCertificates !== undefined ? read(t.caCertificates, 'caCertificates') : undefined);
+    return { cert: s.certificateChain, key: s.privateKey, ...(ca !== undefined ? { ca } : {}) };
   }
   if (t.serverCertificate === undefined || t.privateKey === undefined) throw new Error('tls needs serverCertificate and privateKey (or credentialName)');
-  return createSecureContext({
+  return {
     cert: read(t.serverCertificate, 'serverCertificate'),
     key: read(t.privateKey, 'privateKey'),
     ...(t.caCertificates !== undefined ? { ca: read(t.caCertificates, 'caCertificates') } : {}),
-    ...settings,
-  });
+  };
+}
+
+function contextOf(t: DownstreamTls, secrets: ReadonlyMap<string, SnapshotSecret>): DownstreamTlsContext {
+  const settings = settingsOf(t);
+  const m = materialOf(t, secrets);
+  const clientCertificate: ClientCertificatePolicy = t.mode === 'MUTUAL' ? 'required' : t.mode === 'OPTIONAL_MUTUAL' ? 'optional' : 'none';
+  if (clientCertificate !== 'none' && m.ca === undefined) {
+    const where = t.credentialName !== undefined ? `ca.crt (or cacert) in Secret ${t.credentialName}, or a Secret ${t.credentialName}-cacert` : 'caCertificates';
+    throw new Error(`tls.mode ${t.mode} verifies client certificates against a CA, and none is configured: set ${where}`);
+  }
+  // Without requestCert the CA would only be sent as a hint: it is used only when clients are verified.
+  const secureContext = createSecureContext({ cert: m.cert, key: m.key, ...(clientCertificate !== 'none' && m.ca !== undefined ? { ca: m.ca } : {}), ...settings });
+  return { secureContext, clientCertificate, ...(t.subjectAltNames !== undefined && t.subjectAltNames.length > 0 ? { subjectAltNames: t.subjectAltNames } : {}) };
 }
 
 /** Builds every downstream TLS context of a snapshot; throws the first failure, naming the chain and its config. */
-export function compileDownstreamTls(snap: CompiledSnapshot): Map<FilterChain, SecureContext> {
+export function compileDownstreamTls(snap: CompiledSnapshot): Map<FilterChain, DownstreamTlsContext> {
   const secrets = new Map((snap.snapshot.secrets ?? []).map((s) => [s.name, s]));
-  const out = new Map<FilterChain, SecureContext>();
+  const out = new Map<FilterChain, DownstreamTlsContext>();
   for (const cl of snap.listeners.values()) {
     const l = cl.listener;
     for (const chain of [...l.filterChains, ...(l.defaultFilterChain ? [l.defaultFilterChain] : [])]) {

@@ -36,6 +36,10 @@ export interface AccessLogRecord {
   response_code_details?: string | null;
   upstream_transport_failure_reason?: string | null;
   connection_termination_details?: string | null;
+  /** The verified client certificate of a terminated connection (Envoy's %DOWNSTREAM_PEER_*%); SANs comma-joined. */
+  downstream_peer_subject?: string;
+  downstream_peer_uri_san?: string;
+  downstream_peer_dns_san?: string;
 }
 
 export type AccessLogFormat = 'json' | 'text';
@@ -191,6 +195,9 @@ export function formatJson(r: AccessLogRecord): string {
   if (r.response_code_details !== undefined) s += `,"response_code_details":${q(r.response_code_details)}`;
   if (r.upstream_transport_failure_reason !== undefined) s += `,"upstream_transport_failure_reason":${q(r.upstream_transport_failure_reason)}`;
   if (r.connection_termination_details !== undefined) s += `,"connection_termination_details":${q(r.connection_termination_details)}`;
+  if (r.downstream_peer_subject !== undefined) s += `,"downstream_peer_subject":${q(r.downstream_peer_subject)}`;
+  if (r.downstream_peer_uri_san !== undefined) s += `,"downstream_peer_uri_san":${q(r.downstream_peer_uri_san)}`;
+  if (r.downstream_peer_dns_san !== undefined) s += `,"downstream_peer_dns_san":${q(r.downstream_peer_dns_san)}`;
   return s + '}\n';
 }
 

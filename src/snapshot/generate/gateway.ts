@@ -55,7 +55,11 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
       chains.push({ name: `${routeName}`, match: {}, filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: httpFiltersOf(plainHttp.map(({ gw }) => gw)) } });
     }
     for (const { gw, server } of http.filter(({ server }) => isTerminated(server))) {
-      const routeName = `https.${g.port}.${gw.resource.name}.${gw.resource.namespace}`;
+      // Istio's name (https.<port>.<port name>.<gateway>.<namespace>): one per server, so several
+      // HTTPS servers of one Gateway on a port keep their own routes; the index tells apart equal port names.
+      const portName = server.server.port.name ?? `server-${server.index}`;
+      const base = `https.${g.port}.${portName}.${gw.resource.name}.${gw.resource.namespace}`;
+      const routeName = routes.some((r) => r.name === base) ? `${base}.${server.index}` : base;
       routes.push(httpRouteConfig(model, routeName, [{ gw, server }], g.port, clusters));
       const tls = server.server.tls;
       chains.push({
@@ -63,7 +67,7 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
         match: { transportProtocol: 'tls', serverNames: server.hosts.map((h) => h.host).filter((h) => h !== '*') },
         filter: { type: 'http', statPrefix: routeName, routeConfigName: routeName, accessLog: true, httpFilters: httpFiltersOf([gw]) },
         // ISTIO_MUTUAL: the proxy's workload certificate, and the client must be a mesh workload.
-        ...(tls?.mode === 'ISTIO_MUTUAL' ? { mtls: 'STRICT' as const } : { tls: downstreamTls(gw, server) }),
+        ...(tls?.mode === 'ISTIO_MUTUAL' ? { mtls: 'STRICT' as const } : { tls: downstreamTls(proxy, server) }),
         origin: originOf(gw.resource, ['spec', 'servers', server.index]),
       });
     }
@@ -86,14 +90,16 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
   return { listeners, routes };
 }
 
-function downstreamTls(gw: GatewayModel, server: ServerModel): DownstreamTls {
+function downstreamTls(proxy: ProxyIdentity, server: ServerModel): DownstreamTls {
   const tls = server.server.tls;
   return {
-    mode: tls?.mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE',
+    mode: tls?.mode === 'MUTUAL' || tls?.mode === 'OPTIONAL_MUTUAL' ? tls.mode : 'SIMPLE',
     ...(tls?.serverCertificate ? { serverCertificate: tls.serverCertificate } : {}),
     ...(tls?.privateKey ? { privateKey: tls.privateKey } : {}),
     ...(tls?.caCertificates ? { caCertificates: tls.caCertificates } : {}),
-    ...(tls?.credentialName ? { credentialName: `${gw.resource.namespace}/${tls.credentialName}` } : {}),
+    // As Istio: a gateway reads credentialName Secrets from its own namespace, not the Gateway's.
+    ...(tls?.credentialName ? { credentialName: gatewayCredential(proxy, tls.credentialName) } : {}),
+    ...(tls?.subjectAltNames && tls.subjectAltNames.length > 0 ? { subjectAltNames: tls.subjectAltNames } : {}),
     ...tlsParameters(tls),
   };
 }
@@ -113,6 +119,11 @@ function httpFiltersOf(gws: readonly GatewayModel[]): readonly HttpFilterConfig[
   const colon = text.indexOf(':');
   const config = { name: colon < 0 ? text.trim() : text.slice(0, colon).trim(), value: colon < 0 ? '' : text.slice(colon + 1).trim() };
   return [...DEFAULT_HTTP_FILTERS.slice(0, -1), { name: 'add_response_header', config }, DEFAULT_HTTP_FILTERS[DEFAULT_HTTP_FILTERS.length - 1]!];
+}
+
+/** The Secret ("namespace/name") a gateway proxy serves for `credentialName`: the proxy's namespace. */
+export function gatewayCredential(proxy: Pick<ProxyIdentity, 'namespace'>, credentialName: string): string {
+  return `${proxy.namespace}/${credentialName}`;
 }
 
 export function isTerminated(server: ServerModel): boolean {

@@ -7,7 +7,9 @@
  * and below only (as in Envoy: TLS 1.3 suites are not configurable there); the TLS 1.3 suites stay
  * OpenSSL's defaults. Names are OpenSSL's (`ECDHE-RSA-AES128-GCM-SHA256`); Envoy's equal-preference
  * groups (`[A|B]`) and names this OpenSSL does not know are unsupported: a snapshot with settings
- * that cannot be applied is rejected rather than run with weaker ones.
+ * that cannot be applied is rejected rather than run with weaker ones. So are client-certificate
+ * checks the proxy does not make (caCrl, verifyCertificateSpki, verifyCertificateHash) and
+ * `credentialNames` (several certificates on one server), and MUTUAL without a CA.
  */
 import { getCiphers } from 'node:tls';
 import type { ServerTls } from '../../config/types.js';
@@ -34,7 +36,10 @@ function knownCiphers(): Set<string> {
   return known;
 }
 
-export function tlsParameters(tls: Pick<ServerTls, 'minProtocolVersion' | 'maxProtocolVersion' | 'cipherSuites'> | undefined): TlsParameters {
+/** Server TLS fields that ask for a check this proxy does not make. */
+const UNENFORCED = ['caCrl', 'verifyCertificateSpki', 'verifyCertificateHash', 'credentialNames'] as const;
+
+export function tlsParameters(tls: Pick<ServerTls, 'mode' | 'credentialName' | 'caCertificates' | 'minProtocolVersion' | 'maxProtocolVersion' | 'cipherSuites' | (typeof UNENFORCED)[number]> | undefined): TlsParameters {
   const min = VERSIONS[tls?.minProtocolVersion ?? ''] ?? 'TLSv1.2';
   const max = VERSIONS[tls?.maxProtocolVersion ?? ''] ?? 'TLSv1.3';
   const problems: string[] = [];
@@ -42,6 +47,12 @@ export function tlsParameters(tls: Pick<ServerTls, 'minProtocolVersion' | 'maxPr
   const suites = tls?.cipherSuites ?? [];
   const bad = suites.filter((c) => !knownCiphers().has(c.toLowerCase()) || c.startsWith('TLS_'));
   if (bad.length > 0) problems.push(`cipherSuites ${bad.map((c) => JSON.stringify(c)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not an OpenSSL TLS 1.2 cipher name this proxy supports (Envoy's [A|B] groups and TLS 1.3 suite names are not accepted)`);
+  // With credentialName the CA comes from the Secret (checked when the snapshot is applied).
+  if ((tls?.mode === 'MUTUAL' || tls?.mode === 'OPTIONAL_MUTUAL') && !tls.credentialName && !tls.caCertificates) problems.push(`tls.mode ${tls.mode} verifies client certificates, and no caCertificates (or credentialName) gives the CA`);
+  for (const field of UNENFORCED) {
+    const v = tls?.[field];
+    if (v !== undefined && v.length > 0) problems.push(`${field} is not supported by this proxy`);
+  }
   return {
     minVersion: min,
     maxVersion: max,
