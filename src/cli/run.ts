@@ -29,6 +29,8 @@ import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
 import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
 import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
 import { ControlPlaneClient } from '../controlplane/client.js';
+import type { WorkloadCertClient } from '../controlplane/workload-certs.js';
+import { WorkloadIdentityHolder, type WorkloadIdentitySource } from '../shared/workload-identity.js';
 import { HttpLeaseClient } from '../controlplane/lease-client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
 import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
@@ -625,6 +627,8 @@ export interface ControlPlaneProxy {
   readonly admin: AdminServer | undefined;
   readonly proxy: ProxyIdentity;
   readonly client: ControlPlaneClient;
+  /** This proxy's workload certificate, issued by the control plane's CA and renewed before it expires. */
+  readonly identity: WorkloadIdentitySource;
   /** Undefined until the first snapshot is applied (the proxy is not ready before that). */
   readonly snapshot: Snapshot | undefined;
   stop(drainMs?: number): Promise<void>;
@@ -651,12 +655,27 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     lag.disable();
     throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
   }
+  // The mesh identity the data plane presents on mTLS: filled by the CSR client below.
+  const identity = new WorkloadIdentityHolder();
+  // The --control-plane-ca file, plus the roots the control plane announced (a CA rotation re-signs
+  // its own server certificate: the new root must be trusted before the file is updated).
+  const trustedRoots = (): string => {
+    try {
+      ca = readFileSync(cp.caFile);
+    } catch {
+      // Keep the last good copy: a file being replaced must not cut the proxy off.
+    }
+    return ca.toString() + '\n' + (identity.current()?.rootCertsPem ?? '');
+  };
+  const token = (): string => readFileSync(cp.tokenFile, 'utf8').trim();
+  let certs: WorkloadCertClient | undefined;
   const client = new ControlPlaneClient({
     host: cp.host,
     port: cp.port,
     node: proxy,
-    ca,
-    token: () => readFileSync(cp.tokenFile, 'utf8').trim(),
+    ca: trustedRoots,
+    onTrust: (roots) => certs?.trustChanged(roots),
+    token,
     applier: {
       apply: async (snapshot: Snapshot) => {
         await host.apply(snapshot);
@@ -669,6 +688,10 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     log: (line) => logger.info(line),
   });
   client.start();
+  // Loaded after the stream starts: the X.509 library takes a moment to import.
+  const { WorkloadCertClient } = await import('../controlplane/workload-certs.js');
+  certs = new WorkloadCertClient({ host: cp.host, port: cp.port, ca: trustedRoots, token, holder: identity, log: (line) => logger.info(line) });
+  certs.start();
   return {
     options,
     runtime,
@@ -676,10 +699,12 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     admin,
     proxy,
     client,
+    identity,
     get snapshot() {
       return current;
     },
     async stop(drainMs?: number) {
+      certs?.stop();
       client.stop();
       await host.stop();
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);
