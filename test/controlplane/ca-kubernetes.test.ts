@@ -25,7 +25,7 @@ function secret(name: string, data: Record<string, string>): Record<string, unkn
   return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NS }, data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) };
 }
 
-test('CA in Kubernetes: istio-ca-secret created once and reused; cacerts wins and rotates; a broken cacerts is refused', { timeout: 60_000 }, async (t) => {
+test('CA in Kubernetes: istio-ca-secret created once and reused; cacerts wins and rotates; a broken cacerts is refused', { timeout: 120_000 }, async (t) => {
   if (!requireTools(t, 'openssl')) return;
   const api = new FakeApiServer();
   await api.start();
@@ -69,16 +69,16 @@ test('CA in Kubernetes: istio-ca-secret created once and reused; cacerts wins an
   const root = await pki.ca('plugged-root');
   const inter = await pki.intermediate('plugged-int', 'plugged-root');
   api.apply(secret('cacerts', { 'ca-cert.pem': pki.read(inter.cert), 'ca-key.pem': pki.read(inter.key), 'root-cert.pem': pki.read(root.cert), 'cert-chain.pem': pki.read(inter.cert) + pki.read(root.cert) }));
-  const plugged = await waitFor(() => changes[0], 10_000, 'the cacerts Secret picked up');
+  const plugged = await waitFor(() => changes[0], 20_000, 'the cacerts Secret picked up');
   assert.equal(plugged.kind, 'plugged-in');
-  await waitFor(() => ca.material?.fingerprint === plugged.fingerprint, 5000, 'the CA signing with it');
+  await waitFor(() => ca.material?.fingerprint === plugged.fingerprint, 20_000, 'the CA signing with it');
   const bundle = ca.rootCertsPem();
   assert.ok(bundle.includes(m1.rootCertPem.trim()) && bundle.includes(pki.read(root.cert).trim()), 'old and new roots trusted during the transition');
 
   // A broken cacerts (the key of another certificate): refused with the reason; the CA keeps signing as before.
   const stranger = await pki.ca('stranger');
   api.apply(secret('cacerts', { 'ca-cert.pem': pki.read(inter.cert), 'ca-key.pem': pki.read(stranger.key), 'root-cert.pem': pki.read(root.cert), 'cert-chain.pem': pki.read(inter.cert) + pki.read(root.cert) }));
-  await waitFor(() => logs.some((l) => l.includes(`Secret ${NS}/cacerts: ca-key.pem is not the key of ca-cert.pem`)), 10_000, 'the refusal logged');
+  await waitFor(() => logs.some((l) => l.includes(`Secret ${NS}/cacerts: ca-key.pem is not the key of ca-cert.pem`)), 20_000, 'the refusal logged');
   assert.equal(changes.length, 1);
   assert.equal(ca.material?.fingerprint, plugged.fingerprint);
 });

@@ -8,6 +8,7 @@
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { CA_FILES, caMaterialFrom, generateSelfSignedCaFiles, type CaFiles, type CaMaterial, type CaStore } from '../ca/material.js';
 
+// Both are in CA_SECRET_NAMES (kinds.ts), which keeps them out of the config.
 export const PLUGGED_IN_SECRET = 'cacerts';
 export const SELF_SIGNED_SECRET = 'istio-ca-secret';
 
