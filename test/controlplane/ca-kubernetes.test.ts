@@ -2,18 +2,22 @@
  * The CA's material in Kubernetes, with the real client against the stand-in API server: the
  * self-signed `istio-ca-secret` is created on first start and reused by the next control plane; a
  * plugged-in `cacerts` Secret wins and is picked up while running (a rotation); a broken `cacerts`
- * is refused with the reason and the CA keeps what it had.
+ * is refused with the reason and the CA keeps what it had. The real `control-plane --kubernetes`
+ * serves a certificate from that CA and signs the identity the API server's TokenReview vouches for.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { FakeApiServer } from '../helpers/fake-apiserver.js';
 import { makePki } from '../helpers/pki.js';
 import { waitFor } from '../helpers/net.js';
-import { requireTools } from '../helpers/tools.js';
+import { requireTools, run } from '../helpers/tools.js';
+import { BIN } from '../helpers/tollgate.js';
+import { getJsonTls } from '../helpers/control-plane-auth.js';
 import { loadKubeConfig } from '../../src/controlplane/kubernetes/source.js';
 import { KubernetesCaSecrets } from '../../src/controlplane/kubernetes/ca-secret.js';
 import { CertificateAuthority } from '../../src/controlplane/ca/authority.js';
@@ -81,4 +85,53 @@ test('CA in Kubernetes: istio-ca-secret created once and reused; cacerts wins an
   await waitFor(() => logs.some((l) => l.includes(`Secret ${NS}/cacerts: ca-key.pem is not the key of ca-cert.pem`)), 20_000, 'the refusal logged');
   assert.equal(changes.length, 1);
   assert.equal(ca.material?.fingerprint, plugged.fingerprint);
+});
+
+test('control-plane --kubernetes without --tls-cert: its certificate and the workload certificates come from istio-ca-secret; the identity is the TokenReview user', { timeout: 120_000 }, async (t) => {
+  if (!requireTools(t, 'curl', 'openssl')) return;
+  const api = new FakeApiServer();
+  const apiPort = await api.start();
+  const dir = mkdtempSync(join(tmpdir(), 'tg-ca-k8s-cli-'));
+  t.after(async () => {
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  api.tokens.set('sa-token-of-edge-gw', 'system:serviceaccount:edge:gw');
+  const child = spawn(process.execPath, [BIN, 'control-plane', '--kubernetes', '--kubeconfig', api.writeKubeconfig(dir), '--listen', '127.0.0.1:0', '--trust-domain', 'example.org'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, POD_NAMESPACE: NS } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    await exited;
+  });
+  await waitFor(() => /serving on 127\.0\.0\.1:\d+/.test(stderr) || child.exitCode !== null, 40_000, 'control plane listening');
+  const port = Number(/serving on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
+  assert.ok(port > 0, stderr);
+  // The root, as an operator would fetch it for the proxies' --control-plane-ca.
+  const got = (await (await fetch(`http://127.0.0.1:${apiPort}/api/v1/namespaces/${NS}/secrets/istio-ca-secret`)).json()) as { type?: string; data: Record<string, string> };
+  assert.equal(got.type, 'istio.io/ca-root');
+  const rootFile = join(dir, 'root.pem');
+  writeFileSync(rootFile, Buffer.from(got.data['ca-cert.pem'] ?? '', 'base64'));
+  assert.match(new X509Certificate(readFileSync(rootFile)).subject, /O=example\.org/);
+
+  const csr = join(dir, 'w.csr');
+  const gen = await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'w.key'), '-out', csr, '-subj', '/O=test'], { timeoutMs: 20_000 });
+  assert.equal(gen.status, 0, gen.stderr);
+  writeFileSync(join(dir, 'csr.json'), JSON.stringify({ csr: readFileSync(csr, 'utf8') }));
+  const post = (token: string) => run('curl', ['-sS', '--max-time', '10', '--cacert', rootFile, '-H', `authorization: Bearer ${token}`, '--data-binary', `@${join(dir, 'csr.json')}`, '-w', '\n%{http_code}', `https://127.0.0.1:${port}/v1/certificate`], { timeoutMs: 20_000 });
+  // curl verified the control plane's certificate with the CA root alone.
+  const ok = await post('sa-token-of-edge-gw');
+  assert.match(ok.stdout, /\n200$/, ok.stdout + ok.stderr);
+  const body = JSON.parse(ok.stdout.slice(0, ok.stdout.lastIndexOf('\n'))) as { spiffeId: string; certChainPem: string };
+  assert.equal(body.spiffeId, 'spiffe://example.org/ns/edge/sa/gw');
+  writeFileSync(join(dir, 'chain.pem'), body.certChainPem);
+  const verify = await run('openssl', ['verify', '-CAfile', rootFile, join(dir, 'chain.pem')], { timeoutMs: 20_000 });
+  assert.match(verify.stdout, /chain\.pem: OK/, verify.stdout + verify.stderr);
+  const unknown = await post('a-token-the-api-server-does-not-know');
+  assert.match(unknown.stdout, /\n401$/);
+  // The CA's Secret (holding its key) is never config: the cluster has no other object, so the config is empty.
+  await waitFor(() => /generation 1 accepted/.test(stderr), 20_000, 'the first config');
+  const view = await getJsonTls(port, '/v1/config', readFileSync(rootFile), 'sa-token-of-edge-gw');
+  assert.equal((view.body as { objects?: number }).objects, 0, view.text);
 });

@@ -42,6 +42,7 @@ export class CertificateAuthority {
   /** Roots replaced by a rotation, trusted until `until`. */
   private previousRoots: { pem: string; until: number }[] = [];
   private pruneTimer: NodeJS.Timeout | undefined;
+  private changing: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<() => void>();
   private readonly log: (line: string) => void;
 
@@ -58,7 +59,14 @@ export class CertificateAuthority {
   }
 
   /** Starts signing with `material`. Listeners hear of it when it replaces earlier material. */
-  async use(material: CaMaterial): Promise<void> {
+  use(material: CaMaterial): Promise<void> {
+    // One change at a time, so each rotation sees the material it replaces.
+    const next = this.changing.then(() => this.switchTo(material));
+    this.changing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async switchTo(material: CaMaterial): Promise<void> {
     const before = this.active;
     if (before?.material.fingerprint === material.fingerprint) return;
     const { key, algorithm } = await importSigningKey(material.signingKeyPem);

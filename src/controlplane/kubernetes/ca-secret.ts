@@ -22,6 +22,7 @@ export class KubernetesCaSecrets implements CaStore {
   private poll: NodeJS.Timeout | undefined;
   private lastFingerprint: string | undefined;
   private lastProblem: string | undefined;
+  private closed = false;
 
   constructor(kc: KubeConfig, private readonly namespace: string, private readonly trustDomain: string, private readonly log: (line: string) => void, private readonly pollMs = 10_000) {
     this.api = kc.makeApiClient(CoreV1Api);
@@ -52,12 +53,19 @@ export class KubernetesCaSecrets implements CaStore {
         this.lastProblem = problem;
       }
     };
-    this.poll = setInterval(() => void check(), this.pollMs);
-    this.poll.unref();
+    // One read at a time: an older read finishing late must not undo a newer one.
+    const loop = (): void => {
+      this.poll = setTimeout(() => void check().finally(() => {
+        if (!this.closed) loop();
+      }), this.pollMs);
+      this.poll.unref();
+    };
+    loop();
   }
 
   close(): void {
-    if (this.poll) clearInterval(this.poll);
+    this.closed = true;
+    if (this.poll) clearTimeout(this.poll);
   }
 
   /** `cacerts` if present, else `istio-ca-secret`, else undefined. Invalid content throws. */
