@@ -4,9 +4,14 @@ import { anyOf, BootstrapTokens, TokenReviewAuthenticator, type Authenticator } 
 import { FileConfigSource, type ConfigSource } from '../controlplane/config-source.js';
 import { ControlPlane } from '../controlplane/server.js';
 import { parse, UsageError, type Io } from './common.js';
+import { parseDurationMs } from '../config/schema/dsl.js';
+import { DEFAULT_TRUST_DOMAIN, DEFAULT_WORKLOAD_CERT_TTL_MS } from '../shared/workload-identity.js';
+import type { CaStore } from '../controlplane/ca/material.js';
+import type { CertificateAuthority } from '../controlplane/ca/authority.js';
+import { defaultServerNames, keepServerCertificate, type ServerTls } from '../controlplane/ca/server-cert.js';
 
-export const CONTROL_PLANE_HELP = `Usage: tollgate control-plane -f PATH... --tls-cert FILE --tls-key FILE --bootstrap-tokens FILE [--listen HOST:PORT] [--debounce MS] [--allow-empty-config]
-       tollgate control-plane --kubernetes --tls-cert FILE --tls-key FILE [--bootstrap-tokens FILE] [--kubeconfig PATH] [--namespace NS] [--listen HOST:PORT] [--debounce MS] [--allow-empty-config]
+export const CONTROL_PLANE_HELP = `Usage: tollgate control-plane -f PATH... --bootstrap-tokens FILE (--ca-dir DIR | --tls-cert FILE --tls-key FILE) [--listen HOST:PORT] [--debounce MS] [--allow-empty-config]
+       tollgate control-plane --kubernetes [--tls-cert FILE --tls-key FILE] [--bootstrap-tokens FILE] [--kubeconfig PATH] [--namespace NS] [--listen HOST:PORT] [--debounce MS] [--allow-empty-config]
 
 Watches the config, validates it, compiles one snapshot per connected proxy and pushes it when it
 changes (only to the proxies whose snapshot changed). Proxies connect with
@@ -24,7 +29,23 @@ config is rejected with file:line and the last good one stays in force.
   --secrets-namespace NS  with --kubernetes: read Secrets only in NS (repeatable; default: wherever the
                           rest is read), so RBAC grants Secrets in the gateways' namespaces alone
   --tls-cert FILE         certificate (PEM) the control plane serves; proxies verify it with
-  --tls-key FILE          --control-plane-ca. Required: snapshots carry TLS private keys
+  --tls-key FILE          --control-plane-ca. Without them the CA issues one (for --tls-san names):
+                          the stream is always TLS, snapshots carry TLS private keys
+  --tls-san NAME          a DNS name or IP the CA-issued server certificate names (repeatable; always
+                          also localhost, 127.0.0.1, ::1 and the --listen address)
+
+Certificate authority (workload certificates with spiffe://TRUST-DOMAIN/ns/NS/sa/SA, issued over
+POST /v1/certificate to the identity of the proxy's credential; see docs/security.md):
+  --ca-dir DIR            keep the CA in DIR: a self-signed root is generated there on first start
+                          (ca-key.pem, mode 0600) and reused; Istio's plugged-in layout (ca-cert.pem,
+                          ca-key.pem, root-cert.pem, cert-chain.pem) written there is used instead, and
+                          a change of those files is a CA rotation. Proxies trust DIR/root-cert.pem.
+                          With --kubernetes and no --ca-dir: the cacerts Secret in the control
+                          plane's namespace ($POD_NAMESPACE, else --namespace, else default), else
+                          istio-ca-secret there (created with a self-signed root when missing)
+  --trust-domain NAME     the SPIFFE trust domain (default cluster.local)
+  --workload-cert-ttl DUR lifetime of workload certificates, e.g. 24h, 90m, 30s (default 24h); proxies
+                          renew at 80% of it
   --bootstrap-tokens FILE one "TOKEN NAMESPACE SERVICE_ACCOUNT" per line; a proxy presenting TOKEN
                           gets the snapshot of its identity in NAMESPACE only, and only NAMESPACE's
                           Secrets. With --kubernetes, service-account tokens are also accepted
@@ -77,6 +98,10 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'bootstrap-tokens': { type: 'string' },
+    'tls-san': { type: 'string', multiple: true },
+    'ca-dir': { type: 'string' },
+    'trust-domain': { type: 'string' },
+    'workload-cert-ttl': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -93,8 +118,10 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
   const maxDebounceMs = values['debounce-max'] === undefined ? Math.max(1000, debounceMs) : Number(values['debounce-max']);
   if (!Number.isInteger(maxDebounceMs) || maxDebounceMs < debounceMs) throw new UsageError('--debounce-max must be a whole number of milliseconds, at least --debounce');
   const tls = readTls(values['tls-cert'], values['tls-key']);
+  const caFlags = caOptions(values['ca-dir'], values['trust-domain'], values['workload-cert-ttl'], values['tls-san'] ?? [], host);
+  if (!values.kubernetes && !tls && caFlags.dir === undefined) throw new UsageError('give --ca-dir DIR (the CA issues the control plane\'s certificate) or --tls-cert FILE --tls-key FILE: the stream is always TLS, snapshots carry TLS private keys (see docs/control-plane.md)');
   const tokens = values['bootstrap-tokens'] === undefined ? undefined : readTokens(values['bootstrap-tokens']);
-  if (values.kubernetes) return kubernetesControlPlane({ webhook, kubeconfig: values.kubeconfig, namespace: values.namespace, secretNamespaces: values['secrets-namespace'] ?? [], host, port, debounceMs, maxDebounceMs, allowEmpty: values['allow-empty-config'] === true, tls, tokens }, io);
+  if (values.kubernetes) return kubernetesControlPlane({ webhook, kubeconfig: values.kubeconfig, namespace: values.namespace, secretNamespaces: values['secrets-namespace'] ?? [], host, port, debounceMs, maxDebounceMs, allowEmpty: values['allow-empty-config'] === true, tls, tokens, ca: caFlags }, io);
   if (!tokens) throw new UsageError('--bootstrap-tokens FILE is required: proxies must authenticate (see docs/control-plane.md)');
   if (!values.file?.length) throw new UsageError('control-plane needs -f PATH to watch');
   const source = new FileConfigSource({ paths: values.file, debounceMs, maxDebounceMs, allowEmpty: values['allow-empty-config'] === true });
@@ -104,13 +131,60 @@ export async function controlPlaneCommand(argv: string[], io: Io): Promise<numbe
     io.err('the initial config has errors; not starting (fix them, or run tollgate analyze)');
     return 1;
   }
-  const cp = new ControlPlane({ source, tls, authenticator: tokens, log: (l) => io.err(`control-plane: ${l}`) });
+  const log = (l: string): void => io.err(`control-plane: ${l}`);
+  let cp: ControlPlane | undefined;
+  const ca = caFlags.dir === undefined ? undefined : await startCa(caFlags, tls, (t) => cp?.setTls(t), log, async () => new (await import('../controlplane/ca/file-store.js')).CaDirectory(caFlags.dir!, caFlags.trustDomain, log));
+  cp = new ControlPlane({ source, tls: tls ?? ca!.serverTls!, authenticator: tokens, log, ...(ca ? { ca: ca.authority } : {}) });
   const addr = await cp.listen(host, port);
   source.watch();
   io.err(`control-plane: serving ${first.config.model.resources.length} objects on ${addr.address}:${addr.port}; watching ${values.file.join(', ')}`);
   const stopWebhook = startWebhook(webhook, io);
-  await untilSignal(source, cp, stopWebhook);
+  await untilSignal(source, cp, async () => {
+    ca?.close();
+    await stopWebhook();
+  });
   return 0;
+}
+
+interface CaFlags {
+  readonly dir: string | undefined;
+  readonly trustDomain: string;
+  readonly workloadCertTtlMs: number;
+  readonly serverNames: readonly string[];
+}
+
+function caOptions(dir: string | undefined, trustDomain: string | undefined, ttl: string | undefined, sans: readonly string[], listenHost: string): CaFlags {
+  const td = trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(td)) throw new UsageError(`--trust-domain "${td}" is not a valid trust domain (lowercase letters, digits, '-' and '.')`);
+  const ttlMs = ttl === undefined ? DEFAULT_WORKLOAD_CERT_TTL_MS : parseDurationMs(ttl);
+  if (ttlMs === undefined || ttlMs < 2000 || ttlMs > 366 * 24 * 3_600_000) throw new UsageError(`--workload-cert-ttl must be a duration from 2s to 8784h (e.g. 24h, 90m), got "${ttl}"`);
+  return { dir, trustDomain: td, workloadCertTtlMs: ttlMs, serverNames: defaultServerNames(listenHost, sans) };
+}
+
+interface RunningCa {
+  readonly authority: CertificateAuthority;
+  /** The CA-issued server certificate, when no explicit one was given. */
+  readonly serverTls: ServerTls | undefined;
+  close(): void;
+}
+
+/** Loads (or creates) the CA material, starts signing, follows rotations; issues our server certificate unless one was given. */
+async function startCa(flags: CaFlags, explicitTls: { cert: Buffer; key: Buffer } | undefined, applyTls: (t: ServerTls) => void, log: (l: string) => void, openStore: () => Promise<CaStore>): Promise<RunningCa> {
+  const { CertificateAuthority } = await import('../controlplane/ca/authority.js');
+  const store = await openStore();
+  const authority = new CertificateAuthority({ trustDomain: flags.trustDomain, workloadCertTtlMs: flags.workloadCertTtlMs, log });
+  await authority.use(await store.load());
+  store.watch((m) => void authority.use(m).catch((err: unknown) => log(`CA: cannot sign with the new material, keeping the previous one: ${err instanceof Error ? err.message : String(err)}`)));
+  const server = explicitTls ? undefined : await keepServerCertificate(authority, flags.serverNames, Math.max(flags.workloadCertTtlMs, 10_000), applyTls, log);
+  return {
+    authority,
+    serverTls: server?.first,
+    close() {
+      server?.stop();
+      store.close();
+      authority.close();
+    },
+  };
 }
 
 interface WebhookFlags {
@@ -163,8 +237,9 @@ function startWebhook(flags: WebhookFlags | undefined, io: Io): () => Promise<vo
 }
 
 
-function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } {
-  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert FILE and --tls-key FILE are required: the stream carries TLS private keys (see docs/control-plane.md for a loopback certificate made with openssl)');
+function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) throw new UsageError('--tls-cert FILE and --tls-key FILE go together');
   try {
     return { cert: readFileSync(cert), key: readFileSync(key) };
   } catch (err) {
@@ -180,11 +255,11 @@ function readTokens(file: string): BootstrapTokens {
   }
 }
 
-function untilSignal(source: ConfigSource, cp: ControlPlane, stopWebhook: () => Promise<void>): Promise<void> {
+function untilSignal(source: ConfigSource, cp: ControlPlane, stopOthers: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
     const stop = (): void => {
       source.close();
-      void Promise.all([cp.close(), stopWebhook()]).then(() => resolve());
+      void Promise.all([cp.close(), stopOthers()]).then(() => resolve());
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
@@ -197,7 +272,7 @@ function untilSignal(source: ConfigSource, cp: ControlPlane, stopWebhook: () => 
  * invalid initial config does not exit: it is logged and the next valid one is served.
  */
 async function kubernetesControlPlane(
-  o: { webhook: WebhookFlags | undefined; kubeconfig: string | undefined; namespace: string | undefined; secretNamespaces: readonly string[]; host: string; port: number; debounceMs: number; maxDebounceMs: number; allowEmpty: boolean; tls: { cert: Buffer; key: Buffer }; tokens: Authenticator | undefined },
+  o: { webhook: WebhookFlags | undefined; kubeconfig: string | undefined; namespace: string | undefined; secretNamespaces: readonly string[]; host: string; port: number; debounceMs: number; maxDebounceMs: number; allowEmpty: boolean; tls: { cert: Buffer; key: Buffer } | undefined; tokens: Authenticator | undefined; ca: CaFlags },
   io: Io,
 ): Promise<number> {
   // Loaded on demand: the client library takes ~0.5 s to import, which other commands need not pay.
@@ -215,13 +290,31 @@ async function kubernetesControlPlane(
   // Floating source address leases are Lease objects in the watched namespace, else the control plane's own.
   const leaseNamespace = o.namespace ?? process.env['POD_NAMESPACE'] ?? 'default';
   const reviews = new TokenReviewAuthenticator(kubernetesTokenReviewer(loaded.kubeConfig));
-  const cp = new ControlPlane({ source, tls: o.tls, authenticator: o.tokens ? anyOf(o.tokens, reviews) : reviews, log, leases: new KubernetesLeaseStore(loaded.kubeConfig, leaseNamespace) });
+  // The CA's Secrets live beside the control plane itself.
+  const caNamespace = process.env['POD_NAMESPACE'] ?? o.namespace ?? 'default';
+  let cp: ControlPlane | undefined;
+  const openStore = async (): Promise<CaStore> => {
+    if (o.ca.dir !== undefined) return new (await import('../controlplane/ca/file-store.js')).CaDirectory(o.ca.dir, o.ca.trustDomain, log);
+    return new (await import('../controlplane/kubernetes/ca-secret.js')).KubernetesCaSecrets(loaded.kubeConfig, caNamespace, o.ca.trustDomain, log);
+  };
+  let ca: RunningCa;
+  try {
+    ca = await startCa(o.ca, o.tls, (t) => cp?.setTls(t), log, openStore);
+  } catch (err) {
+    io.err(`control-plane: the CA cannot start: ${err instanceof Error ? err.message : String(err)}${o.ca.dir === undefined ? ` (it needs get and create on Secrets in namespace ${caNamespace}; see docs/security.md)` : ''}`);
+    return 1;
+  }
+  cp = new ControlPlane({ source, tls: o.tls ?? ca.serverTls!, authenticator: o.tokens ? anyOf(o.tokens, reviews) : reviews, log, leases: new KubernetesLeaseStore(loaded.kubeConfig, leaseNamespace), ca: ca.authority });
   const addr = await cp.listen(o.host, o.port);
   source.start();
   io.err(`control-plane: serving on ${addr.address}:${addr.port}; waiting for the initial list of ${source.status().filter((s) => s.state === 'pending').length} kinds from ${loaded.describe}${o.namespace !== undefined ? ` in namespace ${o.namespace}` : ''}`);
   void source.firstConfig().then((e) => {
     if (e.kind === 'rejected') log('the initial config from the cluster has errors; serving nothing until they are fixed (see above)');
   });
-  await untilSignal(source, cp, startWebhook(o.webhook, io));
+  const stopWebhook = startWebhook(o.webhook, io);
+  await untilSignal(source, cp, async () => {
+    ca.close();
+    await stopWebhook();
+  });
   return 0;
 }

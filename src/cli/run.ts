@@ -29,13 +29,14 @@ import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
 import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
 import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
 import { ControlPlaneClient } from '../controlplane/client.js';
+import type { WorkloadCertClient } from '../controlplane/workload-certs.js';
+import { WorkloadIdentityHolder, type WorkloadIdentitySource } from '../shared/workload-identity.js';
 import { HttpLeaseClient } from '../controlplane/lease-client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
 import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './common.js';
 import { isWorkerProcess, reportAdminPort, runPrimary } from './workers.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { WorkloadIdentityHolder, type WorkloadIdentitySource } from '../shared/workload-identity.js';
 import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
 
 export interface RunOptions {
@@ -625,6 +626,8 @@ export interface ControlPlaneProxy {
   readonly admin: AdminServer | undefined;
   readonly proxy: ProxyIdentity;
   readonly client: ControlPlaneClient;
+  /** This proxy's workload certificate: issued by the control plane's CA and renewed before it expires (or from --workload-cert-dir). */
+  readonly identity: WorkloadIdentitySource;
   /** Undefined until the first snapshot is applied (the proxy is not ready before that). */
   readonly snapshot: Snapshot | undefined;
   stop(drainMs?: number): Promise<void>;
@@ -640,7 +643,10 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
   const id = options.identity;
   const proxy: ProxyIdentity = { role: (id.role ?? 'gateway') as ProxyRole, namespace: id.namespace ?? 'default', name: id.name ?? '', labels: parseLabels(id.labels), ...(id.nodeName ? { nodeName: id.nodeName } : {}) };
-  const { runtime, services, admin, status, lag, host, closeIdentity } = await buildDataPlane(options, proxy, overrides, logger);
+  // The mesh identity the data plane presents on mTLS: issued by the control plane's CA (filled by
+  // the CSR client below), unless certificate files (--workload-cert-dir) or the caller provide one.
+  const issued = options.workloadCertDir === undefined && overrides.workloadIdentity === undefined ? new WorkloadIdentityHolder() : undefined;
+  const { runtime, services, admin, status, lag, host, closeIdentity } = await buildDataPlane(options, proxy, issued ? { ...overrides, workloadIdentity: issued } : overrides, logger);
   let current: Snapshot | undefined;
   let ca: Buffer;
   try {
@@ -651,12 +657,25 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     lag.disable();
     throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
   }
+  // The --control-plane-ca file, plus the roots the control plane announced (a CA rotation re-signs
+  // its own server certificate: the new root must be trusted before the file is updated).
+  const trustedRoots = (): string => {
+    try {
+      ca = readFileSync(cp.caFile);
+    } catch {
+      // Keep the last good copy: a file being replaced must not cut the proxy off.
+    }
+    return ca.toString() + '\n' + (issued?.current()?.rootCertsPem ?? '');
+  };
+  const token = (): string => readFileSync(cp.tokenFile, 'utf8').trim();
+  let certs: WorkloadCertClient | undefined;
   const client = new ControlPlaneClient({
     host: cp.host,
     port: cp.port,
     node: proxy,
-    ca,
-    token: () => readFileSync(cp.tokenFile, 'utf8').trim(),
+    ca: trustedRoots,
+    onTrust: (roots) => certs?.trustChanged(roots),
+    token,
     applier: {
       apply: async (snapshot: Snapshot) => {
         await host.apply(snapshot);
@@ -669,6 +688,12 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     log: (line) => logger.info(line),
   });
   client.start();
+  if (issued) {
+    // Loaded after the stream starts: the X.509 library takes a moment to import.
+    const { WorkloadCertClient } = await import('../controlplane/workload-certs.js');
+    certs = new WorkloadCertClient({ host: cp.host, port: cp.port, ca: trustedRoots, token, holder: issued, log: (line) => logger.info(line) });
+    certs.start();
+  }
   return {
     options,
     runtime,
@@ -676,10 +701,12 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     admin,
     proxy,
     client,
+    identity: services.identity ?? new WorkloadIdentityHolder(),
     get snapshot() {
       return current;
     },
     async stop(drainMs?: number) {
+      certs?.stop();
       client.stop();
       await host.stop();
       await runtime.shutdown(drainMs ?? options.drainTimeoutMs);

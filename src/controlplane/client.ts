@@ -19,8 +19,13 @@ export interface ClientOptions {
   readonly port: number;
   readonly node: ProxyIdentity;
   readonly applier: SnapshotApplier;
-  /** Verify the control plane's certificate against this CA (PEM); unset = plaintext (in-process tests only). */
-  readonly ca?: string | Buffer;
+  /**
+   * Verify the control plane's certificate against these roots (PEM; a function is read at every
+   * connect, so roots learnt during a CA rotation are used); unset = plaintext (in-process tests only).
+   */
+  readonly ca?: string | Buffer | (() => string | Buffer);
+  /** The CA changed: the roots to trust from now on (the workload-certificate client renews). */
+  readonly onTrust?: (rootCertsPem: string) => void;
   /** The bearer token, read at every connect (a projected service-account token rotates). */
   readonly token?: () => string;
   readonly log?: (line: string) => void;
@@ -75,7 +80,8 @@ export class ControlPlaneClient {
       this.log(`cannot read the control-plane token: ${err instanceof Error ? err.message : String(err)}; connecting without one`);
     }
     const target = { host: this.opts.host, port: this.opts.port, method: 'POST', path: STREAM_PATH, headers };
-    const req = this.opts.ca !== undefined ? tlsRequest({ ...target, ca: this.opts.ca, minVersion: 'TLSv1.2' }) : request(target);
+    const ca = typeof this.opts.ca === 'function' ? this.opts.ca() : this.opts.ca;
+    const req = ca !== undefined ? tlsRequest({ ...target, ca, minVersion: 'TLSv1.2' }) : request(target);
     this.req = req;
     req.setNoDelay(true);
     req.on('response', (res: IncomingMessage) => {
@@ -144,6 +150,7 @@ export class ControlPlaneClient {
     }
     if (msg.type === 'ping') this.send({ type: 'pong' });
     else if (msg.type === 'error') this.log(`control plane error: ${msg.error}`);
+    else if (msg.type === 'trust') this.opts.onTrust?.(msg.rootCertsPem);
     else if (msg.type === 'snapshot') {
       // Only the newest snapshot matters: if several arrive while one is applying, the rest are skipped.
       this.latest = { snapshot: msg.snapshot, nonce: msg.nonce };

@@ -5,6 +5,7 @@
  * xDS endpoint can be added beside it later. See docs/control-plane.md.
  */
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
+import type { IssuedCertificate } from './ca/authority.js';
 
 /** Proxy -> control plane. */
 export type ProxyMessage =
@@ -18,9 +19,22 @@ export type ProxyMessage =
 export type ControlMessage =
   | { readonly type: 'snapshot'; readonly version: string; readonly nonce: string; readonly snapshot: Snapshot }
   | { readonly type: 'ping' }
+  /** The CA changed (new intermediate or root): trust these roots now and ask for a new certificate. */
+  | { readonly type: 'trust'; readonly rootCertsPem: string }
   | { readonly type: 'error'; readonly error: string };
 
 export const STREAM_PATH = '/v1/stream';
+
+/**
+ * Workload certificates: `POST /v1/certificate` with the stream's bearer token and
+ * `{"csr": "<PEM PKCS#10>"}`; 200 with a `CertificateResponse`, 403 when the request names an
+ * identity other than the credential's, 400 when it is malformed, 404 when the control plane runs no CA.
+ */
+export const CERTIFICATE_PATH = '/v1/certificate';
+export interface CertificateRequestBody {
+  readonly csr: string;
+}
+export type CertificateResponse = IssuedCertificate;
 /** A snapshot of 10k ServiceEntries is ~20 MB of JSON; leave room, but bound it. */
 export const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 

@@ -4,17 +4,18 @@
  * answers the views (`/v1/proxies`, `/v1/proxies/<key>/snapshot`, `/v1/config`, `/ready`).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import { createServer as createTlsServer, Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Model } from '../model/build.js';
 import { buildSnapshot } from '../snapshot/build.js';
 import { redactSnapshot } from '../snapshot/secrets.js';
 import type { ProxyIdentity } from '../snapshot/types.js';
 import type { ConfigSource, LeftOutObject, Rejection } from './config-source.js';
-import { encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
+import { CERTIFICATE_PATH, encode, identityKey, LineDecoder, STREAM_PATH, type ProxyMessage } from './protocol.js';
 import { Session, type SessionView } from './sessions.js';
 import { MAX_LEASE_MS, MemoryLeaseStore, type LeaseStore } from './leases.js';
 import { bearerToken, type Authenticator, type Principal } from './auth.js';
+import { CertificateRequestError, type CertificateAuthority } from './ca/authority.js';
 
 export interface ControlPlaneOptions {
   readonly source: ConfigSource;
@@ -26,6 +27,8 @@ export interface ControlPlaneOptions {
   readonly log?: (line: string) => void;
   /** Arbiter of floating source address leases (default: this process, in memory). */
   readonly leases?: LeaseStore;
+  /** Signs workload certificates (POST /v1/certificate); absent: that path answers 404. */
+  readonly ca?: CertificateAuthority;
 }
 
 export interface ConfigView {
@@ -68,6 +71,7 @@ export class ControlPlane {
         else res.destroy();
       });
     };
+    opts.ca?.onChange(() => this.pushTrust());
     this.server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handler) : createServer(handler);
     // Snapshot streams are long-lived; Node's default request timeout would cut them.
     this.server.requestTimeout = 0;
@@ -84,6 +88,12 @@ export class ControlPlane {
         resolve(this.server.address() as AddressInfo);
       });
     });
+  }
+
+  /** Serves a new certificate to new connections (a renewed or re-issued one); open streams keep theirs. */
+  setTls(tls: { readonly cert: string | Buffer; readonly key: string | Buffer }): void {
+    if (!(this.server instanceof TlsServer)) throw new Error('this control plane serves plaintext');
+    this.server.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' });
   }
 
   async close(): Promise<void> {
@@ -150,6 +160,42 @@ export class ControlPlane {
     return s.push(snapshot, (nonce) => encode({ type: 'snapshot', version: snapshot.version, nonce, snapshot }));
   }
 
+  /** Tells every connected proxy the CA changed: new roots to trust, and a certificate to renew. */
+  private pushTrust(): void {
+    const ca = this.opts.ca;
+    if (!ca) return;
+    const line = encode({ type: 'trust', rootCertsPem: ca.rootCertsPem() });
+    for (const s of this.sessions.values()) s.sendLine(line);
+    this.log(`CA changed: told ${this.sessions.size} proxies to renew their certificates`);
+  }
+
+  /** Signs the CSR for the credential's identity; the proxy's key never comes here, only its public half. */
+  private async certificateRequest(req: IncomingMessage, res: ServerResponse, principal: Principal): Promise<void> {
+    const ca = this.opts.ca;
+    if (!ca) {
+      req.resume();
+      return json(res, 404, { error: 'this control plane runs no CA (start it with --ca-dir, or in Kubernetes mode)' });
+    }
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    let body: Record<string, unknown>;
+    try {
+      body = await readSmallJson(req, 16 * 1024);
+    } catch {
+      return json(res, 413, { error: 'the request body is larger than 16 KiB' });
+    }
+    const csr = body['csr'];
+    if (typeof csr !== 'string') return json(res, 400, { error: 'expected {"csr": "<PEM certificate request>"}' });
+    try {
+      const issued = await ca.issueWorkload(csr, principal);
+      this.log(`issued ${issued.spiffeId} to ${remote} (${principal.via}), valid until ${issued.notAfter}`);
+      json(res, 200, issued);
+    } catch (err) {
+      if (!(err instanceof CertificateRequestError)) throw err;
+      this.log(`refused a certificate to ${remote} authenticated as ${principal.namespace}/${principal.serviceAccount} (${principal.via}): ${err.message}`);
+      json(res, err.status, { error: err.message });
+    }
+  }
+
   private ping(): void {
     const line = encode({ type: 'ping' });
     for (const s of this.sessions.values()) s.sendLine(line);
@@ -172,6 +218,7 @@ export class ControlPlane {
       return json(res, 401, { error: token === undefined ? 'a bearer token is required (Authorization: Bearer ...)' : 'the bearer token is not valid' });
     }
     if (req.method === 'POST' && url.pathname === STREAM_PATH) return this.stream(req, res, principal);
+    if (req.method === 'POST' && url.pathname === CERTIFICATE_PATH) return this.certificateRequest(req, res, principal);
     const lease = /^\/v1\/leases\/([a-z0-9][a-z0-9.-]{0,252})$/.exec(url.pathname);
     if (lease && (req.method === 'POST' || req.method === 'DELETE')) return void this.leaseRequest(lease[1] ?? '', req, res, url);
     if (url.pathname === '/v1/leases' && req.method === 'GET') return void this.leases.list().then((l) => json(res, 200, l), (e: unknown) => json(res, 503, { error: String(e) }));
@@ -184,7 +231,7 @@ export class ControlPlane {
       const s = [...this.sessions.values()].find((x) => x.key === key || x.id === key || x.node.name === key);
       return s?.snapshot ? json(res, 200, redactSnapshot(s.snapshot)) : json(res, 404, { error: `no connected proxy "${key}" with a snapshot`, proxies: this.proxies().map((p) => p.key) });
     }
-    json(res, 404, { error: 'not found', paths: [STREAM_PATH, '/ready', '/metrics', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config', '/v1/leases'] });
+    json(res, 404, { error: 'not found', paths: [STREAM_PATH, CERTIFICATE_PATH, '/ready', '/metrics', '/v1/proxies', '/v1/proxies/<key>/snapshot', '/v1/config', '/v1/leases'] });
   }
 
   /** POST {holder, durationMs}: take or renew (200, or 409 with the live lease); DELETE ?holder=: release. */

@@ -55,6 +55,12 @@ function validatingWebhook(namespace: string, v: Values, l: Record<string, strin
 /** Proxies authenticate with their service-account token, which the control plane checks by TokenReview. */
 const TOKEN_REVIEW_RULE: K8sObject = { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] };
 
+/** The CA's Secrets by name (`create` cannot be limited to a name: Kubernetes does not know it before the object exists). */
+const CA_SECRET_RULES: K8sObject[] = [
+  { apiGroups: [''], resources: ['secrets'], resourceNames: ['cacerts', 'istio-ca-secret'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+];
+
 /** RBAC rules: the watched kinds grouped by API group, read-only; Secrets are granted per namespace instead. */
 export function readRules(): K8sObject[] {
   const byGroup = new Map<string, string[]>();
@@ -71,7 +77,7 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
   const secretNamespaces = v.list('secretNamespaces').length ? v.list('secretNamespaces') : [namespace];
   const webhook = v.bool('webhook');
   const args = [
-    'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, '--tls-cert', `${CONTROL_PLANE_TLS_DIR}/tls.crt`, '--tls-key', `${CONTROL_PLANE_TLS_DIR}/tls.key`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
+    'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, '--tls-cert', `${CONTROL_PLANE_TLS_DIR}/tls.crt`, '--tls-key', `${CONTROL_PLANE_TLS_DIR}/tls.key`, '--tls-san', `${NAME}.${namespace}.svc`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
     ...(webhook ? ['--webhook-listen', `0.0.0.0:${WEBHOOK_PORT}`, '--webhook-tls-cert', `${WEBHOOK_CERT_DIR}/tls.crt`, '--webhook-tls-key', `${WEBHOOK_CERT_DIR}/tls.key`] : []),
     // Injection is served whenever the webhook is; the sidecar-injection profile decides which pods are sent.
     ...(webhook ? ['--inject-image', v.get('image'), '--inject-control-plane', `${NAME}.${namespace}.svc:${CONTROL_PLANE_PORT}`] : []),
@@ -83,6 +89,9 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
     // Floating source addresses: one coordination.k8s.io Lease per address, in the control plane's namespace.
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-leases`, namespace, l), rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update'] }] },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(`${NAME}-leases`, namespace, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${NAME}-leases` }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
+    // The CA: reads the plugged-in `cacerts` or its own `istio-ca-secret`, and creates the latter on first start.
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-ca`, namespace, l), rules: CA_SECRET_RULES },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(`${NAME}-ca`, namespace, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${NAME}-ca` }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
     ...secretNamespaces.flatMap((ns) => [
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-secrets`, ns, l), rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] }] },
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta(`${NAME}-secrets`, ns, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: `${NAME}-secrets` }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },

@@ -15,6 +15,8 @@ export interface Pki {
   ca(name: string): Promise<{ cert: string; key: string }>;
   /** A leaf signed by CA `caName`; returns file paths. */
   leaf(name: string, caName: string, opts: { dns?: string; ip?: string; client?: boolean }): Promise<{ cert: string; key: string }>;
+  /** An intermediate CA (CA:TRUE, keyCertSign) signed by CA `caName`; returns file paths. */
+  intermediate(name: string, caName: string): Promise<{ cert: string; key: string }>;
   read(path: string): string;
   cleanup(): void;
 }
@@ -38,6 +40,12 @@ export function makePki(): Pki {
       const ext = [sans ? `subjectAltName=${sans}` : '', opts.client ? 'extendedKeyUsage=clientAuth' : 'extendedKeyUsage=serverAuth'].filter(Boolean).join('\n');
       writeFileSync(p(`${name}.ext`), ext + '\n');
       await ossl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${opts.dns ?? name}`]);
+      await ossl(['x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${caName}.crt`), '-CAkey', p(`${caName}.key`), '-CAcreateserial', '-out', p(`${name}.crt`), '-days', '2', '-extfile', p(`${name}.ext`)]);
+      return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
+    },
+    async intermediate(name, caName) {
+      writeFileSync(p(`${name}.ext`), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+      await ossl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/O=${name}`]);
       await ossl(['x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${caName}.crt`), '-CAkey', p(`${caName}.key`), '-CAcreateserial', '-out', p(`${name}.crt`), '-days', '2', '-extfile', p(`${name}.ext`)]);
       return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
     },

@@ -28,7 +28,8 @@ test('--workers 2: shared listeners, merged metrics, readiness of all, clean SIG
     child.kill('SIGKILL');
     cfg.cleanup();
   });
-  const deadline = Date.now() + 10_000;
+  // Three Node processes start here; on a loaded machine that takes well over 10 s.
+  const deadline = Date.now() + 40_000;
   let ready = { status: 0, body: '' };
   while (Date.now() < deadline && ready.status !== 200) {
     ready = await httpGet(admin, '/ready');

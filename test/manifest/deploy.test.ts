@@ -104,7 +104,7 @@ test('kubectl kustomize deploy/ renders every object of the listed profiles', as
   assert.ok(args.includes('on'), `"on" survives kubectl's YAML parser as a string: ${JSON.stringify(args)}`);
 });
 
-test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source watches, Secrets only in the gateways\' namespaces', () => {
+test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source watches, Secrets only in the gateways\' namespaces and the CA\'s own', () => {
   const objs = gen('control-plane', ['secretNamespaces=edge,istio-system']);
   const [role] = byKind(objs, 'ClusterRole');
   const allRules = role?.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
@@ -120,12 +120,14 @@ test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source wat
   const roles = byKind(objs, 'Role');
   assert.deepEqual(roles.map((r) => `${r.metadata.namespace} ${JSON.stringify(r.rules)}`), [
     'tollgate-system [{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"verbs":["get","list","create","update"]}]',
+    // The CA: its two Secrets by name, and create for the self-signed one on first start.
+    'tollgate-system [{"apiGroups":[""],"resources":["secrets"],"resourceNames":["cacerts","istio-ca-secret"],"verbs":["get"]},{"apiGroups":[""],"resources":["secrets"],"verbs":["create"]}]',
     'edge [{"apiGroups":[""],"resources":["secrets"],"verbs":["get","list","watch"]}]',
     'istio-system [{"apiGroups":[""],"resources":["secrets"],"verbs":["get","list","watch"]}]',
   ]);
   const dep = byKind(objs, 'Deployment')[0];
   const c = dep?.spec.template.spec.containers[0];
-  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--tls-cert', '/etc/tollgate/control-plane-tls/tls.crt', '--tls-key', '/etc/tollgate/control-plane-tls/tls.key', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
+  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--tls-cert', '/etc/tollgate/control-plane-tls/tls.crt', '--tls-key', '/etc/tollgate/control-plane-tls/tls.key', '--tls-san', 'tollgate-control-plane.tollgate-system.svc', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
     '--webhook-listen', '0.0.0.0:15017', '--webhook-tls-cert', '/etc/tollgate/webhook/tls.crt', '--webhook-tls-key', '/etc/tollgate/webhook/tls.key',
     '--inject-image', 'tollgate:0.1.0', '--inject-control-plane', 'tollgate-control-plane.tollgate-system.svc:15010']);
   const [vwc] = byKind(objs, 'ValidatingWebhookConfiguration');

@@ -78,3 +78,9 @@ export function collectionPath(k: WatchedKind, version: string, namespace: strin
   const ns = k.namespaced && namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : '';
   return `${base}${ns}/${k.plural}`;
 }
+
+/**
+ * The CA's Secrets (Istio's names: plugged-in `cacerts`, self-signed `istio-ca-secret`). They hold
+ * the CA's private key: read by the CA alone, never part of the config, whatever their namespace.
+ */
+export const CA_SECRET_NAMES: ReadonlySet<string> = new Set(['cacerts', 'istio-ca-secret']);

@@ -19,7 +19,7 @@ import type { RawDocument } from '../../config/load.js';
 import { ConfigGate, Debouncer, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
 import { toDocument } from './documents.js';
 import { buildIsolated } from './isolate.js';
-import { apiVersionOf, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';
+import { apiVersionOf, CA_SECRET_NAMES, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';
 
 export interface KubernetesSourceOptions {
   readonly kubeConfig: KubeConfig;
@@ -510,7 +510,8 @@ export class KubernetesConfigSource implements ConfigSource {
       if (k.def.bookkeeping) continue;
       const version = k.def.versions[k.versionIndex] ?? 'v1';
       const objects = k.state === 'synced' && k.informer ? k.informer.list() : k.retained ?? [];
-      for (const obj of objects) entries.push({ k, obj, version });
+      const isSecret = k.def.kind === 'Secret' && k.def.group === '';
+      for (const obj of objects) if (!isSecret || !CA_SECRET_NAMES.has(obj.metadata?.name ?? '')) entries.push({ k, obj, version });
     }
     // Creation order, as Istio merges same-host VirtualServices; then a stable name order.
     const keyOf = (e: (typeof entries)[number]): string => `${e.obj.metadata?.creationTimestamp ? String(e.obj.metadata.creationTimestamp) : ''}\u0000${resourceName(e.k.def)}\u0000${e.obj.metadata?.namespace ?? ''}\u0000${e.obj.metadata?.name ?? ''}`;
