@@ -9,7 +9,7 @@
  *   past the callback;
  * - the flow's own 64 KiB buffer once a read shows a bulk stream (>= 16 KiB), written out as is and
  *   reused for the next read; the flow stops reading while a write of it is still queued (the
- *   kernel holds a pointer into the buffer), and gives the buffer up when reads get small again.
+ *   kernel holds a pointer into the buffer), and gives the buffer up after a run of small reads.
  *
  * So an idle or chatty tunnel holds no read buffer, and a bulk one exactly one per direction.
  * A connection starts on 'data' events; its first bulk read moves it here (the Tunnel adopts the
@@ -26,8 +26,13 @@ import { TLSSocket } from 'node:tls';
 const READ_SIZE = 64 * 1024;
 /** A read at least this large means a bulk stream: the flow gets its own buffer. */
 const BULK_READ = 16 * 1024;
-/** A read below this after bulk: the stream went chatty, the flow goes back to the shared buffer. */
+/** A read below this after bulk is small; SMALL_READS of them in a row: the stream went chatty. */
 const SMALL_READ = 4 * 1024;
+/**
+ * Responses end in a short read (the last TLS record, the tail of a body) before the next bulk one:
+ * giving the buffer up at the first short read would allocate a new one per response.
+ */
+const SMALL_READS = 16;
 const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
 
 /** One direction of a tunnel: reads from `src`, writes to `dst`. */
@@ -43,6 +48,7 @@ export class Flow {
   waiting = false;
   private own: Buffer | undefined;
   private next: Buffer = SHARED;
+  private smallReads = 0;
 
   /** `onBulk`: a bulk read arrived through 'data' events (the tunnel may adopt the source then). */
   constructor(private readonly onBulk: (flow: Flow) => void) {}
@@ -60,10 +66,12 @@ export class Flow {
       if (n >= BULK_READ) this.next = this.own ??= Buffer.allocUnsafeSlow(READ_SIZE);
     } else {
       chunk = n === buf.length ? (buf as Buffer) : (buf as Buffer).subarray(0, n);
-      if (n < SMALL_READ) {
+      if (n >= SMALL_READ) this.smallReads = 0;
+      else if (++this.smallReads >= SMALL_READS) {
         // A queued write of `chunk` keeps the old buffer alive on its own; the next read goes elsewhere.
         this.next = SHARED;
         this.own = undefined;
+        this.smallReads = 0;
       }
     }
     return this.forward(chunk);
