@@ -184,6 +184,9 @@ export async function latency(ctx) {
     const t = ctx.targets[n];
     if (t?.pid && t.kind !== 'direct' && t.rec && !t.rec.exited) idleWarm[n] = rssBytes(processTree(t.pid));
   }
+  // The bare-Node references (started for the throughput runs), RSS only: what Node itself holds.
+  const nodeRefs = ['node-http', 'node-floor'].filter((n) => ctx.targets[n]?.pid && !ctx.targets[n].rec?.exited);
+  for (const n of nodeRefs) idleWarm[n] = rssBytes(processTree(ctx.targets[n].pid));
   const rounds = await alternate(ctx, 'latency', '1k@1000rps', targets, cfg.rounds, async (t, r) => {
     const pids = t.pid ? processTree(t.pid) : [];
     const upPids = processTree(ctx.targets.direct.pid);
@@ -236,6 +239,7 @@ export async function latency(ctx) {
       n === 'tollgate' ? '' : fmtRatio(ratio(s.vcpuPer1k.tollgate?.median, s.vcpuPer1k[n]?.median)),
       n === 'tollgate' ? '' : fmtRatio(ratio(idleWarm.tollgate, idleWarm[n])),
     ]);
+  for (const n of nodeRefs) resRows.push([n, '—', fmtMB(rssIdle(n)), fmtMB(idleWarm[n]), '—', fmtMB(ctx.peakRss[ctx.targets[n].pid]), '', fmtRatio(ratio(idleWarm.tollgate, idleWarm[n]))]);
   const tgAddedP99 = added.tollgate.p99Ms;
   const tgCpu = s.vcpuPer1k.tollgate?.median;
   const checks = [
@@ -251,10 +255,10 @@ ${table(['target', 'p50', 'p90', 'p99', 'added p50', 'added p90', 'added p99', '
 
 ### 3. CPU per 1,000 req/s and memory (lower is better)
 
-vCPU per 1,000 req/s = proxy CPU-seconds (utime+stime of the process tree, /proc/<pid>/stat) per 1,000 requests during the constant-rate window above. RSS (MB) from /proc/<pid>/status: at start (before any traffic), idle after warm-up, during the 1,000 req/s window, and peak during the throughput runs.
+vCPU per 1,000 req/s = proxy CPU-seconds (utime+stime of the process tree, /proc/<pid>/stat) per 1,000 requests during the constant-rate window above. RSS (MB) from /proc/<pid>/status: at start (before any traffic), idle after warm-up, during the 1,000 req/s window, and peak during the throughput runs. node-http and node-floor (the bare-Node references of the throughput table) show what a Node process holds doing the same job.
 
 ${table(['target', 'vCPU per 1k req/s', 'RSS start', 'RSS idle (warm)', 'RSS @1k req/s', 'RSS peak (wrk)', 'tg/peer CPU', 'tg/peer RSS idle'], resRows)}`;
-  const peakRss = Object.fromEntries(names.map((n) => [n, ctx.peakRss[ctx.targets[n]?.pid]]));
+  const peakRss = Object.fromEntries([...names, ...nodeRefs].map((n) => [n, ctx.peakRss[ctx.targets[n]?.pid]]));
   return { json: { rounds, summary: s, added, idleRssAtStart: ctx.idleRss, idleRssWarm: idleWarm, peakRssDuringThroughput: peakRss }, markdown, checks };
 }
 

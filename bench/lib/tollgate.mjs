@@ -66,32 +66,19 @@ spec:
   // CONNECT target: its own host whose registry port is the upstream's real port, so
   // `CONNECT connect.bench.test:<port>` means the same thing to Tollgate (registry) and Squid (hosts file).
   if (connect) docs.push(se('connect', CONNECT_HOST, upstreamPort, 'TCP', upstreamPort));
-  const servers = [
-    `  - port:
-      number: ${httpPort}
-      name: http
-      protocol: HTTP
+  // One Gateway server on 127.0.0.1 for every host ("*"); `extra` = more YAML lines at its level.
+  const server = (port, name, protocol, extra = '') => `  - port:
+      number: ${port}
+      name: ${name}
+      protocol: ${protocol}
     bind: 127.0.0.1
     hosts:
-    - "*"`,
-  ];
+    - "*"${extra}`;
+  const servers = [server(httpPort, 'http', 'HTTP')];
   if (tcp) {
     docs.push(se('iperf', 'iperf.bench.test', 5201, 'TCP', tcp.iperfTarget));
     docs.push(se('tcp-up', 'tcp-up.bench.test', 8080, 'TCP', upstreamPort));
-    servers.push(`  - port:
-      number: ${tcp.iperfPort}
-      name: tcp-iperf
-      protocol: TCP
-    bind: 127.0.0.1
-    hosts:
-    - "*"`);
-    servers.push(`  - port:
-      number: ${tcp.httpPort}
-      name: tcp-http
-      protocol: TCP
-    bind: 127.0.0.1
-    hosts:
-    - "*"`);
+    servers.push(server(tcp.iperfPort, 'tcp-iperf', 'TCP'), server(tcp.httpPort, 'tcp-http', 'TCP'));
     docs.push(`apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -120,15 +107,7 @@ spec:
     // TLS passthrough: routed by the ClientHello's SNI to the upstream's TLS port, never decrypted.
     if (tcp.tlsPort) {
       docs.push(se('tls-up', 'tls-up.bench.test', 443, 'TLS', tcp.tlsTarget));
-      servers.push(`  - port:
-      number: ${tcp.tlsPort}
-      name: tls-passthrough
-      protocol: TLS
-    bind: 127.0.0.1
-    hosts:
-    - "*"
-    tls:
-      mode: PASSTHROUGH`);
+      servers.push(server(tcp.tlsPort, 'tls-passthrough', 'TLS', '\n    tls:\n      mode: PASSTHROUGH'));
       docs.push(`apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
