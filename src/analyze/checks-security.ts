@@ -8,7 +8,7 @@ import type { Resource } from '../config/decode.js';
 import type { Path } from '../config/load.js';
 import type { ClientTls, DestinationRuleSpec } from '../config/types.js';
 import { parseCidr } from '../net/ip.js';
-import { labelsMatch } from '../model/selectors.js';
+import { labelsMatch, resolveHost } from '../model/selectors.js';
 import { authorizationPolicies, compilePolicy, MESH_ROOT_NAMESPACE, policyApplies } from '../snapshot/generate/authz.js';
 import { effectivePeerAuthn, peerAuthentications } from '../snapshot/generate/peer-authn.js';
 import { runsSidecar } from '../model/workloads.js';
@@ -131,8 +131,18 @@ export const peerAuthenticationChecks: Check = (f) => {
   }
 };
 
+/**
+ * ISTIO_MUTUAL is originated by the HTTP router (the proxy's workload certificate, the server's
+ * SPIFFE ID checked). The TCP proxy does not originate TLS: a tcp or tls route to a host whose
+ * DestinationRule asks for ISTIO_MUTUAL would leave in plaintext, so that is an error.
+ */
 export const istioMutualChecks: Check = (f) => {
+  const l4Hosts = new Set<string>();
+  for (const vs of f.model.virtualServices) {
+    for (const r of [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])]) for (const d of r.route ?? []) l4Hosts.add(resolveHost(d.destination.host, vs.resource.namespace));
+  }
   for (const dr of f.model.destinationRules) {
+    if (!l4Hosts.has(dr.host)) continue;
     const spec: DestinationRuleSpec = dr.spec;
     const found: Path[] = [];
     const check = (tls: ClientTls | undefined, at: Path): void => {
@@ -142,7 +152,7 @@ export const istioMutualChecks: Check = (f) => {
     (spec.trafficPolicy?.portLevelSettings ?? []).forEach((p, i) => check(p.tls, ['spec', 'trafficPolicy', 'portLevelSettings', i]));
     (spec.subsets ?? []).forEach((s, i) => check(s.trafficPolicy?.tls, ['spec', 'subsets', i, 'trafficPolicy']));
     for (const at of found) {
-      f.report('error', 'TG_DR_ISTIO_MUTUAL', dr.resource, at, 'tls.mode ISTIO_MUTUAL needs mesh workload certificates, which Tollgate does not issue yet: the connection is plain MUTUAL TLS with whatever certificate files the rule names, and the peer\'s identity is not verified', 'use MUTUAL with clientCertificate/privateKey/caCertificates (or credentialName) and subjectAltNames');
+      f.report('error', 'TG_DR_ISTIO_MUTUAL', dr.resource, at, `tls.mode ISTIO_MUTUAL is NOT applied to tcp/tls routes to ${dr.host}: the TCP proxy does not originate TLS, so those connections leave without mTLS (HTTP routes are mTLS)`, 'route the traffic as HTTP, or do not rely on mTLS for the tcp/tls routes');
     }
   }
 };

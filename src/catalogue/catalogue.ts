@@ -248,7 +248,7 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_PEERAUTHN_SELECTS_NOTHING', severity: 'warning', meaning: 'PeerAuthentication selector matches no Pod or Deployment of its namespace in the config', fix: 'fix the labels, or include the workload in the config' },
   { code: 'TG_PEERAUTHN_DISABLE_OVERRIDES_STRICT', severity: 'warning', meaning: 'a workload or port DISABLE reopens plaintext under a STRICT namespace or mesh policy', fix: 'keep it only for callers outside the mesh, restricted by an AuthorizationPolicy on ipBlocks' },
   { code: 'TG_PEERAUTHN_PLAINTEXT', severity: 'info', meaning: 'PeerAuthentication DISABLE: this traffic is plaintext and callers have no identity', fix: '-' },
-  { code: 'TG_DR_ISTIO_MUTUAL', severity: 'error', meaning: 'tls.mode ISTIO_MUTUAL needs mesh certificates Tollgate does not issue: plain MUTUAL with the named files, peer identity not verified', fix: 'use MUTUAL with certificate files or credentialName and subjectAltNames' },
+  { code: 'TG_DR_ISTIO_MUTUAL', severity: 'error', meaning: 'DestinationRule tls.mode ISTIO_MUTUAL for a host that tcp/tls routes reach: the TCP proxy does not originate TLS, those connections leave without mTLS', fix: 'route the traffic as HTTP, or do not rely on mTLS for the tcp/tls routes' },
   { code: 'TG_KIND_NOT_ENFORCED', severity: 'info', meaning: 'a recognised kind that Tollgate validates but does not enforce yet', fix: '-' },
 ];
 

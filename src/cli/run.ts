@@ -470,7 +470,9 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     metrics.eventLoopLag.labels().set(Math.round(lag.percentile(99) / 1e4) / 100);
     lag.reset();
   };
+  const { identity, closeIdentity } = workloadIdentityOf(options, overrides, logger);
   const clusters = new ClusterManager({
+    identity,
     dnsServers: options.dnsServers,
     allowCidrs: options.allowCidrs,
     ...(options.sourceAddress ? { defaultSourceAddress: options.sourceAddress } : {}),
@@ -485,7 +487,6 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
   const silent = overrides.silentAccessLog === true || options.accessLogOff;
   const out = overrides.accessLogOut ?? (silent ? undefined : accessLogSink(options, metrics));
   const accessLog = new AccessLogger({ format: options.accessLogFormat, ...(out ? { out } : {}), ...(silent ? { silent: true } : {}) });
-  const { identity, closeIdentity } = workloadIdentityOf(options, overrides, logger);
   const services: DataPlaneServices = {
     clusters,
     accessLog,

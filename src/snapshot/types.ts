@@ -389,7 +389,13 @@ export interface Route {
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
 
 export interface UpstreamTls {
-  readonly mode: 'SIMPLE' | 'MUTUAL';
+  /** ISTIO_MUTUAL: mesh mTLS with this proxy's workload certificate; the server must prove a SPIFFE ID (subjectAltNames when set). */
+  readonly mode: 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+  /**
+   * Auto mTLS (no DestinationRule TLS; every workload behind the service runs a sidecar and its port
+   * is not DISABLE): mesh mTLS when this proxy has a workload certificate, plaintext when it has none.
+   */
+  readonly auto?: true;
   readonly sni?: string;
   readonly caCertificates?: string; // file path
   readonly clientCertificate?: string;

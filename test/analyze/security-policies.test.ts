@@ -58,7 +58,9 @@ test('PeerAuthentication: STRICT on a workload without a sidecar is an error, DI
   assert.deepEqual(codes(injected + pa('mtls: {mode: STRICT}', 'ns') + pa('selector: {matchLabels: {app: nginx-app}}\nportLevelMtls:\n  80: {mode: DISABLE}')), [['TG_PEERAUTHN_DISABLE_OVERRIDES_STRICT', 'warning']]);
   assert.deepEqual(codes(injected + pa('selector: {matchLabels: {app: ngnix}}\nmtls: {mode: PERMISSIVE}')), [['TG_PEERAUTHN_SELECTS_NOTHING', 'warning']]);
   const dr = 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: gw, namespace: istio-system}\nspec:\n  host: egressgateway.istio-system.svc.cluster.local\n  subsets: [{name: cnn, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]\n';
-  assert.deepEqual(codes(dr), [['TG_DR_ISTIO_MUTUAL', 'error']]);
+  assert.deepEqual(codes(dr), [], 'ISTIO_MUTUAL is originated for HTTP routes');
+  const tcpRoute = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: db, namespace: istio-system}\nspec:\n  hosts: [db.example]\n  tcp: [{route: [{destination: {host: egressgateway.istio-system.svc.cluster.local}}]}]\n---\n';
+  assert.deepEqual(codes(tcpRoute + dr), [['TG_DR_ISTIO_MUTUAL', 'error']]);
 });
 
 test('the snapshot carries the policies that select the proxy: root namespace mesh-wide, own namespace, selector', () => {

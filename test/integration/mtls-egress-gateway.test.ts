@@ -10,7 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { listen, loopbackAddress, tcpExchange } from '../helpers/net.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listen, loopbackAddress, tcpExchange, waitFor } from '../helpers/net.js';
 import { meshCert, type MeshCert } from '../helpers/mesh-pki.js';
 import { makePki, type Pki } from '../helpers/pki.js';
 import { startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
@@ -187,5 +189,123 @@ describe('egress gateway with ISTIO_MUTUAL: authorization by the caller\'s mesh 
     assert.equal(served.length, before);
     const log = await gate.waitForLog((l) => l.tollgate_reason === 'mtls_handshake_failed' && l.connection_termination_details === 'no client certificate the mesh roots verify');
     assert.equal(log.response_flags, 'UF');
+  });
+});
+
+/** The sidecar side of the pattern, as a second proxy: plain HTTP in, ISTIO_MUTUAL to the egress gateway (DestinationRule). */
+function clientConfig(gatewayPort: number, sans: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: egressgateway, namespace: a}
+spec:
+  hosts: [istio-egressgateway.istio-system.svc.cluster.local]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {https: ${gatewayPort}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-cnn, namespace: a}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, sni: edition.cnn.com, subjectAltNames: ["${sans}"]}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: front, namespace: a}
+spec:
+  selector: {app: sleep}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [edition.cnn.com]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cnn-via-egress, namespace: a}
+spec:
+  hosts: [edition.cnn.com]
+  gateways: [front]
+  http: [{route: [{destination: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 443}}}]}]
+`;
+}
+
+describe('two proxies: ISTIO_MUTUAL origination to the egress gateway, identity checked both ways', { skip }, () => {
+  const upIp = loopbackAddress();
+  let pki: Pki;
+  let up: Server;
+  const served: string[] = [];
+  const gates: TestGate[] = [];
+  const cleanups: (() => void)[] = [];
+  let gw: MeshCert;
+
+  before(async () => {
+    pki = makePki();
+    await pki.ca('mesh-root');
+    gw = await meshCert(pki, 'mesh-root', 'istio-system', 'istio-egressgateway');
+    up = createHttpServer((req, res) => {
+      served.push(req.url ?? '');
+      res.end('upstream');
+    });
+    const upPort = await listen(up, upIp);
+    const g = await startGateWithConfig(config(upIp, upPort), ['--role', 'gateway', '-n', 'istio-system', '-l', 'istio=egressgateway', '--port-map', '443=0', '--workload-cert-dir', gw.dir]);
+    gates.push(g.gate);
+    cleanups.push(() => g.cfg.cleanup());
+  });
+  after(async () => {
+    for (const g of gates) await g.stop();
+    for (const c of cleanups) c();
+    up?.close();
+    pki?.cleanup();
+  });
+
+  const client = async (ns: string, sans: string): Promise<{ gate: TestGate; cert: MeshCert }> => {
+    const cert = await meshCert(pki, 'mesh-root', ns, 'sleep', `client-${ns}-${gates.length}`);
+    const g = await startGateWithConfig(clientConfig(gates[0]!.port(443), sans), ['--role', 'gateway', '-n', ns, '-l', 'app=sleep', '--port-map', '80=0', '--workload-cert-dir', cert.dir]);
+    gates.push(g.gate);
+    cleanups.push(() => g.cfg.cleanup());
+    return { gate: g.gate, cert };
+  };
+  const get = async (g: TestGate, path: string): Promise<{ code: string; body: string }> => {
+    const r = await run('curl', ['-s', '--max-time', '10', '-H', 'Host: edition.cnn.com', '-w', '\n%{http_code}', `http://127.0.0.1:${g.port(80)}${path}`], { timeoutMs: 15_000 });
+    const lines = r.stdout.split('\n');
+    return { code: lines.pop() ?? '', body: lines.join('\n') };
+  };
+
+  it('namespace a: plain HTTP in, mTLS between the proxies, the gateway authorizes a by its certificate', async () => {
+    const { gate } = await client('a', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.deepEqual(await get(gate, '/via-a'), { code: '200', body: 'upstream' });
+    assert.ok(served.includes('/via-a'));
+    const gwLog = await gates[0]!.waitForLog((l) => l.path === '/via-a');
+    assert.equal(gwLog.response_code, 200);
+    assert.equal(gwLog.requested_server_name, 'edition.cnn.com');
+  });
+
+  it('namespace c: the same path, denied at the gateway by its identity (403 comes back through the client proxy)', async () => {
+    const { gate } = await client('c', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.deepEqual(await get(gate, '/via-c'), { code: '403', body: 'RBAC: access denied' });
+    assert.ok(!served.includes('/via-c'));
+    const gwLog = await gates[0]!.waitForLog((l) => l.path === '/via-c');
+    assert.equal(gwLog.response_code_details, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-c]-rule[0]]');
+  });
+
+  it('the client refuses a gateway whose SPIFFE ID is not the expected one (subjectAltNames): 503, nothing sent', async () => {
+    const { gate } = await client('a', 'spiffe://cluster.local/ns/istio-system/sa/someone-else');
+    const r = await get(gate, '/wrong-server');
+    assert.equal(r.code, '503');
+    assert.ok(!served.includes('/wrong-server'));
+    const log = await gate.waitForLog((l) => l.path === '/wrong-server');
+    assert.equal(log.tollgate_reason, 'upstream_tls_handshake_failed');
+    assert.match(log.response_code_details ?? log.connection_termination_details ?? '', /someone-else|subjectAltNames|spiffe/);
+  });
+
+  it('certificate rotation: new files are picked up for new connections; a pooled connection keeps working', async () => {
+    const { gate, cert } = await client('a', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.equal((await get(gate, '/before-rotation')).code, '200');
+    const holder = gate.tg.services.identity!;
+    const before = holder.current()!;
+    const next = await meshCert(pki, 'mesh-root', 'a', 'sleep', 'rotated');
+    for (const f of ['key.pem', 'cert-chain.pem', 'root-cert.pem']) writeFileSync(join(cert.dir, f), readFileSync(join(next.dir, f)));
+    await waitFor(() => (holder.current() !== before ? true : undefined), 5000, 'reloaded certificate');
+    assert.notEqual(holder.current()!.certChainPem, before.certChainPem);
+    for (let i = 0; i < 3; i++) assert.equal((await get(gate, `/after-rotation-${i}`)).code, '200');
   });
 });

@@ -410,7 +410,8 @@ export class UpstreamPool implements Sweepable {
     if (!r.ok) return r;
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;
-    if (cluster.tls !== undefined) {
+    // Auto mTLS falls back to plaintext while this proxy has no workload certificate (the server's PeerAuthentication decides).
+    if (cluster.tls !== undefined && !(cluster.tls.auto === true && this.clusters.tls.meshCertificate() === undefined)) {
       const alpn = cluster.http2 === true ? 'h2' : 'http/1.1';
       const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls, alpn); // credentialName secrets + rotation
       if (!t.ok) return t;

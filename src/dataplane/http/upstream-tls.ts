@@ -13,6 +13,19 @@ import type { Cluster } from '../../snapshot/types.js';
 import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import { failure, type UpstreamFailure } from '../upstream/failure.js';
 import type { UpstreamTlsContexts } from '../upstream/tls-context.js';
+import { MESH_ALPN } from '../mesh/contexts.js';
+import { uriSans } from '../mesh/peer-identity.js';
+
+/**
+ * A mesh server is known by its SPIFFE ID, not a host name: one of `subjectAltNames` (DestinationRule)
+ * when set, else any spiffe:// identity (the chain was already verified against the mesh roots).
+ */
+function checkMeshIdentity(cert: PeerCertificate, sans: readonly string[] | undefined): Error | undefined {
+  const ids = uriSans(cert).filter((u) => u.startsWith('spiffe://'));
+  if (ids.length === 0) return new Error('the server certificate has no spiffe:// identity');
+  if (sans === undefined || sans.length === 0 || ids.some((id) => sans.includes(id))) return undefined;
+  return new Error(`the server is ${ids.join(', ')}, not one of subjectAltNames ${sans.join(', ')}`);
+}
 
 /** The SNI sent for this target (undefined: none, when only an IP is known). */
 export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undefined {
@@ -41,9 +54,11 @@ export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamT
       socket,
       secureContext: ctx,
       ...(sni !== undefined ? { servername: sni } : {}),
-      ALPNProtocols: [alpn],
+      // Mesh peers are offered Istio's ALPN first; a Tollgate server answers none, and HTTP/1.1 follows.
+      ALPNProtocols: t.mode === 'ISTIO_MUTUAL' ? [...MESH_ALPN, alpn] : [alpn],
       rejectUnauthorized: t.insecureSkipVerify !== true,
       checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
+        if (t.mode === 'ISTIO_MUTUAL') return checkMeshIdentity(cert, sans);
         if (sans && sans.length > 0) {
           for (const san of sans) if (checkServerIdentity(san, cert) === undefined) return undefined;
           return new Error(`certificate matches none of subjectAltNames ${sans.join(', ')}`);

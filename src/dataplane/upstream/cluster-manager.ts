@@ -14,6 +14,7 @@
  *
  * State that outlives snapshots lives here: DNS cache, round-robin cursors, active counts.
  */
+import type { WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import { Socket } from 'node:net';
 import { hostMatches, normalizeHost } from '../../net/hostname.js';
 import { classifyIp, ENTRY_ALLOWABLE_CLASSES, parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip, type IpClass } from '../../net/ip.js';
@@ -86,6 +87,8 @@ export interface ClusterManagerOptions {
   readonly isLocalAddress?: (ip: string) => boolean;
   readonly metrics?: DataPlaneMetrics;
   readonly random?: () => number;
+  /** The proxy's mesh identity, for ISTIO_MUTUAL clusters. */
+  readonly identity?: WorkloadIdentitySource;
 }
 
 export interface ClusterStatus {
@@ -167,7 +170,7 @@ export class ClusterManager implements LbState {
   readonly outliers = new OutlierDetector();
   readonly breakers = new CircuitBreakers();
   /** Upstream TLS contexts; secrets of the latest snapshot (credentialName), file rotation. */
-  readonly tls = new UpstreamTlsContexts();
+  readonly tls: UpstreamTlsContexts;
   private snap: CompiledSnapshot | undefined;
   private egress = new EgressIpIndex([]);
   private readonly guard: SsrfGuard;
@@ -182,6 +185,7 @@ export class ClusterManager implements LbState {
 
   constructor(opts: ClusterManagerOptions = {}) {
     const metrics = opts.metrics;
+    this.tls = new UpstreamTlsContexts(Date.now, opts.identity);
     this.dns = new DnsCache({
       ...(opts.dnsServers ? { servers: opts.dnsServers } : {}),
       ...(opts.dnsTimeoutMs !== undefined ? { timeoutMs: opts.dnsTimeoutMs } : {}),

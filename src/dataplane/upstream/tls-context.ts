@@ -9,6 +9,8 @@
  *  files           caCertificates / clientCertificate / privateKey paths are read once and
  *                  re-read when their mtime or size changes (stat at most once per second per
  *                  cluster, only when a new connection is opened).
+ *  ISTIO_MUTUAL    the proxy's workload certificate, current when the connection is opened: a
+ *                  rotated certificate serves new connections, open ones keep theirs.
  * Every context of a snapshot is built when it is applied (`prepare`): key material that cannot be
  * loaded rejects the snapshot. Later failures (a file rotated into something unreadable) are
  * returned as Errors (the caller answers 503 UF `upstream_tls_credential_unavailable`).
@@ -16,6 +18,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Snapshot, SnapshotSecret, UpstreamTls } from '../../snapshot/types.js';
+import type { WorkloadCertificate, WorkloadIdentitySource } from '../../shared/workload-identity.js';
+import { meshContextOf } from '../mesh/contexts.js';
 
 const FILE_RECHECK_MS = 1000;
 
@@ -53,7 +57,15 @@ export class UpstreamTlsContexts {
   private cache = new Map<UpstreamTls, Entry>();
   private prepared = new Map<UpstreamTls, Entry>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly identity?: WorkloadIdentitySource,
+  ) {}
+
+  /** The workload certificate ISTIO_MUTUAL clusters use now; undefined until the proxy has one. */
+  meshCertificate(): WorkloadCertificate | undefined {
+    return this.identity?.current();
+  }
 
   /**
    * Builds the context of every cluster with TLS in a snapshot about to be applied; throws the
@@ -65,7 +77,8 @@ export class UpstreamTlsContexts {
     const now = this.now();
     for (const c of snapshot.clusters) {
       const t = c.tls;
-      if (t === undefined || out.has(t)) continue;
+      // Mesh mTLS uses the workload certificate current at connect time (rotation, first issue).
+      if (t === undefined || t.mode === 'ISTIO_MUTUAL' || out.has(t)) continue;
       const secret = t.credentialName !== undefined ? secrets.get(t.credentialName) : undefined;
       const files = t.credentialName === undefined ? filesOf(t) : [];
       const ctx = build(t, secret);
@@ -91,6 +104,10 @@ export class UpstreamTlsContexts {
   }
 
   contextFor(t: UpstreamTls): SecureContext | Error {
+    if (t.mode === 'ISTIO_MUTUAL') {
+      const cert = this.identity?.current();
+      return cert === undefined ? new Error('ISTIO_MUTUAL: this proxy has no workload certificate yet') : meshContextOf(cert);
+    }
     const secret = t.credentialName !== undefined ? this.secrets.get(t.credentialName) : undefined;
     const e = this.cache.get(t);
     const now = this.now();

@@ -12,6 +12,10 @@ import { clusterName } from '../names.js';
 import type { Cluster, Endpoint, EndpointSet, UpstreamTls } from '../types.js';
 import { connectionPoolOf, consistentHashOf, outlierDetectionOf, upstreamHttp2 } from './traffic-policy.js';
 import { originOf } from './origin.js';
+import { effectivePeerAuthn, modeAtPort } from './peer-authn.js';
+import { runsSidecar } from '../../model/workloads.js';
+
+const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC']);
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000; // Istio's default
 
@@ -63,7 +67,7 @@ export class ClusterSet {
       endpoints = [{ address: host, port: targetPort, weight: 1 }];
     }
     if (subsetDef?.labels) endpoints = endpoints.filter((e) => labelsMatch(subsetDef.labels, e.labels ?? {}));
-    const tls = upstreamTls(policy.tls, dr);
+    const tls = upstreamTls(policy.tls, dr) ?? (policy.tls === undefined ? this.autoMtls(service, port) : undefined);
     const connectTimeout = policy.connectionPool?.tcp?.connectTimeout;
     const pool = service.sourceAddress ? undefined : this.model.sourcePools.find((p) => p.resource === service.resource);
     const sourceAddressPool = pool ? usableAddresses(pool, this.nodeName) : undefined;
@@ -92,6 +96,23 @@ export class ClusterSet {
     };
     this.clusters.set(name, cluster);
     this.endpoints.set(name, { clusterName: name, endpoints });
+  }
+
+  /**
+   * Istio's auto mTLS, decided per service: mTLS when the service selects workloads in the config,
+   * all of them run a sidecar, and the port's effective PeerAuthentication is not DISABLE for any
+   * (a caller then sends plaintext, as to nginx:80 under portLevelMtls DISABLE). HTTP ports only: the
+   * TCP proxy does not originate TLS.
+   */
+  private autoMtls(service: RegistryService, port: RegistryPort): UpstreamTls | undefined {
+    const selector = service.kubernetes?.selector;
+    if (selector === undefined || Object.keys(selector).length === 0 || !HTTP_PROTOCOLS.has(port.protocol)) return undefined;
+    const workloads = this.model.workloads.filter((w) => w.namespace === service.namespace && labelsMatch(selector, w.labels));
+    if (workloads.length === 0) return undefined;
+    const nsLabels = (ns: string) => this.model.resources.find((r) => r.kind === 'Namespace' && r.name === ns)?.labels;
+    const target = typeof port.targetPort === 'number' ? port.targetPort : port.number;
+    const mesh = workloads.every((w) => runsSidecar(w, nsLabels(w.namespace)) && modeAtPort(effectivePeerAuthn(this.model, w.namespace, w.labels), target) !== 'DISABLE');
+    return mesh ? { mode: 'ISTIO_MUTUAL', auto: true } : undefined;
   }
 
   addRaw(cluster: Cluster, endpoints: readonly Endpoint[]): void {
@@ -131,7 +152,9 @@ function lbPolicyOf(simple: string | undefined): Cluster['lbPolicy'] {
 
 function upstreamTls(tls: ClientTls | undefined, dr: DestinationRuleModel | undefined): UpstreamTls | undefined {
   if (!tls || tls.mode === undefined || tls.mode === 'DISABLE') return undefined;
-  const mode = tls.mode === 'SIMPLE' ? 'SIMPLE' : 'MUTUAL'; // ISTIO_MUTUAL is mutual TLS with mesh certificates
+  const mode = tls.mode === 'SIMPLE' || tls.mode === 'ISTIO_MUTUAL' ? tls.mode : 'MUTUAL';
+  // ISTIO_MUTUAL: the proxy's workload certificate; certificate fields of the rule do not apply (as in Istio).
+  if (mode === 'ISTIO_MUTUAL') return { mode, ...(tls.sni ? { sni: tls.sni } : {}), ...(tls.subjectAltNames ? { subjectAltNames: tls.subjectAltNames } : {}) };
   const credentialName = tls.credentialName && dr ? (tls.credentialName.includes('/') ? tls.credentialName : `${dr.resource.namespace}/${tls.credentialName}`) : undefined;
   return {
     mode,
