@@ -26,6 +26,8 @@ Options:
   -X, --method METHOD         request method (default GET)
   --sni NAME                  SNI for tls:// (default: the URL host)
   --source-ip IP              the caller's IP (selects EgressIP / sourceNamespace matches)
+  --source-principal P        the caller's mesh identity, as its mTLS certificate would prove it
+                              (cluster.local/ns/NS/sa/SA): AuthorizationPolicy principals/namespaces
   --source-address IP         the proxy-wide fixed source address the proxy would run with
   --proxy PORT                send the request through the explicit-proxy listener on PORT:
                               absolute-form (http://...), or CONNECT host:port with -X CONNECT
@@ -49,7 +51,7 @@ ${IDENTITY_HELP}`;
 export async function traceCommand(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     argv,
-    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, proxy: { type: 'string' }, 'check-source-addresses': { type: 'boolean' }, 'dns-server': { type: 'string', multiple: true }, 'original-dst': { type: 'string' } },
+    { ...CONFIG_OPTIONS, ...IDENTITY_OPTIONS, header: { type: 'string', short: 'H', multiple: true }, method: { type: 'string', short: 'X' }, sni: { type: 'string' }, 'source-ip': { type: 'string' }, 'source-principal': { type: 'string' }, 'source-address': { type: 'string' }, 'allow-cidr': { type: 'string', multiple: true }, proxy: { type: 'string' }, 'check-source-addresses': { type: 'boolean' }, 'dns-server': { type: 'string', multiple: true }, 'original-dst': { type: 'string' } },
     true,
   );
   if (values.help) {
@@ -83,7 +85,7 @@ export async function traceCommand(argv: string[], io: Io): Promise<number> {
   }
   const proxyPort = values.proxy !== undefined ? Number(values.proxy) : undefined;
   if (proxyPort !== undefined && !(Number.isInteger(proxyPort) && proxyPort > 0 && proxyPort < 65536)) throw new UsageError(`--proxy ${values.proxy}: not a port`);
-  request = { ...request, headerLines, ...(proxyPort !== undefined ? { proxyPort } : {}), ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}), ...(values['original-dst'] ? { originalDst: parseOriginalDst(values['original-dst']) } : {}) };
+  request = { ...request, headerLines, ...(proxyPort !== undefined ? { proxyPort } : {}), ...(values['source-ip'] ? { sourceIp: values['source-ip'] } : {}), ...(values['source-principal'] ? { sourcePrincipal: values['source-principal'] } : {}), ...(values['source-address'] ? { proxySourceAddress: values['source-address'] } : {}), ...(values['original-dst'] ? { originalDst: parseOriginalDst(values['original-dst']) } : {}) };
   const loaded = loadConfig(values.file, io.err);
   if (!loaded) return 1;
   const identity = identityFrom(values, loaded.model, io.err);

@@ -28,7 +28,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, decideConnect, WOULD_DENY_REASON } from '..
 import { normalizeHost, splitHostPort } from '../net/hostname.js';
 import { compileRetry } from '../dataplane/http/retry.js';
 import type { ExplicitProxy, WeightedCluster } from '../snapshot/types.js';
-import { authorizeHttp } from '../dataplane/authz/apply.js';
+import { authorizeHttp, peerOf } from '../dataplane/authz/apply.js';
 import { matchName, type AuthzVerdict } from '../dataplane/authz/evaluate.js';
 import { explicitProxyParseReason } from '../dataplane/tcp/explicit-proxy.js';
 import { pickWeighted } from '../dataplane/route/select.js';
@@ -81,6 +81,8 @@ export interface HttpTraceInput {
   readonly authority: string;
   readonly listenerPort: number;
   readonly downstreamIp?: string;
+  /** The caller's mesh identity as mTLS would have proven it (`cluster.local/ns/a/sa/sleep`). */
+  readonly sourcePrincipal?: string;
   readonly sourceNamespace?: string;
   /** A sidecar's captured connection: where the app was going (ORIGINAL_DST clusters dial it). */
   readonly originalDestination?: { readonly ip: string; readonly port: number };
@@ -127,7 +129,7 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
       : new ExplicitProxyRouter(compiled, kind.proxy, kind.listenerName, kind.chainName, clusters.dns, input.listenerPort, false, 'reject', TRACE_RANDOM, ns);
   const d = new Decision();
   router.route(d, head);
-  const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: input.sni ?? null };
+  const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: input.sni ?? null, ...peerOf(input.sourcePrincipal) };
   const verdict = authorizeHttp(compiled.snapshot.policy.authorization, authzConn, router, d);
   const authz = verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {

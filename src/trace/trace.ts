@@ -11,7 +11,7 @@ import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } 
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
 import { decideConnectRequest, decideHttp, decideL4, describeVerdict, TRACE_SOURCE_IP, type HttpTraceInput, type TraceDecision } from './decision.js';
-import { connectionRequest } from '../dataplane/authz/apply.js';
+import { connectionRequest, peerOf } from '../dataplane/authz/apply.js';
 import { deniedDetail, evaluateAuthz, RBAC_DENIED_REASON } from '../dataplane/authz/evaluate.js';
 import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route/original-dst.js';
 import { parseIp } from '../net/ip.js';
@@ -42,6 +42,8 @@ export interface TraceRequest {
   readonly sni?: string;
   /** Caller IP, to find its namespace (EgressIP, sourceNamespace matches). */
   readonly sourceIp?: string;
+  /** The caller's mesh identity (`cluster.local/ns/a/sa/sleep`), as if proven on mTLS. */
+  readonly sourcePrincipal?: string;
   /** The proxy-wide --source-address, if the proxy would run with one. */
   readonly proxySourceAddress?: string;
   /**
@@ -128,6 +130,7 @@ function httpInput(req: TraceRequest, listenerPort: number, sourceNamespace: str
     authority,
     listenerPort,
     ...(req.sourceIp !== undefined ? { downstreamIp: req.sourceIp } : {}),
+    ...(req.sourcePrincipal !== undefined ? { sourcePrincipal: req.sourcePrincipal } : {}),
     ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
     ...(originalDestination !== undefined ? { originalDestination } : {}),
   };
@@ -235,11 +238,15 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   if (filter.type === 'http') {
     // A chain that terminates TLS (Gateway tls SIMPLE/MUTUAL) takes https:// (tls) requests: the
     // HTTP inside is routed as the connection manager routes it, with the connection's SNI.
-    const terminated = chain.tls !== undefined;
+    // Mesh mTLS (ISTIO_MUTUAL, PeerAuthentication): an https:// request stands for the mTLS connection.
+    const meshTls = chain.mtls !== undefined && req.scheme === 'tls';
+    const terminated = chain.tls !== undefined || meshTls;
+    if (chain.mtls === 'STRICT' && req.scheme === 'http') return fail('NR', `filter chain ${chain.name} is mTLS STRICT: a plaintext request is refused (mtls_required)`, 'trace https:// with --source-principal, as a mesh caller connects');
     if (req.scheme !== 'http' && !(terminated && req.scheme === 'tls')) return fail('NR', `listener ${listener.listener.name} speaks HTTP but the request is ${req.scheme}`, 'use http:// for this port, or route the port with a tls/tcp route');
     const table = compiled.routeTables.get(filter.routeConfigName);
     steps.push({ step: 'route table', value: filter.routeConfigName });
-    if (terminated) steps.push({ step: 'tls', value: `terminated (${chain.tls?.mode ?? ''})`, detail: `SNI ${sni ?? '(none)'}; the HTTP inside is routed by its Host` });
+    if (meshTls) steps.push({ step: 'tls', value: `mesh mTLS (${chain.mtls ?? ''}), peer ${req.sourcePrincipal ?? '(none given: --source-principal)'}`, detail: 'terminated with the workload certificate; the client must present a certificate from the mesh CA' });
+    else if (terminated) steps.push({ step: 'tls', value: `terminated (${chain.tls?.mode ?? ''})`, detail: `SNI ${sni ?? '(none)'}; the HTTP inside is routed by its Host` });
     const input = { ...httpInput(req, listener.listener.port, callerNs, originalDst), ...(terminated ? { tls: true, ...(sni !== undefined ? { sni } : {}) } : {}) };
     const { decision, later } = decideHttp(compiled, { table: filter.routeConfigName }, input, env.clusters);
     const level = snapshot.policy.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
@@ -271,7 +278,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     const policies = snapshot.policy.authorization;
     if (policies !== undefined) {
       const sourceIp = req.sourceIp ?? TRACE_SOURCE_IP;
-      const verdict = evaluateAuthz(policies, connectionRequest({ remoteAddress: sourceIp, localAddress: originalDst?.ip ?? '', destinationPort: originalDst?.port ?? listener.listener.port, sni: sni ?? null }));
+      const verdict = evaluateAuthz(policies, connectionRequest({ remoteAddress: sourceIp, localAddress: originalDst?.ip ?? '', destinationPort: originalDst?.port ?? listener.listener.port, sni: sni ?? null, ...peerOf(req.sourcePrincipal) }));
       steps.push({ step: 'authorization', value: describeVerdict(verdict, sourceIp), detail: 'AuthorizationPolicies of this proxy, evaluated as the TCP proxy does (HTTP-only fields: an ALLOW rule with them never matches, a DENY rule ignores them)' });
       if (!verdict.allowed) return { ...fail('-', RBAC_DENIED_REASON, 'the connection is closed before anything is dialed; see the policy named above'), detail: deniedDetail(verdict) };
     }

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { listen, loopbackAddress, tcpExchange, waitFor } from '../helpers/net.js';
 import { meshCert, type MeshCert } from '../helpers/mesh-pki.js';
 import { makePki, type Pki } from '../helpers/pki.js';
-import { startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
+import { BIN, startGateWithConfig, type TestGate } from '../helpers/tollgate.js';
 import { haveTool, isCI, run } from '../helpers/tools.js';
 
 const ready = haveTool('curl') && haveTool('openssl');
@@ -88,6 +88,7 @@ describe('egress gateway with ISTIO_MUTUAL: authorization by the caller\'s mesh 
   const served: string[] = [];
   let gate: TestGate;
   let cleanupCfg: () => void = () => undefined;
+  let cfgPath = '';
   let gw: MeshCert;
   let a: MeshCert;
   let blocked: MeshCert;
@@ -107,6 +108,7 @@ describe('egress gateway with ISTIO_MUTUAL: authorization by the caller\'s mesh 
     const upPort = await listen(up, upIp);
     const started = await startGateWithConfig(config(upIp, upPort), ['--role', 'gateway', '-n', 'istio-system', '-l', 'istio=egressgateway', '--port-map', '443=0', '--workload-cert-dir', gw.dir]);
     gate = started.gate;
+    cfgPath = started.cfg.path;
     cleanupCfg = () => started.cfg.cleanup();
   });
   after(async () => {
@@ -150,6 +152,20 @@ describe('egress gateway with ISTIO_MUTUAL: authorization by the caller\'s mesh 
     assert.equal(log.tollgate_reason, 'rbac_denied');
     assert.equal(log.response_code_details, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-c]-rule[0]]');
     assert.equal(gate.metric('tollgate_rbac_total', 'policy="istio-system/deny-c",result="denied"'), 1);
+  });
+
+  it('trace --source-principal gives the verdicts the gateway applied, and refuses plaintext on the ISTIO_MUTUAL server', async () => {
+    const trace = (principal: string | undefined, scheme = 'https') =>
+      run(process.execPath, [BIN, 'trace', '-f', cfgPath, '--role', 'gateway', '-n', 'istio-system', '-l', 'istio=egressgateway', ...(principal ? ['--source-principal', principal] : []), '-o', 'json', `${scheme}://edition.cnn.com:443/`], { timeoutMs: 15_000 }).then((r) => JSON.parse(r.stdout) as { ok: boolean; reason?: string; detail?: string; flag?: string });
+    const c = await trace('cluster.local/ns/c/sa/sleep');
+    assert.equal(c.ok, false);
+    assert.equal(c.reason, 'rbac_denied');
+    assert.equal(c.detail, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-c]-rule[0]]');
+    const blockedTrace = await trace('cluster.local/ns/a/sa/blocked');
+    assert.equal(blockedTrace.detail, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-c]-rule[1]]');
+    const plain = await trace(undefined, 'http');
+    assert.equal(plain.ok, false);
+    assert.equal(plain.flag, 'NR');
   });
 
   it('DENY beats ALLOW: a principal of namespace a named in the DENY policy is refused', async () => {

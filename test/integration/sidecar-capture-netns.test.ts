@@ -23,6 +23,9 @@ import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js'
 import { waitFor } from '../helpers/net.js';
 import { sockoptAvailable } from '../../src/net/sockopt.js';
 import { BIN, REPO_ROOT, spawnGate, type ChildGate } from '../helpers/tollgate.js';
+import { meshCert, type MeshCert } from '../helpers/mesh-pki.js';
+import { makePki } from '../helpers/pki.js';
+import { X509Certificate } from 'node:crypto';
 import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
 
 const ready = isRoot && haveTool('ip') && haveTool('nft') && haveTool('curl') && haveTool('dnsmasq') && haveTool('setpriv') && sockoptAvailable();
@@ -53,8 +56,15 @@ function cleanup(): void {
   for (const ns of [NS.a, NS.b]) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
 }
 
-/** The demo config of docs/sidecar.md, with the outbound policy under test. */
-const services = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): string => readFileSync(join(REPO_ROOT, 'examples', 'sidecar', 'two-pods.yaml'), 'utf8').replace('mode: REGISTRY_ONLY', `mode: ${policy}`);
+/**
+ * The demo config of docs/sidecar.md, with the outbound policy under test; both pods run the
+ * sidecar (an istio-proxy container, as injection adds), so they talk auto mTLS; `extra` adds
+ * PeerAuthentications.
+ */
+const services = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY', extra = ''): string =>
+  readFileSync(join(REPO_ROOT, 'examples', 'sidecar', 'two-pods.yaml'), 'utf8')
+    .replace('mode: REGISTRY_ONLY', `mode: ${policy}`)
+    .replaceAll('containers: [{name: app, ports: [{containerPort: 9080}]}]', 'containers: [{name: app, ports: [{containerPort: 9080}]}, {name: istio-proxy}]') + extra;
 
 /** The app: answers with who connected to it and which Host it was asked for. */
 const APP = (name: string): string => `
@@ -83,15 +93,18 @@ describe('sidecar transparent capture: two pods, capture rules from tollgate ini
   const extLines: string[] = [];
   let byNameRecord: AccessLogRecord | undefined;
 
-  const startSidecar = (pod: Pod, policy: 'REGISTRY_ONLY' | 'ALLOW_ANY'): ChildGate => {
-    const cfg = join(dir, `${pod.app}-${policy}.yaml`);
-    writeFileSync(cfg, services(policy));
+  const pki = makePki();
+  const certs: Partial<Record<string, MeshCert>> = {};
+
+  const startSidecar = (pod: Pod, policy: 'REGISTRY_ONLY' | 'ALLOW_ANY', extra = ''): ChildGate => {
+    const cfg = join(dir, `${pod.app}-${policy}${extra === '' ? '' : '-pa'}.yaml`);
+    writeFileSync(cfg, services(policy, extra));
     chmodSync(cfg, 0o644);
     const labels = join(dir, `${pod.app}.labels`);
     writeFileSync(labels, `app="${pod.app}"\n`);
     chmodSync(labels, 0o644);
     const env = { POD_NAME: `${pod.app}-1`, POD_NAMESPACE: 'default', INSTANCE_IP: pod.ip, SERVICE_ACCOUNT: pod.app };
-    return spawnGate(['-f', cfg, '--role', 'sidecar', '--labels-file', labels, '--dns-server', `${EXTERNAL}:53`, '--admin', 'off', '--status-ports', 'on', '--drain-timeout', '500'], ['ip', 'netns', 'exec', pod.ns, 'setpriv', '--reuid=1337', '--regid=1337', '--clear-groups'], env);
+    return spawnGate(['-f', cfg, '--role', 'sidecar', '--labels-file', labels, '--dns-server', `${EXTERNAL}:53`, '--admin', 'off', '--status-ports', 'on', '--drain-timeout', '500', '--workload-cert-dir', certs[pod.app]!.dir], ['ip', 'netns', 'exec', pod.ns, 'setpriv', '--reuid=1337', '--regid=1337', '--clear-groups'], env);
   };
 
   const waitReady = async (pod: Pod): Promise<void> => {
@@ -108,6 +121,11 @@ describe('sidecar transparent capture: two pods, capture rules from tollgate ini
 
   before(async () => {
     cleanup();
+    await pki.ca('mesh-root');
+    for (const pod of Object.values(pods)) certs[pod.app] = await meshCert(pki, 'mesh-root', 'default', pod.app);
+    certs['outsider'] = await meshCert(pki, 'mesh-root', 'other', 'outsider');
+    // The sidecars run as uid 1337 and read their certificate files.
+    spawnSync('chmod', ['-R', 'a+rX', pki.dir]);
     for (const ns of Object.values(NS)) ip('netns', 'add', ns);
     for (const ns of Object.values(NS)) ip('-n', ns, 'link', 'set', 'lo', 'up');
     ip('-n', NS.node, 'link', 'add', 'br0', 'type', 'bridge');
@@ -165,6 +183,7 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
     dns?.kill('SIGKILL');
     cleanup();
     rmSync(dir, { recursive: true, force: true });
+    pki.cleanup();
   });
 
   it('the sidecar binds only its own ports, never the workload\'s (9080 stays the app\'s)', async () => {
@@ -310,6 +329,55 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
       assert.equal(rec.downstream_local_address, `${POD_B}:9091`);
     } finally {
       extra.kill('SIGKILL');
+    }
+  });
+
+  it('two sidecars talk mTLS automatically: B reports connection_security_policy mutual_tls with A\'s SPIFFE ID', async () => {
+    const r = await curl(pods.a, 'http://reviews/over-mtls');
+    assert.equal(r.code, '200', r.stderr + r.body);
+    const metrics = await run('ip', ['netns', 'exec', NS.b, 'curl', '-sS', '--max-time', '3', 'http://127.0.0.1:15090/stats/prometheus'], { timeoutMs: 5000 });
+    assert.match(metrics.stdout, /^istio_requests_total\{reporter="destination",.*connection_security_policy="mutual_tls",source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage",destination_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews"\} [1-9]/m);
+  });
+
+  it('openssl s_client to B\'s inbound port: B\'s certificate, chained to the mesh root, with its SPIFFE ID', async () => {
+    const c = certs['outsider']!;
+    const r = await run('ip', ['netns', 'exec', NS.node, 'openssl', 's_client', '-connect', `${POD_B}:9080`, '-CAfile', c.root, '-cert', c.cert, '-key', c.key, '-verify_return_error', '-alpn', 'istio'], { input: 'Q\n', timeoutMs: 10_000 });
+    assert.match(r.stdout, /Verify return code: 0 \(ok\)/, r.stdout + r.stderr);
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+    assert.equal(new X509Certificate(pem!).subjectAltName, 'URI:spiffe://cluster.local/ns/default/sa/reviews');
+  });
+
+  it('PERMISSIVE serves a client without a mesh certificate; STRICT refuses it; portLevelMtls DISABLE opens just that port', async () => {
+    const plain = (port: number) => run('ip', ['netns', 'exec', NS.node, 'curl', '-sS', '--max-time', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${POD_B}:${port}/plain`], { timeoutMs: 6000 });
+    assert.equal((await plain(9080)).stdout, '200', 'PERMISSIVE (no PeerAuthentication): plaintext is served');
+    const extra = `---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: reviews-open-port, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  portLevelMtls: {9092: {mode: DISABLE}}
+`;
+    const open = spawn('ip', ['netns', 'exec', NS.b, process.execPath, '-e', `require('node:http').createServer((q, s) => s.end('open')).listen(9092, '0.0.0.0', () => console.log('LISTEN'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise((r) => open.stdout!.once('data', r));
+      await pods.b.sidecar!.stop(2000);
+      pods.b.sidecar = startSidecar(pods.b, 'REGISTRY_ONLY', extra);
+      await waitReady(pods.b);
+      const refused = await plain(9080);
+      assert.notEqual(refused.stdout, '200', 'STRICT: plaintext refused');
+      const rec = await waitFor(() => pods.b.sidecar!.records().find((x) => x.tollgate_reason === 'mtls_required'), 5000, 'mtls_required log');
+      assert.equal(rec.downstream_local_address, `${POD_B}:9080`);
+      assert.equal((await plain(9092)).stdout, '200', 'portLevelMtls DISABLE: that port serves plaintext');
+      const mesh = await curl(pods.a, 'http://reviews/strict-over-mtls');
+      assert.equal(mesh.code, '200', 'a mesh caller still gets in (auto mTLS) ' + mesh.stderr);
+    } finally {
+      open.kill('SIGKILL');
     }
   });
 });

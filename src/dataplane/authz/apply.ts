@@ -4,6 +4,7 @@
  * TCP proxy and `tollgate trace` all go through here.
  */
 import type { AuthzPolicy } from '../../snapshot/types.js';
+import { identityOfSpiffeId } from '../mesh/peer-identity.js';
 import type { DownstreamConnection } from '../context.js';
 import type { Decision } from '../route/http-route.js';
 import type { RequestFacts } from '../route/select.js';
@@ -30,6 +31,13 @@ export function authzConnectionOf(conn: DownstreamConnection): AuthzConnection {
     sni: conn.sni,
     ...(conn.peer !== undefined ? { sourcePrincipal: conn.peer.principal, sourceNamespace: conn.peer.namespace } : {}),
   };
+}
+
+/** The identity fields for a principal given as text (trace's --source-principal); none for undefined. */
+export function peerOf(principal: string | undefined): { sourcePrincipal?: string; sourceNamespace?: string } {
+  if (principal === undefined) return {};
+  const ns = identityOfSpiffeId(`spiffe://${principal}`).namespace;
+  return { sourcePrincipal: principal, ...(ns !== undefined ? { sourceNamespace: ns } : {}) };
 }
 
 export function connectionRequest(c: AuthzConnection): AuthzRequest {

@@ -19,6 +19,8 @@
  * - Closing: responses with Connection: close end the socket and keep reading (discarding) for
  *   `lingerMs`, so the client receives the response instead of a reset.
  */
+import type { MtlsLabels } from '../observe/istio-metrics.js';
+import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
@@ -62,6 +64,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   readonly tls: boolean;
   readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
+  readonly mtlsLabels: MtlsLabels | undefined;
   /** The client sent FIN: finish the request in flight, then close. */
   clientEnded = false;
   lastActivity: number;
@@ -112,7 +115,9 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.sni = conn.sni ?? null;
     this.tls = conn.tls || conn.chain.tls !== undefined;
     this.peerCertificate = conn.peerCertificate;
-    this.sourceNamespace = engine.services.clusters.callerNamespace(conn.remoteAddress);
+    // An mTLS peer's namespace is proven by its certificate; otherwise the caller's address is looked up.
+    this.sourceNamespace = conn.peer?.namespace ?? engine.services.clusters.callerNamespace(conn.remoteAddress);
+    this.mtlsLabels = mtlsLabelsOf(conn);
     this.sniff = proxy === undefined ? Buffer.alloc(0) : null;
     this.edge = isEdge(conn);
     this.binding = new RouteBinding(conn, filter, filterShared, engine.services, opts, this.tls, this.sourceNamespace, proxy);

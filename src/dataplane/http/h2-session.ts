@@ -19,6 +19,8 @@
  * Backpressure: a full h2 stream pauses the upstream (write() returns false, 'drain' resumes); a
  * full upstream pauses the h2 stream (flow control then stops the client).
  */
+import type { MtlsLabels } from '../observe/istio-metrics.js';
+import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
@@ -140,6 +142,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
   readonly tls: boolean;
   readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
+  readonly mtlsLabels: MtlsLabels | undefined;
   readonly clientEnded = false;
   private active: DownstreamStream | null = null;
   private reqHead: RequestHead | undefined;
@@ -163,6 +166,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     this.tls = session.tls;
     this.peerCertificate = session.conn.peerCertificate;
     this.sourceNamespace = session.sourceNamespace;
+    this.mtlsLabels = mtlsLabelsOf(session.conn);
     this.resParser = new HttpParser('response', this, { maxHeaderBytes: 1 << 20, maxHeaders: 1000 });
     h2.on('error', () => {});
     h2.on('drain', this.onDrain);

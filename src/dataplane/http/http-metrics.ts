@@ -5,7 +5,7 @@
  * destination, code and flags as the previous request — is four field increments.
  * Also the tollgate_http_* families for the upstream pool.
  */
-import type { DataPlaneMetrics } from '../observe/istio-metrics.js';
+import type { DataPlaneMetrics, MtlsLabels } from '../observe/istio-metrics.js';
 import type { Counter, CounterChild, HistogramChild } from '../observe/metrics.js';
 import type { PoolMetrics } from './upstream-pool.js';
 
@@ -33,6 +33,7 @@ export class HttpMetrics {
   private lastCode = -1;
   private lastFlags = '';
   private lastInbound = false;
+  private lastMtls: MtlsLabels | undefined;
   private last: Children | undefined = undefined;
 
   constructor(private readonly dp: DataPlaneMetrics) {
@@ -59,10 +60,11 @@ export class HttpMetrics {
    * `service`: destinationServiceLabel() (never a client-chosen host). `inbound`: a sidecar's
    * inbound request, reported as Istio's reporter="destination".
    */
-  record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number, inbound = false): void {
+  record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number, inbound = false, mtls?: MtlsLabels): void {
     let c = this.last;
-    if (c === undefined || inbound !== this.lastInbound || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs) {
-      c = this.children(service, destNs, srcNs, code, flags, inbound);
+    if (c === undefined || inbound !== this.lastInbound || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs || mtls !== this.lastMtls) {
+      c = this.children(service, destNs, srcNs, code, flags, inbound, mtls);
+      this.lastMtls = mtls;
       this.last = c;
       this.lastInbound = inbound;
       this.lastService = service;
@@ -77,8 +79,8 @@ export class HttpMetrics {
     c.responseBytes.observe(responseBytes);
   }
 
-  private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, inbound: boolean): Children {
-    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}`;
+  private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, inbound: boolean, mtls: MtlsLabels | undefined): Children {
+    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}\u0000${mtls === undefined ? '' : `${mtls.sourcePrincipal}\u0000${mtls.destinationPrincipal}`}`;
     let c = this.cache.get(key);
     if (c === undefined) {
       const v = this.dp.labelValues({
@@ -89,6 +91,7 @@ export class HttpMetrics {
         ...(inbound ? { reporter: 'destination' as const } : {}),
         responseCode: code,
         responseFlags: flags,
+        mtls,
       });
       c = {
         total: this.dp.requestsTotal.labels(...v),

@@ -11,6 +11,7 @@
  *                                                            DownstreamStream  ... as the connection sees it
  *   UpstreamRequest (router/upstream-request.ts)  implements UpstreamHandle    the router's side of one request
  */
+import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Socket } from 'node:net';
 import type { DataPlaneServices, PeerCertificateFacts } from '../context.js';
 import type { CompiledSnapshot } from '../route/compile.js';
@@ -59,6 +60,8 @@ export interface DownstreamConn {
   readonly originalDestination: { readonly ip: string; readonly port: number } | undefined;
   /** The listener captures inbound traffic (metrics are reported as the destination workload). */
   readonly inboundCapture: boolean;
+  /** Mesh mTLS facts for Istio's labels (connection_security_policy, principals); undefined on plaintext. */
+  readonly mtlsLabels: MtlsLabels | undefined;
   readonly accessLog: boolean;
   /** The client sent FIN: finish the request in flight, then close. */
   readonly clientEnded: boolean;

@@ -4,7 +4,8 @@
  * forms AuthorizationPolicy and Istio's metrics use.
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import { parseSpiffeId } from '../../shared/workload-identity.js';
+import { parseSpiffeId, type WorkloadIdentitySource } from '../../shared/workload-identity.js';
+import type { MtlsLabels } from '../observe/istio-metrics.js';
 
 export interface PeerIdentity {
   /** The full URI SAN, `spiffe://...`. */
@@ -32,4 +33,13 @@ export function identityOfSpiffeId(spiffeId: string): PeerIdentity {
 export function peerIdentityOf(socket: TLSSocket): PeerIdentity | undefined {
   const id = uriSans(socket.getPeerCertificate()).find((u) => u.startsWith('spiffe://'));
   return id === undefined ? undefined : identityOfSpiffeId(id);
+}
+
+/**
+ * Istio's metric labels for a connection: on mesh mTLS, the peer's SPIFFE ID and this proxy's own
+ * (the destination); undefined on anything else (connection_security_policy="none").
+ */
+export function mtlsLabelsOf(conn: { readonly mutualTls?: boolean; readonly peer?: PeerIdentity | undefined; readonly services: { readonly identity?: WorkloadIdentitySource } }): MtlsLabels | undefined {
+  if (conn.mutualTls !== true) return undefined;
+  return { sourcePrincipal: conn.peer?.spiffeId ?? 'unknown', destinationPrincipal: conn.services.identity?.current()?.spiffeId ?? 'unknown' };
 }

@@ -26,7 +26,15 @@ export const ISTIO_LABELS = [
   'response_code',
   'response_flags',
   'connection_security_policy',
+  'source_principal',
+  'destination_principal',
 ] as const;
+
+/** The mTLS facts of a connection, as Istio labels them (`spiffe://...` IDs). One object per connection. */
+export interface MtlsLabels {
+  readonly sourcePrincipal: string;
+  readonly destinationPrincipal: string;
+}
 
 export interface IstioLabels {
   /** destinationServiceLabel(): a name from config, never one the client chose. */
@@ -40,6 +48,8 @@ export interface IstioLabels {
   readonly reporter?: 'source' | 'destination';
   readonly responseCode?: number;
   readonly responseFlags: string;
+  /** Set when the downstream connection is mesh mTLS: connection_security_policy="mutual_tls" and the principals. */
+  readonly mtls?: MtlsLabels | undefined;
 }
 
 /**
@@ -137,7 +147,9 @@ export class DataPlaneMetrics {
       l.requestProtocol,
       l.responseCode !== undefined ? String(l.responseCode) : '0',
       l.responseFlags,
-      'none',
+      l.mtls !== undefined ? 'mutual_tls' : 'none',
+      l.mtls?.sourcePrincipal ?? 'unknown',
+      l.mtls?.destinationPrincipal ?? 'unknown',
     ];
   }
 

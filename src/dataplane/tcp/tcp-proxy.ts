@@ -8,6 +8,7 @@ import type { TcpProxy } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection } from '../context.js';
 import { emptyRecord, hostPort, type AccessLogRecord } from '../observe/access-log.js';
 import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metrics.js';
+import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import { pickWeighted } from '../route/select.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import { resetSocket, Tunnel, type PipeResult } from './pipe.js';
@@ -22,10 +23,12 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   const clusterName = picked?.name;
   record.upstream_cluster = clusterName ?? null;
   const cluster = clusterName !== undefined ? conn.snapshot.clusters.get(clusterName) : undefined;
+  const sourceNamespace = conn.peer?.namespace ?? services.clusters.callerNamespace(conn.remoteAddress);
   const labels: IstioLabels = {
     destinationService: cluster !== undefined ? destinationServiceLabel(cluster, true) : (clusterName ?? 'unknown'),
     ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
-    ...(services.clusters.callerNamespace(conn.remoteAddress) ? { sourceNamespace: services.clusters.callerNamespace(conn.remoteAddress)! } : {}),
+    ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
+    mtls: mtlsLabelsOf(conn),
     requestProtocol: 'tcp',
     responseFlags: '-',
     ...(conn.listener.listener.inboundCapture ? { reporter: 'destination' as const } : {}),
