@@ -12,10 +12,11 @@ import { renderYaml } from '../author/render.js';
 import { suggest } from '../author/suggest.js';
 import { dashboardHtml } from './dashboard.js';
 
-export interface AdminOptions {
-  readonly host: string;
-  readonly port: number;
-}
+/**
+ * Where the admin listens: a TCP address, or a unix socket (a --workers worker's private admin,
+ * which only its primary talks to: no TCP port exists that a route could reach).
+ */
+export type AdminOptions = { readonly host: string; readonly port: number } | { readonly socketPath: string };
 
 export interface AdminDeps {
   readonly runtime: Runtime;
@@ -26,8 +27,18 @@ export interface AdminDeps {
 }
 
 export interface AdminServer {
-  readonly address: { readonly host: string; readonly port: number };
+  readonly address: AdminOptions;
   close(): Promise<void>;
+}
+
+/** The admin's TCP port; undefined for a unix-socket admin. */
+export function adminPort(a: AdminServer): number | undefined {
+  return 'port' in a.address ? a.address.port : undefined;
+}
+
+/** host:port or the socket path, for logs. */
+export function adminText(a: AdminServer): string {
+  return 'port' in a.address ? `${a.address.host}:${a.address.port}` : a.address.socketPath;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -135,12 +146,12 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
     server.once('error', reject);
     // exclusive: in a --workers worker, the admin must be this worker's own socket, not one shared
     // through the cluster primary like the data-plane listeners.
-    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
+    const where = 'socketPath' in opts ? { path: opts.socketPath } : { host: opts.host, port: opts.port };
+    server.listen({ ...where, exclusive: true }, () => {
       server.removeListener('error', reject);
       const a = server.address();
-      const port = a && typeof a === 'object' ? a.port : opts.port;
       resolve({
-        address: { host: opts.host, port },
+        address: 'socketPath' in opts ? opts : { host: opts.host, port: a && typeof a === 'object' ? a.port : opts.port },
         close: () =>
           new Promise<void>((r) => {
             server.close(() => r());

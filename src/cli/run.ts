@@ -9,7 +9,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatDiagnostic } from '../config/diagnostics.js';
 import { parseCidr, type Cidr } from '../net/ip.js';
 import { splitHostPort } from '../net/hostname.js';
-import { startAdmin, type AdminServer } from '../admin/server.js';
+import { adminPort, adminText, startAdmin, type AdminOptions, type AdminServer } from '../admin/server.js';
 import type { DataPlaneServices, HttpConnectionHandlerFactory } from '../dataplane/context.js';
 import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-log.js';
 import { DEFAULT_LOG_BUFFER_BYTES, FileSink, stdoutSink, type LogSink } from '../dataplane/observe/log-sink.js';
@@ -35,7 +35,7 @@ import { HttpLeaseClient } from '../controlplane/lease-client.js';
 import { FileConfigSource } from '../controlplane/config-source.js';
 import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './common.js';
-import { isWorkerProcess, reportAdminPort, runPrimary } from './workers.js';
+import { isWorkerProcess, privateAdminSocket, reportAdmin, runPrimary } from './workers.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
 
@@ -43,7 +43,9 @@ export interface RunOptions {
   readonly files: readonly string[];
   readonly identity: IdentityFlags;
   /** undefined = admin off. */
-  readonly admin?: { readonly host: string; readonly port: number };
+  readonly admin?: AdminOptions;
+  /** Ports other processes of this proxy listen on (the --workers primary's admin): never dialed, like its own. */
+  readonly siblingPorts?: readonly number[];
   readonly dnsServers: readonly string[];
   readonly sourceAddress?: string;
   readonly allowCidrs: readonly Cidr[];
@@ -515,8 +517,9 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
   const adminAddr = options.admin ?? undefined;
   if (adminAddr) {
     admin = await startAdmin(adminAddr, { runtime, metrics: registry, logger, sourceAddresses: () => host.floatingStatus() });
-    runtime.addSelfPort(admin.address.port);
   }
+  const ownAdminPorts = [...(admin && adminPort(admin) !== undefined ? [adminPort(admin)!] : []), ...(options.siblingPorts ?? [])];
+  for (const p of ownAdminPorts) runtime.addSelfPort(p);
   const lease = options.sourceLease;
   const host = new HostAgents({
     logger,
@@ -528,7 +531,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     routerInterface: options.routerInterface,
     ...(options.routerMacvlanParent ? { routerMacvlanParent: options.routerMacvlanParent } : {}),
     // The egress router's fallback DNAT must not swallow the kubelet's probes.
-    ownPorts: [...(admin ? [admin.address.port] : []), ...(options.statusPorts ? Object.values(STATUS_PORTS) : [])],
+    ownPorts: [...ownAdminPorts, ...(options.statusPorts ? Object.values(STATUS_PORTS) : [])],
   });
   let status: StatusServers | undefined;
   if (options.statusPorts) {
@@ -755,12 +758,15 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     return 2;
   }
   if (options.workers > 1 && !isWorkerProcess()) {
-    return runPrimary({ workers: options.workers, argv, ...(options.admin ? { admin: options.admin } : {}), log: (l) => process.stderr.write(`tollgate: ${l}\n`) });
+    const admin = options.admin !== undefined && 'port' in options.admin ? options.admin : undefined; // --admin is always TCP
+    return runPrimary({ workers: options.workers, argv, ...(admin ? { admin } : {}), log: (l) => process.stderr.write(`tollgate: ${l}\n`) });
   }
   options = withFdLimits(options, (l) => process.stderr.write(`tollgate run: ${l}\n`));
   if (isWorkerProcess() && options.admin) {
-    // Each worker's admin is private (ephemeral port); the primary serves the public one.
-    options = { ...options, admin: { host: '127.0.0.1', port: 0 } };
+    // Each worker's admin is private (a unix socket only the primary uses); the primary serves the
+    // public one, whose port this worker must never dial either.
+    const publicAdmin = options.admin;
+    options = { ...options, admin: { socketPath: privateAdminSocket() }, siblingPorts: 'port' in publicAdmin ? [publicAdmin.port] : [] };
   }
   if (options.controlPlane) {
     let px: ControlPlaneProxy;
@@ -770,10 +776,10 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       process.stderr.write(`tollgate run: ${errorMessage(e)}\n`);
       return 1;
     }
-    if (isWorkerProcess() && px.admin) reportAdminPort(px.admin.address.port);
+    if (isWorkerProcess() && px.admin) reportWorkerAdmin(px.admin);
     px.services.logger.info(`tollgate waiting for its first snapshot from ${options.controlPlane.host}:${options.controlPlane.port} (not ready until then)`, {
       proxy: `${px.proxy.role} ${px.proxy.namespace} ${px.proxy.name}`,
-      admin: px.admin ? `${px.admin.address.host}:${px.admin.address.port}` : 'off',
+      admin: px.admin ? adminText(px.admin) : 'off',
     });
     return leaveCluster(await serveUntilSignal(px.services, options.drainTimeoutMs, () => px.stop()));
   }
@@ -785,11 +791,11 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const logger = tg.services.logger;
-  if (isWorkerProcess() && tg.admin) reportAdminPort(tg.admin.address.port);
+  if (isWorkerProcess() && tg.admin) reportWorkerAdmin(tg.admin);
   const bound = tg.runtime.listeners().map((l) => `${l.name} -> ${l.boundAddress}:${l.boundPort}`);
   logger.info(`tollgate running snapshot ${tg.snapshot.version}${options.usingDefaultConfig ? ' (bundled default config)' : ''}`, {
     listeners: bound,
-    admin: tg.admin ? `${tg.admin.address.host}:${tg.admin.address.port}` : 'off',
+    admin: tg.admin ? adminText(tg.admin) : 'off',
   });
   const watcher = options.watch ? watchConfig(tg, logger) : undefined;
   const reload = (): void => {
@@ -816,6 +822,10 @@ function withFdLimits(options: RunOptions, warn: (line: string) => void): RunOpt
     warn(`warning: --max-connections ${options.maxConnectionsPerListener} does not fit the open-file limit ${r.limits.soft} (two descriptors per connection, ${RESERVED_FDS} reserved); capped to ${budget}`);
   }
   return { ...options, maxConnectionsPerListener: Math.min(options.maxConnectionsPerListener, budget), maxConnectionsTotal: budget };
+}
+
+function reportWorkerAdmin(admin: AdminServer): void {
+  if ('socketPath' in admin.address) reportAdmin(admin.address.socketPath);
 }
 
 /** A --workers worker's IPC channel keeps it alive: close it once the data plane has stopped. */

@@ -6,19 +6,27 @@
  * per new connection than a worker's whole handling of it in the bench (docs/operations.md);
  * NODE_CLUSTER_SCHED_POLICY=rr still selects it. The primary runs no data
  * plane: it forks the workers, restarts one that dies, forwards SIGTERM, and serves the admin API
- * by asking every worker's private admin (127.0.0.1, ephemeral port) and merging the answers:
+ * by asking every worker's private admin and merging the answers:
  * /ready is 200 only when every worker is ready; /stats/prometheus sums each series across
  * workers (event-loop lag takes the maximum); other views come from worker 1, with the
  * per-worker list under /workers.
+ *
+ * A worker's private admin listens on a unix socket in a directory only this user can enter, not
+ * on a TCP port: a route, a passthrough or a CONNECT through a listener can never reach it, whatever
+ * `--allow-cidr` allows. The primary's own admin port is passed to the workers, whose self-connect
+ * guard refuses it like their own ports.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const WORKER_ENV = 'TOLLGATE_WORKER';
 
 export interface WorkerMessage {
   readonly type: 'admin';
-  readonly port: number;
+  readonly socketPath: string;
 }
 
 export function isWorkerProcess(): boolean {
@@ -26,13 +34,21 @@ export function isWorkerProcess(): boolean {
 }
 
 /** In a worker: tell the primary where this worker's private admin listens. */
-export function reportAdminPort(port: number): void {
-  process.send?.({ type: 'admin', port } satisfies WorkerMessage);
+export function reportAdmin(socketPath: string): void {
+  process.send?.({ type: 'admin', socketPath } satisfies WorkerMessage);
 }
 
-function fetchText(port: number, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+/** In a worker: a fresh private directory for the admin socket, removed when the worker exits. */
+export function privateAdminSocket(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-worker-'));
+  chmodSync(dir, 0o700);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'admin.sock');
+}
+
+function fetchText(socketPath: string, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, method, timeout: 5000 }, (res) => {
+    const req = request({ socketPath, path, method, timeout: 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -87,7 +103,7 @@ export interface PrimaryOptions {
 
 /** Runs the primary until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runPrimary(opts: PrimaryOptions): Promise<number> {
-  const adminPorts = new Map<number, number>(); // worker index -> private admin port
+  const adminSockets = new Map<number, string>(); // worker index -> private admin socket
   const byWorker = new Map<Worker, number>();
   let stopping = false;
   if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
@@ -96,24 +112,24 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     const w = cluster.fork({ [WORKER_ENV]: String(index) });
     byWorker.set(w, index);
     w.on('message', (m: WorkerMessage) => {
-      if (m?.type === 'admin') adminPorts.set(index, m.port);
+      if (m?.type === 'admin' && typeof m.socketPath === 'string') adminSockets.set(index, m.socketPath);
     });
   };
   cluster.on('exit', (w, code, signal) => {
     const index = byWorker.get(w);
     byWorker.delete(w);
     if (index === undefined) return;
-    adminPorts.delete(index);
+    adminSockets.delete(index);
     if (stopping) return;
     opts.log(`worker ${index} exited (${signal ?? code}); starting a new one`);
     setTimeout(() => fork(index), 500).unref();
   });
   for (let i = 1; i <= opts.workers; i++) fork(i);
 
-  const ports = (): number[] => [...adminPorts.entries()].sort(([a], [b]) => a - b).map(([, p]) => p);
+  const sockets = (): string[] => [...adminSockets.entries()].sort(([a], [b]) => a - b).map(([, p]) => p);
   const server = opts.admin
     ? createServer((req, res) => {
-        void answerAdmin(req.url ?? '/', req.method ?? 'GET', ports(), opts.workers, res);
+        void answerAdmin(req.url ?? '/', req.method ?? 'GET', sockets(), opts.workers, res);
       })
     : undefined;
   if (server && opts.admin) {
@@ -148,7 +164,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   });
 }
 
-async function answerAdmin(url: string, method: string, ports: number[], expected: number, res: ServerResponse): Promise<void> {
+async function answerAdmin(url: string, method: string, ports: string[], expected: number, res: ServerResponse): Promise<void> {
   const path = new URL(url, 'http://admin').pathname;
   const reply = (status: number, body: string, type = 'text/plain; charset=utf-8'): void => {
     res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
@@ -165,7 +181,7 @@ async function answerAdmin(url: string, method: string, ports: number[], expecte
     return reply(200, mergePrometheus(all.filter((r) => r.status === 200).map((r) => r.body)), 'text/plain; version=0.0.4; charset=utf-8');
   }
   if (path === '/workers') {
-    return reply(200, JSON.stringify(ports.map((p, i) => ({ worker: i + 1, admin: `127.0.0.1:${p}` })), null, 2) + '\n', 'application/json');
+    return reply(200, JSON.stringify(ports.map((p, i) => ({ worker: i + 1, admin: p })), null, 2) + '\n', 'application/json');
   }
   if (path === '/logging') {
     const all = await Promise.all(ports.map((p) => fetchText(p, url, method)));

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { freeTcpPort, startDnsmasq } from '../helpers/dns.js';
 import { startNginx } from '../helpers/http.js';
 import { loopbackAddress } from '../helpers/net.js';
+import { adminPort } from '../../src/admin/server.js';
 import { BIN, startGate } from '../helpers/tollgate.js';
 import { requireTools, run } from '../helpers/tools.js';
 
@@ -67,7 +68,7 @@ test('report -> suggest -> enforce: three observed hosts pass after enforcement,
       assert.match(meta.stdout, /^HTTP\/1\.1 403 /);
       assert.match(meta.stdout, /x-tollgate-reason: ssrf_denied/i);
 
-      const admin = `http://127.0.0.1:${report.tg.admin!.address.port}`;
+      const admin = `http://127.0.0.1:${adminPort(report.tg.admin!)}`;
       // Asynchronously: the gate runs in this process and must answer the admin request.
       const s = await run(process.execPath, [BIN, 'suggest', '--admin', admin, '-n', 'default', '-o', allow], { timeoutMs: 30_000 });
       assert.equal(s.status, 0, s.stderr);

@@ -5,13 +5,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { Agent } from 'node:http';
+import { Agent, request } from 'node:http';
 import { httpGet } from '../helpers/http.js';
 import { BIN, tempConfig } from '../helpers/tollgate.js';
 import { freeTcpPort } from '../helpers/dns.js';
 import { docs, gateway, virtualService } from '../helpers/istio-yaml.js';
 
 const CONFIG = docs(gateway('gw', 'w', 'w', '80/HTTP/w.test'), virtualService('w', 'w', ['w.test'], ['gw'], 'http: [{directResponse: {status: 200, body: {string: "ok"}}}]'));
+
+/** GET over a worker's private admin socket: status 0 when nothing answers. */
+function socketGet(socketPath: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path, timeout: 3000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', () => resolve({ status: 0, body: '' }));
+    req.end();
+  });
+}
 
 const sum = (text: string, name: string): number =>
   text.split('\n').filter((l) => l.startsWith(name + '{')).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
@@ -44,7 +58,7 @@ test('--workers 2: shared listeners, merged metrics, readiness of all, clean SIG
   await new Promise((r) => setTimeout(r, 200));
   const merged = (await httpGet(admin, '/stats/prometheus')).body;
   assert.equal(sum(merged, 'istio_requests_total'), 20, 'the primary sums the workers');
-  const perWorker = await Promise.all(workers.map((w) => httpGet(Number(w.admin.split(':')[1]), '/stats/prometheus')));
+  const perWorker = await Promise.all(workers.map((w) => socketGet(w.admin, '/stats/prometheus')));
   const counts = perWorker.map((r) => sum(r.body, 'istio_requests_total'));
   assert.equal(counts.reduce((a, b) => a + b, 0), 20);
   assert.ok(counts.every((c) => c > 0), `both workers served requests: ${counts.join(', ')}`);
@@ -52,6 +66,6 @@ test('--workers 2: shared listeners, merged metrics, readiness of all, clean SIG
   child.kill('SIGTERM');
   const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 5000))]);
   assert.equal(code, 0, stderr);
-  const after = await Promise.all(workers.map((w) => httpGet(Number(w.admin.split(':')[1]), '/ready')));
+  const after = await Promise.all(workers.map((w) => socketGet(w.admin, '/ready')));
   assert.ok(after.every((r) => r.status === 0), 'worker admins are gone: the workers exited');
 });
