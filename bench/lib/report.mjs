@@ -34,15 +34,30 @@ export function table(headers, rows) {
 const START = '<!-- bench:latest:start (written by bench/run.mjs; edit outside these markers) -->';
 const END = '<!-- bench:latest:end -->';
 
+/** `old` with the block between `start` and `end` replaced by `section` (appended when the markers are missing). */
+function swapSection(old, start, end, section) {
+  const block = `${start}\n${section.trim()}\n${end}`;
+  const a = old.indexOf(start);
+  const b = old.indexOf(end);
+  return a >= 0 && b > a ? `${old.slice(0, a)}${block}${old.slice(b + end.length)}` : `${old.trimEnd()}\n\n${block}\n`;
+}
+
+/**
+ * Replaces the section `tag` (markers `<!-- bench:<tag>:start ... -->` / `<!-- bench:<tag>:end -->`)
+ * of an existing BENCHMARKS.md, written by `writer`; everything else in the file is kept.
+ */
+export function writeMarkedSection(file, tag, writer, section) {
+  const start = `<!-- bench:${tag}:start (written by ${writer}; edit outside these markers) -->`;
+  const end = `<!-- bench:${tag}:end -->`;
+  writeFileSync(file, swapSection(existsSync(file) ? readFileSync(file, 'utf8') : '# Tollgate benchmarks\n', start, end, section));
+}
+
 /** Replaces the generated section of BENCHMARKS.md, keeping everything people wrote around it. */
 export function writeBenchmarksMd(file, section) {
   const block = `${START}\n${section.trim()}\n${END}`;
   let text;
   if (existsSync(file)) {
-    const old = readFileSync(file, 'utf8');
-    const a = old.indexOf(START);
-    const b = old.indexOf(END);
-    text = a >= 0 && b > a ? `${old.slice(0, a)}${block}${old.slice(b + END.length)}` : `${old.trimEnd()}\n\n${block}\n`;
+    text = swapSection(readFileSync(file, 'utf8'), START, END, section);
   } else {
     text = `# Tollgate benchmarks
 
