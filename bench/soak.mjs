@@ -27,6 +27,8 @@ const USAGE = `usage: node bench/soak.mjs [--minutes N] [--reload-every S] [--ra
   --reload-every S   config reload period in seconds (default 5)
   --rate R           requests per second (default 200)
   --no-write         print only; do not write bench/results or BENCHMARKS.md
+  --report FILE      no run: render the BENCHMARKS.md section again from a saved
+                     bench/results/*-soak.json (after a change to this report)
 `;
 
 const { values: opt } = parseArgs({
@@ -35,6 +37,7 @@ const { values: opt } = parseArgs({
     'reload-every': { type: 'string', default: '5' },
     rate: { type: 'string', default: '200' },
     'no-write': { type: 'boolean' },
+    report: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -56,10 +59,9 @@ const MAX_IN_FLIGHT = 2000;
 process.on('exit', cleanupAllSync);
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-const dir = mkdtempSync(join(os.tmpdir(), 'tollgate-soak-'));
-const [upstreamPort, httpPort, adminPort] = await freePorts(3);
-const started = new Date();
-const loadStart = os.loadavg();
+let upstreamPort;
+let httpPort;
+let adminPort;
 
 /** Open-loop client: `rate` req/s in ticks; counts outcomes; never more than MAX_IN_FLIGHT pending. */
 function startLoad() {
@@ -132,6 +134,18 @@ const fdCount = (pid) => {
   }
 };
 
+let result;
+if (opt.report) {
+  result = JSON.parse(readFileSync(opt.report, 'utf8'));
+} else {
+  result = await runSoak();
+}
+
+async function runSoak() {
+const dir = mkdtempSync(join(os.tmpdir(), 'tollgate-soak-'));
+[upstreamPort, httpPort, adminPort] = await freePorts(3);
+const started = new Date();
+const loadStart = os.loadavg();
 let tg;
 let upstream;
 let load;
@@ -204,8 +218,11 @@ try {
   await cleanupAll();
   rmSync(dir, { recursive: true, force: true });
 }
+return result;
+}
 
 const r = result;
+const samplesEvery = (samples, sec) => samples.filter((x, i) => i === 0 || Math.floor(x.t / sec) !== Math.floor(samples[i - 1].t / sec));
 const verdict = (ok) => (ok ? 'flat' : 'GROWING');
 const section = `## Soak: ${r.minutes} min under load with a reload every ${r.reloadEverySec} s (${r.started.slice(0, 16)}Z)
 
@@ -222,6 +239,7 @@ ${table(
     ['RSS slope', `${fmt(r.rssSlopeBytesPerSec, 0)} B/s (${verdict(r.rssSlopeBytesPerSec < 200)})`, '< 200 B/s'],
     ['fd slope', `${fmt(r.fdSlopePerHour, 1)} per hour (${verdict(r.fdSlopePerHour < 60)})`, 'flat'],
     ['RSS MB: start / after warm-up / end / max', `${fmt(r.rssMB.start, 1)} / ${fmt(r.rssMB.afterWarmup, 1)} / ${fmt(r.rssMB.end, 1)} / ${fmt(r.rssMB.max, 1)}`, ''],
+    ['RSS MB, every 30 s', samplesEvery(r.samples, 30).map((x) => (x.rss / 1048576).toFixed(0)).join(' '), ''],
     ['open fds: start / after warm-up / end / max', `${r.fds.start} / ${r.fds.afterWarmup} / ${r.fds.end} / ${r.fds.max}`, ''],
     ['requests: ok / non-200 / errors / skipped', `${fmt(r.requests.ok)} / ${fmt(r.requests.non200)} / ${fmt(r.requests.errors)} / ${fmt(r.requests.skipped)}`, 'no failures'],
     ['reloads: sent / applied / failed', `${r.reloadsSent} / ${r.reloadsApplied} / ${r.reloadFailures}`, 'all applied'],
