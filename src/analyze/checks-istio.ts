@@ -3,7 +3,7 @@
  * and Services (virtualservice.*, destinationrule.*, serviceentry.*, sidecar.*, service.* analyzers),
  * reported with Tollgate's codes and Istio's (istio-codes.ts).
  */
-import type { HttpMatch, L4Route, TrafficPolicy } from '../config/types.js';
+import type { HttpMatch, L4Route, ServiceSpecPort, TrafficPolicy } from '../config/types.js';
 import type { VirtualServiceModel } from '../model/build.js';
 import { MESH_CONFIGMAP } from '../model/mesh-config.js';
 import { protocolOfServicePort } from '../model/registry.js';
@@ -186,6 +186,23 @@ export const sidecarSelectors: Check = (f) => {
 const SYSTEM_NAMESPACES = new Set(['istio-system', 'kube-system', 'kube-public', 'kube-node-lease', 'local-path-storage']);
 const PORT_NAME_PROTOCOLS = new Set(['http', 'http2', 'https', 'grpc', 'grpc-web', 'tls', 'tcp', 'mongo', 'h2c', 'udp', 'mysql', 'redis']);
 
+/**
+ * appProtocol wins over the port name (Istio's protocol selection). When one of them says HTTP/2
+ * (GRPC, HTTP2) and the other a different protocol, the upstream protocol is not the one a reader
+ * of the name expects: gRPC sent as HTTP/1.1 fails, and so does HTTP/2 to an HTTP/1.1-only server.
+ */
+function http2Disagreement(p: ServiceSpecPort): string | undefined {
+  if (p.appProtocol === undefined || p.name === undefined) return undefined;
+  const byName = protocolOfServicePort({ port: p.port, name: p.name });
+  const declared = protocolOfServicePort(p);
+  const prefix = p.name.toLowerCase().split('-')[0] ?? '';
+  if (!PORT_NAME_PROTOCOLS.has(prefix) || byName === declared) return undefined;
+  const h2 = (x: string): boolean => x === 'GRPC' || x === 'HTTP2';
+  if (!h2(byName) && !h2(declared)) return undefined;
+  const wire = h2(declared) ? 'HTTP/2' : declared === 'HTTP' ? 'HTTP/1.1' : declared;
+  return `port ${p.port} is named "${p.name}" (${byName}) but appProtocol "${p.appProtocol}" declares ${declared}: appProtocol wins, so requests to this port go upstream as ${wire}`;
+}
+
 /** Service port names decide the protocol (http-, tls-, grpc-...): a port without one is plain TCP to Tollgate. */
 export const servicePortNames: Check = (f) => {
   for (const svc of f.model.kubernetesServices) {
@@ -199,6 +216,8 @@ export const servicePortNames: Check = (f) => {
         f.report('warning', 'TG_EXTERNALNAME_PORT_NAME', svc, ['spec', 'ports', i], `ExternalName Service port ${p.port}${p.name ? ` (${p.name})` : ''} has no HTTP/TLS protocol prefix: TCP to an ExternalName Service is not forwarded by host, so connections on this port may not reach ${svc.spec.externalName ?? 'the external name'}`, 'name the port after its protocol (https-..., http-..., tls-...), or set appProtocol');
         return;
       }
+      const conflict = http2Disagreement(p);
+      if (conflict !== undefined) f.report('warning', 'TG_SERVICE_PORT_PROTOCOL_CONFLICT', svc, ['spec', 'ports', i], conflict, 'make the port name prefix and appProtocol name the same protocol (grpc-... with appProtocol grpc, http-... with appProtocol http)');
       if (named) return;
       f.report('info', 'TG_SERVICE_PORT_PROTOCOL', svc, ['spec', 'ports', i], `port ${p.port}${p.name ? ` name "${p.name}"` : ' (unnamed)'} does not follow <protocol>[-<suffix>] and has no appProtocol: Tollgate treats it as TCP (Istio would sniff the protocol)`, `name it http-..., grpc-..., tls-... or tcp-..., or set appProtocol`);
     });

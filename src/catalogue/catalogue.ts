@@ -229,6 +229,7 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_SIDECAR_NO_WORKLOAD', severity: 'warning', meaning: 'a Sidecar selector that selects no workload in the config', fix: 'fix the selector labels' },
   { code: 'TG_SIDECAR_SELECTOR_CONFLICT', severity: 'error', meaning: 'two Sidecars select the same pod', fix: 'make the selectors disjoint' },
   { code: 'TG_EXTERNALNAME_PORT_NAME', severity: 'warning', meaning: 'an ExternalName Service port without an HTTP/TLS protocol name', fix: 'name the port http-* / tls-* or set appProtocol' },
+  { code: 'TG_SERVICE_PORT_PROTOCOL_CONFLICT', severity: 'warning', meaning: 'a Service port whose name prefix and appProtocol name different protocols, one of them GRPC or HTTP2: appProtocol wins, so the upstream protocol (HTTP/2 or not) is not the one the name says', fix: 'make the name prefix and appProtocol agree (grpc-* with appProtocol grpc)' },
   { code: 'TG_SERVICE_PORT_PROTOCOL', severity: 'info', meaning: 'a Service port whose name/appProtocol selects no protocol: TCP to Tollgate', fix: 'name the port (http-*, tls-*) or set appProtocol' },
   { code: 'TG_OUTBOUND_MODE_ANNOTATION', severity: 'error', meaning: 'a tollgate.io/outbound-mode value that is not report or enforce: the gateway enforces the registry', fix: 'write report or enforce' },
   { code: 'TG_PATH_NORMALIZATION_WEAK', severity: 'warning', meaning: 'pathNormalization NONE or BASE and a route matches on the path: `//admin` can pass the rule and reach a server that normalises it', fix: 'use MERGE_SLASHES or DECODE_AND_MERGE_SLASHES' },

@@ -85,7 +85,7 @@ export interface HttpRoute {
   readonly retries?: { readonly attempts?: number; readonly perTryTimeout?: string; readonly retryOn?: string };
   readonly fault?: {
     readonly delay?: { readonly fixedDelay?: string; readonly percentage?: Percent; readonly percent?: number };
-    readonly abort?: { readonly httpStatus?: number; readonly percentage?: Percent };
+    readonly abort?: { readonly httpStatus?: number; readonly grpcStatus?: string; readonly percentage?: Percent };
   };
   readonly mirror?: Destination;
   readonly mirrors?: readonly { readonly destination: Destination }[];

@@ -350,7 +350,8 @@ export type RouteAction =
       readonly mirror?: { readonly cluster: string; readonly percent: number };
       readonly fault?: {
         readonly delay?: { readonly ms: number; readonly percent: number };
-        readonly abort?: { readonly status: number; readonly percent: number };
+        /** `grpcStatus`: answered to gRPC clients as that gRPC status (HTTP 200), to others as `status`. */
+        readonly abort?: { readonly status: number; readonly percent: number; readonly grpcStatus?: number };
       };
     }
   | {

@@ -1,5 +1,6 @@
 /** Schemas for Istio's networking.istio.io and security.istio.io kinds (fields as in Istio's API reference). */
 import { normalizeHostPattern } from '../../net/hostname.js';
+import { grpcStatusCode } from '../../shared/grpc-status.js';
 import { arr, bool, cidr, duration, int, ipOrCidr, map, num, obj, oneOf, openObj, port, str, stringMap, any, type Schema } from './dsl.js';
 
 /**
@@ -139,7 +140,7 @@ const httpRoute = obj({
   retries: obj({ attempts: int(0), perTryTimeout: duration, retryOn: str(), retryRemoteLocalities: bool, retryIgnorePreviousHosts: bool, backoff: duration }),
   fault: obj({
     delay: obj({ fixedDelay: duration, exponentialDelay: duration, percentage: percent, percent: int(0, 100) }),
-    abort: obj({ httpStatus: int(200, 599), grpcStatus: str(), http2Error: str(), percentage: percent }),
+    abort: obj({ httpStatus: int(200, 599), grpcStatus: str((v) => (grpcStatusCode(v) === undefined ? 'is not a gRPC status (a name such as UNAVAILABLE, or 0-16)' : undefined)), http2Error: str(), percentage: percent }),
   }),
   mirror: destination,
   mirrors: arr(obj({ destination, percentage: percent }, ['destination'])),

@@ -24,6 +24,8 @@ import { STOP, type ResponseHeaders } from './filter.js';
 import type { FilterPlan } from './filter-chain.js';
 import type { RequestHead, ResponseHead } from './head.js';
 import { buildResponseHead, type CompiledHeaderOps } from './headers.js';
+import { GRPC_STATUS_CODES, grpcStatusOfHttp } from '../../shared/grpc-status.js';
+import { grpcReplyFields } from './grpc.js';
 import { defaultBody, localReplyBytes } from './local-reply.js';
 import { Decision } from '../route/http-route.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
@@ -241,6 +243,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     const head = this.head;
     const info = this.info;
     info.responseCode = status;
+    if (info.grpc) info.grpcFrom(h.headers);
     this.runResponseHeaders(status, h.headers, false);
     const ops = this.responseOpsWithExtras();
     if (status === 101) {
@@ -312,6 +315,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
 
   onResponseTrailers(t: string[]): void {
     this.responseTrailers = t;
+    if (this.info.grpc) this.info.grpcFrom(t);
   }
 
   onResponseReadDone(): boolean {
@@ -391,8 +395,20 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     this.runResponseHeaders(status, headers ?? [], true);
     let fields = headers;
     if (this.extraHeaders !== null) fields = fields === undefined ? this.extraHeaders : [...fields, ...this.extraHeaders];
-    const text = body ?? defaultBody(status, reason);
-    const buf = localReplyBytes({ status, body: text, reason, headers: fields }, close, head.method === 'HEAD', head.version === '1.0' && !close);
+    let text = body ?? defaultBody(status, reason);
+    let buf: Buffer;
+    if (info.grpc) {
+      // A gRPC client reads the outcome from grpc-status: HTTP 200, trailers-only (grpc.ts).
+      const code = this.decision.grpcStatus ?? (flags === 'UT' ? GRPC_STATUS_CODES.DEADLINE_EXCEEDED : grpcStatusOfHttp(status));
+      const grpcFields = grpcReplyFields(code, text.trimEnd());
+      buf = localReplyBytes({ status: 200, body: '', reason, headers: fields === undefined ? grpcFields : [...fields, ...grpcFields], bare: true }, close, false, head.version === '1.0' && !close);
+      info.responseCode = 200;
+      info.grpcStatus = String(code);
+      info.grpcMessage = text.trimEnd();
+      text = '';
+    } else {
+      buf = localReplyBytes({ status, body: text, reason, headers: fields }, close, head.method === 'HEAD', head.version === '1.0' && !close);
+    }
     info.bytesSent = head.method === 'HEAD' ? 0 : Buffer.byteLength(text);
     this.responseStarted = true;
     this.out.length = 0;
@@ -481,7 +497,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     if (info.reason === WOULD_DENY_REASON) engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', conn.sourceNamespace);
     else if (info.reason !== undefined && info.reason !== RBAC_DRY_RUN_REASON) engine.services.metrics.denied(info.reason);
     const cluster = d.cluster ?? routeCluster(d, conn.snapshot);
-    engine.metrics.record(destinationServiceLabel(cluster, d.host !== ''), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture, conn.mtlsLabels);
+    engine.metrics.record(destinationServiceLabel(cluster, d.host !== ''), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture, conn.mtlsLabels, info.grpc ? (info.grpcStatus ?? '') : undefined);
   }
 }
 

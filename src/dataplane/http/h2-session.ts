@@ -10,10 +10,12 @@
  * Translation, per stream:
  * - request: the h2 header block is written as an HTTP/1.1 head and read by the strict HTTP/1.1
  *   parser, so the head the route decision and filters see, and every check on it (header names
- *   and values, Host), is the HTTP/1.1 one. nghttp2 already refuses connection-specific fields
- *   (`connection`, `transfer-encoding`, `keep-alive`, `upgrade`) and CR/LF/NUL in values. A
- *   `host` that disagrees with `:authority` is refused (400). A body without `content-length`
- *   is forwarded chunked.
+ *   and values, Host), is the HTTP/1.1 one. Before that, nghttp2 resets a stream that carries a
+ *   connection-specific field (`connection`, `transfer-encoding`, `keep-alive`, `upgrade`, a `te`
+ *   other than `trailers`) or a pseudo-header with a byte RFC 9113 forbids, and drops (never
+ *   hands us) a field whose name or value has one (CR, LF, NUL, upper case, space): no such byte
+ *   reaches the HTTP/1.1 text. A `host` that disagrees with `:authority` is refused (400). A body
+ *   without `content-length` is forwarded chunked.
  * - response: the ActiveStream writes HTTP/1.1; an HTTP/1.1 response parser turns it back into
  *   `:status` + fields (hop-by-hop fields dropped), DATA frames and trailers.
  * Backpressure: a full h2 stream pauses the upstream (write() returns false, 'drain' resumes); a
@@ -153,6 +155,8 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
   private writable = true;
   private bodyAllowed = false;
   private done = false;
+  /** The response head went out with END_STREAM: nothing more on this stream. */
+  private headOnly = false;
 
   constructor(
     private readonly session: H2Session,
@@ -339,6 +343,12 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     }
     if (this.h2.destroyed) return;
     this.responded = true;
+    if (h.bodyFraming === 'none' || (h.bodyFraming === 'length' && h.contentLength === 0) || this.reqHead?.method === 'HEAD') {
+      // No body and no trailers: END_STREAM on the head (a gRPC trailers-only reply must end here).
+      this.h2.respond(out, { endStream: true });
+      this.headOnly = true;
+      return;
+    }
     this.h2.respond(out, { waitForTrailers: true });
     this.h2.once('wantTrailers', () => {
       const t = this.trailers;
@@ -349,7 +359,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
   }
 
   onBody(chunk: Buffer): void {
-    if (!this.h2.destroyed && !this.h2.write(chunk)) this.writable = false;
+    if (!this.h2.destroyed && !this.headOnly && !this.h2.write(chunk)) this.writable = false;
   }
 
   onTrailers(t: string[]): void {
@@ -357,7 +367,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
   }
 
   onMessageComplete(): void {
-    if (!this.h2.destroyed) this.h2.end();
+    if (!this.h2.destroyed && !this.headOnly) this.h2.end();
     if (!this.done) {
       this.done = true;
       this.session.streamEnded(this);
@@ -395,3 +405,4 @@ function requestHeadText(h: http2.IncomingHttpHeaders, endStream: boolean): stri
   if (!endStream && !hasLength) text += 'transfer-encoding: chunked\r\n';
   return text + '\r\n';
 }
+

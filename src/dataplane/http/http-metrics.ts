@@ -34,6 +34,7 @@ export class HttpMetrics {
   private lastFlags = '';
   private lastInbound = false;
   private lastMtls: MtlsLabels | undefined;
+  private lastGrpc: string | undefined = undefined;
   private last: Children | undefined = undefined;
 
   constructor(private readonly dp: DataPlaneMetrics) {
@@ -58,13 +59,15 @@ export class HttpMetrics {
 
   /**
    * `service`: destinationServiceLabel() (never a client-chosen host). `inbound`: a sidecar's
-   * inbound request, reported as Istio's reporter="destination".
+   * inbound request, reported as Istio's reporter="destination". `grpcStatus`: set for gRPC
+   * requests (request_protocol="grpc", grpc_response_status).
    */
-  record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number, inbound = false, mtls?: MtlsLabels): void {
+  record(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, durationMs: number, requestBytes: number, responseBytes: number, inbound = false, mtls?: MtlsLabels, grpcStatus?: string): void {
     let c = this.last;
-    if (c === undefined || inbound !== this.lastInbound || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs || mtls !== this.lastMtls) {
-      c = this.children(service, destNs, srcNs, code, flags, inbound, mtls);
+    if (c === undefined || inbound !== this.lastInbound || code !== this.lastCode || service !== this.lastService || flags !== this.lastFlags || srcNs !== this.lastSrcNs || destNs !== this.lastDestNs || mtls !== this.lastMtls || grpcStatus !== this.lastGrpc) {
+      c = this.children(service, destNs, srcNs, code, flags, inbound, mtls, grpcStatus);
       this.lastMtls = mtls;
+      this.lastGrpc = grpcStatus;
       this.last = c;
       this.lastInbound = inbound;
       this.lastService = service;
@@ -79,15 +82,16 @@ export class HttpMetrics {
     c.responseBytes.observe(responseBytes);
   }
 
-  private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, inbound: boolean, mtls: MtlsLabels | undefined): Children {
-    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}\u0000${mtls === undefined ? '' : `${mtls.sourcePrincipal}\u0000${mtls.destinationPrincipal}`}`;
+  private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, inbound: boolean, mtls: MtlsLabels | undefined, grpcStatus: string | undefined): Children {
+    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}\u0000${mtls === undefined ? '' : `${mtls.sourcePrincipal}\u0000${mtls.destinationPrincipal}`}\u0000${grpcStatus ?? '-'}`;
     let c = this.cache.get(key);
     if (c === undefined) {
       const v = this.dp.labelValues({
         destinationService: service,
         ...(destNs !== undefined ? { destinationNamespace: destNs } : {}),
         ...(srcNs !== undefined ? { sourceNamespace: srcNs } : {}),
-        requestProtocol: 'http',
+        requestProtocol: grpcStatus !== undefined ? 'grpc' : 'http',
+        ...(grpcStatus !== undefined ? { grpcResponseStatus: grpcStatus } : {}),
         ...(inbound ? { reporter: 'destination' as const } : {}),
         responseCode: code,
         responseFlags: flags,

@@ -15,6 +15,8 @@ export interface LocalReply {
   readonly reason?: string | undefined;
   /** Extra fields, flat [name, value, ...] (Location for redirects). */
   readonly headers?: readonly string[] | undefined;
+  /** No text body and no content-type of ours: `headers` say it all (a trailers-only gRPC reply). */
+  readonly bare?: boolean;
 }
 
 /** Serializes a local reply. `close` adds `Connection: close`; `headOnly` (HEAD) omits the body. */
@@ -26,7 +28,8 @@ export function localReplyBytes(r: LocalReply, close: boolean, headOnly: boolean
   const extra = r.headers;
   if (extra) for (let i = 0; i + 1 < extra.length; i += 2) s += `${extra[i]!}: ${extra[i + 1]!}\r\n`;
   if (r.reason !== undefined) s += `x-tollgate-reason: ${r.reason}\r\n`;
-  if (!bodyless) s += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${bodyLen}\r\n`;
+  if (r.bare === true) s += 'content-length: 0\r\n';
+  else if (!bodyless) s += `content-type: text/plain; charset=utf-8\r\ncontent-length: ${bodyLen}\r\n`;
   if (close) s += 'connection: close\r\n';
   else if (http10KeepAlive) s += 'connection: keep-alive\r\n';
   s += '\r\n';

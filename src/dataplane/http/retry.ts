@@ -9,10 +9,13 @@
  *   retriable-status-codes   503 (the code Istio configures by default)
  *   refused-stream           HTTP/2 REFUSED_STREAM; for HTTP/1.1: a reused keep-alive connection
  *                            closed before any response byte (the request was never processed)
- *   unavailable, cancelled, ...  gRPC conditions: ignored (no gRPC status on HTTP/1.1 here)
+ *   cancelled, deadline-exceeded, internal, resource-exhausted, unavailable
+ *                            gRPC requests whose response head carries that grpc-status (a
+ *                            trailers-only response: the call failed before any message)
  * A request is retried only when it can be replayed: no body, or a body that is complete and
  * was kept in memory (<= maxReplayBodyBytes). Another endpoint is preferred (`exclude`).
  */
+import { GRPC_RETRY_ON } from '../../shared/grpc-status.js';
 import type { RetryPolicy } from '../../snapshot/types.js';
 
 export interface CompiledRetry {
@@ -24,9 +27,11 @@ export interface CompiledRetry {
   readonly perTryTimeoutMs: number;
   /** Whether a response status is retried. */
   statusRetried(status: number): boolean;
+  /** gRPC statuses retried (from the gRPC conditions), null when none is. */
+  readonly grpcRetried: ReadonlySet<number> | null;
 }
 
-const NONE: CompiledRetry = { maxTries: 1, connectFailure: false, reset: false, refusedStream: false, perTryTimeoutMs: 0, statusRetried: () => false };
+const NONE: CompiledRetry = { maxTries: 1, connectFailure: false, reset: false, refusedStream: false, perTryTimeoutMs: 0, statusRetried: () => false, grpcRetried: null };
 
 export function compileRetry(p: RetryPolicy | undefined): CompiledRetry {
   if (p === undefined || p.attempts <= 0) return NONE;
@@ -34,7 +39,10 @@ export function compileRetry(p: RetryPolicy | undefined): CompiledRetry {
   const x5xx = on.has('5xx');
   const gw = on.has('gateway-error');
   const r503 = on.has('retriable-status-codes');
+  const grpc = new Set<number>();
+  for (const c of on) if (GRPC_RETRY_ON[c] !== undefined) grpc.add(GRPC_RETRY_ON[c]);
   return {
+    grpcRetried: grpc.size > 0 ? grpc : null,
     maxTries: 1 + p.attempts,
     connectFailure: on.has('connect-failure') || x5xx || gw,
     reset: on.has('reset') || x5xx,

@@ -7,6 +7,8 @@
 import type { PeerCertificateFacts } from '../context.js';
 import { jsonString, type AccessLogRecord } from '../observe/access-log.js';
 import { isoTime } from './access.js';
+import { decodeGrpcMessage } from '../../shared/grpc-status.js';
+import { fieldValue, isGrpcRequest } from './grpc.js';
 import type { RequestHead } from './head.js';
 import type { RequestHeadFacts } from './headers.js';
 
@@ -42,6 +44,11 @@ export class StreamInfo implements RequestHeadFacts {
 
   /** As logged: from the request line for HTTP/1.x; the HTTP/2 codec sets 'HTTP/2'. */
   protocol: string;
+  /** The request is gRPC (content-type application/grpc...): its outcome is grpc-status. */
+  readonly grpc: boolean;
+  /** grpc-status / grpc-message of the response (head of a trailers-only response, else trailers). */
+  grpcStatus: string | null = null;
+  grpcMessage: string | null = null;
 
   constructor(
     readonly head: RequestHead,
@@ -49,6 +56,16 @@ export class StreamInfo implements RequestHeadFacts {
     readonly startPerf: number,
   ) {
     this.protocol = head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
+    this.grpc = isGrpcRequest(head.headers);
+  }
+
+  /** Takes grpc-status / grpc-message from response fields (head or trailers) that carry them. */
+  grpcFrom(fields: readonly string[]): void {
+    const st = fieldValue(fields, 'grpc-status');
+    if (st === null) return;
+    this.grpcStatus = st;
+    const msg = fieldValue(fields, 'grpc-message');
+    this.grpcMessage = msg === null ? null : decodeGrpcMessage(msg);
   }
 
   /** Sets the outcome of a failed or locally answered request (a flag other than '-' is kept over '-'). */
@@ -87,6 +104,10 @@ export class StreamInfo implements RequestHeadFacts {
     if (this.detail !== undefined) r.response_code_details = this.detail;
     if (this.transportFailure !== undefined) r.upstream_transport_failure_reason = this.transportFailure;
     if (d.peerCertificate !== undefined) setPeerFields(r, d.peerCertificate);
+    if (this.grpc) {
+      r.grpc_status = this.grpcStatus;
+      r.grpc_message = this.grpcMessage;
+    }
     return r;
   }
 
@@ -112,6 +133,7 @@ export class StreamInfo implements RequestHeadFacts {
     if (this.detail !== undefined) line += `,"response_code_details":${jsonString(this.detail)}`;
     if (this.transportFailure !== undefined) line += `,"upstream_transport_failure_reason":${jsonString(this.transportFailure)}`;
     if (d.peerCertificate !== undefined) line += peerFieldsJson(d.peerCertificate);
+    if (this.grpc) line += `,"grpc_status":${jsonString(this.grpcStatus)},"grpc_message":${jsonString(this.grpcMessage)}`;
     return line + '}\n';
   }
 }

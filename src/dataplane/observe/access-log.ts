@@ -40,6 +40,9 @@ export interface AccessLogRecord {
   downstream_peer_subject?: string;
   downstream_peer_uri_san?: string;
   downstream_peer_dns_san?: string;
+  /** gRPC requests only: the response's grpc-status and (decoded) grpc-message. */
+  grpc_status?: string | null;
+  grpc_message?: string | null;
 }
 
 export type AccessLogFormat = 'json' | 'text';

@@ -28,6 +28,7 @@ export const ISTIO_LABELS = [
   'connection_security_policy',
   'source_principal',
   'destination_principal',
+  'grpc_response_status',
 ] as const;
 
 /** The mTLS facts of a connection, as Istio labels them (`spiffe://...` IDs). One object per connection. */
@@ -50,6 +51,8 @@ export interface IstioLabels {
   readonly responseFlags: string;
   /** Set when the downstream connection is mesh mTLS: connection_security_policy="mutual_tls" and the principals. */
   readonly mtls?: MtlsLabels | undefined;
+  /** gRPC requests: the response's grpc-status ('' when none came); empty for everything else. */
+  readonly grpcResponseStatus?: string;
 }
 
 /**
@@ -150,6 +153,7 @@ export class DataPlaneMetrics {
       l.mtls !== undefined ? 'mutual_tls' : 'none',
       l.mtls?.sourcePrincipal ?? 'unknown',
       l.mtls?.destinationPrincipal ?? 'unknown',
+      l.grpcResponseStatus ?? '',
     ];
   }
 

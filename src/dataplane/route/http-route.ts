@@ -77,6 +77,8 @@ export class Decision {
   reason: string | undefined = undefined;
   detail: string | undefined = undefined;
   replyHeaders: string[] | undefined = undefined;
+  /** The gRPC status a gRPC client gets for this reply (fault abort `grpcStatus`); undefined: mapped from `status`. */
+  grpcStatus: number | undefined = undefined;
   // both
   routeName: string | null = null;
   /** Normalized host ('' when the authority was invalid). */
@@ -286,7 +288,9 @@ export class RouterContext implements RequestFacts {
     const fault = action.fault;
     if (fault !== undefined) {
       if (fault.abort && this.random() * 100 < fault.abort.percent) {
-        d.reply(fault.abort.status, 'FI', 'fault_abort', `route ${route.name} injects ${fault.abort.status} for ${fault.abort.percent}% of requests`);
+        const grpc = fault.abort.grpcStatus;
+        d.reply(fault.abort.status, 'FI', 'fault_abort', `route ${route.name} injects ${grpc !== undefined ? `gRPC status ${grpc} (HTTP ${fault.abort.status})` : fault.abort.status} for ${fault.abort.percent}% of requests`);
+        d.grpcStatus = grpc;
         return;
       }
       if (fault.delay && this.random() * 100 < fault.delay.percent) d.delayMs = fault.delay.ms;

@@ -4,6 +4,7 @@ import { parseDurationMs } from '../../config/schema/dsl.js';
 import type { HttpMatch, HttpRoute, StringMatch } from '../../config/types.js';
 import type { VirtualServiceModel } from '../../model/build.js';
 import { resolveHost } from '../../model/selectors.js';
+import { grpcStatusCode, httpStatusOfGrpc } from '../../shared/grpc-status.js';
 import type { HeaderMutations, RetryPolicy, Route, RouteAction, RouteMatch, StringMatcher } from '../types.js';
 import type { ClusterSet } from './clusters.js';
 import { originOf } from './origin.js';
@@ -117,7 +118,7 @@ function actionOf(r: HttpRoute, ctx: RouteContext): RouteAction {
   const responseHeaders = mutations(r.headers?.response);
   const mirror = r.mirror ? { cluster: ctx.clusters.forDestination(resolveHost(r.mirror.host, ns), r.mirror.port?.number, r.mirror.subset, ctx.port), percent: r.mirrorPercentage?.value ?? 100 } : undefined;
   const delay = r.fault?.delay?.fixedDelay ? { ms: parseDurationMs(r.fault.delay.fixedDelay) ?? 0, percent: percentOf(r.fault.delay.percentage, r.fault.delay.percent) } : undefined;
-  const abort = r.fault?.abort?.httpStatus !== undefined ? { status: r.fault.abort.httpStatus, percent: percentOf(r.fault.abort.percentage, undefined) } : undefined;
+  const abort = abortOf(r.fault?.abort);
   const pathRewrite = r.rewrite?.uri !== undefined ? { prefix: r.rewrite.uri } : undefined;
   return {
     type: 'forward',
@@ -131,4 +132,13 @@ function actionOf(r: HttpRoute, ctx: RouteContext): RouteAction {
     ...(mirror ? { mirror } : {}),
     ...(delay || abort ? { fault: { ...(delay ? { delay } : {}), ...(abort ? { abort } : {}) } } : {}),
   };
+}
+
+/** A fault abort by HTTP status, or by gRPC status (HTTP clients then get its HTTP equivalent). */
+function abortOf(a: { readonly httpStatus?: number; readonly grpcStatus?: string; readonly percentage?: { readonly value?: number } } | undefined): { status: number; percent: number; grpcStatus?: number } | undefined {
+  if (a === undefined) return undefined;
+  const grpc = a.grpcStatus !== undefined ? grpcStatusCode(a.grpcStatus) : undefined;
+  const status = a.httpStatus ?? (grpc !== undefined ? httpStatusOfGrpc(grpc) : undefined);
+  if (status === undefined) return undefined;
+  return { status, percent: percentOf(a.percentage, undefined), ...(grpc !== undefined ? { grpcStatus: grpc } : {}) };
 }

@@ -22,6 +22,8 @@ import type { HttpParseError } from '../errors.js';
 import type { ResponseHead } from '../head.js';
 import { buildRequestHead } from '../headers.js';
 import { isIdempotent, type CompiledRetry } from '../retry.js';
+import { grpcTimeoutMs } from '../../../shared/grpc-status.js';
+import { fieldValue } from '../grpc.js';
 import type { Framing } from '../serialize.js';
 import type { RouterStream, UpstreamHandle } from '../stream-api.js';
 import { UpstreamConn, type UpstreamChannel, type UpstreamFailureKind } from '../upstream-pool.js';
@@ -100,6 +102,12 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     }
     const t = d.action?.timeoutMs;
     this.timeoutMs = t !== undefined && t > 0 ? t : 0;
+    if (s.info.grpc) {
+      // The client's deadline (grpc-timeout), capped by the route's timeout (Envoy's max_grpc_timeout as Istio sets it).
+      const g = fieldValue(head.headers, 'grpc-timeout');
+      const gms = g === null ? undefined : grpcTimeoutMs(g);
+      if (gms !== undefined && gms > 0 && (this.timeoutMs === 0 || gms < this.timeoutMs)) this.timeoutMs = gms;
+    }
     if (this.timeoutMs > 0 && bodyless) this.routeDeadline = engine.sweeper.now + this.timeoutMs;
     s.onUpstreamRequest({ text: this.headText, host: d.upstreamHost, chunked: this.framing === 'chunked', timeoutMs: this.timeoutMs });
   }
@@ -280,7 +288,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     }
     engine.services.clusters.reportOutcome(a.conn?.target.cluster, info.upstreamHost, status); // outlier detection
     const rp = this.retry.policy;
-    if (rp.statusRetried(status) && this.mayRetry()) {
+    if ((rp.statusRetried(status) || this.grpcRetried(h)) && this.mayRetry()) {
       // Discard this response (and its connection) and try again, preferring another endpoint.
       a.cancel();
       this.attempt = null;
@@ -294,8 +302,16 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     this.tryDeadline = 0;
     this.keepAlive = h.keepAlive;
     info.upstreamServiceTime = performance.now() - this.sentAt;
-    if (this.retry.tries > 1 && rp.statusRetried(status)) info.flags = 'URX';
+    if (this.retry.tries > 1 && (rp.statusRetried(status) || this.grpcRetried(h))) info.flags = 'URX';
     s.onResponseHead(h);
+  }
+
+  /** A gRPC call failed with a status the route retries (it is in the head: trailers-only). */
+  private grpcRetried(h: ResponseHead): boolean {
+    const codes = this.retry.policy.grpcRetried;
+    if (codes === null || !this.s.info.grpc) return false;
+    const st = fieldValue(h.headers, 'grpc-status');
+    return st !== null && codes.has(Number(st));
   }
 
   body(b: Buffer): void {
