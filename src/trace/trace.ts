@@ -312,7 +312,7 @@ function describeClusters(model: Model, clusters: readonly WeightedCluster[], co
       failure ??= fail('NC', `cluster ${wc.name} does not exist`, noClusterHint(model, wc.name), 503);
       continue;
     }
-    steps.push({ step: 'cluster', value: `${cluster.name}${share}`, detail: `${cluster.type}${cluster.tls ? `, TLS ${cluster.tls.mode}${cluster.tls.sni ? ` sni ${cluster.tls.sni}` : ''}` : ''}; ${cluster.description ?? ''}`, ...(cluster.origin ? { origin: cluster.origin } : {}) });
+    steps.push({ step: 'cluster', value: `${cluster.name}${share}`, detail: `${cluster.type}${cluster.tls ? `, TLS ${cluster.tls.mode}${cluster.tls.sni ? ` sni ${cluster.tls.sni}` : ''}` : ''}${cluster.http2 === true ? ', upstream HTTP/2' : ''}; ${cluster.description ?? ''}`, ...(cluster.origin ? { origin: cluster.origin } : {}) });
     const policy = describePolicy(cluster);
     steps.push({ step: 'policy', value: policy.value, detail: policy.detail });
     const eps = compiled.endpoints.get(cluster.name)?.endpoints ?? [];
