@@ -41,7 +41,8 @@ const STREAM_CAP = 1000;
 const NOT_ON_H2 = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
 
 export type SocketDialer = (target: UpstreamTarget, connectTimeoutMs: number | undefined) => Promise<SocketDialResult>;
-export type H2Acquired = { readonly ok: true; readonly conn: UpstreamChannel } | { readonly ok: false; readonly failure: UpstreamFailure };
+type DialFailure = { readonly ok: false; readonly failure: UpstreamFailure };
+export type H2Acquired = { readonly ok: true; readonly conn: UpstreamChannel } | DialFailure;
 
 /** One pooled HTTP/2 connection to an endpoint. */
 class H2Connection {
@@ -258,7 +259,7 @@ export class H2UpstreamStream implements UpstreamChannel {
 export class H2Pool implements Sweepable {
   private readonly conns = new Map<string, H2Connection[]>();
   /** Dials in progress: requests that arrive meanwhile wait for the same connection. */
-  private readonly dialing = new Map<string, Promise<H2Connection | SocketDialResult>>();
+  private readonly dialing = new Map<string, Promise<H2Connection | DialFailure>>();
   private registered = false;
   /** Shutdown: a connection closes as soon as it has no stream. */
   closing = false;
@@ -286,7 +287,7 @@ export class H2Pool implements Sweepable {
       p.then(clear, clear);
     }
     return p.then((r): H2Acquired | Promise<H2Acquired> => {
-      if (!(r instanceof H2Connection)) return r.ok ? { ok: false, failure: { flag: 'UF', reason: 'internal_error', detail: 'no HTTP/2 session', retryable: true } } : r;
+      if (!(r instanceof H2Connection)) return r;
       // Shared by the requests that waited for it; past its room, the next one dials again.
       if (r.hasRoom) return { ok: true, conn: r.reserve() };
       const again = this.acquire(target, key);
@@ -301,7 +302,7 @@ export class H2Pool implements Sweepable {
     return undefined;
   }
 
-  private async open(target: UpstreamTarget, key: string): Promise<H2Connection | SocketDialResult> {
+  private async open(target: UpstreamTarget, key: string): Promise<H2Connection | DialFailure> {
     const r = await this.dialSocket(target, undefined);
     if (!r.ok) return r;
     const socket = r.socket;

@@ -201,6 +201,8 @@ export function formatJson(r: AccessLogRecord): string {
   if (r.downstream_peer_subject !== undefined) s += `,"downstream_peer_subject":${q(r.downstream_peer_subject)}`;
   if (r.downstream_peer_uri_san !== undefined) s += `,"downstream_peer_uri_san":${q(r.downstream_peer_uri_san)}`;
   if (r.downstream_peer_dns_san !== undefined) s += `,"downstream_peer_dns_san":${q(r.downstream_peer_dns_san)}`;
+  if (r.grpc_status !== undefined) s += `,"grpc_status":${q(r.grpc_status)}`;
+  if (r.grpc_message !== undefined) s += `,"grpc_message":${q(r.grpc_message)}`;
   return s + '}\n';
 }
 

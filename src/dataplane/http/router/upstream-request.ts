@@ -230,6 +230,10 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
   private sendWithBody(c: UpstreamChannel, body: readonly Buffer[]): void {
     c.cork();
     c.sendHead(this.headText, this.framing, this.teTrailers);
+    if (this.attempt?.conn !== c) {
+      c.uncork(); // refused at once (an HTTP/2 connection that went away): another attempt has it
+      return;
+    }
     this.retry.bodyBytesSent = 0;
     let ok = true;
     for (const b of body) ok = this.writeBody(c, b);
