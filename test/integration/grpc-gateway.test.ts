@@ -131,7 +131,7 @@ describe('gRPC through a gateway (grpc-js client and servers)', { concurrency: f
     assert.equal(rec.protocol, 'HTTP/2');
     assert.equal(rec.response_code, 200);
     assert.equal(rec.grpc_status, '0');
-    assert.ok(gate.metric('istio_requests_total', 'request_protocol="grpc",response_code="200",response_flags="-",connection_security_policy="none",grpc_response_status="0"') >= 1);
+    assert.ok(gate.metric('istio_requests_total', 'request_protocol="grpc",response_code="200",response_flags="-",connection_security_policy="none",source_principal="unknown",destination_principal="unknown",grpc_response_status="0"') >= 1);
   });
 
   it('server-streaming: five messages in order, then OK', async () => {
@@ -188,7 +188,7 @@ describe('gRPC through a gateway (grpc-js client and servers)', { concurrency: f
     const rec = await gate.waitForLog((x) => x.response_flags === 'FI' && x.path === '/test.Echo/Unary');
     assert.equal(rec.response_code, 200);
     assert.equal(rec.grpc_status, '8');
-    assert.ok(gate.metric('istio_requests_total', 'response_flags="FI",connection_security_policy="none",grpc_response_status="8"') >= 1);
+    assert.ok(gate.metric('istio_requests_total', 'response_flags="FI",connection_security_policy="none",source_principal="unknown",destination_principal="unknown",grpc_response_status="8"') >= 1);
   });
 
   it('a local reply to a gRPC client is gRPC-shaped: no route -> HTTP 200, grpc-status 12 (UNIMPLEMENTED), trailers-only', async () => {
