@@ -5,8 +5,7 @@
  * and the access-log keys (docs/observability.md).
  */
 import type { PeerCertificateFacts } from '../context.js';
-import { jsonString, type AccessLogRecord } from '../observe/access-log.js';
-import { isoTime } from './access.js';
+import { isoTime, jsonString, type AccessLogRecord } from '../observe/access-log.js';
 import { decodeGrpcMessage } from '../../shared/grpc-status.js';
 import { fieldValue, isGrpcRequest } from './grpc.js';
 import type { RequestHead } from './head.js';

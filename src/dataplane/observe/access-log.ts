@@ -219,6 +219,28 @@ export function formatText(r: AccessLogRecord): string {
   );
 }
 
+// The ISO start time of a record, cached per millisecond (records that start in the same
+// millisecond share one string), the date part formatted once per second: every HTTP request and
+// every TCP connection formats one.
+let lastMs = -1;
+let lastIso = '';
+let lastSecond = -1;
+/** "2026-12-02T01:02:03." of lastSecond: only the milliseconds change within a second. */
+let secondPrefix = '';
+const MILLIS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+
+export function isoTime(ms: number): string {
+  if (ms === lastMs) return lastIso;
+  lastMs = ms;
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondPrefix = new Date(second * 1000).toISOString().slice(0, 20);
+  }
+  lastIso = secondPrefix + MILLIS[ms - second * 1000]! + 'Z';
+  return lastIso;
+}
+
 /** "ip:port" with brackets for IPv6; null when the address is unknown. */
 export function hostPort(ip: string | undefined, port: number | undefined): string | null {
   if (ip === undefined || ip === '' || port === undefined) return null;
@@ -228,7 +250,7 @@ export function hostPort(ip: string | undefined, port: number | undefined): stri
 /** A record with every field at its "not applicable" value; callers fill what they know. */
 export function emptyRecord(startTime: number, downstreamRemote: string, downstreamLocal: string): AccessLogRecord {
   return {
-    start_time: new Date(startTime).toISOString(),
+    start_time: isoTime(startTime),
     method: null,
     authority: null,
     path: null,

@@ -22,10 +22,9 @@
  * Circuit-breaker slots (connectionPool) are not taken by copies.
  */
 import { performance } from 'node:perf_hooks';
-import type { AccessLogRecord } from '../../observe/access-log.js';
+import { isoTime, type AccessLogRecord } from '../../observe/access-log.js';
 import type { UpstreamRequest } from '../../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../../upstream/failure.js';
-import { isoTime } from '../access.js';
 import type { HttpParseError } from '../errors.js';
 import type { RequestHead, ResponseHead } from '../head.js';
 import type { DownstreamConn } from '../stream-api.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isoTime } from './access.js';
+import { isoTime } from './access-log.js';
 
 test('isoTime equals Date#toISOString across milliseconds, seconds, days and years', () => {
   const starts = [0, 999, 1_000, 1_764_633_599_998, Date.UTC(2026, 11, 31, 23, 59, 59, 990), Date.UTC(2024, 1, 29, 12, 0, 0, 0)];
