@@ -65,6 +65,8 @@ export class H2Session implements EngineSession {
   readonly remoteText: string;
   readonly localText: string;
   readonly remoteAddress: string;
+  /** Per connection, as on HTTP/1.1: every stream of the session shares the peer's identity. */
+  readonly mtlsLabels: MtlsLabels | undefined;
   lastActivity: number;
   private readonly session: http2.ServerHttp2Session;
   private readonly streams = new Set<H2Stream>();
@@ -83,6 +85,7 @@ export class H2Session implements EngineSession {
     this.remoteAddress = conn.remoteAddress;
     this.remoteText = addrPort(conn.remoteAddress, conn.remotePort);
     this.localText = addrPort(conn.localAddress, conn.localPort);
+    this.mtlsLabels = mtlsLabelsOf(conn);
     this.lastActivity = engine.sweeper.now;
     this.idleSince = this.lastActivity;
     const server = h2Dispatcher();
@@ -170,7 +173,7 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     this.tls = session.tls;
     this.peerCertificate = session.conn.peerCertificate;
     this.sourceNamespace = session.sourceNamespace;
-    this.mtlsLabels = mtlsLabelsOf(session.conn);
+    this.mtlsLabels = session.mtlsLabels;
     this.resParser = new HttpParser('response', this, { maxHeaderBytes: 1 << 20, maxHeaders: 1000 });
     h2.on('error', () => {});
     h2.on('drain', this.onDrain);
