@@ -11,13 +11,11 @@ import { request } from 'node:https';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileConfigSource } from '../../src/controlplane/config-source.js';
-import { ControlPlane } from '../../src/controlplane/server.js';
 import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
 import { makeCerts, waitFor, type Certs } from '../helpers/net.js';
 import { spawnGate } from '../helpers/tollgate.js';
 import { requireTools } from '../helpers/tools.js';
-import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
+import { startWatchedControlPlane } from '../helpers/watched-control-plane.js';
 
 const QUIET = { silentAccessLog: true, logOut: { write: () => true } };
 
@@ -93,18 +91,12 @@ describe('a snapshot whose TLS certificate cannot be loaded is rejected', { conc
     const certs = makeCerts(['www.example.test']);
     const d = tempDir();
     writeFileSync(d.file, config(certs.cert, certs.key));
-    const source = new FileConfigSource({ paths: [d.dir], debounceMs: 50 });
-    source.reload();
-    const auth = await makeControlPlaneAuth(['edge']);
-    const cp = new ControlPlane({ source, ...auth.server });
-    const { port: cpPort } = await cp.listen('127.0.0.1', 0);
-    source.watch();
+    const cpw = await startWatchedControlPlane(d.dir);
+    const { port: cpPort, auth } = cpw;
     const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, ...auth.runArgs('edge'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--name', 'gw-1', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '443=0', '--log-level', 'error']), QUIET);
     t.after(async () => {
       await px.stop(100);
-      source.close();
-      await cp.close();
-      auth.cleanup();
+      await cpw.close();
       certs.cleanup();
       d.cleanup();
     });
@@ -113,7 +105,7 @@ describe('a snapshot whose TLS certificate cannot be loaded is rejected', { conc
     assert.equal(await httpsStatus(port, certs), 404);
     const good = px.runtime.current?.snapshot.version;
     writeFileSync(d.file, config(join(d.dir, 'gone.pem'), certs.key));
-    const p = await waitFor(() => cp.proxies().find((x) => x.node.name === 'gw-1' && x.state === 'NACKED'), 10_000, 'gw-1 NACKED');
+    const p = await waitFor(() => cpw.controlPlane.proxies().find((x) => x.node.name === 'gw-1' && x.state === 'NACKED'), 10_000, 'gw-1 NACKED');
     assert.match(p.lastError ?? '', /TLS certificate unavailable: cannot read serverCertificate .*gone\.pem \(ENOENT\)/);
     assert.equal(px.runtime.current?.snapshot.version, good);
     assert.equal(await httpsStatus(port, certs), 404, 'the previous snapshot still terminates TLS');

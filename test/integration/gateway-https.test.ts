@@ -15,9 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
-import { FileConfigSource } from '../../src/controlplane/config-source.js';
-import { ControlPlane } from '../../src/controlplane/server.js';
-import { makeControlPlaneAuth } from '../helpers/control-plane-auth.js';
+import { startWatchedControlPlane } from '../helpers/watched-control-plane.js';
 import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { startHttpUpstream, startNginx, type HttpUpstream, type Nginx } from '../helpers/http.js';
 import { targetPortEntry } from '../helpers/istio-yaml.js';
@@ -342,18 +340,12 @@ spec:
   http: [{route: [{destination: {host: echo.test, port: {number: 80}}}]}]
 `;
     writeFileSync(file, config(one));
-    const source = new FileConfigSource({ paths: [dir], debounceMs: 50 });
-    source.reload();
-    const auth = await makeControlPlaneAuth(['edge']);
-    const cp = new ControlPlane({ source, ...auth.server });
-    const { port: cpPort } = await cp.listen('127.0.0.1', 0);
-    source.watch();
+    const cpw = await startWatchedControlPlane(dir);
+    const { port: cpPort, auth } = cpw;
     const px = await startFromControlPlane(parseRunArgs(['--control-plane', `127.0.0.1:${cpPort}`, ...auth.runArgs('edge'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'istio=ingressgateway', '--name', 'gw-1', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '443=0', '--log-level', 'error']), { silentAccessLog: true, logOut: { write: () => true } });
     t.after(async () => {
       await px.stop(100);
-      source.close();
-      await cp.close();
-      auth.cleanup();
+      await cpw.close();
       await upstream.close();
       rmSync(dir, { recursive: true, force: true });
       pki.cleanup();
