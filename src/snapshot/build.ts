@@ -15,7 +15,7 @@ import { generateSidecar, outboundPolicyFor } from './generate/sidecar.js';
 import { resolveSecrets } from './secrets.js';
 import { leaseNameOf, type SourcePool } from '../model/source-pools.js';
 import { originOf } from './generate/origin.js';
-import { authorizationFor } from './generate/authz.js';
+import { authorizationFor, withAuthorizationFilter } from './generate/authz.js';
 import type { EgressIpRule, Listener, ManagedAddress, ProxyIdentity, RouteConfig, Snapshot } from './types.js';
 
 export interface SnapshotOptions {
@@ -80,7 +80,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
   const byName = <T extends { name: string }>(a: T, b: T): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const body = {
     proxy: { role: proxy.role, namespace: proxy.namespace, name: proxy.name, labels: sortKeys(proxy.labels), ...(proxy.nodeName ? { nodeName: proxy.nodeName } : {}) },
-    listeners: [...listeners].sort(byName),
+    listeners: withAuthorizationFilter(listeners, authorization).sort(byName),
     routes: [...routes].sort(byName),
     clusters: [...clusters.clusters.values()].sort(byName),
     endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),

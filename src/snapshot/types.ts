@@ -228,6 +228,8 @@ export interface ExplicitProxy {
   readonly sourceAddress?: string;
   /** Registry mode only: pass destinations outside the registry (ALLOW_ANY) and log them as would_deny_registry. */
   readonly reportOnly?: boolean;
+  /** The HTTP filters of its absolute-form (http://) requests, as HttpConnectionManager.httpFilters. */
+  readonly httpFilters?: readonly HttpFilterConfig[];
 }
 
 export interface HttpConnectionManager {

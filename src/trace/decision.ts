@@ -27,7 +27,9 @@ import { connectStatusForFailure, statusForFailure } from '../dataplane/upstream
 import { DEFAULT_CONNECT_TIMEOUT_MS, decideConnect, WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { normalizeHost, splitHostPort } from '../net/hostname.js';
 import { compileRetry } from '../dataplane/http/retry.js';
-import type { ExplicitProxy, WeightedCluster } from '../snapshot/types.js';
+import type { ExplicitProxy, HttpConnectionManager, WeightedCluster } from '../snapshot/types.js';
+import { chainOf, FilterSharedState } from '../dataplane/http/filter-chain.js';
+import { RBAC_FILTER, type RbacConfig } from '../dataplane/http/filters/rbac.js';
 import { authorizeHttp, peerOf } from '../dataplane/authz/apply.js';
 import { matchName, type AuthzVerdict } from '../dataplane/authz/evaluate.js';
 import { explicitProxyParseReason } from '../dataplane/tcp/explicit-proxy.js';
@@ -112,7 +114,7 @@ export function parseRequest(input: HttpTraceInput): { head: RequestHead } | { e
   return { head };
 }
 
-export type RouterKind = { readonly table: string } | { readonly proxy: ExplicitProxy; readonly listenerName: string; readonly chainName: string };
+export type RouterKind = { readonly table: string; readonly filter: HttpConnectionManager } | { readonly proxy: ExplicitProxy; readonly listenerName: string; readonly chainName: string };
 
 /** Runs the route decision and, for a forward, the upstream choice (sync when no DNS is needed). */
 export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: HttpTraceInput, clusters: ClusterManager): { decision: TraceDecision; later?: () => Promise<TraceDecision> } {
@@ -130,7 +132,10 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
   const d = new Decision();
   router.route(d, head);
   const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: input.sni ?? null, ...peerOf(input.sourcePrincipal) };
-  const verdict = authorizeHttp(compiled.snapshot.policy.authorization, authzConn, router, d);
+  // The rbac filter runs first in the route's chain when the proxy has policies: the same function on the same config.
+  const plan = chainOf(compiled, 'table' in kind ? kind.filter : kind.proxy, new FilterSharedState()).plan(d.route);
+  const rbac = plan.active.find((a) => a.factory.name === RBAC_FILTER)?.route as RbacConfig | undefined;
+  const verdict = rbac === undefined ? undefined : authorizeHttp(rbac.policies, authzConn, router, d);
   const authz = verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
     const r = finishDecision();

@@ -248,7 +248,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     if (meshTls) steps.push({ step: 'tls', value: `mesh mTLS (${chain.mtls ?? ''}), peer ${req.sourcePrincipal ?? '(none given: --source-principal)'}`, detail: 'terminated with the workload certificate; the client must present a certificate from the mesh CA' });
     else if (terminated) steps.push({ step: 'tls', value: `terminated (${chain.tls?.mode ?? ''})`, detail: `SNI ${sni ?? '(none)'}; the HTTP inside is routed by its Host` });
     const input = { ...httpInput(req, listener.listener.port, callerNs, originalDst), ...(terminated ? { tls: true, ...(sni !== undefined ? { sni } : {}) } : {}) };
-    const { decision, later } = decideHttp(compiled, { table: filter.routeConfigName }, input, env.clusters);
+    const { decision, later } = decideHttp(compiled, { table: filter.routeConfigName, filter }, input, env.clusters);
     const level = snapshot.policy.pathNormalization ?? DEFAULT_PATH_NORMALIZATION;
     const vh = table !== undefined && decision.flag !== 'DPE' ? selectVirtualHost(table, hostOf(input.authority, req, host)) : undefined;
     if (vh) steps.push({ step: 'virtual host', value: vh.vhost.name, detail: `domains ${vh.vhost.domains.slice(0, 4).join(', ')}${vh.vhost.domains.length > 4 ? ', ...' : ''}`, ...(vh.vhost.origin ? { origin: vh.vhost.origin } : {}) });

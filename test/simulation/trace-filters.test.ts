@@ -47,11 +47,21 @@ spec:
     route: [{destination: {host: api.test}}]
 `;
 
-async function stepsFor(path: string): Promise<{ step: string; value: string }[]> {
-  const loaded = loadYaml(YAML);
+const POLICIES = `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-delete, namespace: egress}
+spec:
+  selector: {matchLabels: {istio: egressgateway}}
+  action: DENY
+  rules: [{to: [{operation: {methods: [DELETE]}}]}]
+`;
+
+async function stepsFor(path: string, extra = '', method = 'GET'): Promise<{ step: string; value: string }[]> {
+  const loaded = loadYaml(YAML + extra);
   assert.deepEqual(loaded.diagnostics.filter((d) => d.severity === 'error'), []);
   const snapshot = buildSnapshot(loaded.model, identity('gateway', 'egress', { istio: 'egressgateway' }));
-  const r = await runTrace(loaded.model, snapshot, { scheme: 'http', host: 'api.test', port: 80, path, query: '', method: 'GET', headers: {} }, { allowCidrs: [], dnsServers: [] });
+  const r = await runTrace(loaded.model, snapshot, { scheme: 'http', host: 'api.test', port: 80, path, query: '', method, headers: {} }, { allowCidrs: [], dnsServers: [] });
   return r.steps.map((s) => ({ step: s.step, value: s.value }));
 }
 
@@ -70,4 +80,20 @@ test('trace shows every filter that acts on the route, in chain order, from the 
 test('a route without fault, mirror or mutations shows only the filters that still act on it', async () => {
   const steps = (await stepsFor('/other')).filter((s) => s.step.startsWith('http filter '));
   assert.deepEqual(steps.map((s) => s.step), ['http filter local_ratelimit', 'http filter add_response_header', 'http filter router']);
+});
+
+test('with an AuthorizationPolicy the rbac filter runs first; without one it is not in any chain', async () => {
+  const loaded = loadYaml(YAML + POLICIES);
+  const gw = identity('gateway', 'egress', { istio: 'egressgateway' });
+  const chains = (snap: ReturnType<typeof buildSnapshot>): string[][] => snap.listeners.flatMap((l) => l.filterChains.map((c) => (c.filter.type === 'http' ? (c.filter.httpFilters ?? []).map((f) => f.name) : [])));
+  assert.ok(chains(buildSnapshot(loaded.model, gw)).every((names) => names[0] === 'rbac'));
+  assert.ok(chains(buildSnapshot(loadYaml(YAML).model, gw)).every((names) => !names.includes('rbac')));
+  // A workload the policy does not select has no rbac filter either.
+  assert.ok(chains(buildSnapshot(loaded.model, identity('gateway', 'egress', { istio: 'ingressgateway' }))).every((names) => !names.includes('rbac')));
+
+  const steps = await stepsFor('/other', POLICIES, 'DELETE');
+  const filters = steps.filter((s) => s.step.startsWith('http filter '));
+  assert.deepEqual(filters.map((s) => s.step), ['http filter rbac', 'http filter local_ratelimit', 'http filter add_response_header', 'http filter router']);
+  assert.match(filters[0]!.value, /DENY egress\/no-delete/);
+  assert.match(steps.find((s) => s.step === 'authorization')?.value ?? '', /denied by ns\[egress\]-policy\[no-delete\]-rule\[0\]/);
 });

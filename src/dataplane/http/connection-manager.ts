@@ -38,6 +38,8 @@ import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
 import type { RouterContext } from '../route/http-route.js';
+import type { RequestFacts } from '../route/select.js';
+import type { AuthzConnection } from '../authz/apply.js';
 import { RouteBinding } from './route-binding.js';
 import { H2Session, h2Preface } from './h2-session.js';
 import { errorResponse, simpleResponse } from './serialize.js';
@@ -138,6 +140,14 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
 
   get router(): RouterContext {
     return this.binding.router;
+  }
+
+  get requestFacts(): RequestFacts {
+    return this.binding.router;
+  }
+
+  get authz(): AuthzConnection {
+    return this.binding.authz;
   }
 
   get originalDestination(): { readonly ip: string; readonly port: number } | undefined {

@@ -177,7 +177,7 @@ export function compileHttpChains(snap: CompiledSnapshot, shared: FilterSharedSt
       const f = chain.filter;
       try {
         if (f.type === 'http') out.set(f, compileFor(f.httpFilters ?? DEFAULT_HTTP_FILTERS, f.routeConfigName));
-        else if (f.type === 'explicit_proxy') out.set(f, compileFor(DEFAULT_HTTP_FILTERS, ''));
+        else if (f.type === 'explicit_proxy') out.set(f, compileFor(f.httpFilters ?? DEFAULT_HTTP_FILTERS, ''));
       } catch (e) {
         throw new Error(`listener ${l.name}, filter chain ${chain.name}: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -190,6 +190,6 @@ export function compileHttpChains(snap: CompiledSnapshot, shared: FilterSharedSt
 export function chainOf(snap: CompiledSnapshot, filter: HttpConnectionManager | NetworkFilter, shared: FilterSharedState): CompiledFilterChain {
   const c = snap.part(HTTP_CHAINS)?.get(filter);
   if (c !== undefined) return c;
-  const list = filter.type === 'http' ? (filter.httpFilters ?? DEFAULT_HTTP_FILTERS) : DEFAULT_HTTP_FILTERS;
+  const list = filter.type === 'http' || filter.type === 'explicit_proxy' ? (filter.httpFilters ?? DEFAULT_HTTP_FILTERS) : DEFAULT_HTTP_FILTERS;
   return compileFilterChain(list, filter.type === 'http' ? snap.routeTables.get(filter.routeConfigName)?.config : undefined, shared);
 }

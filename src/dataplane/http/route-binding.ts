@@ -8,7 +8,7 @@
  * the same snapshot; if the new one no longer has this connection's route table, the connection
  * keeps its old snapshot until it closes.
  */
-import { authorizeHttp, authzConnectionOf, type AuthzConnection } from '../authz/apply.js';
+import { authzConnectionOf, type AuthzConnection } from '../authz/apply.js';
 import type { DownstreamConnection } from '../context.js';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
 import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
@@ -21,13 +21,14 @@ import type { DataPlaneServices } from '../context.js';
 export class RouteBinding {
   router: RouterContext;
   private chain: CompiledFilterChain;
-  private readonly authz: AuthzConnection;
+  /** What AuthorizationPolicy sees of this connection (the rbac filter reads it). */
+  readonly authz: AuthzConnection;
 
   constructor(
     private readonly conn: DownstreamConnection,
     private readonly filter: HttpConnectionManager,
     private readonly filterShared: FilterSharedState,
-    private readonly services: DataPlaneServices,
+    services: DataPlaneServices,
     opts: ResolvedHttpOptions,
     tls: boolean,
     sourceNamespace: string | undefined,
@@ -41,15 +42,10 @@ export class RouteBinding {
     this.authz = authzConnectionOf(conn);
   }
 
-  /**
-   * One request's decision on the current snapshot: route, then RBAC — before the route's filters
-   * (Envoy's order): a denial skips faults and rate limits.
-   */
+  /** One request's route decision on the current snapshot; the filters of its route act on it. */
   decide(d: Decision, head: RequestHead): void {
     this.refresh();
     this.router.route(d, head);
-    const verdict = authorizeHttp(this.router.snapshot.snapshot.policy.authorization, this.authz, this.router, d);
-    if (verdict !== undefined) this.services.metrics.authorized(verdict);
   }
 
   refresh(): void {

@@ -11,6 +11,7 @@
  *                                                            DownstreamStream  ... as the connection sees it
  *   UpstreamRequest (router/upstream-request.ts)  implements UpstreamHandle    the router's side of one request
  */
+import type { AuthzConnection } from '../authz/apply.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Socket } from 'node:net';
 import type { DataPlaneServices, PeerCertificateFacts } from '../context.js';
@@ -22,6 +23,7 @@ import type { CompiledHeaderOps } from './headers.js';
 import type { HttpMetrics } from './http-metrics.js';
 import type { ResolvedHttpOptions } from './options.js';
 import type { Decision } from '../route/http-route.js';
+import type { RequestFacts } from '../route/select.js';
 import type { StreamInfo } from './stream-info.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -56,6 +58,10 @@ export interface DownstreamConn {
   /** The client certificate a terminating Gateway server verified (MUTUAL/OPTIONAL_MUTUAL). */
   readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
+  /** What AuthorizationPolicy sees of the connection (addresses, port, SNI, mTLS peer). */
+  readonly authz: AuthzConnection;
+  /** The latest routed request's facts as the router normalised them (valid until the next request is routed). */
+  readonly requestFacts: RequestFacts;
   /** The address the client dialed before redirection (sidecar capture), when known. */
   readonly originalDestination: { readonly ip: string; readonly port: number } | undefined;
   /** The listener captures inbound traffic (metrics are reported as the destination workload). */

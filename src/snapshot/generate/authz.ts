@@ -9,7 +9,7 @@
 import type { Resource } from '../../config/decode.js';
 import { labelsMatch } from '../../model/selectors.js';
 import type { Model } from '../../model/build.js';
-import type { AuthzCondition, AuthzOperation, AuthzOperationField, AuthzPolicy, AuthzRule, AuthzSource, AuthzSourceField, ProxyIdentity } from '../types.js';
+import { DEFAULT_HTTP_FILTERS, type AuthzCondition, type AuthzOperation, type AuthzOperationField, type AuthzPolicy, type AuthzRule, type AuthzSource, type AuthzSourceField, type FilterChain, type HttpFilterConfig, type Listener, type ProxyIdentity } from '../types.js';
 import { originOf } from './origin.js';
 
 export const MESH_ROOT_NAMESPACE = 'istio-system';
@@ -92,4 +92,20 @@ function list(v: unknown): unknown[] | undefined {
 /** YAML may give ports as numbers: every value is compared as text, as Istio does. */
 function strings(v: unknown): string[] | undefined {
   return Array.isArray(v) ? v.map((x) => String(x)) : undefined;
+}
+
+/**
+ * Puts the rbac HTTP filter first in every HTTP chain of the proxy's listeners (Istio's order:
+ * authorization before fault injection and routing). Without policies the chains stay as they
+ * are, so a proxy no policy selects does not run the filter at all.
+ */
+export function withAuthorizationFilter(listeners: readonly Listener[], policies: readonly AuthzPolicy[]): Listener[] {
+  if (policies.length === 0) return [...listeners];
+  const rbac: HttpFilterConfig = { name: 'rbac', config: { policies } };
+  const chain = (c: FilterChain): FilterChain => {
+    const f = c.filter;
+    if (f.type !== 'http' && f.type !== 'explicit_proxy') return c;
+    return { ...c, filter: { ...f, httpFilters: [rbac, ...(f.httpFilters ?? DEFAULT_HTTP_FILTERS)] } };
+  };
+  return listeners.map((l) => ({ ...l, filterChains: l.filterChains.map(chain), ...(l.defaultFilterChain !== undefined ? { defaultFilterChain: chain(l.defaultFilterChain) } : {}) }));
 }

@@ -9,6 +9,7 @@ import { faultFilter } from './fault.js';
 import { headerMutationFilter } from './header-mutation.js';
 import { localRateLimitFilter } from './local-rate-limit.js';
 import { mirrorFilter } from './mirror.js';
+import { rbacFilter } from './rbac.js';
 import { routerFilter } from './router.js';
 
 /** Erases a factory's config types: the chain compiler passes each filter only what its own factory made. */
@@ -16,4 +17,4 @@ function entry<C, R, S>(f: HttpFilterFactory<C, R, S>): [string, HttpFilterFacto
   return [f.name, f as unknown as HttpFilterFactory];
 }
 
-export const FILTER_REGISTRY: ReadonlyMap<string, HttpFilterFactory> = new Map([entry(faultFilter), entry(localRateLimitFilter), entry(headerMutationFilter), entry(mirrorFilter), entry(addResponseHeaderFilter), entry(routerFilter)]);
+export const FILTER_REGISTRY: ReadonlyMap<string, HttpFilterFactory> = new Map([entry(rbacFilter), entry(faultFilter), entry(localRateLimitFilter), entry(headerMutationFilter), entry(mirrorFilter), entry(addResponseHeaderFilter), entry(routerFilter)]);
