@@ -3,7 +3,7 @@
  * dispatch to the chain's network filter. The compiled listener is swapped by the runtime on a new
  * snapshot; each connection keeps the snapshot it was accepted under.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { FilterChain } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
@@ -81,12 +81,19 @@ export class ListenerRuntime {
   boundPort: number;
   draining = false;
   private readonly opts: ListenerRuntimeOptions;
+  /**
+   * Every accepted connection's local address, when the listener is bound to one address (not a
+   * wildcard, not TPROXY): read from the socket it costs a getsockname system call per connection.
+   */
+  private readonly fixedLocalIp: string | undefined;
 
   constructor(state: ListenerState, opts: ListenerRuntimeOptions) {
     this.state = state;
     this.opts = opts;
     this.boundAddress = opts.boundAddress;
     this.boundPort = opts.boundPort;
+    const a = opts.boundAddress;
+    this.fixedLocalIp = isIP(a) !== 0 && a !== '0.0.0.0' && a !== '::' && !opts.transparent ? plainIp(a) : undefined;
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, this.onConnection);
     this.server.on('error', noop);
   }
@@ -207,8 +214,10 @@ export class ListenerRuntime {
     this.sockets.add(socket);
     const gauge = services.metrics.activeConnections.labels(state.listener.listener.name);
     gauge.inc();
-    socket.once('close', () => {
+    // One plain listener for the listener's bookkeeping and the tunnel table (once() wraps it in another closure).
+    socket.on('close', () => {
       this.sockets.delete(socket);
+      this.tunnels.delete(socket);
       budget?.release();
       gauge.dec();
     });
@@ -221,7 +230,7 @@ export class ListenerRuntime {
         state = { snapshot: state.snapshot, listener: handOff.listener };
       }
     }
-    const destination = { ip: original?.ip ?? plainIp(socket.localAddress), port: original?.port ?? socket.localPort ?? 0 };
+    const destination = { ip: original?.ip ?? this.localIp(socket), port: original?.port ?? this.localPort(socket) };
     if (state.listener.needsTlsInspector) {
       const timeoutMs = state.listener.mtlsDetectionOnly ? Math.min(MTLS_DETECTION_TIMEOUT_MS, services.limits.tlsHelloTimeoutMs) : services.limits.tlsHelloTimeoutMs;
       peekClientHello(socket, { timeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr, original));
@@ -232,8 +241,8 @@ export class ListenerRuntime {
 
   private afterPeek(socket: Socket, state: ListenerState, p: PeekResult, startTime: number, startHr: bigint, original: OriginalDestination | undefined): void {
     const services = this.opts.services;
-    const destinationIp = original?.ip ?? plainIp(socket.localAddress);
-    const destinationPort = original?.port ?? socket.localPort ?? 0;
+    const destinationIp = original?.ip ?? this.localIp(socket);
+    const destinationPort = original?.port ?? this.localPort(socket);
     if (p.kind === 'hello') {
       if (p.bytes.length > 0) socket.unshift(p.bytes);
       const facts: ConnectionFacts = { tls: true, destinationIp, destinationPort, ...(p.hello.sni !== undefined ? { sni: p.hello.sni } : {}) };
@@ -337,8 +346,8 @@ export class ListenerRuntime {
       remoteAddress: plainIp(socket.remoteAddress),
       remotePort: socket.remotePort ?? 0,
       // As Envoy restores it: a captured connection's local address is its original destination.
-      localAddress: original?.ip ?? plainIp(socket.localAddress),
-      localPort: original?.port ?? socket.localPort ?? 0,
+      localAddress: original?.ip ?? this.localIp(socket),
+      localPort: original?.port ?? this.localPort(socket),
       sni: facts.sni,
       alpn,
       tls: facts.tls,
@@ -352,8 +361,12 @@ export class ListenerRuntime {
     const f = chain.filter;
     switch (f.type) {
       case 'tcp':
-        this.tunnels.set(socket, { snapshot: state.snapshot, chain });
-        socket.once('close', () => this.tunnels.delete(socket));
+        if (!socket.destroyed) {
+          this.tunnels.set(socket, { snapshot: state.snapshot, chain });
+          // The accepted socket's close listener (onConnection) removes it; mesh mTLS runs the
+          // tunnel on the TLSSocket that wraps the accepted socket.
+          if (mutualTls) socket.once('close', () => this.tunnels.delete(socket));
+        }
         handleTcpProxy(conn, f);
         return;
       case 'explicit_proxy':
@@ -398,6 +411,14 @@ export class ListenerRuntime {
   }
 
   private record(socket: Socket, startTime: number): AccessLogRecord {
-    return emptyRecord(startTime, addrPort(plainIp(socket.remoteAddress), socket.remotePort ?? 0), addrPort(plainIp(socket.localAddress), socket.localPort ?? 0));
+    return emptyRecord(startTime, addrPort(plainIp(socket.remoteAddress), socket.remotePort ?? 0), addrPort(this.localIp(socket), this.localPort(socket)));
+  }
+
+  private localIp(socket: Socket): string {
+    return this.fixedLocalIp ?? plainIp(socket.localAddress);
+  }
+
+  private localPort(socket: Socket): number {
+    return this.fixedLocalIp !== undefined && this.boundPort !== 0 ? this.boundPort : (socket.localPort ?? 0);
   }
 }

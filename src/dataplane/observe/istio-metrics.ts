@@ -37,6 +37,13 @@ export interface MtlsLabels {
   readonly destinationPrincipal: string;
 }
 
+interface TcpSeries {
+  readonly opened: CounterChild;
+  readonly closed: CounterChild;
+  readonly sent: CounterChild;
+  readonly received: CounterChild;
+}
+
 export interface IstioLabels {
   /** destinationServiceLabel(): a name from config, never one the client chose. */
   readonly destinationService: string;
@@ -104,6 +111,7 @@ export class DataPlaneMetrics {
   private readonly workload: string;
   private readonly workloadNs: string;
   private readonly app: string;
+  private readonly tcpCache = new Map<string, TcpSeries>();
 
   constructor(registry: MetricsRegistry, proxy: ProxyIdentity) {
     this.registry = registry;
@@ -166,15 +174,32 @@ export class DataPlaneMetrics {
   }
 
   tcpOpened(l: IstioLabels): void {
-    this.tcpOpenedTotal.labels(...this.labelValues(l)).inc();
+    this.tcpSeries(l).opened.inc();
   }
 
   tcpClosed(l: IstioLabels, sentBytes: number, receivedBytes: number): void {
-    const v = this.labelValues(l);
-    this.tcpClosedTotal.labels(...v).inc();
-    const s: CounterChild = this.tcpSentBytes.labels(...v);
-    s.inc(sentBytes);
-    this.tcpReceivedBytes.labels(...v).inc(receivedBytes);
+    const c = this.tcpSeries(l);
+    c.closed.inc();
+    c.sent.inc(sentBytes);
+    c.received.inc(receivedBytes);
+  }
+
+  /**
+   * The four istio_tcp_* children of one label combination, resolved once: labelValues() builds 16
+   * values and each family joins them into a map key, per connection opened and again per close.
+   */
+  private tcpSeries(l: IstioLabels): TcpSeries {
+    const m = l.mtls;
+    const key = `${l.destinationService}\u0000${l.destinationNamespace ?? ''}\u0000${l.sourceNamespace ?? ''}\u0000${l.reporter ?? ''}\u0000${l.requestProtocol}\u0000${l.responseCode ?? ''}\u0000${l.responseFlags}\u0000${m === undefined ? '' : `${m.sourcePrincipal}\u0000${m.destinationPrincipal}`}\u0000${l.grpcResponseStatus ?? ''}`;
+    let c = this.tcpCache.get(key);
+    if (c === undefined) {
+      const v = this.labelValues(l);
+      c = { opened: this.tcpOpenedTotal.labels(...v), closed: this.tcpClosedTotal.labels(...v), sent: this.tcpSentBytes.labels(...v), received: this.tcpReceivedBytes.labels(...v) };
+      // Past the series limit: not cached, so each sample is still counted as refused and the cache
+      // stays as bounded as the registry.
+      if (!this.tcpOpenedTotal.isDetached(c.opened) && !this.tcpClosedTotal.isDetached(c.closed)) this.tcpCache.set(key, c);
+    }
+    return c;
   }
 
   /** A report-only pass: counted and kept as evidence for suggest; `sourceNamespace` defaults to the proxy's. */

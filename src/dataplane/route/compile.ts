@@ -44,6 +44,8 @@ export interface CompiledListener {
   readonly mtlsDetectionOnly: boolean;
   readonly needsDestination: boolean;
   readonly needsDestinationPort: boolean;
+  /** The listener's only chain when it matches every connection (no criteria, no default chain): nothing to select. */
+  readonly onlyChain: FilterChain | undefined;
 }
 
 /**
@@ -139,7 +141,13 @@ function compileListener(l: Listener): CompiledListener {
     mtlsDetectionOnly: chains.some((c) => c.mtls !== undefined) && !chains.some((c) => (c.match.serverNames?.length ?? 0) > 0 || c.match.transportProtocol !== undefined),
     needsDestination: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0),
     needsDestinationPort: chains.some((c) => c.match.destinationPort !== undefined),
+    onlyChain: chains.length === 1 && l.defaultFilterChain === undefined && matchesAnything(chains[0]!) ? chains[0] : undefined,
   };
+}
+
+function matchesAnything(c: FilterChain): boolean {
+  const m = c.match;
+  return (m.serverNames?.length ?? 0) === 0 && m.transportProtocol === undefined && (m.destinationPrefixes?.length ?? 0) === 0 && m.destinationPort === undefined;
 }
 
 /** Istio/Envoy regexes (RE2) match the whole value, not a substring. */

@@ -19,6 +19,8 @@ export interface ConnectionFacts {
   readonly destinationPort?: number;
 }
 
+const ONLY_CHAIN = 'the only chain that matches any connection';
+
 export interface ChainChoice {
   readonly chain: FilterChain | undefined;
   /** How the choice was made, for trace: "server name edition.cnn.com", "default chain", ... */
@@ -40,6 +42,7 @@ function cidr(s: string): Cidr | undefined {
  * the longest wildcard), then transport protocol; chains without a criterion match anything.
  */
 export function selectFilterChain(listener: CompiledListener, facts: ConnectionFacts): ChainChoice {
+  if (listener.onlyChain !== undefined) return { chain: listener.onlyChain, why: ONLY_CHAIN };
   const chains = listener.listener.filterChains;
   let candidates: FilterChain[] = [...chains];
   let why: string[] = [];
@@ -101,7 +104,7 @@ export function selectFilterChain(listener: CompiledListener, facts: ConnectionF
   const proto = facts.tls ? 'tls' : 'raw_buffer';
   const chosen = candidates.find((c) => c.match.transportProtocol === proto) ?? candidates.find((c) => c.match.transportProtocol === undefined);
   if (chosen) {
-    if (why.length === 0) why = ['the only chain that matches any connection'];
+    if (why.length === 0) why = [ONLY_CHAIN];
     return { chain: chosen, why: why.join('; ') };
   }
   const def = listener.listener.defaultFilterChain;

@@ -2,6 +2,11 @@
  * The `tcp` network filter: TCP forwarding and TLS passthrough (the ClientHello bytes read by the
  * inspector are unshifted on the socket and go upstream first). One access-log line and the
  * istio_tcp_* metrics per connection.
+ *
+ * Per connection this is on the new-connections/s path, so it does only what a tunnel needs: the
+ * upstream is opened without a promise (ClusterManager.connectThen), and the access-log record,
+ * with the upstream's local address (a getsockname system call), is built only when something
+ * receives access-log lines.
  */
 import type { Socket } from 'node:net';
 import type { TcpProxy } from '../../snapshot/types.js';
@@ -11,6 +16,7 @@ import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metr
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import { pickWeighted } from '../route/select.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
+import type { DialResult } from '../upstream/cluster-manager.js';
 import { resetSocket, Tunnel, type PipeResult } from './pipe.js';
 import { authzConnectionOf, connectionRequest, verdictLog } from '../authz/apply.js';
 import { evaluateAuthz, RBAC_DENIED_REASON } from '../authz/evaluate.js';
@@ -19,9 +25,10 @@ import { evaluateAuthz, RBAC_DENIED_REASON } from '../authz/evaluate.js';
 export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onTunnel?: (t: Tunnel) => void): void {
   const picked = pickWeighted(filter.clusters, Math.random());
   const services = conn.services;
-  const record = baseRecord(conn, filter);
+  // Nothing receives access-log lines (--no-access-log, no subscriber): no record is built.
+  const record = services.accessLog.wanted ? baseRecord(conn, filter) : undefined;
   const clusterName = picked?.name;
-  record.upstream_cluster = clusterName ?? null;
+  if (record !== undefined) record.upstream_cluster = clusterName ?? null;
   const cluster = clusterName !== undefined ? conn.snapshot.clusters.get(clusterName) : undefined;
   const sourceNamespace = conn.peer?.namespace ?? services.clusters.callerNamespace(conn.remoteAddress);
   const labels: IstioLabels = {
@@ -38,14 +45,16 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
     const verdict = evaluateAuthz(policies, connectionRequest(authzConnectionOf(conn)));
     services.metrics.authorized(verdict);
     const log = verdictLog(verdict);
-    if (log !== undefined) {
+    if (log !== undefined && record !== undefined) {
       record.tollgate_reason = log.reason;
       record.response_code_details = log.detail;
     }
     if (!verdict.allowed) {
       // Envoy's network RBAC filter: the connection is closed before anything is dialed.
-      record.duration = elapsedMs(conn.startHr);
-      services.accessLog.log(record);
+      if (record !== undefined) {
+        record.duration = elapsedMs(conn.startHr);
+        services.accessLog.log(record);
+      }
       services.metrics.denied(RBAC_DENIED_REASON);
       services.metrics.tcpClosed(labels, 0, 0);
       conn.socket.destroy();
@@ -58,25 +67,28 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   }
   const down = conn.socket;
   // If the client goes away while we connect, note it; the tunnel will find the socket destroyed.
-  const onEarlyError = (): void => {};
-  down.on('error', onEarlyError);
-  services.clusters
-    .connect({ cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress })
-    .then((r) => {
-      down.removeListener('error', onEarlyError);
+  down.on('error', noop);
+  services.clusters.connectThen(
+    { cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress },
+    (r: DialResult) => {
+      down.removeListener('error', noop);
       if (!r.ok) {
         finishFailure(conn, record, labels, r.failure);
         return;
       }
       const up = r.socket;
-      record.upstream_host = addrPort(r.target.ip, r.target.port);
-      record.upstream_local_address = hostPort(plainIp(r.localAddress), r.localPort);
+      if (record !== undefined) {
+        record.upstream_host = addrPort(r.target.ip, r.target.port);
+        record.upstream_local_address = hostPort(plainIp(up.localAddress), up.localPort);
+      }
       if (down.destroyed) {
         up.destroy();
-        record.response_flags = 'DC';
-        record.tollgate_reason = 'downstream_closed_before_upstream_connected';
-        record.duration = elapsedMs(conn.startHr);
-        services.accessLog.log(record);
+        if (record !== undefined) {
+          record.response_flags = 'DC';
+          record.tollgate_reason = 'downstream_closed_before_upstream_connected';
+          record.duration = elapsedMs(conn.startHr);
+          services.accessLog.log(record);
+        }
         return;
       }
       services.metrics.tcpOpened(labels);
@@ -85,12 +97,11 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
         onEnd: (res) => finishTunnel(conn, record, labels, res),
       });
       onTunnel?.(t);
-    })
-    .catch((err: unknown) => {
-      down.removeListener('error', onEarlyError);
-      finishFailure(conn, record, labels, { flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false });
-    });
+    },
+  );
 }
+
+function noop(): void {}
 
 export function baseRecord(conn: DownstreamConnection, filter: { routeName?: string; statPrefix: string }): AccessLogRecord {
   const r = emptyRecord(conn.startTime, addrPort(conn.remoteAddress, conn.remotePort), addrPort(conn.localAddress, conn.localPort));
@@ -99,15 +110,17 @@ export function baseRecord(conn: DownstreamConnection, filter: { routeName?: str
   return r;
 }
 
-function finishFailure(conn: DownstreamConnection, record: AccessLogRecord, labels: IstioLabels, f: UpstreamFailure): void {
+function finishFailure(conn: DownstreamConnection, record: AccessLogRecord | undefined, labels: IstioLabels, f: UpstreamFailure): void {
   const s = conn.services;
-  record.response_flags = f.flag;
-  record.tollgate_reason = f.reason;
-  record.connection_termination_details = f.detail;
-  if (f.upstreamHost !== undefined) record.upstream_host = f.upstreamHost;
-  if (f.upstreamLocalAddress !== undefined) record.upstream_local_address = f.upstreamLocalAddress;
-  record.duration = elapsedMs(conn.startHr);
-  s.accessLog.log(record);
+  if (record !== undefined) {
+    record.response_flags = f.flag;
+    record.tollgate_reason = f.reason;
+    record.connection_termination_details = f.detail;
+    if (f.upstreamHost !== undefined) record.upstream_host = f.upstreamHost;
+    if (f.upstreamLocalAddress !== undefined) record.upstream_local_address = f.upstreamLocalAddress;
+    record.duration = elapsedMs(conn.startHr);
+    s.accessLog.log(record);
+  }
   s.metrics.denied(f.reason);
   s.metrics.tcpClosed({ ...labels, responseFlags: f.flag }, 0, 0);
   s.logger.debug('tcp upstream failure', { reason: f.reason, detail: f.detail });
@@ -115,30 +128,36 @@ function finishFailure(conn: DownstreamConnection, record: AccessLogRecord, labe
   resetSocket(conn.socket as Socket);
 }
 
-function finishTunnel(conn: DownstreamConnection, record: AccessLogRecord, labels: IstioLabels, res: PipeResult): void {
-  const s = conn.services;
-  record.bytes_received = res.bytesFromDownstream;
-  record.bytes_sent = res.bytesFromUpstream;
-  record.duration = elapsedMs(conn.startHr);
-  switch (res.outcome) {
+/** Envoy's response flags for how a tunnel ended ('-' for a clean close, an idle timeout or a drain). */
+function tunnelFlags(outcome: PipeResult['outcome']): string {
+  return outcome === 'upstream_reset' ? 'UC' : outcome === 'downstream_reset' ? 'DC' : '-';
+}
+
+function tunnelReason(outcome: PipeResult['outcome']): string | undefined {
+  switch (outcome) {
     case 'upstream_reset':
-      record.response_flags = 'UC';
-      record.tollgate_reason = 'upstream_reset';
-      break;
     case 'downstream_reset':
-      record.response_flags = 'DC';
-      record.tollgate_reason = 'downstream_reset';
-      break;
     case 'idle_timeout':
-      record.tollgate_reason = 'idle_timeout';
-      break;
+      return outcome;
     case 'aborted':
-      record.tollgate_reason = 'drained';
-      break;
+      return 'drained';
     default:
-      break;
+      return undefined;
   }
-  if (res.detail !== undefined) record.connection_termination_details = res.detail;
-  s.accessLog.log(record);
-  s.metrics.tcpClosed({ ...labels, responseFlags: record.response_flags }, res.bytesFromUpstream, res.bytesFromDownstream);
+}
+
+function finishTunnel(conn: DownstreamConnection, record: AccessLogRecord | undefined, labels: IstioLabels, res: PipeResult): void {
+  const s = conn.services;
+  const flags = tunnelFlags(res.outcome);
+  if (record !== undefined) {
+    record.bytes_received = res.bytesFromDownstream;
+    record.bytes_sent = res.bytesFromUpstream;
+    record.duration = elapsedMs(conn.startHr);
+    if (flags !== '-') record.response_flags = flags;
+    const reason = tunnelReason(res.outcome);
+    if (reason !== undefined) record.tollgate_reason = reason;
+    if (res.detail !== undefined) record.connection_termination_details = res.detail;
+    s.accessLog.log(record);
+  }
+  s.metrics.tcpClosed(flags === labels.responseFlags ? labels : { ...labels, responseFlags: flags }, res.bytesFromUpstream, res.bytesFromDownstream);
 }

@@ -74,6 +74,11 @@ export type ConnectResult =
   | { readonly ok: true; readonly socket: Socket; readonly target: UpstreamTarget; readonly localAddress: string; readonly localPort: number; readonly release: () => void }
   | { readonly ok: false; readonly failure: UpstreamFailure };
 
+/** ConnectResult without the local address (connectThen, dialThen). */
+export type DialResult =
+  | { readonly ok: true; readonly socket: Socket; readonly target: UpstreamTarget; readonly release: () => void }
+  | { readonly ok: false; readonly failure: UpstreamFailure };
+
 export interface ClusterManagerOptions {
   readonly dnsServers?: readonly string[];
   readonly dnsTimeoutMs?: number;
@@ -344,41 +349,67 @@ export class ClusterManager implements LbState {
   }
 
   dial(target: UpstreamTarget, connectTimeoutMs?: number): Promise<ConnectResult> {
+    return new Promise((resolve) => {
+      this.dialThen(target, connectTimeoutMs, (r) => resolve(r.ok ? { ...r, localAddress: r.socket.localAddress ?? '', localPort: r.socket.localPort ?? 0 } : r));
+    });
+  }
+
+  /**
+   * connect() without promises, for paths that open a connection per downstream connection (the
+   * TCP proxy): `done` is called exactly once, synchronously when the outcome is known at once (a
+   * failed choice or bind). The local address is not read here: it costs a system call, and only
+   * an access-log line needs it.
+   */
+  connectThen(req: UpstreamRequest, done: (r: DialResult) => void): void {
+    const fast = this.chooseSync(req);
+    if (fast === undefined) {
+      this.choose(req).then(
+        (c) => (c.ok ? this.dialThen(c.target, req.connectTimeoutMs, done) : done(c)),
+        (err: unknown) => done({ ok: false, failure: failure('UF', 'internal_error', String(err), false) }),
+      );
+    } else if (fast.ok) this.dialThen(fast.target, req.connectTimeoutMs, done);
+    else done(fast);
+  }
+
+  /** dial() with a callback (see connectThen). */
+  dialThen(target: UpstreamTarget, connectTimeoutMs: number | undefined, done: (r: DialResult) => void): void {
     const timeout = connectTimeoutMs ?? target.cluster.connectTimeoutMs;
     const cname = target.cluster.name;
     const hostKey = key(target.ip, target.port);
-    return new Promise((resolve) => {
-      let done = false;
-      const opened = openUpstreamSocket(target);
-      if (!(opened instanceof Socket)) {
-        resolve(this.fail(connectErrorFailure(opened, cname, hostKey, target.localAddress)));
-        return;
-      }
-      const sock = opened;
-      const timer = setTimeout(() => {
-        if (done) return;
-        done = true;
-        sock.destroy();
-        resolve(this.fail(failure('UF', 'upstream_connect_timeout', `no connection to ${hostKey} within ${timeout} ms`, true, { cluster: cname, upstreamHost: hostKey, ...(target.localAddress !== undefined ? { upstreamLocalAddress: target.localAddress } : {}) })));
-      }, timeout);
-      const onError = (err: NodeJS.ErrnoException): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        sock.destroy();
-        resolve(this.fail(connectErrorFailure(err, cname, hostKey, target.localAddress)));
-      };
-      sock.once('error', onError);
-      sock.once('connect', () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        sock.removeListener('error', onError);
-        const release = this.track(cname, hostKey);
-        sock.once('close', release);
-        resolve({ ok: true, socket: sock, target, localAddress: sock.localAddress ?? '', localPort: sock.localPort ?? 0, release });
-      });
-    });
+    const opened = openUpstreamSocket(target);
+    if (!(opened instanceof Socket)) {
+      done(this.fail(connectErrorFailure(opened, cname, hostKey, target.localAddress)));
+      return;
+    }
+    const sock = opened;
+    let settled = false;
+    const onTimeout = (): void => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      done(this.fail(failure('UF', 'upstream_connect_timeout', `no connection to ${hostKey} within ${timeout} ms`, true, { cluster: cname, upstreamHost: hostKey, ...(target.localAddress !== undefined ? { upstreamLocalAddress: target.localAddress } : {}) })));
+    };
+    const timer = setTimeout(onTimeout, timeout);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.removeListener('connect', onConnect);
+      sock.destroy();
+      done(this.fail(connectErrorFailure(err, cname, hostKey, target.localAddress)));
+    };
+    const onConnect = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.removeListener('error', onError);
+      const release = this.track(cname, hostKey);
+      sock.once('close', release);
+      done({ ok: true, socket: sock, target, release });
+    };
+    // Plain listeners removed by hand: once() would wrap each in another closure.
+    sock.on('error', onError);
+    sock.on('connect', onConnect);
   }
 
   /**
