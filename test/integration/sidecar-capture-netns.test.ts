@@ -16,24 +16,20 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccessLogRecord } from '../../src/dataplane/observe/access-log.js';
 import { waitFor } from '../helpers/net.js';
-import { sockoptAvailable } from '../../src/net/sockopt.js';
-import { BIN, REPO_ROOT, spawnGate, type ChildGate } from '../helpers/tollgate.js';
+import { BIN, type ChildGate } from '../helpers/tollgate.js';
 import { meshCert, type MeshCert } from '../helpers/mesh-pki.js';
 import { makePki } from '../helpers/pki.js';
+import { PodLab, podLabSkip, twoPodsConfig, type LabPod } from '../helpers/pod-lab.js';
 import { X509Certificate } from 'node:crypto';
-import { haveTool, isCI, isRoot, run } from '../helpers/tools.js';
+import { run } from '../helpers/tools.js';
 
-const ready = isRoot && haveTool('ip') && haveTool('nft') && haveTool('curl') && haveTool('dnsmasq') && haveTool('setpriv') && sockoptAvailable();
-const skip = ready ? false : 'needs root, iproute2, nftables, curl, dnsmasq, setpriv and the koffi package';
-if (!ready && isCI) throw new Error(`sidecar-capture-netns: ${skip}; CI=true`);
+const skip = podLabSkip('sidecar-capture-netns', ['dnsmasq']);
 
-const id = process.pid % 100000;
-const NS = { node: `tgsn-${id}`, a: `tgsa-${id}`, b: `tgsb-${id}`, ext: `tgsx-${id}` };
 const POD_A = '192.0.2.10';
 const POD_B = '192.0.2.20';
 const EXTERNAL = '198.51.100.10';
@@ -41,53 +37,12 @@ const UNREGISTERED = '198.51.100.11';
 const CLUSTER_IP_A = '203.0.113.10';
 const CLUSTER_IP_B = '203.0.113.20';
 
-function ip(...args: string[]): void {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
-}
-
-function sh(ns: string, ...cmd: string[]): void {
-  const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd.join(' ')} in ${ns}: ${r.stderr}${r.stdout}`);
-}
-
-function cleanup(): void {
-  for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-  for (const ns of [NS.a, NS.b]) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-}
-
-/**
- * The demo config of docs/sidecar.md, with the outbound policy under test; both pods run the
- * sidecar (an istio-proxy container, as injection adds), so they talk auto mTLS; `extra` adds
- * PeerAuthentications.
- */
-const services = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY', extra = ''): string =>
-  readFileSync(join(REPO_ROOT, 'examples', 'sidecar', 'two-pods.yaml'), 'utf8')
-    .replace('mode: REGISTRY_ONLY', `mode: ${policy}`)
-    .replaceAll('containers: [{name: app, ports: [{containerPort: 9080}]}]', 'containers: [{name: app, ports: [{containerPort: 9080}]}, {name: istio-proxy}]') + extra;
-
-/** The app: answers with who connected to it and which Host it was asked for. */
-const APP = (name: string): string => `
-require('node:http').createServer((req, res) => {
-  const line = JSON.stringify({ app: '${name}', peer: req.socket.remoteAddress, local: req.socket.localAddress + ':' + req.socket.localPort, host: req.headers.host });
-  console.log(line);
-  res.setHeader('content-type', 'application/json');
-  res.end(line);
-}).listen(9080, '0.0.0.0', () => console.log('LISTEN'));`;
-
-interface Pod {
-  readonly ns: string;
-  readonly ip: string;
-  readonly app: string;
-  appLines: string[];
-  appProc?: ChildProcess;
-  sidecar?: ChildGate;
-}
-
 describe('sidecar transparent capture: two pods, capture rules from tollgate init, sidecars as uid 1337', { skip, concurrency: false, timeout: 90_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'tg-sidecar-'));
   chmodSync(dir, 0o755); // the sidecars run as uid 1337
-  const pods: Record<'a' | 'b', Pod> = { a: { ns: NS.a, ip: POD_A, app: 'productpage', appLines: [] }, b: { ns: NS.b, ip: POD_B, app: 'reviews', appLines: [] } };
+  const lab = new PodLab({ prefix: 'tgs', pods: [{ key: 'a', ip: POD_A, app: 'productpage' }, { key: 'b', ip: POD_B, app: 'reviews' }], external: [EXTERNAL, UNREGISTERED], nameserver: EXTERNAL });
+  const NS = { node: lab.nodeNs, a: lab.pod('a').ns, b: lab.pod('b').ns, ext: lab.externalNs! };
+  const pods = { a: lab.pod('a'), b: lab.pod('b') };
   let dns: ChildProcess | undefined;
   let extServer: ChildProcess | undefined;
   const extLines: string[] = [];
@@ -96,61 +51,26 @@ describe('sidecar transparent capture: two pods, capture rules from tollgate ini
   const pki = makePki();
   const certs: Partial<Record<string, MeshCert>> = {};
 
-  const startSidecar = (pod: Pod, policy: 'REGISTRY_ONLY' | 'ALLOW_ANY', extra = ''): ChildGate => {
+  const startSidecar = (pod: LabPod, policy: 'REGISTRY_ONLY' | 'ALLOW_ANY', extra = ''): ChildGate => {
     const cfg = join(dir, `${pod.app}-${policy}${extra === '' ? '' : '-pa'}.yaml`);
-    writeFileSync(cfg, services(policy, extra));
+    writeFileSync(cfg, twoPodsConfig(policy, extra));
     chmodSync(cfg, 0o644);
     const labels = join(dir, `${pod.app}.labels`);
     writeFileSync(labels, `app="${pod.app}"\n`);
     chmodSync(labels, 0o644);
-    const env = { POD_NAME: `${pod.app}-1`, POD_NAMESPACE: 'default', INSTANCE_IP: pod.ip, SERVICE_ACCOUNT: pod.app };
-    return spawnGate(['-f', cfg, '--role', 'sidecar', '--labels-file', labels, '--dns-server', `${EXTERNAL}:53`, '--admin', 'off', '--status-ports', 'on', '--drain-timeout', '500', '--workload-cert-dir', certs[pod.app]!.dir], ['ip', 'netns', 'exec', pod.ns, 'setpriv', '--reuid=1337', '--regid=1337', '--clear-groups'], env);
+    return lab.startSidecar(pod, ['-f', cfg, '--role', 'sidecar', '--labels-file', labels, '--dns-server', `${EXTERNAL}:53`, '--admin', 'off', '--status-ports', 'on', '--drain-timeout', '500', '--workload-cert-dir', certs[pod.app]!.dir]);
   };
 
-  const waitReady = async (pod: Pod): Promise<void> => {
-    await waitFor(() => pod.sidecar!.stderr.join('').includes('tollgate running snapshot') || pod.sidecar!.child.exitCode !== null, 15_000, `${pod.app} sidecar start`);
-    assert.equal(pod.sidecar!.child.exitCode, null, pod.sidecar!.stderr.join(''));
-  };
-
-  /** curl in a pod, as the app (root: any uid but the proxy's is captured). */
-  const curl = async (pod: Pod, url: string, extra: string[] = []): Promise<{ code: string; body: string; stderr: string }> => {
-    const r = await run('ip', ['netns', 'exec', pod.ns, 'curl', '-sS', '--max-time', '5', '-o', '-', '-w', '\n%{http_code}', ...extra, url], { timeoutMs: 8000 });
-    const lines = r.stdout.split('\n');
-    return { code: lines.pop() ?? '', body: lines.join('\n'), stderr: r.stderr };
-  };
+  const waitReady = (pod: LabPod): Promise<void> => lab.waitReady(pod);
+  const curl = (pod: LabPod, url: string, extra: string[] = []): Promise<{ code: string; body: string; stderr: string }> => lab.curl(pod, url, extra);
 
   before(async () => {
-    cleanup();
     await pki.ca('mesh-root');
     for (const pod of Object.values(pods)) certs[pod.app] = await meshCert(pki, 'mesh-root', 'default', pod.app);
     certs['outsider'] = await meshCert(pki, 'mesh-root', 'other', 'outsider');
     // The sidecars run as uid 1337 and read their certificate files.
     spawnSync('chmod', ['-R', 'a+rX', pki.dir]);
-    for (const ns of Object.values(NS)) ip('netns', 'add', ns);
-    for (const ns of Object.values(NS)) ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('-n', NS.node, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', NS.node, 'addr', 'add', '192.0.2.1/24', 'dev', 'br0');
-    ip('-n', NS.node, 'link', 'set', 'br0', 'up');
-    for (const [key, pod] of Object.entries(pods)) {
-      const host = `tgv${key}${id}`;
-      ip('link', 'add', host, 'netns', NS.node, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.ns);
-      ip('-n', NS.node, 'link', 'set', host, 'master', 'br0');
-      ip('-n', NS.node, 'link', 'set', host, 'up');
-      ip('-n', pod.ns, 'addr', 'add', `${pod.ip}/24`, 'dev', 'eth0');
-      ip('-n', pod.ns, 'link', 'set', 'eth0', 'up');
-      ip('-n', pod.ns, 'route', 'add', 'default', 'via', '192.0.2.1');
-      // The pod's resolver, as kubelet writes it (ip netns exec bind-mounts /etc/netns/NS/*).
-      mkdirSync(`/etc/netns/${pod.ns}`, { recursive: true });
-      writeFileSync(`/etc/netns/${pod.ns}/resolv.conf`, `search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${EXTERNAL}\noptions ndots:5 timeout:1 attempts:1\n`);
-    }
-    ip('link', 'add', `tgvx${id}`, 'netns', NS.node, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', NS.ext);
-    ip('-n', NS.node, 'addr', 'add', '198.51.100.1/24', 'dev', `tgvx${id}`);
-    ip('-n', NS.node, 'link', 'set', `tgvx${id}`, 'up');
-    sh(NS.node, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
-    ip('-n', NS.ext, 'addr', 'add', `${EXTERNAL}/24`, 'dev', 'eth0');
-    ip('-n', NS.ext, 'addr', 'add', `${UNREGISTERED}/24`, 'dev', 'eth0');
-    ip('-n', NS.ext, 'link', 'set', 'eth0', 'up');
-    ip('-n', NS.ext, 'route', 'add', '192.0.2.0/24', 'via', '198.51.100.1');
+    lab.create();
 
     dns = spawn('ip', ['netns', 'exec', NS.ext, 'dnsmasq', '--no-daemon', '--port=53', `--listen-address=${EXTERNAL}`, '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--local-ttl=1',
       `--host-record=edition.cnn.com,${EXTERNAL}`, `--host-record=unregistered.example,${UNREGISTERED}`,
@@ -162,26 +82,15 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
 }).listen(80, ip);`], { stdio: ['ignore', 'pipe', 'inherit'] });
     extServer.stdout!.on('data', (d: Buffer) => extLines.push(...d.toString().split('\n').filter(Boolean)));
 
-    for (const pod of Object.values(pods)) {
-      const init = spawnSync('ip', ['netns', 'exec', pod.ns, process.execPath, BIN, 'init', '-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'], { encoding: 'utf8' });
-      assert.equal(init.status, 0, init.stderr);
-      assert.match(init.stdout, /nftables, REDIRECT/);
-      pod.appProc = spawn('ip', ['netns', 'exec', pod.ns, process.execPath, '-e', APP(pod.app)], { stdio: ['ignore', 'pipe', 'inherit'] });
-      pod.appProc.stdout!.on('data', (d: Buffer) => pod.appLines.push(...d.toString().split('\n').filter(Boolean)));
-      pod.sidecar = startSidecar(pod, 'REGISTRY_ONLY');
-    }
-    await waitFor(() => pods.a.appLines.includes('LISTEN') && pods.b.appLines.includes('LISTEN'), 10_000, 'apps listening');
+    await lab.startApps();
+    for (const pod of Object.values(pods)) startSidecar(pod, 'REGISTRY_ONLY');
     for (const pod of Object.values(pods)) await waitReady(pod);
   });
 
   after(async () => {
-    for (const pod of Object.values(pods)) {
-      await pod.sidecar?.stop(1000);
-      pod.appProc?.kill('SIGKILL');
-    }
     extServer?.kill('SIGKILL');
     dns?.kill('SIGKILL');
-    cleanup();
+    await lab.stop();
     rmSync(dir, { recursive: true, force: true });
     pki.cleanup();
   });
@@ -272,7 +181,7 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
 
   it('ALLOW_ANY: an unregistered destination passes through to the original destination', async () => {
     await pods.a.sidecar!.stop(2000);
-    pods.a.sidecar = startSidecar(pods.a, 'ALLOW_ANY');
+    startSidecar(pods.a, 'ALLOW_ANY');
     await waitReady(pods.a);
     const r = await curl(pods.a, 'http://unregistered.example/through');
     assert.equal(r.code, '200', r.stderr + r.body);
@@ -367,7 +276,7 @@ spec:
     try {
       await new Promise((r) => open.stdout!.once('data', r));
       await pods.b.sidecar!.stop(2000);
-      pods.b.sidecar = startSidecar(pods.b, 'REGISTRY_ONLY', extra);
+      startSidecar(pods.b, 'REGISTRY_ONLY', extra);
       await waitReady(pods.b);
       const refused = await plain(9080);
       assert.notEqual(refused.stdout, '200', 'STRICT: plaintext refused');

@@ -41,6 +41,8 @@ export class CertificateAuthority {
   private active: ActiveCa | undefined;
   /** Roots replaced by a rotation, trusted until `until`. */
   private previousRoots: { pem: string; until: number }[] = [];
+  /** The latest expiry of a leaf signed under the current root: its root is needed until then. */
+  private latestLeafExpiry = 0;
   private pruneTimer: NodeJS.Timeout | undefined;
   private changing: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<() => void>();
@@ -75,9 +77,13 @@ export class CertificateAuthority {
     this.log(`CA: signing with ${material.kind} ${signer.subject.replace(/\n/g, ', ') || '(no subject)'} (expires ${signer.validTo}) for trust domain ${this.opts.trustDomain}`);
     if (!before) return;
     if (before.material.rootCertPem !== material.rootCertPem) {
-      this.previousRoots = [...this.previousRoots.filter((r) => r.pem !== material.rootCertPem), { pem: before.material.rootCertPem, until: Date.now() + this.opts.workloadCertTtlMs }];
+      // Until the last leaf chained to the old root has expired; at least one workload lifetime,
+      // for leaves a previous run of the control plane issued.
+      const until = Math.max(this.latestLeafExpiry, Date.now() + this.opts.workloadCertTtlMs);
+      this.latestLeafExpiry = 0;
+      this.previousRoots = [...this.previousRoots.filter((r) => r.pem !== material.rootCertPem), { pem: before.material.rootCertPem, until }];
       this.schedulePrune();
-      this.log(`CA: new root; the previous one stays trusted for ${Math.round(this.opts.workloadCertTtlMs / 1000)} s while proxies renew`);
+      this.log(`CA: new root; the previous one stays trusted until ${new Date(until).toISOString()}, when the last certificate chained to it expires`);
     }
     this.emit();
   }
@@ -117,7 +123,8 @@ export class CertificateAuthority {
       throw new CertificateRequestError(403, `the request asks for ${[...foreign, ...csr.otherNames].join(', ')}, but the credential is ${spiffeId}`);
     }
     const certPem = await signLeaf(a.issuer, { uris: [spiffeId], publicKey: csr.publicKey, lifetimeMs: this.leafLifetime(this.opts.workloadCertTtlMs) });
-    return { certChainPem: certPem + a.material.chainPem, rootCertsPem: this.rootCertsPem(), spiffeId, notAfter: new X509Certificate(certPem).validTo };
+    const leaf = this.signed(certPem);
+    return { certChainPem: certPem + a.material.chainPem, rootCertsPem: this.rootCertsPem(), spiffeId, notAfter: leaf.validTo };
   }
 
   /** A key and certificate for a server of ours (the control plane's stream): names are DNS names or IPs. */
@@ -125,7 +132,14 @@ export class CertificateAuthority {
     const a = this.require();
     const keys = await generateKeyPair();
     const certPem = await signLeaf(a.issuer, { commonName: dnsNames[0] ?? ips[0] ?? 'tollgate', dnsNames, ips, publicKey: keys.publicKey, lifetimeMs: this.leafLifetime(lifetimeMs) });
-    return { certChainPem: certPem + a.material.chainPem, keyPem: keys.privateKeyPem, notAfter: new Date(new X509Certificate(certPem).validTo) };
+    return { certChainPem: certPem + a.material.chainPem, keyPem: keys.privateKeyPem, notAfter: new Date(this.signed(certPem).validTo) };
+  }
+
+  /** Notes a new leaf's expiry (see `latestLeafExpiry`). */
+  private signed(certPem: string): X509Certificate {
+    const leaf = new X509Certificate(certPem);
+    this.latestLeafExpiry = Math.max(this.latestLeafExpiry, Date.parse(leaf.validTo));
+    return leaf;
   }
 
   /** A leaf never outlives the certificate that signed it. */
