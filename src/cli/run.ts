@@ -678,7 +678,8 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
     port: cp.port,
     node: proxy,
     ca: trustedRoots,
-    onTrust: (roots) => certs?.trustChanged(roots),
+    caFile: cp.caFile,
+    onTrust: (roots, signer) => certs?.trustChanged(roots, signer),
     token,
     applier: {
       apply: async (snapshot: Snapshot) => {
@@ -690,6 +691,7 @@ export async function startFromControlPlane(options: RunOptions, overrides: Star
       },
     },
     log: (line) => logger.info(line),
+    logError: (line) => logger.error(line),
   });
   client.start();
   if (issued) {

@@ -8,6 +8,7 @@ import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as tlsRequest } from 'node:https';
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 import { encode, LineDecoder, STREAM_PATH, type ControlMessage } from './protocol.js';
+import { explainUntrustedControlPlane, isUntrustedChainError } from './trust-check.js';
 
 export interface SnapshotApplier {
   /** Resolves when the snapshot serves traffic; rejects (and keeps the old one) when it cannot. */
@@ -24,11 +25,15 @@ export interface ClientOptions {
    * connect, so roots learnt during a CA rotation are used); unset = plaintext (in-process tests only).
    */
   readonly ca?: string | Buffer | (() => string | Buffer);
-  /** The CA changed: the roots to trust from now on (the workload-certificate client renews). */
-  readonly onTrust?: (rootCertsPem: string) => void;
+  /** The file `ca` comes from, named when the control plane's chain does not verify against it. */
+  readonly caFile?: string;
+  /** The CA's roots and current signer, on connect and when they change (the workload-certificate client renews if needed). */
+  readonly onTrust?: (rootCertsPem: string, signerSha256: string | undefined) => void;
   /** The bearer token, read at every connect (a projected service-account token rotates). */
   readonly token?: () => string;
   readonly log?: (line: string) => void;
+  /** Problems the operator must fix (default: `log`). */
+  readonly logError?: (line: string) => void;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
   /** No message (snapshot or ping) for this long: the stream is considered dead and reopened. */
@@ -45,6 +50,8 @@ export class ControlPlaneClient {
   private latest: { snapshot: Snapshot; nonce: string } | undefined;
   private applied: string | undefined;
   private isConnected = false;
+  /** The last untrusted-chain explanation logged: said once until it changes or a connect succeeds. */
+  private trustProblem: string | undefined;
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: ClientOptions) {
@@ -92,6 +99,7 @@ export class ControlPlaneClient {
         return;
       }
       this.isConnected = true;
+      this.trustProblem = undefined;
       this.log(`connected to control plane ${this.opts.host}:${this.opts.port}`);
       this.armSilence();
       const decoder = new LineDecoder((line) => this.onLine(line));
@@ -105,9 +113,20 @@ export class ControlPlaneClient {
       });
       res.on('close', () => req.destroy());
     });
-    req.on('error', (err) => this.log(`control plane stream: ${err.message}`));
+    req.on('error', (err) => {
+      if (ca !== undefined && this.opts.caFile !== undefined && isUntrustedChainError(err)) void this.explainUntrusted(this.opts.caFile, ca.toString());
+      else this.log(`control plane stream: ${err.message}`);
+    });
     req.on('close', () => this.onClosed(req));
     req.write(encode({ type: 'hello', node: this.opts.node, ...(this.applied ? { appliedVersion: this.applied } : {}) }));
+  }
+
+  private async explainUntrusted(caFile: string, trusted: string): Promise<void> {
+    const message = await explainUntrustedControlPlane(this.opts.host, this.opts.port, caFile, trusted);
+    if (this.stopped) return;
+    if (message === this.trustProblem) return this.log('control plane stream: its certificate is still not trusted (see above); retrying');
+    this.trustProblem = message;
+    (this.opts.logError ?? this.log)(message);
   }
 
   private onClosed(req: ClientRequest): void {
@@ -150,7 +169,7 @@ export class ControlPlaneClient {
     }
     if (msg.type === 'ping') this.send({ type: 'pong' });
     else if (msg.type === 'error') this.log(`control plane error: ${msg.error}`);
-    else if (msg.type === 'trust') this.opts.onTrust?.(msg.rootCertsPem);
+    else if (msg.type === 'trust') this.opts.onTrust?.(msg.rootCertsPem, msg.signerSha256);
     else if (msg.type === 'snapshot') {
       // Only the newest snapshot matters: if several arrive while one is applying, the rest are skipped.
       this.latest = { snapshot: msg.snapshot, nonce: msg.nonce };

@@ -19,8 +19,12 @@ export type ProxyMessage =
 export type ControlMessage =
   | { readonly type: 'snapshot'; readonly version: string; readonly nonce: string; readonly snapshot: Snapshot }
   | { readonly type: 'ping' }
-  /** The CA changed (new intermediate or root): trust these roots now and ask for a new certificate. */
-  | { readonly type: 'trust'; readonly rootCertsPem: string }
+  /**
+   * The CA's roots and signer, sent when a proxy connects and when the CA changes: trust these
+   * roots now, and ask for a new certificate unless the current one was signed by `signerSha256`
+   * (the SHA-256 fingerprint of the signing certificate, as Node formats it).
+   */
+  | { readonly type: 'trust'; readonly rootCertsPem: string; readonly signerSha256?: string }
   | { readonly type: 'error'; readonly error: string };
 
 export const STREAM_PATH = '/v1/stream';

@@ -162,11 +162,16 @@ export class ControlPlane {
 
   /** Tells every connected proxy the CA changed: new roots to trust, and a certificate to renew. */
   private pushTrust(): void {
-    const ca = this.opts.ca;
-    if (!ca) return;
-    const line = encode({ type: 'trust', rootCertsPem: ca.rootCertsPem() });
+    const line = this.trustLine();
+    if (line === undefined) return;
     for (const s of this.sessions.values()) s.sendLine(line);
     this.log(`CA changed: told ${this.sessions.size} proxies to renew their certificates`);
+  }
+
+  private trustLine(): string | undefined {
+    const ca = this.opts.ca;
+    if (!ca?.material) return undefined;
+    return encode({ type: 'trust', rootCertsPem: ca.rootCertsPem(), signerSha256: ca.signerSha256() });
   }
 
   /** Signs the CSR for the credential's identity; the proxy's key never comes here, only its public half. */
@@ -293,6 +298,9 @@ export class ControlPlane {
         }
         this.sessions.set(id, session);
         this.log(`proxy ${session.key} connected from ${session.remote}`);
+        // A proxy that was away during a rotation learns the roots now, and renews if its certificate is from the old CA.
+        const trust = this.trustLine();
+        if (trust !== undefined) send(trust);
         this.pushTo(session);
       } else if (!session) {
         send(encode({ type: 'error', error: 'send hello first' }));

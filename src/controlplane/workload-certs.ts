@@ -6,6 +6,7 @@
  * and full jitter, and renews at once when the control plane says the CA changed. The key never
  * leaves this process.
  */
+import { X509Certificate } from 'node:crypto';
 import { request as tlsRequest } from 'node:https';
 import type { WorkloadIdentityHolder } from '../shared/workload-identity.js';
 import { CERTIFICATE_PATH, type CertificateResponse } from './protocol.js';
@@ -50,10 +51,16 @@ export class WorkloadCertClient {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** The control plane announced new roots: trust them at once, then get a certificate from the new CA. */
-  trustChanged(rootCertsPem: string): void {
+  /**
+   * The control plane announced its roots and signer (on connect, and when its CA changes): trust
+   * the roots at once, and get a certificate from the current signer unless this one is from it.
+   */
+  trustChanged(rootCertsPem: string, signerSha256?: string): void {
     const cur = this.opts.holder.current();
-    if (cur && cur.rootCertsPem !== rootCertsPem) this.opts.holder.set({ ...cur, rootCertsPem });
+    // No certificate yet: the first request is on its way.
+    if (!cur) return;
+    if (cur.rootCertsPem !== rootCertsPem) this.opts.holder.set({ ...cur, rootCertsPem });
+    if (signerSha256 !== undefined && signerOf(cur.certChainPem) === signerSha256) return;
     this.renewNow();
   }
 
@@ -140,6 +147,16 @@ export class WorkloadCertClient {
       req.on('error', reject);
       req.end(body);
     });
+  }
+}
+
+/** The fingerprint of the certificate that signed the chain's leaf (the chain's second one). */
+function signerOf(certChainPem: string): string | undefined {
+  const pem = certChainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.[1];
+  try {
+    return pem === undefined ? undefined : new X509Certificate(pem).fingerprint256;
+  } catch {
+    return undefined;
   }
 }
 

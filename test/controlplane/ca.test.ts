@@ -8,12 +8,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
-import { BIN } from '../helpers/tollgate.js';
+import { startControlPlaneProcess, type ControlPlaneProcess } from '../helpers/control-plane-process.js';
 import { waitFor } from '../helpers/net.js';
 import { makePki } from '../helpers/pki.js';
 import { requireTools, run } from '../helpers/tools.js';
@@ -21,28 +21,11 @@ import { docs, gateway } from '../helpers/istio-yaml.js';
 import { parseRunArgs, startFromControlPlane } from '../../src/cli/run.js';
 import type { WorkloadCertificate } from '../../src/shared/workload-identity.js';
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly port: number;
-  stderr(): string;
-  stop(): Promise<void>;
-}
-
-/** `tollgate control-plane` with `args`; resolves once it listens. Killed by PID. */
-async function startControlPlane(t: TestContext, args: readonly string[]): Promise<Running> {
-  const child = spawn(process.execPath, [BIN, 'control-plane', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-    await exited;
-  };
-  t.after(stop);
-  await waitFor(() => /serving \d+ objects on 127\.0\.0\.1:\d+/.test(stderr) || child.exitCode !== null, 30_000, 'control plane listening');
-  const port = Number(/on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
-  assert.ok(port > 0, stderr);
-  return { child, port, stderr: () => stderr, stop };
+/** `tollgate control-plane ARGS`, stopped (by PID) when the test ends. */
+async function startControlPlane(t: TestContext, args: readonly string[]): Promise<ControlPlaneProcess> {
+  const cp = await startControlPlaneProcess(args);
+  t.after(cp.stop);
+  return cp;
 }
 
 interface Setup {
@@ -260,4 +243,87 @@ test('CA: a proxy keeps its own key, renews a short-lived certificate, and follo
   assert.ok(proxy.client.connected, 'the snapshot stream is up');
   const latest = proxy.identity.current()!;
   assert.ok((await opensslVerify(s.dir, latest.certChainPem, newRoot.cert)).ok);
+});
+
+/**
+ * A Kubernetes ConfigMap volume as kubelet writes it: `FILE -> ..data/FILE`, `..data -> ..<stamp>`,
+ * the new content in a new directory and `..data` swapped atomically.
+ */
+function configMapVolume(dir: string, file: string): { readonly path: string; update(content: string): void } {
+  mkdirSync(dir, { recursive: true });
+  let n = 0;
+  const update = (content: string): void => {
+    const stamp = `..${++n}`;
+    mkdirSync(join(dir, stamp));
+    writeFileSync(join(dir, stamp, file), content);
+    symlinkSync(stamp, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  };
+  return {
+    path: join(dir, file),
+    update(content) {
+      update(content);
+      if (n === 1) symlinkSync(join('..data', file), join(dir, file));
+    },
+  };
+}
+
+/** A port nothing listens on now (so a restarted control plane can take the same one). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+test('CA: a proxy away during a whole root rotation names the file and both roots, then recovers from the updated mount', { timeout: 120_000 }, async (t) => {
+  if (!requireTools(t, 'openssl')) return;
+  const s = setup(t);
+  const cpArgs = ['-f', s.configDir, '--ca-dir', s.caDir, '--bootstrap-tokens', s.tokensFile, '--listen', `127.0.0.1:${await freePort()}`];
+  let cp = await startControlPlane(t, cpArgs);
+  const oldRootPem = readFileSync(join(s.caDir, 'root-cert.pem'), 'utf8');
+  const mount = configMapVolume(join(s.dir, 'istio-ca-root-cert'), 'root-cert.pem');
+  mount.update(oldRootPem);
+  const logs: string[] = [];
+  const proxy = await startFromControlPlane(
+    parseRunArgs(['--control-plane', `127.0.0.1:${cp.port}`, '--control-plane-ca', mount.path, '--bootstrap-token-file', s.tokenFile('sa-a'), '--role', 'gateway', '--namespace', 'edge', '--labels', 'app=edge', '--name', 'gw-1', '--admin', 'off', '--listen-address-override', '127.0.0.1', '--port-map', '80=0', '--log-level', 'info']),
+    { silentAccessLog: true, logOut: { write: (l: string | Uint8Array) => logs.push(String(l)) > 0 } },
+  );
+  t.after(() => proxy.stop(100));
+  const first = await waitFor(() => proxy.client.connected && proxy.identity.current(), 30_000, 'connected, with a certificate');
+
+  // The control plane goes away; a new root and intermediate are plugged in; it comes back, knowing only the new root.
+  await cp.stop();
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const newRoot = await pki.ca('rotated-root');
+  const inter = await pki.intermediate('rotated-intermediate', 'rotated-root');
+  writeFileSync(join(s.caDir, 'ca-cert.pem'), pki.read(inter.cert));
+  writeFileSync(join(s.caDir, 'ca-key.pem'), pki.read(inter.key), { mode: 0o600 });
+  writeFileSync(join(s.caDir, 'root-cert.pem'), pki.read(newRoot.cert));
+  writeFileSync(join(s.caDir, 'cert-chain.pem'), pki.read(inter.cert) + pki.read(newRoot.cert));
+  cp = await startControlPlane(t, cpArgs);
+  assert.match(cp.stderr(), /signing with plugged-in/);
+
+  // The proxy cannot verify it, and says why: which file, which root it holds, which one it is shown.
+  const said = await waitFor(() => logs.join('').match(/the control plane at 127\.0\.0\.1:\d+ presents [^\n]*/)?.[0], 30_000, 'the untrusted-root error');
+  t.diagnostic(said);
+  const oldFp = new X509Certificate(oldRootPem).fingerprint256;
+  const newFp = new X509Certificate(pki.read(newRoot.cert)).fingerprint256;
+  assert.ok(said.includes(`a chain to the root "CN=rotated-root" (SHA-256 ${newFp})`), said);
+  assert.ok(said.includes(`trusts only "O=cluster.local" (SHA-256 ${oldFp}) (--control-plane-ca ${mount.path}`), said);
+  assert.ok(said.includes(`put the control plane's current root`), said);
+  assert.match(logs.join(''), / error the control plane at 127\.0\.0\.1:\d+ presents/, 'logged as an error');
+  assert.equal(proxy.client.connected, false);
+
+  // The mount is updated (old and new root, as the control plane keeps the ConfigMap during a
+  // transition): the proxy re-reads it at its next attempt, connects, and renews from the new CA.
+  mount.update(oldRootPem + pki.read(newRoot.cert));
+  await waitFor(() => proxy.client.connected, 30_000, 'reconnected with the updated root');
+  const renewed = await waitFor(() => {
+    const c = proxy.identity.current();
+    return c && c.certChainPem !== first.certChainPem ? c : undefined;
+  }, 30_000, 'a certificate from the new CA');
+  assert.ok((await opensslVerify(s.dir, renewed.certChainPem, newRoot.cert)).ok, 'the renewed certificate chains to the new root');
 });

@@ -14,7 +14,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { waitFor } from '../helpers/net.js';
 import { makePki } from '../helpers/pki.js';
 import { NODE_IP, PodLab, podLabSkip, twoPodsConfig, type LabPod } from '../helpers/pod-lab.js';
-import { BIN } from '../helpers/tollgate.js';
+import { startControlPlaneProcess, type ControlPlaneProcess } from '../helpers/control-plane-process.js';
 
 const skip = podLabSkip('mesh-ca-netns', ['openssl']);
 
@@ -82,8 +82,8 @@ describe('mesh CA end to end: sidecars get certificates only from the control pl
   const pods = { a: lab.pod('a'), b: lab.pod('b') };
   const tokens: Record<string, string> = { productpage: randomBytes(24).toString('hex'), reviews: randomBytes(24).toString('hex'), outsider: randomBytes(24).toString('hex') };
   const tokenFile = (sa: string): string => join(dir, `token-${sa}`);
-  let cp: ChildProcess | undefined;
-  let cpLog = '';
+  let cp: ControlPlaneProcess | undefined;
+  const cpLog = (): string => cp?.stderr() ?? '';
   const pki = makePki();
 
   const startSidecar = (pod: LabPod): void => {
@@ -124,10 +124,7 @@ describe('mesh CA end to end: sidecars get certificates only from the control pl
     for (const [sa, t] of Object.entries(tokens)) writeFileSync(tokenFile(sa), t + '\n', { mode: 0o644 });
     lab.create();
     await lab.startApps();
-    cp = spawn('ip', ['netns', 'exec', lab.nodeNs, process.execPath, BIN, 'control-plane', '-f', configDir, '--ca-dir', caDir, '--bootstrap-tokens', join(dir, 'tokens'), '--listen', CP], { stdio: ['ignore', 'ignore', 'pipe'] });
-    cp.stderr!.on('data', (d: Buffer) => (cpLog += d.toString()));
-    await waitFor(() => cpLog.includes(`on ${CP}`) || cp!.exitCode !== null, 30_000, 'control plane listening');
-    assert.equal(cp.exitCode, null, cpLog);
+    cp = await startControlPlaneProcess(['-f', configDir, '--ca-dir', caDir, '--bootstrap-tokens', join(dir, 'tokens'), '--listen', CP], ['ip', 'netns', 'exec', lab.nodeNs]);
     copyFileSync(join(caDir, 'root-cert.pem'), cpRoot);
     chmodSync(cpRoot, 0o644);
     for (const pod of Object.values(pods)) startSidecar(pod);
@@ -139,7 +136,7 @@ describe('mesh CA end to end: sidecars get certificates only from the control pl
 
   after(async () => {
     await lab.stop();
-    if (cp?.pid !== undefined && cp.exitCode === null) process.kill(cp.pid, 'SIGKILL');
+    await cp?.stop();
     rmSync(dir, { recursive: true, force: true });
     pki.cleanup();
   });
@@ -147,8 +144,8 @@ describe('mesh CA end to end: sidecars get certificates only from the control pl
   it('each sidecar got its own identity from the CA, for its credential', () => {
     assert.match(issuedTo(pods.a)[0]!, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage /);
     assert.match(issuedTo(pods.b)[0]!, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews /);
-    assert.match(cpLog, /issued spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage to/);
-    assert.match(cpLog, /issued spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews to/);
+    assert.match(cpLog(), /issued spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage to/);
+    assert.match(cpLog(), /issued spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews to/);
   });
 
   it('A -> B goes over mTLS automatically: B logs and counts mutual_tls with A\'s SPIFFE ID', async () => {
@@ -196,7 +193,7 @@ describe('mesh CA end to end: sidecars get certificates only from the control pl
         renameSync(join(dir, `${name}.new`), join(caDir, name));
       }
       rotatedAt = progress().progress;
-      await waitFor(() => /signing with plugged-in/.test(cpLog), 30_000, 'the control plane signing with the new intermediate');
+      await waitFor(() => /signing with plugged-in/.test(cpLog()), 30_000, 'the control plane signing with the new intermediate');
       await waitFor(() => issuedTo(pods.a).length > before.a && issuedTo(pods.b).length > before.b, 30_000, 'both sidecars renewed from the new CA');
       // Keep the load on a while after both renewed.
       const renewedAt = progress().progress;

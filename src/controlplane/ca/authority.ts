@@ -35,6 +35,7 @@ export interface AuthorityOptions {
 interface ActiveCa {
   readonly material: CaMaterial;
   readonly issuer: Issuer;
+  readonly signerSha256: string;
 }
 
 export class CertificateAuthority {
@@ -72,8 +73,8 @@ export class CertificateAuthority {
     const before = this.active;
     if (before?.material.fingerprint === material.fingerprint) return;
     const { key, algorithm } = await importSigningKey(material.signingKeyPem);
-    this.active = { material, issuer: { certPem: material.signingCertPem, key, algorithm } };
     const signer = new X509Certificate(material.signingCertPem);
+    this.active = { material, issuer: { certPem: material.signingCertPem, key, algorithm }, signerSha256: signer.fingerprint256 };
     this.log(`CA: signing with ${material.kind} ${signer.subject.replace(/\n/g, ', ') || '(no subject)'} (expires ${signer.validTo}) for trust domain ${this.opts.trustDomain}`);
     if (!before) return;
     if (before.material.rootCertPem !== material.rootCertPem) {
@@ -97,6 +98,11 @@ export class CertificateAuthority {
   close(): void {
     if (this.pruneTimer) clearTimeout(this.pruneTimer);
     this.listeners.clear();
+  }
+
+  /** SHA-256 fingerprint of the certificate that signs now (Node's `fingerprint256` form). */
+  signerSha256(): string {
+    return this.require().signerSha256;
   }
 
   rootCertsPem(): string {
