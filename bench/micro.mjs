@@ -14,6 +14,7 @@ import { connect } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { DEFAULT_HTTP_FILTERS } from '../dist/src/snapshot/types.js';
 import { compileFilterChain, FilterSharedState } from '../dist/src/dataplane/http/filter-chain.js';
+import { withAuthorizationFilter } from '../dist/src/snapshot/generate/authz.js';
 import { buildRequestHead, buildResponseHead } from '../dist/src/dataplane/http/headers.js';
 import { HttpParser } from '../dist/src/dataplane/http/parser.js';
 import { inspectClientHello } from '../dist/src/dataplane/listener/tls-inspector.js';
@@ -146,11 +147,14 @@ function serializeResponses(n) {
 
 // ---------------------------------------------------------------- filter chain
 
-// The default chain on a plain route (no fault, rate limit, header mutation or mirror): only the
-// router is bound, every other phase is an empty array. The engine's promise is that such a chain
+// The default chain on a plain route (no policy, fault, rate limit, header mutation or mirror): only
+// the router is bound, every other phase is an empty array. The engine's promise is that such a chain
 // costs nothing measurable: the dispatch over the phases below must stay within a few ns of none.
 const plainRoute = { name: 'plain', match: {}, action: { type: 'forward', clusters: [{ name: 'outbound|80||up.bench.test', weight: 100 }] } };
-const chain = compileFilterChain(DEFAULT_HTTP_FILTERS, { name: 'bench', virtualHosts: [{ name: 'v', domains: ['*'], routes: [plainRoute] }] }, new FilterSharedState());
+// A proxy no AuthorizationPolicy selects keeps the default chain: rbac is not in it at all.
+const plainListener = { name: 'l', address: '0.0.0.0', port: 80, filterChains: [{ name: 'c', match: {}, filter: { type: 'http', statPrefix: 'c', routeConfigName: 'bench', accessLog: true } }] };
+const generated = withAuthorizationFilter([plainListener], [])[0].filterChains[0].filter.httpFilters ?? DEFAULT_HTTP_FILTERS;
+const chain = compileFilterChain(generated, { name: 'bench', virtualHosts: [{ name: 'v', domains: ['*'], routes: [plainRoute] }] }, new FilterSharedState());
 const plan = chain.plan(plainRoute);
 if (plan.names.join(',') !== 'router' || plan.requestBody.length + plan.upstreamRequest.length + plan.responseHeaders.length + plan.responseBody.length + plan.log.length !== 0) {
   throw new Error(`micro: the default chain on a plain route runs more than the router: ${plan.names.join(', ')}`);

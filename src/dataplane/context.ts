@@ -42,6 +42,8 @@ export interface PeerCertificateFacts {
   readonly ipSans: readonly string[];
   /** SHA-256 of the DER certificate, lower-case hex (Envoy's x-forwarded-client-cert `Hash`). */
   readonly sha256: string;
+  /** The first `spiffe://` URI SAN (a mesh workload's identity), absent when there is none. */
+  readonly spiffeId?: string;
 }
 
 export interface DownstreamConnection {

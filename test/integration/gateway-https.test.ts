@@ -248,13 +248,21 @@ spec:
     assert.match(a2.stdout, /subject=CN ?= ?a\.test/, a2.stdout + a2.stderr);
   });
 
-  it('MUTUAL: no client certificate -> refused in the handshake, logged', async () => {
-    const r = await curlHttps(port, 'b.test', caOf('server-ca'), ['--http1.1']);
-    assert.notEqual(r.exit, 0, 'the handshake must fail');
+  it('MUTUAL: no client certificate -> closed once the handshake ends, before the request is read; logged', async () => {
+    const before = upstream.requests.length;
+    const r = await curlHttps(port, 'b.test', caOf('server-ca'), ['--http1.1'], '/no-cert');
+    assert.notEqual(r.exit, 0, 'the connection must fail');
     assert.notEqual(r.code, '200');
     const rec = await logged((x) => x.tollgate_reason === 'tls_client_certificate_invalid' && x.connection_termination_details === 'no client certificate');
     assert.equal(rec.requested_server_name, 'b.test');
     assert.equal(rec.response_flags, 'DPE');
+    // TLS 1.2 and 1.3 alike: the request curl wrote after its side of the handshake is never parsed nor forwarded.
+    for (const version of [['--tls-max', '1.2'], ['--tlsv1.3']]) {
+      const again = await curlHttps(port, 'b.test', caOf('server-ca'), ['--http1.1', ...version], '/no-cert');
+      assert.notEqual(again.code, '200', `${version.join(' ')}: ${again.stderr}`);
+    }
+    assert.equal(gate.records().filter((x) => x.path === '/no-cert').length, 0);
+    assert.equal(upstream.requests.length, before);
   });
 
   it('MUTUAL: a certificate from another CA is refused', async () => {

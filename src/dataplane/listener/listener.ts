@@ -6,7 +6,7 @@
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { FilterChain } from '../../snapshot/types.js';
-import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler } from '../context.js';
+import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler, type PeerCertificateFacts } from '../context.js';
 import { emptyRecord, type AccessLogRecord } from '../observe/access-log.js';
 import type { CompiledListener, CompiledSnapshot } from '../route/compile.js';
 import { dispatchOriginalDst, type OriginalDestination } from '../route/original-dst.js';
@@ -303,7 +303,7 @@ export class ListenerRuntime {
       const mesh = facts.tls && (chain.mtls === 'STRICT' || chain.filter.type !== 'tcp' || offersMeshAlpn(alpn));
       if (mesh) {
         acceptMeshTls(socket, services.identity ?? NO_IDENTITY, services.limits.tlsHelloTimeoutMs, (r) => {
-          if (r.ok) this.start(r.socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, r.peer);
+          if (r.ok) this.start(r.socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, r.peer, r.certificate);
           else this.refuse(socket, chain, facts, original, startTime, startHr, r.reason, 'UF', r.detail);
         });
         return;
@@ -313,7 +313,7 @@ export class ListenerRuntime {
         return;
       }
     }
-    this.start(socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, undefined);
+    this.start(socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, undefined, undefined);
   }
 
   /** A connection refused by the chain's mTLS requirement: logged, counted, closed. */
@@ -333,7 +333,7 @@ export class ListenerRuntime {
   }
 
   /** Hands the connection (decrypted when mesh mTLS was terminated) to the chain's network filter. */
-  private start(socket: Socket, state: ListenerState, chain: FilterChain, chainWhy: string, facts: ConnectionFacts, alpn: readonly string[], original: OriginalDestination | undefined, startTime: number, startHr: bigint, peer: PeerIdentity | undefined): void {
+  private start(socket: Socket, state: ListenerState, chain: FilterChain, chainWhy: string, facts: ConnectionFacts, alpn: readonly string[], original: OriginalDestination | undefined, startTime: number, startHr: bigint, peer: PeerIdentity | undefined, peerCertificate: PeerCertificateFacts | undefined): void {
     const services = this.opts.services;
     const mutualTls = socket instanceof TLSSocket;
     const conn: DownstreamConnection = {
@@ -352,6 +352,7 @@ export class ListenerRuntime {
       alpn,
       tls: facts.tls,
       ...(mutualTls ? { mutualTls, peer } : {}),
+      ...(peerCertificate !== undefined ? { peerCertificate } : {}),
       startTime,
       startHr,
       ...(original ? { originalDestination: original } : {}),

@@ -11,7 +11,8 @@
  * swap handshake with the new certificate, established ones keep theirs.
  */
 import { readFileSync } from 'node:fs';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Server } from 'node:tls';
+import { handshakeServer } from '../tls/server-handshake.js';
 import type { DownstreamTls, FilterChain, SnapshotSecret } from '../../snapshot/types.js';
 import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
 
@@ -19,7 +20,8 @@ import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
 export type ClientCertificatePolicy = 'none' | 'required' | 'optional';
 
 export interface DownstreamTlsContext {
-  readonly secureContext: SecureContext;
+  /** The never-listening tls.Server the chain's connections handshake through (tls/server-handshake.ts). */
+  readonly server: Server;
   /** required (MUTUAL): no valid certificate, no handshake; optional (OPTIONAL_MUTUAL): one that is sent must verify. */
   readonly clientCertificate: ClientCertificatePolicy;
   /** Gateway tls.subjectAltNames: the client certificate must carry one of these URI/DNS/IP SANs. */
@@ -76,8 +78,9 @@ function contextOf(t: DownstreamTls, secrets: ReadonlyMap<string, SnapshotSecret
     throw new Error(`tls.mode ${t.mode} verifies client certificates against a CA, and none is configured: set ${where}`);
   }
   // Without requestCert the CA would only be sent as a hint: it is used only when clients are verified.
-  const secureContext = createSecureContext({ cert: m.cert, key: m.key, ...(clientCertificate !== 'none' && m.ca !== undefined ? { ca: m.ca } : {}), ...settings });
-  return { secureContext, clientCertificate, ...(t.subjectAltNames !== undefined && t.subjectAltNames.length > 0 ? { subjectAltNames: t.subjectAltNames } : {}) };
+  // ALPN h2 then http/1.1: the HTTP connection manager hands an h2 connection to the HTTP/2 codec.
+  const server = handshakeServer({ cert: m.cert, key: m.key, ...(clientCertificate !== 'none' && m.ca !== undefined ? { ca: m.ca } : {}), ...settings, requestCert: clientCertificate !== 'none', ALPNProtocols: ['h2', 'http/1.1'] });
+  return { server, clientCertificate, ...(t.subjectAltNames !== undefined && t.subjectAltNames.length > 0 ? { subjectAltNames: t.subjectAltNames } : {}) };
 }
 
 /** Builds every downstream TLS context of a snapshot; throws the first failure, naming the chain and its config. */

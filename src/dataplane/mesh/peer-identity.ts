@@ -3,7 +3,7 @@
  * connection (the URI SAN `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`), in the
  * forms AuthorizationPolicy and Istio's metrics use.
  */
-import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { PeerCertificate } from 'node:tls';
 import { parseSpiffeId, type WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 
@@ -27,12 +27,6 @@ export function uriSans(cert: Pick<PeerCertificate, 'subjectaltname'> | undefine
 
 export function identityOfSpiffeId(spiffeId: string): PeerIdentity {
   return { spiffeId, principal: spiffeId.slice('spiffe://'.length), namespace: parseSpiffeId(spiffeId)?.namespace };
-}
-
-/** The first `spiffe://` URI SAN of a verified peer certificate, undefined when there is none. */
-export function peerIdentityOf(socket: TLSSocket): PeerIdentity | undefined {
-  const id = uriSans(socket.getPeerCertificate()).find((u) => u.startsWith('spiffe://'));
-  return id === undefined ? undefined : identityOfSpiffeId(id);
 }
 
 /**

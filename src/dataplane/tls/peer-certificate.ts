@@ -1,0 +1,45 @@
+/**
+ * The facts of the certificate a TLS client presented, read once when its handshake is accepted:
+ * subject, SANs, SPIFFE ID and hash. The access log, AuthorizationPolicy (via the SPIFFE ID) and
+ * x-forwarded-client-cert all read these, whether the connection was a Gateway server's MUTUAL /
+ * OPTIONAL_MUTUAL TLS or mesh mTLS.
+ */
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { PeerCertificateFacts } from '../context.js';
+
+/** RFC 2253 order (most significant last in the certificate, first here): `CN=client,O=acme`. */
+function subjectText(s: PeerCertificate['subject'] | undefined): string {
+  if (s === undefined || s === null) return '';
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(s)) for (const one of Array.isArray(v) ? v : [v]) parts.push(`${k}=${String(one)}`);
+  return parts.reverse().join(',');
+}
+
+/** `subjectaltname` as Node prints it: `DNS:a, URI:spiffe://x, IP Address:1.2.3.4`. */
+export function sansOf(text: string | undefined): { uri: string[]; dns: string[]; ip: string[] } {
+  const out = { uri: [] as string[], dns: [] as string[], ip: [] as string[] };
+  for (const part of (text ?? '').split(', ')) {
+    const colon = part.indexOf(':');
+    if (colon < 0) continue;
+    const kind = part.slice(0, colon);
+    const value = part.slice(colon + 1);
+    if (kind === 'URI') out.uri.push(value);
+    else if (kind === 'DNS') out.dns.push(value);
+    else if (kind === 'IP Address') out.ip.push(value);
+  }
+  return out;
+}
+
+/** The client certificate of an accepted TLS connection; undefined when the client sent none. */
+export function peerCertificateOf(socket: TLSSocket): PeerCertificateFacts | undefined {
+  const cert = socket.getPeerCertificate();
+  if (cert === null || cert === undefined || Object.keys(cert).length === 0) return undefined;
+  const sans = sansOf(cert.subjectaltname);
+  const spiffeId = sans.uri.find((u) => u.startsWith('spiffe://'));
+  return { subject: subjectText(cert.subject), uriSans: sans.uri, dnsSans: sans.dns, ipSans: sans.ip, sha256: cert.fingerprint256.replaceAll(':', '').toLowerCase(), ...(spiffeId !== undefined ? { spiffeId } : {}) };
+}
+
+/** Whether the certificate carries one of `names` as a URI, DNS or IP SAN (Gateway tls.subjectAltNames). */
+export function hasSubjectAltName(p: PeerCertificateFacts, names: readonly string[]): boolean {
+  return names.some((n) => p.uriSans.includes(n) || p.dnsSans.includes(n) || p.ipSans.includes(n));
+}
