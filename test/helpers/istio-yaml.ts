@@ -138,3 +138,17 @@ subsets:
   ports: [{name: http, port: 80}, {name: tls, port: 443}]
 `;
 }
+
+/** A STATIC ServiceEntry for `host` port 80 declared GRPC, reaching `address:targetPort`. */
+export function grpcEntry(name: string, ns: string, host: string, address: string, targetPort: number, meshExternal = false): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  hosts: [${host}]
+  ports: [{number: 80, name: grpc, protocol: GRPC, targetPort: ${targetPort}}]
+${meshExternal ? '  location: MESH_EXTERNAL\n' : ''}  resolution: STATIC
+  endpoints: [{address: ${address}}]
+---
+`;
+}

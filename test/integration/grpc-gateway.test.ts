@@ -11,23 +11,9 @@ import * as http2 from 'node:http2';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { call, echoClient, startGrpcServer, streamCall, type EchoClient, type GrpcServer } from '../helpers/grpc.js';
-import { virtualService } from '../helpers/istio-yaml.js';
+import { grpcEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
 import { EDGE_GATEWAY_ARGS, EGRESS_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
-
-/** A STATIC ServiceEntry for `host` port 80 declared GRPC, reaching `address:targetPort`. */
-function grpcEntry(name: string, ns: string, host: string, address: string, targetPort: number, meshExternal = false): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: ${ns}}
-spec:
-  hosts: [${host}]
-  ports: [{number: 80, name: grpc, protocol: GRPC, targetPort: ${targetPort}}]
-${meshExternal ? '  location: MESH_EXTERNAL\n' : ''}  resolution: STATIC
-  endpoints: [{address: ${address}}]
----
-`;
-}
 
 function gatewayYaml(ns: string, hosts: string): string {
   return `apiVersion: networking.istio.io/v1

@@ -10,23 +10,10 @@ import assert from 'node:assert/strict';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { call, echoClient, startGrpcServer, type EchoClient, type GrpcServer } from '../helpers/grpc.js';
-import { virtualService } from '../helpers/istio-yaml.js';
+import { grpcEntry, virtualService } from '../helpers/istio-yaml.js';
 import { freeTcpPort } from '../helpers/dns.js';
 import { loopbackAddress } from '../helpers/net.js';
 import { EDGE_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
-
-function grpcEntry(name: string, host: string, address: string, targetPort: number): string {
-  return `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ${name}, namespace: edge}
-spec:
-  hosts: [${host}]
-  ports: [{number: 80, name: grpc, protocol: GRPC, targetPort: ${targetPort}}]
-  resolution: STATIC
-  endpoints: [{address: ${address}}]
----
-`;
-}
 
 describe('gRPC-shaped local replies: RBAC denial, no route, upstream unavailable (grpc-js)', { concurrency: false }, () => {
   let server: GrpcServer;
@@ -40,8 +27,8 @@ describe('gRPC-shaped local replies: RBAC denial, no route, upstream unavailable
     server = await startGrpcServer('a', host);
     const closedPort = await freeTcpPort();
     const yaml =
-      grpcEntry('a', 'a.grpc.test', host, server.port) +
-      grpcEntry('dead', 'dead.grpc.test', host, closedPort) +
+      grpcEntry('a', 'edge', 'a.grpc.test', host, server.port) +
+      grpcEntry('dead', 'edge', 'dead.grpc.test', host, closedPort) +
       `apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: edge}
