@@ -30,8 +30,8 @@ import { compileRetry } from '../dataplane/http/retry.js';
 import type { ExplicitProxy, HttpConnectionManager, WeightedCluster } from '../snapshot/types.js';
 import { chainOf, FilterSharedState } from '../dataplane/http/filter-chain.js';
 import { RBAC_FILTER, type RbacConfig } from '../dataplane/http/filters/rbac.js';
-import { authorizeHttp, peerOf } from '../dataplane/authz/apply.js';
-import { matchName, type AuthzVerdict } from '../dataplane/authz/evaluate.js';
+import { authorizeHttp, connectRequest, peerOf, verdictLog, type AuthzConnection } from '../dataplane/authz/apply.js';
+import { evaluateAuthz, matchName, RBAC_DENIED_REASON, type AuthzVerdict } from '../dataplane/authz/evaluate.js';
 import { explicitProxyParseReason } from '../dataplane/tcp/explicit-proxy.js';
 import { pickWeighted } from '../dataplane/route/select.js';
 
@@ -69,6 +69,11 @@ export function describeVerdict(v: AuthzVerdict, sourceIp: string): string {
   const audit = v.audited.length > 0 ? `; audited by ${v.audited.map(matchName).join(', ')}` : '';
   const verdict = !v.allowed ? (v.deniedBy === undefined ? 'denied: ALLOW policies apply and none matched ([none])' : `denied by ${matchName(v.deniedBy)}`) : v.allowedBy !== undefined ? `allowed by ${matchName(v.allowedBy)}` : 'allowed (no ALLOW policy applies, no DENY policy matched)';
   return `${verdict}${dry}${audit} (source ${sourceIp})`;
+}
+
+/** The connection as the proxy's authorization would see it. */
+function traceAuthzConnection(input: HttpTraceInput): AuthzConnection {
+  return { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: input.sni ?? null, ...peerOf(input.sourcePrincipal) };
 }
 
 /** Always the upper end of [0, 1): a fault below 100% does not fire, the last non-zero weight wins. */
@@ -131,13 +136,17 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
       : new ExplicitProxyRouter(compiled, kind.proxy, kind.listenerName, kind.chainName, clusters.dns, input.listenerPort, false, 'reject', TRACE_RANDOM, ns);
   const d = new Decision();
   router.route(d, head);
-  const authzConn = { remoteAddress: input.downstreamIp ?? TRACE_SOURCE_IP, localAddress: input.originalDestination?.ip ?? '', destinationPort: input.originalDestination?.port ?? input.listenerPort, sni: input.sni ?? null, ...peerOf(input.sourcePrincipal) };
-  // The rbac filter runs first in the route's chain when the proxy has policies: the same function on the same config.
-  const plan = chainOf(compiled, 'table' in kind ? kind.filter : kind.proxy, new FilterSharedState()).plan(d.route);
-  const rbac = plan.active.find((a) => a.factory.name === RBAC_FILTER)?.route as RbacConfig | undefined;
-  const verdict = rbac === undefined ? undefined : authorizeHttp(rbac.policies, authzConn, router, d);
-  const authz = verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
+  const authzConn = traceAuthzConnection(input);
+  // The rbac filter runs first in the route's chain when the proxy has policies, once the decision
+  // is complete (after the allow/deny list's DNS answer): the same function on the same config.
+  const authorize = (): { authz?: string } => {
+    const plan = chainOf(compiled, 'table' in kind ? kind.filter : kind.proxy, new FilterSharedState()).plan(d.route);
+    const rbac = plan.active.find((a) => a.factory.name === RBAC_FILTER)?.route as RbacConfig | undefined;
+    const verdict = rbac === undefined ? undefined : authorizeHttp(rbac.policies, authzConn, router, d);
+    return verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
+  };
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
+    const authz = authorize();
     const r = finishDecision();
     return { decision: { ...r.decision, ...authz }, ...(r.later ? { later: async () => ({ ...(await r.later!()), ...authz }) } : {}) };
   };
@@ -180,13 +189,19 @@ export function decideConnectRequest(compiled: CompiledSnapshot, proxy: Explicit
   if (!hp.ok || !nh || !nh.ok || hp.port === 0) return { decision: { status: 400, flag: 'DPE', reason: 'connect_bad_authority', cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: `CONNECT target ${JSON.stringify(authority)} is not host:port` } };
   const host = nh.host;
   const port = hp.port;
+  // AuthorizationPolicies on the CONNECT itself, before anything is resolved (tcp/explicit-proxy.ts).
+  const policies = compiled.snapshot.policy.authorization;
+  const verdict = policies === undefined ? undefined : evaluateAuthz(policies, connectRequest(traceAuthzConnection(input), host, port, parsed.head.headers));
+  const authz = verdict === undefined ? {} : { authz: describeVerdict(verdict, input.downstreamIp ?? TRACE_SOURCE_IP) };
+  const log = verdict === undefined ? undefined : verdictLog(verdict);
+  if (verdict !== undefined && !verdict.allowed) return { decision: { status: 403, flag: '-', reason: RBAC_DENIED_REASON, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: log!.detail, ...authz } };
   const decide = (ip: string | undefined): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
     const d = decideConnect(proxy, compiled, host, port, ip, DEFAULT_CONNECT_TIMEOUT_MS);
     if (!d.allowed) return { decision: { status: d.status, flag: d.flag, reason: d.reason, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null, detail: d.why } };
     const req: UpstreamRequest = { cluster: d.cluster, snapshot: compiled, requestedHost: d.requestedHost, requestedPort: port, downstreamIp: input.downstreamIp, filterSourceAddress: proxy.sourceAddress, allowAddresses: d.allowAddresses };
     const name = typeof d.cluster === 'string' ? d.cluster : d.cluster.name;
     const routeName = d.routeName ?? null;
-    const reason = d.wouldDeny !== undefined ? WOULD_DENY_REASON : null;
+    const reason = d.wouldDeny !== undefined ? WOULD_DENY_REASON : (log?.reason ?? null);
     const now = clusters.chooseSync(req);
     if (now !== undefined) return { decision: connectChosen(now, name, routeName, reason) };
     return {

@@ -8,8 +8,9 @@
  * a deny on /admin must never reach nginx's /admin under MERGE_SLASHES or DECODE_AND_MERGE_SLASHES),
  * encoded slashes, request validation, absolute-form authority, Host case/trailing dot/port,
  * repeated headers, fault aborts, redirect Location, weight-0 and missing destinations, the SSRF
- * guard and DNS outcomes, a missing source address, passthrough port steering, and HTTP inside TLS
- * terminated by a Gateway server (tls SIMPLE): SNI selects the chain, Host routes the request.
+ * guard and DNS outcomes, a missing source address, passthrough port steering, HTTP inside TLS
+ * terminated by a Gateway server (tls SIMPLE): SNI selects the chain, Host routes the request, and
+ * AuthorizationPolicy (allow, deny, dry-run) on routed, explicit-proxy and CONNECT requests.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -565,6 +566,55 @@ ${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort
       P('nxdomain.test:443', 'CONNECT without a DNS answer', 'CONNECT'),
       P('allowed.test', 'CONNECT without a port', 'CONNECT'),
       P('Denied.Test.:443', 'CONNECT denied, other spelling', 'CONNECT'),
+    ];
+    const r = await runConfig({ yaml, id: identity('router', 'default', { app: 'egress-http-proxy' }), args: ['--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 8080, cases }, dns);
+    total += r.total;
+    mismatches.push(...r.mismatches);
+    assert.deepEqual(r.mismatches, []);
+  });
+
+  it('egress router http-proxy with AuthorizationPolicies: CONNECT and absolute-form requests, with the allow/deny list', async () => {
+    dns.set('allowed.test', () => ({ addresses: [passIp], ttl: 60 }));
+    dns.set('denied.test', () => ({ addresses: [passIp], ttl: 60 }));
+    const policies = `---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reads-and-tunnels, namespace: default}
+spec:
+  selector: {matchLabels: {app: egress-http-proxy}}
+  action: ALLOW
+  rules: [{to: [{operation: {methods: [GET, CONNECT]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-blocked, namespace: default}
+spec:
+  selector: {matchLabels: {app: egress-http-proxy}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/blocked*"]}}]
+  - to: [{operation: {methods: [CONNECT], ports: ["8080"]}}]
+    when: [{key: "request.headers[x-tunnel]", values: [no]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-deny-other, namespace: default, annotations: {istio.io/dry-run: "true"}}
+spec:
+  selector: {matchLabels: {app: egress-http-proxy}}
+  action: DENY
+  rules: [{to: [{operation: {hosts: [allowed.test]}}]}]
+`;
+    const yaml = httpProxyRouter(passIp, ['!denied.test', 'allowed.test', `${passIp}/32`]) + policies;
+    const P = (target: string, label: string, expect: Partial<Fields>, method = 'GET', ...more: [string, string][]): Case => ({ method, target, headers: [['Host', target.replace(/^https?:\/\//, '').replace(/\/.*$/, '')], ...more], label: `rbac: ${label}`, viaProxy: true, expect });
+    const cases: Case[] = [
+      P('http://allowed.test/x', 'absolute-form GET allowed, dry-run DENY logged', { status: 200, reason: 'rbac_dry_run_denied' }),
+      P('http://allowed.test/blocked', 'absolute-form DENY by path', { status: 403, reason: 'rbac_denied', upstreamHost: null }),
+      P('http://allowed.test/x', 'absolute-form POST matches no ALLOW rule', { status: 403, reason: 'rbac_denied' }, 'POST'),
+      P('http://denied.test/', 'absolute-form allowed by policy, refused by the list', { status: 403 }),
+      P('http://denied.test/', 'absolute-form refused by both: the rbac filter answers', { status: 403, reason: 'rbac_denied' }, 'POST'),
+      P('allowed.test:443', 'CONNECT allowed (tunnel opened)', { status: 200 }, 'CONNECT'),
+      P('allowed.test:443', 'CONNECT denied by a header condition', { status: 403, reason: 'rbac_denied' }, 'CONNECT', ['x-tunnel', 'no']),
+      P('denied.test:443', 'CONNECT allowed by policy, refused by the list', { status: 403 }, 'CONNECT'),
     ];
     const r = await runConfig({ yaml, id: identity('router', 'default', { app: 'egress-http-proxy' }), args: ['--role', 'router', '--namespace', 'default', '--labels', 'app=egress-http-proxy', '--port-map', '8080=0'], allowCidrs: ['127.0.0.0/8'], listenerPort: 8080, cases }, dns);
     total += r.total;

@@ -58,6 +58,20 @@ export function httpRequest(c: AuthzConnection, facts: RequestFacts): AuthzReque
   };
 }
 
+/**
+ * A CONNECT on an explicit-proxy listener as AuthorizationPolicy sees it: method CONNECT, host the
+ * target, no path. `headers` is the request's flat [name, value, ...] list; repeated fields are
+ * matched comma-joined, as on any other HTTP request.
+ */
+export function connectRequest(c: AuthzConnection, host: string, port: number, headers: readonly string[]): AuthzRequest {
+  const header = (name: string): string | undefined => {
+    let joined: string | undefined;
+    for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() === name) joined = joined === undefined ? headers[i + 1] : `${joined},${headers[i + 1]!}`;
+    return joined;
+  };
+  return { ...connectionRequest(c), http: { host, authority: `${host}:${port}`, method: 'CONNECT', path: '', header } };
+}
+
 /** The log line's reason and detail for a verdict, undefined when there is nothing to say. */
 export function verdictLog(v: AuthzVerdict): { readonly reason: string; readonly detail: string } | undefined {
   if (!v.allowed) return { reason: RBAC_DENIED_REASON, detail: deniedDetail(v) };

@@ -16,7 +16,7 @@
  *    the HTTP engine provides it, else 501 explicit_proxy_http_unsupported. The engine keeps the
  *    connection for keep-alive and hands a later CONNECT back here (continueExplicitConnect).
  */
-import { authzConnectionOf, connectionRequest, verdictLog } from '../authz/apply.js';
+import { authzConnectionOf, connectRequest, verdictLog } from '../authz/apply.js';
 import { evaluateAuthz, RBAC_DENIED_BODY, RBAC_DENIED_REASON } from '../authz/evaluate.js';
 import type { Socket } from 'node:net';
 import { HttpParser } from '../http/parser.js';
@@ -189,11 +189,7 @@ class ConnectSession {
   private authorize(head: RequestHead, host: string, port: number): boolean {
     const policies = this.conn.snapshot.snapshot.policy.authorization;
     if (policies === undefined) return true;
-    const header = (name: string): string | undefined => {
-      for (let i = 0; i + 1 < head.headers.length; i += 2) if (head.headers[i]!.toLowerCase() === name) return head.headers[i + 1];
-      return undefined;
-    };
-    const v = evaluateAuthz(policies, { ...connectionRequest(authzConnectionOf(this.conn)), http: { host, authority: `${host}:${port}`, method: 'CONNECT', path: '', header } });
+    const v = evaluateAuthz(policies, connectRequest(authzConnectionOf(this.conn), host, port, head.headers));
     this.conn.services.metrics.authorized(v);
     const log = verdictLog(v);
     if (log !== undefined) this.record.response_code_details = log.detail;
