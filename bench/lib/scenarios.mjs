@@ -3,7 +3,7 @@
 // targets inside each round (A B C A B C ...), and the summary is the median over rounds.
 import { fileURLToPath } from 'node:url';
 import { connectLoad, h2loadConstant, iperf3, wrk } from './load.mjs';
-import { BENCH_HOST, TLS_SNI, verifyHttp } from './peers.mjs';
+import { BENCH_HOST, startNodeBaseline, TLS_SNI, verifyHttp } from './peers.mjs';
 import { cell, fmt, fmtMB, fmtMs, fmtRatio, ratio, table, truncate } from './report.mjs';
 import { benchIstioYaml, launchTollgate, tollgateSupports } from './tollgate.mjs';
 import { cpuSeconds, freePorts, median, processTree, rssBytes, rssSampler, runCommand, sleep, spread, stopProcess } from './util.mjs';
@@ -245,7 +245,8 @@ export async function latency(ctx) {
   const checks = [
     check('Added latency p99 at 1,000 req/s over direct', '<= 0.250 ms', tgAddedP99, tgAddedP99 <= 0.25, tgAddedP99 === undefined ? undefined : `${fmtMs(tgAddedP99)} ms`),
     check('CPU per 1,000 req/s', '<= 0.10 vCPU', tgCpu, tgCpu <= 0.1, tgCpu === undefined ? undefined : `${tgCpu.toFixed(3)} vCPU`),
-    check('RSS idle per worker (after warm-up)', '<= 60 MB', idleWarm.tollgate, idleWarm.tollgate <= 60 * 1048576, idleWarm.tollgate === undefined ? undefined : `${fmtMB(idleWarm.tollgate)} MB after load (${fmtMB(ctx.idleRss.tollgate)} MB at start)`),
+    check('RSS idle at start (1 process)', '<= 50 MB', ctx.idleRss.tollgate, ctx.idleRss.tollgate <= 50 * 1048576, ctx.idleRss.tollgate === undefined ? undefined : `${fmtMB(ctx.idleRss.tollgate)} MB`),
+    check('RSS idle after the throughput runs (1 process)', '<= 70 MB', idleWarm.tollgate, idleWarm.tollgate <= 70 * 1048576, idleWarm.tollgate === undefined ? undefined : `${fmtMB(idleWarm.tollgate)} MB`),
   ];
   const markdown = `### 2. Added latency at a constant ${fmt(cfg.rate)} req/s (ms, lower is better)
 
@@ -420,9 +421,24 @@ export async function scale(ctx) {
       await stopProcess(l.rec);
     }
   }
+  // The bare-Node floor: node-http (node-proxy.mjs) started fresh and idle, what Node itself holds.
+  let floorIdleBytes;
+  if (started) {
+    const [floorPort] = await freePorts(1);
+    try {
+      const floor = await startNodeBaseline(ctx.dir, { port: floorPort, upstreamPort: ctx.ports.upstream, cpu: ctx.pin.proxy });
+      await sleep(cfg.settleMs);
+      floorIdleBytes = rssBytes(processTree(floor.pid));
+      await stopProcess(floor.rec);
+    } catch {
+      floorIdleBytes = undefined;
+    }
+  }
   const first = live.find((x) => x.serviceEntries === 1 && !x.error);
   const last = [...live].reverse().find((x) => x.serviceEntries > 1 && !x.error);
-  const slopeKB = first && last ? (last.rssIdleBytes - first.rssIdleBytes) / (last.serviceEntries - 1) / 1024 : undefined;
+  // KB of idle RSS per extra ServiceEntry, from N=1 to each N (the target is read at the largest N).
+  const perEntryKB = (x) => (first && x && !x.error && x.serviceEntries > 1 ? (x.rssIdleBytes - first.rssIdleBytes) / (x.serviceEntries - 1) / 1024 : undefined);
+  const slopeKB = perEntryKB(last);
   const c1 = compile.find((x) => x.serviceEntries === 1 && !x.error);
   const cN = [...compile].reverse().find((x) => x.serviceEntries > 1 && !x.error);
   const heapSlopeKB = c1 && cN ? (cN.retainedHeapBytes - c1.retainedHeapBytes) / (cN.serviceEntries - 1) / 1024 : undefined;
@@ -432,8 +448,9 @@ export async function scale(ctx) {
       : [fmt(c.serviceEntries), fmt(c.parseMs, 1), fmt(c.decodeMs, 1), fmt(c.modelMs, 1), fmt(c.snapshotMs, 1), fmt(c.totalMs, 1), fmt(c.snapshotBytes / 1024, 0), c.runtimeCompileMs === undefined ? '—' : fmt(c.runtimeCompileMs, 1), c.hostLookupNs === undefined ? '—' : fmt(c.hostLookupNs, 0), fmtMB(c.retainedHeapBytes)],
   );
   const liveRows = started
-    ? live.map((x) => (x.error ? [fmt(x.serviceEntries), `error: ${truncate(x.error, 60)}`, '', '', '', ''] : [fmt(x.serviceEntries), fmt(x.readyMs), fmtMB(x.rssIdleBytes), fmtMB(x.rssLoadBytes), x.httpError ? truncate(x.httpError, 50) : fmt(x.rps), fmtRatio(ratio(x.rps, first?.rps))]))
-    : [['—', `tollgate: not runnable (${truncate(tg?.reason ?? 'not started', 80)})`, '', '', '', '']];
+    ? live.map((x) => (x.error ? [fmt(x.serviceEntries), `error: ${truncate(x.error, 60)}`, '', '', '', '', ''] : [fmt(x.serviceEntries), fmt(x.readyMs), fmtMB(x.rssIdleBytes), x.serviceEntries > 1 ? fmt(perEntryKB(x), 2) : '—', fmtMB(x.rssLoadBytes), x.httpError ? truncate(x.httpError, 50) : fmt(x.rps), fmtRatio(ratio(x.rps, first?.rps))]))
+    : [['—', `tollgate: not runnable (${truncate(tg?.reason ?? 'not started', 80)})`, '', '', '', '', '']];
+  if (started) liveRows.push(['bare Node (node-http, idle)', '—', fmtMB(floorIdleBytes), '—', '—', '—', '—']);
   const checks = [check('Memory per extra ServiceEntry (live RSS slope)', '<= 2 KB', slopeKB, slopeKB <= 2, slopeKB === undefined ? undefined : `${slopeKB.toFixed(2)} KB`)];
   const markdown = `### 6. Scale: registry size
 
@@ -443,12 +460,12 @@ ${table(['ServiceEntries', 'parse', 'decode', 'model', 'snapshot', 'total', 'sna
 
 Heap slope: ${heapSlopeKB === undefined ? '—' : `${heapSlopeKB.toFixed(2)} KB per extra ServiceEntry`} (in-process).
 
-Live Tollgate at N ServiceEntries (start to ready, RSS idle and under \`wrk\` to the last host, requests/s against N=1):
+Live Tollgate at N ServiceEntries (start to ready, RSS idle and under \`wrk\` to the last host, requests/s against N=1). KB per entry = (RSS idle at N - RSS idle at N=1) / (N - 1). The last row is a bare node:http proxy started the same way: the floor any Node process starts from.
 
-${table(['ServiceEntries', 'ready ms', 'RSS idle MB', 'RSS load MB', 'req/s (last host)', 'vs N=1'], liveRows)}
+${table(['ServiceEntries', 'ready ms', 'RSS idle MB', 'KB per extra entry', 'RSS load MB', 'req/s (last host)', 'vs N=1'], liveRows)}
 
-RSS slope: ${slopeKB === undefined ? '—' : `${slopeKB.toFixed(2)} KB per extra ServiceEntry`}.`;
-  return { json: { compile, live, rssSlopeKBPerEntry: slopeKB, heapSlopeKBPerEntry: heapSlopeKB }, markdown, checks };
+RSS slope: ${slopeKB === undefined ? '—' : `${slopeKB.toFixed(2)} KB per extra ServiceEntry`}; Tollgate at N=1 holds ${first && floorIdleBytes ? `${fmtMB(first.rssIdleBytes - floorIdleBytes)} MB above bare Node` : '—'}.`;
+  return { json: { compile, live, floorIdleBytes, rssSlopeKBPerEntry: slopeKB, rssKBPerEntry: Object.fromEntries(live.filter((x) => x.serviceEntries > 1).map((x) => [x.serviceEntries, perEntryKB(x)])), heapSlopeKBPerEntry: heapSlopeKB }, markdown, checks };
 }
 
 // ------------------------------------------------------------------ 7. workers

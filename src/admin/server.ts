@@ -8,8 +8,6 @@ import type { Runtime } from '../dataplane/runtime.js';
 import type { MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { isLogLevel, type Logger } from '../shared/logger.js';
 import { redactSnapshot } from '../snapshot/secrets.js';
-import { renderYaml } from '../author/render.js';
-import { suggest } from '../author/suggest.js';
 import { dashboardHtml } from './dashboard.js';
 
 /**
@@ -127,8 +125,14 @@ export function startAdmin(opts: AdminOptions, deps: AdminDeps): Promise<AdminSe
           const port = Number(url.searchParams.get('port') ?? 0);
           const seen = runtime.services.metrics.wouldDeny.snapshot().filter((o) => o.port > 0 && (host === null || o.host === host) && (port === 0 || o.port === port));
           const ns = runtime.current?.snapshot.proxy.namespace ?? 'default';
-          const items = suggest(seen.map((o) => ({ host: o.host, port: o.port, protocol: o.protocol, count: o.count, firstSeen: o.firstSeen, lastSeen: o.lastSeen, callers: o.namespaces })), { namespace: ns, wildcardThreshold: 0 });
-          send(res, 200, renderYaml(items), 'application/yaml; charset=utf-8');
+          // The authoring code and its YAML writer are loaded on the first ask, not kept by every proxy.
+          Promise.all([import('../author/suggest.js'), import('../author/render.js')]).then(
+            ([{ suggest }, { renderYaml }]) => {
+              const items = suggest(seen.map((o) => ({ host: o.host, port: o.port, protocol: o.protocol, count: o.count, firstSeen: o.firstSeen, lastSeen: o.lastSeen, callers: o.namespaces })), { namespace: ns, wildcardThreshold: 0 });
+              send(res, 200, renderYaml(items), 'application/yaml; charset=utf-8');
+            },
+            (e: unknown) => send(res, 500, `admin error: ${e instanceof Error ? e.message : String(e)}\n`),
+          );
           return;
         }
         case '/help':

@@ -2,7 +2,8 @@
  * Flags shared by every command that needs config and a proxy identity, and the pipeline
  * load -> decode -> model that they all run first. Argument parsing only: no logic of its own.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { parseLabels, UsageError } from './args.js';
 import { formatDiagnostic, hasErrors, type Diagnostic } from '../config/diagnostics.js';
 import { decodeResources } from '../config/decode.js';
 import { loadPaths } from '../config/load.js';
@@ -32,34 +33,7 @@ export const IDENTITY_HELP = `Proxy identity (the same config compiles different
   When --labels is omitted and the config has exactly one Gateway selector (or one egress router),
   that identity is used and printed on stderr.`;
 
-export class UsageError extends Error {}
-
-/** Where a command writes; tests pass their own to capture output without spawning a process. */
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-  readStdin?: () => string;
-}
-
-export function parse<O extends ParseArgsConfig['options']>(argv: string[], options: O, allowPositionals = false) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-}
-
-export function parseLabels(s: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!s) return out;
-  for (const pair of s.split(',')) {
-    if (pair.trim() === '') continue;
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--labels: "${pair}" is not key=value`);
-    out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
-  }
-  return out;
-}
+export { parse, parseLabels, UsageError, type Io } from './args.js';
 
 export interface Loaded {
   readonly model: Model;

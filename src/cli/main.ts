@@ -1,6 +1,6 @@
 /** The `tollgate` command: dispatches to one subcommand; each lives in its own module. */
 import { nearest } from '../config/suggest.js';
-import { UsageError, type Io } from './common.js';
+import { UsageError, type Io } from './args.js';
 
 const HELP = `Usage: tollgate <command> [options]
 

@@ -5,7 +5,7 @@
  * at /etc/istio/pod/labels). Flags win over the environment.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { IdentityFlags } from './run-config.js';
+import type { IdentityFlags } from './snapshot-loader.js';
 
 export const DEFAULT_LABELS_FILE = '/etc/istio/pod/labels';
 

@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatDiagnostic } from '../config/diagnostics.js';
 import { parseCidr, type Cidr } from '../net/ip.js';
 import { splitHostPort } from '../net/hostname.js';
 import { adminPort, adminText, startAdmin, type AdminOptions, type AdminServer } from '../admin/server.js';
@@ -27,14 +26,15 @@ import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
 import { TollgateError, errorMessage } from '../shared/errors.js';
 import { Logger, isLogLevel, type LogLevel } from '../shared/logger.js';
 import type { ProxyIdentity, ProxyRole, Snapshot } from '../snapshot/types.js';
-import { defaultConfigDir, loadSnapshot, type ExplicitProxySpec, type IdentityFlags } from './run-config.js';
+import type { ExplicitProxySpec } from './run-config.js';
+import { defaultConfigDir, loadSnapshotIsolated, type IdentityFlags, type SnapshotReply, type SnapshotRequest } from './snapshot-loader.js';
 import { ControlPlaneClient } from '../controlplane/client.js';
 import type { WorkloadCertClient } from '../controlplane/workload-certs.js';
 import { WorkloadIdentityHolder, type WorkloadIdentitySource } from '../shared/workload-identity.js';
 import { HttpLeaseClient } from '../controlplane/lease-client.js';
-import { FileConfigSource } from '../controlplane/config-source.js';
-import { buildSnapshot, type SnapshotOptions } from '../snapshot/build.js';
-import { parseLabels } from './common.js';
+import { watchPaths, type PathWatch } from '../controlplane/file-watch.js';
+import type { SnapshotOptions } from '../snapshot/build.js';
+import { parseLabels } from './args.js';
 import { isWorkerProcess, privateAdminSocket, reportAdmin, runPrimary } from './workers.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
@@ -409,6 +409,8 @@ export interface Tollgate {
   readonly admin: AdminServer | undefined;
   readonly snapshot: Snapshot;
   readonly proxy: ProxyIdentity;
+  /** Objects in the config files the proxy started with (`--watch` refuses an edit that empties them). */
+  readonly configObjects: number;
   /** Re-reads the config files and applies the new snapshot (keeps the old one on error). */
   reload(): Promise<void>;
   /** Applies a snapshot built elsewhere (watch mode); rejects and keeps the old one when it cannot. */
@@ -558,17 +560,16 @@ function workloadIdentityOf(options: RunOptions, overrides: StartOverrides, logg
 /** Starts a data plane in this process. Rejects with TollgateError on bad config or bind failure. */
 export async function startTollgate(options: RunOptions, overrides: StartOverrides = {}): Promise<Tollgate> {
   const logger = new Logger(options.logLevel, overrides.logOut ?? process.stderr);
-  let load;
+  let load: SnapshotReply;
   try {
-    load = loadSnapshot(options.files, options.identity, snapshotOptions(options), (s) => logger.info(s));
+    load = await loadSnapshotIsolated({ paths: options.files, identity: options.identity, options: snapshotOptions(options) });
   } catch (e) {
     throw new TollgateError('TG_CLI_USAGE', errorMessage(e), { source: 'config', cause: e });
   }
-  for (const d of load.diagnostics) {
-    if (d.severity === 'error') logger.error(formatDiagnostic(d));
-    else logger.debug(formatDiagnostic(d));
-  }
-  if (!load.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `config has errors; nothing started (${load.diagnostics.filter((d) => d.severity === 'error').length} errors)`, { source: 'config' });
+  for (const n of load.notes) logger.info(n);
+  for (const line of load.errors) logger.error(line);
+  for (const line of load.notices) logger.debug(line);
+  if (!load.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `config has errors; nothing started (${load.errors.length} errors)`, { source: 'config' });
   const snapshot = load.snapshot;
   const proxy = load.proxy!;
   if (snapshot.listeners.length === 0 && !snapshot.routerKernel) {
@@ -594,12 +595,13 @@ export async function startTollgate(options: RunOptions, overrides: StartOverrid
     metrics: registry,
     admin,
     proxy,
+    configObjects: load.resources,
     get snapshot() {
       return current;
     },
     async reload() {
-      const l = loadSnapshot(options.files, { ...options.identity, role: proxy.role, namespace: proxy.namespace, labels: Object.entries(proxy.labels).map(([k, v]) => `${k}=${v}`).join(','), name: proxy.name }, snapshotOptions(options));
-      if (!l.snapshot) throw new TollgateError('TG_CONFIG_INVALID', 'reload: config has errors; keeping the running snapshot', { source: 'config' });
+      const l = await loadSnapshotIsolated(reloadRequest(options, proxy));
+      if (!l.snapshot) throw new TollgateError('TG_CONFIG_INVALID', `reload: config has errors; keeping the running snapshot:\n${l.errors.join('\n')}`, { source: 'config' });
       if (l.snapshot.version === current.version) return;
       await host.apply(l.snapshot);
       await runtime.apply(l.snapshot);
@@ -728,22 +730,54 @@ function snapshotOptions(o: RunOptions): SnapshotOptions {
   return { ...(o.explicitProxy ? { explicitProxy: o.explicitProxy } : {}), ...(o.reportOnly ? { reportOnly: true } : {}) };
 }
 
-/** `run --watch`: apply every valid change of the -f paths; log and skip invalid ones. */
-function watchConfig(tg: Tollgate, logger: Logger): FileConfigSource {
-  const source = new FileConfigSource({ paths: tg.options.files });
-  source.onChange((e) => {
-    if (e.kind === 'rejected') {
-      logger.error(`config change rejected, keeping ${tg.snapshot.version}:\n${e.rejection.summary}`);
+/** The files again, for the identity the proxy started with (inferred labels stay fixed). */
+function reloadRequest(options: RunOptions, proxy: ProxyIdentity): SnapshotRequest {
+  const labels = Object.entries(proxy.labels).map(([k, v]) => `${k}=${v}`).join(',');
+  return { paths: options.files, identity: { ...options.identity, role: proxy.role, namespace: proxy.namespace, labels, name: proxy.name }, options: snapshotOptions(options) };
+}
+
+/**
+ * `run --watch`: apply every valid change of the -f paths; log and skip invalid ones. A config
+ * that suddenly has no objects is refused like any invalid one (an emptied directory must not
+ * turn the proxy into one with no routes).
+ */
+function watchConfig(tg: Tollgate, logger: Logger): PathWatch {
+  let lastResources = tg.configObjects;
+  let running = false;
+  let again = false;
+  const load = async (): Promise<void> => {
+    const l = await loadSnapshotIsolated(reloadRequest(tg.options, tg.proxy));
+    if (!l.snapshot) {
+      logger.error(`config change rejected, keeping ${tg.snapshot.version}:\n${l.errors.join('\n')}`);
       return;
     }
-    const next = buildSnapshot(e.config.model, tg.proxy, snapshotOptions(tg.options));
-    tg.apply(next).then(
-      () => logger.info(`config change applied`, { version: tg.snapshot.version }),
+    if (lastResources > 0 && l.resources === 0) {
+      logger.error(`config change rejected, keeping ${tg.snapshot.version}: the config files now yield no objects (the running config has ${lastResources})`);
+      return;
+    }
+    lastResources = l.resources;
+    await tg.apply(l.snapshot);
+    logger.info('config change applied', { version: tg.snapshot.version });
+  };
+  // One load at a time: a change during a load runs one more load after it, never two at once.
+  const onChange = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    load().then(
+      () => undefined,
       (err: unknown) => logger.error(`config change could not be applied, keeping ${tg.snapshot.version}: ${errorMessage(err)}`),
-    );
-  });
-  source.watch();
-  return source;
+    ).finally(() => {
+      running = false;
+      if (again) {
+        again = false;
+        onChange();
+      }
+    });
+  };
+  return watchPaths(tg.options.files, { debounceMs: 200, maxDebounceMs: 1000 }, onChange);
 }
 
 /** The `run` subcommand. Resolves with the process exit code once the proxy has stopped. */

@@ -3,12 +3,11 @@
  * hands over a config that validates. A config with errors is rejected with its diagnostics
  * (file:line) and the last good one stays in force.
  */
-import { statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { formatDiagnostic, hasErrors, type Diagnostic } from '../config/diagnostics.js';
 import { decodeResources } from '../config/decode.js';
 import { loadPaths, ParseCache } from '../config/load.js';
 import { buildModel, type Model } from '../model/build.js';
+import { watchPaths, type PathWatch } from './file-watch.js';
 
 /** An object that failed validation and was served without (the Kubernetes source skips, the file source rejects). */
 export interface LeftOutObject {
@@ -102,36 +101,8 @@ export function loadModel(paths: readonly string[], cache?: ParseCache): { model
   return { model, diagnostics: [...loaded.diagnostics, ...decoded.diagnostics, ...model.diagnostics] };
 }
 
-/**
- * Quiet-period debounce with a ceiling: `fire` runs `quietMs` after the last `poke()`, but never
- * later than `maxMs` after the first poke of a burst.
- */
-export class Debouncer {
-  private timer: NodeJS.Timeout | undefined;
-  private burstStartedAt = 0;
-
-  constructor(private readonly quietMs: number, private readonly maxMs: number, private readonly fire: () => void) {}
-
-  poke(): void {
-    const now = Date.now();
-    if (this.timer) clearTimeout(this.timer);
-    else this.burstStartedAt = now;
-    const wait = Math.max(0, Math.min(this.quietMs, this.burstStartedAt + this.maxMs - now));
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.fire();
-    }, wait);
-  }
-
-  cancel(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-}
-
 export class FileConfigSource implements ConfigSource {
-  private watchers: FSWatcher[] = [];
-  private debouncer: Debouncer | undefined;
+  private watching: PathWatch | undefined;
   private readonly cache = new ParseCache();
   private readonly gate: ConfigGate;
 
@@ -162,33 +133,11 @@ export class FileConfigSource implements ConfigSource {
    * latest `maxDebounceMs` after the burst began.
    */
   watch(): void {
-    const debouncer = new Debouncer(this.opts.debounceMs ?? 200, this.opts.maxDebounceMs ?? 1000, () => this.reload());
-    this.debouncer = debouncer;
-    const schedule = (): void => debouncer.poke();
-    for (const p of this.opts.paths) {
-      if (p === '-') continue;
-      try {
-        if (statSync(p).isDirectory()) {
-          this.watchers.push(watch(p, { recursive: true, persistent: false }, schedule));
-        } else {
-          // Editors save by writing a new file and renaming it over the old one, which ends a
-          // watch on the file itself: watch its directory and pick out its name. A Kubernetes
-          // ConfigMap volume updates by swapping the `..data` symlink (the file itself is a
-          // symlink through it that never changes): those `..`-names count too.
-          const name = basename(p);
-          this.watchers.push(watch(dirname(p), { persistent: false }, (_e, f) => {
-            if (f === null || f === name || f.startsWith('..')) schedule();
-          }));
-        }
-      } catch {
-        // A path that disappears is reported by the next reload; keep watching the others.
-      }
-    }
+    this.watching = watchPaths(this.opts.paths, { debounceMs: this.opts.debounceMs ?? 200, maxDebounceMs: this.opts.maxDebounceMs ?? 1000 }, () => this.reload());
   }
 
   close(): void {
-    this.debouncer?.cancel();
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
+    this.watching?.close();
+    this.watching = undefined;
   }
 }

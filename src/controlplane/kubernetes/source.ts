@@ -16,7 +16,8 @@ import {
 } from '@kubernetes/client-node';
 import type { Diagnostic } from '../../config/diagnostics.js';
 import type { RawDocument } from '../../config/load.js';
-import { ConfigGate, Debouncer, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
+import { Debouncer } from '../file-watch.js';
+import { ConfigGate, type ConfigEvent, type ConfigListener, type ConfigSource, type ConfigVersion, type Rejection } from '../config-source.js';
 import { toDocument } from './documents.js';
 import { buildIsolated } from './isolate.js';
 import { apiVersionOf, CA_SECRET_NAMES, collectionPath, resourceName, WATCHED_KINDS, type WatchedKind } from './kinds.js';

@@ -72,12 +72,24 @@ export class CompiledFilterChain {
   /** Requests no route matched (and explicit-proxy requests, which have none). */
   readonly noRoute: FilterPlan;
 
+  private readonly vhostOf = new Map<Route, VirtualHost>();
+
   constructor(
     private readonly instances: readonly Instance[],
     table: RouteConfig | undefined,
   ) {
     this.noRoute = this.build(undefined, undefined);
-    if (table !== undefined) for (const vh of table.virtualHosts) for (const r of vh.routes) this.plans.set(r, this.build(r, vh));
+    // Every route's plan is built now, so a bad per-route config rejects the snapshot; only the
+    // plans of routes that serve requests are kept (a registry of 10,000 hosts would otherwise
+    // hold 10,000 plans, about 1 KB each, most never used).
+    if (table !== undefined) {
+      for (const vh of table.virtualHosts) {
+        for (const r of vh.routes) {
+          this.build(r, vh);
+          this.vhostOf.set(r, vh);
+        }
+      }
+    }
   }
 
   /** The plan of a routed request (a route of this listener's table), or the no-route plan. */
@@ -85,8 +97,8 @@ export class CompiledFilterChain {
     if (route === undefined) return this.noRoute;
     let p = this.plans.get(route);
     if (p === undefined) {
-      // A route of another table (cannot happen with snapshots from this generator): compile it now.
-      p = this.build(route, undefined);
+      // First request on this route (or a route of another table, which the generator never makes).
+      p = this.build(route, this.vhostOf.get(route));
       this.plans.set(route, p);
     }
     return p;
