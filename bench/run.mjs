@@ -23,9 +23,9 @@ const ALIASES = { cpu: 'latency', memory: 'latency', http: 'throughput', h2: 'ht
 
 // Durations in seconds. Budgets: full < 10 min, quick < 2.5 min, smoke < 60 s (with Tollgate running).
 const MODES = {
-  full: { rounds: 3, thrSec: 3, warmSec: 2, nodeWarmSec: 10, latSec: 8, rate: 1000, l4Sec: 3, connSec: 2, connectSec: 2, sizes: ['1k', '64k'], logOnSizes: ['1k', '64k'], connectSizes: ['1k', '64k'], nodeBaseline: true, scaleNs: [1, 100, 1000, 10000], compileReps: 3, rssNs: [1, 1000, 10000], settleMs: 1000, budgetSec: 600 },
-  quick: { rounds: 3, thrSec: 1, warmSec: 0, nodeWarmSec: 3, latSec: 2, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: false, scaleNs: [1, 1000, 10000], compileReps: 1, rssNs: [1, 1000], settleMs: 1000, skip: ['workers'], budgetSec: 150 },
-  smoke: { rounds: 1, thrSec: 1, warmSec: 0, nodeWarmSec: 0, latSec: 1, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: true, scaleNs: [1, 100], compileReps: 1, rssNs: [1, 100], settleMs: 200, budgetSec: 60 },
+  full: { rounds: 3, thrSec: 3, warmSec: 2, nodeWarmSec: 10, latSec: 10, latWarmSec: 1, rate: 1000, l4Sec: 3, connSec: 2, connectSec: 2, sizes: ['1k', '64k'], logOnSizes: ['1k', '64k'], connectSizes: ['1k', '64k'], nodeBaseline: true, scaleNs: [1, 100, 1000, 10000], compileReps: 3, rssNs: [1, 1000, 10000], settleMs: 1000, budgetSec: 600 },
+  quick: { rounds: 3, thrSec: 1, warmSec: 0, nodeWarmSec: 3, latSec: 2, latWarmSec: 1, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: false, scaleNs: [1, 1000, 10000], compileReps: 1, rssNs: [1, 1000], settleMs: 1000, skip: ['workers'], budgetSec: 150 },
+  smoke: { rounds: 1, thrSec: 1, warmSec: 0, nodeWarmSec: 0, latSec: 1, latWarmSec: 1, rate: 1000, l4Sec: 1, connSec: 1, connectSec: 1, sizes: ['1k', '64k'], logOnSizes: ['1k'], connectSizes: ['1k'], nodeBaseline: true, scaleNs: [1, 100], compileReps: 1, rssNs: [1, 100], settleMs: 200, budgetSec: 60 },
 };
 
 const USAGE = `usage: node bench/run.mjs [--quick | --smoke] [--scenario NAME ...] [options]
@@ -188,8 +188,8 @@ if (run('throughput')) {
   await peer('nginx-log', 'peer', () => startNginxProxy(dir, { port: ngxLog, upstreamPort: upstream, accessLog: true, cpu: P.proxy }));
   await peer('haproxy-log', 'peer', () => startHaproxy(dir, { port: hapLog, upstreamPort: upstream, accessLog: true, cpu: P.proxy }));
   if (cfg.nodeBaseline) await peer('node-http', 'node', () => startNodeBaseline(dir, { port: nodePort, upstreamPort: upstream, cpu: P.proxy }));
-  await peer('node-floor', 'node', () => startNodeFloor(dir, { port: floorPort, upstreamPort: upstream, cpu: P.proxy }));
 }
+if (need.http) await peer('node-floor', 'node', () => startNodeFloor(dir, { port: floorPort, upstreamPort: upstream, cpu: P.proxy }));
 if (need.tcp && ctx.targets.haproxy.ok) ctx.targets['haproxy-tcp'] = { ...ctx.targets.haproxy, name: 'haproxy-tcp', iperfPort: hapTcpIperf, httpTcpPort: hapTcpHttp, tlsPort: hapTls };
 if (need.tcp) await peer('pipe-relay', 'node', () => startPipeRelay(dir, { pairs: [[pipeIperf, iperf], [pipeHttp, upstream], [pipeTls, upstreamTls]], cpu: P.proxy }), { iperfPort: pipeIperf, httpTcpPort: pipeHttp, tlsPort: pipeTls });
 if (need.squid) await peer('squid', 'peer', () => startSquid(dir, { port: squidPort, cpu: P.proxy }));

@@ -1,8 +1,6 @@
 // Load generators, each bounded in time (their own -d/-D/-t plus a kill timeout) and parsed into
-// plain numbers: wrk (throughput, connections/s), h2load at a constant rate (latency percentiles
-// from its per-request log), iperf3 (L4 Gbit/s), and the Node CONNECT client.
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+// plain numbers: wrk (throughput, connections/s), the paced client at a constant rate (latency
+// percentiles per request), iperf3 (L4 Gbit/s), and the Node CONNECT client.
 import { fileURLToPath } from 'node:url';
 import { percentile, runCommand } from './util.mjs';
 
@@ -41,52 +39,44 @@ export async function wrk({ port, path, headers = [], conns = 32, seconds, cpu, 
   return res;
 }
 
+const PACED_CLIENT = fileURLToPath(new URL('./paced-client.mjs', import.meta.url));
+
 /**
- * Constant-rate HTTP/1.1 load with h2load: <clients> connections, <rps/clients> requests/s each,
- * for <seconds>. Percentiles come from h2load's per-request log (--log-file), not its summary.
+ * Constant-rate HTTP/1.1 load from bench/lib/paced-client.mjs: one request every 1/rps seconds,
+ * spread evenly (h2load --rps sends them in bursts, see there), over <conns> keep-alive
+ * connections, for <warmup> + <seconds>; only the requests sent after the warm-up are measured.
+ * Latency = from writing the request head to the last byte of the body, per request.
  */
-export async function h2loadConstant({ port, path, host, rps = 1000, clients = 10, seconds, cpu, dir, tag }) {
-  const logFile = join(dir, `h2load-${tag}-${Date.now()}.log`);
-  const perClient = Math.max(1, Math.round(rps / clients));
-  const args = ['--h1', '-t1', `-c${clients}`, `--rps=${perClient}`, `-D${Math.max(1, Math.round(seconds))}`, '-H', `:authority: ${host}`, `--log-file=${logFile}`, `http://127.0.0.1:${port}${path}`];
-  // h2load 1.52 can spin past -D when the server closes connections (e.g. on 4xx): hard limit.
-  const r = await runCommand('h2load', args, { cpu, timeoutMs: (seconds + 8) * 1000 });
-  const res = { targetRps: perClient * clients, clients };
-  let lines = [];
-  try {
-    lines = readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean);
-    rmSync(logFile, { force: true });
-  } catch (err) {
-    res.error = `no h2load log: ${err.message}`;
-  }
-  const lat = [];
-  let bad = 0;
-  let first = Infinity;
-  let last = 0;
-  for (const line of lines) {
-    const [startUs, status, durUs] = line.split('\t').map(Number);
-    if (status < 200 || status >= 300) bad++;
-    else lat.push(durUs);
-    first = Math.min(first, startUs);
-    last = Math.max(last, startUs + durUs);
-  }
-  lat.sort((a, b) => a - b);
-  const wall = last > first ? (last - first) / 1e6 : seconds;
-  Object.assign(res, {
-    requests: lines.length,
-    failed: bad,
-    achievedRps: lines.length / wall,
-    p50Ms: lat.length ? percentile(lat, 50) / 1000 : undefined,
-    p90Ms: lat.length ? percentile(lat, 90) / 1000 : undefined,
-    p99Ms: lat.length ? percentile(lat, 99) / 1000 : undefined,
-    maxMs: lat.length ? lat[lat.length - 1] / 1000 : undefined,
+export async function pacedConstant({ port, path, host, rps = 1000, conns = 10, seconds, warmup = 1, cpu }) {
+  const r = await runCommand(process.execPath, [PACED_CLIENT, String(port), host, path, String(rps), String(conns), String(seconds), String(warmup)], {
+    cpu,
+    timeoutMs: (seconds + warmup + 15) * 1000,
   });
-  const summary = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(r.stdout);
-  if (summary) res.h2loadSummary = { total: +summary[1], done: +summary[3], succeeded: +summary[4], failed: +summary[5], errored: +summary[6], timeout: +summary[7] };
-  if (!res.error && r.timedOut) res.error = `h2load did not stop after -D${seconds} (killed)`;
-  if (!res.error && r.code !== 0) res.error = `h2load exited ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')}`;
-  if (!res.error && lat.length === 0) res.error = `no successful requests (${bad} failed)`;
-  if (!res.error && bad > 0) res.error = `${bad} non-2xx of ${lines.length}`;
+  let out;
+  try {
+    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    return { error: `paced client exited ${r.code}${r.timedOut ? ' (timeout)' : ''}: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')}` };
+  }
+  const lat = out.latUs;
+  const ms = (p) => (lat.length ? percentile(lat, p) / 1000 : undefined);
+  const res = {
+    targetRps: rps,
+    clients: conns,
+    requests: out.requests,
+    samples: lat.length,
+    failed: out.failed,
+    late: out.late,
+    achievedRps: out.achievedRps,
+    p50Ms: ms(50),
+    p90Ms: ms(90),
+    p99Ms: ms(99),
+    p999Ms: ms(99.9),
+    maxMs: lat.length ? lat[lat.length - 1] / 1000 : undefined,
+  };
+  if (out.error) res.error = `paced client: ${out.error}`;
+  else if (lat.length === 0) res.error = `no successful requests (${out.failed} failed)`;
+  else if (out.failed > 0) res.error = `${out.failed} failed of ${out.requests}`;
   return res;
 }
 

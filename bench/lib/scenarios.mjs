@@ -2,7 +2,7 @@
 // verified and warmed) and returns { json, markdown, checks }. Every measured loop alternates the
 // targets inside each round (A B C A B C ...), and the summary is the median over rounds.
 import { fileURLToPath } from 'node:url';
-import { connectLoad, h2loadConstant, iperf3, wrk } from './load.mjs';
+import { connectLoad, iperf3, pacedConstant, wrk } from './load.mjs';
 import { BENCH_HOST, startNodeBaseline, TLS_SNI, verifyHttp } from './peers.mjs';
 import { cell, fmt, fmtMB, fmtMs, fmtRatio, ratio, table, truncate } from './report.mjs';
 import { benchIstioYaml, launchTollgate, tollgateSupports } from './tollgate.mjs';
@@ -176,7 +176,9 @@ ${table(['case', ...peers, 'tg/node-floor', 'tg/nginx', 'log on / off'], rows)}`
 
 export async function latency(ctx) {
   const { cfg } = ctx;
-  const names = ['direct', 'nginx', 'haproxy', 'tollgate'];
+  // node-floor: what a Node process that only forwards bytes adds at this rate (its event loop, the
+  // extra hop), measured the same way; the floor under Tollgate's added latency.
+  const names = ['direct', 'nginx', 'haproxy', 'node-floor', 'tollgate'];
   const targets = usable(ctx, names);
   const idleWarm = {};
   // RSS of every started proxy, whether or not its HTTP face answers (Tollgate may be half-built).
@@ -185,7 +187,7 @@ export async function latency(ctx) {
     if (t?.pid && t.kind !== 'direct' && t.rec && !t.rec.exited) idleWarm[n] = rssBytes(processTree(t.pid));
   }
   // The bare-Node references (started for the throughput runs), RSS only: what Node itself holds.
-  const nodeRefs = ['node-http', 'node-floor'].filter((n) => ctx.targets[n]?.pid && !ctx.targets[n].rec?.exited);
+  const nodeRefs = ['node-http'].filter((n) => ctx.targets[n]?.pid && !ctx.targets[n].rec?.exited);
   for (const n of nodeRefs) idleWarm[n] = rssBytes(processTree(ctx.targets[n].pid));
   const rounds = await alternate(ctx, 'latency', '1k@1000rps', targets, cfg.rounds, async (t, r) => {
     const pids = t.pid ? processTree(t.pid) : [];
@@ -193,7 +195,7 @@ export async function latency(ctx) {
     const cpu0 = cpuSeconds(pids);
     const up0 = cpuSeconds(upPids);
     const sampler = t.pid ? rssSampler(t.pid) : undefined;
-    const res = await h2loadConstant({ port: t.port, path: '/1k', host: BENCH_HOST, rps: cfg.rate, clients: 10, seconds: cfg.latSec, cpu: ctx.pin.load, dir: ctx.dir, tag: `${t.name}-${r}` });
+    const res = await pacedConstant({ port: t.port, path: '/1k', host: BENCH_HOST, rps: cfg.rate, conns: 10, seconds: cfg.latSec, warmup: cfg.latWarmSec, cpu: ctx.pin.load });
     if (t.pid) {
       res.cpuSeconds = cpuSeconds(pids) - cpu0;
       // CPU-seconds per 1000 requests == vCPU per 1000 req/s.
@@ -205,11 +207,11 @@ export async function latency(ctx) {
     return res;
   });
   const s = {};
-  for (const m of ['p50Ms', 'p90Ms', 'p99Ms', 'achievedRps', 'vcpuPer1k', 'rssLoadBytes']) s[m] = byTarget(rounds, '1k@1000rps', m, ctx, names);
+  for (const m of ['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms', 'achievedRps', 'vcpuPer1k', 'rssLoadBytes', 'samples']) s[m] = byTarget(rounds, '1k@1000rps', m, ctx, names);
   const added = {};
   for (const n of names) {
     added[n] = {};
-    for (const p of ['p50Ms', 'p90Ms', 'p99Ms']) {
+    for (const p of ['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms']) {
       const a = s[p][n]?.median;
       const d = s[p].direct?.median;
       added[n][p] = typeof a === 'number' && typeof d === 'number' ? a - d : undefined;
@@ -220,15 +222,16 @@ export async function latency(ctx) {
     cell(s.p50Ms[n], fmtMs),
     cell(s.p90Ms[n], fmtMs),
     cell(s.p99Ms[n], fmtMs),
+    cell(s.p999Ms[n], fmtMs),
     n === 'direct' ? '—' : fmtMs(added[n].p50Ms),
-    n === 'direct' ? '—' : fmtMs(added[n].p90Ms),
     n === 'direct' ? '—' : fmtMs(added[n].p99Ms),
+    n === 'direct' ? '—' : fmtMs(added[n].p999Ms),
     // A ratio against a peer that adds (almost) nothing over direct is noise, not information.
     n === 'tollgate' || n === 'direct' ? '' : added[n].p99Ms > 0.02 ? fmtRatio(ratio(added.tollgate.p99Ms, added[n].p99Ms)) : 'peer ≈ direct',
   ]);
   const rssIdle = (n) => ctx.idleRss[n];
   const resRows = names
-    .filter((n) => n !== 'direct')
+    .filter((n) => n !== 'direct' && n !== 'node-floor')
     .map((n) => [
       n,
       cell(s.vcpuPer1k[n], (v) => v.toFixed(3)),
@@ -239,7 +242,8 @@ export async function latency(ctx) {
       n === 'tollgate' ? '' : fmtRatio(ratio(s.vcpuPer1k.tollgate?.median, s.vcpuPer1k[n]?.median)),
       n === 'tollgate' ? '' : fmtRatio(ratio(idleWarm.tollgate, idleWarm[n])),
     ]);
-  for (const n of nodeRefs) resRows.push([n, '—', fmtMB(rssIdle(n)), fmtMB(idleWarm[n]), '—', fmtMB(ctx.peakRss[ctx.targets[n].pid]), '', fmtRatio(ratio(idleWarm.tollgate, idleWarm[n]))]);
+  if (ctx.targets['node-floor']?.pid) idleWarm['node-floor'] ??= rssBytes(processTree(ctx.targets['node-floor'].pid));
+  for (const n of [...nodeRefs, 'node-floor'].filter((x) => idleWarm[x] !== undefined)) resRows.push([n, '—', fmtMB(rssIdle(n)), fmtMB(idleWarm[n]), '—', fmtMB(ctx.peakRss[ctx.targets[n].pid]), '', fmtRatio(ratio(idleWarm.tollgate, idleWarm[n]))]);
   const tgAddedP99 = added.tollgate.p99Ms;
   const tgCpu = s.vcpuPer1k.tollgate?.median;
   const checks = [
@@ -250,9 +254,9 @@ export async function latency(ctx) {
   ];
   const markdown = `### 2. Added latency at a constant ${fmt(cfg.rate)} req/s (ms, lower is better)
 
-\`h2load --h1 -t1 -c10 --rps=${cfg.rate / 10} -D${cfg.latSec}\`, 1 KiB; percentiles from h2load's per-request log; median of ${cfg.rounds} alternating rounds; "added" = proxy minus direct.
+\`bench/lib/paced-client.mjs\`: one 1 KiB GET every ${fmtMs(1000 / cfg.rate)} ms, evenly spaced, over 10 keep-alive connections (each request on an idle one); ${cfg.latWarmSec} s of warm-up, then ${cfg.latSec} s measured (${fmt(cfg.rate * cfg.latSec)} requests per round); latency from writing the request to the last byte of the response. Median of ${cfg.rounds} alternating rounds (±: half the min–max range over rounds); "added" = proxy minus direct. On a shared machine the tail (p99, p99.9) is mostly the scheduler: read it beside the direct row and the load average.
 
-${table(['target', 'p50', 'p90', 'p99', 'added p50', 'added p90', 'added p99', 'tg added p99 / peer added p99'], latRows)}
+${table(['target', 'p50', 'p90', 'p99', 'p99.9', 'added p50', 'added p99', 'added p99.9', 'tg added p99 / peer added p99'], latRows)}
 
 ### 3. CPU per 1,000 req/s and memory (lower is better)
 
