@@ -231,7 +231,7 @@ export async function latency(ctx) {
   ]);
   const rssIdle = (n) => ctx.idleRss[n];
   const resRows = names
-    .filter((n) => n !== 'direct' && n !== 'node-floor')
+    .filter((n) => n !== 'direct')
     .map((n) => [
       n,
       cell(s.vcpuPer1k[n], (v) => v.toFixed(3)),
@@ -242,8 +242,7 @@ export async function latency(ctx) {
       n === 'tollgate' ? '' : fmtRatio(ratio(s.vcpuPer1k.tollgate?.median, s.vcpuPer1k[n]?.median)),
       n === 'tollgate' ? '' : fmtRatio(ratio(idleWarm.tollgate, idleWarm[n])),
     ]);
-  if (ctx.targets['node-floor']?.pid) idleWarm['node-floor'] ??= rssBytes(processTree(ctx.targets['node-floor'].pid));
-  for (const n of [...nodeRefs, 'node-floor'].filter((x) => idleWarm[x] !== undefined)) resRows.push([n, '—', fmtMB(rssIdle(n)), fmtMB(idleWarm[n]), '—', fmtMB(ctx.peakRss[ctx.targets[n].pid]), '', fmtRatio(ratio(idleWarm.tollgate, idleWarm[n]))]);
+  for (const n of nodeRefs) resRows.push([n, '—', fmtMB(rssIdle(n)), fmtMB(idleWarm[n]), '—', fmtMB(ctx.peakRss[ctx.targets[n].pid]), '', fmtRatio(ratio(idleWarm.tollgate, idleWarm[n]))]);
   const tgAddedP99 = added.tollgate.p99Ms;
   const tgCpu = s.vcpuPer1k.tollgate?.median;
   const checks = [
@@ -260,7 +259,7 @@ ${table(['target', 'p50', 'p90', 'p99', 'p99.9', 'added p50', 'added p99', 'adde
 
 ### 3. CPU per 1,000 req/s and memory (lower is better)
 
-vCPU per 1,000 req/s = proxy CPU-seconds (utime+stime of the process tree, /proc/<pid>/stat) per 1,000 requests during the constant-rate window above. RSS (MB) from /proc/<pid>/status: at start (before any traffic), idle after warm-up, during the 1,000 req/s window, and peak during the throughput runs. node-http and node-floor (the bare-Node references of the throughput table) show what a Node process holds doing the same job.
+vCPU per 1,000 req/s = proxy CPU-seconds (utime+stime of the process tree, /proc/<pid>/stat) per 1,000 requests during the constant-rate window above. RSS (MB) from /proc/<pid>/status: at start (before any traffic), idle after warm-up, during the 1,000 req/s window, and peak during the throughput runs. node-floor (the bare-Node forwarder) is measured in the same window: what any Node process spends per request at this rate, where a wake-up per request costs more than under saturation; node-http shows the RSS a Node process holds doing the same job.
 
 ${table(['target', 'vCPU per 1k req/s', 'RSS start', 'RSS idle (warm)', 'RSS @1k req/s', 'RSS peak (wrk)', 'tg/peer CPU', 'tg/peer RSS idle'], resRows)}`;
   const peakRss = Object.fromEntries([...names, ...nodeRefs].map((n) => [n, ctx.peakRss[ctx.targets[n]?.pid]]));
