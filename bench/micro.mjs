@@ -17,7 +17,9 @@ import { compileFilterChain, FilterSharedState } from '../dist/src/dataplane/htt
 import { withAuthorizationFilter } from '../dist/src/snapshot/generate/authz.js';
 import { buildRequestHead, buildResponseHead } from '../dist/src/dataplane/http/headers.js';
 import { HttpParser } from '../dist/src/dataplane/http/parser.js';
+import { StreamInfo } from '../dist/src/dataplane/http/stream-info.js';
 import { inspectClientHello } from '../dist/src/dataplane/listener/tls-inspector.js';
+import { AccessLogger } from '../dist/src/dataplane/observe/access-log.js';
 import { HostMatcher } from '../dist/src/net/hostname.js';
 import { parseCidr, parseIp, SsrfGuard } from '../dist/src/net/ip.js';
 
@@ -186,8 +188,27 @@ function noChain(n) {
 
 const hello = await realClientHello();
 if (inspectClientHello(hello).state !== 'done') throw new Error('could not capture a ClientHello');
+// ---------------------------------------------------------------- access log
+
+/** A finished 1 KiB GET as the bench forwards it, on one of 32 connections. */
+function accessLogCase() {
+  const h = new Counting();
+  new HttpParser('request', h).execute(WRK_REQUEST);
+  const parsed = h.last;
+  const conns = Array.from({ length: 32 }, (_, i) => ({ remoteText: `127.0.0.1:${40000 + i}`, localText: '127.0.0.1:8080', sni: null, peerCertificate: undefined }));
+  const infos = conns.map((_, i) => {
+    const info = new StreamInfo(parsed, Date.now(), 0);
+    Object.assign(info, { responseCode: 200, bytesSent: 1278, upstreamHost: '127.0.0.1:9000', upstreamCluster: 'outbound|80||up.bench.test', upstreamLocal: `127.0.0.1:${50000 + i}`, upstreamServiceTime: 0.4, routeName: 'default', requestId: 'f81d4fae-7dec-11d0-a765-00a0c91e6bf6' });
+    return info;
+  });
+  let bytes = 0;
+  const logger = new AccessLogger({ format: 'json', out: { write: (s) => (bytes += s.length) } });
+  return { conns, infos, logger, bytes: () => bytes };
+}
+
 const hm = hostMatcherCase();
 const guard = new SsrfGuard([parseCidr('10.0.0.0/8'), parseCidr('fd00::/8')]);
+const al = accessLogCase();
 const addrs = ['93.184.216.34', '10.1.2.3', '2606:4700::1111', '::ffff:8.8.8.8', '127.0.0.1'].map(parseIp);
 
 // name, operations per round, budget in ns per operation, body (returns a value so nothing is optimised away)
@@ -213,6 +234,12 @@ const CASES = [
   // "An empty chain costs nothing measurable": under 250 ns, 1% of a request's CPU on a quiet core.
   ['filter chain: default chain, plain route (phases dispatched)', 1_000_000, 250, chainDispatch],
   ['filter chain: none (baseline of the case above)', 1_000_000, 250, noChain],
+  // The access-log line of a forwarded request and its share of a batched write (encoding included).
+  ['access log: JSON line of a forwarded request, batched', 200_000, 20_000, (n) => {
+    for (let i = 0; i < n; i++) al.logger.logJsonLine(al.infos[i & 31].jsonLine(al.conns[i & 31], 0.7));
+    al.logger.flush();
+    return al.bytes();
+  }],
   ['SsrfGuard.check', 500_000, 4_000, (n) => {
     let allowed = 0;
     for (let i = 0; i < n; i++) if (guard.check(addrs[i % addrs.length]).allowed) allowed++;
