@@ -42,7 +42,9 @@ POST /v1/certificate to the identity of the proxy's credential; see docs/securit
                           a change of those files is a CA rotation. Proxies trust DIR/root-cert.pem.
                           With --kubernetes and no --ca-dir: the cacerts Secret in the control
                           plane's namespace ($POD_NAMESPACE, else --namespace, else default), else
-                          istio-ca-secret there (created with a self-signed root when missing)
+                          istio-ca-secret there (created with a self-signed root when missing). The
+                          roots are published as ConfigMap istio-ca-root-cert (key root-cert.pem) in
+                          every namespace, for the proxies' --control-plane-ca
   --trust-domain NAME     the SPIFFE trust domain (default cluster.local)
   --workload-cert-ttl DUR lifetime of workload certificates, e.g. 24h, 90m, 30s (default 24h); proxies
                           renew at 80% of it
@@ -305,6 +307,16 @@ async function kubernetesControlPlane(
     return 1;
   }
   cp = new ControlPlane({ source, tls: o.tls ?? ca.serverTls!, authenticator: o.tokens ? anyOf(o.tokens, reviews) : reviews, log, leases: new KubernetesLeaseStore(loaded.kubeConfig, leaseNamespace), ca: ca.authority });
+  // The roots for the pods' --control-plane-ca, in every namespace (the istio-ca-root-cert ConfigMap).
+  const { RootCertPublisher } = await import('../controlplane/kubernetes/root-configmap.js');
+  const publisher = new RootCertPublisher(loaded.kubeConfig, log);
+  const publishRoots = (): void => publisher.setRoots(ca.authority.rootCertsPem());
+  publishRoots();
+  ca.authority.onChange(publishRoots);
+  source.onChange((e) => {
+    if (e.kind === 'accepted') publisher.setNamespaces(e.config.model.resources.filter((r) => r.kind === 'Namespace').map((r) => r.name));
+  });
+  publisher.start();
   const addr = await cp.listen(o.host, o.port);
   source.start();
   io.err(`control-plane: serving on ${addr.address}:${addr.port}; waiting for the initial list of ${source.status().filter((s) => s.state === 'pending').length} kinds from ${loaded.describe}${o.namespace !== undefined ? ` in namespace ${o.namespace}` : ''}`);
@@ -313,6 +325,7 @@ async function kubernetesControlPlane(
   });
   const stopWebhook = startWebhook(o.webhook, io);
   await untilSignal(source, cp, async () => {
+    publisher.close();
     ca.close();
     await stopWebhook();
   });

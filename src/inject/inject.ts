@@ -9,7 +9,7 @@
  * includeInboundPorts, excludeInboundPorts, excludeOutboundPorts, sidecar.istio.io/interceptionMode.
  */
 import { DEFAULT_CAPTURE } from '../capture/rules.js';
-import { CONTROL_PLANE_CA_MOUNT, CONTROL_PLANE_CA_VOLUME, CONTROL_PLANE_TLS_DIR, SERVICE_ACCOUNT_TOKEN } from '../manifest/common.js';
+import { CONTROL_PLANE_CA_FILE, CONTROL_PLANE_CA_MOUNT, CONTROL_PLANE_CA_VOLUME, SERVICE_ACCOUNT_TOKEN } from '../manifest/common.js';
 
 export interface InjectOptions {
   readonly image: string;
@@ -73,7 +73,7 @@ function sidecarContainer(o: InjectOptions, mode: string): Obj {
     name: 'istio-proxy',
     image: o.image,
     // The stream is TLS (CA from the control plane's ConfigMap) and the pod authenticates with its service-account token.
-    args: ['run', '--role', 'sidecar', '--control-plane', o.controlPlane, '--control-plane-ca', `${CONTROL_PLANE_TLS_DIR}/ca.crt`, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN, '--interception-mode', mode, '--admin', '127.0.0.1:15000'],
+    args: ['run', '--role', 'sidecar', '--control-plane', o.controlPlane, '--control-plane-ca', CONTROL_PLANE_CA_FILE, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN, '--interception-mode', mode, '--admin', '127.0.0.1:15000'],
     env: [fieldEnv('POD_NAME', 'metadata.name'), fieldEnv('POD_NAMESPACE', 'metadata.namespace'), fieldEnv('INSTANCE_IP', 'status.podIP'), fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'), fieldEnv('NODE_NAME', 'spec.nodeName')],
     ports: [{ containerPort: 15090, name: 'http-envoy-prom', protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/healthz/ready', port: 15021 }, initialDelaySeconds: 1, periodSeconds: 2, failureThreshold: 30 },
@@ -122,7 +122,7 @@ export function injectDocument(doc: unknown, o: InjectOptions): InjectResult {
   spec['volumes'] = [...(Array.isArray(spec['volumes']) ? (spec['volumes'] as unknown[]) : []), { name: 'istio-podinfo', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }, { path: 'annotations', fieldRef: { fieldPath: 'metadata.annotations' } }] } }, CONTROL_PLANE_CA_VOLUME];
   const tm = obj(t, 'metadata');
   const ann = obj(tm, 'annotations');
-  ann['sidecar.istio.io/status'] = JSON.stringify({ initContainers: o.cni ? [] : ['istio-init'], containers: ['istio-proxy'], volumes: ['istio-podinfo', 'control-plane-ca'] });
+  ann['sidecar.istio.io/status'] = JSON.stringify({ initContainers: o.cni ? [] : ['istio-init'], containers: ['istio-proxy'], volumes: ['istio-podinfo', 'istiod-ca-cert'] });
   if (o.cni) ann['k8s.v1.cni.cncf.io/networks'] = 'istio-cni';
   ann['prometheus.io/scrape'] ??= 'true';
   ann['prometheus.io/port'] ??= '15020';

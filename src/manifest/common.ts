@@ -4,6 +4,7 @@
  * the downward API, and a writable /tmp on an emptyDir.
  */
 import { isIP } from 'node:net';
+import { ROOT_CERT_CONFIGMAP, ROOT_CERT_CONFIGMAP_KEY } from '../controlplane/kubernetes/kinds.js';
 import { DNS_LABEL, isInt, oneOf, QUANTITY, type ValueSpecs, type Values } from './values.js';
 
 export type K8sObject = Record<string, unknown>;
@@ -45,24 +46,20 @@ export function meta(name: string, namespace: string | undefined, objectLabels: 
 }
 
 /**
- * Where the control plane's serving certificate and its CA are mounted (the stream is TLS and every
- * proxy authenticates with its service-account token, checked by TokenReview).
+ * The control plane serves a certificate its own CA issues; proxies verify it with the CA's roots,
+ * which the control plane publishes in every namespace as ConfigMap `istio-ca-root-cert` (key
+ * `root-cert.pem`, Istio's name and mount path). During a root rotation it holds the old and the
+ * new root; the kubelet refreshes the mount and the proxy re-reads it at every reconnect.
  */
-export const CONTROL_PLANE_TLS_DIR = '/etc/tollgate/control-plane-tls';
+export const ROOT_CERT_DIR = '/var/run/secrets/istio';
 export const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-/**
- * The control plane's serving certificate and key (Secret, control-plane namespace only) and its CA
- * (ConfigMap, in every proxy namespace: proxies need the CA, never the control plane's key).
- */
-export const CONTROL_PLANE_TLS_SECRET = 'tollgate-control-plane-tls';
-export const CONTROL_PLANE_CA_CONFIGMAP = 'tollgate-control-plane-ca';
-export const CONTROL_PLANE_CA_MOUNT: K8sObject = { name: 'control-plane-ca', mountPath: CONTROL_PLANE_TLS_DIR, readOnly: true };
-export const CONTROL_PLANE_CA_VOLUME: K8sObject = { name: 'control-plane-ca', configMap: { name: CONTROL_PLANE_CA_CONFIGMAP, items: [{ key: 'ca.crt', path: 'ca.crt' }] } };
+export const CONTROL_PLANE_CA_MOUNT: K8sObject = { name: 'istiod-ca-cert', mountPath: ROOT_CERT_DIR, readOnly: true };
+export const CONTROL_PLANE_CA_VOLUME: K8sObject = { name: 'istiod-ca-cert', configMap: { name: ROOT_CERT_CONFIGMAP, items: [{ key: ROOT_CERT_CONFIGMAP_KEY, path: ROOT_CERT_CONFIGMAP_KEY }] } };
+export const CONTROL_PLANE_CA_FILE = `${ROOT_CERT_DIR}/${ROOT_CERT_CONFIGMAP_KEY}`;
 
 /** `tollgate run` flags that reach the control plane: address, CA, token. */
 export function controlPlaneFlags(v: Values, namespace: string): string[] {
-  return ['--control-plane', controlPlaneAddress(v, namespace), '--control-plane-ca', `${CONTROL_PLANE_TLS_DIR}/ca.crt`, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN];
+  return ['--control-plane', controlPlaneAddress(v, namespace), '--control-plane-ca', CONTROL_PLANE_CA_FILE, '--bootstrap-token-file', SERVICE_ACCOUNT_TOKEN];
 }
 
 export function controlPlaneAddress(v: Values, namespace: string): string {

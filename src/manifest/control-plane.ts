@@ -2,15 +2,16 @@
  * The control-plane profile: `tollgate control-plane --kubernetes` as a 2-replica Deployment spread
  * over nodes, its Service, a PodDisruptionBudget, and RBAC with exactly what the Kubernetes source
  * reads: get/list/watch on the watched kinds (one table with the source, so they cannot drift), and
- * Secrets only in the namespaces whose gateways terminate TLS, and the Leases of floating source
- * addresses in its own namespace. With the validating webhook (on by
+ * Secrets only in the namespaces whose gateways terminate TLS, its CA's Secrets, the Leases of
+ * floating source addresses in its own namespace, and the istio-ca-root-cert ConfigMaps it
+ * publishes (its serving certificate comes from its own CA). With the validating webhook (on by
  * default) the control plane also serves AdmissionReviews on 15017 behind the Service's port 443,
  * with its certificate from a Secret the operator creates (the pod starts without it and the
  * webhook waits for it; `failurePolicy: Ignore` until `--set webhookFailurePolicy=Fail`).
  */
 import { WATCHED_KINDS } from '../controlplane/kubernetes/kinds.js';
 import {
-  COMMON_VALUES, CONTROL_PLANE_PORT, CONTROL_PLANE_TLS_DIR, CONTROL_PLANE_TLS_SECRET, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
+  COMMON_VALUES, CONTROL_PLANE_PORT, containerSecurity, labels, meta, pdb, POD_ENV, podSecurity, replicasSpec, RESOURCE_VALUES,
   resources, serviceAccount, spreadOverNodes, TMP_MOUNT, TMP_VOLUME, type K8sObject,
 } from './common.js';
 import { DNS_LABEL, isBool, oneOf, type ValueSpecs, type Values } from './values.js';
@@ -55,11 +56,17 @@ function validatingWebhook(namespace: string, v: Values, l: Record<string, strin
 /** Proxies authenticate with their service-account token, which the control plane checks by TokenReview. */
 const TOKEN_REVIEW_RULE: K8sObject = { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] };
 
-/** The CA's Secrets by name (`create` cannot be limited to a name: Kubernetes does not know it before the object exists). */
+/**
+ * The CA's Secrets by name, read and watched (a watch by name is allowed by resourceNames); `create`
+ * cannot be limited to a name: Kubernetes does not know it before the object exists.
+ */
 const CA_SECRET_RULES: K8sObject[] = [
-  { apiGroups: [''], resources: ['secrets'], resourceNames: ['cacerts', 'istio-ca-secret'], verbs: ['get'] },
+  { apiGroups: [''], resources: ['secrets'], resourceNames: ['cacerts', 'istio-ca-secret'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
 ];
+
+/** The CA's roots, published as ConfigMap istio-ca-root-cert in every namespace and kept up to date. */
+const ROOT_CERT_CONFIGMAP_RULE: K8sObject = { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] };
 
 /** RBAC rules: the watched kinds grouped by API group, read-only; Secrets are granted per namespace instead. */
 export function readRules(): K8sObject[] {
@@ -77,14 +84,14 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
   const secretNamespaces = v.list('secretNamespaces').length ? v.list('secretNamespaces') : [namespace];
   const webhook = v.bool('webhook');
   const args = [
-    'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, '--tls-cert', `${CONTROL_PLANE_TLS_DIR}/tls.crt`, '--tls-key', `${CONTROL_PLANE_TLS_DIR}/tls.key`, '--tls-san', `${NAME}.${namespace}.svc`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
+    'control-plane', '--kubernetes', '--listen', `0.0.0.0:${CONTROL_PLANE_PORT}`, '--tls-san', `${NAME}.${namespace}.svc`, ...secretNamespaces.flatMap((n) => ['--secrets-namespace', n]),
     ...(webhook ? ['--webhook-listen', `0.0.0.0:${WEBHOOK_PORT}`, '--webhook-tls-cert', `${WEBHOOK_CERT_DIR}/tls.crt`, '--webhook-tls-key', `${WEBHOOK_CERT_DIR}/tls.key`] : []),
     // Injection is served whenever the webhook is; the sidecar-injection profile decides which pods are sent.
     ...(webhook ? ['--inject-image', v.get('image'), '--inject-control-plane', `${NAME}.${namespace}.svc:${CONTROL_PLANE_PORT}`] : []),
   ];
   return [
     serviceAccount(NAME, namespace, l),
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NAME, undefined, l), rules: [...readRules(), TOKEN_REVIEW_RULE] },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: meta(NAME, undefined, l), rules: [...readRules(), TOKEN_REVIEW_RULE, ROOT_CERT_CONFIGMAP_RULE] },
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: meta(NAME, undefined, l), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: NAME }, subjects: [{ kind: 'ServiceAccount', name: NAME, namespace }] },
     // Floating source addresses: one coordination.k8s.io Lease per address, in the control plane's namespace.
     { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta(`${NAME}-leases`, namespace, l), rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'create', 'update'] }] },
@@ -120,10 +127,10 @@ export function controlPlane(namespace: string, v: Values): K8sObject[] {
               livenessProbe: { tcpSocket: { port: CONTROL_PLANE_PORT }, initialDelaySeconds: 10, periodSeconds: 15, failureThreshold: 4 },
               resources: resources(v),
               securityContext: containerSecurity(),
-              volumeMounts: [TMP_MOUNT, { name: 'control-plane-tls', mountPath: CONTROL_PLANE_TLS_DIR, readOnly: true }, ...(webhook ? [{ name: 'webhook-tls', mountPath: WEBHOOK_CERT_DIR, readOnly: true }] : [])],
+              volumeMounts: [TMP_MOUNT, ...(webhook ? [{ name: 'webhook-tls', mountPath: WEBHOOK_CERT_DIR, readOnly: true }] : [])],
             }],
             // optional: the control plane runs without the Secret and its webhook starts once the kubelet projects it.
-            volumes: [TMP_VOLUME, { name: 'control-plane-tls', secret: { secretName: CONTROL_PLANE_TLS_SECRET } }, ...(webhook ? [{ name: 'webhook-tls', secret: { secretName: v.get('webhookSecret'), optional: true } }] : [])],
+            volumes: [TMP_VOLUME, ...(webhook ? [{ name: 'webhook-tls', secret: { secretName: v.get('webhookSecret'), optional: true } }] : [])],
           },
         },
       },

@@ -15,10 +15,11 @@ export interface ControlPlaneProcess {
 }
 
 /** Starts `tollgate control-plane ARGS` (give --listen; default 127.0.0.1:0) and resolves once it serves. */
-export async function startControlPlaneProcess(args: readonly string[], prefix: readonly string[] = []): Promise<ControlPlaneProcess> {
+export async function startControlPlaneProcess(args: readonly string[], prefix: readonly string[] = [], env: Record<string, string> = {}): Promise<ControlPlaneProcess> {
   const full = args.includes('--listen') ? [...args] : ['--listen', '127.0.0.1:0', ...args];
   const argv = [process.execPath, BIN, 'control-plane', ...full];
-  const child = prefix.length > 0 ? spawn(prefix[0]!, [...prefix.slice(1), ...argv], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const opts = { stdio: ['ignore', 'ignore', 'pipe'] as ('ignore' | 'pipe')[], env: { ...process.env, ...env } };
+  const child = prefix.length > 0 ? spawn(prefix[0]!, [...prefix.slice(1), ...argv], opts) : spawn(argv[0]!, argv.slice(1), opts);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

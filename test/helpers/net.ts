@@ -164,3 +164,14 @@ export async function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 30
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** `waitFor` for a predicate that must do I/O (a client run, a request): polls every 200 ms. */
+export async function waitForAsync<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -104,14 +104,17 @@ test('kubectl kustomize deploy/ renders every object of the listed profiles', as
   assert.ok(args.includes('on'), `"on" survives kubectl's YAML parser as a string: ${JSON.stringify(args)}`);
 });
 
-test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source watches, Secrets only in the gateways\' namespaces and the CA\'s own', () => {
+test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source watches, Secrets only in the gateways\' namespaces and the CA\'s own; the root ConfigMaps it publishes', () => {
   const objs = gen('control-plane', ['secretNamespaces=edge,istio-system']);
   const [role] = byKind(objs, 'ClusterRole');
   const allRules = role?.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[];
   // One write: TokenReview create, to check the service-account tokens proxies authenticate with.
   const reviews = allRules.filter((r) => r.resources.includes('tokenreviews'));
   assert.deepEqual(reviews, [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]);
-  const rules = allRules.filter((r) => !r.resources.includes('tokenreviews'));
+  // The other write: the istio-ca-root-cert ConfigMap it publishes in every namespace.
+  const configMaps = allRules.filter((r) => r.resources.includes('configmaps'));
+  assert.deepEqual(configMaps, [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update'] }]);
+  const rules = allRules.filter((r) => !r.resources.includes('tokenreviews') && !r.resources.includes('configmaps'));
   assert.ok(rules.every((r) => JSON.stringify(r.verbs) === '["get","list","watch"]'), JSON.stringify(rules));
   const granted = rules.flatMap((r) => r.resources.map((res) => `${res}.${r.apiGroups[0]}`)).sort();
   const watched = WATCHED_KINDS.filter((k) => k.plural !== 'secrets').map((k) => `${k.plural}.${k.group}`);
@@ -120,14 +123,14 @@ test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source wat
   const roles = byKind(objs, 'Role');
   assert.deepEqual(roles.map((r) => `${r.metadata.namespace} ${JSON.stringify(r.rules)}`), [
     'tollgate-system [{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"verbs":["get","list","create","update"]}]',
-    // The CA: its two Secrets by name, and create for the self-signed one on first start.
-    'tollgate-system [{"apiGroups":[""],"resources":["secrets"],"resourceNames":["cacerts","istio-ca-secret"],"verbs":["get"]},{"apiGroups":[""],"resources":["secrets"],"verbs":["create"]}]',
+    // The CA: its two Secrets by name (watched by name), and create for the self-signed one on first start.
+    'tollgate-system [{"apiGroups":[""],"resources":["secrets"],"resourceNames":["cacerts","istio-ca-secret"],"verbs":["get","list","watch"]},{"apiGroups":[""],"resources":["secrets"],"verbs":["create"]}]',
     'edge [{"apiGroups":[""],"resources":["secrets"],"verbs":["get","list","watch"]}]',
     'istio-system [{"apiGroups":[""],"resources":["secrets"],"verbs":["get","list","watch"]}]',
   ]);
   const dep = byKind(objs, 'Deployment')[0];
   const c = dep?.spec.template.spec.containers[0];
-  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--tls-cert', '/etc/tollgate/control-plane-tls/tls.crt', '--tls-key', '/etc/tollgate/control-plane-tls/tls.key', '--tls-san', 'tollgate-control-plane.tollgate-system.svc', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
+  assert.deepEqual(c.args, ['control-plane', '--kubernetes', '--listen', '0.0.0.0:15010', '--tls-san', 'tollgate-control-plane.tollgate-system.svc', '--secrets-namespace', 'edge', '--secrets-namespace', 'istio-system',
     '--webhook-listen', '0.0.0.0:15017', '--webhook-tls-cert', '/etc/tollgate/webhook/tls.crt', '--webhook-tls-key', '/etc/tollgate/webhook/tls.key',
     '--inject-image', 'tollgate:0.1.0', '--inject-control-plane', 'tollgate-control-plane.tollgate-system.svc:15010']);
   const [vwc] = byKind(objs, 'ValidatingWebhookConfiguration');
@@ -143,6 +146,19 @@ test('control-plane RBAC: read-only, exactly the kinds the Kubernetes source wat
   assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   assert.equal(c.securityContext.runAsUser, 1337);
+  // Its serving certificate comes from its own CA: no certificate Secret is mounted.
+  assert.deepEqual((dep?.spec.template.spec.volumes as { name: string }[]).map((v) => v.name), ['tmp', 'webhook-tls']);
+});
+
+test('proxies trust the control plane through the istio-ca-root-cert ConfigMap, mounted where Istio mounts it', () => {
+  for (const profile of ['egress-gateway', 'ingress-gateway', 'egress-router']) {
+    const spec = byKind(gen(profile), 'Deployment')[0]?.spec.template.spec;
+    const c = spec.containers[0];
+    const args = c.args as string[];
+    assert.equal(args[args.indexOf('--control-plane-ca') + 1], '/var/run/secrets/istio/root-cert.pem', profile);
+    assert.deepEqual(c.volumeMounts.find((m: { name: string }) => m.name === 'istiod-ca-cert'), { name: 'istiod-ca-cert', mountPath: '/var/run/secrets/istio', readOnly: true }, profile);
+    assert.deepEqual(spec.volumes.find((v: { name: string }) => v.name === 'istiod-ca-cert'), { name: 'istiod-ca-cert', configMap: { name: 'istio-ca-root-cert', items: [{ key: 'root-cert.pem', path: 'root-cert.pem' }] } }, profile);
+  }
 });
 
 test('gateways: probes on 15021 /healthz/ready, ClusterIP egress, LoadBalancer ingress with externalTrafficPolicy Local, HPA and PDB only without a fixed source address', () => {

@@ -3,9 +3,10 @@
  * - `cacerts` (plugged in by the operator: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)
  *   wins when it exists;
  * - else `istio-ca-secret` (type istio.io/ca-root, a self-signed root), created on first start.
- * Both are re-read every `pollMs`: a new or changed `cacerts` is a rotation the CA takes at once.
+ * Both are watched (by name): a new or changed `cacerts` is a rotation the CA takes at once.
  */
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { NamedObjectWatch } from './object-watch.js';
 import { CA_FILES, caMaterialFrom, generateSelfSignedCaFiles, type CaFiles, type CaMaterial, type CaStore } from '../ca/material.js';
 
 // Both are in CA_SECRET_NAMES (kinds.ts), which keeps them out of the config.
@@ -19,12 +20,12 @@ function codeOf(err: unknown): number | undefined {
 
 export class KubernetesCaSecrets implements CaStore {
   private readonly api: CoreV1Api;
-  private poll: NodeJS.Timeout | undefined;
+  private readonly watches: NamedObjectWatch[] = [];
+  private checking: Promise<void> = Promise.resolve();
   private lastFingerprint: string | undefined;
   private lastProblem: string | undefined;
-  private closed = false;
 
-  constructor(kc: KubeConfig, private readonly namespace: string, private readonly trustDomain: string, private readonly log: (line: string) => void, private readonly pollMs = 10_000) {
+  constructor(private readonly kc: KubeConfig, private readonly namespace: string, private readonly trustDomain: string, private readonly log: (line: string) => void) {
     this.api = kc.makeApiClient(CoreV1Api);
   }
 
@@ -54,18 +55,18 @@ export class KubernetesCaSecrets implements CaStore {
       }
     };
     // One read at a time: an older read finishing late must not undo a newer one.
-    const loop = (): void => {
-      this.poll = setTimeout(() => void check().finally(() => {
-        if (!this.closed) loop();
-      }), this.pollMs);
-      this.poll.unref();
+    const changed = (): void => {
+      this.checking = this.checking.then(check);
     };
-    loop();
+    for (const name of [PLUGGED_IN_SECRET, SELF_SIGNED_SECRET]) {
+      const w = new NamedObjectWatch(this.kc, { path: `/api/v1/namespaces/${this.namespace}/secrets`, name, onChange: changed, log: (l) => this.log(`CA: ${l}`) });
+      this.watches.push(w);
+      w.start();
+    }
   }
 
   close(): void {
-    this.closed = true;
-    if (this.poll) clearTimeout(this.poll);
+    for (const w of this.watches) w.close();
   }
 
   /** `cacerts` if present, else `istio-ca-secret`, else undefined. Invalid content throws. */

@@ -84,3 +84,7 @@ export function collectionPath(k: WatchedKind, version: string, namespace: strin
  * the CA's private key: read by the CA alone, never part of the config, whatever their namespace.
  */
 export const CA_SECRET_NAMES: ReadonlySet<string> = new Set(['cacerts', 'istio-ca-secret']);
+
+/** The ConfigMap the control plane publishes the CA's roots in, in every namespace (istiod's name and key). */
+export const ROOT_CERT_CONFIGMAP = 'istio-ca-root-cert';
+export const ROOT_CERT_CONFIGMAP_KEY = 'root-cert.pem';
