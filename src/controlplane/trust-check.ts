@@ -6,6 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { connect, type DetailedPeerCertificate } from 'node:tls';
+import { pemCertificates } from './ca/pem.js';
 
 /** OpenSSL verification codes that mean "the chain does not lead to a root we trust". */
 const UNTRUSTED_CHAIN = new Set([
@@ -35,7 +36,7 @@ function factsOf(c: X509Certificate): CertFacts {
 /** The certificates of a PEM bundle (unparseable blocks are skipped). */
 export function certificatesIn(pem: string): CertFacts[] {
   const out: CertFacts[] = [];
-  for (const block of pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+  for (const block of pemCertificates(pem)) {
     try {
       out.push(factsOf(new X509Certificate(block)));
     } catch {

@@ -11,6 +11,7 @@ import { request as tlsRequest } from 'node:https';
 import type { WorkloadIdentityHolder } from '../shared/workload-identity.js';
 import { CERTIFICATE_PATH, type CertificateResponse } from './protocol.js';
 import { createCsr, generateKeyPair } from './ca/x509.js';
+import { pemCertificates } from './ca/pem.js';
 
 /** Renew when this share of the lifetime (from when it arrived) has passed, as Istio's agent does. */
 export const RENEW_AT_FRACTION = 0.8;
@@ -152,7 +153,7 @@ export class WorkloadCertClient {
 
 /** The fingerprint of the certificate that signed the chain's leaf (the chain's second one). */
 function signerOf(certChainPem: string): string | undefined {
-  const pem = certChainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.[1];
+  const pem = pemCertificates(certChainPem)[1];
   try {
     return pem === undefined ? undefined : new X509Certificate(pem).fingerprint256;
   } catch {

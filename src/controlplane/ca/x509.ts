@@ -8,6 +8,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { pemCertificates } from './pem.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -169,5 +170,5 @@ export async function parseCsr(csrPem: string): Promise<ParsedCsr> {
 
 /** Splits a PEM bundle into its certificates (Node objects), in order. */
 export function splitCertificates(bundle: string): X509Certificate[] {
-  return (bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b));
+  return pemCertificates(bundle).map((b) => new X509Certificate(b));
 }
