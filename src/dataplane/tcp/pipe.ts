@@ -3,6 +3,8 @@
  *
  * - Reads: 'data' events at first; at the first bulk read a plain TCP socket is adopted into one
  *   that reads into reused buffers (user-buffer.ts: no allocation per chunk). TLS stays on 'data'.
+ *   An upstream the tunnel's owner opens itself can read that way from its first byte
+ *   (upstreamReader(): no adoption, and no 64 KiB read buffer allocated per read before it).
  * - Backpressure: while a write is queued (not yet taken by the kernel) the source stops reading,
  *   so memory per tunnel is bounded by one chunk per direction.
  * - Half-close: FIN from one side ends the other side's write half (both sockets are
@@ -13,7 +15,7 @@
  *   downstream and writes to it); on expiry both sockets are destroyed.
  * No promise or closure per chunk: the handlers are bound once per tunnel.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { adoptSocket, canAdopt, Flow } from './user-buffer.js';
 
 export type PipeOutcome = 'closed' | 'idle_timeout' | 'downstream_reset' | 'upstream_reset' | 'aborted';
@@ -31,11 +33,28 @@ export interface PipeOptions {
   /** 0 = no idle timeout. */
   readonly idleTimeoutMs: number;
   readonly onEnd: (r: PipeResult) => void;
+  /** The upstream socket was opened with this reader's `onread`: it already reads through `flow`. */
+  readonly upstreamReader?: UpstreamReader;
+}
+
+export interface UpstreamReader {
+  readonly flow: Flow;
+  /** For the upstream socket's options (net.connect({ onread })). */
+  readonly onread: OnReadOpts;
+}
+
+function noop(): void {}
+
+/** A reader for an upstream socket not opened yet (see PipeOptions.upstreamReader). */
+export function upstreamReader(): UpstreamReader {
+  const flow = new Flow(noop);
+  flow.adopted = true;
+  return { flow, onread: { buffer: flow.nextBuffer, callback: flow.onRead } };
 }
 
 export class Tunnel {
   private readonly fromDown = new Flow((f) => this.adoptSoon(f));
-  private readonly fromUp = new Flow((f) => this.adoptSoon(f));
+  private readonly fromUp: Flow;
   private down: Socket;
   private up: Socket;
   private outcome: PipeOutcome = 'closed';
@@ -45,6 +64,7 @@ export class Tunnel {
   private finished = false;
 
   constructor(down: Socket, up: Socket, private readonly opts: PipeOptions) {
+    this.fromUp = opts.upstreamReader?.flow ?? new Flow((f) => this.adoptSoon(f));
     this.down = down;
     this.up = up;
     this.fromDown.src = down;
@@ -54,7 +74,7 @@ export class Tunnel {
     this.watchDown(down);
     this.watchUp(up);
     down.on('data', this.fromDown.onData);
-    up.on('data', this.fromUp.onData);
+    if (!this.fromUp.adopted) up.on('data', this.fromUp.onData);
     if (down.destroyed) this.onDownClose();
     if (up.destroyed) this.onUpClose();
     down.resume();

@@ -17,7 +17,7 @@ import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import { pickWeighted } from '../route/select.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import type { DialResult } from '../upstream/cluster-manager.js';
-import { resetSocket, Tunnel, type PipeResult } from './pipe.js';
+import { resetSocket, Tunnel, upstreamReader, type PipeResult } from './pipe.js';
 import { authzConnectionOf, connectionRequest, verdictLog } from '../authz/apply.js';
 import { evaluateAuthz, RBAC_DENIED_REASON } from '../authz/evaluate.js';
 
@@ -68,6 +68,8 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   const down = conn.socket;
   // If the client goes away while we connect, note it; the tunnel will find the socket destroyed.
   down.on('error', noop);
+  // The upstream reads into the tunnel's buffers from its first byte (pipe.ts).
+  const reader = upstreamReader();
   services.clusters.connectThen(
     { cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress },
     (r: DialResult) => {
@@ -95,9 +97,11 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
       const t = new Tunnel(down, up, {
         idleTimeoutMs: services.limits.tcpIdleTimeoutMs ?? filter.idleTimeoutMs,
         onEnd: (res) => finishTunnel(conn, record, labels, res),
+        upstreamReader: reader,
       });
       onTunnel?.(t);
     },
+    reader.onread,
   );
 }
 

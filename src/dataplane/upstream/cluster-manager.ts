@@ -15,7 +15,7 @@
  * State that outlives snapshots lives here: DNS cache, round-robin cursors, active counts.
  */
 import type { WorkloadIdentitySource } from '../../shared/workload-identity.js';
-import { Socket } from 'node:net';
+import { Socket, type OnReadOpts } from 'node:net';
 import { hostMatches, normalizeHost } from '../../net/hostname.js';
 import { classifyIp, ENTRY_ALLOWABLE_CLASSES, parseCidr, parseIp, SsrfGuard, type Cidr, cidrContains, type Ip, type IpClass } from '../../net/ip.js';
 import { SnapshotPart, type CompiledSnapshot } from '../route/compile.js';
@@ -358,25 +358,25 @@ export class ClusterManager implements LbState {
    * connect() without promises, for paths that open a connection per downstream connection (the
    * TCP proxy): `done` is called exactly once, synchronously when the outcome is known at once (a
    * failed choice or bind). The local address is not read here: it costs a system call, and only
-   * an access-log line needs it.
+   * an access-log line needs it. `onread`: see openUpstreamSocket.
    */
-  connectThen(req: UpstreamRequest, done: (r: DialResult) => void): void {
+  connectThen(req: UpstreamRequest, done: (r: DialResult) => void, onread?: OnReadOpts): void {
     const fast = this.chooseSync(req);
     if (fast === undefined) {
       this.choose(req).then(
-        (c) => (c.ok ? this.dialThen(c.target, req.connectTimeoutMs, done) : done(c)),
+        (c) => (c.ok ? this.dialThen(c.target, req.connectTimeoutMs, done, onread) : done(c)),
         (err: unknown) => done({ ok: false, failure: failure('UF', 'internal_error', String(err), false) }),
       );
-    } else if (fast.ok) this.dialThen(fast.target, req.connectTimeoutMs, done);
+    } else if (fast.ok) this.dialThen(fast.target, req.connectTimeoutMs, done, onread);
     else done(fast);
   }
 
   /** dial() with a callback (see connectThen). */
-  dialThen(target: UpstreamTarget, connectTimeoutMs: number | undefined, done: (r: DialResult) => void): void {
+  dialThen(target: UpstreamTarget, connectTimeoutMs: number | undefined, done: (r: DialResult) => void, onread?: OnReadOpts): void {
     const timeout = connectTimeoutMs ?? target.cluster.connectTimeoutMs;
     const cname = target.cluster.name;
     const hostKey = key(target.ip, target.port);
-    const opened = openUpstreamSocket(target);
+    const opened = openUpstreamSocket(target, onread);
     if (!(opened instanceof Socket)) {
       done(this.fail(connectErrorFailure(opened, cname, hostKey, target.localAddress)));
       return;
