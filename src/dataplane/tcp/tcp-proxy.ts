@@ -68,6 +68,11 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   const down = conn.socket;
   // If the client goes away while we connect, note it; the tunnel will find the socket destroyed.
   down.on('error', noop);
+  // Start reading the client while the upstream connects, as a plain relay does: its first bytes
+  // (usually there with the accept) are then in hand when the connect completes, instead of
+  // being asked for in another event-loop turn. Not flowing: the bytes wait in the socket's
+  // buffer (at most its high-water mark) for the tunnel.
+  down.read(0);
   // The upstream reads into the tunnel's buffers from its first byte (pipe.ts).
   const reader = upstreamReader();
   services.clusters.connectThen(
