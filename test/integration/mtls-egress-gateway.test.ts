@@ -305,6 +305,20 @@ describe('two proxies: ISTIO_MUTUAL origination to the egress gateway, identity 
     assert.equal(gwLog.requested_server_name, 'edition.cnn.com');
   });
 
+  it('principals in logs and metrics: the gateway logs the caller\'s SPIFFE ID, the client logs and labels the gateway\'s', async () => {
+    const { gate, cert } = await client('a', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.equal((await get(gate, '/principals')).code, '200');
+    const gwLog = await gates[0]!.waitForLog((l) => l.path === '/principals');
+    assert.equal(gwLog.downstream_peer_uri_san, cert.spiffeId);
+    const clientLog = await gate.waitForLog((l) => l.path === '/principals');
+    assert.equal(clientLog.upstream_peer_uri_san, 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.equal(clientLog.downstream_peer_uri_san, undefined, 'the client proxy\'s caller was plaintext');
+    // Outbound (reporter=source): this proxy's identity as the source, the verified server as the destination.
+    assert.ok(gate.metric('istio_requests_total', `connection_security_policy="unknown",source_principal="${cert.spiffeId}",destination_principal="spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway"`) >= 1);
+    // The gateway terminated mTLS: the caller is the source, the gateway itself the destination.
+    assert.ok(gates[0]!.metric('istio_requests_total', `connection_security_policy="mutual_tls",source_principal="${cert.spiffeId}",destination_principal="spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway"`) >= 1);
+  });
+
   it('namespace c: the same path, denied at the gateway by its identity (403 comes back through the client proxy)', async () => {
     const { gate } = await client('c', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
     assert.deepEqual(await get(gate, '/via-c'), { code: '403', body: 'RBAC: access denied' });

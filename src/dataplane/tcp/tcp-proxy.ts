@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import type { TcpProxy } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection } from '../context.js';
-import { emptyRecord, hostPort, type AccessLogRecord } from '../observe/access-log.js';
+import { emptyRecord, hostPort, setPeerFields, type AccessLogRecord } from '../observe/access-log.js';
 import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metrics.js';
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import { pickWeighted } from '../route/select.js';
@@ -107,6 +107,7 @@ export function baseRecord(conn: DownstreamConnection, filter: { routeName?: str
   const r = emptyRecord(conn.startTime, addrPort(conn.remoteAddress, conn.remotePort), addrPort(conn.localAddress, conn.localPort));
   r.requested_server_name = conn.sni ?? null;
   r.route_name = filter.routeName ?? filter.statPrefix ?? null;
+  if (conn.peerCertificate !== undefined) setPeerFields(r, conn.peerCertificate);
   return r;
 }
 

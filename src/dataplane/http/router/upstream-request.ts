@@ -195,6 +195,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     info.upstreamHost = c.upstreamHost;
     info.upstreamLocal = c.localAddress;
     info.upstreamCluster = c.target.cluster.name;
+    info.upstreamMtls = c.mtls;
     this.sentAt = performance.now();
     const perTry = this.retry.policy.perTryTimeoutMs;
     if (perTry > 0) this.tryDeadline = s.downstream.engine.sweeper.now + perTry;
