@@ -29,7 +29,7 @@ import { H2Pool } from './h2-upstream.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
-import { originateTls, sniFor } from './upstream-tls.js';
+import { originatesTls, originateTls, sniFor } from './upstream-tls.js';
 import { upstreamMtlsLabelsOf } from '../mesh/peer-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Counter, CounterChild, Gauge } from '../observe/metrics.js';
@@ -414,8 +414,7 @@ export class UpstreamPool implements Sweepable {
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;
     let mtls: MtlsLabels | undefined;
-    // Auto mTLS falls back to plaintext while this proxy has no workload certificate (the server's PeerAuthentication decides).
-    if (cluster.tls !== undefined && !(cluster.tls.auto === true && this.clusters.tls.meshCertificate() === undefined)) {
+    if (cluster.tls !== undefined && originatesTls(cluster, this.clusters.tls)) {
       const alpn = cluster.http2 === true ? 'h2' : 'http/1.1';
       const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls, alpn); // credentialName secrets + rotation
       if (!t.ok) return t;

@@ -9,7 +9,6 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import type { LogSink } from './log-sink.js';
-import type { PeerCertificateFacts } from '../context.js';
 
 export interface AccessLogRecord {
   start_time: string;
@@ -252,7 +251,7 @@ export function hostPort(ip: string | undefined, port: number | undefined): stri
 }
 
 /** The client certificate's fields of a record (present only on connections that verified one). */
-export function setPeerFields(r: AccessLogRecord, p: PeerCertificateFacts): void {
+export function setPeerFields(r: AccessLogRecord, p: { readonly subject: string; readonly uriSans: readonly string[]; readonly dnsSans: readonly string[] }): void {
   r.downstream_peer_subject = p.subject;
   r.downstream_peer_uri_san = p.uriSans.join(',');
   r.downstream_peer_dns_san = p.dnsSans.join(',');

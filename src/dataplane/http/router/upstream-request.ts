@@ -92,6 +92,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
         proto: conn.tls ? 'https' : 'http',
         addRequestId: opts.requestId,
         ops: s.requestOps,
+        xfcc: conn.xfcc,
       },
       s.info,
     );
@@ -142,6 +143,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
       requestedPort: d.requestedPort,
       originalDestination: conn.originalDestination,
       downstreamIp: conn.remoteAddress,
+      peerNamespace: conn.peerNamespace,
       filterSourceAddress: px?.filterSourceAddress,
       allowAddresses: px?.allowAddresses,
       exclude: this.retry.exclude,
