@@ -271,5 +271,12 @@ describe('EgressIP chosen by the namespace the caller\'s mesh certificate proves
     const rec = g.records().find((l) => l.tollgate_reason === 'rbac_denied')!;
     assert.equal(rec.response_code_details, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-d]-rule[0]]');
     assert.equal(rec.upstream_host, null, 'nothing dialed');
+    // trace tells the same story for the TLS server: the mesh mTLS step, then the policy.
+    const t = await run(process.execPath, [BIN, 'trace', '-f', cfg.path, ...GATE_ARGS, '--allow-cidr', '192.0.2.0/24', '--source-principal', 'cluster.local/ns/d/sa/sleep', '-o', 'json', `tls://partner.test:${MESH_TLS_PORT}`], { timeoutMs: 20_000 });
+    const out = JSON.parse(t.stdout) as { ok: boolean; reason?: string; detail?: string; steps: { step: string; value: string }[] };
+    assert.equal(out.ok, false, t.stdout);
+    assert.equal(out.reason, 'rbac_denied');
+    assert.equal(out.detail, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-d]-rule[0]]');
+    assert.ok(out.steps.some((s) => s.step === 'tls' && s.value.startsWith('mesh mTLS (STRICT), peer cluster.local/ns/d/sa/sleep')), t.stdout);
   });
 });
