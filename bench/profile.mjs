@@ -4,11 +4,13 @@
 // client), stops it with SIGTERM so Node writes the .cpuprofile, then prints the top self-time
 // functions measured inside the load window only (samples outside it are dropped).
 //
-//   node bench/profile.mjs [--face http|tcp|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
+//   node bench/profile.mjs [--face http|tcp|tls|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
 //                          [--top 20] [--out DIR] [--node-http | --node-floor] [--new-connections]
 //
 // --face tcp is HTTP keep-alive through a TCP listener (--new-connections: one request per
-// connection); --face iperf is one iperf3 stream through it.
+// connection); --face tls is HTTPS through a TLS passthrough listener (SNI localhost, to the
+// upstream's TLS port; --path /64k for bulk, --new-connections for a handshake per request);
+// --face iperf is one iperf3 stream through it.
 // --node-http / --node-floor profile that reference peer instead (works without Tollgate).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connectLoad, iperf3, wrk } from './lib/load.mjs';
-import { BENCH_HOST, startIperfServer, startUpstream, verifyHttp } from './lib/peers.mjs';
+import { BENCH_HOST, startIperfServer, startUpstream, TLS_SNI, verifyHttp } from './lib/peers.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, freePorts, pinningPlan, sleep, startProcess, stopProcess, tail, waitForPort } from './lib/util.mjs';
 
@@ -37,13 +39,13 @@ const { values: o } = parseArgs({
   },
 });
 if (o.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const seconds = Number(o.seconds);
 const warm = Number(o.warm);
 const topN = Number(o.top);
-if (!['http', 'tcp', 'iperf', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp, iperf or connect`);
+if (!['http', 'tcp', 'tls', 'iperf', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp, tls, iperf or connect`);
 const refPeer = o['node-http'] ? 'node-http' : o['node-floor'] ? 'node-floor' : undefined;
 if (refPeer && o.face !== 'http') throw new Error(`--${refPeer} profiles HTTP only`);
 
@@ -63,8 +65,8 @@ setTimeout(() => {
 
 const pin = pinningPlan(o['no-pin']);
 const log = (m) => process.stderr.write(`profile: ${m}\n`);
-const [upstream, httpPort, adminPort, tcpPort, iperfPort, iperfServer, connectPort] = await freePorts(7);
-await startUpstream(dir, upstream, pin.load);
+const [upstream, httpPort, adminPort, tcpPort, iperfPort, iperfServer, connectPort, upstreamTls, tlsPort] = await freePorts(9);
+await startUpstream(dir, upstream, pin.load, upstreamTls);
 if (o.face === 'iperf') await startIperfServer(dir, { port: iperfServer, cpu: pin.load });
 const profDir = join(dir, 'prof');
 mkdirSync(profDir);
@@ -81,7 +83,7 @@ if (refPeer) {
   const l = await launchTollgate({
     dir,
     name: 'tollgate',
-    configYaml: benchIstioYaml({ httpPort, upstreamPort: upstream, tcp: { iperfPort, iperfTarget: iperfServer, httpPort: tcpPort }, connect: true }),
+    configYaml: benchIstioYaml({ httpPort, upstreamPort: upstream, tcp: { iperfPort, iperfTarget: iperfServer, httpPort: tcpPort, tlsPort, tlsTarget: upstreamTls }, connect: true }),
     httpPort,
     adminPort,
     connect: { port: connectPort, targetPort: upstream },
@@ -98,6 +100,7 @@ if (refPeer) {
   log(`tollgate: ${l.command}`);
   if (o.face === 'tcp') port = tcpPort;
   if (o.face === 'iperf') port = iperfPort;
+  if (o.face === 'tls') port = tlsPort;
   if (o.face === 'connect') {
     if (!l.connectPort) {
       log('tollgate: no CONNECT listener (--explicit-proxy)');
@@ -106,7 +109,7 @@ if (refPeer) {
     port = l.connectPort;
   }
 }
-if (o.face !== 'connect' && o.face !== 'iperf') {
+if (o.face !== 'connect' && o.face !== 'iperf' && o.face !== 'tls') {
   const v = await verifyHttp(port, o.path);
   if (!v.ok) {
     log(`${o.face} face: GET ${o.path} Host ${BENCH_HOST}: ${v.reason}`);
@@ -119,6 +122,8 @@ const load = (secs) =>
     ? iperf3({ port, seconds: secs, cpu: pin.load })
     : o.face === 'connect'
     ? connectLoad({ proxyPort: port, targetHost: CONNECT_HOST, targetPort: upstream, path: o.path, host: BENCH_HOST, conns: 32, seconds: secs, cpu: pin.load })
+    : o.face === 'tls'
+    ? wrk({ port, path: o.path, headers: o['new-connections'] ? ['Connection: close'] : [], conns: o['new-connections'] ? 32 : 8, seconds: secs, cpu: pin.load, tlsHost: TLS_SNI })
     : wrk({ port, path: o.path, headers: [`Host: ${BENCH_HOST}`, ...(o['new-connections'] ? ['Connection: close'] : [])], conns: 32, seconds: secs, cpu: pin.load });
 
 if (warm > 0) {

@@ -6,7 +6,7 @@ import { connectLoad, iperf3, pacedConstant, wrk } from './load.mjs';
 import { BENCH_HOST, startNodeBaseline, TLS_SNI, verifyHttp } from './peers.mjs';
 import { cell, fmt, fmtMB, fmtMs, fmtRatio, ratio, table, truncate } from './report.mjs';
 import { benchIstioYaml, launchTollgate, tollgateSupports } from './tollgate.mjs';
-import { cpuSeconds, freePorts, median, processTree, rssBytes, rssSampler, runCommand, sleep, spread, stopProcess } from './util.mjs';
+import { cpuSeconds, freePorts, median, pinProcess, processTree, rssBytes, rssSampler, runCommand, sleep, spread, stopProcess } from './util.mjs';
 
 const HOST_HDR = `Host: ${BENCH_HOST}`;
 
@@ -474,12 +474,31 @@ RSS slope: ${slopeKB === undefined ? '—' : `${slopeKB.toFixed(2)} KB per extra
 // ------------------------------------------------------------------ 7. workers
 
 /**
+ * Where each process of a Tollgate with `workers` workers runs. Pinned (the default): one worker
+ * alone on the proxy core; with more, worker i on the i-th allowed CPU after the load core when
+ * there are enough (each worker has a core of its own and the load has one), else spread over all
+ * allowed CPUs, the load core included. The primary is left where the scheduler puts it.
+ */
+function workerCores(pin, workers) {
+  if (!pin.applied) return { cores: [], own: false };
+  if (workers === 1) return { cores: [pin.proxy], own: true };
+  const rest = pin.allowed.filter((c) => c !== pin.load);
+  if (rest.length >= workers) return { cores: rest.slice(0, workers), own: true };
+  return { cores: Array.from({ length: workers }, (_, i) => pin.allowed[i % pin.allowed.length]), own: false };
+}
+
+/**
  * Workers: one process, then two sharing the listeners two ways: each worker accepting on the
  * shared socket (Tollgate's default, cluster SCHED_NONE) and Node's round-robin, where the primary
  * accepts every connection and passes it on (NODE_CLUSTER_SCHED_POLICY=rr). Keep-alive requests/s
  * and new connections/s (one request each), with CPU per request of the whole process tree and of
- * the primary alone: the machine's other work (wrk, the upstream) shares the cores, so CPU per
- * request is the figure that says what the second worker costs.
+ * the primary alone.
+ *
+ * Scaling is judged on CPU per request: N workers reach N x one worker's requests/s exactly when
+ * each has a core and spends what one worker spends per request, so "efficiency" (one worker's
+ * CPU per request / N workers') x N is the N-core throughput in units of one worker's. Requests/s
+ * themselves show it only when the workers and the load each have cores of their own; on a small
+ * machine the second worker shares a core with wrk and the upstream, and the table says so.
  */
 export async function workers(ctx) {
   const { cfg } = ctx;
@@ -499,19 +518,26 @@ export async function workers(ctx) {
     { id: 'keep-alive', headers: [HOST_HDR] },
     { id: 'new connections', headers: [HOST_HDR, 'Connection: close'] },
   ];
+  const placement = workerCores(ctx.pin, 2);
   let rows = [];
+  const checks = [];
   try {
     for (const v of variants) {
       const [httpPort, adminPort] = await freePorts(2);
-      // Unpinned on purpose: two workers on one pinned core would measure nothing. wrk is unpinned too.
       const l = await launchTollgate({ dir: ctx.dir, name: `tollgate-${v.name.replace(/[ =]/g, '-')}`, configYaml: benchIstioYaml({ httpPort, upstreamPort: ctx.ports.upstream }), httpPort, adminPort, cpu: undefined, workers: v.workers, ...(v.env ? { env: v.env } : {}) });
       if (!l.ok) {
         json[v.name] = { error: l.reason };
         continue;
       }
       await sleep(500);
-      insts.push({ ...l, name: v.name, ok: true, procs: processTree(l.pid).length });
-      await wrk({ port: httpPort, path: '/1k', headers: [HOST_HDR], seconds: cfg.nodeWarmSec, cpu: undefined });
+      const tree = processTree(l.pid);
+      // The workers are the primary's children (one worker: the process itself); pin each to its
+      // core, with all its threads (taskset -a).
+      const { cores } = workerCores(ctx.pin, v.workers);
+      const workerPids = tree.length === 1 ? tree : tree.filter((p) => p !== l.pid);
+      const pinned = cores.length > 0 && workerPids.every((p, i) => pinProcess(p, cores[i % cores.length]));
+      insts.push({ ...l, name: v.name, ok: true, workers: v.workers, procs: tree.length, pinned: pinned ? cores : undefined });
+      await wrk({ port: httpPort, path: '/1k', headers: [HOST_HDR], seconds: cfg.nodeWarmSec, cpu: ctx.pin.load });
     }
     const rounds = [];
     for (const c of cases) {
@@ -520,7 +546,7 @@ export async function workers(ctx) {
           const pids = processTree(t.pid);
           const cpu0 = cpuSeconds(pids);
           const primary0 = cpuSeconds([t.pid]);
-          const r = await wrk({ port: t.port, path: '/1k', headers: c.headers, seconds: cfg.thrSec, cpu: undefined });
+          const r = await wrk({ port: t.port, path: '/1k', headers: c.headers, seconds: cfg.thrSec, cpu: ctx.pin.load });
           if (r.requests) {
             r.cpuUsPerRequest = ((cpuSeconds(pids) - cpu0) * 1e6) / r.requests;
             r.primaryCpuUsPerRequest = t.procs > 1 ? ((cpuSeconds([t.pid]) - primary0) * 1e6) / r.requests : undefined;
@@ -531,6 +557,7 @@ export async function workers(ctx) {
       );
     }
     json.rounds = rounds;
+    json.placement = Object.fromEntries(insts.map((t) => [t.name, t.pinned ?? 'unpinned']));
     const s = (caseId, metric) => Object.fromEntries(insts.map((t) => [t.name, summarize(rounds.filter((r) => r.case === caseId && r.target === t.name), metric)]));
     rows = [];
     for (const c of cases) {
@@ -539,20 +566,30 @@ export async function workers(ctx) {
       const primary = s(c.id, 'primaryCpuUsPerRequest');
       json[c.id] = { rps, cpuUsPerRequest: cpu, primaryCpuUsPerRequest: primary };
       const one = cpu['workers=1']?.median;
+      const oneRps = rps['workers=1']?.median;
+      const eff = (v) => ratio(one, cpu[v.name]?.median);
       rows.push([`${c.id}: req/s`, ...variants.map((v) => cell(rps[v.name]))]);
+      rows.push([`${c.id}: req/s vs N x one worker`, ...variants.map((v) => fmtRatio(ratio(rps[v.name]?.median, oneRps === undefined ? undefined : oneRps * v.workers)))]);
       rows.push([`${c.id}: CPU µs per request (all processes)`, ...variants.map((v) => cell(cpu[v.name], (x) => x.toFixed(1)))]);
       rows.push([`${c.id}: of which the primary`, ...variants.map((v) => (v.workers > 1 ? cell(primary[v.name], (x) => x.toFixed(1)) : '—'))]);
       // Scaling efficiency per core: what one worker spends per request over what N workers spend.
-      rows.push([`${c.id}: CPU efficiency vs 1 worker`, ...variants.map((v) => fmtRatio(ratio(one, cpu[v.name]?.median)))]);
+      rows.push([`${c.id}: CPU efficiency vs 1 worker`, ...variants.map((v) => fmtRatio(eff(v)))]);
+      rows.push([`${c.id}: N-core throughput, in one worker's (N x efficiency)`, ...variants.map((v) => { const e = eff(v); return e === undefined ? '—' : `${(v.workers * e).toFixed(2)}x`; })]);
+      const e2 = eff(variants[1]);
+      checks.push(check(`Workers (shared socket), ${c.id}: 2 workers vs 2 x one worker (CPU per request)`, '>= 0.85', e2, e2 >= 0.85, e2 === undefined ? undefined : `${e2.toFixed(2)} N x: two workers with a core each would reach ${(2 * e2).toFixed(2)}x one worker's requests/s (round-robin: ${fmtRatio(eff(variants[2]))} efficiency)`));
     }
     rows.push(['processes', ...variants.map((v) => String(insts.find((t) => t.name === v.name)?.procs ?? json[v.name]?.error ?? '—'))]);
+    rows.push(['workers pinned to CPUs', ...variants.map((v) => { const t = insts.find((x) => x.name === v.name); return t?.pinned ? t.pinned.join(', ') : 'no'; })]);
   } finally {
     for (const t of insts) await stopProcess(t.rec);
   }
+  const where = !ctx.pin.applied
+    ? `unpinned (${ctx.pin.reason})`
+    : `each worker pinned to a CPU of its own (\`taskset -a -p\`), wrk and the upstream on CPU ${ctx.pin.load}${placement.own ? '' : ` — this machine has ${ctx.pin.allowed.length} CPUs, so one of the two workers shares the load's CPU and requests/s cannot show 2 x here: the CPU rows can`}`;
   const markdown = `### 7. Workers: 1 vs 2 processes
 
-Tollgate only, unpinned (the machine has ${ctx.machine.nproc} CPUs shared with wrk and the upstream, so requests/s cannot double here), \`wrk -c32 -d${cfg.thrSec}s\` keep-alive and with \`Connection: close\` (one request per connection), median of ${cfg.rounds} rounds. workers=2 = each worker accepts on the shared listening socket (the default); rr = Node's round-robin, the primary accepts every connection and hands it to a worker (\`NODE_CLUSTER_SCHED_POLICY=rr\`). CPU = utime+stime per request of the primary and its workers (/proc/<pid>/stat); efficiency = one worker's CPU per request / this variant's (1.00x = the second worker costs nothing extra per request).
+Tollgate only, ${where}; \`wrk -c32 -d${cfg.thrSec}s\` keep-alive and with \`Connection: close\` (one request per connection), median of ${cfg.rounds} rounds. workers=2 = each worker accepts on the shared listening socket (the default); rr = Node's round-robin, the primary accepts every connection and hands it to a worker (\`NODE_CLUSTER_SCHED_POLICY=rr\`). CPU = utime+stime per request of the primary and its workers (/proc/<pid>/stat); efficiency = one worker's CPU per request / this variant's (1.00x = the second worker costs nothing extra per request); N x efficiency = the requests/s N workers reach, in units of one worker's, when each has a core.
 
 ${table(['metric', ...variants.map((v) => v.name)], rows)}`;
-  return { json, markdown, checks: [] };
+  return { json, markdown, checks };
 }

@@ -224,6 +224,11 @@ export function processTree(rootPid) {
   return out;
 }
 
+/** Pins a running process and all its threads to one CPU (taskset -a -p); false when taskset fails. */
+export function pinProcess(pid, cpu) {
+  return spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' }).status === 0;
+}
+
 /** CPU seconds (user+system) summed over a process tree. */
 export function cpuSeconds(pids) {
   let ticks = 0;
@@ -278,7 +283,7 @@ export function pinningPlan(disabled) {
   const [load, proxy] = [allowed[0], allowed[1]];
   const probe = spawnSync('taskset', ['-c', String(proxy), 'true']);
   if (probe.status !== 0) return { applied: false, reason: `taskset failed: ${String(probe.stderr).trim()}` };
-  return { applied: true, proxy, load, reason: `proxy on CPU ${proxy}; load generator and upstream on CPU ${load}` };
+  return { applied: true, proxy, load, allowed, reason: `proxy on CPU ${proxy}; load generator and upstream on CPU ${load}` };
 }
 
 function parseCpuList(s) {
