@@ -12,7 +12,7 @@ import { egressGatewayExposed } from './checks-install.js';
 import { sourceAddressPools } from './checks-source.js';
 import { allowPrivateAnnotations } from './checks-ssrf.js';
 import { droppedHeaderMatches } from './checks-headers.js';
-import { authorizationPolicyChecks, istioMutualChecks, peerAuthenticationChecks } from './checks-security.js';
+import { authorizationPolicyChecks, peerAuthenticationChecks } from './checks-security.js';
 import { autoPassthroughServers, conflictingGateways, duplicateCertificates, gatewayPortsOnService, gatewaySecrets } from './checks-gateway.js';
 import { destinationPortRequired, meshHostConflicts, partialWildcardHosts, mirrorDestinations, originationCaCertificates, ruleReachability, serviceEntryAddresses, servicePortNames, sidecarSelectors, vsHostsInGateways } from './checks-istio.js';
 import { gatewayTlsSettings } from './checks-tls.js';
@@ -25,7 +25,7 @@ export const CHECKS: readonly Check[] = [
   meshHostConflicts, vsHostsInGateways, destinationPortRequired, mirrorDestinations, originationCaCertificates, serviceEntryAddresses,
   sidecarSelectors, servicePortNames, ruleReachability, partialWildcardHosts,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
-  sourceAddressPools, allowPrivateAnnotations, droppedHeaderMatches, pathNormalizationWeak, egressGatewayExposed, authorizationPolicyChecks, peerAuthenticationChecks, istioMutualChecks, gatewayTlsSettings,
+  sourceAddressPools, allowPrivateAnnotations, droppedHeaderMatches, pathNormalizationWeak, egressGatewayExposed, authorizationPolicyChecks, peerAuthenticationChecks, gatewayTlsSettings,
 ];
 
 export interface AnalysisResult {

@@ -5,6 +5,8 @@ import { selectorMatches } from '../model/selectors.js';
 import { routerServicePorts } from '../snapshot/generate/router.js';
 import { EXPLICIT_PROXY_ANNOTATION, explicitProxyFromGateway, OUTBOUND_MODE_ANNOTATION, outboundModeOf } from '../snapshot/generate/explicit-proxy.js';
 import { LOCAL_RATE_LIMIT_ANNOTATION, parseLocalRateLimit } from '../config/rate-limit.js';
+import type { Resource } from '../config/decode.js';
+import type { Path } from '../config/load.js';
 import type { Check } from './context.js';
 
 export const egressRouters: Check = (f) => {
@@ -28,13 +30,28 @@ export const egressRouters: Check = (f) => {
   }
 };
 
+/**
+ * A caller gets a namespace's egress IP when the proxy can tell it comes from that namespace: by
+ * its pod IP (a Pod in the config) or by the namespace its mesh certificate proves on a Gateway
+ * server that terminates ISTIO_MUTUAL. A namespace neither can attribute is never served the address.
+ */
 export const egressIps: Check = (f) => {
+  const mtlsGateway = f.model.gateways.some((g) => g.servers.some((s) => s.server.tls?.mode === 'ISTIO_MUTUAL'));
+  const withPodIps = new Set(f.model.workloads.filter((w) => w.ip).map((w) => w.namespace));
+  const unseen = (r: Resource, path: Path, namespaces: readonly string[]): void => {
+    if (mtlsGateway) return;
+    const lost = namespaces.filter((ns) => !withPodIps.has(ns));
+    if (lost.length === 0) return;
+    f.report('warning', 'TG_EGRESSIP_NAMESPACE_UNSEEN', r, path, `namespace ${lost.join(', ')}: no Pod of it has an IP in the config and no Gateway server terminates ISTIO_MUTUAL, so no connection can be attributed to it and it never leaves from this egress IP`, 'add a Gateway server with tls.mode ISTIO_MUTUAL for its callers (the certificate proves the namespace), or include its Pods');
+  };
   for (const e of f.model.egressIps) {
     const namespaces = [...f.model.namespaces.entries()].filter(([, labels]) => selectorMatches(e.spec.namespaceSelector, labels));
     if (namespaces.length === 0) {
       f.report('warning', 'TG_EGRESSIP_NO_NAMESPACE', e, ['spec', 'namespaceSelector'], 'namespaceSelector matches no Namespace in the config, so no caller gets this egress IP', 'include the Namespace objects with their labels, or fix the selector');
     }
+    unseen(e, ['spec', 'namespaceSelector'], namespaces.map(([ns]) => ns));
   }
+  for (const n of f.model.netNamespaces) if (n.egressIPs.length > 0) unseen(n.resource, ['egressIPs'], [n.namespace]);
 };
 
 function weightsOf(routes: readonly (HttpRoute | L4Route)[] | undefined): { index: number; sum: number; n: number }[] {

@@ -1,14 +1,13 @@
 /**
- * AuthorizationPolicy, PeerAuthentication and ISTIO_MUTUAL. Secure by default: whatever a policy
+ * AuthorizationPolicy and PeerAuthentication. Secure by default: whatever a policy
  * asks that Tollgate cannot enforce (JWTs, an external authorizer, STRICT on a workload without a
  * sidecar) is an error, so a user never reads exit 0 as protection they do not have. Peer identity
  * (principals, namespaces) comes from mesh mTLS and is enforced.
  */
 import type { Resource } from '../config/decode.js';
 import type { Path } from '../config/load.js';
-import type { ClientTls, DestinationRuleSpec } from '../config/types.js';
 import { parseCidr } from '../net/ip.js';
-import { labelsMatch, resolveHost } from '../model/selectors.js';
+import { labelsMatch } from '../model/selectors.js';
 import { authorizationPolicies, compilePolicy, MESH_ROOT_NAMESPACE, policyApplies } from '../snapshot/generate/authz.js';
 import { effectivePeerAuthn, peerAuthentications } from '../snapshot/generate/peer-authn.js';
 import { runsSidecar } from '../model/workloads.js';
@@ -127,32 +126,6 @@ export const peerAuthenticationChecks: Check = (f) => {
       const parent = selector !== undefined ? [...scoped.map((w) => effectivePeerAuthn(f.model, w.namespace, {}).mode)] : r.namespace !== MESH_ROOT_NAMESPACE ? [effectivePeerAuthn(f.model, MESH_ROOT_NAMESPACE, {}).mode] : [];
       const overridden = parent.includes('STRICT');
       f.report(overridden ? 'warning' : 'info', overridden ? 'TG_PEERAUTHN_DISABLE_OVERRIDES_STRICT' : 'TG_PEERAUTHN_PLAINTEXT', r, at, overridden ? 'DISABLE here overrides a STRICT namespace or mesh policy: this traffic is plaintext and unauthenticated' : 'mTLS DISABLE: this traffic is plaintext and callers have no identity', overridden ? 'keep it only for callers outside the mesh (an ingress-facing port), and restrict them with an AuthorizationPolicy on ipBlocks' : 'nothing to do if plaintext is meant');
-    }
-  }
-};
-
-/**
- * ISTIO_MUTUAL is originated by the HTTP router (the proxy's workload certificate, the server's
- * SPIFFE ID checked). The TCP proxy does not originate TLS: a tcp or tls route to a host whose
- * DestinationRule asks for ISTIO_MUTUAL would leave in plaintext, so that is an error.
- */
-export const istioMutualChecks: Check = (f) => {
-  const l4Hosts = new Set<string>();
-  for (const vs of f.model.virtualServices) {
-    for (const r of [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])]) for (const d of r.route ?? []) l4Hosts.add(resolveHost(d.destination.host, vs.resource.namespace));
-  }
-  for (const dr of f.model.destinationRules) {
-    if (!l4Hosts.has(dr.host)) continue;
-    const spec: DestinationRuleSpec = dr.spec;
-    const found: Path[] = [];
-    const check = (tls: ClientTls | undefined, at: Path): void => {
-      if (tls?.mode === 'ISTIO_MUTUAL') found.push([...at, 'tls', 'mode']);
-    };
-    check(spec.trafficPolicy?.tls, ['spec', 'trafficPolicy']);
-    (spec.trafficPolicy?.portLevelSettings ?? []).forEach((p, i) => check(p.tls, ['spec', 'trafficPolicy', 'portLevelSettings', i]));
-    (spec.subsets ?? []).forEach((s, i) => check(s.trafficPolicy?.tls, ['spec', 'subsets', i, 'trafficPolicy']));
-    for (const at of found) {
-      f.report('error', 'TG_DR_ISTIO_MUTUAL', dr.resource, at, `tls.mode ISTIO_MUTUAL is NOT applied to tcp/tls routes to ${dr.host}: the TCP proxy does not originate TLS, so those connections leave without mTLS (HTTP routes are mTLS)`, 'route the traffic as HTTP, or do not rely on mTLS for the tcp/tls routes');
     }
   }
 };

@@ -192,6 +192,7 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_SOURCE_ADDRESS_UNPLACED', severity: 'warning', meaning: 'a pool address no HostSubnet lists', fix: 'add it to a HostSubnet\'s egressIPs' },
   { code: 'TG_SOURCE_ADDRESS_NO_STANDBY', severity: 'warning', meaning: 'a floating address only one node may host', fix: 'list it on a second HostSubnet' },
   { code: 'TG_SOURCE_POOL_SHADOWED', severity: 'warning', meaning: 'both source-address annotations on one ServiceEntry (the fixed address wins)', fix: 'keep one of them' },
+  { code: 'TG_EGRESSIP_NAMESPACE_UNSEEN', severity: 'warning', meaning: 'an EgressIP or NetNamespace egressIPs for a namespace the proxy cannot recognise: no Pod IP of it in the config and no Gateway server terminating ISTIO_MUTUAL (whose client certificates prove the namespace)', fix: 'add an ISTIO_MUTUAL Gateway server for the callers, or include their Pods' },
   { code: 'TG_EGRESSIP_NO_NAMESPACE', severity: 'warning', meaning: 'an EgressIP whose namespaceSelector matches no Namespace in the config', fix: 'fix the selector or add the Namespace' },
   { code: 'TG_WEIGHTS_NOT_100', severity: 'error', meaning: 'split weights that do not add up to 100', fix: 'make the weights add up to 100' },
   { code: 'TG_DR_HOST_NOT_IN_REGISTRY', severity: 'warning', meaning: 'a DestinationRule for a host not in the registry', fix: 'declare the host or remove the rule' },
@@ -249,7 +250,6 @@ export const ANALYZER_CODES: readonly CodeEntry[] = [
   { code: 'TG_PEERAUTHN_SELECTS_NOTHING', severity: 'warning', meaning: 'PeerAuthentication selector matches no Pod or Deployment of its namespace in the config', fix: 'fix the labels, or include the workload in the config' },
   { code: 'TG_PEERAUTHN_DISABLE_OVERRIDES_STRICT', severity: 'warning', meaning: 'a workload or port DISABLE reopens plaintext under a STRICT namespace or mesh policy', fix: 'keep it only for callers outside the mesh, restricted by an AuthorizationPolicy on ipBlocks' },
   { code: 'TG_PEERAUTHN_PLAINTEXT', severity: 'info', meaning: 'PeerAuthentication DISABLE: this traffic is plaintext and callers have no identity', fix: '-' },
-  { code: 'TG_DR_ISTIO_MUTUAL', severity: 'error', meaning: 'DestinationRule tls.mode ISTIO_MUTUAL for a host that tcp/tls routes reach: the TCP proxy does not originate TLS, those connections leave without mTLS', fix: 'route the traffic as HTTP, or do not rely on mTLS for the tcp/tls routes' },
   { code: 'TG_KIND_NOT_ENFORCED', severity: 'info', meaning: 'a recognised kind that Tollgate validates but does not enforce yet', fix: '-' },
 ];
 

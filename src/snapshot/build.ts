@@ -84,7 +84,7 @@ export function buildSnapshot(model: Model, proxy: ProxyIdentity, options: Snaps
     routes: [...routes].sort(byName),
     clusters: [...clusters.clusters.values()].sort(byName),
     endpoints: [...clusters.endpoints.values()].sort((a, b) => (a.clusterName < b.clusterName ? -1 : a.clusterName > b.clusterName ? 1 : 0)),
-    policy: { outboundTrafficPolicy, ...(reportOnly ? { outboundMode: 'report' as const } : {}), egressIps, ...(model.mesh.pathNormalization !== undefined ? { pathNormalization: model.mesh.pathNormalization } : {}), ...(authorization.length > 0 ? { authorization } : {}) },
+    policy: { outboundTrafficPolicy, ...(reportOnly ? { outboundMode: 'report' as const } : {}), egressIps, ...(model.mesh.pathNormalization !== undefined ? { pathNormalization: model.mesh.pathNormalization } : {}), ...(model.mesh.gatewayForwardClientCertDetails !== undefined && proxy.role === 'gateway' ? { forwardClientCertDetails: model.mesh.gatewayForwardClientCertDetails } : {}), ...(authorization.length > 0 ? { authorization } : {}) },
     ...(model.envoy?.admin ? { admin: { address: model.envoy.admin.address, port: model.envoy.admin.port } } : {}),
     ...(secrets.length > 0 ? { secrets } : {}),
     ...(managedAddresses.length > 0 ? { managedAddresses } : {}),

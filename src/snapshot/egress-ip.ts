@@ -24,6 +24,7 @@ export function egressIpRules(model: Model, proxy: ProxyIdentity): EgressIpRule[
       namespaces,
       callerIps: Object.keys(callerNamespaces).sort(),
       callerNamespaces,
+      ...(hasSelector(podSelector) ? { podSelected: true as const } : {}),
       origin: originOf(resource),
     };
   };
@@ -37,4 +38,8 @@ export function egressIpRules(model: Model, proxy: ProxyIdentity): EgressIpRule[
     rules.push(rule(`NetNamespace ${n.namespace}`, n.resource, n.egressIPs, [n.namespace], undefined));
   }
   return rules;
+}
+
+function hasSelector(s: LabelSelector | undefined): boolean {
+  return s !== undefined && (Object.keys(s.matchLabels ?? {}).length > 0 || (s.matchExpressions ?? []).length > 0);
 }

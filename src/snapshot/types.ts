@@ -105,6 +105,8 @@ export interface ProxyPolicy {
   readonly pathNormalization?: 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES';
   /** AuthorizationPolicies that select this proxy's workload, in (namespace, name) order; absent: none. */
   readonly authorization?: readonly AuthzPolicy[];
+  /** A gateway's x-forwarded-client-cert mode (meshConfig gatewayTopology); absent: SANITIZE_SET (dataplane/http/xfcc.ts). */
+  readonly forwardClientCertDetails?: 'SANITIZE' | 'FORWARD_ONLY' | 'APPEND_FORWARD' | 'SANITIZE_SET' | 'ALWAYS_FORWARD_ONLY';
 }
 
 /**
@@ -144,6 +146,11 @@ export interface EgressIpRule {
   readonly callerIps: readonly string[];
   /** Caller IP -> namespace, for metrics/logs (source_workload_namespace). */
   readonly callerNamespaces: Readonly<Record<string, string>>;
+  /**
+   * The rule selects pods (a podSelector): it applies to its callers' pod IPs only. Without it the
+   * whole namespaces are selected, and a mesh caller whose certificate proves one of them gets it.
+   */
+  readonly podSelected?: true;
   readonly origin: Origin;
 }
 

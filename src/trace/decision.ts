@@ -152,7 +152,7 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
   };
   const finishDecision = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {
     if (d.kind === 'reply') return { decision: replyDecision(d) };
-    const req = upstreamRequestOf(d, compiled, input.downstreamIp, input.originalDestination);
+    const req = upstreamRequestOf(d, compiled, input.downstreamIp, authzConn.sourceNamespace, input.originalDestination);
     const now = clusters.chooseSync(req);
     if (now !== undefined) return { decision: chosenDecision(d, now) };
     const host = typeof req.cluster === 'string' ? req.cluster : req.cluster.name;
@@ -259,7 +259,7 @@ function parseErrorDecision(e: HttpParseError, reason: string): TraceDecision {
 }
 
 /** The UpstreamRequest the HTTP engine builds for a forward decision (without retry state). */
-function upstreamRequestOf(d: Decision, snapshot: CompiledSnapshot, downstreamIp: string | undefined, originalDestination: HttpTraceInput['originalDestination']): UpstreamRequest {
+function upstreamRequestOf(d: Decision, snapshot: CompiledSnapshot, downstreamIp: string | undefined, peerNamespace: string | undefined, originalDestination: HttpTraceInput['originalDestination']): UpstreamRequest {
   const px = d.proxy;
   return {
     cluster: px === undefined ? d.clusterName! : px.cluster,
@@ -268,6 +268,7 @@ function upstreamRequestOf(d: Decision, snapshot: CompiledSnapshot, downstreamIp
     requestedPort: d.requestedPort,
     originalDestination,
     downstreamIp,
+    peerNamespace,
     filterSourceAddress: px?.filterSourceAddress,
     allowAddresses: px?.allowAddresses,
   };

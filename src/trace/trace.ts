@@ -9,6 +9,7 @@ import { CompiledSnapshot, type CompiledListener, type CompiledVirtualHost } fro
 import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
 import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } from '../dataplane/route/select.js';
 import { ClusterManager } from '../dataplane/upstream/cluster-manager.js';
+import { EgressIpIndex } from '../dataplane/upstream/source-address.js';
 import { normalizeServerName } from '../dataplane/listener/tls-inspector.js';
 import { decideConnectRequest, decideHttp, decideL4, describeVerdict, TRACE_SOURCE_IP, type HttpTraceInput, type TraceDecision } from './decision.js';
 import { connectionRequest, peerOf } from '../dataplane/authz/apply.js';
@@ -274,6 +275,9 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
     return withDecision(undefined, decision, later, model, req, host, snapshot, vh, fail, steps);
   } else {
     clusters = filter.clusters;
+    // A TLS/TCP Gateway server with ISTIO_MUTUAL: tls:// stands for the mTLS connection, as for HTTP chains.
+    if (chain.mtls === 'STRICT' && req.scheme !== 'tls') return fail('NR', `filter chain ${chain.name} is mTLS STRICT: a plaintext connection is refused (mtls_required)`, 'trace tls:// with --source-principal, as a mesh caller connects');
+    if (chain.mtls === 'STRICT') steps.push({ step: 'tls', value: `mesh mTLS (STRICT), peer ${req.sourcePrincipal ?? '(none given: --source-principal)'}`, detail: 'terminated with the workload certificate; the stream inside (the client\'s own TLS) is forwarded as is' });
     if (filter.routeName) steps.push({ step: 'route', value: filter.routeName, ...(chain.origin ? { origin: chain.origin } : {}) });
     const policies = snapshot.policy.authorization;
     if (policies !== undefined) {
@@ -285,7 +289,7 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   }
   const broken = describeClusters(model, clusters, compiled, snapshot, req, sni, host, steps, fail);
   // The connection's outcome, as tcp-proxy.ts gets it from the cluster manager.
-  const l4 = decideL4(clusters, { snapshot: compiled, requestedHost: sni, requestedPort: listener.listener.port, originalDestination: originalDst, downstreamIp: req.sourceIp }, env.clusters);
+  const l4 = decideL4(clusters, { snapshot: compiled, requestedHost: sni, requestedPort: listener.listener.port, originalDestination: originalDst, downstreamIp: req.sourceIp, peerNamespace: peerOf(req.sourcePrincipal).sourceNamespace }, env.clusters);
   return withDecision(broken, l4.decision, l4.later, model, req, host, snapshot, undefined, fail, steps);
 }
 
@@ -429,9 +433,12 @@ function sourceAddressOf(cluster: Cluster, snapshot: Snapshot, req: TraceRequest
     const what = pool.length === 0 ? 'none for this replica: connections fail closed (source_address_unavailable)' : `the first of ${pool.join(', ')} assigned here`;
     return `${what} (pool: ${cluster.origin ? `${cluster.origin.kind} ${cluster.origin.name}` : cluster.name}${floating.length > 0 ? '; floating: only while this replica holds the lease' : ''})`;
   }
-  if (req.sourceIp) {
-    const rule = snapshot.policy.egressIps.find((r) => r.callerIps.includes(req.sourceIp ?? ''));
-    if (rule) return `${rule.sourceAddresses.join(' or ')} (caller namespace ${rule.callerNamespaces[req.sourceIp] ?? ''}: ${rule.name.startsWith('NetNamespace ') ? rule.name : `EgressIP ${rule.name}`})`;
+  // The data plane's own lookup: the namespace a peer certificate proves, else the caller's pod IP.
+  const peerNamespace = peerOf(req.sourcePrincipal).sourceNamespace;
+  const rule = new EgressIpIndex(snapshot.policy.egressIps).ruleFor(req.sourceIp, peerNamespace);
+  if (rule) {
+    const caller = peerNamespace !== undefined ? `mTLS peer namespace ${peerNamespace}` : `caller namespace ${rule.callerNamespaces[req.sourceIp ?? ''] ?? ''}`;
+    return `${rule.sourceAddresses.join(' or ')} (${caller}: ${rule.name.startsWith('NetNamespace ') ? rule.name : `EgressIP ${rule.name}`})`;
   }
   if (req.proxySourceAddress) return `${req.proxySourceAddress} (proxy-wide --source-address)`;
   return 'OS default (no fixed source address applies)';

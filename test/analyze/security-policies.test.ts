@@ -60,7 +60,7 @@ test('PeerAuthentication: STRICT on a workload without a sidecar is an error, DI
   const dr = 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: gw, namespace: istio-system}\nspec:\n  host: egressgateway.istio-system.svc.cluster.local\n  subsets: [{name: cnn, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}]\n';
   assert.deepEqual(codes(dr), [], 'ISTIO_MUTUAL is originated for HTTP routes');
   const tcpRoute = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: db, namespace: istio-system}\nspec:\n  hosts: [db.example]\n  tcp: [{route: [{destination: {host: egressgateway.istio-system.svc.cluster.local}}]}]\n---\n';
-  assert.deepEqual(codes(tcpRoute + dr), [['TG_DR_ISTIO_MUTUAL', 'error']]);
+  assert.deepEqual(codes(tcpRoute + dr), [], 'ISTIO_MUTUAL is originated for tcp/tls routes too');
 });
 
 test('the snapshot carries the policies that select the proxy: root namespace mesh-wide, own namespace, selector', () => {

@@ -40,10 +40,10 @@ export const twoPodsConfig = (policy: 'REGISTRY_ONLY' | 'ALLOW_ANY', extra = '')
     .replace('mode: REGISTRY_ONLY', `mode: ${policy}`)
     .replaceAll('containers: [{name: app, ports: [{containerPort: 9080}]}]', 'containers: [{name: app, ports: [{containerPort: 9080}]}, {name: istio-proxy}]') + extra;
 
-/** The app: answers with who connected to it and which Host it was asked for. */
+/** The app: answers with who connected to it, which Host it was asked for and the x-forwarded-client-cert it got. */
 const APP = (name: string): string => `
 require('node:http').createServer((req, res) => {
-  const line = JSON.stringify({ app: '${name}', peer: req.socket.remoteAddress, local: req.socket.localAddress + ':' + req.socket.localPort, host: req.headers.host });
+  const line = JSON.stringify({ app: '${name}', peer: req.socket.remoteAddress, local: req.socket.localAddress + ':' + req.socket.localPort, host: req.headers.host, xfcc: req.headers['x-forwarded-client-cert'] ?? null });
   if (req.url !== '/load') console.log(line);
   res.setHeader('content-type', 'application/json');
   res.end(line);

@@ -154,6 +154,7 @@ describe('mesh CA end to end: sidecars get certificates only from the control pl
     assert.equal((JSON.parse(r.body) as { app: string }).app, 'reviews');
     const inbound = await waitFor(() => pods.b.sidecar!.records().find((x) => x.path === '/over-mtls'), 5000, 'inbound log on B');
     assert.equal(inbound.upstream_cluster, 'inbound|9080||');
+    assert.equal(inbound.downstream_peer_uri_san, 'spiffe://cluster.local/ns/default/sa/productpage');
     const metrics = await lab.run(pods.b.ns, 'curl', ['-sS', '--max-time', '3', 'http://127.0.0.1:15090/stats/prometheus'], { timeoutMs: 5000 });
     assert.match(metrics.stdout, /^istio_requests_total\{reporter="destination",.*connection_security_policy="mutual_tls",source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage",destination_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews"[^}]*\} [1-9]/m);
   });

@@ -88,6 +88,8 @@ interface EgressSetup {
   readonly cfgPath: string;
   /** Paths the upstream served, in order. */
   readonly served: string[];
+  /** The x-forwarded-client-cert the upstream received, by path. */
+  readonly xfcc: Map<string, string | undefined>;
   stop(): Promise<void>;
 }
 
@@ -96,8 +98,10 @@ async function startEgressGateway(): Promise<EgressSetup> {
   await pki.ca('mesh-root');
   const gw = await meshCert(pki, 'mesh-root', 'istio-system', 'istio-egressgateway');
   const served: string[] = [];
+  const xfcc = new Map<string, string | undefined>();
   const up = createHttpServer((req, res) => {
     served.push(req.url ?? '');
+    xfcc.set(req.url ?? '', req.headers['x-forwarded-client-cert'] as string | undefined);
     res.end('upstream');
   });
   const upIp = loopbackAddress();
@@ -108,6 +112,7 @@ async function startEgressGateway(): Promise<EgressSetup> {
     gate: started.gate,
     cfgPath: started.cfg.path,
     served,
+    xfcc,
     async stop() {
       await started.gate.stop();
       started.cfg.cleanup();
@@ -161,6 +166,13 @@ describe('egress gateway with ISTIO_MUTUAL: authorization by the caller\'s mesh 
     assert.ok(served.includes('/from-a'));
     const log = await gate.waitForLog((l) => l.path === '/from-a');
     assert.equal(log.response_code, 200);
+  });
+
+  it('x-forwarded-client-cert: the gateway sets it from the certificate it verified (SANITIZE_SET), never from what the client wrote', async () => {
+    const r = await curl(a, '/xfcc', ['-H', 'X-Forwarded-Client-Cert: By=spiffe://spoofed;URI=spiffe://cluster.local/ns/admin/sa/root']);
+    assert.equal(r.code, '200');
+    const hash = new X509Certificate(readFileSync(a.cert)).fingerprint256.replaceAll(':', '').toLowerCase();
+    assert.equal(setup.xfcc.get('/xfcc'), `By=spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway;Hash=${hash};Subject="O=cluster.local";URI=${a.spiffeId}`);
   });
 
   it('namespace c is denied: 403 RBAC: access denied, the DENY policy and rule in the log, never forwarded', async () => {
@@ -303,6 +315,28 @@ describe('two proxies: ISTIO_MUTUAL origination to the egress gateway, identity 
     const gwLog = await gates[0]!.waitForLog((l) => l.path === '/via-a');
     assert.equal(gwLog.response_code, 200);
     assert.equal(gwLog.requested_server_name, 'edition.cnn.com');
+  });
+
+  it('principals in logs and metrics: the gateway logs the caller\'s SPIFFE ID, the client logs and labels the gateway\'s', async () => {
+    const { gate, cert } = await client('a', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.equal((await get(gate, '/principals')).code, '200');
+    const gwLog = await gates[0]!.waitForLog((l) => l.path === '/principals');
+    assert.equal(gwLog.downstream_peer_uri_san, cert.spiffeId);
+    const clientLog = await gate.waitForLog((l) => l.path === '/principals');
+    assert.equal(clientLog.upstream_peer_uri_san, 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    assert.equal(clientLog.downstream_peer_uri_san, undefined, 'the client proxy\'s caller was plaintext');
+    // Outbound (reporter=source): this proxy's identity as the source, the verified server as the destination.
+    assert.ok(gate.metric('istio_requests_total', `connection_security_policy="unknown",source_principal="${cert.spiffeId}",destination_principal="spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway"`) >= 1);
+    // The gateway terminated mTLS: the caller is the source, the gateway itself the destination.
+    assert.ok(gates[0]!.metric('istio_requests_total', `connection_security_policy="mutual_tls",source_principal="${cert.spiffeId}",destination_principal="spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway"`) >= 1);
+  });
+
+  it('x-forwarded-client-cert through two proxies: the plaintext caller\'s value is dropped, the gateway names the client proxy it verified', async () => {
+    const { gate, cert } = await client('a', 'spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway');
+    const r = await run('curl', ['-s', '--max-time', '10', '-H', 'Host: edition.cnn.com', '-H', 'X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/admin/sa/root', '-w', '\n%{http_code}', `http://127.0.0.1:${gate.port(80)}/xfcc-chain`], { timeoutMs: 15_000 });
+    assert.match(r.stdout, /200$/);
+    const hash = new X509Certificate(readFileSync(cert.cert)).fingerprint256.replaceAll(':', '').toLowerCase();
+    assert.equal(setup.xfcc.get('/xfcc-chain'), `By=spiffe://cluster.local/ns/istio-system/sa/istio-egressgateway;Hash=${hash};Subject="O=cluster.local";URI=${cert.spiffeId}`);
   });
 
   it('namespace c: the same path, denied at the gateway by its identity (403 comes back through the client proxy)', async () => {

@@ -248,6 +248,13 @@ for (const ip of ['${EXTERNAL}', '${UNREGISTERED}']) require('node:http').create
     assert.match(metrics.stdout, /^istio_requests_total\{reporter="destination",.*connection_security_policy="mutual_tls",source_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage",destination_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews"[^}]*\} [1-9]/m);
   });
 
+  it('x-forwarded-client-cert: A\'s sidecar drops what the app wrote, B\'s inbound appends A\'s verified certificate (APPEND_FORWARD)', async () => {
+    const r = await curl(pods.a, 'http://reviews/xfcc', ['-H', 'X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/default/sa/admin']);
+    assert.equal(r.code, '200', r.stderr + r.body);
+    const seen = (JSON.parse(r.body) as { xfcc: string | null }).xfcc;
+    assert.match(seen ?? '', /^By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews;Hash=[0-9a-f]{64};Subject="[^"]*";URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/productpage$/);
+  });
+
   it('openssl s_client to B\'s inbound port: B\'s certificate, chained to the mesh root, with its SPIFFE ID', async () => {
     const c = certs['outsider']!;
     const r = await run('ip', ['netns', 'exec', NS.node, 'openssl', 's_client', '-connect', `${POD_B}:9080`, '-CAfile', c.root, '-cert', c.cert, '-key', c.key, '-verify_return_error', '-alpn', 'istio'], { input: 'Q\n', timeoutMs: 10_000 });

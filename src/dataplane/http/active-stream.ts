@@ -497,7 +497,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     if (info.reason === WOULD_DENY_REASON) engine.services.metrics.wouldDenyPassed(d.host, d.requestedPort, 'HTTP', conn.sourceNamespace);
     else if (info.reason !== undefined && info.reason !== RBAC_DRY_RUN_REASON) engine.services.metrics.denied(info.reason);
     const cluster = d.cluster ?? routeCluster(d, conn.snapshot);
-    engine.metrics.record(destinationServiceLabel(cluster, d.host !== ''), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture, conn.mtlsLabels, info.grpc ? (info.grpcStatus ?? '') : undefined);
+    engine.metrics.record(destinationServiceLabel(cluster, d.host !== ''), cluster?.origin?.namespace, conn.sourceNamespace, info.responseCode, info.flags, durationMs, info.bytesReceived, info.bytesSent, conn.inboundCapture, conn.mtlsLabels ?? info.upstreamMtls, info.grpc ? (info.grpcStatus ?? '') : undefined);
   }
 }
 

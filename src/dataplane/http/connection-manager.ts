@@ -21,6 +21,7 @@
  */
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
+import { xfccPolicyFor, type XfccPolicy } from './xfcc.js';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
@@ -67,6 +68,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   readonly tls: boolean;
   readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
+  readonly peerNamespace: string | undefined;
+  readonly xfcc: XfccPolicy;
   readonly mtlsLabels: MtlsLabels | undefined;
   /** The client sent FIN: finish the request in flight, then close. */
   clientEnded = false;
@@ -121,6 +124,8 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     // An mTLS peer's namespace is proven by its certificate; otherwise the caller's address is looked up.
     this.sourceNamespace = conn.peer?.namespace ?? engine.services.clusters.callerNamespace(conn.remoteAddress);
     this.mtlsLabels = mtlsLabelsOf(conn);
+    this.peerNamespace = conn.peer?.namespace;
+    this.xfcc = xfccPolicyFor(conn, this.mtlsLabels);
     this.sniff = proxy === undefined ? Buffer.alloc(0) : null;
     this.edge = isEdge(conn);
     this.binding = new RouteBinding(conn, filter, filterShared, engine.services, opts, this.tls, this.sourceNamespace, proxy);

@@ -23,6 +23,7 @@
  */
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
+import { xfccPolicyFor, type XfccPolicy } from './xfcc.js';
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
@@ -69,6 +70,7 @@ export class H2Session implements EngineSession {
   readonly remoteAddress: string;
   /** Per connection, as on HTTP/1.1: every stream of the session shares the peer's identity. */
   readonly mtlsLabels: MtlsLabels | undefined;
+  readonly xfcc: XfccPolicy;
   lastActivity: number;
   private readonly session: http2.ServerHttp2Session;
   private readonly streams = new Set<H2Stream>();
@@ -88,6 +90,7 @@ export class H2Session implements EngineSession {
     this.remoteText = addrPort(conn.remoteAddress, conn.remotePort);
     this.localText = addrPort(conn.localAddress, conn.localPort);
     this.mtlsLabels = mtlsLabelsOf(conn);
+    this.xfcc = xfccPolicyFor(conn, this.mtlsLabels);
     this.lastActivity = engine.sweeper.now;
     this.idleSince = this.lastActivity;
     const server = h2Dispatcher();
@@ -149,6 +152,8 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
   readonly tls: boolean;
   readonly peerCertificate: PeerCertificateFacts | undefined;
   readonly sourceNamespace: string | undefined;
+  readonly peerNamespace: string | undefined;
+  readonly xfcc: XfccPolicy;
   readonly mtlsLabels: MtlsLabels | undefined;
   readonly clientEnded = false;
   private active: DownstreamStream | null = null;
@@ -176,6 +181,8 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     this.peerCertificate = session.conn.peerCertificate;
     this.sourceNamespace = session.sourceNamespace;
     this.mtlsLabels = session.mtlsLabels;
+    this.peerNamespace = session.conn.peer?.namespace;
+    this.xfcc = session.xfcc;
     this.resParser = new HttpParser('response', this, { maxHeaderBytes: 1 << 20, maxHeaders: 1000 });
     h2.on('error', () => {});
     h2.on('drain', this.onDrain);

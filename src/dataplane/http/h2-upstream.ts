@@ -30,6 +30,7 @@ import type { Framing } from './serialize.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
 import type { SocketDialResult, UpstreamChannel, UpstreamUser } from './upstream-channel.js';
 import type { CounterChild } from '../observe/metrics.js';
+import type { MtlsLabels } from '../observe/istio-metrics.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -63,6 +64,7 @@ class H2Connection {
     readonly session: http2.ClientHttp2Session,
     localIp: string,
     localPort: number,
+    readonly mtls: MtlsLabels | undefined,
   ) {
     this.idleSince = pool.sweeper.now;
     this.localAddress = addrPort(plainIp(localIp), localPort);
@@ -122,6 +124,7 @@ export class H2UpstreamStream implements UpstreamChannel {
   readonly target: UpstreamTarget;
   readonly upstreamHost: string;
   readonly localAddress: string;
+  readonly mtls: MtlsLabels | undefined;
   dead = false;
   private user: UpstreamUser | null = null;
   private stream: http2.ClientHttp2Stream | null = null;
@@ -136,6 +139,7 @@ export class H2UpstreamStream implements UpstreamChannel {
     this.target = conn.target;
     this.upstreamHost = conn.upstreamHost;
     this.localAddress = conn.localAddress;
+    this.mtls = conn.mtls;
   }
 
   attach(user: UpstreamUser, method: string): void {
@@ -308,7 +312,7 @@ export class H2Pool implements Sweepable {
     const socket = r.socket;
     const scheme = target.cluster.tls !== undefined ? 'https' : 'http';
     const session = http2.connect(`${scheme}://${addrPort(target.ip, target.port)}`, { createConnection: () => socket, settings: { enablePush: false } });
-    const c = new H2Connection(this, key, target, session, r.localIp, r.localPort);
+    const c = new H2Connection(this, key, target, session, r.localIp, r.localPort, r.mtls);
     let list = this.conns.get(key);
     if (list === undefined) {
       list = [];

@@ -18,7 +18,7 @@ function facts(): RequestHeadFacts {
   return { xffIn: null, requestId: null, userAgent: null };
 }
 
-const base = { method: 'GET', target: '/x', host: 'up.example', framing: 'none' as const, upgrade: false, stripExpect: false, xffAppend: null, stripXff: false, proto: 'http', addRequestId: false, ops: null };
+const base = { method: 'GET', target: '/x', host: 'up.example', framing: 'none' as const, upgrade: false, stripExpect: false, xffAppend: null, stripXff: false, proto: 'http', addRequestId: false, ops: null, xfcc: { forward: true, set: null } };
 
 /** Name/value pairs minus the ones the builder adds itself. */
 function fields(h: HttpHead, drop: string[] = []): string[] {

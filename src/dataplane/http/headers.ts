@@ -9,6 +9,8 @@
  *   except Content-Length and Host, which no client can remove by naming them;
  * - framing (Content-Length / Transfer-Encoding) is never copied: the caller decides it;
  * - Host is written first, from the authority the request was routed on (or the route's rewrite);
+ * - X-Forwarded-Client-Cert is forwarded, replaced or removed as the connection's XfccPolicy says
+ *   (xfcc.ts: Istio's defaults; never trusted from a client without a verified certificate);
  * - X-Forwarded-For gets the client address appended, X-Forwarded-Proto is set, X-Request-Id is
  *   added when absent (each switchable, see options.ts); to a MESH_EXTERNAL destination no
  *   X-Forwarded-For is sent at all, neither received nor appended: pod and client addresses do
@@ -21,6 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HeaderMutations } from '../../snapshot/types.js';
 import type { Framing } from './serialize.js';
+import type { XfccPolicy } from './xfcc.js';
 
 // ------------------------------------------------------------------ name classes
 
@@ -30,6 +33,7 @@ const XFF = 3;
 const EXPECT = 4;
 const REQUEST_ID = 5;
 const USER_AGENT = 6;
+const XFCC = 7;
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'proxy-authorization', 'proxy-authenticate', 'http2-settings'];
 
@@ -43,6 +47,7 @@ const REQUEST_NAMES = new Map<string, number>([
   ['expect', EXPECT],
   ['x-request-id', REQUEST_ID],
   ['user-agent', USER_AGENT],
+  ['x-forwarded-client-cert', XFCC],
 ]);
 
 const RESPONSE_NAMES = new Map<string, number>([
@@ -164,6 +169,8 @@ export interface RequestHeadParams {
   readonly proto: string;
   readonly addRequestId: boolean;
   readonly ops: CompiledHeaderOps | null;
+  /** x-forwarded-client-cert: keep what the client sent, and/or add this connection's certificate. */
+  readonly xfcc: XfccPolicy;
 }
 
 export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts): string {
@@ -172,6 +179,7 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
   const ops = p.ops;
   let s = p.method + ' ' + p.target + ' HTTP/1.1\r\nHost: ' + p.host + '\r\n';
   let xff: string | null = null;
+  let xfcc: string | null = null;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -180,6 +188,10 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
       if (k === SKIP) continue;
       if (k === XFF) {
         xff = xff === null ? value : xff + ', ' + value;
+        continue;
+      }
+      if (k === XFCC) {
+        if (p.xfcc.forward) xfcc = xfcc === null ? value : xfcc + ',' + value;
         continue;
       }
       if (k === UPGRADE && !p.upgrade) continue;
@@ -199,6 +211,8 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
     // nothing: internal addresses stay inside
   } else if (p.xffAppend !== null) s += 'X-Forwarded-For: ' + (xff === null ? p.xffAppend : xff + ', ' + p.xffAppend) + '\r\n';
   else if (xff !== null) s += 'X-Forwarded-For: ' + xff + '\r\n';
+  const set = p.xfcc.set;
+  if (xfcc !== null || set !== null) s += 'X-Forwarded-Client-Cert: ' + (xfcc === null ? set : set === null ? xfcc : xfcc + ',' + set) + '\r\n';
   s += 'X-Forwarded-Proto: ' + p.proto + '\r\n';
   if (facts.requestId === null && p.addRequestId) {
     const id = randomUUID();

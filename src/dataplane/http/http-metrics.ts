@@ -83,7 +83,7 @@ export class HttpMetrics {
   }
 
   private children(service: string, destNs: string | undefined, srcNs: string | undefined, code: number, flags: string, inbound: boolean, mtls: MtlsLabels | undefined, grpcStatus: string | undefined): Children {
-    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}\u0000${mtls === undefined ? '' : `${mtls.sourcePrincipal}\u0000${mtls.destinationPrincipal}`}\u0000${grpcStatus ?? '-'}`;
+    const key = `${service}\u0000${destNs ?? ''}\u0000${srcNs ?? ''}\u0000${code}\u0000${flags}\u0000${inbound ? 'd' : 's'}\u0000${mtls === undefined ? '' : `${mtls.sourcePrincipal}\u0000${mtls.destinationPrincipal}\u0000${mtls.connectionSecurityPolicy}`}\u0000${grpcStatus ?? '-'}`;
     let c = this.cache.get(key);
     if (c === undefined) {
       const v = this.dp.labelValues({

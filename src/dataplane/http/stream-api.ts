@@ -12,6 +12,7 @@
  *   UpstreamRequest (router/upstream-request.ts)  implements UpstreamHandle    the router's side of one request
  */
 import type { AuthzConnection } from '../authz/apply.js';
+import type { XfccPolicy } from './xfcc.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Socket } from 'node:net';
 import type { DataPlaneServices, PeerCertificateFacts } from '../context.js';
@@ -62,6 +63,10 @@ export interface DownstreamConn {
   readonly authz: AuthzConnection;
   /** The latest routed request's facts as the router normalised them (valid until the next request is routed). */
   readonly requestFacts: RequestFacts;
+  /** What requests of this connection do with x-forwarded-client-cert (xfcc.ts). */
+  readonly xfcc: XfccPolicy;
+  /** The namespace a mesh mTLS caller's certificate proved (selects its EgressIP); undefined otherwise. */
+  readonly peerNamespace: string | undefined;
   /** The address the client dialed before redirection (sidecar capture), when known. */
   readonly originalDestination: { readonly ip: string; readonly port: number } | undefined;
   /** The listener captures inbound traffic (metrics are reported as the destination workload). */

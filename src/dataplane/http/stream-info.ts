@@ -5,7 +5,8 @@
  * and the access-log keys (docs/observability.md).
  */
 import type { PeerCertificateFacts } from '../context.js';
-import { isoTime, jsonString, type AccessLogRecord } from '../observe/access-log.js';
+import { isoTime, jsonString, setPeerFields, type AccessLogRecord } from '../observe/access-log.js';
+import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { decodeGrpcMessage } from '../../shared/grpc-status.js';
 import { fieldValue, isGrpcRequest } from './grpc.js';
 import type { RequestHead } from './head.js';
@@ -37,6 +38,8 @@ export class StreamInfo implements RequestHeadFacts {
   upstreamHost: string | null = null;
   upstreamCluster: string | null = null;
   upstreamLocal: string | null = null;
+  /** The upstream connection was mesh mTLS (this proxy's and the server's identities). */
+  upstreamMtls: MtlsLabels | undefined = undefined;
   /** From the request written upstream to the response head (ms), null when none came. */
   upstreamServiceTime: number | null = null;
   routeName: string | null = null;
@@ -103,6 +106,7 @@ export class StreamInfo implements RequestHeadFacts {
     if (this.detail !== undefined) r.response_code_details = this.detail;
     if (this.transportFailure !== undefined) r.upstream_transport_failure_reason = this.transportFailure;
     if (d.peerCertificate !== undefined) setPeerFields(r, d.peerCertificate);
+    if (this.upstreamMtls !== undefined) r.upstream_peer_uri_san = this.upstreamMtls.destinationPrincipal;
     if (this.grpc) {
       r.grpc_status = this.grpcStatus;
       r.grpc_message = this.grpcMessage;
@@ -133,6 +137,7 @@ export class StreamInfo implements RequestHeadFacts {
     if (this.detail !== undefined) line += `,"response_code_details":${jsonString(this.detail)}`;
     if (this.transportFailure !== undefined) line += `,"upstream_transport_failure_reason":${jsonString(this.transportFailure)}`;
     if (d.peerCertificate !== undefined) line += peerFieldsJson(d.peerCertificate);
+    if (this.upstreamMtls !== undefined) line += `,"upstream_peer_uri_san":${jsonString(this.upstreamMtls.destinationPrincipal)}`;
     if (this.grpc) line += `,"grpc_status":${jsonString(this.grpcStatus)},"grpc_message":${jsonString(this.grpcMessage)}`;
     return line + '}\n';
   }
@@ -181,13 +186,6 @@ function upstreamJson(host: string | null, cluster: string | null, local: string
 
 function upstreamFields(host: string | null, cluster: string | null, local: string | null): string {
   return `"upstream_host":${host === null ? 'null' : `"${host}"`},"upstream_cluster":${jsonString(cluster)},"upstream_local_address":${local === null ? 'null' : `"${local}"`},`;
-}
-
-/** The client certificate's fields of a record (present only on mutual-TLS connections). */
-function setPeerFields(r: AccessLogRecord, p: PeerCertificateFacts): void {
-  r.downstream_peer_subject = p.subject;
-  r.downstream_peer_uri_san = p.uriSans.join(',');
-  r.downstream_peer_dns_san = p.dnsSans.join(',');
 }
 
 function peerFieldsJson(p: PeerCertificateFacts): string {

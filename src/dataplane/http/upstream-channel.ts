@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
+import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { HttpParseError } from './errors.js';
 import type { ResponseHead } from './head.js';
 import type { Framing } from './serialize.js';
@@ -31,6 +32,8 @@ export interface UpstreamChannel {
   /** Requests the connection carried before this one (0 = fresh). */
   readonly served: number;
   readonly dead: boolean;
+  /** The connection is mesh mTLS this proxy originated: its identity and the server's verified one. */
+  readonly mtls: MtlsLabels | undefined;
   attach(user: UpstreamUser, method: string): void;
   /**
    * Sends the request head (as buildRequestHead wrote it) and declares how the body is framed;
@@ -71,5 +74,5 @@ export interface UpstreamUser {
 
 /** A connected (and, for TLS clusters, handshaken) socket to an endpoint, or why there is none. */
 export type SocketDialResult =
-  | { readonly ok: true; readonly socket: Socket | TLSSocket; readonly localIp: string; readonly localPort: number }
+  | { readonly ok: true; readonly socket: Socket | TLSSocket; readonly localIp: string; readonly localPort: number; readonly mtls: MtlsLabels | undefined }
   | { readonly ok: false; readonly failure: UpstreamFailure };

@@ -29,7 +29,9 @@ import { H2Pool } from './h2-upstream.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
-import { originateTls, sniFor } from './upstream-tls.js';
+import { originatesTls, originateTls, sniFor } from './upstream-tls.js';
+import { upstreamMtlsLabelsOf } from '../mesh/peer-identity.js';
+import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Counter, CounterChild, Gauge } from '../observe/metrics.js';
 
 export type { UpstreamChannel, UpstreamFailureKind, UpstreamUser } from './upstream-channel.js';
@@ -62,6 +64,7 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
     readonly key: string,
     localIp: string,
     localPort: number,
+    readonly mtls: MtlsLabels | undefined,
   ) {
     this.parser = new HttpParser('response', this);
     this.localAddress = addrPort(plainIp(localIp), localPort);
@@ -398,7 +401,7 @@ export class UpstreamPool implements Sweepable {
   async dial(target: UpstreamTarget, key: string, connectTimeoutMs: number | undefined): Promise<DialResult> {
     const r = await this.dialSocket(target, connectTimeoutMs);
     if (!r.ok) return r;
-    const conn = new UpstreamConn(this, this.keyPool(key), r.socket, target, key, r.localIp, r.localPort);
+    const conn = new UpstreamConn(this, this.keyPool(key), r.socket, target, key, r.localIp, r.localPort, r.mtls);
     conn.reusedCounter = this.metrics?.reused.labels(target.cluster.name);
     this.checkOut(conn);
     return { ok: true, conn };
@@ -410,15 +413,16 @@ export class UpstreamPool implements Sweepable {
     if (!r.ok) return r;
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;
-    // Auto mTLS falls back to plaintext while this proxy has no workload certificate (the server's PeerAuthentication decides).
-    if (cluster.tls !== undefined && !(cluster.tls.auto === true && this.clusters.tls.meshCertificate() === undefined)) {
+    let mtls: MtlsLabels | undefined;
+    if (cluster.tls !== undefined && originatesTls(cluster, this.clusters.tls)) {
       const alpn = cluster.http2 === true ? 'h2' : 'http/1.1';
       const t = await originateTls(r.socket, cluster, target, sniFor(cluster, target), connectTimeoutMs ?? cluster.connectTimeoutMs, addrPort(target.ip, target.port), target.localAddress, this.clusters.tls, alpn); // credentialName secrets + rotation
       if (!t.ok) return t;
       socket = t.socket;
+      if (cluster.tls.mode === 'ISTIO_MUTUAL') mtls = upstreamMtlsLabelsOf(t.socket);
     }
     this.metrics?.created.labels(cluster.name).inc();
-    return { ok: true, socket, localIp: r.localAddress, localPort: r.localPort };
+    return { ok: true, socket, localIp: r.localAddress, localPort: r.localPort, mtls };
   };
 
   sweep(now: number): void {

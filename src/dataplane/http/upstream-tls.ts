@@ -35,10 +35,18 @@ export function sniFor(cluster: Cluster, target: UpstreamTarget): string | undef
   return name;
 }
 
+/**
+ * Whether a connection to `cluster` is wrapped in TLS: it has TLS settings, unless they are auto
+ * mTLS and this proxy has no workload certificate yet (plaintext: the server's PeerAuthentication decides).
+ */
+export function originatesTls(cluster: Cluster, contexts: UpstreamTlsContexts): boolean {
+  return cluster.tls !== undefined && !(cluster.tls.auto === true && contexts.meshCertificate() === undefined);
+}
+
 export type TlsResult = { readonly ok: true; readonly socket: TLSSocket } | { readonly ok: false; readonly failure: UpstreamFailure };
 
 /** Wraps `socket` in TLS; resolves once the handshake finished (or failed / timed out). */
-export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts: UpstreamTlsContexts, alpn: 'h2' | 'http/1.1' = 'http/1.1'): Promise<TlsResult> {
+export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamTarget, sni: string | undefined, timeoutMs: number, upstreamHost: string, localAddress: string | undefined, contexts: UpstreamTlsContexts, alpn: 'h2' | 'http/1.1' | 'none' = 'http/1.1'): Promise<TlsResult> {
   const t = cluster.tls!;
   const extra = { cluster: cluster.name, upstreamHost, ...(localAddress !== undefined ? { upstreamLocalAddress: localAddress } : {}) };
   // Built when the snapshot was applied; credentialName from snapshot secrets, file rotation (upstream/tls-context.ts).
@@ -55,7 +63,8 @@ export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamT
       secureContext: ctx,
       ...(sni !== undefined ? { servername: sni } : {}),
       // Mesh peers are offered Istio's ALPN first; a Tollgate server answers none, and HTTP/1.1 follows.
-      ALPNProtocols: t.mode === 'ISTIO_MUTUAL' ? [...MESH_ALPN, alpn] : [alpn],
+      // 'none': a TCP stream (the TCP proxy), which has no application protocol to offer.
+      ALPNProtocols: alpn === 'none' ? [...MESH_ALPN] : t.mode === 'ISTIO_MUTUAL' ? [...MESH_ALPN, alpn] : [alpn],
       rejectUnauthorized: t.insecureSkipVerify !== true,
       checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
         if (t.mode === 'ISTIO_MUTUAL') return checkMeshIdentity(cert, sans);

@@ -3,7 +3,7 @@
  * connection (the URI SAN `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`), in the
  * forms AuthorizationPolicy and Istio's metrics use.
  */
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { parseSpiffeId, type WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 
@@ -35,5 +35,17 @@ export function identityOfSpiffeId(spiffeId: string): PeerIdentity {
  */
 export function mtlsLabelsOf(conn: { readonly mutualTls?: boolean; readonly peer?: PeerIdentity | undefined; readonly services: { readonly identity?: WorkloadIdentitySource } }): MtlsLabels | undefined {
   if (conn.mutualTls !== true) return undefined;
-  return { sourcePrincipal: conn.peer?.spiffeId ?? 'unknown', destinationPrincipal: conn.services.identity?.current()?.spiffeId ?? 'unknown' };
+  return { sourcePrincipal: conn.peer?.spiffeId ?? 'unknown', destinationPrincipal: conn.services.identity?.current()?.spiffeId ?? 'unknown', connectionSecurityPolicy: 'mutual_tls' };
+}
+
+/**
+ * Istio's labels for traffic this proxy sent over an mTLS connection it originated: its own
+ * identity (the certificate it presented) as the source, the server's verified SPIFFE ID as the
+ * destination. Computed once per upstream connection.
+ */
+export function upstreamMtlsLabelsOf(socket: TLSSocket): MtlsLabels | undefined {
+  const server = uriSans(socket.getPeerCertificate()).find((u) => u.startsWith('spiffe://'));
+  if (server === undefined) return undefined;
+  const own = uriSans((socket.getCertificate() as PeerCertificate | null) ?? undefined).find((u) => u.startsWith('spiffe://'));
+  return { sourcePrincipal: own ?? 'unknown', destinationPrincipal: server, connectionSecurityPolicy: 'unknown' };
 }

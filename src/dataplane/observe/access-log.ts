@@ -40,6 +40,8 @@ export interface AccessLogRecord {
   downstream_peer_subject?: string;
   downstream_peer_uri_san?: string;
   downstream_peer_dns_san?: string;
+  /** The server's SPIFFE ID on an upstream connection this proxy made with mesh mTLS (Envoy's %UPSTREAM_PEER_URI_SAN%). */
+  upstream_peer_uri_san?: string;
   /** gRPC requests only: the response's grpc-status and (decoded) grpc-message. */
   grpc_status?: string | null;
   grpc_message?: string | null;
@@ -201,6 +203,7 @@ export function formatJson(r: AccessLogRecord): string {
   if (r.downstream_peer_subject !== undefined) s += `,"downstream_peer_subject":${q(r.downstream_peer_subject)}`;
   if (r.downstream_peer_uri_san !== undefined) s += `,"downstream_peer_uri_san":${q(r.downstream_peer_uri_san)}`;
   if (r.downstream_peer_dns_san !== undefined) s += `,"downstream_peer_dns_san":${q(r.downstream_peer_dns_san)}`;
+  if (r.upstream_peer_uri_san !== undefined) s += `,"upstream_peer_uri_san":${q(r.upstream_peer_uri_san)}`;
   if (r.grpc_status !== undefined) s += `,"grpc_status":${q(r.grpc_status)}`;
   if (r.grpc_message !== undefined) s += `,"grpc_message":${q(r.grpc_message)}`;
   return s + '}\n';
@@ -245,6 +248,13 @@ export function isoTime(ms: number): string {
 export function hostPort(ip: string | undefined, port: number | undefined): string | null {
   if (ip === undefined || ip === '' || port === undefined) return null;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** The client certificate's fields of a record (present only on connections that verified one). */
+export function setPeerFields(r: AccessLogRecord, p: { readonly subject: string; readonly uriSans: readonly string[]; readonly dnsSans: readonly string[] }): void {
+  r.downstream_peer_subject = p.subject;
+  r.downstream_peer_uri_san = p.uriSans.join(',');
+  r.downstream_peer_dns_san = p.dnsSans.join(',');
 }
 
 /** A record with every field at its "not applicable" value; callers fill what they know. */

@@ -35,6 +35,11 @@ export const ISTIO_LABELS = [
 export interface MtlsLabels {
   readonly sourcePrincipal: string;
   readonly destinationPrincipal: string;
+  /**
+   * `mutual_tls` where mesh mTLS was terminated (the downstream); `unknown` for a request that only
+   * its upstream connection carried over mTLS, as Istio's source reporter cannot know the server's policy.
+   */
+  readonly connectionSecurityPolicy: 'mutual_tls' | 'unknown';
 }
 
 interface TcpSeries {
@@ -158,7 +163,7 @@ export class DataPlaneMetrics {
       l.requestProtocol,
       l.responseCode !== undefined ? String(l.responseCode) : '0',
       l.responseFlags,
-      l.mtls !== undefined ? 'mutual_tls' : 'none',
+      l.mtls?.connectionSecurityPolicy ?? 'none',
       l.mtls?.sourcePrincipal ?? 'unknown',
       l.mtls?.destinationPrincipal ?? 'unknown',
       l.grpcResponseStatus ?? '',

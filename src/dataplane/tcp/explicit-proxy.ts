@@ -230,6 +230,7 @@ class ConnectSession {
       requestedHost,
       requestedPort: port,
       downstreamIp: conn.remoteAddress,
+      peerNamespace: conn.peer?.namespace,
       filterSourceAddress: f.sourceAddress,
       allowAddresses,
     });

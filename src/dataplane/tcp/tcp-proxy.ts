@@ -11,9 +11,11 @@
 import type { Socket } from 'node:net';
 import type { TcpProxy } from '../../snapshot/types.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection } from '../context.js';
-import { emptyRecord, hostPort, type AccessLogRecord } from '../observe/access-log.js';
+import { emptyRecord, hostPort, setPeerFields, type AccessLogRecord } from '../observe/access-log.js';
 import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metrics.js';
-import { mtlsLabelsOf } from '../mesh/peer-identity.js';
+import { mtlsLabelsOf, upstreamMtlsLabelsOf } from '../mesh/peer-identity.js';
+import type { MtlsLabels } from '../observe/istio-metrics.js';
+import { originatesTls, originateTls, sniFor } from '../http/upstream-tls.js';
 import { pickWeighted } from '../route/select.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import type { DialResult } from '../upstream/cluster-manager.js';
@@ -31,7 +33,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   if (record !== undefined) record.upstream_cluster = clusterName ?? null;
   const cluster = clusterName !== undefined ? conn.snapshot.clusters.get(clusterName) : undefined;
   const sourceNamespace = conn.peer?.namespace ?? services.clusters.callerNamespace(conn.remoteAddress);
-  const labels: IstioLabels = {
+  let labels: IstioLabels = {
     destinationService: cluster !== undefined ? destinationServiceLabel(cluster, true) : (clusterName ?? 'unknown'),
     ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
     ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
@@ -73,20 +75,23 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   // being asked for in another event-loop turn. Not flowing: the bytes wait in the socket's
   // buffer (at most its high-water mark) for the tunnel.
   down.read(0);
-  // The upstream reads into the tunnel's buffers from its first byte (pipe.ts).
-  const reader = upstreamReader();
+  // The upstream reads into the tunnel's buffers from its first byte (pipe.ts), unless the
+  // cluster may originate TLS (mesh mTLS wraps the socket, and TLS reads on 'data').
+  const reader = cluster?.tls === undefined ? upstreamReader() : undefined;
   services.clusters.connectThen(
-    { cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress },
-    (r: DialResult) => {
+    { cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress, peerNamespace: conn.peer?.namespace },
+    (dialed: DialResult) => withMeshTls(dialed, services, (r: Dialed) => {
       down.removeListener('error', noop);
       if (!r.ok) {
         finishFailure(conn, record, labels, r.failure);
         return;
       }
       const up = r.socket;
+      if (r.upstreamMtls !== undefined && labels.mtls === undefined) labels = { ...labels, mtls: r.upstreamMtls };
       if (record !== undefined) {
         record.upstream_host = addrPort(r.target.ip, r.target.port);
         record.upstream_local_address = hostPort(plainIp(up.localAddress), up.localPort);
+        if (r.upstreamMtls !== undefined) record.upstream_peer_uri_san = r.upstreamMtls.destinationPrincipal;
       }
       if (down.destroyed) {
         up.destroy();
@@ -102,20 +107,43 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
       const t = new Tunnel(down, up, {
         idleTimeoutMs: services.limits.tcpIdleTimeoutMs ?? filter.idleTimeoutMs,
         onEnd: (res) => finishTunnel(conn, record, labels, res),
-        upstreamReader: reader,
+        ...(reader !== undefined ? { upstreamReader: reader } : {}),
       });
       onTunnel?.(t);
-    },
-    reader.onread,
+    }),
+    reader?.onread,
   );
 }
 
 function noop(): void {}
 
+type Dialed = (DialResult & { readonly ok: true; readonly upstreamMtls?: MtlsLabels | undefined }) | { readonly ok: false; readonly failure: UpstreamFailure };
+
+/**
+ * ISTIO_MUTUAL on a tcp/tls route (a sidecar sending TLS-passthrough traffic to the egress gateway
+ * over mTLS, Istio's "egress gateway for HTTPS traffic"): the connected socket is wrapped in mesh
+ * mTLS — the workload certificate, Istio's ALPN, the DestinationRule's sni, the server's SPIFFE ID
+ * checked — and the client's bytes (its own ClientHello included) travel inside it. Any other
+ * connection goes on at once, without a promise.
+ */
+function withMeshTls(r: DialResult, services: DownstreamConnection['services'], done: (r: Dialed) => void): void {
+  const cluster = r.ok ? r.target.cluster : undefined;
+  if (!r.ok || cluster === undefined || cluster.tls?.mode !== 'ISTIO_MUTUAL' || !originatesTls(cluster, services.clusters.tls)) {
+    done(r);
+    return;
+  }
+  const up = r.socket;
+  originateTls(up, cluster, r.target, sniFor(cluster, r.target), cluster.connectTimeoutMs, addrPort(r.target.ip, r.target.port), hostPort(plainIp(up.localAddress), up.localPort) ?? undefined, services.clusters.tls, 'none').then(
+    (t) => done(t.ok ? { ...r, socket: t.socket, upstreamMtls: upstreamMtlsLabelsOf(t.socket) } : t),
+    (err: unknown) => done({ ok: false, failure: { flag: 'UF', reason: 'internal_error', detail: String(err), retryable: false } }),
+  );
+}
+
 export function baseRecord(conn: DownstreamConnection, filter: { routeName?: string; statPrefix: string }): AccessLogRecord {
   const r = emptyRecord(conn.startTime, addrPort(conn.remoteAddress, conn.remotePort), addrPort(conn.localAddress, conn.localPort));
   r.requested_server_name = conn.sni ?? null;
   r.route_name = filter.routeName ?? filter.statPrefix ?? null;
+  if (conn.peerCertificate !== undefined) setPeerFields(r, conn.peerCertificate);
   return r;
 }
 

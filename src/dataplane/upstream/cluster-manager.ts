@@ -42,6 +42,8 @@ export interface UpstreamRequest {
   readonly originalDestination?: { readonly ip: string; readonly port: number } | undefined;
   /** Downstream peer IP: selects the caller-namespace EgressIP. */
   readonly downstreamIp?: string | undefined;
+  /** The namespace a mesh mTLS caller's certificate proved: selects the EgressIP before the IP does. */
+  readonly peerNamespace?: string | undefined;
   /** Filter-level source address (explicit_proxy.sourceAddress). */
   readonly filterSourceAddress?: string | undefined;
   /** "ip:port" endpoints already tried (retries): skipped when others remain. */
@@ -332,7 +334,7 @@ export class ClusterManager implements LbState {
     }
     const chosen = (req.hashKey !== undefined ? pickByHash(pool, req.hashKey) : undefined) ?? pickEndpoint(cluster.lbPolicy, cluster.name, pool, this, this.random)!;
 
-    const src = this.sources.choose({ cluster, filterSourceAddress: req.filterSourceAddress, downstreamIp: req.downstreamIp }, this.egress);
+    const src = this.sources.choose({ cluster, filterSourceAddress: req.filterSourceAddress, downstreamIp: req.downstreamIp, peerNamespace: req.peerNamespace }, this.egress);
     if (src.unavailable !== undefined) {
       return this.fail(failure('UF', 'source_address_unavailable', src.unavailable, false, { cluster: cluster.name, upstreamHost: chosen.key, ...(src.address !== undefined ? { upstreamLocalAddress: src.address } : {}) }));
     }

@@ -7,7 +7,8 @@
  *   1b. cluster.sourceAddressPool — ServiceEntry annotation tollgate.io/source-address-pool: the
  *                                   first address of this replica's share that is assigned here
  *   2. filter source address      — explicit_proxy.sourceAddress (http-proxy egress router's EGRESS_SOURCE)
- *   3. caller-namespace EgressIP  — policy.egressIps: the downstream IP is one of callerIps ->
+ *   3. caller-namespace EgressIP  — policy.egressIps: the namespace a mesh caller's certificate
+ *                                   proves, else the downstream IP is one of callerIps ->
  *                                   the first of sourceAddresses that is local
  *   4. --source-address           — proxy-wide default
  *   5. OS default                 — no bind
@@ -28,19 +29,39 @@ export interface SourceChoice {
 
 const OS_DEFAULT: SourceChoice = Object.freeze({ address: undefined, why: 'os-default' });
 
-/** Index of policy.egressIps by caller IP, compiled once per snapshot. */
+/**
+ * Index of policy.egressIps by caller IP and by caller namespace, compiled once per snapshot.
+ *
+ * A caller on a mesh mTLS connection has a namespace its certificate proves: that, not its address,
+ * selects the rule — a pod-selecting rule whose caller IPs include the address when that pod is in
+ * the proven namespace, else a rule for the whole namespace (no podSelector: a certificate proves a
+ * namespace and service account, not pod labels). Other callers are known by their address only.
+ */
 export class EgressIpIndex {
   private readonly byCaller = new Map<string, EgressIpRule>();
+  private readonly byNamespace = new Map<string, EgressIpRule>();
   constructor(rules: readonly EgressIpRule[]) {
-    for (const r of rules) for (const ip of r.callerIps) if (!this.byCaller.has(canon(ip))) this.byCaller.set(canon(ip), r);
+    for (const r of rules) {
+      for (const ip of r.callerIps) if (!this.byCaller.has(canon(ip))) this.byCaller.set(canon(ip), r);
+      if (r.podSelected !== true) for (const ns of r.namespaces) if (!this.byNamespace.has(ns)) this.byNamespace.set(ns, r);
+    }
   }
-  ruleFor(callerIp: string | undefined): EgressIpRule | undefined {
-    if (callerIp === undefined || this.byCaller.size === 0) return undefined;
-    return this.byCaller.get(canon(callerIp));
+  /** `peerNamespace`: the namespace a verified mesh certificate proved for this caller. */
+  ruleFor(callerIp: string | undefined, peerNamespace?: string): EgressIpRule | undefined {
+    if (peerNamespace !== undefined) {
+      const byIp = this.ipRule(callerIp);
+      if (byIp !== undefined && byIp.callerNamespaces[canon(callerIp!)] === peerNamespace) return byIp;
+      return this.byNamespace.get(peerNamespace);
+    }
+    return this.ipRule(callerIp);
   }
   namespaceOf(callerIp: string | undefined): string | undefined {
-    const r = this.ruleFor(callerIp);
+    const r = this.ipRule(callerIp);
     return r && callerIp !== undefined ? r.callerNamespaces[canon(callerIp)] ?? r.callerNamespaces[callerIp] : undefined;
+  }
+  private ipRule(callerIp: string | undefined): EgressIpRule | undefined {
+    if (callerIp === undefined || this.byCaller.size === 0) return undefined;
+    return this.byCaller.get(canon(callerIp));
   }
 }
 
@@ -103,6 +124,8 @@ export interface SourcePolicyInput {
   readonly cluster: Cluster;
   readonly filterSourceAddress?: string | undefined;
   readonly downstreamIp?: string | undefined;
+  /** The caller's namespace as its verified mesh certificate proves it (mTLS connections only). */
+  readonly peerNamespace?: string | undefined;
 }
 
 export class SourceAddressPolicy {
@@ -122,10 +145,11 @@ export class SourceAddressPolicy {
       return { address: pool[0], why, unavailable: detail };
     }
     if (input.filterSourceAddress !== undefined) return this.check(input.filterSourceAddress, 'filter sourceAddress (EGRESS_SOURCE)');
-    const rule = egressIps.ruleFor(input.downstreamIp);
+    const rule = egressIps.ruleFor(input.downstreamIp, input.peerNamespace);
     if (rule) {
-      for (const a of rule.sourceAddresses) if (this.isLocal(a)) return { address: a, why: `egressip:${rule.name}` };
-      return { address: rule.sourceAddresses[0], why: `egressip:${rule.name}`, unavailable: `none of EgressIP ${rule.name}'s addresses (${rule.sourceAddresses.join(', ')}) is assigned on this host` };
+      const why = input.peerNamespace === undefined ? `egressip:${rule.name}` : `egressip:${rule.name} (mTLS peer namespace ${input.peerNamespace})`;
+      for (const a of rule.sourceAddresses) if (this.isLocal(a)) return { address: a, why };
+      return { address: rule.sourceAddresses[0], why, unavailable: `none of EgressIP ${rule.name}'s addresses (${rule.sourceAddresses.join(', ')}) is assigned on this host` };
     }
     if (this.defaultAddress !== undefined) return this.check(this.defaultAddress, '--source-address');
     return OS_DEFAULT;

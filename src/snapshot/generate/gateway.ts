@@ -73,16 +73,18 @@ export function generateGateway(model: Model, proxy: ProxyIdentity, clusters: Cl
     }
     const passthrough = g.servers.filter(({ server }) => (server.protocol === 'HTTPS' || server.protocol === 'TLS') && !isTerminated(server));
     chains.push(...passthroughChains(model, passthrough, g.port, clusters));
-    const tcp = g.servers.filter(({ server }) => server.protocol === 'TCP' || server.protocol === 'MONGO');
+    const tcp = g.servers.filter(({ server }) => (server.protocol === 'TCP' || server.protocol === 'MONGO') && !isTerminated(server));
     chains.push(...tcpChains(model, tcp, g.port, clusters));
+    const meshL4 = g.servers.filter(({ server }) => (server.protocol === 'TLS' || server.protocol === 'TCP') && server.server.tls?.mode === 'ISTIO_MUTUAL');
+    for (const s of meshL4) chains.push(...meshTcpChains(model, s, g.port, clusters));
     const first = g.servers[0];
     listeners.push({
       name: listenerName(g.bind, g.port),
       address: g.bind,
       port: g.port,
       filterChains: chains,
-      ...(passthrough.length > 0 || tcp.length > 0
-        ? { defaultFilterChain: { name: 'deny', match: {}, filter: { type: 'deny', reason: passthrough.length > 0 ? 'sni_not_routed' : 'no_tcp_route', detail: passthrough.length > 0 ? `no tls route on port ${g.port} matches this SNI` : `no tcp route on port ${g.port}` } } }
+      ...(passthrough.length > 0 || tcp.length > 0 || meshL4.length > 0
+        ? { defaultFilterChain: { name: 'deny', match: {}, filter: { type: 'deny', reason: passthrough.length > 0 || meshL4.length > 0 ? 'sni_not_routed' : 'no_tcp_route', detail: passthrough.length > 0 || meshL4.length > 0 ? `no tls route on port ${g.port} matches this SNI` : `no tcp route on port ${g.port}` } } }
         : {}),
       ...(first ? { origin: originOf(first.gw.resource, ['spec', 'servers', first.server.index]) } : {}),
     });
@@ -221,6 +223,22 @@ function passthroughChains(model: Model, servers: { gw: GatewayModel; server: Se
     }
   }
   return chains;
+}
+
+/**
+ * A TLS or TCP Gateway server with tls.mode ISTIO_MUTUAL (Istio's egress gateway for HTTPS traffic
+ * with mTLS from the sidecars): mesh mTLS is terminated (STRICT), matched by the server's hosts as
+ * SNI, and what is inside — the app's own TLS — goes where the VirtualService's tcp route says, as
+ * istiod builds it. The caller's identity is then known to AuthorizationPolicy and to EgressIP.
+ */
+function meshTcpChains(model: Model, s: { gw: GatewayModel; server: ServerModel }, port: number, clusters: ClusterSet): FilterChain[] {
+  const names = s.server.hosts.map((h) => h.host).filter((h) => h !== '*');
+  return tcpChains(model, [s], port, clusters).map((c) => ({
+    ...c,
+    name: `${c.name}:mtls.${s.gw.resource.namespace}.${s.gw.resource.name}.${s.server.index}`,
+    match: { transportProtocol: 'tls', ...(s.server.protocol === 'TLS' && names.length > 0 ? { serverNames: names } : {}) },
+    mtls: 'STRICT' as const,
+  }));
 }
 
 function tcpChains(model: Model, servers: { gw: GatewayModel; server: ServerModel }[], port: number, clusters: ClusterSet): FilterChain[] {

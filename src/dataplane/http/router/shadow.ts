@@ -132,7 +132,7 @@ export class Mirror implements AttemptOwner, Sweepable {
     engine.sweeper.add(this);
     try {
       const s = this.session;
-      const req: UpstreamRequest = { cluster: this.cluster, snapshot: s.snapshot, requestedHost: this.host, downstreamIp: s.remoteAddress };
+      const req: UpstreamRequest = { cluster: this.cluster, snapshot: s.snapshot, requestedHost: this.host, downstreamIp: s.remoteAddress, peerNamespace: s.peerNamespace };
       this.attempt = new UpstreamAttempt(this, engine, this.request.method);
       this.attempt.start(req);
     } catch (e) {

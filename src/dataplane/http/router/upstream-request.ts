@@ -92,6 +92,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
         proto: conn.tls ? 'https' : 'http',
         addRequestId: opts.requestId,
         ops: s.requestOps,
+        xfcc: conn.xfcc,
       },
       s.info,
     );
@@ -142,6 +143,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
       requestedPort: d.requestedPort,
       originalDestination: conn.originalDestination,
       downstreamIp: conn.remoteAddress,
+      peerNamespace: conn.peerNamespace,
       filterSourceAddress: px?.filterSourceAddress,
       allowAddresses: px?.allowAddresses,
       exclude: this.retry.exclude,
@@ -195,6 +197,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     info.upstreamHost = c.upstreamHost;
     info.upstreamLocal = c.localAddress;
     info.upstreamCluster = c.target.cluster.name;
+    info.upstreamMtls = c.mtls;
     this.sentAt = performance.now();
     const perTry = this.retry.policy.perTryTimeoutMs;
     if (perTry > 0) this.tryDeadline = s.downstream.engine.sweeper.now + perTry;
