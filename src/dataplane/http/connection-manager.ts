@@ -39,7 +39,6 @@ import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
 import type { RouterContext } from '../route/http-route.js';
-import type { RequestFacts } from '../route/select.js';
 import type { AuthzConnection } from '../authz/apply.js';
 import { RouteBinding } from './route-binding.js';
 import { H2Session, h2Preface } from './h2-session.js';
@@ -144,10 +143,6 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   }
 
   get router(): RouterContext {
-    return this.binding.router;
-  }
-
-  get requestFacts(): RequestFacts {
     return this.binding.router;
   }
 

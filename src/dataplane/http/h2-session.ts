@@ -30,7 +30,6 @@ import type { Socket } from 'node:net';
 import type { HttpConnectionManager } from '../../snapshot/types.js';
 import { addrPort, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
 import type { CompiledSnapshot } from '../route/compile.js';
-import type { RequestFacts } from '../route/select.js';
 import type { AuthzConnection } from '../authz/apply.js';
 import { connectionRecord } from './access.js';
 import { ActiveStream } from './active-stream.js';
@@ -195,10 +194,6 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
 
   get snapshot(): CompiledSnapshot {
     return this.session.binding.router.snapshot;
-  }
-
-  get requestFacts(): RequestFacts {
-    return this.session.binding.router;
   }
 
   get authz(): AuthzConnection {

@@ -24,7 +24,6 @@ import type { CompiledHeaderOps } from './headers.js';
 import type { HttpMetrics } from './http-metrics.js';
 import type { ResolvedHttpOptions } from './options.js';
 import type { Decision } from '../route/http-route.js';
-import type { RequestFacts } from '../route/select.js';
 import type { StreamInfo } from './stream-info.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -61,8 +60,6 @@ export interface DownstreamConn {
   readonly sourceNamespace: string | undefined;
   /** What AuthorizationPolicy sees of the connection (addresses, port, SNI, mTLS peer). */
   readonly authz: AuthzConnection;
-  /** The latest routed request's facts as the router normalised them (valid until the next request is routed). */
-  readonly requestFacts: RequestFacts;
   /** What requests of this connection do with x-forwarded-client-cert (xfcc.ts). */
   readonly xfcc: XfccPolicy;
   /** The namespace a mesh mTLS caller's certificate proved (selects its EgressIP); undefined otherwise. */
