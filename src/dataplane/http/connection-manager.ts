@@ -400,6 +400,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     return ok;
   }
 
+  writeQueued(): boolean {
+    return this.socket.writableLength > 0;
+  }
+
   /** The upstream is ready for the request body: resume parsing it. */
   resumeRequestBody(): void {
     const ex = this.stream;

@@ -310,6 +310,11 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     return ok;
   }
 
+  /** The HTTP/2 session writes from the buffers it was given, later: always assume so. */
+  writeQueued(): boolean {
+    return true;
+  }
+
   resumeRequestBody(): void {
     this.bodyAllowed = true;
     this.h2.resume();

@@ -78,6 +78,8 @@ export interface DownstreamConn {
   random(): number;
   write(data: string | Buffer): boolean;
   writev(parts: readonly (string | Buffer)[]): boolean;
+  /** Bytes written may still be referenced: queued, not yet taken by the kernel (or by the HTTP/2 session). */
+  writeQueued(): boolean;
   /** The upstream is ready for the request body: resume parsing it. */
   resumeRequestBody(): void;
   pauseReads(): void;

@@ -23,6 +23,8 @@ export interface AttemptOwner {
   upgrade(a: UpstreamAttempt, rest: Buffer): void;
   failed(a: UpstreamAttempt, kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void;
   drain(): void;
+  /** The response body handed on may still be queued downstream (UpstreamUser.bodyQueued). */
+  bodyQueued(): boolean;
 }
 
 function internalFailure(err: unknown): UpstreamFailure {
@@ -158,5 +160,8 @@ export class UpstreamAttempt implements UpstreamUser {
   }
   onUpstreamDrain(): void {
     if (!this.cancelled) this.owner.drain();
+  }
+  bodyQueued(): boolean {
+    return this.owner.bodyQueued();
   }
 }

@@ -354,6 +354,10 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     this.s.downstream.resumeReads();
   }
 
+  bodyQueued(): boolean {
+    return this.responding && this.s.downstream.writeQueued();
+  }
+
   failed(a: UpstreamAttempt, kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void {
     const s = this.s;
     if (s.finished) return;
