@@ -42,6 +42,7 @@ import type { RouterContext } from '../route/http-route.js';
 import type { AuthzConnection } from '../authz/apply.js';
 import { RouteBinding } from './route-binding.js';
 import { H2Session, h2Preface } from './h2-session.js';
+import { UpstreamAffinity } from './upstream-pool.js';
 import { errorResponse, simpleResponse } from './serialize.js';
 import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
 
@@ -72,6 +73,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   readonly mtlsLabels: MtlsLabels | undefined;
   /** The client sent FIN: finish the request in flight, then close. */
   clientEnded = false;
+  readonly upstreamAffinity = new UpstreamAffinity();
   lastActivity: number;
 
   private stream: DownstreamStream | null = null;

@@ -310,6 +310,9 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     return ok;
   }
 
+  /** Streams of one HTTP/2 connection are independent requests: each takes the usual path. */
+  readonly upstreamAffinity = undefined;
+
   /** The HTTP/2 session writes from the buffers it was given, later: always assume so. */
   writeQueued(): boolean {
     return true;

@@ -26,7 +26,7 @@ import type { ResolvedHttpOptions } from './options.js';
 import type { Decision } from '../route/http-route.js';
 import type { StreamInfo } from './stream-info.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
-import type { UpstreamPool } from './upstream-pool.js';
+import type { UpstreamAffinity, UpstreamPool } from './upstream-pool.js';
 
 /** A session as the engine tracks it (sweeps, drain). */
 export interface EngineSession extends Sweepable {
@@ -78,6 +78,8 @@ export interface DownstreamConn {
   random(): number;
   write(data: string | Buffer): boolean;
   writev(parts: readonly (string | Buffer)[]): boolean;
+  /** HTTP/1.1: the upstream connection this connection's next request may take again (UpstreamAffinity). */
+  readonly upstreamAffinity: UpstreamAffinity | undefined;
   /** Bytes written may still be referenced: queued, not yet taken by the kernel (or by the HTTP/2 session). */
   writeQueued(): boolean;
   /** The upstream is ready for the request body: resume parsing it. */

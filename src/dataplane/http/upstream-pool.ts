@@ -20,6 +20,7 @@
 import type { OnReadOpts, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { addrPort, plainIp } from '../context.js';
+import type { Cluster } from '../../snapshot/types.js';
 import type { ClusterManager, UpstreamTarget } from '../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import type { HttpParseError } from './errors.js';
@@ -314,6 +315,53 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
 
 function noop(): void {}
 
+/**
+ * Upstream affinity of one downstream HTTP/1.1 connection: the upstream connection its last
+ * response came on, taken again for its next request when that request would be sent the same way
+ * anyway — no endpoint choice, no pool key, no pool lookup per request (as Envoy keeps a
+ * connection pool per downstream connection). It applies when the request routes to the same
+ * cluster on the same snapshot and the cluster leaves nothing to decide per request (allowsAffinity):
+ * STATIC endpoints, ROUND_ROBIN or RANDOM (spread per connection instead of per request), no
+ * consistent hash, outlier detection, connectionPool limits, source address or HTTP/2; and only for
+ * a request's first attempt. The connection waits in the pool meanwhile, so the idle timeout, the
+ * idle cap and other requests may still take or close it; then the request takes the usual path.
+ */
+export class UpstreamAffinity {
+  private conn: UpstreamConn | null = null;
+  private snapshot: object | null = null;
+
+  /** The connection of the response just completed (called after it went back to the pool). */
+  remember(c: UpstreamChannel, snapshot: object): void {
+    if (c instanceof UpstreamConn && !c.dead && !c.inUse && c.target.localAddress === undefined && allowsAffinity(c.target.cluster)) {
+      this.conn = c;
+      this.snapshot = snapshot;
+    } else this.conn = null;
+  }
+
+  /** The remembered connection, out of the pool, when this request may use it (see the class comment). */
+  take(pool: UpstreamPool, clusterName: string, snapshot: object): UpstreamConn | undefined {
+    const c = this.conn;
+    if (c === null) return undefined;
+    this.conn = null;
+    if (snapshot !== this.snapshot || c.target.cluster.name !== clusterName) return undefined;
+    return pool.takeConn(c);
+  }
+}
+
+/** The cluster leaves nothing to decide per request: its upstream connection may follow the downstream one (UpstreamAffinity). */
+export function allowsAffinity(c: Cluster): boolean {
+  return (
+    c.type === 'STATIC' &&
+    (c.lbPolicy === 'ROUND_ROBIN' || c.lbPolicy === 'RANDOM') &&
+    c.consistentHash === undefined &&
+    c.outlierDetection === undefined &&
+    c.connectionPool === undefined &&
+    c.http2 !== true &&
+    c.sourceAddress === undefined &&
+    c.sourceAddressPool === undefined
+  );
+}
+
 export type DialResult = { readonly ok: true; readonly conn: UpstreamChannel } | { readonly ok: false; readonly failure: UpstreamFailure };
 
 export interface PoolMetrics {
@@ -392,6 +440,23 @@ export class UpstreamPool implements Sweepable {
       }
     }
     return undefined;
+  }
+
+  /** `c` if it is idle in the pool (not dead, not in use): taken out of it as take() would. */
+  takeConn(c: UpstreamConn): UpstreamConn | undefined {
+    if (c.dead || c.inUse) return undefined;
+    const list = c.keyPool.idle;
+    const last = list.length - 1;
+    if (last >= 0 && list[last] === c) list.pop();
+    else {
+      const i = list.indexOf(c);
+      if (i < 0) return undefined;
+      list.splice(i, 1);
+    }
+    this.idleCount--;
+    if (c.reusedCounter !== undefined) c.reusedCounter.value++;
+    this.checkOut(c);
+    return c;
   }
 
   /** A released connection: kept idle while its key's recent concurrency says it will be needed, else closed. */

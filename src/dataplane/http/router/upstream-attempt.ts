@@ -58,6 +58,11 @@ export class UpstreamAttempt implements UpstreamUser {
     );
   }
 
+  /** Starts on a connection the request already has (UpstreamAffinity): no endpoint choice. */
+  startOn(c: UpstreamChannel): void {
+    this.attach(c);
+  }
+
   private onChosen(r: ChooseResult): void {
     if (this.cancelled) return;
     if (!r.ok) {
