@@ -142,7 +142,7 @@ export function decideHttp(compiled: CompiledSnapshot, kind: RouterKind, input: 
   const authorize = (): { authz?: string } => {
     const plan = chainOf(compiled, 'table' in kind ? kind.filter : kind.proxy, new FilterSharedState()).plan(d.route);
     const rbac = plan.active.find((a) => a.factory.name === RBAC_FILTER)?.route as RbacConfig | undefined;
-    const verdict = rbac === undefined ? undefined : authorizeHttp(rbac.policies, authzConn, router, d);
+    const verdict = rbac === undefined ? undefined : authorizeHttp(rbac.policies, authzConn, d);
     return verdict === undefined ? {} : { authz: describeVerdict(verdict, authzConn.remoteAddress) };
   };
   const finish = (): { decision: TraceDecision; later?: () => Promise<TraceDecision> } => {

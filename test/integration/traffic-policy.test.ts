@@ -7,6 +7,8 @@
  *    survives a config reload; every endpoint ejected -> 503 UH
  *  - connectionPool: maxConnections 1 + http1MaxPendingRequests 1 -> excess answered 503 UO
  *  - consistentHash on a header: one user, one endpoint
+ *  - ROUND_ROBIN: requests of one keep-alive connection stay on its upstream connection
+ *    (upstream affinity), new connections go round the endpoints
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,7 +45,7 @@ async function peer(name: string): Promise<Peer> {
 const ep = (p: Peer, labels: string): string => httpEndpoint(p.up.host, p.up.port, labels);
 
 function config(p: Record<string, Peer>, extraHeader = 'one'): string {
-  const hosts = ['split', 'fault', 'outlier', 'dead', 'limited', 'sticky'];
+  const hosts = ['split', 'fault', 'outlier', 'dead', 'limited', 'sticky', 'rr'];
   return (
     se('split', [ep(p['v1']!, 'version: v1'), ep(p['v2']!, 'version: v2')]) +
     se('fault', [ep(p['v1']!, 'version: v1')]) +
@@ -51,6 +53,7 @@ function config(p: Record<string, Peer>, extraHeader = 'one'): string {
     se('dead', [ep(p['broken']!, 'x: b')]) +
     se('limited', [ep(p['v1']!, 'x: a')]) +
     se('sticky', [ep(p['v1']!, 'x: a'), ep(p['v2']!, 'x: b'), ep(p['good']!, 'x: c')]) +
+    se('rr', [ep(p['v1']!, 'x: a'), ep(p['v2']!, 'x: b')]) +
     egressGateway(hosts.map((h) => `${h}.test`)) +
     `${virtualService('split', 'egress', ['split.test'], ['egress'], `http:
 - match: [{headers: {user-agent: {regex: ".*IPHONE.*"}}}]
@@ -65,7 +68,7 @@ spec:
   host: split.test
   subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
 ---
-${virtualService('others', 'egress', ['fault.test', 'outlier.test', 'dead.test', 'limited.test', 'sticky.test'], ['egress'], `http:
+${virtualService('others', 'egress', ['fault.test', 'outlier.test', 'dead.test', 'limited.test', 'sticky.test', 'rr.test'], ['egress'], `http:
 - match: [{authority: {exact: fault.test}}]
   fault: {abort: {httpStatus: 503, percentage: {value: 50}}}
   route: [{destination: {host: fault.test}}]
@@ -79,7 +82,9 @@ ${virtualService('others', 'egress', ['fault.test', 'outlier.test', 'dead.test',
 - match: [{authority: {exact: limited.test}}]
   route: [{destination: {host: limited.test}}]
 - match: [{authority: {exact: sticky.test}}]
-  route: [{destination: {host: sticky.test}}]`)}---
+  route: [{destination: {host: sticky.test}}]
+- match: [{authority: {exact: rr.test}}]
+  route: [{destination: {host: rr.test}}]`)}---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: outlier, namespace: egress}
@@ -220,6 +225,20 @@ describe('traffic policy through tollgate run', { concurrency: false }, () => {
     assert.equal(uo[0]!.tollgate_reason, 'upstream_overflow');
     // Afterwards the slots are free again.
     assert.equal((await get('limited.test')).status, 200);
+  });
+
+  it('ROUND_ROBIN over two endpoints: one keep-alive connection keeps its upstream connection (affinity); new connections alternate', async () => {
+    const one = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const seen: string[] = [];
+      for (let i = 0; i < 8; i++) seen.push((await hostRequest(gate.port(80), 'rr.test', { agent: one })).body);
+      assert.equal(new Set(seen).size, 1, `one downstream connection, endpoints ${seen.join(' ')}`);
+    } finally {
+      one.destroy();
+    }
+    const fresh: string[] = [];
+    for (let i = 0; i < 8; i++) fresh.push((await hostRequest(gate.port(80), 'rr.test', { headers: { connection: 'close' } })).body);
+    assert.deepEqual(new Set(fresh), new Set(['v1', 'v2']), `a new connection each: ${fresh.join(' ')}`);
   });
 
   it('consistentHash on x-user: each user sticks to one endpoint, and users spread over all three', async () => {

@@ -51,7 +51,10 @@ export function connectionRequest(c: AuthzConnection): AuthzRequest {
   };
 }
 
-export function httpRequest(c: AuthzConnection, facts: RequestFacts): AuthzRequest {
+/** What AuthorizationPolicy reads of a routed request (a Decision has it: the request as it was routed). */
+export type AuthzRequestFacts = Pick<RequestFacts, 'host' | 'authority' | 'method' | 'path' | 'header'>;
+
+export function httpRequest(c: AuthzConnection, facts: AuthzRequestFacts): AuthzRequest {
   return {
     ...connectionRequest(c),
     http: { host: facts.host, authority: facts.authority, method: facts.method, path: facts.path, header: (n) => facts.header(n) },
@@ -80,12 +83,13 @@ export function verdictLog(v: AuthzVerdict): { readonly reason: string; readonly
 }
 
 /**
- * RBAC in front of the router (Envoy's filter order: it answers before faults and routes). A
- * request the codec or the authority check already refused (DPE) is left as it is.
+ * RBAC in front of the router (Envoy's filter order: it answers before faults and routes), on the
+ * request as `d` routed it. A request the codec or the authority check already refused (DPE) is
+ * left as it is.
  */
-export function authorizeHttp(policies: readonly AuthzPolicy[] | undefined, c: AuthzConnection, facts: RequestFacts, d: Decision): AuthzVerdict | undefined {
+export function authorizeHttp(policies: readonly AuthzPolicy[] | undefined, c: AuthzConnection, d: Decision): AuthzVerdict | undefined {
   if (policies === undefined || (d.kind === 'reply' && d.flag === 'DPE')) return undefined;
-  const v = evaluateAuthz(policies, httpRequest(c, facts));
+  const v = evaluateAuthz(policies, httpRequest(c, d));
   const log = verdictLog(v);
   if (!v.allowed) {
     d.reply(403, '-', RBAC_DENIED_REASON, log!.detail, RBAC_DENIED_BODY);

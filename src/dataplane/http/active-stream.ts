@@ -244,12 +244,12 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     const info = this.info;
     info.responseCode = status;
     if (info.grpc) info.grpcFrom(h.headers);
-    this.runResponseHeaders(status, h.headers, false);
+    this.runResponseHeaders(status, h, false);
     const ops = this.responseOpsWithExtras();
     if (status === 101) {
       this.tunnel = true;
       this.responseStarted = true;
-      this.push(buildResponseHead({ status, reason: h.reason, headers: h.headers, connectionTokens: h.connectionTokens, framing: 'none', connection: 'upgrade', upgrade: true, ops }));
+      this.push(buildResponseHead({ status, reason: h.reason, headers: h.raw ?? h.headers, connectionTokens: h.connectionTokens, framing: 'none', connection: 'upgrade', upgrade: true, ops }));
       return;
     }
     let framing: Framing;
@@ -272,7 +272,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
       buildResponseHead({
         status,
         reason: h.reason,
-        headers: h.headers,
+        headers: h.raw ?? h.headers,
         connectionTokens: h.connectionTokens,
         framing,
         connection: close ? 'close' : head.version === '1.0' ? 'keep-alive' : undefined,
@@ -283,10 +283,11 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     this.responseStarted = true;
   }
 
-  private runResponseHeaders(status: number, headers: readonly string[], local: boolean): void {
+  /** `fields`: where the headers are (read only when some filter runs: a parsed head makes them then). */
+  private runResponseHeaders(status: number, fields: { readonly headers: readonly string[] }, local: boolean): void {
     const list = this.plan?.responseHeaders;
     if (list === undefined || list.length === 0) return;
-    const rh: ResponseHeaders = { status, headers, local };
+    const rh = new ResponseHeadersView(status, fields, local);
     for (let i = 0; i < list.length; i++) list[i]!.filter.onResponseHeaders!(this, rh, list[i]!.route);
   }
 
@@ -392,7 +393,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     if (!this.requestComplete || head.method === 'CONNECT') this.closeAfter = true;
     const close = this.closeAfter || !head.keepAlive || conn.engine.draining || conn.clientEnded;
     if (close) this.closeAfter = true;
-    this.runResponseHeaders(status, headers ?? [], true);
+    this.runResponseHeaders(status, { headers: headers ?? [] }, true);
     let fields = headers;
     if (this.extraHeaders !== null) fields = fields === undefined ? this.extraHeaders : [...fields, ...this.extraHeaders];
     let text = body ?? defaultBody(status, reason);
@@ -511,4 +512,17 @@ function routeCluster(d: Decision, snap: CompiledSnapshot): Cluster | undefined 
   if (a === undefined || a.type !== 'forward') return undefined;
   const first = a.clusters.find((c) => c.weight > 0) ?? a.clusters[0];
   return first === undefined ? undefined : snap.clusters.get(first.name);
+}
+
+/** ResponseHeaders for the filters: the fields are read from the head only if a filter asks. */
+class ResponseHeadersView implements ResponseHeaders {
+  constructor(
+    readonly status: number,
+    private readonly fields: { readonly headers: readonly string[] },
+    readonly local: boolean,
+  ) {}
+
+  get headers(): readonly string[] {
+    return this.fields.headers;
+  }
 }

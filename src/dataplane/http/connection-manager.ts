@@ -39,10 +39,10 @@ import type { RequestHead } from './head.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { ExplicitProxyRouter } from '../route/explicit-proxy-route.js';
 import type { RouterContext } from '../route/http-route.js';
-import type { RequestFacts } from '../route/select.js';
 import type { AuthzConnection } from '../authz/apply.js';
 import { RouteBinding } from './route-binding.js';
 import { H2Session, h2Preface } from './h2-session.js';
+import { UpstreamAffinity } from './upstream-pool.js';
 import { errorResponse, simpleResponse } from './serialize.js';
 import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
 
@@ -73,6 +73,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   readonly mtlsLabels: MtlsLabels | undefined;
   /** The client sent FIN: finish the request in flight, then close. */
   clientEnded = false;
+  readonly upstreamAffinity = new UpstreamAffinity();
   lastActivity: number;
 
   private stream: DownstreamStream | null = null;
@@ -144,10 +145,6 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   }
 
   get router(): RouterContext {
-    return this.binding.router;
-  }
-
-  get requestFacts(): RequestFacts {
     return this.binding.router;
   }
 
@@ -403,6 +400,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     for (const p of parts) ok = typeof p === 'string' ? s.write(p, 'latin1') : s.write(p);
     s.uncork();
     return ok;
+  }
+
+  writeQueued(): boolean {
+    return this.socket.writableLength > 0;
   }
 
   /** The upstream is ready for the request body: resume parsing it. */

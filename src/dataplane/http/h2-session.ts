@@ -30,7 +30,6 @@ import type { Socket } from 'node:net';
 import type { HttpConnectionManager } from '../../snapshot/types.js';
 import { addrPort, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
 import type { CompiledSnapshot } from '../route/compile.js';
-import type { RequestFacts } from '../route/select.js';
 import type { AuthzConnection } from '../authz/apply.js';
 import { connectionRecord } from './access.js';
 import { ActiveStream } from './active-stream.js';
@@ -197,10 +196,6 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     return this.session.binding.router.snapshot;
   }
 
-  get requestFacts(): RequestFacts {
-    return this.session.binding.router;
-  }
-
   get authz(): AuthzConnection {
     return this.session.binding.authz;
   }
@@ -313,6 +308,14 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     let ok = true;
     for (const p of parts) ok = this.write(p);
     return ok;
+  }
+
+  /** Streams of one HTTP/2 connection are independent requests: each takes the usual path. */
+  readonly upstreamAffinity = undefined;
+
+  /** The HTTP/2 session writes from the buffers it was given, later: always assume so. */
+  writeQueued(): boolean {
+    return true;
   }
 
   resumeRequestBody(): void {

@@ -64,6 +64,31 @@ export interface ResponseHead extends MessageHead {
   readonly kind: 'response';
   readonly statusCode: number;
   readonly reason: string;
+  /**
+   * The field lines as received, when the parser kept them that way (the whole head arrived in
+   * one read): `headers` is then built from them only if something reads it, and the proxy
+   * forwards the lines it keeps as they are.
+   */
+  readonly raw?: RawFields | undefined;
+}
+
+/**
+ * Field lines as received: `text` holds them, and `pos` has five offsets into it per line, in
+ * order: line start (= name start), name end (the colon), value start, value end (OWS trimmed),
+ * line end (after its CRLF).
+ */
+export interface RawFields {
+  readonly text: string;
+  readonly pos: readonly number[];
+}
+
+/** `headers` of raw field lines: flat [name, value, ...]. */
+export function fieldsOf(raw: RawFields): string[] {
+  const t = raw.text;
+  const pos = raw.pos;
+  const out: string[] = [];
+  for (let i = 0; i + 4 < pos.length; i += 5) out.push(t.slice(pos[i]!, pos[i + 1]!), t.slice(pos[i + 2]!, pos[i + 3]!));
+  return out;
 }
 
 export type HttpHead = RequestHead | ResponseHead;

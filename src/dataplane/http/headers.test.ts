@@ -112,6 +112,28 @@ describe('buildResponseHead', () => {
     const text = buildResponseHead({ status: 200, reason: 'OK', headers: res.headers, connectionTokens: res.connectionTokens, framing: 12, connection: 'close', upgrade: false, ops: compileHeaderOps({ add: { 'X-Via': 'tollgate' } }) });
     assert.equal(text, 'HTTP/1.1 200 OK\r\nServer: up\r\nX-Via: tollgate\r\nContent-Length: 12\r\nConnection: close\r\n\r\n');
   });
+
+  it('writes a head kept as raw field lines exactly as one given as strings', () => {
+    const heads = [
+      'HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Wed, 02 Dec 2026 03:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\nETag: "1"\r\n\r\n',
+      // odd spacing is rewritten, hop-by-hop and nominated fields dropped wherever they are
+      'HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nA:1\r\nB:  2  \r\nC: 3\r\nConnection: x-drop\r\nX-Drop: y\r\nD: 4\r\nE:\r\nUpgrade: h2c\r\nTE: trailers\r\nF: 6\r\n\r\n',
+      'HTTP/1.1 204 No Content\r\n\r\n',
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n',
+    ];
+    const ops = [null, compileHeaderOps({ remove: ['c'], set: { D: 'set' }, add: { 'X-Via': 'tollgate' } })];
+    for (const text of heads) {
+      const res = parse('response', text) as Extract<HttpHead, { kind: 'response' }>;
+      assert.ok(res.raw !== undefined, 'a head read in one piece is kept raw');
+      const eager = [...res.headers];
+      for (const op of ops) {
+        for (const upgrade of [false, true]) {
+          const p = { status: res.statusCode, reason: res.reason, connectionTokens: res.connectionTokens, framing: 5, connection: 'close', upgrade, ops: op } as const;
+          assert.equal(buildResponseHead({ ...p, headers: res.raw }), buildResponseHead({ ...p, headers: eager }), text);
+        }
+      }
+    }
+  });
 });
 
 function pairs(h: string[]): string {

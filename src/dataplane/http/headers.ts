@@ -22,6 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { HeaderMutations } from '../../snapshot/types.js';
+import type { RawFields } from './head.js';
 import type { Framing } from './serialize.js';
 import type { XfccPolicy } from './xfcc.js';
 
@@ -86,21 +87,26 @@ function nameTable(map: ReadonlyMap<string, number>): NameTable {
 const REQUEST_TABLE = nameTable(REQUEST_NAMES);
 const RESPONSE_TABLE = nameTable(RESPONSE_NAMES);
 
-/** `name` equals `lower` (already lower case, same length) ignoring ASCII case. */
-function eqLower(name: string, lower: string): boolean {
-  for (let i = 1; i < name.length; i++) {
-    const c = name.charCodeAt(i);
+/** s[start, start + lower.length) equals `lower` (lower case) ignoring ASCII case; the first letter is already known to. */
+function eqLower(s: string, start: number, lower: string): boolean {
+  for (let i = 1; i < lower.length; i++) {
+    const c = s.charCodeAt(start + i);
     if (c !== lower.charCodeAt(i) && (c | 0x20) !== lower.charCodeAt(i)) return false;
   }
   return true;
 }
 
 function classify(name: string, t: NameTable): number {
-  const n = name.length;
-  if (n >= 64) return 0;
-  const k = t.slot[n * 128 + (name.charCodeAt(0) | 0x20)]!;
+  return classifyAt(name, 0, name.length, t);
+}
+
+/** classify() of the name s[start, end) without slicing it out. */
+function classifyAt(s: string, start: number, end: number, t: NameTable): number {
+  const n = end - start;
+  if (n >= 64 || n === 0) return 0;
+  const k = t.slot[n * 128 + (s.charCodeAt(start) | 0x20)]!;
   if (k === 0) return 0;
-  return eqLower(name, t.names[k - 1]!) ? t.codes[k - 1]! : 0;
+  return eqLower(s, start, t.names[k - 1]!) ? t.codes[k - 1]! : 0;
 }
 
 /** Connection tokens that nominate end-to-end fields for removal (rare): a set, else null. */
@@ -236,7 +242,8 @@ function framingLine(f: Framing): string {
 export interface ResponseHeadParams {
   readonly status: number;
   readonly reason: string;
-  readonly headers: readonly string[];
+  /** The received fields: flat [name, value, ...], or the raw lines (copied as they are where kept). */
+  readonly headers: readonly string[] | RawFields;
   readonly connectionTokens: readonly string[];
   readonly framing: Framing;
   /** Connection header to write ('close', 'keep-alive', 'upgrade') or undefined for none. */
@@ -250,6 +257,7 @@ export function buildResponseHead(p: ResponseHeadParams): string {
   const nominated = p.connectionTokens.length > 0 ? nominatedFields(p.connectionTokens) : null;
   const ops = p.ops;
   let s = 'HTTP/1.1 ' + p.status + ' ' + p.reason + '\r\n';
+  if (!Array.isArray(headers)) return s + rawResponseFields(headers as RawFields, p, nominated) + responseTail(p);
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     const k = classify(name, RESPONSE_TABLE);
@@ -261,7 +269,55 @@ export function buildResponseHead(p: ResponseHeadParams): string {
     }
     s += name + ': ' + headers[i + 1]! + '\r\n';
   }
-  if (ops !== null) s += ops.append;
+  return s + responseTail(p);
+}
+
+/**
+ * The kept field lines of a raw head, by the same rules as the loop in buildResponseHead. A line
+ * already written as that loop would write it (`Name: value` CRLF, one space, no trailing
+ * whitespace) is copied with its kept neighbours as one slice of the received text; others are
+ * rewritten that way.
+ */
+function rawResponseFields(raw: RawFields, p: ResponseHeadParams, nominated: ReadonlySet<string> | null): string {
+  const t = raw.text;
+  const pos = raw.pos;
+  const ops = p.ops;
+  let s = '';
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0; i + 4 < pos.length; i += 5) {
+    const ls = pos[i]!;
+    const ne = pos[i + 1]!;
+    const k = classifyAt(t, ls, ne, RESPONSE_TABLE);
+    if (k === SKIP || (k === UPGRADE && !p.upgrade)) continue;
+    if (nominated !== null || ops !== null) {
+      const lower = t.slice(ls, ne).toLowerCase();
+      if (nominated !== null && nominated.has(lower)) continue;
+      if (ops !== null && ops.remove.has(lower)) continue;
+    }
+    const vs = pos[i + 2]!;
+    const ve = pos[i + 3]!;
+    const le = pos[i + 4]!;
+    if (vs === ne + 2 && t.charCodeAt(ne + 1) === 0x20 && ve === le - 2) {
+      if (runEnd === ls) runEnd = le;
+      else {
+        if (runStart >= 0) s += t.slice(runStart, runEnd);
+        runStart = ls;
+        runEnd = le;
+      }
+      continue;
+    }
+    if (runStart >= 0) s += t.slice(runStart, runEnd);
+    runStart = runEnd = -1;
+    s += t.slice(ls, ne) + ': ' + t.slice(vs, ve) + '\r\n';
+  }
+  if (runStart >= 0) s += t.slice(runStart, runEnd);
+  return s;
+}
+
+/** What follows the received fields: route additions, framing, Connection, the empty line. */
+function responseTail(p: ResponseHeadParams): string {
+  let s = p.ops !== null ? p.ops.append : '';
   s += framingLine(p.framing);
   if (p.connection !== undefined) s += 'Connection: ' + p.connection + '\r\n';
   return s + '\r\n';

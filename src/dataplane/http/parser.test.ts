@@ -764,6 +764,22 @@ describe('responses', () => {
     assert.deepEqual(events.slice(1), [{ t: 'body', data: 'hello' }, { t: 'complete' }]);
   });
 
+  test('the fields are the same whether the head arrived in one read (kept raw) or split', () => {
+    const input = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nX-A:  b  \r\nConnection: keep-alive, X-A\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\nok';
+    const whole = res(run('response', input).events);
+    assert.ok(whole.raw !== undefined, 'one read: raw field lines');
+    const want = ['Server', 'nginx', 'X-A', 'b', 'Connection', 'keep-alive, X-A', 'Upgrade', 'h2c', 'Content-Length', '2'];
+    assert.deepEqual(whole.headers, want);
+    assert.deepEqual(whole.connectionTokens, ['keep-alive', 'x-a']);
+    assert.equal(whole.upgradeProtocol, undefined);
+    for (const split of [[5], [30], [60], 'bytes'] as const) {
+      const h = res(run('response', input, { split }).events);
+      assert.deepEqual(h.headers, want, `split ${String(split)}`);
+      assert.deepEqual(h.connectionTokens, ['keep-alive', 'x-a']);
+      assert.equal(h.contentLength, 2);
+    }
+  });
+
   test('reason phrase may be empty, with or without the space', () => {
     assert.equal(res(run('response', 'HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n').events).reason, '');
     assert.equal(res(run('response', 'HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n').events).statusCode, 404);

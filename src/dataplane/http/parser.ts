@@ -13,7 +13,7 @@
 import { Buffer } from 'node:buffer';
 import { COLON, CR, FIELD_VALUE, HEX, HT, LF, QDTEXT, SEMI, SP, TOKEN, BACKSLASH, DQUOTE, EQUALS, equalsLower, lowerBytes } from './chars.js';
 import { HttpParseError, type HttpErrorCode, type MessageKind } from './errors.js';
-import type { BodyFraming, HttpHead, RequestHead, ResponseHead } from './head.js';
+import { fieldsOf, type BodyFraming, type HttpHead, type HttpVersion, type RawFields, type RequestHead, type ResponseHead } from './head.js';
 import { checkAuthority, defaultPortOf, parseTarget, sameAuthority, type ParsedTarget } from './target.js';
 
 export interface HttpParserOptions {
@@ -109,6 +109,13 @@ export class HttpParser<K extends MessageKind = MessageKind> {
   private textBuf: Buffer | null = null;
   private textBase = 0;
   private textEnd = 0;
+  /**
+   * Responses: the field lines of the head being parsed are kept as offsets into `rawText` (see
+   * RawFields) instead of strings. Null when a line of the head is not in that decoded text (a head
+   * split across reads): the lines so far become strings then, and so do the rest.
+   */
+  private rawText: string | null = null;
+  private rawPos: number[] = [];
 
   // Per-message state, reset by beginMessage(). Initialised here so every parser has one shape.
   private sectionBytes = 0; // bytes of the head (or of the trailer section) so far
@@ -492,6 +499,12 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     this.statusCode = status;
     this.reason = this.str(b, reasonStart, i);
     this.state = FIELDS;
+    if (b === this.textBuf && this.text !== null && next <= this.textEnd) {
+      this.rawText = this.text;
+      this.rawPos = [];
+    } else {
+      this.rawText = null;
+    }
     return next;
   }
 
@@ -562,6 +575,15 @@ export class HttpParser<K extends MessageKind = MessageKind> {
       const what = this.state === TRAILERS ? 'trailer fields' : 'header fields';
       return this.fail('TG_HTTP_TOO_MANY_HEADERS', `more than ${this.maxHeaders} ${what}`);
     }
+    if (this.rawText !== null && this.state === FIELDS) {
+      if (b === this.textBuf && this.text === this.rawText && next <= this.textEnd) {
+        const base = this.textBase;
+        this.rawPos.push(p - base, nameEnd - base, valueStart - base, valueEnd - base, next - base);
+        return this.noteField(b, p, nameEnd - p, valueStart, valueEnd, null) ? next : FAILED;
+      }
+      this.headers = fieldsOf({ text: this.rawText, pos: this.rawPos });
+      this.rawText = null;
+    }
     const name = this.str(b, p, nameEnd);
     const value = this.str(b, valueStart, valueEnd);
     if (this.state === TRAILERS) {
@@ -573,28 +595,31 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     return this.noteField(b, p, nameEnd - p, valueStart, valueEnd, value) ? next : FAILED;
   }
 
-  /** Records the few fields that decide framing, routing and connection reuse. */
-  private noteField(b: Buffer, p: number, nameLen: number, vs: number, ve: number, value: string): boolean {
+  /**
+   * Records the few fields that decide framing, routing and connection reuse. `value` is the
+   * value's string when the caller made one (null: made here, only for these fields).
+   */
+  private noteField(b: Buffer, p: number, nameLen: number, vs: number, ve: number, value: string | null): boolean {
     switch (nameLen) {
       case 4:
         if (!this.isRequest || !equalsLower(b, p, L_HOST)) return true;
         if (this.hostSeen) return this.reject('TG_HTTP_DUPLICATE_HOST', 'more than one Host field');
         this.hostSeen = true;
-        this.host = value;
+        this.host = value ?? this.str(b, vs, ve);
         return true;
       case 6:
-        if (equalsLower(b, p, L_EXPECT) && value.length === 12 && value.toLowerCase() === '100-continue') this.expect100 = true;
+        if (equalsLower(b, p, L_EXPECT) && ve - vs === 12 && (value ?? this.str(b, vs, ve)).toLowerCase() === '100-continue') this.expect100 = true;
         return true;
       case 7:
-        if (equalsLower(b, p, L_UPGRADE)) this.upgradeValue = value;
+        if (equalsLower(b, p, L_UPGRADE)) this.upgradeValue = value ?? this.str(b, vs, ve);
         return true;
       case 10:
-        if (equalsLower(b, p, L_CONNECTION)) this.noteConnection(value);
+        if (equalsLower(b, p, L_CONNECTION)) this.noteConnection(value ?? this.str(b, vs, ve));
         return true;
       case 14:
         return equalsLower(b, p, L_CONTENT_LENGTH) ? this.noteContentLength(b, vs, ve) : true;
       case 17:
-        return equalsLower(b, p, L_TRANSFER_ENCODING) ? this.noteTransferEncoding(value) : true;
+        return equalsLower(b, p, L_TRANSFER_ENCODING) ? this.noteTransferEncoding(value ?? this.str(b, vs, ve)) : true;
       default:
         return true;
     }
@@ -732,20 +757,22 @@ export class HttpParser<K extends MessageKind = MessageKind> {
       }
     }
     const upgrade = status === 101;
-    const head: ResponseHead = {
-      kind: 'response',
-      statusCode: status,
-      reason: this.reason,
-      version: v11 ? '1.1' : '1.0',
-      headers: this.headers,
-      contentLength: this.contentLength,
-      chunked: this.chunked,
+    const rawText = this.rawText;
+    this.rawText = null;
+    const head = new ParsedResponseHead(
+      status,
+      this.reason,
+      v11 ? '1.1' : '1.0',
+      rawText === null ? this.headers : null,
+      rawText === null ? undefined : { text: rawText, pos: this.rawPos },
+      this.contentLength,
+      this.chunked,
       bodyFraming,
-      keepAlive: !this.upgradeAfter && bodyFraming !== 'eof' && (v11 ? !this.connClose : this.connKeepAlive && !this.connClose),
-      connectionTokens: this.connectionTokens,
+      !this.upgradeAfter && bodyFraming !== 'eof' && (v11 ? !this.connClose : this.connKeepAlive && !this.connClose),
+      this.connectionTokens,
       upgrade,
-      upgradeProtocol: upgrade ? this.upgradeValue : undefined,
-    };
+      upgrade ? this.upgradeValue : undefined,
+    );
     this.startBody(bodyFraming, this.contentLength);
     this.handler.onHead(head);
     if (this.state === BODY_LENGTH && this.remaining === 0) this.completeMessage();
@@ -957,4 +984,28 @@ function internMethod(b: Buffer, s: number, e: number): string {
   if (n === 4 && c === 0x50 && b[s + 1] === 0x4f && b[s + 2] === 0x53 && b[s + 3] === 0x54) return 'POST';
   if (n === 7 && c === 0x43 && latin1(b, s, e) === 'CONNECT') return 'CONNECT';
   return latin1(b, s, e);
+}
+
+/** A parsed response head: `headers` is made from the raw field lines when first read (see RawFields). */
+class ParsedResponseHead implements ResponseHead {
+  readonly kind = 'response';
+
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    readonly version: HttpVersion,
+    private fields: string[] | null,
+    readonly raw: RawFields | undefined,
+    readonly contentLength: number,
+    readonly chunked: boolean,
+    readonly bodyFraming: BodyFraming,
+    readonly keepAlive: boolean,
+    readonly connectionTokens: string[],
+    readonly upgrade: boolean,
+    readonly upgradeProtocol: string | undefined,
+  ) {}
+
+  get headers(): string[] {
+    return (this.fields ??= fieldsOf(this.raw!));
+  }
 }

@@ -24,10 +24,9 @@ import type { CompiledHeaderOps } from './headers.js';
 import type { HttpMetrics } from './http-metrics.js';
 import type { ResolvedHttpOptions } from './options.js';
 import type { Decision } from '../route/http-route.js';
-import type { RequestFacts } from '../route/select.js';
 import type { StreamInfo } from './stream-info.js';
 import type { Sweepable, Sweeper } from './sweeper.js';
-import type { UpstreamPool } from './upstream-pool.js';
+import type { UpstreamAffinity, UpstreamPool } from './upstream-pool.js';
 
 /** A session as the engine tracks it (sweeps, drain). */
 export interface EngineSession extends Sweepable {
@@ -61,8 +60,6 @@ export interface DownstreamConn {
   readonly sourceNamespace: string | undefined;
   /** What AuthorizationPolicy sees of the connection (addresses, port, SNI, mTLS peer). */
   readonly authz: AuthzConnection;
-  /** The latest routed request's facts as the router normalised them (valid until the next request is routed). */
-  readonly requestFacts: RequestFacts;
   /** What requests of this connection do with x-forwarded-client-cert (xfcc.ts). */
   readonly xfcc: XfccPolicy;
   /** The namespace a mesh mTLS caller's certificate proved (selects its EgressIP); undefined otherwise. */
@@ -81,6 +78,10 @@ export interface DownstreamConn {
   random(): number;
   write(data: string | Buffer): boolean;
   writev(parts: readonly (string | Buffer)[]): boolean;
+  /** HTTP/1.1: the upstream connection this connection's next request may take again (UpstreamAffinity). */
+  readonly upstreamAffinity: UpstreamAffinity | undefined;
+  /** Bytes written may still be referenced: queued, not yet taken by the kernel (or by the HTTP/2 session). */
+  writeQueued(): boolean;
   /** The upstream is ready for the request body: resume parsing it. */
   resumeRequestBody(): void;
   pauseReads(): void;

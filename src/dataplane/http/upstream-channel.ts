@@ -70,6 +70,11 @@ export interface UpstreamUser {
   /** The connection failed while this user had it; it is already destroyed. */
   onUpstreamFailure(kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void;
   onUpstreamDrain(): void;
+  /**
+   * Body bytes this user was handed may still be referenced: written downstream but queued, not
+   * yet taken by the kernel (the connection then reads into a new buffer instead of reusing it).
+   */
+  bodyQueued(): boolean;
 }
 
 /** A connected (and, for TLS clusters, handshaken) socket to an endpoint, or why there is none. */

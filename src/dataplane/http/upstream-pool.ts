@@ -17,9 +17,10 @@
  * than the cap are in flight, each burst of responses closes the excess and the next burst dials
  * them again, filling the ephemeral port range with TIME_WAIT.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { addrPort, plainIp } from '../context.js';
+import type { Cluster } from '../../snapshot/types.js';
 import type { ClusterManager, UpstreamTarget } from '../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import type { HttpParseError } from './errors.js';
@@ -33,10 +34,46 @@ import { originatesTls, originateTls, sniFor } from './upstream-tls.js';
 import { upstreamMtlsLabelsOf } from '../mesh/peer-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Counter, CounterChild, Gauge } from '../observe/metrics.js';
+import { ReadBuffers } from '../tcp/user-buffer.js';
 
 export type { UpstreamChannel, UpstreamFailureKind, UpstreamUser } from './upstream-channel.js';
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads of a plain-TCP upstream connection (net's `onread`, set when the socket is opened): each
+ * read lands in a reused buffer (tcp/user-buffer.ts) and goes straight to the connection's
+ * parser — no Readable stream, no 'data' event, no 64 KiB ArrayBuffer per read. A body chunk in
+ * the connection's own buffer is written downstream before the next read overwrites it; when the
+ * write could not complete at once (queued in the downstream socket, or handed to an HTTP/2
+ * stream), the next read gets a new buffer instead.
+ */
+export class UpstreamReads {
+  private readonly buffers = new ReadBuffers();
+  private conn: UpstreamConn | null = null;
+  /** Bytes read before the connection object existed (a server that talks first): replayed to it. */
+  private early: Buffer[] | null = null;
+  readonly onread = { buffer: this.buffers.nextBuffer, callback: (n: number, buf: Uint8Array): boolean => this.onRead(n, buf) };
+
+  bind(conn: UpstreamConn): void {
+    this.conn = conn;
+    const early = this.early;
+    this.early = null;
+    if (early !== null) for (const b of early) conn.onChunk(b);
+  }
+
+  private onRead(n: number, buf: Uint8Array): boolean {
+    const bufs = this.buffers;
+    const chunk = bufs.take(n, buf);
+    const c = this.conn;
+    if (c === null) {
+      (this.early ??= []).push(bufs.lastOwn ? Buffer.from(chunk) : chunk);
+      return true;
+    }
+    if (c.onChunk(chunk) && bufs.lastOwn) bufs.dropOwn();
+    return true;
+  }
+}
 
 export class UpstreamConn implements UpstreamChannel, HttpParserHandler<ResponseHead> {
   readonly parser: HttpParser<'response'>;
@@ -55,6 +92,8 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   reusedCounter: CounterChild | undefined = undefined;
   /** Handed to a request (counted in its key's `busy`) and not yet given back. */
   inUse = false;
+  /** After a 101: the socket belongs to a tunnel; reads are passed on as 'data' events. */
+  private tunneled = false;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -65,15 +104,17 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
     localIp: string,
     localPort: number,
     readonly mtls: MtlsLabels | undefined,
+    reads: UpstreamReads | undefined,
   ) {
     this.parser = new HttpParser('response', this);
     this.localAddress = addrPort(plainIp(localIp), localPort);
     this.upstreamHost = addrPort(target.ip, target.port);
-    socket.on('data', this.onData);
+    if (reads === undefined) socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onSocketError);
     socket.on('close', this.onClose);
     socket.on('drain', this.onDrain);
+    reads?.bind(this);
   }
 
   /** Gives the connection to a user for one request/response. */
@@ -196,27 +237,42 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   // ---------------------------------------------------------------- socket events
 
   private readonly onData = (chunk: Buffer): void => {
+    this.onChunk(chunk);
+  };
+
+  /**
+   * One read from the upstream. Returns true when part of `chunk` may still be referenced after
+   * this call (a downstream write of it is queued, or a tunnel took the socket over).
+   */
+  onChunk(chunk: Buffer): boolean {
     const u = this.user;
+    if (this.tunneled) {
+      // After a 101 the tunnel reads the socket through 'data' events (Tunnel, tcp/pipe.ts).
+      this.socket.emit('data', chunk);
+      return true;
+    }
     if (u === null) {
       // Bytes on an idle connection: the server is confused or malicious; never reuse it.
       this.pool.remove(this);
       this.destroy();
-      return;
+      return false;
     }
     const n = this.parser.execute(chunk);
-    if (this.user !== u) return; // failed inside execute
+    if (this.user !== u) return u.bodyQueued(); // failed inside execute
     if (this.parser.upgraded) {
       this.detach();
+      this.tunneled = true;
       u.onUpstreamUpgrade(n < chunk.length ? chunk.subarray(n) : EMPTY);
-      return;
+      return true;
     }
     if (this.completed) {
       if (n < chunk.length) this.dead = true; // bytes after the response: never reuse
       u.onUpstreamComplete();
-      return;
+      return u.bodyQueued();
     }
     u.onUpstreamReadDone();
-  };
+    return u.bodyQueued();
+  }
 
   private readonly onEnd = (): void => {
     const u = this.user;
@@ -258,6 +314,53 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
 }
 
 function noop(): void {}
+
+/**
+ * Upstream affinity of one downstream HTTP/1.1 connection: the upstream connection its last
+ * response came on, taken again for its next request when that request would be sent the same way
+ * anyway — no endpoint choice, no pool key, no pool lookup per request (as Envoy keeps a
+ * connection pool per downstream connection). It applies when the request routes to the same
+ * cluster on the same snapshot and the cluster leaves nothing to decide per request (allowsAffinity):
+ * STATIC endpoints, ROUND_ROBIN or RANDOM (spread per connection instead of per request), no
+ * consistent hash, outlier detection, connectionPool limits, source address or HTTP/2; and only for
+ * a request's first attempt. The connection waits in the pool meanwhile, so the idle timeout, the
+ * idle cap and other requests may still take or close it; then the request takes the usual path.
+ */
+export class UpstreamAffinity {
+  private conn: UpstreamConn | null = null;
+  private snapshot: object | null = null;
+
+  /** The connection of the response just completed (called after it went back to the pool). */
+  remember(c: UpstreamChannel, snapshot: object): void {
+    if (c instanceof UpstreamConn && !c.dead && !c.inUse && c.target.localAddress === undefined && allowsAffinity(c.target.cluster)) {
+      this.conn = c;
+      this.snapshot = snapshot;
+    } else this.conn = null;
+  }
+
+  /** The remembered connection, out of the pool, when this request may use it (see the class comment). */
+  take(pool: UpstreamPool, clusterName: string, snapshot: object): UpstreamConn | undefined {
+    const c = this.conn;
+    if (c === null) return undefined;
+    this.conn = null;
+    if (snapshot !== this.snapshot || c.target.cluster.name !== clusterName) return undefined;
+    return pool.takeConn(c);
+  }
+}
+
+/** The cluster leaves nothing to decide per request: its upstream connection may follow the downstream one (UpstreamAffinity). */
+export function allowsAffinity(c: Cluster): boolean {
+  return (
+    c.type === 'STATIC' &&
+    (c.lbPolicy === 'ROUND_ROBIN' || c.lbPolicy === 'RANDOM') &&
+    c.consistentHash === undefined &&
+    c.outlierDetection === undefined &&
+    c.connectionPool === undefined &&
+    c.http2 !== true &&
+    c.sourceAddress === undefined &&
+    c.sourceAddressPool === undefined
+  );
+}
 
 export type DialResult = { readonly ok: true; readonly conn: UpstreamChannel } | { readonly ok: false; readonly failure: UpstreamFailure };
 
@@ -339,6 +442,23 @@ export class UpstreamPool implements Sweepable {
     return undefined;
   }
 
+  /** `c` if it is idle in the pool (not dead, not in use): taken out of it as take() would. */
+  takeConn(c: UpstreamConn): UpstreamConn | undefined {
+    if (c.dead || c.inUse) return undefined;
+    const list = c.keyPool.idle;
+    const last = list.length - 1;
+    if (last >= 0 && list[last] === c) list.pop();
+    else {
+      const i = list.indexOf(c);
+      if (i < 0) return undefined;
+      list.splice(i, 1);
+    }
+    this.idleCount--;
+    if (c.reusedCounter !== undefined) c.reusedCounter.value++;
+    this.checkOut(c);
+    return c;
+  }
+
   /** A released connection: kept idle while its key's recent concurrency says it will be needed, else closed. */
   put(c: UpstreamConn): void {
     const kp = c.keyPool;
@@ -399,17 +519,22 @@ export class UpstreamPool implements Sweepable {
 
   /** Opens a new HTTP/1.1 connection. */
   async dial(target: UpstreamTarget, key: string, connectTimeoutMs: number | undefined): Promise<DialResult> {
-    const r = await this.dialSocket(target, connectTimeoutMs);
+    // A plain-TCP connection reads into reused buffers (UpstreamReads); TLS decrypts into its own.
+    const reads = target.cluster.tls === undefined ? new UpstreamReads() : undefined;
+    const r = await this.dialSocket(target, connectTimeoutMs, reads?.onread);
     if (!r.ok) return r;
-    const conn = new UpstreamConn(this, this.keyPool(key), r.socket, target, key, r.localIp, r.localPort, r.mtls);
+    const conn = new UpstreamConn(this, this.keyPool(key), r.socket, target, key, r.localIp, r.localPort, r.mtls, reads);
     conn.reusedCounter = this.metrics?.reused.labels(target.cluster.name);
     this.checkOut(conn);
     return { ok: true, conn };
   }
 
-  /** A socket to the target: TCP from the ClusterManager (SSRF guard, source address, connect timeout), then TLS when the cluster has it. */
-  readonly dialSocket = async (target: UpstreamTarget, connectTimeoutMs: number | undefined): Promise<SocketDialResult> => {
-    const r = await this.clusters.dial(target, connectTimeoutMs);
+  /**
+   * A socket to the target: TCP from the ClusterManager (SSRF guard, source address, connect
+   * timeout), then TLS when the cluster has it. `onread` only for clusters without TLS.
+   */
+  readonly dialSocket = async (target: UpstreamTarget, connectTimeoutMs: number | undefined, onread?: OnReadOpts): Promise<SocketDialResult> => {
+    const r = await this.clusters.dial(target, connectTimeoutMs, onread);
     if (!r.ok) return r;
     const cluster = target.cluster;
     let socket: Socket | TLSSocket = r.socket;

@@ -61,6 +61,8 @@ export class ExplicitProxyRouter extends RouterContext {
   override route(d: Decision, head: RequestInput): void {
     this.head = head;
     this.method = head.method;
+    d.head = head;
+    d.method = head.method;
     if (head.targetForm !== 'absolute' || head.authority === undefined) {
       d.reply(400, 'DPE', 'proxy_not_absolute_form', `${head.method} ${head.target}: an explicit proxy takes absolute-form requests (http://host/path) and CONNECT`);
       return;
@@ -72,8 +74,10 @@ export class ExplicitProxyRouter extends RouterContext {
     }
     const host = this.host;
     d.host = host;
+    d.authority = this.authority;
     const scheme = head.scheme ?? 'http';
     this.scheme = scheme;
+    d.scheme = scheme;
     const raw = head.path;
     const q = raw.indexOf('?');
     const rawPath = q < 0 ? raw : raw.slice(0, q);
@@ -83,6 +87,7 @@ export class ExplicitProxyRouter extends RouterContext {
       return;
     }
     this.path = np;
+    d.path = np;
     this.query = q < 0 ? '' : raw.slice(q + 1);
     d.target = np === rawPath ? raw : q < 0 ? np : np + raw.slice(q);
     const port = this.explicitPort !== 0 ? this.explicitPort : scheme === 'https' ? 443 : 80;

@@ -48,6 +48,26 @@ export interface RequestInput {
   readonly headers: readonly string[];
 }
 
+/**
+ * A request header as matches and AuthorizationPolicy read it (lower-case name): repeated fields
+ * comma-joined (as Envoy matches them), pseudo-headers from the routed request.
+ */
+export function requestHeader(head: RequestInput | undefined, name: string, routed: { readonly method: string; readonly path: string; readonly scheme: string }): string | undefined {
+  if (name === 'host' || name === ':authority') return head?.authority;
+  if (name === ':method') return routed.method;
+  if (name === ':path') return routed.path;
+  if (name === ':scheme') return routed.scheme;
+  const h = head?.headers;
+  if (!h) return undefined;
+  const n = name.length;
+  let joined: string | undefined;
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    const k = h[i]!;
+    if (k.length === n && (k === name || k.toLowerCase() === name)) joined = joined === undefined ? h[i + 1] : `${joined},${h[i + 1]!}`;
+  }
+  return joined;
+}
+
 /** 400 detail for a rejected escaped slash. */
 export const ENCODED_SLASH_DETAIL = 'the path contains %2F or %5C; Tollgate rejects encoded slashes (routing and upstream would read the path differently)';
 
@@ -83,6 +103,14 @@ export class Decision {
   routeName: string | null = null;
   /** Normalized host ('' when the authority was invalid). */
   host = '';
+  // The request as routed, for the filters that run on it (rbac) whatever the connection routes next.
+  method = '';
+  /** Canonical authority (host[:port] as given). */
+  authority = '';
+  /** Normalised path without the query ('' when the request was refused before it). */
+  path = '';
+  scheme = 'http';
+  head: RequestInput | undefined = undefined;
   // forward
   route: Route | undefined = undefined;
   action: ForwardAction | undefined = undefined;
@@ -103,6 +131,11 @@ export class Decision {
   /** Reason and detail to log for a forwarded request (a dry-run AuthorizationPolicy that would deny it). */
   logReason: string | undefined = undefined;
   logDetail: string | undefined = undefined;
+
+  /** A header of the routed request (requestHeader()). */
+  header(name: string): string | undefined {
+    return requestHeader(this.head, name, this);
+  }
 
   reply(status: number, flag: string, reason: string | undefined, detail?: string, body?: string): void {
     this.kind = 'reply';
@@ -151,19 +184,7 @@ export class RouterContext implements RequestFacts {
   }
 
   header(name: string): string | undefined {
-    if (name === 'host' || name === ':authority') return this.head?.authority;
-    if (name === ':method') return this.method;
-    if (name === ':path') return this.path;
-    if (name === ':scheme') return this.scheme;
-    const h = this.head?.headers;
-    if (!h) return undefined;
-    const n = name.length;
-    let joined: string | undefined;
-    for (let i = 0; i + 1 < h.length; i += 2) {
-      const k = h[i]!;
-      if (k.length === n && (k === name || k.toLowerCase() === name)) joined = joined === undefined ? h[i + 1] : `${joined},${h[i + 1]!}`;
-    }
-    return joined;
+    return requestHeader(this.head, name, this);
   }
 
   /**
@@ -214,6 +235,8 @@ export class RouterContext implements RequestFacts {
   route(d: Decision, head: RequestInput): void {
     this.head = head;
     this.method = head.method;
+    d.head = head;
+    d.method = head.method;
     if (head.method === 'CONNECT') {
       d.reply(405, 'NR', 'connect_not_allowed', 'CONNECT is served by explicit-proxy listeners, not by HTTP routes');
       return;
@@ -230,7 +253,9 @@ export class RouterContext implements RequestFacts {
       return;
     }
     d.host = this.host;
+    d.authority = this.authority;
     this.scheme = head.scheme ?? (this.tls ? 'https' : 'http');
+    d.scheme = this.scheme;
     // path + query
     const raw = head.path;
     const q = raw.indexOf('?');
@@ -246,6 +271,7 @@ export class RouterContext implements RequestFacts {
       path = np;
     }
     this.path = path;
+    d.path = path;
     const table = this.table;
     if (table === undefined) {
       d.reply(404, 'NR', 'route_not_found', 'the listener names a route table the snapshot does not have');

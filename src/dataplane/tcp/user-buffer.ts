@@ -35,6 +35,53 @@ const SMALL_READ = 4 * 1024;
 const SMALL_READS = 16;
 const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
 
+/**
+ * Where the reads of one reader (a tunnel direction, an upstream HTTP connection) land: the shared
+ * buffer while reads are small, the reader's own buffer once one is bulk (see the module comment).
+ * The owner passes `nextBuffer` as net's onread.buffer and turns each read into a chunk with take().
+ */
+export class ReadBuffers {
+  private own: Buffer | undefined;
+  private next: Buffer = SHARED;
+  private smallReads = 0;
+  /** The last chunk take() returned lies in this reader's own buffer (not a copy). */
+  lastOwn = false;
+
+  /** onread.buffer: where the next read goes (called after every read). */
+  readonly nextBuffer = (): Buffer => this.next;
+
+  /**
+   * The bytes of a read of `n` into `buf`, as a Buffer the caller may hand on: a copy when the read
+   * went to the shared buffer, else a view of the own buffer, which the next read overwrites — so
+   * it must be written out (or copied) before reading goes on, or handed over with dropOwn().
+   */
+  take(n: number, buf: Uint8Array): Buffer {
+    if (buf === SHARED) {
+      this.lastOwn = false;
+      const chunk = Buffer.allocUnsafe(n);
+      SHARED.copy(chunk, 0, 0, n);
+      if (n >= BULK_READ) this.next = this.own ??= Buffer.allocUnsafeSlow(READ_SIZE);
+      return chunk;
+    }
+    this.lastOwn = true;
+    const chunk = n === buf.length ? (buf as Buffer) : (buf as Buffer).subarray(0, n);
+    if (n >= SMALL_READ) this.smallReads = 0;
+    else if (++this.smallReads >= SMALL_READS) {
+      // A queued write of `chunk` keeps the old buffer alive on its own; the next read goes elsewhere.
+      this.next = SHARED;
+      this.own = undefined;
+      this.smallReads = 0;
+    }
+    return chunk;
+  }
+
+  /** The last chunk from the own buffer may still be referenced (a write of it is queued): the next read gets a new one. */
+  dropOwn(): void {
+    if (this.next === SHARED) return;
+    this.next = this.own = Buffer.allocUnsafeSlow(READ_SIZE);
+  }
+}
+
 /** One direction of a tunnel: reads from `src`, writes to `dst`. */
 export class Flow {
   bytes = 0;
@@ -46,35 +93,21 @@ export class Flow {
   adopting = false;
   /** Reading stopped until `dst` has written everything queued. */
   waiting = false;
-  private own: Buffer | undefined;
-  private next: Buffer = SHARED;
-  private smallReads = 0;
+  private readonly reads = new ReadBuffers();
 
   /** `onBulk`: a bulk read arrived through 'data' events (the tunnel may adopt the source then). */
   constructor(private readonly onBulk: (flow: Flow) => void) {}
 
   /** onread.buffer: where the next read goes (called after every read). */
-  readonly nextBuffer = (): Buffer => this.next;
+  readonly nextBuffer = this.reads.nextBuffer;
 
-  /** onread.callback: `false` stops reading (the handle's readStop) until onWritten resumes it. */
+  /**
+   * onread.callback: `false` stops reading (the handle's readStop) until onWritten resumes it — so
+   * the own buffer is never overwritten while a write of it is queued.
+   */
   readonly onRead = (n: number, buf: Uint8Array): boolean => {
     this.bytes += n;
-    let chunk: Buffer;
-    if (buf === SHARED) {
-      chunk = Buffer.allocUnsafe(n);
-      SHARED.copy(chunk, 0, 0, n);
-      if (n >= BULK_READ) this.next = this.own ??= Buffer.allocUnsafeSlow(READ_SIZE);
-    } else {
-      chunk = n === buf.length ? (buf as Buffer) : (buf as Buffer).subarray(0, n);
-      if (n >= SMALL_READ) this.smallReads = 0;
-      else if (++this.smallReads >= SMALL_READS) {
-        // A queued write of `chunk` keeps the old buffer alive on its own; the next read goes elsewhere.
-        this.next = SHARED;
-        this.own = undefined;
-        this.smallReads = 0;
-      }
-    }
-    return this.forward(chunk);
+    return this.forward(this.reads.take(n, buf));
   };
 
   /** The 'data' path: every connection starts on it, and sockets that cannot be adopted (TLS) stay. */

@@ -350,9 +350,10 @@ export class ClusterManager implements LbState {
     return { ok: true, target };
   }
 
-  dial(target: UpstreamTarget, connectTimeoutMs?: number): Promise<ConnectResult> {
+  /** `onread`: the socket reads into the caller's buffers (net's onread) instead of emitting 'data'. */
+  dial(target: UpstreamTarget, connectTimeoutMs?: number, onread?: OnReadOpts): Promise<ConnectResult> {
     return new Promise((resolve) => {
-      this.dialThen(target, connectTimeoutMs, (r) => resolve(r.ok ? { ...r, localAddress: r.socket.localAddress ?? '', localPort: r.socket.localPort ?? 0 } : r));
+      this.dialThen(target, connectTimeoutMs, onread, (r) => resolve(r.ok ? { ...r, localAddress: r.socket.localAddress ?? '', localPort: r.socket.localPort ?? 0 } : r));
     });
   }
 
@@ -366,15 +367,15 @@ export class ClusterManager implements LbState {
     const fast = this.chooseSync(req);
     if (fast === undefined) {
       this.choose(req).then(
-        (c) => (c.ok ? this.dialThen(c.target, req.connectTimeoutMs, done, onread) : done(c)),
+        (c) => (c.ok ? this.dialThen(c.target, req.connectTimeoutMs, onread, done) : done(c)),
         (err: unknown) => done({ ok: false, failure: failure('UF', 'internal_error', String(err), false) }),
       );
-    } else if (fast.ok) this.dialThen(fast.target, req.connectTimeoutMs, done, onread);
+    } else if (fast.ok) this.dialThen(fast.target, req.connectTimeoutMs, onread, done);
     else done(fast);
   }
 
   /** dial() with a callback (see connectThen). */
-  dialThen(target: UpstreamTarget, connectTimeoutMs: number | undefined, done: (r: DialResult) => void, onread?: OnReadOpts): void {
+  dialThen(target: UpstreamTarget, connectTimeoutMs: number | undefined, onread: OnReadOpts | undefined, done: (r: DialResult) => void): void {
     const timeout = connectTimeoutMs ?? target.cluster.connectTimeoutMs;
     const cname = target.cluster.name;
     const hostKey = key(target.ip, target.port);

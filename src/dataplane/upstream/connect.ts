@@ -6,7 +6,7 @@
  * ephemeral range has ports, across all upstreams together. Where the native piece is missing,
  * Node's own bind-then-connect is used.
  */
-import { connect as netConnect, Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
+import { connect as netConnect, Socket, type OnReadOpts } from 'node:net';
 import { constants } from 'node:os';
 import { boundSocketNoPort, sockoptAvailable } from '../../net/sockopt.js';
 
@@ -18,16 +18,16 @@ export interface ConnectTarget {
 
 /**
  * A connecting socket, or the bind failure (an error with `code` and `syscall: 'bind'`). With
- * `onread`, the socket reads into the caller's buffers instead of emitting 'data'.
+ * `onread` the socket reads into the caller's buffers instead of emitting 'data' (net's option).
  */
 export function openUpstreamSocket(t: ConnectTarget, onread?: OnReadOpts): Socket | NodeJS.ErrnoException {
+  const reads = onread !== undefined ? { onread } : {};
   if (t.localAddress === undefined || !sockoptAvailable()) {
-    return netConnect({ host: t.ip, port: t.port, ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}), allowHalfOpen: true, noDelay: true, ...(onread !== undefined ? { onread } : {}) });
+    return netConnect({ host: t.ip, port: t.port, ...(t.localAddress !== undefined ? { localAddress: t.localAddress } : {}), allowHalfOpen: true, noDelay: true, ...reads });
   }
   const bound = boundSocketNoPort(t.localAddress);
   if (!bound.ok) return bindError(bound.errno, t.localAddress, bound.message);
-  // @types/node lists onread for connect() only; the Socket constructor reads it too.
-  const sock = new Socket({ fd: bound.value, readable: true, writable: true, allowHalfOpen: true, ...(onread !== undefined ? { onread } : {}) } as SocketConstructorOpts);
+  const sock = new Socket({ fd: bound.value, readable: true, writable: true, allowHalfOpen: true, ...reads });
   sock.setNoDelay(true);
   sock.connect({ host: t.ip, port: t.port });
   return sock;

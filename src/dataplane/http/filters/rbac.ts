@@ -9,9 +9,9 @@
  * limits and mirrors, and a proxy without policies does not run it at all. It acts on every route,
  * and on requests no route matched (Istio authorizes inbound requests before routing).
  *
- * It reads the request facts the router computed for this request, so it must sit before any filter
- * that pauses the request-headers phase (fault delay): the connection's facts belong to its latest
- * routed request.
+ * It reads the request as the router normalised it from the stream's own decision (path, host,
+ * authority, headers), so it may run after a filter that pauses the request (a fault delay), even
+ * with other streams of the connection routed meanwhile.
  */
 import type { AuthzPolicy } from '../../../snapshot/types.js';
 import { authorizeHttp } from '../../authz/apply.js';
@@ -46,7 +46,7 @@ export const rbacFilter: HttpFilterFactory<RbacConfig, RbacConfig> = {
   create: () => ({
     onRequestHeaders(s, config) {
       const conn = s.downstream;
-      const verdict = authorizeHttp(config.policies, conn.authz, conn.requestFacts, s.decision);
+      const verdict = authorizeHttp(config.policies, conn.authz, s.decision);
       if (verdict === undefined) return CONTINUE;
       conn.engine.services.metrics.authorized(verdict);
       if (verdict.allowed) return CONTINUE;

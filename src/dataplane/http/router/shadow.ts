@@ -195,6 +195,9 @@ export class Mirror implements AttemptOwner, Sweepable {
   trailers(): void {}
   readDone(): void {}
   drain(): void {}
+  bodyQueued(): boolean {
+    return false; // the mirror's response body is discarded
+  }
   complete(a: UpstreamAttempt): void {
     a.release(this.keepAlive);
     this.end(this.responseCode, '-', undefined, undefined);

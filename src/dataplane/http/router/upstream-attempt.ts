@@ -23,6 +23,8 @@ export interface AttemptOwner {
   upgrade(a: UpstreamAttempt, rest: Buffer): void;
   failed(a: UpstreamAttempt, kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void;
   drain(): void;
+  /** The response body handed on may still be queued downstream (UpstreamUser.bodyQueued). */
+  bodyQueued(): boolean;
 }
 
 function internalFailure(err: unknown): UpstreamFailure {
@@ -54,6 +56,11 @@ export class UpstreamAttempt implements UpstreamUser {
       (res) => this.onChosen(res),
       (err: unknown) => this.onChosen({ ok: false, failure: internalFailure(err) }),
     );
+  }
+
+  /** Starts on a connection the request already has (UpstreamAffinity): no endpoint choice. */
+  startOn(c: UpstreamChannel): void {
+    this.attach(c);
   }
 
   private onChosen(r: ChooseResult): void {
@@ -158,5 +165,8 @@ export class UpstreamAttempt implements UpstreamUser {
   }
   onUpstreamDrain(): void {
     if (!this.cancelled) this.owner.drain();
+  }
+  bodyQueued(): boolean {
+    return this.owner.bodyQueued();
   }
 }

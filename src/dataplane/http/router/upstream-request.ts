@@ -136,6 +136,13 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     this.retry.tries++;
     const conn = s.downstream;
     const px = d.proxy; // explicit proxy only
+    const kept = this.retry.tries === 1 && px === undefined ? conn.upstreamAffinity?.take(engine.pool, d.clusterName!, conn.snapshot) : undefined;
+    if (kept !== undefined) {
+      const a = new UpstreamAttempt(this, engine, s.head.method);
+      this.attempt = a;
+      a.startOn(kept);
+      return;
+    }
     const pick: UpstreamPick = {
       cluster: px === undefined ? d.clusterName! : px.cluster,
       snapshot: conn.snapshot,
@@ -338,8 +345,11 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
   complete(a: UpstreamAttempt): void {
     if (!this.responding) return;
     this.attempt = null;
+    const c = a.conn;
     a.release(this.keepAlive && this.s.requestComplete);
-    this.s.onResponseComplete();
+    const s = this.s;
+    if (c !== null && s.downstream.upstreamAffinity !== undefined && this.retry.tries === 1) s.downstream.upstreamAffinity.remember(c, s.downstream.snapshot);
+    s.onResponseComplete();
   }
 
   upgrade(a: UpstreamAttempt, rest: Buffer): void {
@@ -352,6 +362,10 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
 
   drain(): void {
     this.s.downstream.resumeReads();
+  }
+
+  bodyQueued(): boolean {
+    return this.responding && this.s.downstream.writeQueued();
   }
 
   failed(a: UpstreamAttempt, kind: UpstreamFailureKind, detail: string, err: HttpParseError | undefined): void {
