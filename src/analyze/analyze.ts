@@ -15,7 +15,7 @@ import { droppedHeaderMatches } from './checks-headers.js';
 import { authorizationPolicyChecks, peerAuthenticationChecks } from './checks-security.js';
 import { autoPassthroughServers, conflictingGateways, duplicateCertificates, gatewayPortsOnService, gatewaySecrets } from './checks-gateway.js';
 import { destinationPortRequired, meshHostConflicts, partialWildcardHosts, mirrorDestinations, originationCaCertificates, ruleReachability, serviceEntryAddresses, servicePortNames, sidecarSelectors, vsHostsInGateways } from './checks-istio.js';
-import { gatewayTlsSettings } from './checks-tls.js';
+import { gatewayTlsSettings, l4TlsOrigination } from './checks-tls.js';
 import { makeFinder, type Check } from './context.js';
 
 export const CHECKS: readonly Check[] = [
@@ -25,7 +25,7 @@ export const CHECKS: readonly Check[] = [
   meshHostConflicts, vsHostsInGateways, destinationPortRequired, mirrorDestinations, originationCaCertificates, serviceEntryAddresses,
   sidecarSelectors, servicePortNames, ruleReachability, partialWildcardHosts,
   egressRouters, egressIps, routeWeights, destinationRules, kubernetesObjects, envoyBootstrap, explicitProxyAnnotations, localRateLimitAnnotations, recognisedKinds,
-  sourceAddressPools, allowPrivateAnnotations, droppedHeaderMatches, pathNormalizationWeak, egressGatewayExposed, authorizationPolicyChecks, peerAuthenticationChecks, gatewayTlsSettings,
+  sourceAddressPools, allowPrivateAnnotations, droppedHeaderMatches, pathNormalizationWeak, egressGatewayExposed, authorizationPolicyChecks, peerAuthenticationChecks, gatewayTlsSettings, l4TlsOrigination,
 ];
 
 export interface AnalysisResult {
