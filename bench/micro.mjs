@@ -131,7 +131,7 @@ function serializeRequests(n) {
   for (let i = 0; i < n; i++) {
     facts.requestId = null;
     const head = buildRequestHead(
-      { method: browserHead.method, target: browserHead.path, host: 'api.example.com', headers: browserHead.headers, connectionTokens: browserHead.connectionTokens, framing: 'none', upgrade: false, stripExpect: false, xffAppend: '127.0.0.1', proto: 'http', addRequestId: false, ops: null },
+      { method: browserHead.method, target: browserHead.path, host: 'api.example.com', headers: browserHead.headers, connectionTokens: browserHead.connectionTokens, framing: 'none', upgrade: false, stripExpect: false, xffAppend: '127.0.0.1', proto: 'http', addRequestId: false, ops: null, xfcc: { forward: false, set: null } },
       facts,
     );
     bytes += head.length;
