@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Control-plane cost (issue 6): a real `tollgate control-plane` child process watching a directory
+// Control-plane cost: a real `tollgate control-plane` child process watching a directory
 // with N ServiceEntries, and P proxies (ControlPlaneClient, in this process, with appliers that only
 // record the time) connected to it. Measures: push latency (file change -> snapshot applied in
 // every proxy) p50/p99, full sync of a new sidecar (all N services), the control plane's RSS, and

@@ -1,4 +1,4 @@
-// The seven scenarios of issue 7. Each takes the run context (peers already started, targets
+// The bench scenarios. Each takes the run context (peers already started, targets
 // verified and warmed) and returns { json, markdown, checks }. Every measured loop alternates the
 // targets inside each round (A B C A B C ...), and the summary is the median over rounds.
 import { fileURLToPath } from 'node:url';
