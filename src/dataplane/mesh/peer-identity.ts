@@ -3,6 +3,7 @@
  * connection (the URI SAN `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`), in the
  * forms AuthorizationPolicy and Istio's metrics use.
  */
+import { sansOf } from '../tls/subject-alt-names.js';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { parseSpiffeId, type WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
@@ -16,13 +17,9 @@ export interface PeerIdentity {
   readonly namespace: string | undefined;
 }
 
-/** URI SANs of a certificate, in order (Node renders them as `URI:spiffe://...` in subjectaltname). */
+/** URI SANs of a certificate, in order (read by the one SAN parser, tls/subject-alt-names.ts). */
 export function uriSans(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined): string[] {
-  const text = cert?.subjectaltname;
-  if (text === undefined || text === '') return [];
-  const out: string[] = [];
-  for (const part of text.split(', ')) if (part.startsWith('URI:')) out.push(part.slice(4));
-  return out;
+  return sansOf(cert?.subjectaltname).uri;
 }
 
 export function identityOfSpiffeId(spiffeId: string): PeerIdentity {

@@ -6,6 +6,7 @@
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { PeerCertificateFacts } from '../context.js';
+import { sansOf } from './subject-alt-names.js';
 
 /** RFC 2253 order (most significant last in the certificate, first here): `CN=client,O=acme`. */
 function subjectText(s: PeerCertificate['subject'] | undefined): string {
@@ -13,21 +14,6 @@ function subjectText(s: PeerCertificate['subject'] | undefined): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(s)) for (const one of Array.isArray(v) ? v : [v]) parts.push(`${k}=${String(one)}`);
   return parts.reverse().join(',');
-}
-
-/** `subjectaltname` as Node prints it: `DNS:a, URI:spiffe://x, IP Address:1.2.3.4`. */
-export function sansOf(text: string | undefined): { uri: string[]; dns: string[]; ip: string[] } {
-  const out = { uri: [] as string[], dns: [] as string[], ip: [] as string[] };
-  for (const part of (text ?? '').split(', ')) {
-    const colon = part.indexOf(':');
-    if (colon < 0) continue;
-    const kind = part.slice(0, colon);
-    const value = part.slice(colon + 1);
-    if (kind === 'URI') out.uri.push(value);
-    else if (kind === 'DNS') out.dns.push(value);
-    else if (kind === 'IP Address') out.ip.push(value);
-  }
-  return out;
 }
 
 /** The client certificate of an accepted TLS connection; undefined when the client sent none. */
