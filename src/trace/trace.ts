@@ -3,8 +3,8 @@
  * matchers (dataplane/route), reported step by step. On failure: the Envoy-style flag and a hint
  * naming the object to add, found by asking the Model why.
  */
-import type { Model } from '../model/build.js';
-import { normalizeHost } from '../net/hostname.js';
+import type { Model, ServerModel } from '../model/build.js';
+import { hostMatches, normalizeHost } from '../net/hostname.js';
 import { CompiledSnapshot, type CompiledListener, type CompiledVirtualHost } from '../dataplane/route/compile.js';
 import { DEFAULT_PATH_NORMALIZATION } from '../dataplane/route/normalize.js';
 import { denyOutcome, selectFilterChain, selectVirtualHost, WOULD_DENY_REASON } from '../dataplane/route/select.js';
@@ -18,6 +18,7 @@ import { dispatchOriginalDst, virtualOutboundListener } from '../dataplane/route
 import { parseIp } from '../net/ip.js';
 import { chainOf, explainPlan, FilterSharedState } from '../dataplane/http/filter-chain.js';
 import { parseClusterName } from '../snapshot/names.js';
+import { gatewaysFor, isTerminated } from '../snapshot/generate/gateway.js';
 import { describePolicy } from './policy.js';
 import type { Cluster, Origin, RouterKernelPlan, Snapshot, WeightedCluster } from '../snapshot/types.js';
 
@@ -191,18 +192,22 @@ function traceSteps(model: Model, snapshot: Snapshot, req: TraceRequest, compile
   const facts = { tls: req.scheme === 'tls', ...(sni ? { sni } : {}), ...(destinationIp !== undefined ? { destinationIp } : {}), ...(originalDst ? { destinationPort: originalDst.port } : {}) };
   const choice = selectFilterChain(listener, facts);
   const denied = (flag: string, reason: string): TraceDecision => ({ status: null, flag, reason, cluster: null, upstreamHost: null, sourceAddress: null, routeName: null });
+  // Plaintext on a listener whose chains need TLS: the listener's TLS inspector reports it, and a
+  // connection no chain takes is logged as that failure (listener.ts afterPeek).
+  const inspectorFailure = req.scheme !== 'tls' && listener.needsTlsInspector ? TLS_NOT_TLS : undefined;
   if (!choice.chain) {
-    const outcome = denyOutcome(undefined, facts);
-    return { ...fail(outcome.flag, `${outcome.reason}: no filter chain matches on ${listener.listener.name} (${choice.why})`, `no route for ${sni ?? host}:${req.port} on this proxy`), decision: denied(outcome.flag, outcome.reason) };
+    const outcome = denyOutcome(undefined, facts, inspectorFailure);
+    const hint = outcome.reason === TLS_NOT_TLS ? plaintextHint(model, snapshot, sni ?? host, req.port) : `no route for ${sni ?? host}:${req.port} on this proxy`;
+    return { ...fail(outcome.flag, `${outcome.reason}: no filter chain matches on ${listener.listener.name} (${choice.why})`, hint), decision: denied(outcome.flag, outcome.reason) };
   }
   const chain = choice.chain;
   steps.push({ step: 'filter chain', value: `${chain.name} (${chain.filter.type})`, detail: choice.why, ...(chain.origin ? { origin: chain.origin } : {}) });
   const filter = chain.filter;
 
   if (filter.type === 'deny') {
-    const outcome = denyOutcome(chain, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}) });
+    const outcome = denyOutcome(chain, { tls: req.scheme === 'tls', ...(sni ? { sni } : {}) }, inspectorFailure);
     const blocked = outcome.flag === 'BLOCKED';
-    return { ...fail(outcome.flag, `${outcome.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, filter.reason, sni ?? host, req.port)), decision: denied(outcome.flag, outcome.reason) };
+    return { ...fail(outcome.flag, `${outcome.reason}: ${filter.detail}`, blocked ? registryHint(model, host, req.port, req.scheme) : denyHint(model, snapshot, outcome.reason, sni ?? host, req.port)), decision: denied(outcome.flag, outcome.reason) };
   }
   if (filter.type === 'explicit_proxy') {
     steps.push({ step: 'explicit proxy', value: filter.statPrefix, detail: `CONNECT/absolute-form requests are checked against ${filter.acl ? 'the router allow/deny list' : 'the registry'}` });
@@ -488,9 +493,57 @@ function noVhostHint(model: Model, snapshot: Snapshot, host: string, port: numbe
 }
 
 function denyHint(model: Model, snapshot: Snapshot, reason: string, name: string, port: number): string {
-  if (reason === 'sni_not_routed') return `add a tls route with match port ${port} and sniHosts [${name}] to a VirtualService bound to this Gateway, and list ${name} in the Gateway's PASSTHROUGH server hosts${inRegistry(model, name, port) ? '' : `; and a ServiceEntry with hosts [${name}] port ${port}/TLS`}`;
+  if (reason === TLS_NOT_TLS) return plaintextHint(model, snapshot, name, port);
+  if (reason === 'sni_missing') return `port ${port} routes TLS by its SNI and this ClientHello has none: connect by name (tls://<host>:${port}), not by address`;
+  if (reason === 'sni_not_routed') {
+    const { mesh, passthrough } = tlsServersOn(model, snapshot, port);
+    const hints: string[] = [];
+    // tls routes (sniHosts) apply only to PASSTHROUGH servers: a mesh server routes what is inside its mTLS.
+    if (mesh.length > 0) hints.push(`${meshServerHint(mesh, name, port)}; the caller originates Istio mTLS with SNI ${name} (${MESH_CALLER})`);
+    if (passthrough.length > 0 || mesh.length === 0) hints.push(`add a tls route with match port ${port} and sniHosts [${name}] to a VirtualService bound to this Gateway, and list ${name} in the Gateway's PASSTHROUGH server hosts${inRegistry(model, name, port) ? '' : `; and a ServiceEntry with hosts [${name}] port ${port}/TLS`}`);
+    return hints.join('; or, for plain TLS passed through: ');
+  }
   if (reason === 'router_no_rule') return `add "${port} tcp <destination-ip>" to EGRESS_DESTINATION or a fallback IP line`;
   return `${reason}: see docs/errors.md (proxy ${snapshot.proxy.role})`;
+}
+
+const TLS_NOT_TLS = 'tls_not_tls';
+const MESH_CALLER = 'a DestinationRule for the gateway with trafficPolicy.tls.mode ISTIO_MUTUAL, or a sidecar';
+
+interface PortServer {
+  readonly gateway: string;
+  readonly server: ServerModel;
+}
+
+/** The Gateway servers on `port` that route TLS by SNI: mesh (ISTIO_MUTUAL, any protocol) and PASSTHROUGH. */
+function tlsServersOn(model: Model, snapshot: Snapshot, port: number): { mesh: PortServer[]; passthrough: PortServer[] } {
+  const servers = gatewaysFor(model, snapshot.proxy).flatMap((gw) => gw.servers.filter((s) => s.server.port.number === port).map((server) => ({ gateway: gw.resource.name, server })));
+  return {
+    mesh: servers.filter(({ server }) => server.server.tls?.mode === 'ISTIO_MUTUAL'),
+    passthrough: servers.filter(({ server }) => (server.protocol === 'TLS' || server.protocol === 'HTTPS') && !isTerminated(server)),
+  };
+}
+
+/** An HTTPS mesh server routes the HTTP inside the mTLS; a TLS or TCP one, the stream inside (a tcp route). */
+const meshRouteKind = (s: PortServer, port: number): string => (s.server.protocol === 'HTTPS' ? 'an http route' : `a tcp route with match port ${port}`);
+
+/** What makes `name` routed on a mesh server: its hosts, then a route for the port. */
+function meshServerHint(mesh: readonly PortServer[], name: string, port: number): string {
+  const serving = mesh.find(({ server }) => server.hosts.some((h) => hostMatches(h.host, name)));
+  const s = serving ?? mesh[0];
+  if (!s) return '';
+  const route = `${meshRouteKind(s, port)} in a VirtualService with hosts [${name}] bound to Gateway ${s.gateway}`;
+  return serving ? `port ${port} is a mesh (ISTIO_MUTUAL) server for ${name}: add ${route}` : `port ${port} is a mesh (ISTIO_MUTUAL) server: list ${name} in its hosts (Gateway ${s.gateway}) and add ${route}`;
+}
+
+/** Plaintext sent to a port whose chains need TLS: what the caller must send instead. */
+function plaintextHint(model: Model, snapshot: Snapshot, name: string, port: number): string {
+  const mesh = tlsServersOn(model, snapshot, port).mesh[0];
+  if (mesh) {
+    const scheme = mesh.server.protocol === 'HTTPS' ? 'https' : 'tls';
+    return `port ${port} is a mesh (ISTIO_MUTUAL) server of Gateway ${mesh.gateway}: it takes only Istio mTLS from a mesh workload and closes plaintext. The caller must originate the mTLS: ${MESH_CALLER}; trace that connection as ${scheme}://${name}:${port} --source-principal <caller identity>`;
+  }
+  return `port ${port} takes only TLS and this connection is plaintext: send TLS with SNI ${name} (trace tls://${name}:${port}), or use a port served as plain HTTP or TCP`;
 }
 
 function noClusterHint(model: Model, name: string): string {

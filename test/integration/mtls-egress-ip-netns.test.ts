@@ -279,4 +279,17 @@ describe('EgressIP chosen by the namespace the caller\'s mesh certificate proves
     assert.equal(out.detail, 'rbac_access_denied_matched_policy[ns[istio-system]-policy[deny-d]-rule[0]]');
     assert.ok(out.steps.some((s) => s.step === 'tls' && s.value.startsWith('mesh mTLS (STRICT), peer cluster.local/ns/d/sa/sleep')), t.stdout);
   });
+
+  it('plaintext sent to the ISTIO_MUTUAL TLS server is closed as tls_not_tls, and trace says so with a hint that applies to a mesh server', async () => {
+    const r = await run('ip', ['netns', 'exec', ns, 'curl', '-s', '--max-time', '10', `http://127.0.0.1:${MESH_TLS_PORT}/plain`], { timeoutMs: 15_000 });
+    assert.notEqual(r.status, 0);
+    const g = gate!;
+    await waitFor(() => g.records().find((l) => l.tollgate_reason === 'tls_not_tls'), 10_000, 'plaintext log line');
+    const t = await run(process.execPath, [BIN, 'trace', '-f', cfg.path, ...GATE_ARGS, '-o', 'json', `tcp://partner.test:${MESH_TLS_PORT}`], { timeoutMs: 20_000 });
+    const out = JSON.parse(t.stdout) as { ok: boolean; reason?: string; hint?: string };
+    assert.equal(out.ok, false, t.stdout);
+    assert.equal(out.reason?.split(':')[0], 'tls_not_tls', 'trace names the reason the gateway logged');
+    assert.match(out.hint ?? '', /ISTIO_MUTUAL.*DestinationRule/, t.stdout);
+    assert.doesNotMatch(out.hint ?? '', /PASSTHROUGH/, 'a PASSTHROUGH tls route does not apply to a mesh server');
+  });
 });

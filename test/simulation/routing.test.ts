@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTraceUrl, trace, type TraceResult } from '../../src/trace/trace.js';
 import { pickWeighted } from '../../src/dataplane/route/select.js';
-import { identity, loadFixtures, snapshotOf, type Compiled } from '../helpers/pipeline.js';
+import { identity, loadFixtures, loadYaml, snapshotOf, type Compiled } from '../helpers/pipeline.js';
 import type { ProxyIdentity } from '../../src/snapshot/types.js';
 
 function run(c: Compiled, id: ProxyIdentity, url: string, opts: { headers?: Record<string, string>; sni?: string; sourceIp?: string } = {}): TraceResult {
@@ -39,6 +39,61 @@ test('gateway passes TLS through by SNI and refuses an SNI it does not route', (
   assert.match(denied.reason ?? '', /sni_not_routed/);
   const fronted = run(egress, gw, 'tls://api.partner.example:443', { sni: 'evil.example' });
   assert.equal(fronted.flag, 'NR', 'the SNI decides, not the URL host');
+});
+
+test('a refused TLS connection on a PASSTHROUGH port: the hint adds a tls route; plaintext is tls_not_tls, as the listener logs it', () => {
+  const denied = run(egress, gw, 'tls://evil.example:443');
+  assert.match(denied.hint ?? '', /add a tls route with match port 443 and sniHosts \[evil\.example\].*PASSTHROUGH server hosts/);
+  const plain = run(egress, gw, 'tcp://files.partner.example:443');
+  assert.equal(plain.reason?.split(':')[0], 'tls_not_tls', 'the TLS inspector sees plaintext before any chain is chosen');
+  assert.match(plain.hint ?? '', /takes only TLS.*tls:\/\/files\.partner\.example:443/);
+});
+
+const MESH_GATEWAY = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: partner, namespace: istio-system}
+spec:
+  hosts: [partner.test]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: egress, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 15443, name: tls-mesh, protocol: TLS}
+    hosts: [partner.test]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: partner-tls, namespace: istio-system}
+spec:
+  hosts: [partner.test]
+  gateways: [egress]
+  tcp: [{match: [{port: 15443}], route: [{destination: {host: partner.test, port: {number: 443}}}]}]
+`;
+
+test('an ISTIO_MUTUAL TLS server: the hints ask for Istio mTLS from the caller and a tcp route, never a PASSTHROUGH tls route', () => {
+  const mesh = loadYaml(MESH_GATEWAY);
+  const egressGw = identity('gateway', 'istio-system', { istio: 'egressgateway' });
+  const routed = run(mesh, egressGw, 'tls://partner.test:15443');
+  assert.equal(routed.ok, true, routed.hint);
+  const plain = run(mesh, egressGw, 'tcp://partner.test:15443');
+  assert.equal(plain.flag, 'NR');
+  assert.equal(plain.reason?.split(':')[0], 'tls_not_tls');
+  assert.match(plain.hint ?? '', /mesh \(ISTIO_MUTUAL\) server of Gateway egress/);
+  assert.match(plain.hint ?? '', /DestinationRule for the gateway with trafficPolicy\.tls\.mode ISTIO_MUTUAL, or a sidecar/);
+  assert.match(plain.hint ?? '', /tls:\/\/partner\.test:15443 --source-principal/);
+  const other = run(mesh, egressGw, 'tls://other.test:15443');
+  assert.equal(other.reason?.split(':')[0], 'sni_not_routed');
+  assert.match(other.hint ?? '', /list other\.test in its hosts \(Gateway egress\) and add a tcp route with match port 15443/);
+  for (const r of [plain, other]) {
+    assert.doesNotMatch(r.hint ?? '', /PASSTHROUGH|sniHosts/, 'a tls route applies only to a PASSTHROUGH server, not to a mesh one');
+  }
 });
 
 test('gateway answers NR 404 for a host it does not route, and NL for a port it does not serve', () => {
