@@ -7,13 +7,18 @@
 // back to back. The latency it reports is then mostly the wait behind the other nine requests of
 // the burst (ten times the proxy's service time), not the time one request spends in the proxy.
 //
-// Usage: node paced-client.mjs <port> <host> <path> <rate> <conns> <seconds> <warmupSeconds>
+// Usage: node paced-client.mjs <port> <host> <path> <rate> <conns> <seconds> <warmupSeconds> [timelineFile]
 // Prints one JSON object: requests, failed, achievedRps, late (requests that found no idle
 // connection and waited for one), and the latency of each measured request in microseconds,
-// sorted, from the write of its head to the last byte of its body.
+// sorted, from the write of its head to the last byte of its body. With a timeline file, also one
+// line per measured request in the order sent: its send time (µs from the start of the measured
+// window; the header gives the window's start on the monotonic and the wall clock, to line it
+// up with `strace -ttt` or `--trace-gc` output), its latency (µs) and its connection
+// index, to see which requests are slow (a new connection? every Nth? at a regular period?).
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 
-const [port, host, path, rate, conns, seconds, warmup] = process.argv.slice(2);
+const [port, host, path, rate, conns, seconds, warmup, timelineFile] = process.argv.slice(2);
 const RATE = Number(rate);
 const CONNS = Math.max(1, Number(conns));
 const MEASURE_MS = Number(seconds) * 1000;
@@ -23,6 +28,8 @@ const MAX_SAMPLES = Math.ceil((RATE * MEASURE_MS) / 1000) + 1000;
 
 const now = () => Number(process.hrtime.bigint()) / 1000; // µs
 const samples = new Float64Array(MAX_SAMPLES);
+const sentAt = new Float64Array(MAX_SAMPLES);
+const sentOn = new Uint16Array(MAX_SAMPLES);
 let nSamples = 0;
 let failed = 0;
 let late = 0;
@@ -31,7 +38,8 @@ let measuredSent = 0;
 let errorText;
 
 class Conn {
-  constructor() {
+  constructor(index) {
+    this.index = index;
     this.busy = true; // until connected
     this.startedAt = 0;
     this.measured = false;
@@ -63,20 +71,25 @@ class Conn {
     const head = this.buf.toString('latin1', 0, end);
     const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
     if (this.buf.length < end + 4 + len) return;
-    const took = now() - this.startedAt;
+    const startedAt = this.startedAt;
+    const took = now() - startedAt;
     const ok = head.startsWith('HTTP/1.1 2');
     this.buf = this.buf.subarray(end + 4 + len);
     this.startedAt = 0;
     this.busy = false;
     if (this.measured) {
       if (!ok) failed++;
-      else if (nSamples < MAX_SAMPLES) samples[nSamples++] = took;
+      else if (nSamples < MAX_SAMPLES) {
+        sentAt[nSamples] = startedAt;
+        sentOn[nSamples] = this.index;
+        samples[nSamples++] = took;
+      }
     }
     sendDue();
   }
 }
 
-const pool = Array.from({ length: CONNS }, () => new Conn());
+const pool = Array.from({ length: CONNS }, (_, i) => new Conn(i));
 let next = 0;
 let pending = 0; // due but not yet sent (no idle connection)
 let t0 = 0;
@@ -103,6 +116,7 @@ function sendDue() {
 await new Promise((resolve) => setTimeout(resolve, 200)); // connect
 t0 = now();
 measureFrom = t0 + WARMUP_MS * 1000;
+const wallAtMeasureFrom = Date.now() / 1000 + (measureFrom - now()) / 1e6;
 stopAt = measureFrom + MEASURE_MS * 1000;
 // A 1 ms tick, each sending the requests that fell due since the last one: one request per tick at
 // 1,000 req/s, with no alignment between connections.
@@ -129,6 +143,11 @@ for (const c of pool) {
   if (c.startedAt && c.measured) failed++;
   c.socket.removeAllListeners('close');
   c.socket.destroy();
+}
+if (timelineFile) {
+  const order = Array.from({ length: nSamples }, (_, i) => i).sort((a, b) => sentAt[a] - sentAt[b]);
+  const lines = order.map((i) => `${Math.round(sentAt[i] - measureFrom)} ${Math.round(samples[i])} ${sentOn[i]}`);
+  writeFileSync(timelineFile, `# sentUs latencyUs conn (window start: monotonic ${Math.round(measureFrom)} µs, wall clock ${wallAtMeasureFrom.toFixed(6)} s)\n${lines.join('\n')}\n`);
 }
 const lat = Array.from(samples.subarray(0, nSamples)).sort((a, b) => a - b);
 process.stdout.write(

@@ -13,6 +13,7 @@ import type { DataPlaneServices, HttpConnectionHandlerFactory } from '../datapla
 import { AccessLogger, type AccessLogFormat } from '../dataplane/observe/access-log.js';
 import { DEFAULT_LOG_BUFFER_BYTES, FileSink, stdoutSink, type LogSink } from '../dataplane/observe/log-sink.js';
 import { DataPlaneMetrics } from '../dataplane/observe/istio-metrics.js';
+import { loopLag, type LoopLag } from '../dataplane/observe/loop-lag.js';
 import { DEFAULT_MAX_SERIES_PER_METRIC, MetricsRegistry } from '../dataplane/observe/metrics.js';
 import { httpEngine } from '../dataplane/http/engine.js';
 import { UNDERSCORE_HEADER_ACTIONS, type UnderscoreHeaderAction } from '../dataplane/http/options.js';
@@ -36,7 +37,6 @@ import { watchPaths, type PathWatch } from '../controlplane/file-watch.js';
 import type { SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './args.js';
 import { isWorkerProcess, privateAdminSocket, reportAdmin, runPrimary } from './workers.js';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
 
 export interface RunOptions {
@@ -436,7 +436,7 @@ interface DataPlaneParts {
   readonly registry: MetricsRegistry;
   readonly admin: AdminServer | undefined;
   readonly status: StatusServers | undefined;
-  readonly lag: ReturnType<typeof monitorEventLoopDelay>;
+  readonly lag: LoopLag;
   readonly host: HostAgents;
   /** Stops watching --workload-cert-dir. */
   readonly closeIdentity: () => void;
@@ -468,11 +468,10 @@ function leaseClient(cp: NonNullable<RunOptions['controlPlane']>, timeoutMs: num
 async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrides: StartOverrides, logger: Logger): Promise<DataPlaneParts> {
   const registry = new MetricsRegistry({ maxSeriesPerMetric: options.maxMetricSeries });
   const metrics = new DataPlaneMetrics(registry, proxy);
-  const lag = monitorEventLoopDelay({ resolution: 20 });
+  const lag = loopLag;
   lag.enable();
   metrics.eventLoopLag.collect = () => {
-    metrics.eventLoopLag.labels().set(Math.round(lag.percentile(99) / 1e4) / 100);
-    lag.reset();
+    metrics.eventLoopLag.labels().set(Math.round(lag.takeP99Ms() * 100) / 100);
   };
   const { identity, closeIdentity } = workloadIdentityOf(options, overrides, logger);
   const clusters = new ClusterManager({

@@ -5,7 +5,10 @@
  * bookkeeping of a keep-alive request; a deadline is a number instead, and one interval per engine
  * checks them every TICK_MS. Timeouts are therefore up to TICK_MS late, never early.
  * `now` is a coarse clock the hot path reads for "last activity" stamps without calling Date.now().
+ * Each tick also reports how late it ran to the event-loop lag metric (no timer of its own).
  */
+import { performance } from 'node:perf_hooks';
+import { loopLag } from '../observe/loop-lag.js';
 
 export const TICK_MS = 50;
 
@@ -18,11 +21,13 @@ export class Sweeper {
   now = Date.now();
   private readonly items = new Set<Sweepable>();
   private timer: NodeJS.Timeout | undefined;
+  private tickDue = 0;
 
   add(s: Sweepable): void {
     this.items.add(s);
     if (this.timer === undefined) {
       this.now = Date.now();
+      this.tickDue = performance.now() + TICK_MS;
       this.timer = setInterval(this.tick, TICK_MS);
       this.timer.unref();
     }
@@ -41,6 +46,9 @@ export class Sweeper {
   }
 
   private readonly tick = (): void => {
+    loopLag.late(this.tickDue);
+    // Node schedules an interval's next run from the start of this one.
+    this.tickDue = performance.now() + TICK_MS;
     const now = Date.now();
     this.now = now;
     for (const s of this.items) s.sweep(now);
