@@ -9,7 +9,8 @@
  *   socket is paused. The next request is parsed only after the previous response was written.
  * - Backpressure: a full upstream socket pauses reads here (pauseReads/resumeReads); a full
  *   downstream socket pauses the upstream socket (UpstreamRequest.readDone / onDownstreamDrain).
- *   Per direction at most one read (64 KiB) beyond the socket's high-water mark is buffered.
+ *   Per direction at most one read (up to 128 KiB from an upstream) beyond the socket's
+ *   high-water mark is buffered.
  * - Timeouts (sweeper deadlines, no timer per request): header timeout from the first byte of a
  *   request (from the accept for the first request) -> 408 and close (silent close when nothing
  *   was sent); idle keep-alive timeout -> close; stream idle in the ActiveStream, route / per-try in its UpstreamRequest.
@@ -44,6 +45,7 @@ import { RouteBinding } from './route-binding.js';
 import { H2Session, h2Preface } from './h2-session.js';
 import { UpstreamAffinity } from './upstream-pool.js';
 import { errorResponse, simpleResponse } from './serialize.js';
+import { writeOut, writevOut } from './socket-write.js';
 import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
 
 const IDLE = 0;
@@ -388,18 +390,11 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   // ================================================================ called by the ActiveStream
 
   write(data: string | Buffer): boolean {
-    if (this.socket.destroyed) return true;
-    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+    return writeOut(this.socket, data);
   }
 
   writev(parts: readonly (string | Buffer)[]): boolean {
-    const s = this.socket;
-    if (s.destroyed) return true;
-    s.cork();
-    let ok = true;
-    for (const p of parts) ok = typeof p === 'string' ? s.write(p, 'latin1') : s.write(p);
-    s.uncork();
-    return ok;
+    return writevOut(this.socket, parts);
   }
 
   writeQueued(): boolean {

@@ -76,6 +76,7 @@ export interface DownstreamConn {
   readonly lastActivity: number;
   /** The random source of routing decisions (weights, fault and mirror percentages). */
   random(): number;
+  /** false: bytes are still queued (not all taken by the kernel): onDownstreamDrain follows. */
   write(data: string | Buffer): boolean;
   writev(parts: readonly (string | Buffer)[]): boolean;
   /** HTTP/1.1: the upstream connection this connection's next request may take again (UpstreamAffinity). */

@@ -39,6 +39,13 @@ import { ReadBuffers } from '../tcp/user-buffer.js';
 export type { UpstreamChannel, UpstreamFailureKind, UpstreamUser } from './upstream-channel.js';
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * An upstream connection's own read buffer once its responses stream in bulk: room for a 64 KiB
+ * body with its head, so such a response is one read and one downstream write instead of a full
+ * 64 KiB read, its write, and a second read and write for the few hundred bytes left over. Only
+ * the pages a read fills become resident.
+ */
+const BODY_READ_SIZE = 128 * 1024;
 
 /**
  * Reads of a plain-TCP upstream connection (net's `onread`, set when the socket is opened): each
@@ -49,7 +56,7 @@ const EMPTY = Buffer.alloc(0);
  * stream), the next read gets a new buffer instead.
  */
 export class UpstreamReads {
-  private readonly buffers = new ReadBuffers();
+  private readonly buffers = new ReadBuffers(BODY_READ_SIZE);
   private conn: UpstreamConn | null = null;
   /** Bytes read before the connection object existed (a server that talks first): replayed to it. */
   private early: Buffer[] | null = null;

@@ -41,6 +41,9 @@ const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
  * The owner passes `nextBuffer` as net's onread.buffer and turns each read into a chunk with take().
  */
 export class ReadBuffers {
+  /** `ownSize`: the reader's own buffer (a larger one takes a whole response, head and body, in one read). */
+  constructor(private readonly ownSize = READ_SIZE) {}
+
   private own: Buffer | undefined;
   private next: Buffer = SHARED;
   private smallReads = 0;
@@ -60,7 +63,7 @@ export class ReadBuffers {
       this.lastOwn = false;
       const chunk = Buffer.allocUnsafe(n);
       SHARED.copy(chunk, 0, 0, n);
-      if (n >= BULK_READ) this.next = this.own ??= Buffer.allocUnsafeSlow(READ_SIZE);
+      if (n >= BULK_READ) this.next = this.own ??= Buffer.allocUnsafeSlow(this.ownSize);
       return chunk;
     }
     this.lastOwn = true;
@@ -78,7 +81,7 @@ export class ReadBuffers {
   /** The last chunk from the own buffer may still be referenced (a write of it is queued): the next read gets a new one. */
   dropOwn(): void {
     if (this.next === SHARED) return;
-    this.next = this.own = Buffer.allocUnsafeSlow(READ_SIZE);
+    this.next = this.own = Buffer.allocUnsafeSlow(this.ownSize);
   }
 }
 
