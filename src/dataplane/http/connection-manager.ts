@@ -19,6 +19,12 @@
  *   destroyed.
  * - Closing: responses with Connection: close end the socket and keep reading (discarding) for
  *   `lingerMs`, so the client receives the response instead of a reset.
+ * - Reads: 'data' events until the first bytes show HTTP/1.x (not an HTTP/2 preface); then a
+ *   plain-TCP socket reads through net's `onread` into reused buffers (tcp/user-buffer.ts:
+ *   readIntoBuffers): no Readable stream, 'data' event or 64 KiB ArrayBuffer per read. A read is
+ *   copied out of the shared buffer (small reads) or handed on in a buffer given up at once (bulk
+ *   reads), so the parser, `pending` and queued upstream writes may keep what they are given. TLS
+ *   and explicit-proxy connections stay on 'data' events.
  */
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
@@ -30,6 +36,7 @@ import type { CompiledSnapshot } from '../route/compile.js';
 import { addrPort, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
 import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
 import { resetSocket, Tunnel } from '../tcp/pipe.js';
+import { ReadBuffers, readIntoBuffers } from '../tcp/user-buffer.js';
 import { connectionRecord } from './access.js';
 import { isoTime } from '../observe/access-log.js';
 import { ActiveStream } from './active-stream.js';
@@ -102,6 +109,10 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   /** Callers come from outside the mesh (gateway, router): client-sent x-envoy-* are removed. */
   private readonly edge: boolean;
   private readonly hygiene: HeaderHygieneResult = { underscore: 0, envoy: 0, rejected: undefined };
+  /** Reads through onread (see the module comment); null while on 'data' events. */
+  private reads: ReadBuffers | null = null;
+  /** The switch to onread reads may still be tried (HTTP/1.x, not tried and refused). */
+  private mayReadIntoBuffers: boolean;
 
   /**
    * `proxy`: an explicit-proxy connection (HttpEngine.handleExplicitProxy): requests are decided by
@@ -130,6 +141,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     this.peerNamespace = conn.peer?.namespace;
     this.xfcc = xfccPolicyFor(conn, this.mtlsLabels);
     this.sniff = proxy === undefined ? Buffer.alloc(0) : null;
+    this.mayReadIntoBuffers = proxy === undefined && !this.tls;
     this.edge = isEdge(conn);
     this.binding = new RouteBinding(conn, filter, filterShared, engine.services, opts, this.tls, this.sourceNamespace, proxy);
     const now = engine.sweeper.now;
@@ -178,6 +190,31 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   // ================================================================ socket events
 
   private readonly onData = (chunk: Buffer): void => {
+    this.onChunk(chunk);
+    if (this.mayReadIntoBuffers && this.sniff === null && this.state < LINGER) this.switchToBuffers();
+  };
+
+  /** From here on reads arrive in onRead (see the module comment); tried after each 'data' event until it can be done. */
+  private switchToBuffers(): void {
+    const s = this.socket;
+    if (s.readableLength > 0) return; // bytes still queued in the stream: try after they were delivered
+    this.mayReadIntoBuffers = false;
+    const reads = new ReadBuffers();
+    if (readIntoBuffers(s, { buffer: reads.nextBuffer, callback: this.onRead })) this.reads = reads;
+  }
+
+  private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    const reads = this.reads!;
+    const chunk = reads.take(n, buf);
+    // After an upgrade the tunnel reads this socket through 'data' events (its reads still land here).
+    if (this.state === TUNNEL) this.socket.emit('data', chunk);
+    else this.onChunk(chunk);
+    // A view of the own buffer may now be kept (pending, a queued write): the next read gets another.
+    if (reads.lastOwn) reads.dropOwn();
+    return true;
+  };
+
+  private onChunk(chunk: Buffer): void {
     if (this.state >= LINGER) {
       if (this.drainClosed && this.state === LINGER && !this.drainRefusalLogged) this.readRefusedRequest(chunk);
       return; // closing: discard
@@ -212,7 +249,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
       return;
     }
     this.feed(chunk);
-  };
+  }
 
   private readonly onEnd = (): void => {
     this.clientEnded = true;

@@ -19,6 +19,9 @@
  * new net.Socket created with one. The old object stays as the listener's and the connection
  * pool's view of the connection: destroying either destroys the other, so their 'close'
  * bookkeeping (connection counts, budgets, gauges) still runs exactly once.
+ *
+ * readIntoBuffers() gives an accepted socket the same reads without a second socket object: it
+ * sets on the socket the three fields the constructor's `onread` option sets (see its comment).
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -149,10 +152,72 @@ interface HandleOwner {
   _readableState?: { ended?: boolean };
 }
 
-/** A plain TCP socket whose handle can read into our buffers (not TLS, not a pipe or a stream wrapper). */
+/** A plain TCP socket whose handle can read into our buffers (not TLS, not a pipe or a stream wrapper, not already reading into buffers). */
 export function canAdopt(s: Socket): boolean {
   const handle = (s as Socket & HandleOwner)._handle;
-  return !(s instanceof TLSSocket) && handle !== null && handle !== undefined && typeof handle.useUserBuffer === 'function';
+  return !(s instanceof TLSSocket) && handle !== null && handle !== undefined && typeof handle.useUserBuffer === 'function' && !readsIntoBuffers(s);
+}
+
+/**
+ * The keys of net.Socket's fields for the `onread` option (Node 20's lib/net.js): kBuffer (the
+ * buffer, or `true` until the first one is generated), kBufferCb (the callback) and kBufferGen
+ * (the buffer function). Every Socket has them as own symbol properties, null without `onread`;
+ * lib/internal/stream_base_commons.js onStreamRead() hands a read to kBufferCb whenever kBuffer is
+ * set, and Socket#pause/resume/read stop and start the handle's reads for such a socket. Found by
+ * their descriptions on the first socket seen; undefined (and the 'data' path kept) when a Node
+ * release names or shapes them differently.
+ */
+interface OnreadKeys {
+  readonly buffer: symbol;
+  readonly callback: symbol;
+  readonly gen: symbol;
+}
+let onreadKeys: OnreadKeys | null | undefined;
+
+function keysOf(s: Socket): OnreadKeys | undefined {
+  if (onreadKeys === undefined) {
+    const syms = Object.getOwnPropertySymbols(s);
+    const find = (d: string): symbol | undefined => syms.find((k) => k.description === d);
+    const buffer = find('kBuffer');
+    const callback = find('kBufferCb');
+    const gen = find('kBufferGen');
+    onreadKeys = buffer !== undefined && callback !== undefined && gen !== undefined ? { buffer, callback, gen } : null;
+  }
+  if (onreadKeys === null) return undefined;
+  const k = onreadKeys;
+  return Object.hasOwn(s, k.buffer) && Object.hasOwn(s, k.callback) && Object.hasOwn(s, k.gen) ? k : undefined;
+}
+
+/** `s` already reads through onread (constructed with it, or switched by readIntoBuffers). */
+export function readsIntoBuffers(s: Socket): boolean {
+  const k = keysOf(s);
+  return k !== undefined && (s as unknown as Record<symbol, unknown>)[k.buffer] != null;
+}
+
+/**
+ * Switches a connected plain-TCP socket from 'data' events to net's `onread` reads, as if it had
+ * been created with `{ onread }`: from the next read on, bytes go to `onread.callback` (in the
+ * buffer `onread.buffer()` returns) and no longer through the socket's Readable side; its end of
+ * stream still arrives as 'end'. Returns false, changing nothing, when it cannot: not canAdopt(),
+ * bytes already buffered in the Readable side, ended or destroyed, or fields not as expected
+ * (keysOf). The switch cannot be undone: the handle keeps reading into user buffers, so a later
+ * owner of the socket (an upgrade tunnel) must be fed from the callback.
+ */
+export function readIntoBuffers(s: Socket, onread: { readonly buffer: () => Buffer; readonly callback: (n: number, buf: Uint8Array) => boolean }): boolean {
+  const o = s as Socket & HandleOwner;
+  const handle = o._handle as ({ useUserBuffer?: (b: Uint8Array) => void } | null | undefined);
+  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || s instanceof TLSSocket) return false;
+  if (s.connecting || s.destroyed || s.readableLength > 0 || o._readableState?.ended === true) return false;
+  const k = keysOf(s);
+  if (k === undefined) return false;
+  const f = s as unknown as Record<symbol, unknown>;
+  if (f[k.buffer] !== null || f[k.callback] !== null || f[k.gen] !== null) return false;
+  const first = onread.buffer();
+  f[k.gen] = onread.buffer;
+  f[k.callback] = onread.callback;
+  f[k.buffer] = first;
+  handle.useUserBuffer(first);
+  return true;
 }
 
 /**
