@@ -5,15 +5,28 @@
  * gRPC client reads its outcome from grpc-status, not from the HTTP status.
  */
 import { encodeGrpcMessage } from '../../shared/grpc-status.js';
+import { rawFind, rawValue, type RequestHead } from './head.js';
 
 /** `content-type` is application/grpc, or application/grpc+proto, application/grpc-web... */
 export function isGrpcRequest(headers: readonly string[]): boolean {
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const n = headers[i]!;
     if (n.length !== 12 || n.toLowerCase() !== 'content-type') continue;
-    return headers[i + 1]!.toLowerCase().startsWith('application/grpc');
+    return isGrpcContentType(headers[i + 1]!);
   }
   return false;
+}
+
+/** isGrpcRequest() of a head, reading raw field lines in place when it has them. */
+export function isGrpcHead(head: RequestHead): boolean {
+  const raw = head.raw;
+  if (raw === undefined) return isGrpcRequest(head.headers);
+  const i = rawFind(raw, 'content-type');
+  return i >= 0 && isGrpcContentType(rawValue(raw, i));
+}
+
+function isGrpcContentType(v: string): boolean {
+  return v.length >= 16 && v.slice(0, 16).toLowerCase() === 'application/grpc';
 }
 
 /** The value of field `name` (lower case) in a flat field list, or null. */

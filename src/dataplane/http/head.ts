@@ -58,6 +58,12 @@ export interface RequestHead extends MessageHead {
   readonly authorityMismatch: boolean;
   /** HTTP/1.1 request with `Expect: 100-continue`. */
   readonly expectContinue: boolean;
+  /**
+   * As ResponseHead.raw: the field lines as received (the head arrived in one read), forwarded as
+   * slices of that text; `headers` is built from them only if something reads it. Undefined once
+   * the fields were edited (editHeaders): `headers` is then what is forwarded.
+   */
+  readonly raw?: RawFields | undefined;
 }
 
 export interface ResponseHead extends MessageHead {
@@ -80,6 +86,32 @@ export interface ResponseHead extends MessageHead {
 export interface RawFields {
   readonly text: string;
   readonly pos: readonly number[];
+}
+
+/** The head's `headers`, to edit in place: from then on they, not the raw lines, are what is forwarded. */
+export function editHeaders(head: RequestHead): string[] {
+  const h = head.headers;
+  if (head.raw !== undefined) (head as { raw?: RawFields | undefined }).raw = undefined;
+  return h;
+}
+
+/** Index into `pos` of the first line at or after line index `from` whose name is `lower` (ASCII case ignored), or -1. */
+export function rawFind(raw: RawFields, lower: string, from = 0): number {
+  const t = raw.text;
+  const pos = raw.pos;
+  const n = lower.length;
+  next: for (let i = from; i + 4 < pos.length; i += 5) {
+    const ls = pos[i]!;
+    if (pos[i + 1]! - ls !== n) continue;
+    for (let k = 0; k < n; k++) if ((t.charCodeAt(ls + k) | 0x20) !== lower.charCodeAt(k)) continue next;
+    return i;
+  }
+  return -1;
+}
+
+/** The value of the raw line at index `i` (from rawFind). */
+export function rawValue(raw: RawFields, i: number): string {
+  return raw.text.slice(raw.pos[i + 2]!, raw.pos[i + 3]!);
 }
 
 /** `headers` of raw field lines: flat [name, value, ...]. */

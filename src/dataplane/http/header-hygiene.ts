@@ -14,10 +14,11 @@
  *   application and mesh peers.
  *
  * Cost: one `includes('_')` per field, and a first-letter test for `x-envoy-`; the header list is
- * copied only when something is removed.
+ * copied only when something is removed. A head whose field lines are still raw (head.ts
+ * RawFields) is scanned in place, and its fields become strings only when one is removed.
  */
 import { HttpParseError } from './errors.js';
-import type { RequestHead } from './head.js';
+import { editHeaders, type RawFields, type RequestHead } from './head.js';
 import type { UnderscoreHeaderAction } from './options.js';
 import type { EngineContext } from './stream-api.js';
 
@@ -74,12 +75,32 @@ export function cleanRequestHeaders(headers: string[], edge: boolean, underscore
   if (w >= 0) headers.length = w;
 }
 
+/** Some raw field line would be removed (or rejected) by cleanRequestHeaders with these options. */
+function rawNeedsCleaning(raw: RawFields, edge: boolean, underscores: UnderscoreHeaderAction): boolean {
+  const t = raw.text;
+  const pos = raw.pos;
+  for (let i = 0; i + 4 < pos.length; i += 5) {
+    const ls = pos[i]!;
+    const ne = pos[i + 1]!;
+    if (underscores !== 'allow') for (let k = ls; k < ne; k++) if (t.charCodeAt(k) === 0x5f) return true;
+    if (edge && ne - ls > X_ENVOY.length && (t.charCodeAt(ls) | 0x20) === 0x78 && t.slice(ls, ls + X_ENVOY.length).toLowerCase() === X_ENVOY) return true;
+  }
+  return false;
+}
+
 /**
  * The engine's step for one parsed request head (HTTP/1.1 and HTTP/2 alike): cleans it with the
  * engine's options, counts what went, and returns the 400 to answer under `reject`.
  */
 export function applyHeaderHygiene(head: RequestHead, edge: boolean, engine: EngineContext, scratch: HeaderHygieneResult): HttpParseError | undefined {
-  cleanRequestHeaders(head.headers, edge, engine.opts.headersWithUnderscores, scratch);
+  const underscores = engine.opts.headersWithUnderscores;
+  if (head.raw !== undefined && !rawNeedsCleaning(head.raw, edge, underscores)) {
+    scratch.underscore = 0;
+    scratch.envoy = 0;
+    scratch.rejected = undefined;
+    return undefined;
+  }
+  cleanRequestHeaders(editHeaders(head), edge, underscores, scratch);
   if (scratch.rejected !== undefined) return new HttpParseError('TG_HTTP_UNDERSCORE_HEADER', 'request', `field name ${JSON.stringify(scratch.rejected)} contains "_" (--headers-with-underscores reject)`);
   if (scratch.underscore + scratch.envoy > 0) engine.metrics.headersDropped(scratch);
   return undefined;

@@ -106,6 +106,57 @@ describe('buildRequestHead', () => {
   });
 });
 
+describe('buildRequestHead from raw field lines', () => {
+  const heads = [
+    'GET /a HTTP/1.1\r\nHost: a.example\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n',
+    'GET /a HTTP/1.1\r\nHost: a.example\r\n\r\n',
+    // hop-by-hop and nominated fields wherever they are; odd spacing; empty values; repeated XFF and XFCC
+    'POST /b?x=1 HTTP/1.1\r\nKeep-Alive: timeout=5\r\nHost: a.example\r\nA:1\r\nB:  2  \r\nX-Forwarded-For: 10.0.0.1\r\nConnection: x-drop, keep-alive\r\nX-Drop: y\r\nC: 3\r\nx-forwarded-for:10.0.0.2 \r\nE:\r\nTE: trailers\r\nX-Forwarded-Client-Cert: By=a;Hash=b\r\nx-forwarded-client-cert: By=c\r\nContent-Length: 2\r\nX-Request-Id: rid-1\r\nUser-Agent:  curl/8 \r\nX-Forwarded-Proto: https\r\nF: 6\r\n\r\n',
+    'GET /ws HTTP/1.1\r\nHost: a.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\nProxy-Authorization: Basic eA==\r\n\r\n',
+    'PUT /c HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\nx-env: dev\r\nX-Secret: s\r\nX-Keep: k\r\n\r\n',
+  ];
+  const opsList = [null, compileHeaderOps({ remove: ['x-secret', 'c'], set: { 'X-Env': 'prod' }, add: { 'X-Via': 'tollgate' } })];
+  const xfccs = [{ forward: true, set: null }, { forward: false, set: 'By=me;URI=spiffe://x' }, { forward: true, set: 'By=me' }];
+
+  function parseSplit(text: string): Extract<HttpHead, { kind: 'request' }> {
+    let head: HttpHead | undefined;
+    const p = new HttpParser('request', { onHead: (h) => (head = h), onBody: () => {}, onMessageComplete: () => {}, onError: (e) => assert.fail(e.message) });
+    const b = Buffer.from(text, 'latin1');
+    for (let i = 0; i < b.length; i++) p.execute(b.subarray(i, i + 1));
+    assert.ok(head, 'parsed');
+    return head as Extract<HttpHead, { kind: 'request' }>;
+  }
+
+  it('writes the same bytes and records the same facts as from strings, and as from a head split across reads', () => {
+    for (const text of heads) {
+      const req = parse('request', text) as Extract<HttpHead, { kind: 'request' }>;
+      assert.ok(req.raw !== undefined, 'a head read in one piece is kept raw');
+      const raw = req.raw;
+      const split = parseSplit(text);
+      assert.equal(split.raw, undefined, 'a head split across reads is made of strings');
+      assert.deepEqual(split.headers, req.headers);
+      const eager = [...req.headers];
+      for (const ops of opsList) {
+        for (const xfcc of xfccs) {
+          for (const [xffAppend, stripXff] of [[null, false], ['127.0.0.9', false], ['127.0.0.9', true]] as const) {
+            for (const upgrade of [false, true]) {
+              const p = { ...base, method: req.method, target: req.path, connectionTokens: req.connectionTokens, framing: req.bodyFraming === 'chunked' ? ('chunked' as const) : 7, upgrade, stripExpect: req.expectContinue, xffAppend, stripXff, ops, xfcc };
+              const fromRaw = facts();
+              const fromStrings = facts();
+              const fromSplit = facts();
+              const want = buildRequestHead({ ...p, headers: eager }, fromStrings);
+              assert.equal(buildRequestHead({ ...p, headers: raw }, fromRaw), want, text);
+              assert.equal(buildRequestHead({ ...p, headers: split.headers }, fromSplit), want, text);
+              assert.deepEqual(fromRaw, fromStrings);
+              assert.deepEqual(fromSplit, fromStrings);
+            }
+          }
+        }
+      }
+    }
+  });
+});
+
 describe('buildResponseHead', () => {
   it('drops hop-by-hop and nominated fields, writes our framing and connection', () => {
     const res = parse('response', 'HTTP/1.1 200 OK\r\nConnection: x-internal, keep-alive\r\nKeep-Alive: timeout=5\r\nX-Internal: 1\r\nTransfer-Encoding: chunked\r\nServer: up\r\n\r\n');

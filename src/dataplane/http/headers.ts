@@ -161,7 +161,8 @@ export interface RequestHeadParams {
   readonly target: string;
   /** Host to send. */
   readonly host: string;
-  readonly headers: readonly string[];
+  /** The received fields: flat [name, value, ...], or the raw lines (copied as they are where kept). */
+  readonly headers: readonly string[] | RawFields;
   readonly connectionTokens: readonly string[];
   readonly framing: Framing;
   /** Forward Upgrade and send `Connection: upgrade`. */
@@ -186,32 +187,70 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
   let s = p.method + ' ' + p.target + ' HTTP/1.1\r\nHost: ' + p.host + '\r\n';
   let xff: string | null = null;
   let xfcc: string | null = null;
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    const name = headers[i]!;
-    const value = headers[i + 1]!;
-    const k = classify(name, REQUEST_TABLE);
+  // One loop for both shapes of the received fields: field f is headers[2f], headers[2f + 1], or
+  // raw line f, whose name is t[pos[5f], pos[5f + 1]) (see RawFields).
+  const arr = Array.isArray(headers) ? (headers as readonly string[]) : null;
+  const raw = arr === null ? (headers as RawFields) : null;
+  const t = raw === null ? '' : raw.text;
+  const pos = raw === null ? EMPTY_POS : raw.pos;
+  const count = arr !== null ? arr.length >> 1 : pos.length / 5;
+  let runStart = -1;
+  let runEnd = -1;
+  for (let f = 0; f < count; f++) {
+    const name = arr !== null ? arr[2 * f]! : t;
+    const ns = arr !== null ? 0 : pos[5 * f]!;
+    const ne = arr !== null ? name.length : pos[5 * f + 1]!;
+    const k = classifyAt(name, ns, ne, REQUEST_TABLE);
     if (k !== 0) {
       if (k === SKIP) continue;
       if (k === XFF) {
+        const value = arr !== null ? arr[2 * f + 1]! : t.slice(pos[5 * f + 2]!, pos[5 * f + 3]!);
         xff = xff === null ? value : xff + ', ' + value;
         continue;
       }
       if (k === XFCC) {
-        if (p.xfcc.forward) xfcc = xfcc === null ? value : xfcc + ',' + value;
+        if (p.xfcc.forward) {
+          const value = arr !== null ? arr[2 * f + 1]! : t.slice(pos[5 * f + 2]!, pos[5 * f + 3]!);
+          xfcc = xfcc === null ? value : xfcc + ',' + value;
+        }
         continue;
       }
       if (k === UPGRADE && !p.upgrade) continue;
       if (k === EXPECT && p.stripExpect) continue;
-      if (k === REQUEST_ID) facts.requestId = value;
-      else if (k === USER_AGENT) facts.userAgent = value;
+      if (k === REQUEST_ID || k === USER_AGENT) {
+        const value = arr !== null ? arr[2 * f + 1]! : t.slice(pos[5 * f + 2]!, pos[5 * f + 3]!);
+        if (k === REQUEST_ID) facts.requestId = value;
+        else facts.userAgent = value;
+      }
     }
     if (nominated !== null || ops !== null) {
-      const lower = name.toLowerCase();
+      const lower = (arr !== null ? name : name.slice(ns, ne)).toLowerCase();
       if (nominated !== null && nominated.has(lower)) continue;
       if (ops !== null && ops.remove.has(lower)) continue;
     }
-    s += name + ': ' + value + '\r\n';
+    if (arr !== null) {
+      s += name + ': ' + arr[2 * f + 1]! + '\r\n';
+      continue;
+    }
+    // A raw line already written as the line above would be (one space, no trailing whitespace)
+    // is copied with its kept neighbours as one slice of the received text.
+    const vs = pos[5 * f + 2]!;
+    const ve = pos[5 * f + 3]!;
+    const le = pos[5 * f + 4]!;
+    if (vs === ne + 2 && t.charCodeAt(ne + 1) === 0x20 && ve === le - 2) {
+      if (runEnd === ns) runEnd = le;
+      else {
+        if (runStart >= 0) s += t.slice(runStart, runEnd);
+        runStart = ns;
+        runEnd = le;
+      }
+      continue;
+    }
+    if (runStart >= 0) s += t.slice(runStart, runEnd);
+    runStart = runEnd = -1;
+    s += t.slice(ns, ne) + ': ' + t.slice(vs, ve) + '\r\n';
   }
+  if (runStart >= 0) s += t.slice(runStart, runEnd);
   facts.xffIn = xff;
   if (p.stripXff) {
     // nothing: internal addresses stay inside
@@ -230,6 +269,8 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
   if (p.upgrade) s += 'Connection: upgrade\r\n';
   return s + '\r\n';
 }
+
+const EMPTY_POS: readonly number[] = [];
 
 function framingLine(f: Framing): string {
   if (f === 'none') return '';

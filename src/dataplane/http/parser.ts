@@ -14,7 +14,7 @@ import { Buffer } from 'node:buffer';
 import { COLON, CR, FIELD_VALUE, HEX, HT, LF, QDTEXT, SEMI, SP, TOKEN, BACKSLASH, DQUOTE, EQUALS, equalsLower, lowerBytes } from './chars.js';
 import { HttpParseError, type HttpErrorCode, type MessageKind } from './errors.js';
 import { fieldsOf, type BodyFraming, type HttpHead, type HttpVersion, type RawFields, type RequestHead, type ResponseHead } from './head.js';
-import { checkAuthority, defaultPortOf, parseTarget, sameAuthority, type ParsedTarget } from './target.js';
+import { checkAuthority, defaultPortOf, parseTarget, sameAuthority, type ParsedTarget, type TargetForm } from './target.js';
 
 export interface HttpParserOptions {
   /** Start line + fields + final CRLF; also the cap for a trailer section. Default 16 KiB (-> 431). */
@@ -110,9 +110,9 @@ export class HttpParser<K extends MessageKind = MessageKind> {
   private textBase = 0;
   private textEnd = 0;
   /**
-   * Responses: the field lines of the head being parsed are kept as offsets into `rawText` (see
-   * RawFields) instead of strings. Null when a line of the head is not in that decoded text (a head
-   * split across reads): the lines so far become strings then, and so do the rest.
+   * The field lines of the head being parsed are kept as offsets into `rawText` (see RawFields)
+   * instead of strings. Null when a line of the head is not in that decoded text (a head split
+   * across reads): the lines so far become strings then, and so do the rest.
    */
   private rawText: string | null = null;
   private rawPos: number[] = [];
@@ -458,6 +458,7 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     if (typeof parsed === 'string') return this.fail('TG_HTTP_BAD_TARGET', parsed);
     this.parsedTarget = parsed;
     this.state = FIELDS;
+    this.keepRawFields(b, next);
     return next;
   }
 
@@ -499,13 +500,18 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     this.statusCode = status;
     this.reason = this.str(b, reasonStart, i);
     this.state = FIELDS;
+    this.keepRawFields(b, next);
+    return next;
+  }
+
+  /** The start line ended at `next` in `b`: the field lines are kept as offsets when the whole head was decoded at once. */
+  private keepRawFields(b: Buffer, next: number): void {
     if (b === this.textBuf && this.text !== null && next <= this.textEnd) {
       this.rawText = this.text;
       this.rawPos = [];
     } else {
       this.rawText = null;
     }
-    return next;
   }
 
   /**
@@ -709,27 +715,29 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     const cl = this.contentLength;
     const bodyFraming: BodyFraming = chunked ? 'chunked' : cl >= 0 ? 'length' : 'none';
     const upgrade = v11 && this.connUpgrade && this.upgradeValue !== undefined && !isConnect;
-    const head: RequestHead = {
-      kind: 'request',
+    const rawText = this.rawText;
+    this.rawText = null;
+    const head = new ParsedRequestHead(
       method,
-      target: this.target,
-      targetForm: t.form,
-      scheme: t.scheme,
+      this.target,
+      t.form,
+      t.scheme,
       authority,
-      path: t.path,
+      t.path,
       host,
-      authorityMismatch: mismatch,
-      version: v11 ? '1.1' : '1.0',
-      headers: this.headers,
-      contentLength: cl,
+      mismatch,
+      v11 ? '1.1' : '1.0',
+      rawText === null ? this.headers : null,
+      rawText === null ? undefined : { text: rawText, pos: this.rawPos },
+      cl,
       chunked,
       bodyFraming,
-      keepAlive: v11 ? !this.connClose : this.connKeepAlive && !this.connClose,
-      connectionTokens: this.connectionTokens,
+      v11 ? !this.connClose : this.connKeepAlive && !this.connClose,
+      this.connectionTokens,
       upgrade,
-      upgradeProtocol: upgrade ? this.upgradeValue : undefined,
-      expectContinue: v11 && this.expect100,
-    };
+      upgrade ? this.upgradeValue : undefined,
+      v11 && this.expect100,
+    );
     this.startBody(bodyFraming, cl);
     this.handler.onHead(head);
     if (this.state === BODY_LENGTH && this.remaining === 0) this.completeMessage();
@@ -984,6 +992,37 @@ function internMethod(b: Buffer, s: number, e: number): string {
   if (n === 4 && c === 0x50 && b[s + 1] === 0x4f && b[s + 2] === 0x53 && b[s + 3] === 0x54) return 'POST';
   if (n === 7 && c === 0x43 && latin1(b, s, e) === 'CONNECT') return 'CONNECT';
   return latin1(b, s, e);
+}
+
+/** A parsed request head: `headers` is made from the raw field lines when first read (see RawFields). */
+class ParsedRequestHead implements RequestHead {
+  readonly kind = 'request';
+
+  constructor(
+    readonly method: string,
+    readonly target: string,
+    readonly targetForm: TargetForm,
+    readonly scheme: string | undefined,
+    readonly authority: string | undefined,
+    readonly path: string,
+    readonly host: string | undefined,
+    readonly authorityMismatch: boolean,
+    readonly version: HttpVersion,
+    private fields: string[] | null,
+    public raw: RawFields | undefined,
+    readonly contentLength: number,
+    readonly chunked: boolean,
+    readonly bodyFraming: BodyFraming,
+    readonly keepAlive: boolean,
+    readonly connectionTokens: string[],
+    readonly upgrade: boolean,
+    readonly upgradeProtocol: string | undefined,
+    readonly expectContinue: boolean,
+  ) {}
+
+  get headers(): string[] {
+    return (this.fields ??= fieldsOf(this.raw!));
+  }
 }
 
 /** A parsed response head: `headers` is made from the raw field lines when first read (see RawFields). */

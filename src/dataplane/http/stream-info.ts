@@ -8,7 +8,7 @@ import type { PeerCertificateFacts } from '../context.js';
 import { isoTime, jsonString, setPeerFields, type AccessLogRecord } from '../observe/access-log.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { decodeGrpcMessage } from '../../shared/grpc-status.js';
-import { fieldValue, isGrpcRequest } from './grpc.js';
+import { fieldValue, isGrpcHead } from './grpc.js';
 import type { RequestHead } from './head.js';
 import type { RequestHeadFacts } from './headers.js';
 
@@ -58,7 +58,7 @@ export class StreamInfo implements RequestHeadFacts {
     readonly startPerf: number,
   ) {
     this.protocol = head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
-    this.grpc = isGrpcRequest(head.headers);
+    this.grpc = isGrpcHead(head);
   }
 
   /** Takes grpc-status / grpc-message from response fields (head or trailers) that carry them. */

@@ -19,7 +19,7 @@ import { ADMIT_GO, ADMIT_OVERFLOW } from '../../upstream/circuit-breaker.js';
 import { hashKeyOf } from '../../upstream/hash-lb.js';
 import { WOULD_DENY_REASON } from '../../route/select.js';
 import type { HttpParseError } from '../errors.js';
-import type { ResponseHead } from '../head.js';
+import { rawFind, rawValue, type RequestHead, type ResponseHead } from '../head.js';
 import { buildRequestHead } from '../headers.js';
 import { isIdempotent, type CompiledRetry } from '../retry.js';
 import { grpcTimeoutMs } from '../../../shared/grpc-status.js';
@@ -30,11 +30,19 @@ import { UpstreamConn, type UpstreamChannel, type UpstreamFailureKind } from '..
 import { RetryState } from './retry-state.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
 
-/** A `TE` field lists `trailers`. */
-function acceptsTrailers(headers: readonly string[]): boolean {
+const TE_TRAILERS = /(?:^|,)\s*trailers\s*(?:;|,|$)/i;
+
+/** A `TE` field lists `trailers` (raw field lines are read in place). */
+function acceptsTrailers(head: RequestHead): boolean {
+  const raw = head.raw;
+  if (raw !== undefined) {
+    for (let i = rawFind(raw, 'te'); i >= 0; i = rawFind(raw, 'te', i + 5)) if (TE_TRAILERS.test(rawValue(raw, i))) return true;
+    return false;
+  }
+  const headers = head.headers;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const n = headers[i]!;
-    if (n.length === 2 && (n === 'te' || n.toLowerCase() === 'te') && /(?:^|,)\s*trailers\s*(?:;|,|$)/i.test(headers[i + 1]!)) return true;
+    if (n.length === 2 && (n === 'te' || n.toLowerCase() === 'te') && TE_TRAILERS.test(headers[i + 1]!)) return true;
   }
   return false;
 }
@@ -75,14 +83,14 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     const opts = engine.opts;
     const bodyless = head.bodyFraming === 'none' || head.contentLength === 0;
     this.retry = new RetryState(policy, bodyless, opts.maxReplayBodyBytes);
-    this.teTrailers = acceptsTrailers(head.headers);
+    this.teTrailers = acceptsTrailers(head);
     this.framing = head.bodyFraming === 'chunked' ? 'chunked' : head.bodyFraming === 'length' ? head.contentLength : 'none';
     this.headText = buildRequestHead(
       {
         method: head.method,
         target: d.target,
         host: d.upstreamHost,
-        headers: head.headers,
+        headers: head.raw ?? head.headers,
         connectionTokens: head.connectionTokens,
         framing: this.framing,
         upgrade: head.upgrade,
