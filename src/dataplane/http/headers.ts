@@ -20,11 +20,11 @@
  * Cost: names are only lower-cased when their length and first letter could be one of the names
  * above, so most fields cost two array loads.
  */
-import { randomUUID } from 'node:crypto';
 import type { HeaderMutations } from '../../snapshot/types.js';
 import type { RawFields } from './head.js';
 import type { Framing } from './serialize.js';
 import type { XfccPolicy } from './xfcc.js';
+import { requestId } from './request-id.js';
 
 // ------------------------------------------------------------------ name classes
 
@@ -260,7 +260,7 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
   if (xfcc !== null || set !== null) s += 'X-Forwarded-Client-Cert: ' + (xfcc === null ? set : set === null ? xfcc : xfcc + ',' + set) + '\r\n';
   s += 'X-Forwarded-Proto: ' + p.proto + '\r\n';
   if (facts.requestId === null && p.addRequestId) {
-    const id = randomUUID();
+    const id = requestId();
     facts.requestId = id;
     s += 'X-Request-Id: ' + id + '\r\n';
   }
