@@ -537,8 +537,9 @@ export async function workers(ctx) {
       const workerPids = tree.length === 1 ? tree : tree.filter((p) => p !== l.pid);
       const pinned = cores.length > 0 && workerPids.every((p, i) => pinProcess(p, cores[i % cores.length]));
       insts.push({ ...l, name: v.name, ok: true, workers: v.workers, procs: tree.length, pinned: pinned ? cores : undefined });
-      await wrk({ port: httpPort, path: '/1k', headers: [HOST_HDR], seconds: cfg.nodeWarmSec, cpu: ctx.pin.load });
     }
+    // Warmed up together (the JIT needs the requests, not a quiet machine).
+    await Promise.all(insts.map((t) => wrk({ port: t.port, path: '/1k', headers: [HOST_HDR], seconds: cfg.nodeWarmSec, cpu: ctx.pin.load })));
     const rounds = [];
     for (const c of cases) {
       rounds.push(
