@@ -38,6 +38,7 @@ import type { SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './args.js';
 import { isWorkerProcess, privateAdminSocket, reportAdmin, runPrimary } from './workers.js';
 import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
+import { collectAfterApply, tuneHeapForServing } from './serving-heap.js';
 
 export interface RunOptions {
   readonly files: readonly string[];
@@ -512,6 +513,7 @@ async function buildDataPlane(options: RunOptions, proxy: ProxyIdentity, overrid
     interceptionMode: options.interceptionMode,
     ...(options.maxConnectionsTotal !== undefined ? { connectionBudget: new ConnectionBudget(options.maxConnectionsTotal) } : {}),
     httpHandler: overrides.httpHandler ?? httpEngine({ headersWithUnderscores: options.headersWithUnderscores }),
+    afterApply: collectAfterApply,
   });
   // The admin server comes up first, so /ready can say "not yet" while listeners bind.
   let admin: AdminServer | undefined;
@@ -796,6 +798,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     const admin = options.admin !== undefined && 'port' in options.admin ? options.admin : undefined; // --admin is always TCP
     return runPrimary({ workers: options.workers, argv, ...(admin ? { admin } : {}), log: (l) => process.stderr.write(`tollgate: ${l}\n`) });
   }
+  tuneHeapForServing();
   options = withFdLimits(options, (l) => process.stderr.write(`tollgate run: ${l}\n`));
   if (isWorkerProcess() && options.admin) {
     // Each worker's admin is private (a unix socket only the primary uses); the primary serves the

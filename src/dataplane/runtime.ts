@@ -37,6 +37,8 @@ export interface RuntimeOptions {
    * virtual listeners transparent and takes the local address as the original destination.
    */
   readonly interceptionMode?: InterceptionMode;
+  /** Called after each snapshot is applied (the serving process collects the apply's garbage). */
+  readonly afterApply?: () => void;
 }
 
 export type InterceptionMode = 'REDIRECT' | 'TPROXY';
@@ -187,6 +189,7 @@ export class Runtime {
     this.isReady = true;
     metrics.snapshotApplied.labels('ok').inc();
     this.opts.services.logger.info('snapshot applied', { version: snapshot.version, added, kept, removed });
+    this.opts.afterApply?.();
     const warnings = this.reportSourceAddresses(compiled);
     return { version: snapshot.version, added, kept, removed, warnings };
   }
