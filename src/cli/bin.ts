@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { exitQuietlyOnClosedPipe } from './closed-pipe.js';
 import { main } from './main.js';
+import { tuneHeapForServing } from './serving-heap.js';
 
 const argv = process.argv.slice(2);
 // `run` is a long-lived proxy whose stdout is its access log: what a closed log pipe does to it is
@@ -11,6 +12,8 @@ if (argv[0] !== 'run') {
   exitQuietlyOnClosedPipe(process.stdout);
   exitQuietlyOnClosedPipe(process.stderr);
 } else {
+  // Before the data plane's modules load: their allocation would already grow the young generation.
+  tuneHeapForServing();
   // A reader that went away (EPIPE) must not take the proxy down: the access log and the diagnostic
   // logger check and drop (see log-sink.ts); these listeners keep the error from being uncaught.
   process.stdout.on('error', () => undefined);

@@ -38,7 +38,7 @@ import type { SnapshotOptions } from '../snapshot/build.js';
 import { parseLabels } from './args.js';
 import { isWorkerProcess, privateAdminSocket, reportAdmin, runPrimary } from './workers.js';
 import { watchWorkloadCertDir } from '../dataplane/mesh/cert-files.js';
-import { collectAfterApply, tuneHeapForServing } from './serving-heap.js';
+import { collectAfterApply } from './serving-heap.js';
 
 export interface RunOptions {
   readonly files: readonly string[];
@@ -798,7 +798,6 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     const admin = options.admin !== undefined && 'port' in options.admin ? options.admin : undefined; // --admin is always TCP
     return runPrimary({ workers: options.workers, argv, ...(admin ? { admin } : {}), log: (l) => process.stderr.write(`tollgate: ${l}\n`) });
   }
-  tuneHeapForServing();
   options = withFdLimits(options, (l) => process.stderr.write(`tollgate run: ${l}\n`));
   if (isWorkerProcess() && options.admin) {
     // Each worker's admin is private (a unix socket only the primary uses); the primary serves the

@@ -2,14 +2,16 @@
  * V8 heap settings of the serving process (`tollgate run`), whose memory is multiplied by one
  * proxy per pod.
  *
- * - The young generation stays at V8's initial size (1 MB semi-spaces). By default V8 doubles it
- *   under allocation up to 16 MB semi-spaces (32 MB of pages the process keeps): the snapshot
- *   apply at start-up and a burst of requests both grow it, and it never shrinks while the proxy
- *   is busy. `--max-semi-space-size` is read only when the heap is created (a command-line flag);
- *   the growth factor is read at every growth, so setting it here, before the first request, is
- *   what caps the young generation without a launcher.
- * - After a snapshot is applied, one full collection: the parse and compile garbage of a large
- *   snapshot sits in old-space pages that V8 would only collect on a later allocation-driven
+ * - Start-up: the young generation stays at V8's initial size (1 MB semi-spaces) until the first
+ *   snapshot is applied. Loading the data plane's modules and receiving and compiling a large
+ *   snapshot are a burst of allocation with a high survival rate, which makes V8 double the young
+ *   generation up to 16 MB semi-spaces (32 MB of pages the process keeps while it is idle). After
+ *   the first apply the growth factor is V8's default again, so a proxy under sustained load gets
+ *   the young generation that keeps its CPU per request low (held at 1 MB, 64 KiB responses cost
+ *   measurably more CPU). `--max-semi-space-size` is read only when the heap is created (a
+ *   command-line flag); the growth factor is read at every growth, which is why it is the knob.
+ * - After each snapshot apply, one full collection: the garbage of receiving and compiling a large
+ *   snapshot sits in old-space pages that V8 would collect only on a later allocation-driven
  *   collection, so RSS kept the apply's peak for as long as the proxy was idle. The collection
  *   frees them and V8 returns the empty pages to the system.
  */
@@ -18,13 +20,17 @@ import { runInNewContext } from 'node:vm';
 
 /** A snapshot burst (control-plane pushes, file edits) collects once, this long after the last apply. */
 const COLLECT_AFTER_APPLY_MS = 200;
+/** V8's own `--semi-space-growth-factor`. */
+const V8_DEFAULT_GROWTH_FACTOR = 2;
 
 let fullCollection: (() => void) | undefined;
 let scheduled: NodeJS.Timeout | undefined;
+let youngGrowthHeld = false;
 
-/** Called once at `run` start, before any snapshot is received or request served. */
+/** Called once when `run` starts, before the data plane's modules are loaded. */
 export function tuneHeapForServing(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
+  youngGrowthHeld = true;
   // `--expose-gc` set at run time gives contexts created afterwards a `gc` function; the main
   // context's globals stay as they are.
   setFlagsFromString('--expose-gc');
@@ -39,6 +45,10 @@ export function collectAfterApply(): void {
   scheduled = setTimeout(() => {
     scheduled = undefined;
     fullCollection?.();
+    if (youngGrowthHeld) {
+      youngGrowthHeld = false;
+      setFlagsFromString(`--semi-space-growth-factor=${V8_DEFAULT_GROWTH_FACTOR}`);
+    }
   }, COLLECT_AFTER_APPLY_MS);
   scheduled.unref();
 }

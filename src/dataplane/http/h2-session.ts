@@ -24,7 +24,8 @@
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
 import { xfccPolicyFor, type XfccPolicy } from './xfcc.js';
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
+import { H2_FLAG_END_STREAM, H2_INTERNAL_ERROR, H2_NO_ERROR, http2Module } from './http2-module.js';
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { HttpConnectionManager } from '../../snapshot/types.js';
@@ -58,7 +59,7 @@ const H2_NOT_FORWARDABLE = 'h2_request_not_forwardable';
 let dispatcher: http2.Http2Server | undefined;
 /** Never listens: only turns accepted sockets into sessions with our settings. */
 function h2Dispatcher(): http2.Http2Server {
-  dispatcher ??= http2.createServer({ settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, enablePush: false }, maxSessionMemory: 64 });
+  dispatcher ??= http2Module().createServer({ settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, enablePush: false }, maxSessionMemory: 64 });
   return dispatcher;
 }
 
@@ -113,7 +114,7 @@ export class H2Session implements EngineSession {
     this.lastActivity = this.engine.sweeper.now;
     const s = new H2Stream(this, stream);
     this.streams.add(s);
-    s.start(headers, (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
+    s.start(headers, (flags & H2_FLAG_END_STREAM) !== 0);
   };
 
   private readonly onClose = (): void => {
@@ -335,14 +336,14 @@ class H2Stream implements DownstreamConn, HttpParserHandler<ResponseHead> {
     if (this.active !== s) return;
     this.active = null;
     // The response ended before the request body: stop the upload (RST_STREAM NO_ERROR after our END_STREAM).
-    if (!s.requestComplete && !this.h2.destroyed) this.h2.close(http2.constants.NGHTTP2_NO_ERROR);
+    if (!s.requestComplete && !this.h2.destroyed) this.h2.close(H2_NO_ERROR);
   }
 
   abort(): void {
     const ex = this.active;
     this.active = null;
     if (ex !== null && !ex.finished) ex.onDownstreamClosed('aborted');
-    if (!this.h2.destroyed) this.h2.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    if (!this.h2.destroyed) this.h2.close(H2_INTERNAL_ERROR);
   }
 
   startTunnel(up: Socket, _rest: Buffer, _s: DownstreamStream): void {

@@ -20,7 +20,8 @@
  * require it). The response becomes a ResponseHead: framed by its content-length when it has one,
  * else streamed (chunked to an HTTP/1.1 client, with the trailers).
  */
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
+import { H2_CANCEL, H2_FLAG_END_STREAM, H2_REFUSED_STREAM, http2Module } from './http2-module.js';
 import { STATUS_CODES } from 'node:http';
 import { addrPort, plainIp } from '../context.js';
 import type { UpstreamTarget } from '../upstream/cluster-manager.js';
@@ -31,8 +32,6 @@ import type { Sweepable, Sweeper } from './sweeper.js';
 import type { SocketDialResult, UpstreamChannel, UpstreamUser } from './upstream-channel.js';
 import type { CounterChild } from '../observe/metrics.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
-
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** Streams assumed per connection until the server's SETTINGS say otherwise (RFC 9113 recommends >= 100). */
 const ASSUMED_MAX_STREAMS = 100;
@@ -207,7 +206,7 @@ export class H2UpstreamStream implements UpstreamChannel {
 
   private reset(): void {
     const s = this.stream;
-    if (s !== null && !s.destroyed) s.close(NGHTTP2_CANCEL);
+    if (s !== null && !s.destroyed) s.close(H2_CANCEL);
   }
 
   private free(): void {
@@ -225,7 +224,7 @@ export class H2UpstreamStream implements UpstreamChannel {
   }
 
   private readonly onResponse = (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void => {
-    this.user?.onUpstreamHead(responseHeadOf(h, (flags & NGHTTP2_FLAG_END_STREAM) !== 0, this.method));
+    this.user?.onUpstreamHead(responseHeadOf(h, (flags & H2_FLAG_END_STREAM) !== 0, this.method));
   };
 
   private readonly onData = (chunk: Buffer): void => {
@@ -254,7 +253,7 @@ export class H2UpstreamStream implements UpstreamChannel {
       return;
     }
     const code = this.stream?.rstCode ?? 0;
-    if (code === NGHTTP2_REFUSED_STREAM) this.fail('refused', 'upstream refused the HTTP/2 stream (REFUSED_STREAM or above the GOAWAY last stream id)');
+    if (code === H2_REFUSED_STREAM) this.fail('refused', 'upstream refused the HTTP/2 stream (REFUSED_STREAM or above the GOAWAY last stream id)');
     else this.fail(code === 0 ? 'closed' : 'reset', `upstream HTTP/2 stream closed${code !== 0 ? ` with error code ${code}` : ''} before the response was complete`);
   };
 }
@@ -311,7 +310,7 @@ export class H2Pool implements Sweepable {
     if (!r.ok) return r;
     const socket = r.socket;
     const scheme = target.cluster.tls !== undefined ? 'https' : 'http';
-    const session = http2.connect(`${scheme}://${addrPort(target.ip, target.port)}`, { createConnection: () => socket, settings: { enablePush: false } });
+    const session = http2Module().connect(`${scheme}://${addrPort(target.ip, target.port)}`, { createConnection: () => socket, settings: { enablePush: false } });
     const c = new H2Connection(this, key, target, session, r.localIp, r.localPort, r.mtls);
     let list = this.conns.get(key);
     if (list === undefined) {
