@@ -1,0 +1,35 @@
+/**
+ * The serving process's heap settings, observed in a child process (they are process-wide V8
+ * flags): the young generation does not grow before the first snapshot apply, grows again after
+ * it, and the collection after an apply runs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+
+const probe = `
+import { getHeapSpaceStatistics } from 'node:v8';
+import { collectAfterApply, tuneHeapForServing } from ${JSON.stringify(new URL('./serving-heap.js', import.meta.url).href)};
+const young = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+// Allocation with a high survival rate: what makes V8 grow the young generation.
+const churn = () => { let keep = []; for (let i = 0; i < 1e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 200000) keep = []; } };
+tuneHeapForServing();
+churn();
+const held = young();
+const before = process.memoryUsage().heapUsed;
+globalThis.garbage = Array.from({ length: 300000 }, (_, i) => ({ i }));
+globalThis.garbage = undefined;
+collectAfterApply();
+await new Promise((r) => setTimeout(r, 600));
+const collected = before + 4e6 > process.memoryUsage().heapUsed;
+churn();
+console.log(JSON.stringify({ held, grown: young(), collected }));
+`;
+
+test('run holds the young generation until the first apply, collects after it, then lets it grow', () => {
+  const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8', timeout: 60_000 }));
+  // V8's initial young generation: two 1 MB semi-spaces (the default grows them to 16 MB each).
+  assert.ok(out.held <= 2 * 1024 * 1024, `no growth before the first apply (${out.held} bytes)`);
+  assert.ok(out.collected, 'the collection after the apply freed the garbage');
+  assert.ok(out.grown > out.held, `V8's growth is back after the first apply (${out.held} -> ${out.grown})`);
+});
