@@ -22,6 +22,8 @@ const skip = ready ? false : 'needs curl and dnsmasq';
 if (!ready && isCI) throw new Error(`http-faults: ${skip}; CI=true`);
 
 const BIG = 200 * 1024 * 1024;
+/** A chunked body with chunk extensions and trailers (31 bytes of data). */
+const CHUNKS_BODY = '5;n=v\r\nhello\r\n1a;q="a b"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Sum:  1 \r\n\r\n';
 
 /** The upstream connection that received the last request for each path. */
 const servedBy = new Map<string, RawConn>();
@@ -52,6 +54,20 @@ function behave(c: RawConn): void {
   if (path.startsWith('/badchunk')) {
     s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
     setTimeout(() => s.write('zz\r\nhello\r\n0\r\n\r\n'), 50);
+    return;
+  }
+  if (path.startsWith('/chunks')) {
+    // Written in pieces that cut chunk lines, data and the trailer section: the proxy reads them apart.
+    s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${CHUNKS_BODY.slice(0, 9)}`);
+    const cuts = [9, 17, 24, 55, 58, 72, CHUNKS_BODY.length];
+    let i = 0;
+    const next = (): void => {
+      if (i + 1 >= cuts.length || s.destroyed) return;
+      s.write(CHUNKS_BODY.slice(cuts[i], cuts[i + 1]));
+      i++;
+      setTimeout(next, 20);
+    };
+    setTimeout(next, 20);
     return;
   }
   if (path.startsWith('/hang')) return;
@@ -214,9 +230,23 @@ describe('HTTP engine: upstream and client faults', { skip, concurrency: false }
     assert.ok(await c.waitClose(3000));
     assert.equal(c.how(), 'reset');
     assert.doesNotMatch(c.data(), /0\r\n\r\n$/, 'no last chunk: the body is visibly cut');
+    assert.doesNotMatch(c.data(), /zz/, 'the invalid chunk line never reaches the client');
     c.destroy();
     const rec = await gate.waitForLog((x) => x.path === '/badchunk');
     assert.equal(rec.response_flags, 'UPE');
+  });
+
+  it('a chunked response reaches an HTTP/1.1 client as the upstream framed it (extensions, trailers), whatever the reads', async () => {
+    const c = await rawClient('127.0.0.1', port);
+    c.send(get('faulty.test', '/chunks'));
+    await waitFor(() => c.data().endsWith('X-Sum:  1 \r\n\r\n'), 5000, 'the whole response');
+    const all = c.data();
+    c.destroy();
+    assert.match(all.slice(0, all.indexOf('\r\n\r\n') + 2), /\r\nTransfer-Encoding: chunked\r\n/i);
+    assert.equal(all.slice(all.indexOf('\r\n\r\n') + 4), CHUNKS_BODY);
+    const rec = await gate.waitForLog((x) => x.path === '/chunks');
+    assert.equal(rec.response_code, 200);
+    assert.equal(rec.bytes_sent, 31, 'bytes_sent counts the body data, not its framing');
   });
 
   it('client abort -> the upstream connection is aborted too, logged DC', async () => {

@@ -9,7 +9,8 @@
  *   request body          filters' request-body phase, then the upstream request
  *   onResponseHead()      response-headers phase; head re-serialized (hop-by-hop removed,
  *                         framing ours); body streamed, the output of one upstream read written in
- *                         one socket write
+ *                         one socket write; a chunked body between HTTP/1.1 peers that no filter
+ *                         reads goes on as the upstream framed it (validated by its parser)
  *   finish()              log phase, access log, metrics, connection told (keep-alive or close)
  * Failures after the response head went out abort the downstream connection (RST): a client never
  * sees a clean, shorter body.
@@ -71,6 +72,8 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
   private tunnel = false;
   private sent100 = false;
   private downChunked = false;
+  /** The chunked body is forwarded as the upstream framed it (onResponseChunked), not re-chunked. */
+  private chunksAsReceived = false;
   private responseTrailers: string[] | null = null;
   /** Fields response filters added (addResponseHeader). */
   private extraHeaders: string[] | null = null;
@@ -260,6 +263,9 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     else if (head.version === '1.1') {
       framing = 'chunked';
       this.downChunked = true;
+      // Both sides HTTP/1.1 and no filter reads the body: the chunks go out as they came in (the
+      // upstream's parser still validates every chunk line, CRLF and trailer before it is handed on).
+      if (h.bodyFraming === 'chunked' && this.plan!.responseBody.length === 0 && this.upstream !== null) this.chunksAsReceived = this.upstream.passChunkedBody();
     } else {
       framing = 'none'; // HTTP/1.0 client: the body ends when we close
       this.closeAfter = true;
@@ -314,6 +320,12 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
     }
   }
 
+  onResponseChunked(bytes: Buffer, dataBytes: number): void {
+    if (this.finished) return;
+    this.info.bytesSent += dataBytes;
+    this.push(bytes);
+  }
+
   onResponseTrailers(t: string[]): void {
     this.responseTrailers = t;
     if (this.info.grpc) this.info.grpcFrom(t);
@@ -324,7 +336,7 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
   }
 
   onResponseComplete(): void {
-    if (this.downChunked) this.push(this.responseTrailers !== null ? lastChunk(this.responseTrailers) : LAST_CHUNK);
+    if (this.downChunked && !this.chunksAsReceived) this.push(this.responseTrailers !== null ? lastChunk(this.responseTrailers) : LAST_CHUNK);
     this.finish();
   }
 

@@ -182,6 +182,11 @@ export class H2UpstreamStream implements UpstreamChannel {
   cork(): void {}
   uncork(): void {}
 
+  /** HTTP/2 DATA frames carry no chunks: the body is decoded data, re-chunked for an HTTP/1.1 client. */
+  passChunkedBody(): boolean {
+    return false;
+  }
+
   pause(): void {
     this.stream?.pause();
   }

@@ -892,3 +892,111 @@ describe('responses', () => {
     assert.ok(parser.idle);
   });
 });
+
+describe('responses: a chunked body passed on as received (passChunkedBody)', () => {
+  /** Records like a proxy forwarding the body unchanged; asks for it on every chunked head. */
+  class RawRecorder implements HttpParserHandler<HttpHead> {
+    parser!: HttpParser;
+    readonly log: string[] = [];
+    raw = '';
+    data = 0;
+    body = '';
+    trailers: string[] | null = null;
+    error: string | undefined;
+    onHead(): void {
+      this.log.push('head');
+      this.parser.passChunkedBody();
+    }
+    onBody(chunk: Buffer): void {
+      this.body += chunk.toString('latin1');
+    }
+    onChunkedBytes(bytes: Buffer, dataBytes: number): void {
+      this.raw += bytes.toString('latin1');
+      this.data += dataBytes;
+    }
+    onTrailers(t: string[]): void {
+      this.trailers = t;
+    }
+    onMessageComplete(): void {
+      this.log.push(`complete after ${this.raw.length} raw bytes`);
+      this.parser.pause();
+    }
+    onError(err: HttpParseError): void {
+      this.error = err.code;
+    }
+  }
+
+  function feed(input: string, sizes: readonly number[]): { rec: RawRecorder; consumed: number } {
+    const rec = new RawRecorder();
+    const parser = new HttpParser('response', rec);
+    rec.parser = parser;
+    parser.expectResponseTo('GET');
+    let consumed = 0;
+    let pos = 0;
+    for (const n of sizes) {
+      if (parser.isPaused || parser.failed) break;
+      // Each read in a fresh buffer, overwritten after execute(): what the parser hands on must not point into an old read.
+      const buf = Buffer.from(input.slice(pos, pos + n), 'latin1');
+      consumed += parser.execute(buf);
+      buf.fill(0x21);
+      pos += n;
+    }
+    return { rec, consumed };
+  }
+
+  const head = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const body = '5;name=value\r\nhello\r\n1a;q="a b"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nGrpc-Status: 0\r\nX-Sum:  1 \r\n\r\n';
+
+  test('every split of the reads: the body goes on byte for byte, completion after its last byte, no decoded body', () => {
+    const input = head + body;
+    for (let a = 1; a < input.length; a++) {
+      for (const b of [1, 3, 7, input.length]) {
+        const { rec } = feed(input + 'HTTP/1.1 200 OK\r\n', [a, b, ...Array.from({ length: input.length }, () => 5)]);
+        assert.equal(rec.error, undefined, `split ${a},${b}`);
+        assert.equal(rec.raw, body, `split ${a},${b}`);
+        assert.equal(rec.data, 31);
+        assert.equal(rec.body, '');
+        assert.deepEqual(rec.trailers, ['Grpc-Status', '0', 'X-Sum', '1']);
+        assert.deepEqual(rec.log, ['head', `complete after ${body.length} raw bytes`]);
+      }
+    }
+  });
+
+  test('bytes after the message are not part of it; the next message parses as usual', () => {
+    const next = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+    const { rec, consumed } = feed(head + body + next, [10_000]);
+    assert.equal(consumed, head.length + body.length);
+    assert.equal(rec.raw, body);
+  });
+
+  test('an invalid chunk: only bytes before the offending one were handed on, and no completion', () => {
+    // [valid prefix, rest, index in rest of the first byte that makes it invalid]
+    const bad: [string, string, number][] = [
+      ['5\r\nhello\r\n', 'zz\r\nhello\r\n0\r\n\r\n', 0],
+      ['5\r\nhello\r\n', '3\r\nabcdef\r\n0\r\n\r\n', 6],
+      ['5\r\nhello\r\n', '3\nabc\r\n0\r\n\r\n', 0],
+      ['5\r\nhello\r\n0\r\n', 'Content-Length: 5\r\n\r\n', 0],
+      ['5\r\nhello\r\n', `1;${'e'.repeat(20_000)}\r\nx\r\n0\r\n\r\n`, 0],
+    ];
+    for (const [good, rest, at] of bad) {
+      for (const n of [1, 2, 4, 1000]) {
+        const all = good + rest;
+        const { rec } = feed(head + all, [head.length, ...Array.from({ length: Math.ceil(all.length / n) }, () => n)]);
+        const what = `${JSON.stringify(rest.slice(0, 20))} split ${n}`;
+        assert.ok(rec.error !== undefined, what);
+        assert.ok(all.startsWith(rec.raw) && rec.raw.length <= good.length + at, `${what}: handed on ${JSON.stringify(rec.raw.slice(0, 40))}`);
+        assert.ok(!rec.log.some((l) => l.startsWith('complete')), what);
+      }
+    }
+  });
+
+  test('a body with a Content-Length is unaffected: decoded as usual', () => {
+    const rec = new RawRecorder();
+    const parser = new HttpParser('response', rec);
+    rec.parser = parser;
+    parser.execute(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello', 'latin1'));
+    assert.equal(parser.passesChunkedBody, false);
+    assert.equal(rec.body, 'hello');
+    assert.equal(rec.raw, '');
+  });
+});

@@ -37,6 +37,13 @@ export interface HttpParserHandler<H> {
   onBody(chunk: Buffer): void;
   /** Trailer fields of a chunked message, flat [name, value, ...]; only called when non-empty. */
   onTrailers?(trailers: string[]): void;
+  /**
+   * After passChunkedBody(): the chunked body as received, in validated pieces (chunk lines with
+   * their extensions, data, CRLFs, the last chunk and the trailer section), instead of onBody.
+   * `dataBytes`: how many of them are chunk data. A slice of the buffer given to execute() (a copy
+   * for a line that a read split): copy it if you keep it past the call.
+   */
+  onChunkedBytes?(bytes: Buffer, dataBytes: number): void;
   onMessageComplete(): void;
   /** Called once; the parser then ignores all input. Close the connection (see HttpParseError). */
   onError(err: HttpParseError): void;
@@ -143,6 +150,14 @@ export class HttpParser<K extends MessageKind = MessageKind> {
   private remaining = 0;
   private chunkExtBytes = 0;
   private upgradeAfter = false;
+  /** This message's chunked body goes to onChunkedBytes as received (passChunkedBody). */
+  private passChunked = false;
+  /** passChunked: where the validated body bytes not yet handed on start in this execute()'s buffer (-1: none). */
+  private rawFrom = -1;
+  /** passChunked: chunk-data bytes among them. */
+  private rawData = 0;
+  /** passChunked: the trailer section ended; the message completes once its bytes are handed on. */
+  private rawDone = false;
   /** Method of the request the next response answers (responses only). */
   private pendingMethod: string | undefined = undefined;
 
@@ -167,8 +182,11 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     const len = buf.length;
     let pos = 0;
     this.textBuf = null;
+    this.rawFrom = -1;
     while (pos < len && !this.paused) {
-      switch (this.state) {
+      const state = this.state;
+      if (this.passChunked && this.rawFrom < 0 && state >= CHUNK_LINE && state <= TRAILERS) this.rawFrom = pos;
+      switch (state) {
         case START_LINE:
         case FIELDS:
         case CHUNK_LINE:
@@ -176,6 +194,7 @@ export class HttpParser<K extends MessageKind = MessageKind> {
           const next = this.lineStep(buf, pos, len);
           if (next < 0) return pos;
           pos = next;
+          if (this.rawDone) this.completeRaw(buf, pos);
           break;
         }
         case BODY_LENGTH: {
@@ -190,10 +209,15 @@ export class HttpParser<K extends MessageKind = MessageKind> {
         }
         case CHUNK_DATA: {
           const n = Math.min(this.remaining, len - pos);
-          const chunk = buf.subarray(pos, pos + n);
-          pos += n;
           this.remaining -= n;
           if (this.remaining === 0) this.state = CHUNK_DATA_CR;
+          if (this.passChunked) {
+            this.rawData += n;
+            pos += n;
+            break;
+          }
+          const chunk = buf.subarray(pos, pos + n);
+          pos += n;
           this.handler.onBody(chunk);
           break;
         }
@@ -217,7 +241,41 @@ export class HttpParser<K extends MessageKind = MessageKind> {
           return pos;
       }
     }
+    if (this.rawFrom >= 0) this.handOnRaw(buf, pos);
     return pos;
+  }
+
+  /**
+   * The rest of this message's chunked body (the next byte onward) goes to onChunkedBytes as
+   * received, each piece only once the parser has validated it, instead of decoded data to onBody:
+   * a proxy forwarding it to an HTTP/1.1 peer writes it unchanged rather than re-chunking it. Call
+   * it from onHead (it applies to that message only, and only if its body is chunked).
+   */
+  passChunkedBody(): void {
+    if (this.chunked && this.handler.onChunkedBytes !== undefined) this.passChunked = true;
+  }
+
+  /** passChunkedBody() took effect: this message's body goes to onChunkedBytes. */
+  get passesChunkedBody(): boolean {
+    return this.passChunked;
+  }
+
+  /** passChunked: hands on buf[rawFrom, to), the validated bytes since the last hand-on. */
+  private handOnRaw(buf: Buffer, to: number): void {
+    const from = this.rawFrom;
+    this.rawFrom = -1;
+    if (to <= from) return;
+    const data = this.rawData;
+    this.rawData = 0;
+    this.handler.onChunkedBytes!(buf.subarray(from, to), data);
+  }
+
+  /** passChunked: the trailer section ended at `pos`: hand its bytes on, then complete the message. */
+  private completeRaw(buf: Buffer, pos: number): void {
+    this.rawDone = false;
+    this.passChunked = false;
+    if (this.rawFrom >= 0) this.handOnRaw(buf, pos);
+    this.handler.onMessageComplete();
   }
 
   /**
@@ -287,10 +345,15 @@ export class HttpParser<K extends MessageKind = MessageKind> {
       if (r >= 0) return r;
       if (r === FAILED) return -1;
       if (end < len) return this.failLineTooLong();
+      // passChunked: the bytes before this line are validated; the line is handed on once complete.
+      if (this.rawFrom >= 0) this.handOnRaw(buf, pos);
       this.savePartial(buf, pos, len);
       return len;
     }
     // A line started in an earlier read: take bytes up to its LF, then parse it from scratch.
+    // passChunked: its bytes are handed on from the scratch copy once it parsed, not from this read.
+    const raw = this.rawFrom >= 0;
+    if (raw) this.handOnRaw(buf, pos);
     const lf = buf.indexOf(LF, pos);
     const stop = lf < 0 ? len : lf + 1;
     if (this.partialLen + (stop - pos) > budget) return this.failLineTooLong();
@@ -302,6 +365,13 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     if (r === FAILED) return -1;
     // Every line parser stops at the LF at the latest, so a complete line is always consumed.
     if (r !== lineLen) return this.fail('TG_HTTP_BAD_REQUEST_LINE', 'internal error: buffered line not consumed');
+    if (raw) {
+      // The line as received, copied out of the scratch buffer the next line reuses.
+      const data = this.rawData;
+      this.rawData = 0;
+      this.rawFrom = stop;
+      this.handler.onChunkedBytes!(Buffer.from(this.scratch!.subarray(0, lineLen)), data);
+    }
     return stop;
   }
 
@@ -411,6 +481,9 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     this.expect100 = false;
     this.chunkExtBytes = 0;
     this.upgradeAfter = false;
+    this.passChunked = false;
+    this.rawData = 0;
+    this.rawDone = false;
   }
 
   /** `method SP request-target SP HTTP-version CRLF`, single spaces, nothing else. */
@@ -882,6 +955,12 @@ export class HttpParser<K extends MessageKind = MessageKind> {
   private finishTrailers(): void {
     const trailers = this.trailers;
     if (trailers.length > 0 && this.handler.onTrailers !== undefined) this.handler.onTrailers(trailers);
+    if (this.passChunked) {
+      // Complete once the section's last bytes are handed on (execute: completeRaw).
+      this.state = this.upgradeAfter ? UPGRADED : START_LINE;
+      this.rawDone = true;
+      return;
+    }
     this.completeMessage();
   }
 

@@ -148,6 +148,11 @@ export interface UpstreamHandle {
   checkTimeouts(now: number): boolean;
   /** Drops the upstream connection in use (the request ended or failed). */
   cancel(): void;
+  /**
+   * From onResponseHead: the response's chunked body may be forwarded as received
+   * (onResponseChunked) instead of decoded and chunked again. False when it cannot.
+   */
+  passChunkedBody(): boolean;
   /** The stream ended: release what the request holds (circuit-breaker slots). */
   onStreamEnd(): void;
 }
@@ -183,6 +188,8 @@ export interface RouterStream {
   sendContinue(): void;
   onResponseHead(h: ResponseHead): void;
   onResponseBody(b: Buffer): void;
+  /** The chunked response body as received, after the stream asked for it (UpstreamHandle.passChunkedBody). */
+  onResponseChunked(bytes: Buffer, dataBytes: number): void;
   onResponseTrailers(t: string[]): void;
   /** A read of the response was processed; false when the downstream socket is full (pause upstream). */
   onResponseReadDone(): boolean;

@@ -47,6 +47,12 @@ export interface UpstreamChannel {
   /** Batches the writes that follow until uncork() (one syscall for head + replayed body). */
   cork(): void;
   uncork(): void;
+  /**
+   * Called while the response head is handed on: its chunked body goes to onUpstreamChunked as
+   * received instead of decoded to onUpstreamBody. False when the channel cannot (HTTP/2 frames
+   * carry no chunks) or the body is not chunked.
+   */
+  passChunkedBody(): boolean;
   /** Stops / restarts reading the response (downstream backpressure). */
   pause(): void;
   resume(): void;
@@ -60,6 +66,8 @@ export interface UpstreamChannel {
 export interface UpstreamUser {
   onUpstreamHead(h: ResponseHead): void;
   onUpstreamBody(b: Buffer): void;
+  /** After passChunkedBody(): validated bytes of the chunked body as received; `dataBytes` of them are data. */
+  onUpstreamChunked(bytes: Buffer, dataBytes: number): void;
   onUpstreamTrailers(t: string[]): void;
   /** The response is complete (called after the read that completed it). */
   onUpstreamComplete(): void;

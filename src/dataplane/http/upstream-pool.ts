@@ -149,6 +149,11 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
     if (this.chunked) this.socket.write(trailers !== null ? lastChunk(trailers) : LAST_CHUNK, 'latin1');
   }
 
+  passChunkedBody(): boolean {
+    this.parser.passChunkedBody();
+    return this.parser.passesChunkedBody;
+  }
+
   cork(): void {
     this.socket.cork();
   }
@@ -218,6 +223,10 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
 
   onBody(b: Buffer): void {
     this.user?.onUpstreamBody(b);
+  }
+
+  onChunkedBytes(bytes: Buffer, dataBytes: number): void {
+    this.user?.onUpstreamChunked(bytes, dataBytes);
   }
 
   onTrailers(t: string[]): void {

@@ -192,6 +192,9 @@ export class Mirror implements AttemptOwner, Sweepable {
   body(b: Buffer): void {
     this.responseBytes += b.length;
   }
+  chunkedBody(_bytes: Buffer, dataBytes: number): void {
+    this.responseBytes += dataBytes; // not asked for (the mirror never passes a body on); counted as body() would
+  }
   trailers(): void {}
   readDone(): void {}
   drain(): void {}

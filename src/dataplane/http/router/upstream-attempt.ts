@@ -17,6 +17,8 @@ export interface AttemptOwner {
   connected(a: UpstreamAttempt, c: UpstreamChannel): void;
   head(a: UpstreamAttempt, h: ResponseHead): void;
   body(b: Buffer): void;
+  /** The chunked body as received (after passChunkedBody); `dataBytes` of `bytes` are data. */
+  chunkedBody(bytes: Buffer, dataBytes: number): void;
   trailers(t: string[]): void;
   readDone(a: UpstreamAttempt): void;
   complete(a: UpstreamAttempt): void;
@@ -146,6 +148,9 @@ export class UpstreamAttempt implements UpstreamUser {
   }
   onUpstreamBody(b: Buffer): void {
     if (!this.cancelled) this.owner.body(b);
+  }
+  onUpstreamChunked(bytes: Buffer, dataBytes: number): void {
+    if (!this.cancelled) this.owner.chunkedBody(bytes, dataBytes);
   }
   onUpstreamTrailers(t: string[]): void {
     if (!this.cancelled) this.owner.trailers(t);

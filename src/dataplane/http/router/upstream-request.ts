@@ -340,8 +340,18 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
     if (this.responding && b.length > 0) this.s.onResponseBody(b);
   }
 
+  chunkedBody(bytes: Buffer, dataBytes: number): void {
+    if (this.responding) this.s.onResponseChunked(bytes, dataBytes);
+  }
+
   trailers(t: string[]): void {
     this.s.onResponseTrailers(t);
+  }
+
+  /** The response body (chunked, from an HTTP/1.1 upstream) may go downstream as received. */
+  passChunkedBody(): boolean {
+    const c = this.attempt?.conn;
+    return c !== null && c !== undefined && c.passChunkedBody();
   }
 
   readDone(a: UpstreamAttempt): void {
