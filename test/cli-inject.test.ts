@@ -1,5 +1,5 @@
 /**
- * `tollgate inject` on the seed workloads: the output is accepted by `tollgate analyze`, carries the
+ * `tollgate inject` on the example workloads (egress gateway, egress router, nginx ingress): the output is accepted by `tollgate analyze`, carries the
  * sidecar and the init container whose arguments `tollgate init` turns into the same capture rules
  * istio-init writes, and honours the injection annotations.
  */
@@ -26,7 +26,7 @@ function tollgate(...args: string[]): { status: number | null; stdout: string; s
 }
 
 describe('tollgate inject', () => {
-  it("injects the seed's workloads; tollgate analyze accepts the result", () => {
+  it("injects the example workloads; tollgate analyze accepts the result", () => {
     const dir = mkdtempSync(join(tmpdir(), 'tg-inject-'));
     try {
       for (const seed of SEEDS) {

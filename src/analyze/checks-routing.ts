@@ -1,6 +1,6 @@
 /**
- * Routing checks: what istioctl analyze would say, plus the failure story of seed 003 (each step's
- * missing object is named). Each check reads the Model only.
+ * Routing checks: what istioctl analyze would say, plus each failure of an egress gateway built one
+ * object at a time (the missing object is named). Each check reads the Model only.
  */
 import type { L4Route } from '../config/types.js';
 import type { GatewayModel, Model, VirtualServiceModel } from '../model/build.js';
@@ -72,7 +72,7 @@ export const destinationInRegistry: Check = (f) => {
   }
 };
 
-/** Route destinations with a subset that no DestinationRule defines (seed 003's `external-services`). */
+/** Route destinations with a subset that no DestinationRule defines (e.g. a mesh route to the gateway's subset with the DestinationRule left out). */
 export const subsetsDefined: Check = (f) => {
   for (const d of destinations(f.model)) {
     if (!d.subset) continue;
@@ -140,7 +140,7 @@ function gatewayServiceSelector(model: Model, host: string): Record<string, stri
   return looksLikeGateway ? { ...sel } : undefined;
 }
 
-/** A mesh route sends traffic to a gateway Service, but no Gateway has a server on that port (seed 003 steps 2 and 7). */
+/** A mesh route sends traffic to a gateway Service, but no Gateway has a server on that port (Istio answers 503 on HTTP, resets TLS). */
 export const meshRoutesReachGatewayServer: Check = (f) => {
   for (const d of destinations(f.model)) {
     if (!d.vs.gateways.includes('mesh')) continue;
@@ -186,7 +186,7 @@ export const meshRoutesDeclared: Check = (f) => {
   }
 };
 
-/** Seed 003 step 5: HTTP to a host goes through the egress gateway, HTTPS to the same host does not. */
+/** HTTP to a host goes through the egress gateway, HTTPS to the same host does not (only port 80 is routed there). */
 export const httpsBypassesGateway: Check = (f) => {
   for (const vs of f.model.virtualServices) {
     if (!vs.gateways.includes('mesh')) continue;
@@ -200,7 +200,7 @@ export const httpsBypassesGateway: Check = (f) => {
   }
 };
 
-/** Gateway-looking workloads with no Gateway at all (seed 003 step 1). */
+/** Gateway-looking workloads with no Gateway at all (the gateway is installed, nothing routes to it yet). */
 export const gatewayWorkloadsUsed: Check = (f) => {
   for (const w of f.model.workloads) {
     const istio = w.labels['istio'];

@@ -59,7 +59,7 @@ const ROLES: readonly ProxyRole[] = ['gateway', 'sidecar', 'router'];
 
 /**
  * The proxy identity from flags; when labels are omitted, inferred from the config if there is
- * exactly one candidate, so `config-dump -f seed.yaml` works without knowing the labels.
+ * exactly one candidate, so `config-dump -f gateway.yaml` works without knowing the labels.
  */
 export function identityFrom(values: { role?: string; namespace?: string; labels?: string; name?: string; nodeName?: string }, model: Model, note: (s: string) => void): ProxyIdentity {
   const role = (values.role ?? 'gateway') as ProxyRole;

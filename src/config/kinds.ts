@@ -1,6 +1,6 @@
 /**
  * The kinds Tollgate knows: which apiVersions each accepts, which one is assumed when a document
- * omits apiVersion (seed 000 §6.2 does), and whether Tollgate acts on it or only recognises it.
+ * omits apiVersion (ServiceEntries copied from walkthroughs sometimes do), and whether Tollgate acts on it or only recognises it.
  */
 export type KindName =
   | 'ServiceEntry' | 'Gateway' | 'VirtualService' | 'DestinationRule' | 'Sidecar' | 'WorkloadEntry'

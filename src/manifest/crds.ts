@@ -2,7 +2,7 @@
  * The crds profile: a CustomResourceDefinition for every kind Tollgate reads that a cluster may
  * lack — Istio networking and security, OVN-Kubernetes EgressIP, OpenShift SDN HostSubnet and
  * NetNamespace — with the groups, versions, scopes and names those projects use, so their objects
- * (and the seeds') apply unchanged. Schemas keep unknown fields: Tollgate validates the contents
+ * (and published examples) apply unchanged. Schemas keep unknown fields: Tollgate validates the contents
  * itself (and so does the validating webhook). Apply with `kubectl create`, which refuses CRDs that
  * already exist instead of replacing Istio's or OpenShift's own definitions.
  */

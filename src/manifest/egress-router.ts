@@ -1,5 +1,5 @@
 /**
- * The egress-router profile in the shape of OpenShift's egress router (seed 000): one replica,
+ * The egress-router profile in the shape of OpenShift's egress router (redirect mode): one replica,
  * pinned, the pod annotated for a macvlan interface, and a container named `egress-router` carrying
  * EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION and EGRESS_ROUTER_MODE. Where OpenShift ran a
  * privileged init container, `tollgate run --role router` keeps the kernel rules itself (address,

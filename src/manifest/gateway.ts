@@ -3,9 +3,9 @@
  * plane, probed on Istio's health port (15021 /healthz/ready), behind a Service. The egress
  * gateway's Service is ClusterIP (a LoadBalancer egress gateway is an open relay; `analyze` says
  * so); the ingress gateway's is a LoadBalancer with `externalTrafficPolicy: Local` by default, so
- * the client address survives (seed 002's source-ip services).
+ * the client address survives (as for Kubernetes' source-IP Services).
  *
- * A gateway that owns a fixed source address keeps the seeds' layout: one replica pinned to the
+ * A gateway that owns a fixed source address keeps the OpenShift egress layout: one replica pinned to the
  * node that holds the address, no autoscaler and no disruption budget (a second replica could not
  * use the address). With `sourceAddressPool=true` (the source-address pool layout) replicas each
  * take their node's share of the pool and are scaled like any other gateway.

@@ -225,7 +225,7 @@ function buildEnvoy(resources: readonly Resource[]): EnvoyBootstrapModel | undef
     const body = b.body as { static_resources?: { listeners?: Record<string, unknown>[]; clusters?: Record<string, unknown>[] }; admin?: { address?: { socket_address?: { address?: string; port_value?: number } } } };
     (body.static_resources?.listeners ?? []).forEach((value, index) => listeners.push({ value, resource: b, index }));
     (body.static_resources?.clusters ?? []).forEach((value, index) => clusters.push({ value, resource: b, index }));
-    // Later files override earlier ones, like Envoy's --config-yaml override (seed 001).
+    // Later files override earlier ones, like Envoy's --config-yaml override of a bootstrap file.
     const sa = body.admin?.address?.socket_address;
     if (sa?.address !== undefined && sa.port_value !== undefined) admin = { address: sa.address, port: sa.port_value, resource: b };
   }

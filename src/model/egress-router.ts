@@ -1,5 +1,5 @@
 /**
- * The OpenShift egress router (seed 000 §5): a Deployment whose container env carries
+ * The OpenShift egress router (redirect or http-proxy mode): a Deployment whose container env carries
  * EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION and EGRESS_ROUTER_MODE. Parsed here into
  * typed rules, with a diagnostic pointing at the exact line of a bad EGRESS_DESTINATION entry.
  */

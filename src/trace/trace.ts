@@ -467,29 +467,29 @@ function registryHint(model: Model, host: string, port: number, scheme: TraceSch
   const base = known
     ? `${host} is in the registry (${known.resource.ref.kind} ${known.resource.name}) but not on port ${port}: add port ${port}/${proto} to it`
     : `${host} is not in the registry: add a ServiceEntry with hosts [${host}] and port ${port}/${proto}`;
-  return `${base}. Tollgate's outbound policy is REGISTRY_ONLY; Istio's default ALLOW_ANY would have sent this straight out, bypassing any egress gateway (seed 003 step 1)`;
+  return `${base}. Tollgate's outbound policy is REGISTRY_ONLY; Istio's default ALLOW_ANY would have sent this straight out, bypassing any egress gateway`;
 }
 
 function noListenerHint(model: Model, snapshot: Snapshot, port: number): string {
   const p = snapshot.proxy;
   if (p.role === 'gateway') {
     const sel = Object.entries(p.labels).map(([k, v]) => `${k}: ${v}`).join(', ');
-    const gws = model.gateways.filter((g) => Object.entries(g.selector).every(([k, v]) => p.labels[k] === v));
+    const gws = gatewaysFor(model, p);
     return gws.length === 0
       ? `no Gateway selects this proxy's labels {${sel}}: add a Gateway with that selector and a server on port ${port}`
-      : `Gateway ${gws.map((g) => g.resource.name).join(', ')} has no server on port ${port}: add one (connections are refused or reset, seed 003 step 7)`;
+      : `Gateway ${gws.map((g) => g.resource.name).join(', ')} has no server on port ${port}: add one (until then, connections to the port are refused or reset)`;
   }
   if (p.role === 'router') return `the egress router has no rule and no fallback for port ${port}: add "${port} tcp <destination-ip>" to EGRESS_DESTINATION, or list the port in the router's Service with a fallback line`;
   return `no listener for port ${port}`;
 }
 
 function noVhostHint(model: Model, snapshot: Snapshot, host: string, port: number): string {
-  const gwNames = model.gateways.filter((g) => Object.entries(g.selector).every(([k, v]) => snapshot.proxy.labels[k] === v)).map((g) => g.resource.name);
-  const vsHint = `add a VirtualService with hosts [${host}] and gateways [${gwNames.join(', ') || '<gateway>'}] and an http route`;
-  const servesHost = model.gateways.some((g) => gwNames.includes(g.resource.name) && g.servers.some((s) => s.server.port.number === port && s.hosts.some((h) => h.host === '*' || h.host === host || (h.host.startsWith('*.') && host.endsWith(h.host.slice(1))))));
+  const gws = gatewaysFor(model, snapshot.proxy);
+  const vsHint = `add a VirtualService with hosts [${host}] and gateways [${gws.map((g) => g.resource.name).join(', ') || '<gateway>'}] and an http route`;
+  const servesHost = gws.some((g) => g.servers.some((s) => s.server.port.number === port && s.hosts.some((h) => hostMatches(h.host, host))));
   const serverHint = servesHost ? '' : `; also list ${host} in the Gateway server hosts for port ${port}`;
   const regHint = inRegistry(model, host) ? '' : `; ${host} is not in the registry either: add a ServiceEntry for it`;
-  return `${vsHint}${serverHint}${regHint} (seed 003 step 3: 404)`;
+  return `${vsHint}${serverHint}${regHint} (until then, the gateway answers 404: it serves the port but routes no such host)`;
 }
 
 function denyHint(model: Model, snapshot: Snapshot, reason: string, name: string, port: number): string {
@@ -550,7 +550,7 @@ function noClusterHint(model: Model, name: string): string {
   const parsed = parseClusterName(name);
   if (!parsed) return `nothing defines cluster ${name}`;
   const services = model.registry.lookup(parsed.host);
-  if (services.length === 0) return `${parsed.host} is not in the registry: add a ServiceEntry with hosts [${parsed.host}] and port ${parsed.port} (seed 003 step 4: 503)`;
+  if (services.length === 0) return `${parsed.host} is not in the registry: add a ServiceEntry with hosts [${parsed.host}] and port ${parsed.port} (until then, requests for it get 503)`;
   if (!services.some((s) => s.ports.some((p) => p.number === parsed.port))) return `${parsed.host} does not declare port ${parsed.port}: add it to ${services[0]?.resource.ref.kind} ${services[0]?.resource.name}`;
   if (parsed.subset) return `subset "${parsed.subset}" of ${parsed.host} is not defined: add a DestinationRule for ${parsed.host} with that subset`;
   return `cluster ${name} was not generated`;

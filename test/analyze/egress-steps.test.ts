@@ -1,5 +1,5 @@
 /**
- * Seed 003's story, step by step: each step adds one object, and analyze (plus trace) must name
+ * An egress gateway for an external host built one object at a time: each step adds one object, and analyze (plus trace) must name
  * the object that is still missing; at step 8 none of those messages remain.
  */
 import { test } from 'node:test';
@@ -138,7 +138,7 @@ test('step 1: gateway installed, nothing else -> the gateway is unused; the side
   assert.match(t.hint ?? '', /ALLOW_ANY/, 'trace explains the difference from Istio');
 });
 
-test('step 2: + mesh VirtualService -> no Gateway server on port 80 (the seed saw 503)', () => {
+test('step 2: + mesh VirtualService -> no Gateway server on port 80 (Istio answers 503)', () => {
   const m = messagesFor(2, 'TG_GATEWAY_NO_SERVER');
   assert.equal(m.length, 1);
   assert.match(m[0] ?? '', /port 80.*503.*fix: add a Gateway with selector \{istio: egressgateway\} and a server on port 80/);
@@ -148,7 +148,7 @@ test('step 2: + mesh VirtualService -> no Gateway server on port 80 (the seed sa
   assert.equal(traceStep(2, sidecar, 'http://news.example.com/').ok, true, 'the sidecar sends it to the gateway');
 });
 
-test('step 3: + Gateway on 80 -> no VirtualService bound for the host (the seed saw 404)', () => {
+test('step 3: + Gateway on 80 -> no VirtualService bound for the host (Istio answers 404)', () => {
   const m = messagesFor(3, 'TG_GATEWAY_HOST_NOT_ROUTED');
   assert.equal(m.length, 1);
   assert.match(m[0] ?? '', /404.*fix: add a VirtualService with hosts \[news\.example\.com\], gateways \[egress-gw\]/);
@@ -158,7 +158,7 @@ test('step 3: + Gateway on 80 -> no VirtualService bound for the host (the seed 
   assert.equal(t.status, 404);
 });
 
-test('step 4: + egress VirtualService -> destination not in the registry (the seed saw 503)', () => {
+test('step 4: + egress VirtualService -> destination not in the registry (Istio answers 503)', () => {
   const m = messagesFor(4, 'TG_DEST_NOT_IN_REGISTRY');
   assert.equal(m.length, 1);
   assert.match(m[0] ?? '', /news\.example\.com is not in the registry.*fix: add a ServiceEntry with hosts \[news\.example\.com\] and port 80\/HTTP/);
@@ -183,7 +183,7 @@ test('step 6: + mesh tls route -> port 443 is not in the registry, the route nev
   assert.equal(traceStep(6, sidecar, 'tls://news.example.com:443').flag, 'BLOCKED');
 });
 
-test('step 7: + ServiceEntry port 443 -> the gateway has no 443 server (the seed saw a reset)', () => {
+test('step 7: + ServiceEntry port 443 -> the gateway has no 443 server (Istio resets the connection)', () => {
   const m = messagesFor(7, 'TG_GATEWAY_NO_SERVER');
   assert.equal(m.length, 1);
   assert.match(m[0] ?? '', /port 443.*connection reset.*fix: add a Gateway .* server on port 443 \(HTTPS with tls\.mode PASSTHROUGH\)/);

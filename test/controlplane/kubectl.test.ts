@@ -1,7 +1,7 @@
 /**
  * The Kubernetes source with objects written by the real `kubectl` (apply, get, delete) into the
  * stand-in API server, so the stand-in's wire protocol is checked by a client we did not write:
- * seed-shaped ingress and egress gateway configs plus 50 generated objects and one invalid
+ * an ingress gateway config and an egress gateway config plus 50 generated objects and one invalid
  * VirtualService; the control plane pushes to two gateways, leaves the bad object out and reports it.
  */
 import { test } from 'node:test';

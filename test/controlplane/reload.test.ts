@@ -2,7 +2,7 @@
  * Reloads under load: the config changes every second while HTTP load runs
  * (keep-alive and fresh connections): no failed request, no reset. D2 — open TCP tunnels survive
  * 100 unrelated reloads. And the removal policy: a tunnel whose route is removed is closed at once.
- * D1 runs TOLLGATE_SOAK_SECONDS (default 60; the issue's figure).
+ * D1 runs TOLLGATE_SOAK_SECONDS (default 60).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +19,8 @@ import { docs, gateway, staticEntry, virtualService } from '../helpers/istio-yam
 
 const QUIET = { silentAccessLog: true, logOut: { write: () => true } };
 const SOAK_SECONDS = Number(process.env['TOLLGATE_SOAK_SECONDS'] ?? 60);
+/** How long the load runs without reloads before and after the soak, for the throughput it is judged against. */
+const BASELINE_MS = 3000;
 
 const httpConfig = (p1: number, p2: number, generation: number) =>
   docs(
@@ -71,24 +73,36 @@ test(`D1: a config change every second for ${SOAK_SECONDS} s under HTTP load: 0 
       req.on('error', (e) => (stats.failed.push(e.message), resolve()));
       req.end();
     });
+  const agents = [keepAlive, keepAlive, keepAlive, fresh];
+  /** Runs the load for `ms` (no reloads meanwhile unless the caller writes); requests completed per second. */
+  const load = async (ms: number): Promise<number> => {
+    const start = stats.ok;
+    const stop = Date.now() + ms;
+    await Promise.all(agents.map(async (agent) => {
+      while (Date.now() < stop) await one(agent);
+    }));
+    return ((stats.ok - start) * 1000) / ms;
+  };
+  // The same load without reloads, just before and just after the soak: the soak's rate is judged
+  // against what this machine managed at that time, not against a fixed figure.
+  const before = await load(BASELINE_MS);
+  const soakStart = stats.ok;
   const end = Date.now() + SOAK_SECONDS * 1000;
-  let running = true;
-  const loops = [keepAlive, keepAlive, keepAlive, fresh].map(async (agent) => {
-    while (running && Date.now() < end + 1000) await one(agent);
-  });
+  const soak = load(SOAK_SECONDS * 1000 + 1000);
   let generation = 0;
   while (Date.now() < end) {
     await new Promise((r) => setTimeout(r, 1000));
     writeFileSync(file, httpConfig(p1, p2, ++generation));
   }
-  await new Promise((r) => setTimeout(r, 500));
-  running = false;
-  await Promise.all(loops);
+  await soak;
+  const soakRate = (stats.ok - soakStart) / (SOAK_SECONDS + 1);
+  const after = await load(BASELINE_MS);
   keepAlive.destroy();
-  t.diagnostic(`${generation} reloads, ${stats.ok} requests ok, ${stats.failed.length} failed, ${stats.generations.size} generations seen by clients`);
+  t.diagnostic(`${generation} reloads, ${stats.ok} requests ok, ${stats.failed.length} failed, ${stats.generations.size} generations seen by clients; ${soakRate.toFixed(0)} req/s during reloads, ${before.toFixed(0)} before and ${after.toFixed(0)} after`);
   assert.deepEqual(stats.failed, []);
   assert.ok(stats.generations.size >= Math.floor(SOAK_SECONDS * 0.8), `clients saw ${stats.generations.size} of ${generation} generations: reloads did reach traffic`);
-  assert.ok(stats.ok > SOAK_SECONDS * 50);
+  // Reloads may cost throughput, never most of it: a reload that stalled the listeners shows here.
+  assert.ok(soakRate >= Math.min(before, after) / 10, `${soakRate.toFixed(0)} req/s during reloads, ${before.toFixed(0)} before and ${after.toFixed(0)} after`);
 });
 
 const tcpConfig = (echoPort: number, prefix: string, withTunnelRoute = true) =>

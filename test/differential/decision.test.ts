@@ -522,15 +522,15 @@ ${addressEntry('known', 'app', 'plain.test', ['127.0.0.1'], { targetPort: upPort
     assert.deepEqual(r.mismatches, []);
   });
 
-  it('seed 003 (the four files, unchanged) on the egress gateway', async () => {
+  it('the four-file egress gateway config, unchanged, on the egress gateway', async () => {
     dns.set('edition.cnn.com', () => ({ addresses: [passIp], ttl: 60 }));
     dns.set('www.naver.com', () => 'nxdomain');
     const yaml = readFileSync(join(FIXTURES, 'http', '003-egress-gateway-4-files.yaml'), 'utf8');
     const cases: Case[] = [
-      { target: '/', headers: H('edition.cnn.com'), label: 'seed host' },
-      { target: '/politics//x/../y', headers: H('EDITION.CNN.COM.'), label: 'seed host, other spelling, normalised path' },
-      { target: '/', headers: H('edition.cnn.com:8080'), label: 'seed host with a port in Host' },
-      { target: '/', headers: H('www.naver.com'), label: 'seed host without a DNS answer' },
+      { target: '/', headers: H('edition.cnn.com'), label: 'routed host' },
+      { target: '/politics//x/../y', headers: H('EDITION.CNN.COM.'), label: 'routed host, other spelling, normalised path' },
+      { target: '/', headers: H('edition.cnn.com:8080'), label: 'routed host with a port in Host' },
+      { target: '/', headers: H('www.naver.com'), label: 'routed host without a DNS answer' },
       { target: '/', headers: H('www.google.com'), label: 'host the gateway does not serve' },
       { target: 'http://www.google.com/', headers: H('edition.cnn.com'), label: 'absolute-form names another host' },
       { target: '/', headers: H('edition.cnn.com', ['Host', 'www.naver.com']), label: 'two Host lines' },

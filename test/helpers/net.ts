@@ -5,18 +5,81 @@
  * the ports a config names (443, 80) side by side (any 127/8 address is local on Linux).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 
-let nextLoop = 0;
-/** A fresh loopback address per call in 127.<pid-derived>.x.y, so parallel test files never collide. */
+/** Claims of 127.B.0.0/16 blocks, one file per block holding the owner's PID, shared by every test process on the machine. */
+const LOOPBACK_CLAIMS = join(tmpdir(), 'tollgate-test-loopback');
+/** 127.0.0.0/16 stays for the tests' fixed 127.0.0.x addresses. */
+const FIRST_BLOCK = 1;
+const LAST_BLOCK = 254;
+
+let block: number | undefined;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Creates the claim file for block `b`, taking it over when the process that held it is gone. */
+function tryClaim(b: number): boolean {
+  const file = join(LOOPBACK_CLAIMS, String(b));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      process.once('exit', () => rmSync(file, { force: true }));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = Number(readFileSync(file, 'utf8'));
+    // A claim being written reads as 0: another process is taking the block right now.
+    if (!Number.isInteger(owner) || owner <= 0 || processAlive(owner)) return false;
+    try {
+      unlinkSync(file);
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/**
+ * This test process's own 127.B.0.0/16 block: every test process on the machine (parallel test
+ * files, and other checkouts' test runs) claims a different B, so addresses from it never collide
+ * and a fixed port on them is safe. The claim is released when the process exits.
+ */
+export function loopbackBlock(): string {
+  if (block === undefined) {
+    mkdirSync(LOOPBACK_CLAIMS, { recursive: true });
+    const span = LAST_BLOCK - FIRST_BLOCK + 1;
+    const start = process.pid % span;
+    for (let i = 0; i < span && block === undefined; i++) {
+      const b = FIRST_BLOCK + ((start + i) % span);
+      if (tryClaim(b)) block = b;
+    }
+    if (block === undefined) throw new Error(`loopbackBlock: all ${span} blocks are claimed (${LOOPBACK_CLAIMS})`);
+  }
+  return `127.${block}`;
+}
+
+/** loopbackAddress() hands out 127.B.0.1 to 127.B.(this - 1).254; the rest of the block is for fixed sub-addresses (127.B.203.25). */
+const DYNAMIC_THIRD_OCTETS = 192;
+let handedOut = 0;
+/** A fresh loopback address per call in this process's own block (127.B.x.y). */
 export function loopbackAddress(): string {
-  nextLoop++;
-  const b = 100 + (process.pid % 100);
-  return `127.${b}.${(nextLoop >> 8) & 255}.${(nextLoop & 255) || 1}`;
+  const n = handedOut++;
+  if (n >= DYNAMIC_THIRD_OCTETS * 254) throw new Error('loopbackAddress: block exhausted');
+  return `${loopbackBlock()}.${Math.floor(n / 254)}.${(n % 254) + 1}`;
 }
 
 export function listen(server: Server, host: string, port = 0): Promise<number> {

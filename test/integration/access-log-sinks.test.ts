@@ -14,10 +14,13 @@ import { join } from 'node:path';
 import { BIN, tempConfig } from '../helpers/tollgate.js';
 import { freeTcpPort } from '../helpers/dns.js';
 import { docs, gateway, virtualService } from '../helpers/istio-yaml.js';
-import { waitFor } from '../helpers/net.js';
+import { loopbackAddress, waitFor } from '../helpers/net.js';
 import { requireRoot, requireTools, run } from '../helpers/tools.js';
 
 const CONFIG = docs(gateway('gw', 'q', 'q', '80/HTTP/q.test'), virtualService('q', 'q', ['q.test'], ['gw'], 'http: [{directResponse: {status: 204}}]'));
+
+/** The children listen on an address of this process's own: ports picked free cannot be taken by a concurrent test run. */
+const HOST = loopbackAddress();
 
 interface Gate {
   readonly child: ChildProcess;
@@ -30,14 +33,14 @@ async function startChild(t: { after(fn: () => void): void }, extra: readonly st
   const cfg = tempConfig(CONFIG);
   const admin = await freeTcpPort();
   const port = await freeTcpPort();
-  const child = spawn(process.execPath, [BIN, 'run', '-f', cfg.path, '--admin', `127.0.0.1:${admin}`, '--port-map', `80=${port}`, '--listen-address-override', '127.0.0.1', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'run', '-f', cfg.path, '--admin', `${HOST}:${admin}`, '--port-map', `80=${port}`, '--listen-address-override', HOST, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   t.after(() => {
     if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
     cfg.cleanup();
   });
-  await until(async () => (await fetch(`http://127.0.0.1:${admin}/ready`).catch(() => undefined))?.status === 200 || child.exitCode !== null, 10_000, 'tollgate ready');
+  await until(async () => (await fetch(`http://${HOST}:${admin}/ready`).catch(() => undefined))?.status === 200 || child.exitCode !== null, 30_000, 'tollgate ready');
   assert.equal(child.exitCode, null, `tollgate exited: ${err}`);
   return { child, admin, port, stderr: () => err };
 }
@@ -49,7 +52,7 @@ async function load(port: number, count: number, concurrency = 16): Promise<Map<
   let next = 0;
   const one = (): Promise<void> =>
     new Promise((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: `/n/${next}`, headers: { host: 'q.test' }, agent }, (res) => {
+      const req = request({ host: HOST, port, path: `/n/${next}`, headers: { host: 'q.test' }, agent }, (res) => {
         res.resume();
         res.on('end', () => {
           statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1);
@@ -82,7 +85,7 @@ async function until(fn: () => Promise<boolean>, timeoutMs: number, what: string
 }
 
 async function dropped(admin: number, reason: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${admin}/stats/prometheus`)).text();
+  const text = await (await fetch(`http://${HOST}:${admin}/stats/prometheus`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`tollgate_access_log_dropped_total{reason="${reason}"}`));
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }

@@ -1,6 +1,6 @@
 /**
  * HTTPS termination at a gateway with credentialName Secrets, with real clients:
- * - seed 001's ingress (its YAML unchanged, nginx behind svc-clusterip) served over HTTPS by a
+ * - the nginx ingress scenario (its YAML unchanged, nginx behind svc-clusterip) served over HTTPS by a
  *   Gateway server beside it whose credentialName Secret lives in the gateway proxy's namespace
  *   (istio-system, as Istio requires): curl HTTP/1.1 and `--http2` (ALPN h2), h2load with many
  *   concurrent streams;
@@ -73,7 +73,7 @@ async function curlHttps(port: number, host: string, ca: string, args: readonly 
   return { exit: r.status, code, version, body: r.stdout.slice(0, Math.max(0, nl)), stderr: r.stderr };
 }
 
-describe('seed 001 ingress over HTTPS: credentialName Secret in the gateway namespace, HTTP/1.1 and HTTP/2', { skip, concurrency: false }, () => {
+describe('nginx ingress over HTTPS: credentialName Secret in the gateway namespace, HTTP/1.1 and HTTP/2', { skip, concurrency: false }, () => {
   let nginx: Nginx;
   let gate: TestGate;
   let pki: Pki;
@@ -87,7 +87,7 @@ describe('seed 001 ingress over HTTPS: credentialName Secret in the gateway name
     const leaf = await pki.leaf('gasida', 'ingress-ca', { dns: 'www.gasida.dev' });
     nginx = await startNginx((dir) => `  server { listen ${podIp}:80; root ${dir}/www; location / { } }`, podIp, 80);
     const pod = tempConfig(readFileSync(join(HTTP, '001-ingress-pod.yaml'), 'utf8').replace('{podIP: PODIP}', `{podIP: ${podIp}}`));
-    // Beside the seed: the Secret (in the gateway's namespace), an HTTPS server and its route.
+    // Beside the unchanged scenario: the Secret (in the gateway's namespace), an HTTPS server and its route.
     const https = tempConfig(
       tlsSecret('istio-system', 'gasida-credential', pki.read(leaf.cert), pki.read(leaf.key)) +
         `apiVersion: networking.istio.io/v1
@@ -121,8 +121,8 @@ spec:
     pki?.cleanup();
   });
 
-  it('the seed YAML is the seed, unchanged', () => {
-    // The fixture is a byte copy of the seed's ingress scenario; HTTPS comes only from the files beside it.
+  it('the ingress scenario YAML is unchanged', () => {
+    // The fixture is a byte copy of the published ingress scenario; HTTPS comes only from the files beside it.
     assert.doesNotMatch(readFileSync(join(HTTP, '001-ingress-gateway.yaml'), 'utf8'), /credentialName|443/);
   });
 
@@ -159,7 +159,7 @@ spec:
     assert.match(r.stdout, /status codes: 2000 2xx/, r.stdout);
   });
 
-  it('the seed HTTP port keeps working beside it', async () => {
+  it('the scenario\'s HTTP port keeps working beside it', async () => {
     const r = await run('curl', ['-sS', '--max-time', '5', '-H', 'Host: www.gasida.dev', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${gate.port(80)}/`]);
     assert.equal(r.stdout, '200', r.stderr);
   });

@@ -1,13 +1,13 @@
 /**
- * Egress security for HTTP and the seed scenarios, end to end:
+ * Egress security for HTTP and the reference scenarios, end to end:
  * - registry enforcement (sidecar REGISTRY_ONLY: 502 BLOCKED registry_only, logged) and the SSRF
  *   guard on destinations that come from DNS or from the client (ALLOW_ANY passthrough);
  * - fixed source IP per proxy (--source-address), per ServiceEntry (annotation), per caller
  *   namespace (EgressIP, client bound to a Pod's IP), and fail-closed when the address is missing;
- * - seed 003 (four files, dnsmasq answering edition.cnn.com with a loopback address, tollgate as a
+ * - the four-file egress gateway config (dnsmasq answering edition.cnn.com with a loopback address, tollgate as a
  *   child process: the JSON access line on stdout shows the source address);
- * - seed 001 ingress (Gateway istio=ingressgateway -> svc-clusterip -> Pod -> nginx);
- * - seed 001 Envoy bootstrap (LOGICAL_DNS cluster, upstream TLS with SNI, host_rewrite_literal);
+ * - the nginx ingress scenario (Gateway istio=ingressgateway -> svc-clusterip -> Pod -> nginx);
+ * - Envoy's quick-start bootstrap (LOGICAL_DNS cluster, upstream TLS with SNI, host_rewrite_literal);
  * - the bundled default config (`npm start`) with curl.
  */
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { header, startHttpUpstream, startNginx, type HttpUpstream, type Nginx } from '../helpers/http.js';
-import { freeTcpPort, startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
+import { startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { addressEntry, egressGateway, virtualService } from '../helpers/istio-yaml.js';
@@ -29,8 +29,10 @@ if (!ready && isCI) throw new Error(`http-egress: ${skip}; CI=true`);
 
 const HTTP = join(FIXTURES, 'http');
 
-async function curl(port: number, host: string, path = '/', extra: string[] = []): Promise<{ status: number; body: string; stderr: string }> {
-  const r = await run('curl', ['-sS', '--max-time', '8', '-o', '-', '-w', '\n%{http_code}', '-H', `Host: ${host}`, ...extra, `http://127.0.0.1:${port}${path}`]);
+/** `to`: a port on 127.0.0.1, or `address:port`. */
+async function curl(to: number | string, host: string, path = '/', extra: string[] = []): Promise<{ status: number; body: string; stderr: string }> {
+  const authority = typeof to === 'number' ? `127.0.0.1:${to}` : to;
+  const r = await run('curl', ['-sS', '--max-time', '8', '-o', '-', '-w', '\n%{http_code}', '-H', `Host: ${host}`, ...extra, `http://${authority}${path}`]);
   const nl = r.stdout.lastIndexOf('\n');
   return { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl), stderr: r.stderr };
 }
@@ -201,20 +203,20 @@ ${addressEntry('known', 'app', 'plain.test', [echoIp])}`;
   });
 });
 
-describe('seed 003: the four-file egress gateway config over HTTP (tollgate as a child process)', { skip, concurrency: false }, () => {
+describe('the four-file egress gateway config over HTTP (tollgate as a child process)', { skip, concurrency: false }, () => {
   let echo: HttpUpstream;
   let dns: Dnsmasq;
   let tg: ChildGate;
-  let port: number;
+  // The config's own ports on an address of this process's own: concurrent runs never collide on them.
+  const gateIp = loopbackAddress();
+  const port = `${gateIp}:80`;
   const upstreamIp = loopbackAddress();
   const sourceIp = loopbackAddress();
 
   before(async () => {
     echo = await startHttpUpstream(upstreamIp, 80);
     dns = await startDnsmasq({ 'edition.cnn.com': upstreamIp, 'www.naver.com': upstreamIp });
-    port = await freeTcpPort();
-    const tlsPort = await freeTcpPort();
-    tg = await spawnTollgate(['-f', join(HTTP, '003-egress-gateway-4-files.yaml'), '--role', 'gateway', '--namespace', 'istio-system', '--labels', 'istio=egressgateway', '--port-map', `80=${port},443=${tlsPort}`, '--listen-address-override', '127.0.0.1', '--admin', 'off', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8', '--source-address', sourceIp]);
+    tg = await spawnTollgate(['-f', join(HTTP, '003-egress-gateway-4-files.yaml'), '--role', 'gateway', '--namespace', 'istio-system', '--labels', 'istio=egressgateway', '--listen-address-override', gateIp, '--admin', 'off', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8', '--source-address', sourceIp]);
   });
 
   after(async () => {
@@ -251,7 +253,7 @@ describe('seed 003: the four-file egress gateway config over HTTP (tollgate as a
   });
 });
 
-describe('seed 001: ingress gateway -> svc-clusterip -> Pod -> nginx', { skip, concurrency: false }, () => {
+describe('nginx ingress: ingress gateway -> svc-clusterip -> Pod -> nginx', { skip, concurrency: false }, () => {
   let nginx: Nginx;
   let gate: TestGate;
   let pod: { path: string; cleanup(): void };
@@ -280,7 +282,7 @@ describe('seed 001: ingress gateway -> svc-clusterip -> Pod -> nginx', { skip, c
   });
 });
 
-describe('seed 001: Envoy bootstrap — LOGICAL_DNS cluster with upstream TLS and SNI', { skip, concurrency: false }, () => {
+describe('Envoy quick-start bootstrap — LOGICAL_DNS cluster with upstream TLS and SNI', { skip, concurrency: false }, () => {
   let dns: Dnsmasq;
   let certs: Certs;
   let tls: HttpsServer;
@@ -307,10 +309,10 @@ describe('seed 001: Envoy bootstrap — LOGICAL_DNS cluster with upstream TLS an
   });
 
   it('listener_0 forwards over TLS with SNI www.envoyproxy.io and host_rewrite_literal (certificate verified)', async () => {
-    const port = await freeTcpPort();
-    const tg = await spawnTollgate(['-f', join(HTTP, '001-envoy-demo.yaml'), '--port-map', `10000=${port}`, '--listen-address-override', '127.0.0.1', '--admin', 'off', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8'], { NODE_EXTRA_CA_CERTS: certs.cert });
+    const gateIp = loopbackAddress();
+    const tg = await spawnTollgate(['-f', join(HTTP, '001-envoy-demo.yaml'), '--listen-address-override', gateIp, '--admin', 'off', '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8'], { NODE_EXTRA_CA_CERTS: certs.cert });
     try {
-      const r = await curl(port, 'anything.local');
+      const r = await curl(`${gateIp}:10000`, 'anything.local');
       assert.equal(r.status, 200, r.body + r.stderr + tg.stderr.join(''));
       assert.equal(r.body, 'host=www.envoyproxy.io sni=www.envoyproxy.io\n');
       assert.ok(snis.includes('www.envoyproxy.io'));

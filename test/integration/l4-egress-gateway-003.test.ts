@@ -1,5 +1,5 @@
 /**
- * Seed 003 end state: the four-file config passes https://edition.cnn.com
+ * The four-file egress gateway config passes https://edition.cnn.com
  * through the egress gateway's 443 listener by SNI — dnsmasq answers edition.cnn.com with a
  * loopback address where a TLS server listens on 443 — and refuses an SNI outside it, logged.
  * Also the TLS front end (split, oversized and silent hellos) and SNI spelling variants on the same listener.
@@ -38,7 +38,7 @@ async function captureHello(servername: string | undefined): Promise<Buffer> {
   return b;
 }
 
-describe('seed 003: egress gateway TLS passthrough by SNI', { skip, concurrency: false }, () => {
+describe('four-file egress gateway config: TLS passthrough by SNI', { skip, concurrency: false }, () => {
   let dns: Dnsmasq;
   let certs: Certs;
   let upstream: TlsServer;

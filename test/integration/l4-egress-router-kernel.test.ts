@@ -1,5 +1,5 @@
 /**
- * The egress router's kernel (init) mode across network namespaces, with the seed's Deployment
+ * The egress router's kernel (init) mode across network namespaces, with OpenShift's example Deployment
  * (addresses moved to TEST-NET, the fallback line enabled). A client namespace reaches the router
  * at 192.0.2.1; the router namespace has only a veth towards the destination network, on which
  * Tollgate creates a macvlan, puts EGRESS_SOURCE (198.51.100.99, /32 with an on-link route to
@@ -37,7 +37,7 @@ function cleanup(): void {
   for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
 }
 
-/** The seed's router Deployment with the fallback line enabled and no datapath annotation (kernel is the default). */
+/** The example router Deployment with the fallback line enabled and no datapath annotation (kernel is the default). */
 function seedRouter(extraLine = ''): string {
   return readFileSync(join(FIXTURES, 'dataplane', 'egress-router-netns.yaml'), 'utf8')
     .replace(/^ {2}annotations: \{tollgate\.io\/router-datapath: userspace\}.*\n/m, '')

@@ -1,7 +1,7 @@
 /**
  * The egress router across network namespaces: a client namespace, a router namespace
- * holding EGRESS_SOURCE (198.51.100.99) on a veth, and a destination namespace with the seed's
- * TEST-NET-3 destinations (203.0.113.25/.26). Tollgate runs unchanged seed config (only the
+ * holding EGRESS_SOURCE (198.51.100.99) on a veth, and a destination namespace with the example's
+ * TEST-NET-3 destinations (203.0.113.25/.26). Tollgate runs the example config unchanged (only the
  * source moved to TEST-NET-2) inside the router namespace. Proves the destination sees the egress
  * source address and nothing else reaches it (the router namespace does not forward packets).
  * Nothing is routed to the host network; namespaces are deleted by name afterwards.

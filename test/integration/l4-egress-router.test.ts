@@ -1,5 +1,5 @@
 /**
- * Seed 000 §5: the OpenShift egress router Deployment (fixture: the seed with loopback addresses)
+ * The OpenShift egress router Deployment (fixture: OpenShift's redirect-mode example with loopback addresses)
  * forwards per its EGRESS_DESTINATION rules with EGRESS_SOURCE bound on every upstream connection;
  * the fallback line takes other Service ports, and without it they are refused. Plus tunnel faults
  * (refused, reset, half-close both ways, idle timeout), the connection limit, byte accounting, and
@@ -10,13 +10,24 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { closeServer, listen, startEchoServer, tcpExchange, waitFor, type EchoServer } from '../helpers/net.js';
+import { closeServer, listen, loopbackBlock, startEchoServer, tcpExchange, waitFor, type EchoServer } from '../helpers/net.js';
 import { FIXTURES, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
 import { isCI, isRoot } from '../helpers/tools.js';
 
 const FIXTURE = join(FIXTURES, 'dataplane', 'egress-router-loopback.yaml');
 const FALLBACK = join(FIXTURES, 'dataplane', 'egress-router-fallback.yaml');
-const SOURCE = '127.198.51.99';
+// The fixtures' 127.198.51.x and 127.203.0.x addresses, moved into this process's own loopback
+// block so that concurrent test runs never bind the same address and port.
+const NET = loopbackBlock();
+const SOURCE = `${NET}.198.99`;
+const DEST_25 = `${NET}.203.25`;
+const DEST_26 = `${NET}.203.26`;
+const DEST_27 = `${NET}.203.27`;
+/** A fixture with its addresses in this process's block, as a temporary config file. */
+function ownConfig(fixture: string, edit: (yaml: string) => string = (y) => y): { path: string; cleanup(): void } {
+  const yaml = readFileSync(fixture, 'utf8').replaceAll('127.198.51.', `${NET}.198.`).replaceAll('127.203.0.', `${NET}.203.`);
+  return tempConfig(edit(yaml));
+}
 const ROUTER_ARGS = ['--role', 'router', '--namespace', 'default', '--labels', 'app=egress-route-1', '--port-map', '80=0,443=0,8080=0,8443=0,9000=0'];
 const skip = isRoot ? false : 'binds ports 80/443 on loopback addresses (needs root)';
 if (!isRoot && isCI) throw new Error('l4-egress-router needs root; CI=true');
@@ -48,16 +59,17 @@ function readUntil(s: Socket, pred: (text: string) => boolean, timeoutMs = 3000)
   });
 }
 
-describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false }, () => {
+describe('OpenShift egress router (redirect mode) on loopback', { skip, concurrency: false }, () => {
   let echo80: EchoServer;
   let resetServer: Server;
   let finFirst: Server;
   const finFirstReceived: string[] = [];
   let gate: TestGate;
+  let cfg: { path: string; cleanup(): void } | undefined;
 
   before(async () => {
-    echo80 = await startEchoServer('127.203.0.25', 80);
-    // 127.203.0.25:443 greets, then resets the connection when it receives "RESET".
+    echo80 = await startEchoServer(DEST_25, 80);
+    // DEST_25:443 greets, then resets the connection when it receives "RESET".
     resetServer = createServer((s) => {
       s.on('error', () => {});
       s.write('hello\n');
@@ -65,8 +77,8 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
         if (d.toString().includes('RESET')) s.resetAndDestroy();
       });
     });
-    await listen(resetServer, '127.203.0.25', 443);
-    // 127.203.0.26:80 (rule 8080) sends "ready" and FIN at once, then keeps reading.
+    await listen(resetServer, DEST_25, 443);
+    // DEST_26:80 (rule 8080) sends "ready" and FIN at once, then keeps reading.
     finFirst = createServer({ allowHalfOpen: true }, (s) => {
       s.on('error', () => {});
       let got = '';
@@ -77,9 +89,10 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
       });
       s.end('ready\n');
     });
-    await listen(finFirst, '127.203.0.26', 80);
-    // 127.203.0.26:443 (rule 8443): nothing listens -> connection refused.
-    gate = await startGate(['-f', FIXTURE, ...ROUTER_ARGS, '--tcp-idle-timeout', '600', '--max-connections', '4']);
+    await listen(finFirst, DEST_26, 80);
+    // DEST_26:443 (rule 8443): nothing listens -> connection refused.
+    cfg = ownConfig(FIXTURE);
+    gate = await startGate(['-f', cfg.path, ...ROUTER_ARGS, '--tcp-idle-timeout', '600', '--max-connections', '4']);
   });
 
   after(async () => {
@@ -87,17 +100,19 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
     await echo80?.close();
     if (resetServer) await closeServer(resetServer);
     if (finFirst) await closeServer(finFirst);
+    cfg?.cleanup();
   });
 
-  it('listens on the ports of its rules and Service; forwards "80 tcp 127.203.0.25" from EGRESS_SOURCE', async () => {
+  it('listens on the ports of its rules and Service; forwards by the rule "80 tcp <destination>" from EGRESS_SOURCE', async () => {
     const names = gate.tg.runtime.listeners().map((l) => l.port).sort((a, b) => a - b);
     assert.deepEqual(names, [80, 443, 8080, 8443, 9000]);
     const r = await tcpExchange('127.0.0.1', gate.port(80), 'ping\n', { endAfterSend: true });
     assert.equal(r.data, `peer=${SOURCE}\nping\nbye\n`);
-    const rec = await gate.waitForLog((x) => x.upstream_cluster === 'outbound|80||127.203.0.25' && x.bytes_sent > 0);
-    assert.equal(rec.upstream_host, '127.203.0.25:80');
+    const rec = await gate.waitForLog((x) => x.upstream_cluster === `outbound|80||${DEST_25}` && x.bytes_sent > 0);
+    assert.equal(rec.upstream_host, `${DEST_25}:80`);
     assert.ok(rec.upstream_local_address?.startsWith(`${SOURCE}:`));
-    assert.match(rec.route_name ?? '', /^EGRESS_DESTINATION line \d+: 80 tcp 127\.203\.0\.25 80$/);
+    assert.match(rec.route_name ?? '', /^EGRESS_DESTINATION line \d+: 80 tcp \S+ 80$/);
+    assert.equal(rec.route_name?.split(' ').at(-2), DEST_25);
     assert.equal(rec.bytes_received, 5);
     assert.equal(rec.bytes_sent, `peer=${SOURCE}\nping\nbye\n`.length);
   });
@@ -125,9 +140,9 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
   it('B: upstream refuses -> downstream reset, logged UF upstream_connect_refused', async () => {
     const r = await tcpExchange('127.0.0.1', gate.port(8443), 'x');
     assert.equal(r.data, '');
-    const rec = await gate.waitForLog((x) => x.upstream_cluster === 'outbound|443||127.203.0.26' && x.tollgate_reason === 'upstream_connect_refused');
+    const rec = await gate.waitForLog((x) => x.upstream_cluster === `outbound|443||${DEST_26}` && x.tollgate_reason === 'upstream_connect_refused');
     assert.equal(rec.response_flags, 'UF');
-    assert.equal(rec.upstream_host, '127.203.0.26:443');
+    assert.equal(rec.upstream_host, `${DEST_26}:443`);
   });
 
   it('B: upstream reset mid-stream -> downstream gets a reset (not a clean FIN), logged UC upstream_reset', async () => {
@@ -140,7 +155,7 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
     s.write('RESET');
     assert.equal(await outcome, 'ECONNRESET');
     s.destroy();
-    const rec = await gate.waitForLog((x) => x.upstream_cluster === 'outbound|443||127.203.0.25' && x.tollgate_reason === 'upstream_reset');
+    const rec = await gate.waitForLog((x) => x.upstream_cluster === `outbound|443||${DEST_25}` && x.tollgate_reason === 'upstream_reset');
     assert.equal(rec.response_flags, 'UC');
   });
 
@@ -164,7 +179,7 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
     s.end('after-fin\n');
     await waitFor(() => finFirstReceived.length > n);
     assert.equal(finFirstReceived[n], 'after-fin\n');
-    await gate.waitForLog((x) => x.upstream_cluster === 'outbound|80||127.203.0.26' && x.bytes_received === 10);
+    await gate.waitForLog((x) => x.upstream_cluster === `outbound|80||${DEST_26}` && x.bytes_received === 10);
   });
 
   it('B: client abort mid-tunnel -> the upstream connection is closed too (no leak), logged DC downstream_reset', async () => {
@@ -207,38 +222,39 @@ describe('egress router (seed 000 §5) on loopback', { skip, concurrency: false 
 
   it('bytes up/down: 2 MiB echoed with backpressure, counted in the access log and istio_tcp_* metrics', async () => {
     const payload = Buffer.alloc(2 * 1024 * 1024, 0x61);
-    const sentBefore = gate.metric('istio_tcp_sent_bytes_total', 'destination_service="127.203.0.25"');
-    const recvBefore = gate.metric('istio_tcp_received_bytes_total', 'destination_service="127.203.0.25"');
+    const sentBefore = gate.metric('istio_tcp_sent_bytes_total', `destination_service="${DEST_25}"`);
+    const recvBefore = gate.metric('istio_tcp_received_bytes_total', `destination_service="${DEST_25}"`);
     const r = await tcpExchange('127.0.0.1', gate.port(80), payload, { endAfterSend: true, timeoutMs: 10_000 });
     const expected = `peer=${SOURCE}\n`.length + payload.length + 4;
     assert.equal(r.data.length, expected);
     const rec = await gate.waitForLog((x) => x.bytes_received === payload.length);
     assert.equal(rec.bytes_sent, expected);
-    assert.equal(gate.metric('istio_tcp_received_bytes_total', 'destination_service="127.203.0.25"') - recvBefore, payload.length);
-    assert.equal(gate.metric('istio_tcp_sent_bytes_total', 'destination_service="127.203.0.25"') - sentBefore, expected);
+    assert.equal(gate.metric('istio_tcp_received_bytes_total', `destination_service="${DEST_25}"`) - recvBefore, payload.length);
+    assert.equal(gate.metric('istio_tcp_sent_bytes_total', `destination_service="${DEST_25}"`) - sentBefore, expected);
     assert.ok(gate.metric('istio_tcp_connections_opened_total') >= 1);
   });
 });
 
 describe('egress router fallback and fail-closed source', { skip, concurrency: false }, () => {
   it('the fallback line takes the other Service ports, from EGRESS_SOURCE', async () => {
-    const fb = await startEchoServer('127.203.0.27', 9000);
-    const gate = await startGate(['-f', FALLBACK, ...ROUTER_ARGS]);
+    const fb = await startEchoServer(DEST_27, 9000);
+    const cfg = ownConfig(FALLBACK);
+    const gate = await startGate(['-f', cfg.path, ...ROUTER_ARGS]);
     try {
       const r = await tcpExchange('127.0.0.1', gate.port(9000), 'fb', { endAfterSend: true });
       assert.equal(r.data, `peer=${SOURCE}\nfbbye\n`);
-      const rec = await gate.waitForLog((x) => x.upstream_cluster === 'outbound|9000||127.203.0.27');
+      const rec = await gate.waitForLog((x) => x.upstream_cluster === `outbound|9000||${DEST_27}`);
       assert.match(rec.route_name ?? '', /fallback/);
     } finally {
       await gate.stop();
       await fb.close();
+      cfg.cleanup();
     }
   });
 
   it('E8: EGRESS_SOURCE not assigned on this host -> fail closed, never the default source', async () => {
-    const echo = await startEchoServer('127.203.0.25', 80);
-    const yaml = readFileSync(FIXTURE, 'utf8').replace('value: 127.198.51.99', 'value: 192.0.2.10');
-    const cfg = tempConfig(yaml);
+    const echo = await startEchoServer(DEST_25, 80);
+    const cfg = ownConfig(FIXTURE, (yaml) => yaml.replace(`value: ${SOURCE}`, 'value: 192.0.2.10'));
     const gate = await startGate(['-f', cfg.path, ...ROUTER_ARGS]);
     try {
       for (let i = 0; i < 5; i++) {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { freeTcpPort, startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
+import { startDnsmasq, type Dnsmasq } from '../helpers/dns.js';
 import { loopbackAddress, makeCerts, startTlsServer, tcpExchange, type Certs, type TlsServer } from '../helpers/net.js';
 import { httpProxyRouter } from '../helpers/istio-yaml.js';
 import { HTTP_PROXY_ROUTER_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
@@ -51,9 +51,12 @@ spec:
 ${extra}`;
 }
 
+/** The proxy's listeners bind an address of this process's own, so concurrent test runs never share their ports. */
+const PROXY_HOST = loopbackAddress();
+
 /** Sends a CONNECT and returns the socket plus the response head. */
 async function rawConnect(port: number, target: string, extra = ''): Promise<{ s: Socket; head: string }> {
-  const s = connect({ host: '127.0.0.1', port });
+  const s = connect({ host: PROXY_HOST, port });
   await new Promise((r) => s.once('connect', r));
   s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n${extra}`);
   const head = await new Promise<string>((resolve) => {
@@ -126,8 +129,8 @@ spec:
     route: [{ destination: { host: "*.wild.example", port: { number: 443 } } }]
 `),
     );
-    port = await freeTcpPort();
-    gate = await startGate(['-f', cfg.path, '--port-map', '443=0', '--explicit-proxy', `127.0.0.1:${port}`, '--dns-server', dns.server, '--allow-cidr', `${upIp}/32`, '--source-address', srcIp, '--tls-hello-timeout', '500']);
+    port = 3128;
+    gate = await startGate(['-f', cfg.path, '--port-map', '443=0', '--explicit-proxy', `${PROXY_HOST}:${port}`, '--listen-address-override', PROXY_HOST, '--dns-server', dns.server, '--allow-cidr', `${upIp}/32`, '--source-address', srcIp, '--tls-hello-timeout', '500']);
   });
 
   after(async () => {
@@ -139,7 +142,7 @@ spec:
   });
 
   it('curl -x reaches an allowed host (ServiceEntry host + port 443), from the source address, logged', async () => {
-    const r = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://127.0.0.1:${port}`, 'https://allowed.example/']);
+    const r = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://${PROXY_HOST}:${port}`, 'https://allowed.example/']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `peer=${srcIp} sni=allowed.example\n`);
     const rec = await gate.waitForLog((x) => x.method === 'CONNECT' && x.authority === 'allowed.example:443' && x.bytes_sent > 0);
@@ -151,7 +154,7 @@ spec:
   });
 
   it('curl -x to a host outside the registry gets 403, logged connect_not_in_registry', async () => {
-    const r = await run('curl', ['-sS', '--max-time', '5', '-k', '-x', `http://127.0.0.1:${port}`, 'https://other.example/']);
+    const r = await run('curl', ['-sS', '--max-time', '5', '-k', '-x', `http://${PROXY_HOST}:${port}`, 'https://other.example/']);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /403/);
     const rec = await gate.waitForLog((x) => x.authority === 'other.example:443');
@@ -181,13 +184,13 @@ spec:
   });
 
   it('a CONNECT with a body is refused (400 connect_with_body)', async () => {
-    const r = await tcpExchange('127.0.0.1', port, 'CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\nContent-Length: 5\r\n\r\nhello');
+    const r = await tcpExchange(PROXY_HOST, port, 'CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\nContent-Length: 5\r\n\r\nhello');
     assert.match(r.data, /^HTTP\/1\.1 400 /);
     await gate.waitForLog((x) => x.tollgate_reason === 'connect_with_body');
   });
 
   it('bytes sent after CONNECT before the answer are refused (400 connect_early_data)', async () => {
-    const r = await tcpExchange('127.0.0.1', port, 'CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n\r\n\x16\x03\x01\x00\x05hello');
+    const r = await tcpExchange(PROXY_HOST, port, 'CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n\r\n\x16\x03\x01\x00\x05hello');
     assert.match(r.data, /^HTTP\/1\.1 400 /);
     await gate.waitForLog((x) => x.tollgate_reason === 'connect_early_data');
   });
@@ -202,21 +205,21 @@ spec:
   });
 
   it('resolution NONE (*.wild.example): tunnels to the requested host after DNS + SSRF check', async () => {
-    const r = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://127.0.0.1:${port}`, 'https://a.wild.example/']);
+    const r = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://${PROXY_HOST}:${port}`, 'https://a.wild.example/']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `peer=${srcIp} sni=a.wild.example\n`);
   });
 
   it('TLS passthrough to a resolution NONE ServiceEntry (*.wild.example) connects to the SNI host after DNS + SSRF check', async () => {
     const p443 = gate.port(443);
-    const r = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '--resolve', `a.wild.example:${p443}:127.0.0.1`, `https://a.wild.example:${p443}/`]);
+    const r = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '--resolve', `a.wild.example:${p443}:${PROXY_HOST}`, `https://a.wild.example:${p443}/`]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `peer=${srcIp} sni=a.wild.example\n`);
     const rec = await gate.waitForLog((x) => x.method === null && x.requested_server_name === 'a.wild.example' && x.bytes_sent > 0);
     assert.equal(rec.upstream_cluster, 'outbound|443||*.wild.example');
     assert.equal(rec.upstream_host, `${upIp}:443`);
     // a covered name that does not resolve is refused before any upstream connection
-    const hello = await run('curl', ['-sS', '--max-time', '5', '-k', '--resolve', `nx.wild.example:${p443}:127.0.0.1`, `https://nx.wild.example:${p443}/`]);
+    const hello = await run('curl', ['-sS', '--max-time', '5', '-k', '--resolve', `nx.wild.example:${p443}:${PROXY_HOST}`, `https://nx.wild.example:${p443}/`]);
     assert.notEqual(hello.status, 0);
     await gate.waitForLog((x) => x.requested_server_name === 'nx.wild.example' && x.tollgate_reason === 'dns_resolution_failed');
   });
@@ -228,12 +231,12 @@ spec:
   });
 
   it('absolute-form requests are answered (501 until the HTTP engine provides handleExplicitProxy)', async () => {
-    const r = await tcpExchange('127.0.0.1', port, 'GET http://allowed.example/ HTTP/1.1\r\nHost: allowed.example\r\n\r\n');
+    const r = await tcpExchange(PROXY_HOST, port, 'GET http://allowed.example/ HTTP/1.1\r\nHost: allowed.example\r\n\r\n');
     assert.match(r.data, /^HTTP\/1\.1 (501|200|502|503) /);
   });
 
   it('a malformed request gets 400 and is logged', async () => {
-    const r = await tcpExchange('127.0.0.1', port, 'CONNECT allowed.example:443 HTTP/1.1\r\nHost : x\r\n\r\n');
+    const r = await tcpExchange(PROXY_HOST, port, 'CONNECT allowed.example:443 HTTP/1.1\r\nHost : x\r\n\r\n');
     assert.match(r.data, /^HTTP\/1\.1 400 /);
     await gate.waitForLog((x) => x.tollgate_reason === 'http_bad_request');
   });
@@ -241,8 +244,8 @@ spec:
 
 describe('explicit proxy: never connects to itself (E10)', { skip }, () => {
   it('CONNECT to a registry host that resolves to the proxy itself is refused (self_connect)', async () => {
-    const port = await freeTcpPort();
-    const dns = await startDnsmasq({ 'self.example': '127.0.0.1' });
+    const port = 3129;
+    const dns = await startDnsmasq({ 'self.example': PROXY_HOST });
     const cfg = tempConfig(`
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -252,7 +255,7 @@ spec:
   ports: [{ number: ${port}, name: tcp, protocol: TCP }]
   resolution: DNS
 `);
-    const gate = await startGate(['-f', cfg.path, '--explicit-proxy', `127.0.0.1:${port}`, '--connect-ports', String(port), '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8']);
+    const gate = await startGate(['-f', cfg.path, '--explicit-proxy', `${PROXY_HOST}:${port}`, '--listen-address-override', PROXY_HOST, '--connect-ports', String(port), '--dns-server', dns.server, '--allow-cidr', '127.0.0.0/8']);
     try {
       const head = await connectHead(port, `self.example:${port}`);
       assert.match(head, /^HTTP\/1\.1 403 /);
@@ -273,10 +276,10 @@ describe('egress router http-proxy mode (EGRESS_HTTP_PROXY_DESTINATION)', { skip
     const upstream = await startTlsServer(upIp, 443, certs);
     const dns = await startDnsmasq({ 'www.acl.example': upIp, 'denied.acl.example': upIp, 'unlisted.example': upIp });
     const cfg = tempConfig(httpProxyRouter(srcIp, ['!denied.acl.example', '*.acl.example', upIp]));
-    const gate = await startGate(['-f', cfg.path, ...HTTP_PROXY_ROUTER_ARGS, '--dns-server', dns.server]);
+    const gate = await startGate(['-f', cfg.path, ...HTTP_PROXY_ROUTER_ARGS, '--listen-address-override', PROXY_HOST, '--dns-server', dns.server]);
     try {
       const p = gate.port(8080);
-      const ok = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://127.0.0.1:${p}`, 'https://www.acl.example/']);
+      const ok = await run('curl', ['-sS', '--max-time', '5', '--cacert', certs.cert, '-x', `http://${PROXY_HOST}:${p}`, 'https://www.acl.example/']);
       assert.equal(ok.status, 0, ok.stderr);
       assert.equal(ok.stdout, `peer=${srcIp} sni=www.acl.example\n`);
       const denied = await connectHead(p, 'denied.acl.example:443');

@@ -204,7 +204,7 @@ test('egress NetworkPolicy set: listed namespaces reach DNS and pods only; the g
   assert.deepEqual(clients.ingress[0].ports.map((p: any) => p.port), [8080, 8443]);
 });
 
-test('egress router: seed 000 env on the egress-router container, NET_ADMIN and NET_RAW and nothing else, no privilege', () => {
+test('egress router: OpenShift EGRESS_* env on the egress-router container, NET_ADMIN and NET_RAW and nothing else, no privilege', () => {
   const dep = byKind(gen('egress-router', ['node=infra-1']), 'Deployment')[0];
   const spec = dep?.spec.template.spec;
   assert.equal(spec.initContainers, undefined, 'the router keeps its kernel rules itself');
@@ -222,7 +222,7 @@ test('egress router: seed 000 env on the egress-router container, NET_ADMIN and 
   assert.equal(dep?.spec.replicas, 1);
 });
 
-test('crds profile: the groups, versions, scopes and names the seeds\' objects use', () => {
+test('crds profile: the groups, versions, scopes and names Istio, OVN-Kubernetes and OpenShift objects use', () => {
   const crds = gen('crds');
   const names = crds.map((c) => c.metadata.name).sort();
   assert.ok(names.includes('virtualservices.networking.istio.io') && names.includes('egressips.k8s.ovn.org') && names.includes('hostsubnets.network.openshift.io'));

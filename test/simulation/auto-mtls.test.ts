@@ -1,7 +1,7 @@
 /**
  * Auto mTLS, read from the caller's clusters: mesh mTLS to a service whose workloads all run a
  * sidecar, unless a DestinationRule sets TLS, the destination port's PeerAuthentication is DISABLE
- * (the seed's ingress gateway -> nginx:80), or a workload has no sidecar.
+ * (the nginx ingress scenario: ingress gateway -> nginx:80), or a workload has no sidecar.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

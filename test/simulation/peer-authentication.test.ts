@@ -1,7 +1,7 @@
 /**
  * PeerAuthentication precedence as Istio applies it, read from the sidecar's inbound filter chains:
  * workload over namespace over mesh, UNSET inherits, portLevelMtls only on a workload policy and
- * an UNSET port inherits the workload's mode; the seed's ingress scenario (portLevelMtls DISABLE on
+ * an UNSET port inherits the workload's mode; the nginx ingress scenario (portLevelMtls DISABLE on
  * nginx's port 80) leaves exactly that port plaintext-only.
  */
 import { test } from 'node:test';
@@ -42,7 +42,7 @@ test('mesh STRICT, namespace UNSET inherits it; a namespace PERMISSIVE overrides
   assert.deepEqual(modes(mesh + pa('other', 'shop', 'mtls: {mode: DISABLE}')).default, 'STRICT', 'another namespace\'s policy does not apply');
 });
 
-test('portLevelMtls: the seed scenario (DISABLE on 80 for app=nginx-app) opens just that port; UNSET ports inherit; a namespace policy\'s portLevelMtls is ignored', () => {
+test('portLevelMtls: the ingress scenario (DISABLE on 80 for app=nginx-app) opens just that port; UNSET ports inherit; a namespace policy\'s portLevelMtls is ignored', () => {
   const strictNs = pa('ns', 'web', 'mtls: {mode: STRICT}');
   const seed = pa('example-workload-policy', 'web', 'selector:\n  matchLabels: {app: nginx-app}\nportLevelMtls:\n  80: {mode: DISABLE}\n  8443: {mode: UNSET}\n  9000: {mode: PERMISSIVE}');
   assert.deepEqual(modes(strictNs + seed), { '80': 'DISABLE', '8443': 'STRICT', '5432': 'STRICT', '9000': 'PERMISSIVE', default: 'STRICT' });

@@ -1,5 +1,5 @@
 /**
- * The subset of Envoy's v3 bootstrap that Tollgate runs (seed 001's quick-start): `admin` and
+ * The subset of Envoy's v3 bootstrap that Tollgate runs (enough for Envoy's quick-start config): `admin` and
  * `static_resources` with listeners that use the HTTP connection manager or tcp_proxy, and clusters
  * of type STATIC / STRICT_DNS / LOGICAL_DNS with optional upstream TLS.
  */

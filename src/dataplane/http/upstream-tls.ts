@@ -14,14 +14,14 @@ import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import { failure, type UpstreamFailure } from '../upstream/failure.js';
 import type { UpstreamTlsContexts } from '../upstream/tls-context.js';
 import { MESH_ALPN } from '../mesh/contexts.js';
-import { uriSans } from '../mesh/peer-identity.js';
+import { spiffeIdsOf } from '../tls/subject-alt-names.js';
 
 /**
  * A mesh server is known by its SPIFFE ID, not a host name: one of `subjectAltNames` (DestinationRule)
  * when set, else any spiffe:// identity (the chain was already verified against the mesh roots).
  */
 function checkMeshIdentity(cert: PeerCertificate, sans: readonly string[] | undefined): Error | undefined {
-  const ids = uriSans(cert).filter((u) => u.startsWith('spiffe://'));
+  const ids = spiffeIdsOf(cert.subjectaltname);
   if (ids.length === 0) return new Error('the server certificate has no spiffe:// identity');
   if (sans === undefined || sans.length === 0 || ids.some((id) => sans.includes(id))) return undefined;
   return new Error(`the server is ${ids.join(', ')}, not one of subjectAltNames ${sans.join(', ')}`);

@@ -9,7 +9,7 @@ import { watch, readFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { WorkloadCertificate, WorkloadIdentityHolder } from '../../shared/workload-identity.js';
-import { uriSans } from './peer-identity.js';
+import { spiffeIdsOf } from '../tls/subject-alt-names.js';
 
 export const WORKLOAD_CERT_FILES = { key: 'key.pem', chain: 'cert-chain.pem', roots: 'root-cert.pem' } as const;
 
@@ -36,7 +36,7 @@ export function readWorkloadCertDir(dir: string): WorkloadCertificate {
   } catch (e) {
     throw new Error(`${join(dir, WORKLOAD_CERT_FILES.key)}: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const spiffeId = uriSans({ subjectaltname: leaf.subjectAltName ?? '' }).find((u) => u.startsWith('spiffe://'));
+  const spiffeId = spiffeIdsOf(leaf.subjectAltName)[0];
   if (spiffeId === undefined) throw new Error(`${join(dir, WORKLOAD_CERT_FILES.chain)}: the leaf certificate has no spiffe:// URI SAN`);
   return { keyPem, certChainPem, rootCertsPem, spiffeId, notAfter: new Date(leaf.validTo) };
 }

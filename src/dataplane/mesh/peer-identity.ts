@@ -3,7 +3,7 @@
  * connection (the URI SAN `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`), in the
  * forms AuthorizationPolicy and Istio's metrics use.
  */
-import { sansOf } from '../tls/subject-alt-names.js';
+import { spiffeIdsOf } from '../tls/subject-alt-names.js';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { parseSpiffeId, type WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
@@ -15,11 +15,6 @@ export interface PeerIdentity {
   readonly principal: string;
   /** The `ns/<namespace>` part; undefined when the ID is not in Istio's workload form. */
   readonly namespace: string | undefined;
-}
-
-/** URI SANs of a certificate, in order (read by the one SAN parser, tls/subject-alt-names.ts). */
-export function uriSans(cert: Pick<PeerCertificate, 'subjectaltname'> | undefined): string[] {
-  return sansOf(cert?.subjectaltname).uri;
 }
 
 export function identityOfSpiffeId(spiffeId: string): PeerIdentity {
@@ -41,8 +36,8 @@ export function mtlsLabelsOf(conn: { readonly mutualTls?: boolean; readonly peer
  * destination. Computed once per upstream connection.
  */
 export function upstreamMtlsLabelsOf(socket: TLSSocket): MtlsLabels | undefined {
-  const server = uriSans(socket.getPeerCertificate()).find((u) => u.startsWith('spiffe://'));
+  const server = spiffeIdsOf((socket.getPeerCertificate() as PeerCertificate | null)?.subjectaltname)[0];
   if (server === undefined) return undefined;
-  const own = uriSans((socket.getCertificate() as PeerCertificate | null) ?? undefined).find((u) => u.startsWith('spiffe://'));
+  const own = spiffeIdsOf((socket.getCertificate() as PeerCertificate | null)?.subjectaltname)[0];
   return { sourcePrincipal: own ?? 'unknown', destinationPrincipal: server, connectionSecurityPolicy: 'unknown' };
 }

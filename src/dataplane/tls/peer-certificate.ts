@@ -6,7 +6,7 @@
  */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { PeerCertificateFacts } from '../context.js';
-import { sansOf } from './subject-alt-names.js';
+import { isSpiffeId, sansOf } from './subject-alt-names.js';
 
 /** RFC 2253 order (most significant last in the certificate, first here): `CN=client,O=acme`. */
 function subjectText(s: PeerCertificate['subject'] | undefined): string {
@@ -21,7 +21,7 @@ export function peerCertificateOf(socket: TLSSocket): PeerCertificateFacts | und
   const cert = socket.getPeerCertificate();
   if (cert === null || cert === undefined || Object.keys(cert).length === 0) return undefined;
   const sans = sansOf(cert.subjectaltname);
-  const spiffeId = sans.uri.find((u) => u.startsWith('spiffe://'));
+  const spiffeId = sans.uri.find(isSpiffeId);
   return { subject: subjectText(cert.subject), uriSans: sans.uri, dnsSans: sans.dns, ipSans: sans.ip, sha256: cert.fingerprint256.replaceAll(':', '').toLowerCase(), ...(spiffeId !== undefined ? { spiffeId } : {}) };
 }
 

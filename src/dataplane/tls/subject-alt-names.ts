@@ -17,3 +17,13 @@ export function sansOf(text: string | undefined): { uri: string[]; dns: string[]
   }
   return out;
 }
+
+/** Whether a URI SAN is a SPIFFE ID (a mesh workload's identity). */
+export function isSpiffeId(uri: string): boolean {
+  return uri.startsWith('spiffe://');
+}
+
+/** The SPIFFE IDs among a certificate's URI SANs, in order (a mesh certificate carries one). */
+export function spiffeIdsOf(subjectAltName: string | undefined): string[] {
+  return sansOf(subjectAltName).uri.filter(isSpiffeId);
+}

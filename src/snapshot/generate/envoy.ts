@@ -1,5 +1,5 @@
 /**
- * Envoy v3 bootstrap `static_resources` (seed 001's quick-start) -> snapshot listeners, route
+ * Envoy v3 bootstrap `static_resources` (as in Envoy's quick-start config) -> snapshot listeners, route
  * tables and clusters, so `tollgate run -f envoy.yaml` serves what Envoy would.
  */
 import { parseDurationMs } from '../../config/schema/dsl.js';

@@ -180,7 +180,7 @@ function httpRouteConfig(model: Model, name: string, servers: { gw: GatewayModel
 /**
  * A route whose `authority` match can never match requests for this virtual host's name is left
  * out of it. Istio copies every route of a VirtualService into every host's virtual host; with one
- * route per host (the seed 003 pattern) that makes route tables quadratic in the number of hosts.
+ * route per host (the usual egress-gateway layout, one authority match per route) that makes route tables quadratic in the number of hosts.
  */
 function authorityCanMatch(r: Route, vhostHost: string): boolean {
   const a = r.match.authority;

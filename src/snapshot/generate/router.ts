@@ -1,5 +1,5 @@
 /**
- * The OpenShift egress router role (seed 000 §5): one TCP listener per EGRESS_DESTINATION rule,
+ * The OpenShift egress router role: one TCP listener per EGRESS_DESTINATION rule,
  * the fallback IP for the other ports of the router's Service, EGRESS_SOURCE bound on every
  * upstream connection. http-proxy mode becomes an explicit proxy with the router's allow/deny list.
  */

@@ -166,7 +166,7 @@ function catchAllChain(policy: ProxyPolicy['outboundTrafficPolicy']): FilterChai
 /**
  * A mesh `tls` route applies only to SNI hosts the registry declares on that port (TLS/HTTPS):
  * Istio builds sidecar TLS chains per service, so a route for an undeclared host:port is never
- * used (seed 003 step 6: "200 but not through the gateway").
+ * used: the request still gets a 200, but straight out, not through the egress gateway.
  */
 function applyMeshTls(model: Model, vs: VirtualServiceModel, tlsPorts: Map<number, FilterChain[]>, clusters: ClusterSet): void {
   (vs.spec.tls ?? []).forEach((tr, ti) => {
@@ -174,7 +174,7 @@ function applyMeshTls(model: Model, vs: VirtualServiceModel, tlsPorts: Map<numbe
       const ports = m.port !== undefined ? [m.port] : [...tlsPorts.keys()];
       for (const port of ports) {
         const chains = tlsPorts.get(port);
-        if (!chains) continue; // no listener: the registry does not declare this port (seed 003 step 6)
+        if (!chains) continue; // no listener: the registry does not declare this port, so Istio would not apply the route either
         const snis = (m.sniHosts ?? []).filter((sni) => {
           const found = model.registry.lookupPort(resolveHost(sni, vs.resource.namespace), port);
           return found !== undefined && isL4(found.port.protocol);
