@@ -194,8 +194,7 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
   const t = raw === null ? '' : raw.text;
   const pos = raw === null ? EMPTY_POS : raw.pos;
   const count = arr !== null ? arr.length >> 1 : pos.length / 5;
-  let runStart = -1;
-  let runEnd = -1;
+  if (raw !== null) RAW_LINES.start(t);
   for (let f = 0; f < count; f++) {
     const name = arr !== null ? arr[2 * f]! : t;
     const ns = arr !== null ? 0 : pos[5 * f]!;
@@ -228,29 +227,10 @@ export function buildRequestHead(p: RequestHeadParams, facts: RequestHeadFacts):
       if (nominated !== null && nominated.has(lower)) continue;
       if (ops !== null && ops.remove.has(lower)) continue;
     }
-    if (arr !== null) {
-      s += name + ': ' + arr[2 * f + 1]! + '\r\n';
-      continue;
-    }
-    // A raw line already written as the line above would be (one space, no trailing whitespace)
-    // is copied with its kept neighbours as one slice of the received text.
-    const vs = pos[5 * f + 2]!;
-    const ve = pos[5 * f + 3]!;
-    const le = pos[5 * f + 4]!;
-    if (vs === ne + 2 && t.charCodeAt(ne + 1) === 0x20 && ve === le - 2) {
-      if (runEnd === ns) runEnd = le;
-      else {
-        if (runStart >= 0) s += t.slice(runStart, runEnd);
-        runStart = ns;
-        runEnd = le;
-      }
-      continue;
-    }
-    if (runStart >= 0) s += t.slice(runStart, runEnd);
-    runStart = runEnd = -1;
-    s += t.slice(ns, ne) + ': ' + t.slice(vs, ve) + '\r\n';
+    if (arr !== null) s += name + ': ' + arr[2 * f + 1]! + '\r\n';
+    else RAW_LINES.keep(pos, 5 * f);
   }
-  if (runStart >= 0) s += t.slice(runStart, runEnd);
+  if (raw !== null) s += RAW_LINES.finish();
   facts.xffIn = xff;
   if (p.stripXff) {
     // nothing: internal addresses stay inside
@@ -313,19 +293,12 @@ export function buildResponseHead(p: ResponseHeadParams): string {
   return s + responseTail(p);
 }
 
-/**
- * The kept field lines of a raw head, by the same rules as the loop in buildResponseHead. A line
- * already written as that loop would write it (`Name: value` CRLF, one space, no trailing
- * whitespace) is copied with its kept neighbours as one slice of the received text; others are
- * rewritten that way.
- */
+/** The kept field lines of a raw head, by the same rules as the loop in buildResponseHead. */
 function rawResponseFields(raw: RawFields, p: ResponseHeadParams, nominated: ReadonlySet<string> | null): string {
   const t = raw.text;
   const pos = raw.pos;
   const ops = p.ops;
-  let s = '';
-  let runStart = -1;
-  let runEnd = -1;
+  RAW_LINES.start(t);
   for (let i = 0; i + 4 < pos.length; i += 5) {
     const ls = pos[i]!;
     const ne = pos[i + 1]!;
@@ -336,25 +309,64 @@ function rawResponseFields(raw: RawFields, p: ResponseHeadParams, nominated: Rea
       if (nominated !== null && nominated.has(lower)) continue;
       if (ops !== null && ops.remove.has(lower)) continue;
     }
+    RAW_LINES.keep(pos, i);
+  }
+  return RAW_LINES.finish();
+}
+
+/**
+ * The text of the kept lines of a raw head (RawFields), a line at a time: a line already written
+ * as the builders write one (`Name: value` CRLF, one space, no trailing whitespace) is copied with
+ * its kept neighbours as one slice of the received text; others are rewritten so. One instance
+ * serves both builders: neither calls the other, and start() resets it.
+ */
+class RawLineWriter {
+  private text = '';
+  private out = '';
+  private runStart = -1;
+  private runEnd = -1;
+
+  start(text: string): void {
+    this.text = text;
+    this.out = '';
+    this.runStart = this.runEnd = -1;
+  }
+
+  /** Keeps the line whose five offsets start at pos[i]. */
+  keep(pos: readonly number[], i: number): void {
+    const t = this.text;
+    const ls = pos[i]!;
+    const ne = pos[i + 1]!;
     const vs = pos[i + 2]!;
     const ve = pos[i + 3]!;
     const le = pos[i + 4]!;
     if (vs === ne + 2 && t.charCodeAt(ne + 1) === 0x20 && ve === le - 2) {
-      if (runEnd === ls) runEnd = le;
+      if (this.runEnd === ls) this.runEnd = le;
       else {
-        if (runStart >= 0) s += t.slice(runStart, runEnd);
-        runStart = ls;
-        runEnd = le;
+        this.flush();
+        this.runStart = ls;
+        this.runEnd = le;
       }
-      continue;
+      return;
     }
-    if (runStart >= 0) s += t.slice(runStart, runEnd);
-    runStart = runEnd = -1;
-    s += t.slice(ls, ne) + ': ' + t.slice(vs, ve) + '\r\n';
+    this.flush();
+    this.out += t.slice(ls, ne) + ': ' + t.slice(vs, ve) + '\r\n';
   }
-  if (runStart >= 0) s += t.slice(runStart, runEnd);
-  return s;
+
+  finish(): string {
+    this.flush();
+    const out = this.out;
+    this.out = this.text = '';
+    return out;
+  }
+
+  private flush(): void {
+    if (this.runStart < 0) return;
+    this.out += this.text.slice(this.runStart, this.runEnd);
+    this.runStart = this.runEnd = -1;
+  }
 }
+const RAW_LINES = new RawLineWriter();
 
 /** What follows the received fields: route additions, framing, Connection, the empty line. */
 function responseTail(p: ResponseHeadParams): string {
