@@ -188,9 +188,10 @@ export function tollgateCanDisableAccessLog() {
  * The access log goes to stdout, which is /dev/null here, or to the file `accessLog` names (a
  * string): "on" is Tollgate's default; "off" needs a flag, and without one `accessLog: false` still
  * logs (the caller reads tollgateCanDisableAccessLog()).
- * `wrapper` (profile.mjs) replaces the entry script with one that imports it in-process.
+ * `wrapper` (profile.mjs) replaces the entry script with one that imports it in-process;
+ * `launcher` (instructions.mjs: valgrind and its flags) runs node under another program.
  */
-export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, workers, env, nodeArgs = [], wrapper, ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
+export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', configYaml, httpPort, adminPort, connect, cpu, accessLog = true, accessLogFormat, workers, env, nodeArgs = [], wrapper, launcher = [], ipc = false, readyTimeoutMs = 20_000, verify = true, verifyPath = '/1k', verifyHost = BENCH_HOST }) {
   const help = tollgateRunHelp(main);
   if (!help.ok) return { ok: false, reason: help.reason };
   const configFile = join(dir, `${name}.yaml`);
@@ -208,6 +209,7 @@ export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', conf
     if (tollgateSupports('--no-access-log', main)) args.push('--no-access-log');
     else if (tollgateSupports('--access-log', main)) args.push('--access-log', 'off');
   } else if (typeof accessLog === 'string' && tollgateSupports('--access-log-file', main)) args.push('--access-log-file', accessLog);
+  if (accessLogFormat !== undefined) args.push('--access-log-format', accessLogFormat);
   // The harness stops it with SIGTERM (SIGKILL after 2 s): keep the drain short.
   if (tollgateSupports('--drain-timeout', main)) args.push('--drain-timeout', '500');
   if (workers !== undefined) {
@@ -216,7 +218,8 @@ export async function launchTollgate({ main = MAIN, dir, name = 'tollgate', conf
   }
   const errFile = join(dir, `${name}.stderr`);
   const script = wrapper ?? main;
-  const rec = startProcess(name, process.execPath, [...nodeArgs, script, ...(wrapper ? [main] : []), ...args], { cpu, cwd: dir, stderrFile: errFile, ipc, ...(env ? { env: { ...process.env, ...env } } : {}) });
+  const nodeArgv = [...nodeArgs, script, ...(wrapper ? [main] : []), ...args];
+  const rec = startProcess(name, launcher[0] ?? process.execPath, launcher.length > 0 ? [...launcher.slice(1), process.execPath, ...nodeArgv] : nodeArgv, { cpu, cwd: dir, stderrFile: errFile, ipc, ...(env ? { env: { ...process.env, ...env } } : {}) });
   const ready = await waitForPort(httpPort, { rec, timeoutMs: readyTimeoutMs });
   if (!ready.ok) {
     await stopProcess(rec);
