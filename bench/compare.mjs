@@ -2,9 +2,12 @@
 // Same-run comparison of Tollgate builds: the HTTP/1.1 throughput row for several git commits,
 // measured side by side (alternating rounds) with nginx and the node-floor as references, so a
 // change in the hot path is judged against the same machine state, not against an old table.
+// With --l4: the L4 cases instead (TCP/TLS passthrough new connections/s, iperf3), with the
+// pipe() relay and HAProxy as references (bench/lib/compare-l4.mjs).
 //
 //   node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--seconds 3] [--rounds 5] [--warm 5]
-//                          [--log-on] [--no-pin] [--no-write] [--keep]
+//                          [--log-on] [--l4 [--cases tcp-conn,tls-conn,tcp-iperf3,tls-64k]]
+//                          [--no-pin] [--no-write] [--keep]
 //
 // REF is a commit, branch or tag, built with `tsc` in a temporary git worktree (node_modules
 // linked from this checkout); `.` is this checkout as built in dist/ (run `npm run build` first).
@@ -17,13 +20,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { wrk } from './lib/load.mjs';
 import { BENCH_HOST, startNginxProxy, startNodeFloor, startUpstream, verifyHttp } from './lib/peers.mjs';
+import { compareL4, L4_CASE_IDS } from './lib/compare-l4.mjs';
 import { cell, fmtRatio, ratio, table } from './lib/report.mjs';
 import { summarize } from './lib/scenarios.mjs';
 import { benchIstioYaml, launchTollgate, MAIN, REPO } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, cpuSeconds, freePorts, pinningPlan, processTree } from './lib/util.mjs';
 
 const USAGE = `usage: node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--seconds 3] [--rounds 5] [--warm 5]
-                              [--no-pin] [--no-write] [--keep]
+                              [--log-on] [--l4 [--cases LIST]] [--no-pin] [--no-write] [--keep]
   --ref REF      repeatable: a commit/branch/tag built in a temporary worktree, or "." for this
                  checkout's dist/ (default: . and 60b9e27)
   --size LIST    bodies to fetch, from 1k and 64k (default 1k)
@@ -31,8 +35,11 @@ const USAGE = `usage: node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--
   --rounds N     alternating rounds (default 5); the table shows the median
   --warm N       seconds of warm-up per Node target (default 5)
   --log-on       also run each build with its access log on (appended to a file): the cost of the log
+  --l4           compare the L4 cases instead of HTTP/1.1: TCP and TLS passthrough through each
+                 build, the pipe() relay and HAProxy (CPU per connection or per GB)
+  --cases LIST   with --l4: from tcp-conn, tls-conn, tcp-iperf3, tls-64k (default tcp-conn,tls-conn,tcp-iperf3)
   --no-pin       do not pin with taskset
-  --no-write     do not write bench/results/<stamp>-compare.json
+  --no-write     do not write bench/results/<stamp>-compare.json (-compare-l4.json with --l4)
   --keep         keep the temp dir (worktrees, configs, logs)
 `;
 const { values: opt } = parseArgs({
@@ -43,6 +50,8 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '5' },
     warm: { type: 'string', default: '5' },
     'log-on': { type: 'boolean' },
+    l4: { type: 'boolean' },
+    cases: { type: 'string', default: 'tcp-conn,tls-conn,tcp-iperf3' },
     'no-pin': { type: 'boolean' },
     'no-write': { type: 'boolean' },
     keep: { type: 'boolean' },
@@ -59,6 +68,8 @@ for (const s of sizes) if (s !== '1k' && s !== '64k') fail(`--size ${s}: 1k or 6
 const seconds = Math.max(1, Number(opt.seconds));
 const rounds = Math.max(1, Number(opt.rounds));
 const warm = Math.max(0, Number(opt.warm));
+const l4Cases = opt.cases.split(',').map((s) => s.trim());
+for (const c of l4Cases) if (!L4_CASE_IDS.includes(c)) fail(`--cases ${c}: one of ${L4_CASE_IDS.join(', ')}`);
 
 function fail(msg) {
   process.stderr.write(`compare: ${msg}\n${USAGE}`);
@@ -84,7 +95,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process
 setTimeout(() => {
   process.stderr.write('compare: over the time limit; stopping\n');
   process.exit(1);
-}, (refs.length * 300 + (rounds * (refs.length + 2) * sizes.length * (seconds + 5)) + 120) * 1000).unref();
+}, (refs.length * 300 + (rounds * (refs.length + 2) * (opt.l4 ? l4Cases.length : sizes.length) * (seconds + 5)) + 120) * 1000).unref();
 const started = Date.now();
 const log = (m) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${m}\n`);
 
@@ -110,6 +121,10 @@ function git(args) {
 
 const builds = refs.map(buildRef);
 const pin = pinningPlan(opt['no-pin']);
+if (opt.l4) {
+  const { md, results, summary } = await compareL4({ builds, dir, pin, caseIds: l4Cases, seconds, rounds, warm, log });
+  await finish('compare-l4', `\`node bench/compare.mjs ${process.argv.slice(2).join(' ')}\`: ${md}`, { results, summary });
+}
 const ports = await freePorts(3 + refs.length * 4);
 const [upPort, ngxPort, floorPort] = ports;
 await startUpstream(dir, upPort, pin.load);
@@ -172,17 +187,22 @@ for (const size of sizes) {
     ]);
   }
 }
-const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-const md = `\`node bench/compare.mjs ${process.argv.slice(2).join(' ')}\`: \`wrk -t1 -c32 -d${seconds}s\`, Host-routed keep-alive GETs, access log off${opt['log-on'] ? ' (on, to a file, in the "log on" rows)' : ''}, median of ${rounds} alternating rounds; pinning ${pin.applied ? pin.reason : `not applied (${pin.reason})`}; load average at the end ${load}.
+const md = `\`node bench/compare.mjs ${process.argv.slice(2).join(' ')}\`: \`wrk -t1 -c32 -d${seconds}s\`, Host-routed keep-alive GETs, access log off${opt['log-on'] ? ' (on, to a file, in the "log on" rows)' : ''}, median of ${rounds} alternating rounds.
 
 ${table(['size', 'target', 'requests/s', 'CPU µs/request', 'rps / nginx', 'CPU / node-floor', 'CPU log on / off'], rows)}`;
-process.stdout.write(`\n${md}\n`);
-if (!opt['no-write']) {
-  const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
-  const out = join(REPO, 'bench', 'results');
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, `${stamp}-compare.json`), `${JSON.stringify({ scenario: 'compare', stamp, argv: process.argv.slice(2), builds, pinning: pin, loadavgAtEnd: load, seconds, rounds, results, summary }, null, 1)}\n`);
-  log(`results: bench/results/${stamp}-compare.json`);
+await finish('compare', md, { results, summary });
+
+/** Prints the table with the load average, writes bench/results/<stamp>-<scenario>.json (unless --no-write) and exits. */
+async function finish(scenario, md, data) {
+  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  process.stdout.write(`\n${md}\n\nPinning ${pin.applied ? pin.reason : `not applied (${pin.reason})`}; load average at the end ${load}.\n`);
+  if (!opt['no-write']) {
+    const stamp = new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+    const out = join(REPO, 'bench', 'results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, `${stamp}-${scenario}.json`), `${JSON.stringify({ scenario, stamp, argv: process.argv.slice(2), builds, pinning: pin, loadavgAtEnd: load, seconds, rounds, ...data }, null, 1)}\n`);
+    log(`results: bench/results/${stamp}-${scenario}.json`);
+  }
+  await cleanupAll();
+  process.exit(0);
 }
-await cleanupAll();
-process.exit(0);

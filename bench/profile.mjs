@@ -5,13 +5,15 @@
 // functions measured inside the load window only (samples outside it are dropped).
 //
 //   node bench/profile.mjs [--face http|tcp|tls|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
-//                          [--top 20] [--out DIR] [--node-http | --node-floor] [--new-connections]
+//                          [--top 20] [--out DIR] [--node-http | --node-floor | --pipe-relay]
+//                          [--new-connections]
 //
 // --face tcp is HTTP keep-alive through a TCP listener (--new-connections: one request per
 // connection); --face tls is HTTPS through a TLS passthrough listener (SNI localhost, to the
 // upstream's TLS port; --path /64k for bulk, --new-connections for a handshake per request);
 // --face iperf is one iperf3 stream through it.
-// --node-http / --node-floor profile that reference peer instead (works without Tollgate).
+// --node-http / --node-floor profile that reference peer instead (works without Tollgate);
+// --pipe-relay profiles the bare socket.pipe() relay on the L4 faces (tcp, tls, iperf).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -33,21 +35,23 @@ const { values: o } = parseArgs({
     out: { type: 'string' },
     'node-http': { type: 'boolean' },
     'node-floor': { type: 'boolean' },
+    'pipe-relay': { type: 'boolean' },
     'new-connections': { type: 'boolean' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (o.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 14).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 16).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const seconds = Number(o.seconds);
 const warm = Number(o.warm);
 const topN = Number(o.top);
 if (!['http', 'tcp', 'tls', 'iperf', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp, tls, iperf or connect`);
-const refPeer = o['node-http'] ? 'node-http' : o['node-floor'] ? 'node-floor' : undefined;
-if (refPeer && o.face !== 'http') throw new Error(`--${refPeer} profiles HTTP only`);
+const refPeer = o['node-http'] ? 'node-http' : o['node-floor'] ? 'node-floor' : o['pipe-relay'] ? 'pipe-relay' : undefined;
+const l4Face = o.face === 'tcp' || o.face === 'tls' || o.face === 'iperf';
+if (refPeer === 'pipe-relay' ? !l4Face : refPeer !== undefined && o.face !== 'http') throw new Error(`--${refPeer} profiles ${refPeer === 'pipe-relay' ? 'the tcp, tls and iperf faces' : 'HTTP'} only`);
 
 const dir = mkdtempSync(join(os.tmpdir(), 'tollgate-profile-'));
 const outDir = o.out ?? join(REPO, 'bench', 'results', 'profiles');
@@ -74,7 +78,15 @@ const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interva
 
 let proc;
 let port = httpPort;
-if (refPeer) {
+if (refPeer === 'pipe-relay') {
+  // The same listener roles as Tollgate's bench config: the port for the face relays to its target.
+  const target = o.face === 'iperf' ? iperfServer : o.face === 'tls' ? upstreamTls : upstream;
+  port = o.face === 'iperf' ? iperfPort : o.face === 'tls' ? tlsPort : tcpPort;
+  const script = fileURLToPath(new URL('./lib/pipe-relay.mjs', import.meta.url));
+  proc = startProcess(refPeer, process.execPath, [...nodeArgs, script, `${port}:${target}`], { cpu: pin.proxy, stderrFile: join(dir, `${refPeer}.stderr`) });
+  const r = await waitForPort(port, { rec: proc });
+  if (!r.ok) throw new Error(`${refPeer}: ${r.reason} ${tail(join(dir, `${refPeer}.stderr`))}`);
+} else if (refPeer) {
   const script = fileURLToPath(new URL(refPeer === 'node-http' ? './lib/node-proxy.mjs' : './lib/node-floor.mjs', import.meta.url));
   proc = startProcess(refPeer, process.execPath, [...nodeArgs, script, String(httpPort), String(upstream), BENCH_HOST], { cpu: pin.proxy, stderrFile: join(dir, `${refPeer}.stderr`) });
   const r = await waitForPort(httpPort, { rec: proc });

@@ -274,7 +274,7 @@ const L4_NAMES = ['direct', 'haproxy-tcp', 'pipe-relay', 'tollgate-tcp'];
  * The four L4 cases. Each names the target's port it uses and the load; `per` says how CPU is
  * normalised: seconds per GB moved (throughput) or microseconds per connection (connections/s).
  */
-function l4Cases(cfg) {
+export function l4Cases(cfg) {
   const https = { tlsHost: TLS_SNI };
   return [
     { id: 'tcp-iperf3', label: 'TCP iperf3 Gbit/s (1 stream)', port: 'iperfPort', per: 'GB', run: (t) => iperf3({ port: t.port, seconds: cfg.l4Sec, cpu: t.cpuLoad }) },
@@ -284,30 +284,36 @@ function l4Cases(cfg) {
   ];
 }
 
+/**
+ * One round of an L4 case on one target (`t.port` is the case's port; `t.kind` 'direct' has no
+ * proxy CPU): the rate, and the proxy's CPU (utime+stime of its process tree) per GB or per connection.
+ */
+export async function measureL4(c, t, cfg) {
+  const pids = t.kind === 'direct' ? [] : processTree(t.pid);
+  const cpu0 = cpuSeconds(pids);
+  const r = await c.run(t);
+  const cpu = cpuSeconds(pids) - cpu0;
+  if (c.id !== 'tcp-iperf3') {
+    r.gbps = r.bytesPerSec !== undefined ? (r.bytesPerSec * 8) / 1e9 : undefined;
+    r.bytes = r.bytesPerSec !== undefined ? r.bytesPerSec * cfg.l4Sec : undefined;
+    r.cps = r.rps;
+  }
+  if (pids.length > 0) {
+    r.cpuSeconds = cpu;
+    if (c.per === 'GB' && r.bytes) r.cpuSecPerGB = cpu / (r.bytes / 1e9);
+    if (c.per === 'conn' && r.requests) r.cpuUsPerConn = (cpu * 1e6) / r.requests;
+  }
+  if (c.id === 'tcp-iperf3') await sleep(150); // let the iperf3 server re-arm
+  return r;
+}
+
 export async function l4(ctx) {
   const { cfg } = ctx;
   const rounds = [];
   const summary = {};
   for (const c of l4Cases(cfg)) {
     const targets = L4_NAMES.map((n) => ctx.targets[n]).filter((t) => t?.ok && t[c.port] !== undefined).map((t) => ({ ...t, port: t[c.port], cpuLoad: ctx.pin.load }));
-    const res = await alternate(ctx, 'l4', c.id, targets, cfg.rounds, async (t) => {
-      const pids = t.kind === 'direct' ? [] : processTree(t.pid);
-      const cpu0 = cpuSeconds(pids);
-      const r = await c.run(t);
-      const cpu = cpuSeconds(pids) - cpu0;
-      if (c.id !== 'tcp-iperf3') {
-        r.gbps = r.bytesPerSec !== undefined ? (r.bytesPerSec * 8) / 1e9 : undefined;
-        r.bytes = r.bytesPerSec !== undefined ? r.bytesPerSec * cfg.l4Sec : undefined;
-        r.cps = r.rps;
-      }
-      if (pids.length > 0) {
-        r.cpuSeconds = cpu;
-        if (c.per === 'GB' && r.bytes) r.cpuSecPerGB = cpu / (r.bytes / 1e9);
-        if (c.per === 'conn' && r.requests) r.cpuUsPerConn = (cpu * 1e6) / r.requests;
-      }
-      if (c.id === 'tcp-iperf3') await sleep(150); // let the iperf3 server re-arm
-      return r;
-    });
+    const res = await alternate(ctx, 'l4', c.id, targets, cfg.rounds, (t) => measureL4(c, t, cfg));
     rounds.push(...res);
     const metric = c.per === 'GB' ? 'gbps' : 'cps';
     summary[c.id] = { rate: byTarget(rounds, c.id, metric, ctx, L4_NAMES), cpu: byTarget(rounds, c.id, c.per === 'GB' ? 'cpuSecPerGB' : 'cpuUsPerConn', ctx, L4_NAMES) };
