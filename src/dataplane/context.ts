@@ -47,8 +47,13 @@ export interface PeerCertificateFacts {
 }
 
 export interface DownstreamConnection {
-  /** Paused; bytes already read by the listener were pushed back with unshift(): read it as fresh. */
+  /**
+   * Paused. Bytes the listener already read (the TLS inspector's ClientHello) are in initialBytes
+   * for a TCP proxy, and pushed back with unshift() for every other filter: read it as fresh.
+   */
   readonly socket: Socket;
+  /** TCP proxy only: the first bytes of the connection, read by the listener; they go upstream first. */
+  readonly initialBytes?: Buffer;
   readonly snapshot: CompiledSnapshot;
   readonly listener: CompiledListener;
   readonly chain: FilterChain;

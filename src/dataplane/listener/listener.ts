@@ -22,6 +22,7 @@ import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import { terminateTls } from './tls-terminate.js';
 import type { ConnectionBudget } from './connection-budget.js';
+import type { GaugeChild } from '../observe/metrics.js';
 
 export interface ListenerState {
   readonly snapshot: CompiledSnapshot;
@@ -47,6 +48,9 @@ export interface ListenerRuntimeOptions {
 
 function noop(): void {}
 
+const EMPTY = Buffer.alloc(0);
+const NO_ALPN: readonly string[] = [];
+
 /** How long a silent client may take before a PERMISSIVE port treats it as a server-first plaintext protocol. */
 const MTLS_DETECTION_TIMEOUT_MS = 1000;
 
@@ -70,7 +74,8 @@ function tunnelRoute(snapshot: CompiledSnapshot, chain: FilterChain): string {
 
 export class ListenerRuntime {
   readonly server: Server;
-  readonly sockets = new Set<Socket>();
+  /** Open connections, each with the active-connections gauge it was counted in (its listener's name at accept). */
+  readonly sockets = new Map<Socket, GaugeChild>();
   /**
    * Open TCP tunnels and the route that admitted them (see revalidateTunnels): the snapshot and
    * chain, turned into a route key only when a new snapshot is checked, not per connection.
@@ -86,6 +91,8 @@ export class ListenerRuntime {
    * wildcard, not TPROXY): read from the socket it costs a getsockname system call per connection.
    */
   private readonly fixedLocalIp: string | undefined;
+  private gaugeName = '';
+  private gauge: GaugeChild | undefined;
 
   constructor(state: ListenerState, opts: ListenerRuntimeOptions) {
     this.state = state;
@@ -144,7 +151,7 @@ export class ListenerRuntime {
   }
 
   destroyAll(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
   }
 
   /**
@@ -193,6 +200,29 @@ export class ListenerRuntime {
     return closed;
   }
 
+  /** The active-connections gauge of a listener name, resolved when the name changes, not per connection. */
+  private gaugeOf(name: string): GaugeChild {
+    if (name !== this.gaugeName || this.gauge === undefined) {
+      this.gaugeName = name;
+      this.gauge = this.opts.services.metrics.activeConnections.labels(name);
+    }
+    return this.gauge;
+  }
+
+  /**
+   * An accepted socket's 'close': the listener's bookkeeping and the tunnel table. One function for
+   * every connection (EventEmitter calls it with the socket as `this`), not a closure per connection.
+   */
+  private readonly onSocketClose = ((rt: ListenerRuntime) =>
+    function (this: Socket): void {
+      rt.sockets.get(this)?.dec();
+      rt.sockets.delete(this);
+      rt.tunnels.delete(this);
+      rt.opts.budget?.release();
+    })(this);
+
+  private readonly currentSnapshot = (): CompiledSnapshot => this.state.snapshot;
+
   private readonly onConnection = (socket: Socket): void => {
     const { services } = this.opts;
     socket.on('error', noop);
@@ -211,16 +241,10 @@ export class ListenerRuntime {
       socket.destroy();
       return;
     }
-    this.sockets.add(socket);
-    const gauge = services.metrics.activeConnections.labels(state.listener.listener.name);
+    const gauge = this.gaugeOf(state.listener.listener.name);
+    this.sockets.set(socket, gauge);
     gauge.inc();
-    // One plain listener for the listener's bookkeeping and the tunnel table (once() wraps it in another closure).
-    socket.on('close', () => {
-      this.sockets.delete(socket);
-      this.tunnels.delete(socket);
-      budget?.release();
-      gauge.dec();
-    });
+    socket.on('close', this.onSocketClose);
     const virtual = state.listener.listener;
     let original: OriginalDestination | undefined;
     if ((virtual.useOriginalDst || virtual.inboundCapture) && this.opts.originalDestination) {
@@ -235,7 +259,7 @@ export class ListenerRuntime {
       const timeoutMs = state.listener.mtlsDetectionOnly ? Math.min(MTLS_DETECTION_TIMEOUT_MS, services.limits.tlsHelloTimeoutMs) : services.limits.tlsHelloTimeoutMs;
       peekClientHello(socket, { timeoutMs, maxHelloBytes: services.limits.maxHelloBytes }, (p) => this.afterPeek(socket, state, p, startTime, startHr, original));
     } else {
-      this.dispatch(socket, state, { tls: false, destinationIp: destination.ip, destinationPort: destination.port }, undefined, startTime, startHr, [], original);
+      this.dispatch(socket, state, { tls: false, destinationIp: destination.ip, destinationPort: destination.port }, undefined, startTime, startHr, NO_ALPN, original, EMPTY);
     }
   };
 
@@ -243,15 +267,15 @@ export class ListenerRuntime {
     const services = this.opts.services;
     const destinationIp = original?.ip ?? this.localIp(socket);
     const destinationPort = original?.port ?? this.localPort(socket);
+    // The bytes read are handed on with the connection (start()), not pushed back here: a refused
+    // connection never needs them, and a TCP proxy writes them upstream without an unshift.
     if (p.kind === 'hello') {
-      if (p.bytes.length > 0) socket.unshift(p.bytes);
-      const facts: ConnectionFacts = { tls: true, destinationIp, destinationPort, ...(p.hello.sni !== undefined ? { sni: p.hello.sni } : {}) };
-      this.dispatch(socket, state, facts, undefined, startTime, startHr, p.hello.alpn, original);
+      const facts: ConnectionFacts = p.hello.sni !== undefined ? { tls: true, destinationIp, destinationPort, sni: p.hello.sni } : { tls: true, destinationIp, destinationPort };
+      this.dispatch(socket, state, facts, undefined, startTime, startHr, p.hello.alpn, original, p.bytes);
       return;
     }
     if (p.kind === 'not_tls' || (p.kind === 'timeout' && p.bytes.length === 0 && state.listener.mtlsDetectionOnly)) {
-      if (p.bytes.length > 0) socket.unshift(p.bytes);
-      this.dispatch(socket, state, { tls: false, destinationIp, destinationPort }, 'tls_not_tls', startTime, startHr, [], original);
+      this.dispatch(socket, state, { tls: false, destinationIp, destinationPort }, 'tls_not_tls', startTime, startHr, [], original, p.bytes);
       return;
     }
     const r = this.record(socket, startTime);
@@ -275,7 +299,8 @@ export class ListenerRuntime {
     socket.destroy();
   }
 
-  private dispatch(socket: Socket, state: ListenerState, facts: ConnectionFacts, inspectorFailure: string | undefined, startTime: number, startHr: bigint, alpn: readonly string[], original: OriginalDestination | undefined): void {
+  /** `read`: what the TLS inspector read (handed on by start(); empty without an inspector). */
+  private dispatch(socket: Socket, state: ListenerState, facts: ConnectionFacts, inspectorFailure: string | undefined, startTime: number, startHr: bigint, alpn: readonly string[], original: OriginalDestination | undefined, read: Buffer): void {
     const services = this.opts.services;
     const choice = selectFilterChain(state.listener, facts);
     const chain = choice.chain;
@@ -302,8 +327,9 @@ export class ListenerRuntime {
       // mesh ALPN; any other TLS client on a TCP port is the app's own TLS and passes through.
       const mesh = facts.tls && (chain.mtls === 'STRICT' || chain.filter.type !== 'tcp' || offersMeshAlpn(alpn));
       if (mesh) {
+        if (read.length > 0) socket.unshift(read);
         acceptMeshTls(socket, services.identity ?? NO_IDENTITY, services.limits.tlsHelloTimeoutMs, (r) => {
-          if (r.ok) this.start(r.socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, r.peer, r.certificate);
+          if (r.ok) this.start(r.socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, r.peer, r.certificate, EMPTY);
           else this.refuse(socket, chain, facts, original, startTime, startHr, r.reason, 'UF', r.detail);
         });
         return;
@@ -313,7 +339,7 @@ export class ListenerRuntime {
         return;
       }
     }
-    this.start(socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, undefined, undefined);
+    this.start(socket, state, chain, choice.why, facts, alpn, original, startTime, startHr, undefined, undefined, read);
   }
 
   /** A connection refused by the chain's mTLS requirement: logged, counted, closed. */
@@ -332,10 +358,19 @@ export class ListenerRuntime {
     socket.destroy();
   }
 
-  /** Hands the connection (decrypted when mesh mTLS was terminated) to the chain's network filter. */
-  private start(socket: Socket, state: ListenerState, chain: FilterChain, chainWhy: string, facts: ConnectionFacts, alpn: readonly string[], original: OriginalDestination | undefined, startTime: number, startHr: bigint, peer: PeerIdentity | undefined, peerCertificate: PeerCertificateFacts | undefined): void {
+  /**
+   * Hands the connection (decrypted when mesh mTLS was terminated) to the chain's network filter.
+   * `read`: bytes the inspector already read, given to a TCP proxy as initialBytes and pushed back
+   * on the socket for every other filter.
+   */
+  private start(socket: Socket, state: ListenerState, chain: FilterChain, chainWhy: string, facts: ConnectionFacts, alpn: readonly string[], original: OriginalDestination | undefined, startTime: number, startHr: bigint, peer: PeerIdentity | undefined, peerCertificate: PeerCertificateFacts | undefined, read: Buffer): void {
     const services = this.opts.services;
     const mutualTls = socket instanceof TLSSocket;
+    const f = chain.filter;
+    const handOver = f.type === 'tcp' && read.length > 0;
+    if (read.length > 0 && !handOver) socket.unshift(read);
+    let remoteAddress: string | undefined;
+    let remotePort: number | undefined;
     const conn: DownstreamConnection = {
       socket,
       snapshot: state.snapshot,
@@ -343,8 +378,14 @@ export class ListenerRuntime {
       chain,
       chainWhy,
       listenerPort: state.listener.listener.port,
-      remoteAddress: plainIp(socket.remoteAddress),
-      remotePort: socket.remotePort ?? 0,
+      // Read when first asked (a getpeername system call): a tunnel without an access log, RBAC or
+      // EgressIP caller rules never asks. The HTTP engine asks at once, while the socket is open.
+      get remoteAddress(): string {
+        return (remoteAddress ??= plainIp(socket.remoteAddress));
+      },
+      get remotePort(): number {
+        return (remotePort ??= socket.remotePort ?? 0);
+      },
       // As Envoy restores it: a captured connection's local address is its original destination.
       localAddress: original?.ip ?? this.localIp(socket),
       localPort: original?.port ?? this.localPort(socket),
@@ -356,10 +397,10 @@ export class ListenerRuntime {
       startTime,
       startHr,
       ...(original ? { originalDestination: original } : {}),
+      ...(handOver ? { initialBytes: read } : {}),
       services,
-      currentSnapshot: () => this.state.snapshot,
+      currentSnapshot: this.currentSnapshot,
     };
-    const f = chain.filter;
     switch (f.type) {
       case 'tcp':
         if (!socket.destroyed) {

@@ -274,8 +274,7 @@ class ConnectSession {
           this.closeTunnel('connect_sni_mismatch', 'BLOCKED', `SNI ${sni} differs from CONNECT host ${host} (possible domain fronting)`);
           return;
         }
-        if (p.bytes.length > 0) down.unshift(p.bytes);
-        this.splice(up);
+        this.splice(up, p.bytes);
         return;
       }
       up.destroy();
@@ -286,10 +285,12 @@ class ConnectSession {
     });
   }
 
-  private splice(up: Socket): void {
+  /** `initial`: the ClientHello read after CONNECT, written upstream first. */
+  private splice(up: Socket, initial?: Buffer): void {
     const conn = this.conn;
     const t = new Tunnel(conn.socket, up, {
       idleTimeoutMs: conn.services.limits.tcpIdleTimeoutMs ?? 3_600_000,
+      initial,
       onEnd: (res) => {
         const r = this.record;
         r.bytes_received = res.bytesFromDownstream;

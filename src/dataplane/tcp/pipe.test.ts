@@ -30,7 +30,7 @@ async function listening(s: Server): Promise<number> {
 }
 
 /** client -> proxy (accepted, paused) -> Tunnel -> upstream socket -> server. */
-async function rig(opts: { clientFirst?: Buffer; beforeTunnel?: (accepted: Socket) => void | Promise<void>; idleTimeoutMs?: number } = {}): Promise<Rig> {
+async function rig(opts: { clientFirst?: Buffer; beforeTunnel?: (accepted: Socket) => void | Promise<void | Buffer>; idleTimeoutMs?: number } = {}): Promise<Rig> {
   const upServer = createServer({ allowHalfOpen: true });
   const upPort = await listening(upServer);
   const proxy = createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -40,13 +40,14 @@ async function rig(opts: { clientFirst?: Buffer; beforeTunnel?: (accepted: Socke
   const client = connect({ host: '127.0.0.1', port: proxyPort, allowHalfOpen: true });
   if (opts.clientFirst) client.write(opts.clientFirst);
   const [accepted] = await acceptedP;
-  await opts.beforeTunnel?.(accepted);
+  // What beforeTunnel returns was read from the client: the tunnel's initial bytes.
+  const initial = (await opts.beforeTunnel?.(accepted)) ?? undefined;
   const up = connect({ host: '127.0.0.1', port: upPort, allowHalfOpen: true });
   await once(up, 'connect');
   const [server] = await serverP;
   let resolveEnd!: (r: PipeResult) => void;
   const ended = new Promise<PipeResult>((r) => (resolveEnd = r));
-  const tunnel = new Tunnel(accepted, up, { idleTimeoutMs: opts.idleTimeoutMs ?? 0, onEnd: resolveEnd });
+  const tunnel = new Tunnel(accepted, up, { idleTimeoutMs: opts.idleTimeoutMs ?? 0, onEnd: resolveEnd, initial });
   return {
     client,
     server,
@@ -110,6 +111,29 @@ test('bulk both ways with a slow reader on each side: every byte arrives, in ord
     assert.equal(res.outcome, 'closed');
     assert.equal(res.bytesFromDownstream, gotUp.length);
     assert.equal(res.bytesFromUpstream, gotDown.length);
+  } finally {
+    await r.close();
+  }
+});
+
+test('bytes the proxy read before the tunnel (a ClientHello) and handed to it go upstream first, counted', async () => {
+  const hello = Buffer.from('pretend-client-hello|');
+  const r = await rig({
+    clientFirst: hello,
+    async beforeTunnel(accepted) {
+      // As the TLS inspector does for a TCP proxy: read the first bytes and hand them over.
+      accepted.resume();
+      const [chunk] = (await once(accepted, 'data')) as [Buffer];
+      accepted.pause();
+      return chunk;
+    },
+  });
+  try {
+    const rest = [randomBytes(100_000), Buffer.from('tail')];
+    const [got] = await Promise.all([readAll(r.server), sendAll(r.client, rest)]);
+    assert.equal(digest(got), digest(Buffer.concat([hello, ...rest])));
+    r.server.end();
+    assert.equal((await r.ended).bytesFromDownstream, got.length);
   } finally {
     await r.close();
   }
@@ -193,10 +217,33 @@ test("destroying the listener's socket (route removed, shutdown) ends the tunnel
 });
 
 test('idle timeout: no bytes either way for the timeout closes both sides', async () => {
+  const t0 = Date.now();
   const r = await rig({ idleTimeoutMs: 150 });
   try {
     const res = await r.ended;
     assert.equal(res.outcome, 'idle_timeout');
+    // Never early (the sweeper stamps activity with the tick that sees it).
+    assert.ok(Date.now() - t0 >= 150, `closed after ${Date.now() - t0} ms`);
+  } finally {
+    await r.close();
+  }
+});
+
+test('idle timeout: bytes in either direction keep the tunnel open past the timeout', async () => {
+  // A generous timeout against the 100 ms gaps: timers slip on a loaded machine.
+  const r = await rig({ idleTimeoutMs: 1000 });
+  let ended = false;
+  void r.ended.then(() => (ended = true));
+  try {
+    // 1.5 s of traffic, a byte every 100 ms, alternating directions.
+    for (let i = 0; i < 15; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      assert.equal(ended, false, `tunnel ended after ${(i + 1) * 100} ms of activity`);
+      (i % 2 === 0 ? r.client : r.server).write('x');
+    }
+    const res = await r.ended;
+    assert.equal(res.outcome, 'idle_timeout');
+    assert.equal(res.bytesFromDownstream + res.bytesFromUpstream, 15);
   } finally {
     await r.close();
   }

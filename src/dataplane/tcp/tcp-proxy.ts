@@ -1,6 +1,6 @@
 /**
  * The `tcp` network filter: TCP forwarding and TLS passthrough (the ClientHello bytes read by the
- * inspector are unshifted on the socket and go upstream first). One access-log line and the
+ * inspector come as conn.initialBytes and go upstream first). One access-log line and the
  * istio_tcp_* metrics per connection.
  *
  * Per connection this is on the new-connections/s path, so it does only what a tunnel needs: the
@@ -32,7 +32,9 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   const clusterName = picked?.name;
   if (record !== undefined) record.upstream_cluster = clusterName ?? null;
   const cluster = clusterName !== undefined ? conn.snapshot.clusters.get(clusterName) : undefined;
-  const sourceNamespace = conn.peer?.namespace ?? services.clusters.callerNamespace(conn.remoteAddress);
+  // The client's address (a getpeername system call) only when EgressIP rules select callers by it.
+  const byAddress = services.clusters.callersByAddress;
+  const sourceNamespace = conn.peer?.namespace ?? (byAddress ? services.clusters.callerNamespace(conn.remoteAddress) : undefined);
   let labels: IstioLabels = {
     destinationService: cluster !== undefined ? destinationServiceLabel(cluster, true) : (clusterName ?? 'unknown'),
     ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
@@ -79,7 +81,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   // cluster may originate TLS (mesh mTLS wraps the socket, and TLS reads on 'data').
   const reader = cluster?.tls === undefined ? upstreamReader() : undefined;
   services.clusters.connectThen(
-    { cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: conn.remoteAddress, peerNamespace: conn.peer?.namespace },
+    { cluster: clusterName, snapshot: conn.snapshot, requestedHost: conn.sni, requestedPort: conn.listenerPort, originalDestination: conn.originalDestination, downstreamIp: byAddress ? conn.remoteAddress : undefined, peerNamespace: conn.peer?.namespace },
     (dialed: DialResult) => withMeshTls(dialed, services, (r: Dialed) => {
       down.removeListener('error', noop);
       if (!r.ok) {
@@ -108,6 +110,7 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
         idleTimeoutMs: services.limits.tcpIdleTimeoutMs ?? filter.idleTimeoutMs,
         onEnd: (res) => finishTunnel(conn, record, labels, res),
         ...(reader !== undefined ? { upstreamReader: reader } : {}),
+        initial: conn.initialBytes,
       });
       onTunnel?.(t);
     }),

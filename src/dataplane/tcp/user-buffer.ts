@@ -123,7 +123,10 @@ export class Flow {
     if (chunk.length >= BULK_READ && !this.adopted) this.onBulk(this);
   };
 
-  /** Bytes the source had read before it was adopted: our own copies, written ahead of any new read. */
+  /**
+   * Bytes read from the source before this flow read it (before an adoption, or by the TLS
+   * inspector), written ahead of any new read.
+   */
   forwardUnread(chunk: Buffer): void {
     this.bytes += chunk.length;
     this.dst.write(chunk);

@@ -250,6 +250,11 @@ export class ClusterManager implements LbState {
     this.selfPorts = m;
   }
 
+  /** EgressIP rules select callers by address: only then does a caller's address choose anything here. */
+  get callersByAddress(): boolean {
+    return this.egress.hasCallerIps;
+  }
+
   /** Caller namespace for a downstream IP (EgressIP callers), for metrics and logs. */
   callerNamespace(ip: string | undefined): string | undefined {
     return this.egress.namespaceOf(ip);

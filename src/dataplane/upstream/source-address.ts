@@ -46,6 +46,10 @@ export class EgressIpIndex {
       if (r.podSelected !== true) for (const ns of r.namespaces) if (!this.byNamespace.has(ns)) this.byNamespace.set(ns, r);
     }
   }
+  /** Some rule selects callers by address (else a caller's address never matters here). */
+  get hasCallerIps(): boolean {
+    return this.byCaller.size > 0;
+  }
   /** `peerNamespace`: the namespace a verified mesh certificate proved for this caller. */
   ruleFor(callerIp: string | undefined, peerNamespace?: string): EgressIpRule | undefined {
     if (peerNamespace !== undefined) {
