@@ -6,7 +6,7 @@
 // pipe() relay and HAProxy as references (bench/lib/compare-l4.mjs).
 //
 //   node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--seconds 3] [--rounds 5] [--warm 5]
-//                          [--log-on] [--l4 [--cases tcp-conn,tls-conn,tcp-iperf3,tls-64k]]
+//                          [--log-on] [--l4 [--cases LIST] [--rate N]]
 //                          [--no-pin] [--no-write] [--keep]
 //
 // REF is a commit, branch or tag, built with `tsc` in a temporary git worktree (node_modules
@@ -37,7 +37,11 @@ const USAGE = `usage: node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--
   --log-on       also run each build with its access log on (appended to a file): the cost of the log
   --l4           compare the L4 cases instead of HTTP/1.1: TCP and TLS passthrough through each
                  build, the pipe() relay and HAProxy (CPU per connection or per GB)
-  --cases LIST   with --l4: from tcp-conn, tls-conn, tcp-iperf3, tls-64k (default tcp-conn,tls-conn,tcp-iperf3)
+  --cases LIST   with --l4: from tcp-conn, tls-conn, tcp-iperf3, tls-64k (as in bench/run.mjs) and
+                 tcp-paced, tls-paced (new connections at --rate per second: the same work for every
+                 target, so CPU per connection compares on a loaded machine); default
+                 tcp-conn,tls-conn,tcp-iperf3
+  --rate N       connections per second of the paced cases (default 300)
   --no-pin       do not pin with taskset
   --no-write     do not write bench/results/<stamp>-compare.json (-compare-l4.json with --l4)
   --keep         keep the temp dir (worktrees, configs, logs)
@@ -52,6 +56,7 @@ const { values: opt } = parseArgs({
     'log-on': { type: 'boolean' },
     l4: { type: 'boolean' },
     cases: { type: 'string', default: 'tcp-conn,tls-conn,tcp-iperf3' },
+    rate: { type: 'string', default: '300' },
     'no-pin': { type: 'boolean' },
     'no-write': { type: 'boolean' },
     keep: { type: 'boolean' },
@@ -122,7 +127,7 @@ function git(args) {
 const builds = refs.map(buildRef);
 const pin = pinningPlan(opt['no-pin']);
 if (opt.l4) {
-  const { md, results, summary } = await compareL4({ builds, dir, pin, caseIds: l4Cases, seconds, rounds, warm, log });
+  const { md, results, summary } = await compareL4({ builds, dir, pin, caseIds: l4Cases, seconds, rounds, warm, rate: Math.max(1, Number(opt.rate)), log });
   await finish('compare-l4', `\`node bench/compare.mjs ${process.argv.slice(2).join(' ')}\`: ${md}`, { results, summary });
 }
 const ports = await freePorts(3 + refs.length * 4);

@@ -2,22 +2,35 @@
 // iperf3, TLS 64 KiB) for several Tollgate builds in the same run, alternating with the pipe()
 // relay and HAProxy, so a change on the tunnel path is judged against its parent on the same
 // machine state. Rate and the proxy's CPU per connection (or per GB) from /proc/<pid>/stat.
-import { iperf3 } from './load.mjs';
-import { startHaproxy, startIperfServer, startPipeRelay, startUpstream, verifyHttp } from './peers.mjs';
+import { iperf3, pacedConnections } from './load.mjs';
+import { BENCH_HOST, startHaproxy, startIperfServer, startPipeRelay, startUpstream, TLS_SNI, verifyHttp } from './peers.mjs';
 import { cell, fmtRatio, ratio, table } from './report.mjs';
 import { l4Cases, measureL4, summarize } from './scenarios.mjs';
 import { benchIstioYaml, launchTollgate } from './tollgate.mjs';
 import { freePorts } from './util.mjs';
 
-export const L4_CASE_IDS = ['tcp-conn', 'tls-conn', 'tcp-iperf3', 'tls-64k'];
+export const L4_CASE_IDS = ['tcp-conn', 'tls-conn', 'tcp-iperf3', 'tls-64k', 'tcp-paced', 'tls-paced'];
+
+/**
+ * New connections at a fixed rate (paced-connections.mjs) instead of wrk's closed loop: every
+ * target handles the same connections per second, so CPU per connection does not move with the
+ * rate each one happens to reach on a loaded machine.
+ */
+function pacedCases(rate) {
+  const paced = (t, cfg, tlsHost) => pacedConnections({ port: t.port, path: '/1k', host: BENCH_HOST, rate, seconds: cfg.connSec, cpu: t.cpuLoad, tlsHost }).then((r) => ({ ...r, rps: r.achievedRate, requests: r.connections }));
+  return [
+    { id: 'tcp-paced', label: `TCP new connections at ${rate}/s`, port: 'httpTcpPort', per: 'conn', run: (t, cfg) => paced(t, cfg) },
+    { id: 'tls-paced', label: `TLS passthrough new connections at ${rate}/s`, port: 'tlsPort', per: 'conn', run: (t, cfg) => paced(t, cfg, TLS_SNI) },
+  ];
+}
 
 /**
  * Starts the peers and one Tollgate per build, measures `caseIds` in `rounds` alternating rounds
  * and returns the Markdown table and the raw results.
  */
-export async function compareL4({ builds, dir, pin, caseIds, seconds, rounds, warm, log }) {
+export async function compareL4({ builds, dir, pin, caseIds, seconds, rounds, warm, rate, log }) {
   const cfg = { l4Sec: seconds, connSec: seconds };
-  const cases = l4Cases(cfg).filter((c) => caseIds.includes(c.id));
+  const cases = [...l4Cases(cfg), ...pacedCases(rate).map((c) => ({ ...c, run: (t) => c.run(t, cfg) }))].filter((c) => caseIds.includes(c.id));
   const needIperf = caseIds.includes('tcp-iperf3');
   const [upstream, upstreamTls, iperf, hap, hapIperf, hapHttp, hapTls, pipeIperf, pipeHttp, pipeTls, ...tgPorts] = await freePorts(10 + builds.length * 5);
   await startUpstream(dir, upstream, pin.load, upstreamTls);
@@ -40,7 +53,7 @@ export async function compareL4({ builds, dir, pin, caseIds, seconds, rounds, wa
     if (!v.ok) throw new Error(`${t.name}: GET /1k through the TCP listener: ${v.reason}`);
   }
   if (warm > 0) {
-    const warmCase = l4Cases({ l4Sec: warm, connSec: warm }).filter((c) => c.per === 'conn' && caseIds.includes(c.id));
+    const warmCase = l4Cases({ l4Sec: warm, connSec: warm }).filter((c) => c.id === 'tcp-conn' || c.id === 'tls-conn');
     for (const t of targets.filter((x) => x.kind !== 'peer')) {
       log(`warm-up ${t.name} ${warm}s per case`);
       for (const c of warmCase) await c.run({ ...t, port: t[c.port], cpuLoad: pin.load });

@@ -93,6 +93,22 @@ export async function iperf3({ port, seconds, cpu }) {
 }
 
 const CONNECT_CLIENT = fileURLToPath(new URL('./connect-client.mjs', import.meta.url));
+const PACED_CONNECTIONS = fileURLToPath(new URL('./paced-connections.mjs', import.meta.url));
+
+/** New connections at a constant `rate` (paced-connections.mjs), one GET each; `tlsHost`: over TLS with that SNI. */
+export async function pacedConnections({ port, path, host, rate, seconds, cpu, tlsHost }) {
+  const args = [PACED_CONNECTIONS, String(port), host, path, String(rate), String(seconds), ...(tlsHost ? [tlsHost] : [])];
+  const r = await runCommand(process.execPath, args, { cpu, timeoutMs: (seconds + 25) * 1000 });
+  try {
+    const j = JSON.parse(r.stdout.trim().split('\n').pop());
+    if (j.connections === 0) j.error = `no connection completed${j.error ? `: ${j.error}` : ''}`;
+    else if (j.failed > j.connections / 10) j.error = `${j.failed} of ${j.connections + j.failed} connections failed${j.error ? ` (${j.error})` : ''}`;
+    else delete j.error;
+    return j;
+  } catch {
+    return { error: `paced-connections exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 300)}` };
+  }
+}
 
 export async function connectLoad({ proxyPort, targetHost, targetPort, path, host, conns = 32, seconds, cpu, newTunnels = false }) {
   const args = [CONNECT_CLIENT, '--target', `${targetHost}:${targetPort}`, '--path', path, '--host', host, '--conns', String(conns), '--duration', String(seconds)];

@@ -117,6 +117,8 @@ export class DataPlaneMetrics {
   private readonly workloadNs: string;
   private readonly app: string;
   private readonly tcpCache = new Map<string, TcpSeries>();
+  private lastTcpLabels: IstioLabels | undefined;
+  private lastTcpSeries: TcpSeries | undefined;
 
   constructor(registry: MetricsRegistry, proxy: ProxyIdentity) {
     this.registry = registry;
@@ -194,6 +196,9 @@ export class DataPlaneMetrics {
    * values and each family joins them into a map key, per connection opened and again per close.
    */
   private tcpSeries(l: IstioLabels): TcpSeries {
+    // A caller that keeps its labels object (the TCP proxy, per listener and cluster) opens and
+    // closes many connections with the same one: no key to build then.
+    if (l === this.lastTcpLabels) return this.lastTcpSeries!;
     const m = l.mtls;
     const key = `${l.destinationService}\u0000${l.destinationNamespace ?? ''}\u0000${l.sourceNamespace ?? ''}\u0000${l.reporter ?? ''}\u0000${l.requestProtocol}\u0000${l.responseCode ?? ''}\u0000${l.responseFlags}\u0000${m === undefined ? '' : `${m.sourcePrincipal}\u0000${m.destinationPrincipal}`}\u0000${l.grpcResponseStatus ?? ''}`;
     let c = this.tcpCache.get(key);
@@ -203,6 +208,10 @@ export class DataPlaneMetrics {
       // Past the series limit: not cached, so each sample is still counted as refused and the cache
       // stays as bounded as the registry.
       if (!this.tcpOpenedTotal.isDetached(c.opened) && !this.tcpClosedTotal.isDetached(c.closed)) this.tcpCache.set(key, c);
+    }
+    if (this.tcpCache.get(key) === c) {
+      this.lastTcpLabels = l;
+      this.lastTcpSeries = c;
     }
     return c;
   }

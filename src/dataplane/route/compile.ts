@@ -46,6 +46,11 @@ export interface CompiledListener {
   readonly needsDestinationPort: boolean;
   /** The listener's only chain when it matches every connection (no criteria, no default chain): nothing to select. */
   readonly onlyChain: FilterChain | undefined;
+  /**
+   * Chain choices already made, by SNI (select.ts), when the choice depends only on the SNI and
+   * whether the client spoke TLS (no chain matches a destination address or port).
+   */
+  readonly choicesBySni: Map<string, { readonly chain: FilterChain | undefined; readonly why: string }> | undefined;
 }
 
 /**
@@ -142,6 +147,7 @@ function compileListener(l: Listener): CompiledListener {
     needsDestination: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0),
     needsDestinationPort: chains.some((c) => c.match.destinationPort !== undefined),
     onlyChain: chains.length === 1 && l.defaultFilterChain === undefined && matchesAnything(chains[0]!) ? chains[0] : undefined,
+    choicesBySni: chains.some((c) => (c.match.destinationPrefixes?.length ?? 0) > 0 || c.match.destinationPort !== undefined) ? undefined : new Map(),
   };
 }
 

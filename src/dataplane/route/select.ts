@@ -37,11 +37,29 @@ function cidr(s: string): Cidr | undefined {
   return c;
 }
 
+/** Bounds the choices a listener remembers by SNI: a client picks the SNI, so it must not grow memory without end. */
+const MAX_REMEMBERED_CHOICES = 1024;
+/** The key of a connection that did not speak TLS (no SNI can contain a space). */
+const NOT_TLS = ' raw';
+
 /**
  * Envoy's filter chain match order: destination port, destination prefix (longest), then server name (exact over
  * the longest wildcard), then transport protocol; chains without a criterion match anything.
+ * Where the choice depends only on the SNI (and TLS or not), it is made once per SNI and reused.
  */
 export function selectFilterChain(listener: CompiledListener, facts: ConnectionFacts): ChainChoice {
+  const remembered = listener.choicesBySni;
+  if (remembered === undefined) return chooseFilterChain(listener, facts);
+  const key = facts.tls ? (facts.sni ?? '') : NOT_TLS;
+  let choice = remembered.get(key);
+  if (choice === undefined) {
+    choice = chooseFilterChain(listener, facts);
+    if (remembered.size < MAX_REMEMBERED_CHOICES) remembered.set(key, choice);
+  }
+  return choice;
+}
+
+function chooseFilterChain(listener: CompiledListener, facts: ConnectionFacts): ChainChoice {
   if (listener.onlyChain !== undefined) return { chain: listener.onlyChain, why: ONLY_CHAIN };
   const chains = listener.listener.filterChains;
   let candidates: FilterChain[] = [...chains];

@@ -9,7 +9,8 @@
  * receives access-log lines.
  */
 import type { Socket } from 'node:net';
-import type { TcpProxy } from '../../snapshot/types.js';
+import type { Cluster, TcpProxy } from '../../snapshot/types.js';
+import type { CompiledListener } from '../route/compile.js';
 import { addrPort, elapsedMs, plainIp, type DownstreamConnection } from '../context.js';
 import { emptyRecord, hostPort, setPeerFields, type AccessLogRecord } from '../observe/access-log.js';
 import { destinationServiceLabel, type IstioLabels } from '../observe/istio-metrics.js';
@@ -35,15 +36,8 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
   // The client's address (a getpeername system call) only when EgressIP rules select callers by it.
   const byAddress = services.clusters.callersByAddress;
   const sourceNamespace = conn.peer?.namespace ?? (byAddress ? services.clusters.callerNamespace(conn.remoteAddress) : undefined);
-  let labels: IstioLabels = {
-    destinationService: cluster !== undefined ? destinationServiceLabel(cluster, true) : (clusterName ?? 'unknown'),
-    ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
-    ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
-    mtls: mtlsLabelsOf(conn),
-    requestProtocol: 'tcp',
-    responseFlags: '-',
-    ...(conn.listener.listener.inboundCapture ? { reporter: 'destination' as const } : {}),
-  };
+  const mtls = mtlsLabelsOf(conn);
+  let labels = sourceNamespace === undefined && mtls === undefined ? plainLabels(conn, clusterName, cluster) : labelsOf(conn, clusterName, cluster, sourceNamespace, mtls);
   const policies = conn.snapshot.snapshot.policy.authorization;
   if (policies !== undefined) {
     const verdict = evaluateAuthz(policies, connectionRequest(authzConnectionOf(conn)));
@@ -119,6 +113,33 @@ export function handleTcpProxy(conn: DownstreamConnection, filter: TcpProxy, onT
 }
 
 function noop(): void {}
+
+function labelsOf(conn: DownstreamConnection, clusterName: string | undefined, cluster: Cluster | undefined, sourceNamespace: string | undefined, mtls: MtlsLabels | undefined): IstioLabels {
+  return {
+    destinationService: cluster !== undefined ? destinationServiceLabel(cluster, true) : (clusterName ?? 'unknown'),
+    ...(cluster?.origin?.namespace ? { destinationNamespace: cluster.origin.namespace } : {}),
+    ...(sourceNamespace !== undefined ? { sourceNamespace } : {}),
+    mtls,
+    requestProtocol: 'tcp',
+    responseFlags: '-',
+    ...(conn.listener.listener.inboundCapture ? { reporter: 'destination' as const } : {}),
+  };
+}
+
+/**
+ * A connection without a caller namespace or mTLS peer: its labels depend only on the listener and
+ * the cluster, so one object per pair serves every such connection (and the metrics find its
+ * series without building a key). Kept per compiled listener: a new snapshot starts afresh.
+ */
+const PLAIN_LABELS = new WeakMap<CompiledListener, Map<string | undefined, IstioLabels>>();
+
+function plainLabels(conn: DownstreamConnection, clusterName: string | undefined, cluster: Cluster | undefined): IstioLabels {
+  let byCluster = PLAIN_LABELS.get(conn.listener);
+  if (byCluster === undefined) PLAIN_LABELS.set(conn.listener, (byCluster = new Map()));
+  let l = byCluster.get(clusterName);
+  if (l === undefined) byCluster.set(clusterName, (l = labelsOf(conn, clusterName, cluster, undefined, undefined)));
+  return l;
+}
 
 type Dialed = (DialResult & { readonly ok: true; readonly upstreamMtls?: MtlsLabels | undefined }) | { readonly ok: false; readonly failure: UpstreamFailure };
 
