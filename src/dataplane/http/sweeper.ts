@@ -3,8 +3,11 @@
  *
  * Arming a Node timer per request (setTimeout + clearTimeout) costs more than the rest of the
  * bookkeeping of a keep-alive request; a deadline is a number instead, and one interval per engine
- * checks them every TICK_MS. Timeouts are therefore up to TICK_MS late, never early.
- * `now` is a coarse clock the hot path reads for "last activity" stamps without calling Date.now().
+ * checks them every TICK_MS. `now` is a coarse clock (the last tick's Date.now()) that the hot path
+ * reads for deadlines and "last activity" stamps without calling Date.now() per request. A stamp can
+ * be up to one tick old when taken, and a deadline is checked up to one tick after it passes, so a
+ * timeout fires within one tick of its configured length, either side (about 50 ms, more while the
+ * event loop lags): fine for timeouts of seconds, not a precise timer.
  * Each tick also reports how late it ran to the event-loop lag metric (no timer of its own).
  */
 import { performance } from 'node:perf_hooks';
