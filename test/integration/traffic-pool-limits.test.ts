@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Agent } from 'node:http';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
-import { TICK_MS } from '../../src/dataplane/http/sweeper.js';
+import { TICK_MS } from '../../src/dataplane/sweeper.js';
 import { hostRequest, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
 import { egressGateway, externalEntry, httpEndpoint, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress, waitFor } from '../helpers/net.js';

@@ -14,7 +14,7 @@ import { compileHttpChains, FilterSharedState, HTTP_CHAINS } from './filter-chai
 import { HttpMetrics } from './http-metrics.js';
 import { resolveOptions, type HttpEngineOptions, type ResolvedHttpOptions } from './options.js';
 import type { EngineContext, EngineSession } from './stream-api.js';
-import { Sweeper } from './sweeper.js';
+import { Sweeper } from '../sweeper.js';
 import { UpstreamPool } from './upstream-pool.js';
 
 export class HttpEngine implements HttpConnectionHandler, EngineContext {

@@ -28,7 +28,7 @@ import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import type { UpstreamFailure } from '../upstream/failure.js';
 import type { ResponseHead } from './head.js';
 import type { Framing } from './serialize.js';
-import type { Sweepable, Sweeper } from './sweeper.js';
+import type { Sweepable, Sweeper } from '../sweeper.js';
 import type { SocketDialResult, UpstreamChannel, UpstreamUser } from './upstream-channel.js';
 import type { CounterChild } from '../observe/metrics.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';

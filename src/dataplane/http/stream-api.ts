@@ -25,7 +25,7 @@ import type { HttpMetrics } from './http-metrics.js';
 import type { ResolvedHttpOptions } from './options.js';
 import type { Decision } from '../route/http-route.js';
 import type { StreamInfo } from './stream-info.js';
-import type { Sweepable, Sweeper } from './sweeper.js';
+import type { Sweepable, Sweeper } from '../sweeper.js';
 import type { UpstreamAffinity, UpstreamPool } from './upstream-pool.js';
 
 /** A session as the engine tracks it (sweeps, drain). */

@@ -29,7 +29,7 @@ import type { SocketDialResult, UpstreamChannel, UpstreamUser } from './upstream
 import { H2Pool } from './h2-upstream.js';
 import { HttpParser, type HttpParserHandler } from './parser.js';
 import { CHUNK_END, LAST_CHUNK, chunkHeader, lastChunk, type Framing } from './serialize.js';
-import type { Sweepable, Sweeper } from './sweeper.js';
+import type { Sweepable, Sweeper } from '../sweeper.js';
 import { originatesTls, originateTls, sniFor } from './upstream-tls.js';
 import { upstreamMtlsLabelsOf } from '../mesh/peer-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Sweeper, TICK_MS } from '../http/sweeper.js';
+import { Sweeper, TICK_MS } from '../sweeper.js';
 import { LoopLag, loopLag } from './loop-lag.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

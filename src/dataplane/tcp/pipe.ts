@@ -19,7 +19,7 @@
  * No promise or closure per chunk: the handlers are bound once per tunnel.
  */
 import type { OnReadOpts, Socket } from 'node:net';
-import { Sweeper, type Sweepable } from '../http/sweeper.js';
+import { Sweeper, type Sweepable } from '../sweeper.js';
 import { adoptSocket, canAdopt, Flow } from './user-buffer.js';
 
 /** The idle clock of every tunnel of the process (see the module comment). */

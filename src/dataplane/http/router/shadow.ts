@@ -28,7 +28,7 @@ import type { UpstreamFailure } from '../../upstream/failure.js';
 import type { HttpParseError } from '../errors.js';
 import type { RequestHead, ResponseHead } from '../head.js';
 import type { DownstreamConn } from '../stream-api.js';
-import type { Sweepable } from '../sweeper.js';
+import type { Sweepable } from '../../sweeper.js';
 import type { UpstreamChannel, UpstreamFailureKind } from '../upstream-pool.js';
 import { UpstreamAttempt, type AttemptOwner } from './upstream-attempt.js';
 

@@ -1,5 +1,7 @@
 /**
- * One coarse timer for every HTTP timeout (header, idle, stream idle, route, per-try, pool idle).
+ * One coarse timer for the data plane's timeouts: every HTTP timeout (header, idle, stream idle,
+ * route, per-try, pool idle; one sweeper per HTTP engine) and the idle timeout of L4 tunnels (one
+ * for all tunnels, tcp/pipe.ts).
  *
  * Arming a Node timer per request (setTimeout + clearTimeout) costs more than the rest of the
  * bookkeeping of a keep-alive request; a deadline is a number instead, and one interval per engine
@@ -11,7 +13,7 @@
  * Each tick also reports how late it ran to the event-loop lag metric (no timer of its own).
  */
 import { performance } from 'node:perf_hooks';
-import { loopLag } from '../observe/loop-lag.js';
+import { loopLag } from './observe/loop-lag.js';
 
 export const TICK_MS = 50;
 
