@@ -3,8 +3,9 @@
  *
  * `monitorEventLoopDelay` samples with a libuv timer of its own: at its 20 ms resolution that is
  * 50 wake-ups a second in a proxy with nothing to do, in every pod. Here the samples come from
- * timers that run anyway: the HTTP sweeper reports how late each of its ticks ran (every 50 ms while
- * it has connections), and one unref'd probe a second covers idle and L4-only processes.
+ * timers that run anyway: the sweepers (HTTP engines, L4 tunnels) report how late each tick ran
+ * (every 50 ms while they have something to watch), and one unref'd probe a second covers an idle
+ * process.
  */
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 
