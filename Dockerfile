@@ -18,9 +18,9 @@ RUN apt-get update \
 WORKDIR /opt/tollgate
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/dist/src ./dist/src
+COPY --from=build /src/dist/bundle ./dist/bundle
 COPY --from=build /src/examples ./examples
-RUN ln -s /opt/tollgate/dist/src/cli/bin.js /usr/local/bin/tollgate
+RUN ln -s /opt/tollgate/dist/bundle/bin.js /usr/local/bin/tollgate
 ENV NODE_ENV=production
 # Istio's proxy uid: `tollgate init` capture rules exempt it. Nothing is written outside /tmp, so the
 # root filesystem can be mounted read-only (the generated manifests mount an emptyDir on /tmp).

@@ -23,7 +23,7 @@ import { BENCH_HOST, startNginxProxy, startNodeFloor, startUpstream, verifyHttp 
 import { compareL4, L4_CASE_IDS } from './lib/compare-l4.mjs';
 import { cell, fmtRatio, ratio, table } from './lib/report.mjs';
 import { summarize } from './lib/scenarios.mjs';
-import { benchIstioYaml, launchTollgate, MAIN, REPO } from './lib/tollgate.mjs';
+import { benchIstioYaml, entryPoint, launchTollgate, MAIN, REPO } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, cpuSeconds, freePorts, pinningPlan, processTree } from './lib/util.mjs';
 
 const USAGE = `usage: node bench/compare.mjs [--ref REF ...] [--size 1k,64k] [--seconds 3] [--rounds 5] [--warm 5]
@@ -104,7 +104,7 @@ setTimeout(() => {
 const started = Date.now();
 const log = (m) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${m}\n`);
 
-/** The entry point of REF's build: this checkout's dist, or a fresh worktree built with tsc. */
+/** The entry point of REF's build: this checkout's dist, or a fresh worktree built as `npm run build` builds it. */
 function buildRef(ref) {
   if (ref === '.') return { ref, commit: git(['rev-parse', '--short', 'HEAD']), main: MAIN };
   const commit = git(['rev-parse', '--short', `${ref}^{commit}`]);
@@ -116,7 +116,8 @@ function buildRef(ref) {
   // would cost minutes); a build that fails says so.
   symlinkSync(join(REPO, 'node_modules'), join(wt, 'node_modules'));
   execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: wt, stdio: ['ignore', 'ignore', 'inherit'] });
-  const main = existsSync(join(wt, 'dist/src/cli/bin.js')) ? join(wt, 'dist/src/cli/bin.js') : join(wt, 'dist/src/cli/main.js');
+  if (existsSync(join(wt, 'scripts/bundle.mjs'))) execFileSync(process.execPath, [join(wt, 'scripts/bundle.mjs')], { cwd: wt, stdio: ['ignore', 'ignore', 'inherit'] });
+  const main = entryPoint(wt);
   return { ref, commit, main };
 }
 

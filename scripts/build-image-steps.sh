@@ -1,8 +1,10 @@
 #!/usr/bin/env sh
 # The container image's build steps, run by the Dockerfile's build stage AND by .ci/run (on a copy of
 # the sources, since CI has no container runtime), so CI builds what the image builds:
-#   scripts/build-image-steps.sh build DIR   npm ci, compile src/ without its unit tests (tsconfig.build.json),
-#                                            prune to production dependencies, check the pruned tree runs
+#   scripts/build-image-steps.sh build DIR   npm ci, type-check and compile src/ without its unit tests
+#                                            (tsconfig.build.json), bundle the CLI (dist/bundle, what the
+#                                            image runs), prune to production dependencies, check the
+#                                            pruned tree runs
 #   scripts/build-image-steps.sh stage DIR   copy what the Dockerfile copies into DIR first (CI)
 set -eu
 step="${1:-}"
@@ -24,8 +26,9 @@ cd "$dir"
 # --ignore-scripts: the package's own prepare step would compile the tests too, which are not copied.
 npm ci --ignore-scripts --no-audit --no-fund
 npx tsc -p tsconfig.build.json
+node scripts/bundle.mjs
 npm prune --omit=dev --no-audit --no-fund
 # The pruned tree must run without dev dependencies: the CLI, and a manifest it generates.
-node dist/src/cli/bin.js --version
-node dist/src/cli/bin.js manifest generate --profile control-plane > /dev/null
-node dist/src/cli/bin.js analyze -f examples/default > /dev/null
+node dist/bundle/bin.js --version
+node dist/bundle/bin.js manifest generate --profile control-plane > /dev/null
+node dist/bundle/bin.js analyze -f examples/default > /dev/null

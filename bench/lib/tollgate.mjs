@@ -7,8 +7,16 @@ import { BENCH_HOST, TLS_SNI, verifyHttp } from './peers.mjs';
 import { startProcess, stopProcess, tail, waitForPort } from './util.mjs';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
-// The process entry point: bin.js when the CLI has one (main.js then only exports main()).
-export const MAIN = existsSync(join(REPO, 'dist/src/cli/bin.js')) ? join(REPO, 'dist/src/cli/bin.js') : join(REPO, 'dist/src/cli/main.js');
+/**
+ * The process entry point of the build in `root`: the bundle `npm run build` makes (what `npm start`
+ * and the image run), else tsc's bin.js (builds before the bundle), else main.js (before bin.js;
+ * main.js then only exports main()).
+ */
+export function entryPoint(root) {
+  for (const file of ['dist/bundle/bin.js', 'dist/src/cli/bin.js']) if (existsSync(join(root, file))) return join(root, file);
+  return join(root, 'dist/src/cli/main.js');
+}
+export const MAIN = entryPoint(REPO);
 export const NAMESPACE = 'bench';
 export const LABELS = 'app=bench';
 export const CONNECT_HOST = 'connect.bench.test';

@@ -112,11 +112,11 @@ export interface ChildGate {
 
 /**
  * Spawns `[prefix...] node dist/src/cli/bin.js run ...args` (prefix e.g. ['ip','netns','exec','ns']);
- * `env` is added to the environment.
+ * `env` is added to the environment; `bin` is another entry point (a bundle).
  */
-export function spawnGate(args: readonly string[], prefix: readonly string[] = [], env: Record<string, string> = {}): ChildGate {
+export function spawnGate(args: readonly string[], prefix: readonly string[] = [], env: Record<string, string> = {}, bin = BIN): ChildGate {
   const cmd = prefix.length > 0 ? prefix[0]! : process.execPath;
-  const argv = prefix.length > 0 ? [...prefix.slice(1), process.execPath, BIN, 'run', ...args] : [BIN, 'run', ...args];
+  const argv = prefix.length > 0 ? [...prefix.slice(1), process.execPath, bin, 'run', ...args] : [bin, 'run', ...args];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...(Object.keys(env).length > 0 ? { env: { ...process.env, ...env } } : {}) });
   const stdout: string[] = [];
   const stderr: string[] = [];

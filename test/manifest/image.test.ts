@@ -10,7 +10,7 @@ import { ROOT } from '../helpers/pipeline.js';
 
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
 
-test('Dockerfile build steps are the script CI runs; runtime stage: uid 1337, tollgate entrypoint, no dev dependencies', () => {
+test('Dockerfile build steps are the script CI runs; runtime stage: the bundle, uid 1337, tollgate entrypoint, no dev dependencies', () => {
   const dockerfile = read('Dockerfile');
   const stages = dockerfile.split(/^FROM /m).slice(1);
   assert.equal(stages.length, 2, 'a build stage and a runtime stage');
@@ -24,7 +24,9 @@ test('Dockerfile build steps are the script CI runs; runtime stage: uid 1337, to
   const copied = [...build.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(' ')).sort();
   assert.deepEqual(copied, staged, 'the Dockerfile copies exactly what CI stages');
   assert.match(script, /^npm ci /m);
-  assert.match(script, /^npm prune --omit=dev /m);
+  assert.match(script, /^node scripts\/bundle\.mjs\nnpm prune --omit=dev /m, 'bundled before the dev dependencies (esbuild) are pruned');
+  assert.match(runtime, /^COPY --from=build \/src\/dist\/bundle \.\/dist\/bundle$/m);
+  assert.match(runtime, /^RUN ln -s \/opt\/tollgate\/dist\/bundle\/bin\.js \/usr\/local\/bin\/tollgate$/m, 'the image runs the bundle');
   assert.match(runtime, /^USER 1337:1337$/m);
   assert.match(runtime, /^ENTRYPOINT \["tollgate"\]$/m);
   assert.match(runtime, /^STOPSIGNAL SIGTERM$/m);

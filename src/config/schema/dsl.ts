@@ -57,14 +57,16 @@ export function checkCidr(s: string): string | undefined {
   return undefined;
 }
 
-const DURATION = /^(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|µs|ns))+$/;
+// The micro sign as \u00b5: V8 holds a source text with any non-ASCII character (here: a whole
+// bundle chunk) at two bytes per character, and scripts/bundle.mjs refuses such output.
+const DURATION = /^(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|\u00b5s|ns))+$/;
 
 /** Parses a Go/protobuf style duration ("5s", "1.5s", "100ms", "1m30s") into milliseconds. */
 export function parseDurationMs(s: string): number | undefined {
   if (!DURATION.test(s)) return undefined;
-  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, µs: 0.001, ns: 0.000001 };
+  const unit: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, '\u00b5s': 0.001, ns: 0.000001 };
   let total = 0;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/g)) total += Number(m[1]) * (unit[m[2] ?? 's'] ?? 0);
+  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|\u00b5s|ns)/g)) total += Number(m[1]) * (unit[m[2] ?? 's'] ?? 0);
   return total;
 }
 
