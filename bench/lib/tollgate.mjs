@@ -1,6 +1,6 @@
 // Tollgate under test: the Istio YAML it is given, and the ONE function that launches it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_HOST, TLS_SNI, verifyHttp } from './peers.mjs';
@@ -13,7 +13,14 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/
  * main.js then only exports main()).
  */
 export function entryPoint(root) {
-  for (const file of ['dist/bundle/bin.js', 'dist/src/cli/bin.js']) if (existsSync(join(root, file))) return join(root, file);
+  const bundle = join(root, 'dist/bundle/bin.js');
+  if (existsSync(bundle)) {
+    // tsc alone after a bundle leaves the bundle behind the sources: measuring it would be measuring old code.
+    const tscInfo = join(root, 'dist/.tsbuildinfo');
+    if (existsSync(tscInfo) && statSync(tscInfo).mtimeMs > statSync(bundle).mtimeMs) throw new Error(`${bundle} is older than tsc's last build: run \`npm run build\` (tsc, then the bundle)`);
+    return bundle;
+  }
+  if (existsSync(join(root, 'dist/src/cli/bin.js'))) return join(root, 'dist/src/cli/bin.js');
   return join(root, 'dist/src/cli/main.js');
 }
 export const MAIN = entryPoint(REPO);
