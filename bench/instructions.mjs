@@ -8,9 +8,15 @@
 //
 //   node bench/instructions.mjs [--modes off,on] [--requests 3000] [--warm 8000] [--conns 8]
 //                               [--size 1k|64k] [--format json|text] [--keep]
+//                               [--face http|tcp|tls] [--pipe-relay] [--main PATH]
 //
 // Modes: "off" = --no-access-log; "on" = the access log appended to a file (as the "log on" rows
 // of npm run bench); "stdout" = the access log on stdout, which is /dev/null here.
+// --face tcp: one GET per connection (`Connection: close`) through a TCP listener, so the count is
+// per new connection (accept, upstream connect, relay, close); --face tls: the same through the TLS
+// passthrough listener (SNI localhost; the handshake runs in this script and the upstream, the
+// proxy reads the ClientHello and relays). --pipe-relay counts bench/lib/pipe-relay.mjs on that
+// face instead (no modes); --main runs another build's dist/src/cli/bin.js.
 // --keep keeps the callgrind dumps (paths printed): `callgrind_annotate <file>` lists the functions
 // (V8's builtins and Node's C++ by name; JIT-compiled JavaScript appears as unnamed addresses).
 // Under valgrind Node runs about 50x slower: the defaults take 3-8 minutes per mode on a loaded
@@ -18,11 +24,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BENCH_HOST, startUpstream } from './lib/peers.mjs';
+import { BENCH_HOST, startPipeRelay, startUpstream, TLS_SNI } from './lib/peers.mjs';
 import { benchIstioYaml, launchTollgate } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, freePorts, processTree, sleep, stopProcess } from './lib/util.mjs';
 
@@ -35,16 +42,22 @@ const { values: o } = parseArgs({
     size: { type: 'string', default: '1k' },
     format: { type: 'string' },
     keep: { type: 'boolean' },
+    face: { type: 'string', default: 'http' },
+    'pipe-relay': { type: 'boolean' },
+    main: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (o.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 17).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 23).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const MODES = ['off', 'on', 'stdout'];
-const modes = o.modes.split(',').map((m) => m.trim());
-for (const m of modes) if (!MODES.includes(m)) fail(`--modes: ${m} is not one of ${MODES.join(', ')}`);
+if (!['http', 'tcp', 'tls'].includes(o.face)) fail(`--face ${o.face}: http, tcp or tls`);
+const l4 = o.face !== 'http';
+if (o['pipe-relay'] && !l4) fail('--pipe-relay counts the tcp and tls faces only');
+const modes = o['pipe-relay'] ? ['pipe-relay'] : o.modes.split(',').map((m) => m.trim());
+if (!o['pipe-relay']) for (const m of modes) if (!MODES.includes(m)) fail(`--modes: ${m} is not one of ${MODES.join(', ')}`);
 if (o.size !== '1k' && o.size !== '64k') fail(`--size ${o.size}: 1k or 64k`);
 if (o.format !== undefined && o.format !== 'json' && o.format !== 'text') fail(`--format ${o.format}: json or text`);
 const requests = Math.max(1, Number(o.requests));
@@ -72,6 +85,32 @@ const started = Date.now();
 const log = (m) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${m}\n`);
 
 const REQUEST = Buffer.from(`GET /${o.size} HTTP/1.1\r\nHost: ${BENCH_HOST}\r\n\r\n`, 'latin1');
+const CLOSE_REQUEST = Buffer.from(`GET /${o.size} HTTP/1.1\r\nHost: ${BENCH_HOST}\r\nConnection: close\r\n\r\n`, 'latin1');
+
+/** One GET on a new connection (TLS to SNI localhost with `tlsHost`), read until the server closes. */
+function oneConnection(port, tlsHost) {
+  return new Promise((resolve, reject) => {
+    const s = tlsHost ? tls.connect({ port, host: '127.0.0.1', servername: tlsHost, rejectUnauthorized: false }) : net.connect({ port, host: '127.0.0.1', noDelay: true });
+    const chunks = [];
+    s.on(tlsHost ? 'secureConnect' : 'connect', () => s.write(CLOSE_REQUEST));
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', reject);
+    s.on('close', () => {
+      const head = Buffer.concat(chunks).toString('latin1', 0, 12);
+      if (head === 'HTTP/1.1 200') resolve();
+      else reject(new Error(`response: ${JSON.stringify(head)}`));
+    });
+  });
+}
+
+/** Connections one after another on each of `conns` loops until `shared.left` runs out. */
+async function connectionLoop(port, shared) {
+  while (shared.left > 0) {
+    shared.left--;
+    await oneConnection(port, o.face === 'tls' ? TLS_SNI : undefined);
+    shared.done++;
+  }
+}
 
 /** One keep-alive connection sending GETs one at a time until `shared.left` runs out. */
 function clientLoop(port, shared) {
@@ -115,7 +154,7 @@ function clientLoop(port, shared) {
 
 async function load(port, n) {
   const shared = { left: n, done: 0 };
-  await Promise.all(Array.from({ length: Math.min(conns, n) }, () => clientLoop(port, shared)));
+  await Promise.all(Array.from({ length: Math.min(conns, n) }, () => (l4 ? connectionLoop(port, shared) : clientLoop(port, shared))));
   return shared.done;
 }
 
@@ -164,36 +203,47 @@ function byThread(file) {
   return { main: count(/:node::Start\(/), v8: count(/PlatformWorkerThread/), pool: count(/threadpool\.c:worker /) };
 }
 
-const [upPort, ...ports] = await freePorts(1 + 2 * modes.length);
-await startUpstream(dir, upPort);
+const [upPort, upTlsPort, ...ports] = await freePorts(2 + 4 * modes.length);
+await startUpstream(dir, upPort, undefined, l4 ? upTlsPort : undefined);
 const rows = [];
 for (const [i, mode] of modes.entries()) {
-  const httpPort = ports[2 * i];
+  const [httpPort, adminPort, tcpPort, tlsPort] = ports.slice(4 * i, 4 * i + 4);
+  const loadPort = o.face === 'tcp' ? tcpPort : o.face === 'tls' ? tlsPort : httpPort;
   const out = join(dir, `callgrind-${mode}.out`);
   const logFile = join(dir, `access-${mode}.log`);
-  log(`${mode}: starting Tollgate under callgrind`);
-  const tg = await launchTollgate({
-    dir,
-    name: `tollgate-${mode}`,
-    configYaml: benchIstioYaml({ httpPort, upstreamPort: upPort }),
-    httpPort,
-    adminPort: ports[2 * i + 1],
-    accessLog: mode === 'off' ? false : mode === 'on' ? logFile : true,
-    ...(o.format ? { accessLogFormat: o.format } : {}),
-    launcher: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${out}`],
-    readyTimeoutMs: 180_000,
-    // The first requests under valgrind take seconds (nothing compiled yet): the warm-up checks the responses.
-    verify: false,
-  });
-  if (!tg.ok) throw new Error(`${mode}: ${tg.reason}`);
+  const launcher = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${out}`];
+  log(`${mode}: starting ${mode === 'pipe-relay' ? 'the pipe() relay' : 'Tollgate'} under callgrind`);
+  let started;
+  if (mode === 'pipe-relay') {
+    started = await startPipeRelay(dir, { pairs: [[tcpPort, upPort], [tlsPort, upTlsPort]], launcher, readyTimeoutMs: 180_000 });
+  } else {
+    // The TCP listeners' iperf route points at a port nothing listens on: it is never used here.
+    const tcp = l4 ? { iperfPort: ports.at(-1) + 1, iperfTarget: upPort, httpPort: tcpPort, tlsPort, tlsTarget: upTlsPort } : undefined;
+    started = await launchTollgate({
+      ...(o.main ? { main: o.main } : {}),
+      dir,
+      name: `tollgate-${mode}`,
+      configYaml: benchIstioYaml({ httpPort, upstreamPort: upPort, ...(tcp ? { tcp } : {}) }),
+      httpPort: loadPort,
+      adminPort,
+      accessLog: mode === 'off' ? false : mode === 'on' ? logFile : true,
+      ...(o.format ? { accessLogFormat: o.format } : {}),
+      launcher,
+      readyTimeoutMs: 180_000,
+      // The first requests under valgrind take seconds (nothing compiled yet): the warm-up checks the responses.
+      verify: false,
+    });
+    if (!started.ok) throw new Error(`${mode}: ${started.reason}`);
+  }
+  const tg = started;
   const pid = callgrindPid(tg.pid);
-  log(`${mode}: warm-up, ${warm} requests`);
-  await load(httpPort, warm);
+  log(`${mode}: warm-up, ${warm} ${l4 ? 'connections' : 'requests'}`);
+  await load(loadPort, warm);
   // Lines of the warm-up still waiting for their flush timer are written before the zeroing.
   await sleep(500);
   callgrindControl(pid, '-z');
-  log(`${mode}: ${requests} requests`);
-  const done = await load(httpPort, requests);
+  log(`${mode}: ${requests} ${l4 ? 'connections' : 'requests'}`);
+  const done = await load(loadPort, requests);
   // The last lines' flush (timer and write) belongs to the measured requests.
   await sleep(500);
   callgrindControl(pid, '-d');
@@ -205,10 +255,12 @@ for (const [i, mode] of modes.entries()) {
 }
 await cleanupAll();
 
-const base = rows.find((r) => r.mode === 'off');
+const base = rows.find((r) => r.mode === 'off') ?? rows[0];
 const load1 = os.loadavg()[0].toFixed(2);
-process.stdout.write(`\n\`node bench/instructions.mjs ${process.argv.slice(2).join(' ')}\`: ${requests} GETs /${o.size} over ${conns} keep-alive connections after ${warm} of warm-up; access log format ${o.format ?? 'json'}; load average ${load1} (instruction counts do not depend on it)\n\n`);
-process.stdout.write('| mode | requests | instructions per request | vs off | event loop | vs off | V8 background | thread pool | access-log bytes |\n|---|---|---|---|---|---|---|---|---|\n');
+const what = l4 ? `${requests} new ${o.face.toUpperCase()} connections (one GET /${o.size} each, ${conns} at a time) after ${warm} of warm-up` : `${requests} GETs /${o.size} over ${conns} keep-alive connections after ${warm} of warm-up`;
+process.stdout.write(`\n\`node bench/instructions.mjs ${process.argv.slice(2).join(' ')}\`: ${what}; access log format ${o.format ?? 'json'}; load average ${load1} (instruction counts do not depend on it)\n\n`);
+const unit = l4 ? 'connection' : 'request';
+process.stdout.write(`| mode | ${unit}s | instructions per ${unit} | vs ${base?.mode} | event loop | vs ${base?.mode} | V8 background | thread pool | access-log bytes |\n|---|---|---|---|---|---|---|---|---|\n`);
 const per = (n, r) => Math.round(n / r.requests).toLocaleString('en-US');
 const vs = (a, b) => (b ? `${(a / b).toFixed(3)}x` : '');
 for (const r of rows) {

@@ -313,12 +313,13 @@ async function startNodeScript(name, file, dir, { port, upstreamPort, cpu }) {
 }
 
 /** The bare socket.pipe() relay (pipe-relay.mjs), one listener per `[listenPort, upstreamPort]` pair. */
-export async function startPipeRelay(dir, { pairs, cpu }) {
+export async function startPipeRelay(dir, { pairs, cpu, launcher = [], readyTimeoutMs }) {
   const script = fileURLToPath(new URL('./pipe-relay.mjs', import.meta.url));
   const errFile = join(dir, 'pipe-relay.stderr');
-  const rec = startProcess('pipe-relay', process.execPath, [script, ...pairs.map(([l, u]) => `${l}:${u}`)], { cpu, stderrFile: errFile });
+  const argv = [script, ...pairs.map(([l, u]) => `${l}:${u}`)];
+  const rec = startProcess('pipe-relay', launcher[0] ?? process.execPath, launcher.length > 0 ? [...launcher.slice(1), process.execPath, ...argv] : argv, { cpu, stderrFile: errFile });
   for (const [l] of pairs) {
-    const ready = await waitForPort(l, { rec });
+    const ready = await waitForPort(l, { rec, ...(readyTimeoutMs !== undefined ? { timeoutMs: readyTimeoutMs } : {}) });
     if (!ready.ok) throw new Error(`pipe-relay: ${ready.reason} ${tail(errFile)}`);
   }
   return { name: 'pipe-relay', rec, pid: rec.child.pid, port: pairs[0][0] };
