@@ -53,7 +53,7 @@ export interface DownstreamConnection {
    */
   readonly socket: Socket;
   /** TCP proxy only: the first bytes of the connection, read by the listener; they go upstream first. */
-  readonly initialBytes?: Buffer;
+  readonly initialBytes?: Buffer | undefined;
   readonly snapshot: CompiledSnapshot;
   readonly listener: CompiledListener;
   readonly chain: FilterChain;
@@ -72,7 +72,7 @@ export interface DownstreamConnection {
   readonly mutualTls?: boolean;
   readonly peer?: PeerIdentity | undefined;
   /** A terminated connection's verified client certificate (Gateway tls.mode MUTUAL/OPTIONAL_MUTUAL). */
-  readonly peerCertificate?: PeerCertificateFacts;
+  readonly peerCertificate?: PeerCertificateFacts | undefined;
   readonly startTime: number;
   readonly startHr: bigint;
   /**
@@ -88,6 +88,14 @@ export interface DownstreamConnection {
    * this stays the accept-time snapshot.
    */
   currentSnapshot(): CompiledSnapshot;
+}
+
+/**
+ * A copy of `conn` with `changes`. Not a bare spread: the listener's connections read the client's
+ * address through getters on their prototype (listener/accepted-connection.ts), which a spread drops.
+ */
+export function copyConnection(conn: DownstreamConnection, changes: Partial<DownstreamConnection>): DownstreamConnection {
+  return { ...conn, remoteAddress: conn.remoteAddress, remotePort: conn.remotePort, currentSnapshot: conn.currentSnapshot, ...changes };
 }
 
 export interface HttpConnectionHandler {

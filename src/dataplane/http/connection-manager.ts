@@ -33,7 +33,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { ExplicitProxy, HttpConnectionManager } from '../../snapshot/types.js';
 import type { CompiledSnapshot } from '../route/compile.js';
-import { addrPort, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
+import { addrPort, copyConnection, type DownstreamConnection, type PeerCertificateFacts } from '../context.js';
 import { continueExplicitConnect } from '../tcp/explicit-proxy.js';
 import { resetSocket, Tunnel } from '../tcp/pipe.js';
 import { ReadBuffers, readIntoBuffers } from '../tcp/user-buffer.js';
@@ -549,7 +549,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
     s.pause();
     const early = (rest !== null && rest.length > 0) || this.pending !== null;
     this.pending = null;
-    continueExplicitConnect({ ...this.conn, snapshot: this.router.snapshot }, (this.router as ExplicitProxyRouter).proxy, head, early);
+    continueExplicitConnect(copyConnection(this.conn, { snapshot: this.router.snapshot }), (this.router as ExplicitProxyRouter).proxy, head, early);
   }
 
   // ================================================================ closing, drain, timeouts

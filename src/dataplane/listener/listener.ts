@@ -6,7 +6,8 @@
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { FilterChain } from '../../snapshot/types.js';
-import { addrPort, elapsedMs, plainIp, type DataPlaneServices, type DownstreamConnection, type HttpConnectionHandler, type PeerCertificateFacts } from '../context.js';
+import { addrPort, copyConnection, elapsedMs, plainIp, type DataPlaneServices, type HttpConnectionHandler, type PeerCertificateFacts } from '../context.js';
+import { AcceptedConnection } from './accepted-connection.js';
 import { emptyRecord, type AccessLogRecord } from '../observe/access-log.js';
 import type { CompiledListener, CompiledSnapshot } from '../route/compile.js';
 import { dispatchOriginalDst, type OriginalDestination } from '../route/original-dst.js';
@@ -369,38 +370,28 @@ export class ListenerRuntime {
     const f = chain.filter;
     const handOver = f.type === 'tcp' && read.length > 0;
     if (read.length > 0 && !handOver) socket.unshift(read);
-    let remoteAddress: string | undefined;
-    let remotePort: number | undefined;
-    const conn: DownstreamConnection = {
+    const conn = new AcceptedConnection({
       socket,
       snapshot: state.snapshot,
       listener: state.listener,
       chain,
       chainWhy,
-      listenerPort: state.listener.listener.port,
-      // Read when first asked (a getpeername system call): a tunnel without an access log, RBAC or
-      // EgressIP caller rules never asks. The HTTP engine asks at once, while the socket is open.
-      get remoteAddress(): string {
-        return (remoteAddress ??= plainIp(socket.remoteAddress));
-      },
-      get remotePort(): number {
-        return (remotePort ??= socket.remotePort ?? 0);
-      },
       // As Envoy restores it: a captured connection's local address is its original destination.
       localAddress: original?.ip ?? this.localIp(socket),
       localPort: original?.port ?? this.localPort(socket),
       sni: facts.sni,
       alpn,
       tls: facts.tls,
-      ...(mutualTls ? { mutualTls, peer } : {}),
-      ...(peerCertificate !== undefined ? { peerCertificate } : {}),
+      mutualTls,
+      peer,
+      peerCertificate,
       startTime,
       startHr,
-      ...(original ? { originalDestination: original } : {}),
-      ...(handOver ? { initialBytes: read } : {}),
+      originalDestination: original,
+      initialBytes: handOver ? read : undefined,
       services,
       currentSnapshot: this.currentSnapshot,
-    };
+    });
     switch (f.type) {
       case 'tcp':
         if (!socket.destroyed) {
@@ -432,7 +423,7 @@ export class ListenerRuntime {
           }
           terminateTls(socket, ctx, services.limits.tlsHelloTimeoutMs, (t) => {
             if (t.ok) {
-              this.opts.http.handle({ ...conn, socket: t.socket, ...(t.peer !== undefined ? { peerCertificate: t.peer } : {}) }, f);
+              this.opts.http.handle(copyConnection(conn, t.peer !== undefined ? { socket: t.socket, peerCertificate: t.peer } : { socket: t.socket }), f);
               return;
             }
             const r = emptyRecord(startTime, addrPort(conn.remoteAddress, conn.remotePort), addrPort(conn.localAddress, conn.localPort));
