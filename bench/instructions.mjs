@@ -16,9 +16,11 @@
 // per new connection (accept, upstream connect, relay, close); --face tls: the same through the TLS
 // passthrough listener (SNI localhost; the handshake runs in this script and the upstream, the
 // proxy reads the ClientHello and relays). --pipe-relay counts bench/lib/pipe-relay.mjs on that
-// face instead (no modes); --main runs another build's dist/src/cli/bin.js.
+// face instead (no modes); --main runs another build's entry script (dist/bundle/bin.js, or tsc's
+// dist/src/cli/bin.js).
 // --keep keeps the callgrind dumps (paths printed): `callgrind_annotate <file>` lists the functions
-// (V8's builtins and Node's C++ by name; JIT-compiled JavaScript appears as unnamed addresses).
+// (V8's builtins and Node's C++ by name; JIT-compiled JavaScript appears as unnamed addresses,
+// which the /tmp/perf-<pid>.map that `NODE_OPTIONS=--perf-basic-prof` makes Node write names).
 // Under valgrind Node runs about 50x slower: the defaults take 3-8 minutes per mode on a loaded
 // 2-core machine (fewer warm-up requests leave TurboFan compiling inside the measured window).
 import { spawnSync } from 'node:child_process';
@@ -49,7 +51,7 @@ const { values: o } = parseArgs({
   },
 });
 if (o.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 23).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 25).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const MODES = ['off', 'on', 'stdout'];

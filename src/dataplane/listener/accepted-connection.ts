@@ -15,28 +15,8 @@ import type { PeerIdentity } from '../mesh/peer-identity.js';
 import type { CompiledListener, CompiledSnapshot } from '../route/compile.js';
 import type { OriginalDestination } from '../route/original-dst.js';
 
-/** What the listener knows about a connection when it hands it on (AcceptedConnection's fields). */
-export interface AcceptedFacts {
-  readonly socket: Socket;
-  readonly snapshot: CompiledSnapshot;
-  readonly listener: CompiledListener;
-  readonly chain: FilterChain;
-  readonly chainWhy: string;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly sni: string | undefined;
-  readonly alpn: readonly string[];
-  readonly tls: boolean;
-  readonly mutualTls: boolean;
-  readonly peer: PeerIdentity | undefined;
-  readonly peerCertificate: PeerCertificateFacts | undefined;
-  readonly startTime: number;
-  readonly startHr: bigint;
-  readonly originalDestination: OriginalDestination | undefined;
-  readonly initialBytes: Buffer | undefined;
-  readonly services: DataPlaneServices;
-  readonly currentSnapshot: () => CompiledSnapshot;
-}
+/** What the listener knows about a connection when it hands it on: every field but the lazily read ones. */
+export type AcceptedFacts = Omit<AcceptedConnection, 'remoteAddress' | 'remotePort' | 'listenerPort'>;
 
 export class AcceptedConnection implements DownstreamConnection {
   readonly socket: Socket;
