@@ -187,6 +187,88 @@ describe('buildResponseHead', () => {
   });
 });
 
+describe('response heads: one read (raw lines) against the same bytes read one at a time (strings)', () => {
+  /** Every head the parser accepts or refuses, and what the proxy would write for each accepted one. */
+  const corpus = [
+    'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 22:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 3\r\nLast-Modified: Tue, 01 Dec 2026 21:00:00 GMT\r\nConnection: keep-alive\r\nETag: "6560-400"\r\nAccept-Ranges: bytes\r\n\r\nabc',
+    // odd casing and spacing, empty values, tabs, obs-text, duplicates, names of every tchar
+    'HTTP/1.1 200 OK\r\ncOnTeNt-LeNgTh: 3\r\nSET-COOKIE: a=1\r\nset-cookie: b=2\r\nX-A:1\r\nX-B:\t2\t \r\nX-C:\r\nX-D: \r\nX-E:  e  e  \r\nX-Latin: caf\xe9\r\n!#$%&\'*+-.^_`|~09az: t\r\nCONNECTION: Keep-Alive\r\n\r\nabc',
+    // hop-by-hop and nominated fields wherever they are
+    'HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nConnection: x-drop, close\r\nX-Drop: y\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nProxy-Authenticate: Basic\r\nX-Keep: k\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\nX: 1\r\n\r\n0\r\n\r\n',
+    'HTTP/1.0 200 OK\r\nServer: old\r\n\r\nbody until close\r\n',
+    'HTTP/1.1 204 No Content\r\nContent-Length: 7\r\nX: 1\r\n\r\n',
+    'HTTP/1.1 304 Not Modified\r\nETag: "1"\r\nContent-Length: 10\r\n\r\n',
+    'HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n',
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n',
+    'HTTP/1.1 200 OK\r\n\r\n',
+    'HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n',
+    // refused: framing attacks and syntax (both reads must refuse with the same code)
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX: 1\r\n folded\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX : 1\r\n\r\n',
+    'HTTP/1.1 200 OK\r\n: 1\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX: a\nY: b\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX: a\x7fb\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX(: 1\r\n\r\n',
+    'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n',
+    `HTTP/1.1 200 OK\r\n${'X: 1\r\n'.repeat(101)}\r\n`,
+  ];
+  const methods = ['GET', 'HEAD'];
+  const opsList = [null, compileHeaderOps({ remove: ['x-a', 'etag'], set: { 'X-B': 'set' }, add: { 'X-Via': 'tollgate' } })];
+
+  /** Heads and the error, read as one buffer or a byte at a time. */
+  function read(text: string, method: string, bytewise: boolean): { heads: HttpHead[]; error: string | undefined } {
+    const heads: HttpHead[] = [];
+    let error: string | undefined;
+    const p = new HttpParser('response', { onHead: (h) => heads.push(h), onBody: () => {}, onMessageComplete: () => {}, onError: (e) => (error = e.code) });
+    p.expectResponseTo(method);
+    const b = Buffer.from(text, 'latin1');
+    if (bytewise) for (let i = 0; i < b.length && error === undefined && !p.upgraded; i++) p.execute(b.subarray(i, i + 1));
+    else p.execute(b);
+    return { heads, error };
+  }
+
+  it('the same verdict, facts and forwarded bytes, for every head of the corpus', () => {
+    let raw = 0;
+    for (const text of corpus) {
+      for (const method of methods) {
+        const one = read(text, method, false);
+        const split = read(text, method, true);
+        assert.equal(one.error, split.error, text);
+        assert.equal(one.heads.length, split.heads.length, text);
+        for (let k = 0; k < one.heads.length; k++) {
+          const a = one.heads[k] as Extract<HttpHead, { kind: 'response' }>;
+          const b = split.heads[k] as Extract<HttpHead, { kind: 'response' }>;
+          assert.ok(b.raw === undefined, 'a head read a byte at a time is made of strings');
+          if (a.raw !== undefined) raw++;
+          for (const f of ['statusCode', 'reason', 'version', 'contentLength', 'chunked', 'bodyFraming', 'keepAlive', 'connectionTokens', 'upgrade', 'upgradeProtocol'] as const) {
+            assert.deepEqual(a[f], b[f], `${f}: ${text}`);
+          }
+          for (const ops of opsList) {
+            for (const framing of [3, 'chunked', 'none'] as const) {
+              const p = { status: a.statusCode, reason: a.reason, connectionTokens: a.connectionTokens, framing, connection: a.keepAlive ? undefined : 'close', upgrade: a.upgrade, ops };
+              assert.equal(buildResponseHead({ ...p, headers: a.raw ?? a.headers }), buildResponseHead({ ...p, headers: b.headers }), text);
+            }
+          }
+          assert.deepEqual(a.headers, b.headers, text);
+        }
+      }
+    }
+    assert.ok(raw >= 20, `the one-read heads were kept raw (${raw})`);
+  });
+});
+
 function pairs(h: string[]): string {
   let s = '';
   for (let i = 0; i < h.length; i += 2) s += `${h[i]}: ${h[i + 1]}\r\n`;

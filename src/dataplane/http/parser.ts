@@ -76,6 +76,8 @@ const FAILED = -2;
 /** RFC 9112 §2.2 says to ignore "at least one" empty line before a request; we ignore up to four. */
 const MAX_LEADING_EMPTY_LINES = 4;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+/** `headers` while the field lines are kept raw: never pushed to (leaving raw makes a new list). */
+const NO_FIELDS: string[] = [];
 
 const L_HOST = lowerBytes('host');
 const L_EXPECT = lowerBytes('expect');
@@ -335,6 +337,11 @@ export class HttpParser<K extends MessageKind = MessageKind> {
 
   /** Parses one line (or stores its start). Returns the position after it, or -1 on failure. */
   private lineStep(buf: Buffer, pos: number, len: number): number {
+    if (this.state === FIELDS && this.rawText !== null && buf === this.textBuf && this.text === this.rawText && this.partialLen === 0) {
+      // The field lines the fast path takes; the line parser goes on from the first it does not.
+      pos = this.parseFieldLines(buf, pos);
+      if (pos < 0) return -1;
+    }
     const budget = this.lineBudget();
     if (budget <= 0) return this.failLineTooLong();
     if (this.partialLen === 0) {
@@ -467,7 +474,6 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     this.sectionBytes = 0;
     this.fieldCount = 0;
     this.emptyLines = 0;
-    this.headers = [];
     this.contentLength = -1;
     this.chunked = false;
     this.teSeen = false;
@@ -582,8 +588,10 @@ export class HttpParser<K extends MessageKind = MessageKind> {
     if (b === this.textBuf && this.text !== null && next <= this.textEnd) {
       this.rawText = this.text;
       this.rawPos = [];
+      this.headers = NO_FIELDS;
     } else {
       this.rawText = null;
+      this.headers = [];
     }
   }
 
@@ -675,6 +683,44 @@ export class HttpParser<K extends MessageKind = MessageKind> {
   }
 
   /**
+   * Field lines from `p` in a head decoded in one piece (so every line ends inside `b`): the
+   * grammar of parseFieldLine in one loop, with the byte values written out and the table held in
+   * a local (an imported binding is loaded and checked on every use, in every iteration). The
+   * field count and the fields that decide framing are checked line by line, as parseFieldLine
+   * does. Stops at the empty line or at a line it does not take as it is (parseFieldLine then
+   * says what is wrong with it). Returns the position it stopped at, or FAILED.
+   */
+  private parseFieldLines(b: Buffer, p: number): number {
+    const token = TOKEN;
+    const base = this.textBase;
+    const pos = this.rawPos;
+    let i = p;
+    for (;;) {
+      const ls = i;
+      let c = b[i]!;
+      while (token[c] === 1) c = b[++i]!;
+      if (c !== 0x3a || i === ls) return ls;
+      const ne = i;
+      c = b[++i]!;
+      while (c === 0x20 || c === 0x09) c = b[++i]!;
+      const vs = i;
+      for (;;) {
+        while (c >= 0x20 && c !== 0x7f) c = b[++i]!;
+        if (c !== 0x09) break;
+        c = b[++i]!;
+      }
+      if (c !== 0x0d || b[i + 1] !== 0x0a) return ls;
+      let ve = i;
+      while (ve > vs && ((c = b[ve - 1]!) === 0x20 || c === 0x09)) ve--;
+      i += 2;
+      this.sectionBytes += i - ls;
+      if (++this.fieldCount > this.maxHeaders) return this.fail('TG_HTTP_TOO_MANY_HEADERS', `more than ${this.maxHeaders} header fields`);
+      pos.push(ls - base, ne - base, vs - base, ve - base, i - base);
+      if (!this.noteField(b, ls, ne - ls, vs, ve, null)) return FAILED;
+    }
+  }
+
+  /**
    * Records the few fields that decide framing, routing and connection reuse. `value` is the
    * value's string when the caller made one (null: made here, only for these fields).
    */
@@ -687,7 +733,7 @@ export class HttpParser<K extends MessageKind = MessageKind> {
         this.host = value ?? this.str(b, vs, ve);
         return true;
       case 6:
-        if (equalsLower(b, p, L_EXPECT) && ve - vs === 12 && (value ?? this.str(b, vs, ve)).toLowerCase() === '100-continue') this.expect100 = true;
+        if (this.isRequest && equalsLower(b, p, L_EXPECT) && ve - vs === 12 && (value ?? this.str(b, vs, ve)).toLowerCase() === '100-continue') this.expect100 = true;
         return true;
       case 7:
         if (equalsLower(b, p, L_UPGRADE)) this.upgradeValue = value ?? this.str(b, vs, ve);
