@@ -9,6 +9,8 @@
  * caller's buffer. Only when a line is cut by the end of a read are its bytes copied, into one
  * growable scratch buffer capped by the line's byte budget; the line is finished from there once its
  * LF arrives. Each byte of the head is therefore examined once, plus once more when a read split it.
+ * The field lines of a head that arrived in one read take a faster loop (parseFieldLines) with the
+ * same grammar; the line parser takes over at any line that loop does not accept.
  */
 import { Buffer } from 'node:buffer';
 import { COLON, CR, FIELD_VALUE, HEX, HT, LF, QDTEXT, SEMI, SP, TOKEN, BACKSLASH, DQUOTE, EQUALS, equalsLower, lowerBytes } from './chars.js';
