@@ -10,10 +10,11 @@
  *   the young generation that keeps its CPU per request low (held at 1 MB, 64 KiB responses cost
  *   measurably more CPU). `--max-semi-space-size` is read only when the heap is created (a
  *   command-line flag); the growth factor is read at every growth, which is why it is the knob.
- * - After each snapshot apply, one full collection: the garbage of receiving and compiling a large
- *   snapshot sits in old-space pages that V8 would collect only on a later allocation-driven
- *   collection, so RSS kept the apply's peak for as long as the proxy was idle. The collection
- *   frees them and V8 returns the empty pages to the system.
+ * - After each snapshot apply, one full collection, compacting: the garbage of receiving and
+ *   compiling a large snapshot sits in old-space pages that V8 would collect only on a later
+ *   allocation-driven collection, so RSS kept the apply's peak for as long as the proxy was idle.
+ *   The collection frees them, moves what survives out of partly used pages, and V8 returns the
+ *   empty pages to the system.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -44,7 +45,11 @@ export function collectAfterApply(): void {
   if (scheduled !== undefined) clearTimeout(scheduled);
   scheduled = setTimeout(() => {
     scheduled = undefined;
+    // Compacting: V8 compacts only pages it judges fragmented enough, and leaves the rest of the
+    // apply's half-empty old-space pages resident for as long as the proxy runs.
+    setFlagsFromString('--compact-on-every-full-gc');
     fullCollection?.();
+    setFlagsFromString('--no-compact-on-every-full-gc');
     if (youngGrowthHeld) {
       youngGrowthHeld = false;
       setFlagsFromString(`--semi-space-growth-factor=${V8_DEFAULT_GROWTH_FACTOR}`);
