@@ -25,6 +25,8 @@
  *   copied out of the shared buffer (small reads) or handed on in a buffer given up at once (bulk
  *   reads), so the parser, `pending` and queued upstream writes may keep what they are given. TLS
  *   and explicit-proxy connections stay on 'data' events.
+ * - Writes: through the socket's handle while nothing waits in its Writable (socket-write.ts); a
+ *   write the kernel did not take at once is backpressure until the writer calls back (onDrain).
  */
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import { mtlsLabelsOf } from '../mesh/peer-identity.js';
@@ -52,7 +54,7 @@ import { RouteBinding } from './route-binding.js';
 import { H2Session, h2Preface } from './h2-session.js';
 import { UpstreamAffinity } from './upstream-pool.js';
 import { errorResponse, simpleResponse } from './serialize.js';
-import { writeOut, writevOut } from './socket-write.js';
+import { SocketWriter } from './socket-write.js';
 import type { DownstreamConn, DownstreamStream, EngineContext, EngineSession } from './stream-api.js';
 
 const IDLE = 0;
@@ -68,6 +70,7 @@ function noop(): void {}
 
 export class HttpSession implements HttpParserHandler<RequestHead>, EngineSession, DownstreamConn {
   readonly socket: Socket;
+  private readonly writer: SocketWriter;
   readonly parser: HttpParser<'request'>;
   private readonly binding: RouteBinding;
   readonly remoteAddress: string;
@@ -127,6 +130,7 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   ) {
     const socket = conn.socket;
     this.socket = socket;
+    this.writer = new SocketWriter(socket, this.onDrain);
     const opts = engine.opts;
     this.parser = new HttpParser('request', this, { maxHeaderBytes: opts.maxHeaderBytes, maxHeaders: opts.maxHeaders });
     this.remoteAddress = conn.remoteAddress;
@@ -427,15 +431,15 @@ export class HttpSession implements HttpParserHandler<RequestHead>, EngineSessio
   // ================================================================ called by the ActiveStream
 
   write(data: string | Buffer): boolean {
-    return writeOut(this.socket, data);
+    return this.writer.write(data);
   }
 
   writev(parts: readonly (string | Buffer)[]): boolean {
-    return writevOut(this.socket, parts);
+    return this.writer.writev(parts);
   }
 
   writeQueued(): boolean {
-    return this.socket.writableLength > 0;
+    return this.writer.queued;
   }
 
   /** The upstream is ready for the request body: resume parsing it. */
