@@ -35,6 +35,7 @@ import { upstreamMtlsLabelsOf } from '../mesh/peer-identity.js';
 import type { MtlsLabels } from '../observe/istio-metrics.js';
 import type { Counter, CounterChild, Gauge } from '../observe/metrics.js';
 import { ReadBuffers } from '../tcp/user-buffer.js';
+import { SocketWriter } from './socket-write.js';
 
 export type { UpstreamChannel, UpstreamFailureKind, UpstreamUser } from './upstream-channel.js';
 
@@ -101,6 +102,9 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   inUse = false;
   /** After a 101: the socket belongs to a tunnel; reads are passed on as 'data' events. */
   private tunneled = false;
+  /** Request writes through the socket's handle (socket-write.ts), except while corked. */
+  private readonly writer: SocketWriter;
+  private corked = false;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -116,6 +120,7 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
     this.parser = new HttpParser('response', this);
     this.localAddress = addrPort(plainIp(localIp), localPort);
     this.upstreamHost = addrPort(target.ip, target.port);
+    this.writer = new SocketWriter(socket, this.onDrain);
     if (reads === undefined) socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onSocketError);
@@ -134,19 +139,25 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
 
   sendHead(text: string, framing: Framing): void {
     this.chunked = framing === 'chunked';
-    this.socket.write(text, 'latin1');
+    this.write(text);
   }
 
   sendBody(chunk: Buffer): boolean {
-    const sock = this.socket;
-    if (!this.chunked) return sock.write(chunk);
-    sock.write(chunkHeader(chunk.length), 'latin1');
-    sock.write(chunk);
-    return sock.write(CHUNK_END, 'latin1');
+    if (!this.chunked) return this.write(chunk);
+    this.write(chunkHeader(chunk.length));
+    this.write(chunk);
+    return this.write(CHUNK_END);
   }
 
   sendEnd(trailers: readonly string[] | null): void {
-    if (this.chunked) this.socket.write(trailers !== null ? lastChunk(trailers) : LAST_CHUNK, 'latin1');
+    if (this.chunked) this.write(trailers !== null ? lastChunk(trailers) : LAST_CHUNK);
+  }
+
+  /** false: bytes are still queued (onUpstreamDrain follows). Corked writes collect in the Writable for one writev. */
+  private write(data: string | Buffer): boolean {
+    if (!this.corked) return this.writer.write(data);
+    const s = this.socket;
+    return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
   }
 
   passChunkedBody(): boolean {
@@ -155,10 +166,12 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
   }
 
   cork(): void {
+    this.corked = true;
     this.socket.cork();
   }
 
   uncork(): void {
+    this.corked = false;
     this.socket.uncork();
   }
 
