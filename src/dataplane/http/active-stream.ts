@@ -229,8 +229,10 @@ export class ActiveStream implements StreamCallbacks, RouterStream, DownstreamSt
 
   // ================================================================ RouterStream (the router's upstream request)
 
-  onUpstreamRequest(up: UpstreamRequestHead): void {
+  onUpstreamRequest(text: string, host: string, chunked: boolean, timeoutMs: number): void {
     const list = this.plan!.upstreamRequest;
+    if (list.length === 0) return; // no filter looks: nothing to build
+    const up: UpstreamRequestHead = { text, host, chunked, timeoutMs };
     for (let i = 0; i < list.length; i++) list[i]!.filter.onUpstreamRequest!(this, up, list[i]!.route);
   }
 

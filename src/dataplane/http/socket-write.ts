@@ -101,8 +101,8 @@ export class SocketWriter {
   /** false: bytes of this or an earlier write are still queued (onDrained or 'drain' follows). */
   write(data: string | Buffer): boolean {
     const s = this.socket;
-    if (s.destroyed) return true;
     if (!this.mayWriteDirect(s)) {
+      if (s.destroyed) return true;
       const ok = typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
       return ok || s.writableLength === 0;
     }
@@ -114,8 +114,8 @@ export class SocketWriter {
   /** Several pieces in one writev system call (strings are latin1); same answer as write(). */
   writev(parts: readonly (string | Buffer)[]): boolean {
     const s = this.socket;
-    if (s.destroyed) return true;
     if (!this.mayWriteDirect(s)) {
+      if (s.destroyed) return true;
       s.cork();
       let ok = true;
       for (const p of parts) ok = typeof p === 'string' ? s.write(p, 'latin1') : s.write(p);
@@ -140,10 +140,10 @@ export class SocketWriter {
 
   /**
    * Direct only while the Writable holds nothing: a write through it may still be waiting there,
-   * and a direct write would overtake it. The handle must still be the socket's (not closed).
+   * and a direct write would overtake it. The handle must still be the socket's: destroy() drops it.
    */
   private mayWriteDirect(s: Socket): boolean {
-    return this.handle !== null && s.writableLength === 0 && (s as Socket & { _handle?: unknown })._handle === this.handle;
+    return this.handle !== null && (s as Socket & { _handle?: unknown })._handle === this.handle && s.writableLength === 0;
   }
 
   private request(): WriteReq {

@@ -182,8 +182,8 @@ export interface RouterStream {
   lastActivity: number;
   /** Answers from the proxy now (an upstream failure); closes the connection when the request body is not complete. */
   reply(status: number, flags: string, reason: string | undefined, detail: string | undefined): void;
-  /** The upstream request head was built (the "upstream selected" phase). */
-  onUpstreamRequest(up: UpstreamRequestHead): void;
+  /** The upstream request head was built (the "upstream selected" phase; see UpstreamRequestHead). */
+  onUpstreamRequest(text: string, host: string, chunked: boolean, timeoutMs: number): void;
   /** Sends `100 Continue` once, when the client asked for it. */
   sendContinue(): void;
   onResponseHead(h: ResponseHead): void;

@@ -118,7 +118,7 @@ export class UpstreamRequest implements UpstreamHandle, AttemptOwner {
       if (gms !== undefined && gms > 0 && (this.timeoutMs === 0 || gms < this.timeoutMs)) this.timeoutMs = gms;
     }
     if (this.timeoutMs > 0 && bodyless) this.routeDeadline = engine.sweeper.now + this.timeoutMs;
-    s.onUpstreamRequest({ text: this.headText, host: d.upstreamHost, chunked: this.framing === 'chunked', timeoutMs: this.timeoutMs });
+    s.onUpstreamRequest(this.headText, d.upstreamHost, this.framing === 'chunked', this.timeoutMs);
   }
 
   start(): void {
