@@ -194,6 +194,21 @@ export async function startRawUpstream(host: string, onData: (c: RawConn, index:
   };
 }
 
+/** The path of the next complete request head `c` received, taken off `c.received`; undefined until one is complete. */
+export function takeRequestPath(c: RawConn): string | undefined {
+  const end = c.received.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const line = c.received.slice(0, c.received.indexOf('\r\n'));
+  c.received = c.received.slice(end + 4);
+  return line.split(' ')[1] ?? '/';
+}
+
+/** The sockets this process accepted on `port` (its open handles): the proxy's side of test connections. */
+export function acceptedOn(port: number): Socket[] {
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
+  return handles.filter((h): h is Socket => typeof h === 'object' && h !== null && (h as Socket).localPort === port && (h as Socket).remotePort !== port);
+}
+
 /** Destroys with RST. */
 export function rst(s: Socket): void {
   const r = (s as Socket & { resetAndDestroy?: () => void }).resetAndDestroy;

@@ -7,19 +7,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
 import { readsIntoBuffers } from '../../src/dataplane/tcp/user-buffer.js';
-import { header, rawClient, startHttpUpstream, type HttpUpstream, type SeenRequest } from '../helpers/http.js';
+import { acceptedOn, header, rawClient, startHttpUpstream, type HttpUpstream, type SeenRequest } from '../helpers/http.js';
 import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress } from '../helpers/net.js';
 import { EDGE_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
-
-/** The proxy's accepted sockets on `port` (this process's open handles). */
-function acceptedOn(port: number): Socket[] {
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  return handles.filter((h): h is Socket => typeof h === 'object' && h !== null && (h as Socket).localPort === port && (h as Socket).remotePort !== port);
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

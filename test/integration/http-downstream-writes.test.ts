@@ -8,16 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
-import { rawClient, startRawUpstream, type RawConn, type RawUpstream } from '../helpers/http.js';
+import { acceptedOn, rawClient, startRawUpstream, takeRequestPath, type RawConn, type RawUpstream } from '../helpers/http.js';
 import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress, waitFor } from '../helpers/net.js';
 import { EDGE_GATEWAY_ARGS, startGate, tempConfig, type TestGate } from '../helpers/tollgate.js';
-
-/** The proxy's accepted sockets on `port` (this process's open handles). */
-function acceptedOn(port: number): Socket[] {
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  return handles.filter((h): h is Socket => typeof h === 'object' && h !== null && (h as Socket).localPort === port && (h as Socket).remotePort !== port);
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -29,11 +23,8 @@ let bigWritten = 0;
 let bigConn: RawConn | undefined;
 
 function behave(c: RawConn): void {
-  const end = c.received.indexOf('\r\n\r\n');
-  if (end < 0) return;
-  const line = c.received.slice(0, c.received.indexOf('\r\n'));
-  c.received = c.received.slice(end + 4);
-  const path = line.split(' ')[1] ?? '/';
+  const path = takeRequestPath(c);
+  if (path === undefined) return;
   const s = c.socket;
   if (path === '/1k') return void s.write(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n'), KIB]));
   if (path === '/256k') return void s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${K256.length}\r\n\r\n`), K256]));

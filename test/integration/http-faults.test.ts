@@ -10,7 +10,7 @@ import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { httpEngine } from '../../src/dataplane/http/engine.js';
-import { fdCount, rawClient, rst, startRawUpstream, type RawConn, type RawUpstream } from '../helpers/http.js';
+import { fdCount, rawClient, rst, startRawUpstream, takeRequestPath, type RawConn, type RawUpstream } from '../helpers/http.js';
 import { freeTcpPort, startDnsmasq, startFakeDns, type Dnsmasq, type FakeDns } from '../helpers/dns.js';
 import { egressGateway, targetPortEntry, virtualService } from '../helpers/istio-yaml.js';
 import { loopbackAddress, waitFor } from '../helpers/net.js';
@@ -30,11 +30,8 @@ const servedBy = new Map<string, RawConn>();
 
 /** The scripted upstream: what it does depends on the request path. */
 function behave(c: RawConn): void {
-  const end = c.received.indexOf('\r\n\r\n');
-  if (end < 0) return;
-  const line = c.received.slice(0, c.received.indexOf('\r\n'));
-  c.received = c.received.slice(end + 4);
-  const path = line.split(' ')[1] ?? '/';
+  const path = takeRequestPath(c);
+  if (path === undefined) return;
   servedBy.set(path, c);
   const s = c.socket;
   if (path.startsWith('/reset-before')) return rst(s);
