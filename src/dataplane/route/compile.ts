@@ -165,6 +165,9 @@ export function compileMatcher(m: StringMatcher | undefined, ignoreCase = false)
   return {};
 }
 
+/** Most routes match no header or query parameter: one empty list for all of them. */
+const NONE: readonly never[] = [];
+
 function compileRoute(route: Route): CompiledRoute {
   const ignoreCase = route.match.ignoreCase === true;
   const path = compileMatcher(route.match.path, ignoreCase);
@@ -178,8 +181,8 @@ function compileRoute(route: Route): CompiledRoute {
     ...(method ? { method } : {}),
     ...(authority ? { authority } : {}),
     ...(scheme ? { scheme } : {}),
-    headers: (route.match.headers ?? []).map((h) => ({ name: h.name, match: compileMatcher(h.match) ?? {}, invert: h.invert === true })),
-    queryParams: (route.match.queryParams ?? []).map((q) => ({ name: q.name, match: compileMatcher(q.match) ?? {} })),
+    headers: route.match.headers === undefined ? NONE : route.match.headers.map((h) => ({ name: h.name, match: compileMatcher(h.match) ?? {}, invert: h.invert === true })),
+    queryParams: route.match.queryParams === undefined ? NONE : route.match.queryParams.map((q) => ({ name: q.name, match: compileMatcher(q.match) ?? {} })),
   };
 }
 

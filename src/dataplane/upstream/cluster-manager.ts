@@ -114,14 +114,49 @@ export interface ClusterStatus {
   readonly requests?: { readonly active: number; readonly pending: number };
 }
 
-/** What the hot path needs of a snapshot's clusters, built when it is applied (prepare). */
-interface ClusterTables {
+/**
+ * What the hot path needs of a snapshot's clusters, built for each cluster on its first use and kept
+ * with the snapshot: a registry of thousands of entries mostly serves a few of them, and a table
+ * built for every cluster at apply cost about 0.4 KB per entry. Only the snapshot's own clusters
+ * are kept; an ad-hoc one (explicit-proxy ACL) is parsed at each use.
+ */
+class ClusterTables {
   /** ServiceEntry `addresses` as CIDRs (SSRF guard exemptions). */
-  readonly allowed: ReadonlyMap<Cluster, readonly Cidr[]>;
+  private readonly allowed = new Map<Cluster, readonly Cidr[]>();
   /** ServiceEntry `tollgate.io/allow-private-addresses` as CIDRs. */
-  readonly allowPrivate: ReadonlyMap<Cluster, readonly Cidr[]>;
-  /** Candidates of STATIC clusters whose endpoints are all IPs: they never change within a snapshot. */
-  readonly staticCandidates: ReadonlyMap<Cluster, Candidate[]>;
+  private readonly allowPrivate = new Map<Cluster, readonly Cidr[]>();
+  /** Candidates of STATIC clusters whose endpoints are all IPs (they never change within a snapshot); null: some endpoint is a name. */
+  private readonly staticCandidates = new Map<Cluster, Candidate[] | null>();
+
+  constructor(private readonly snapshot: CompiledSnapshot) {}
+
+  allowedCidrs(c: Cluster, list: readonly string[]): readonly Cidr[] {
+    return this.allowed.get(c) ?? this.remember(this.allowed, c, allowedCidrsOf(list));
+  }
+
+  allowPrivateCidrs(c: Cluster, list: readonly string[]): readonly Cidr[] {
+    return this.allowPrivate.get(c) ?? this.remember(this.allowPrivate, c, allowedCidrsOf(list));
+  }
+
+  /** undefined: not a STATIC cluster of this snapshot whose endpoints are all IPs. */
+  staticCandidatesOf(c: Cluster): Candidate[] | undefined {
+    let built = this.staticCandidates.get(c);
+    if (built === undefined) {
+      if (!this.owns(c)) return undefined;
+      built = staticCandidatesOf(c, this.snapshot);
+      this.staticCandidates.set(c, built);
+    }
+    return built ?? undefined;
+  }
+
+  private owns(c: Cluster): boolean {
+    return this.snapshot.clusters.get(c.name) === c;
+  }
+
+  private remember<V>(table: Map<Cluster, V>, c: Cluster, value: V): V {
+    if (this.owns(c)) table.set(c, value);
+    return value;
+  }
 }
 
 const CLUSTER_TABLES = new SnapshotPart<ClusterTables>('cluster address tables');
@@ -130,27 +165,15 @@ function allowedCidrsOf(list: readonly string[]): Cidr[] {
   return list.map((s) => parseCidr(s.includes('/') ? s : s.includes(':') ? `${s}/128` : `${s}/32`)).filter((x): x is Cidr => x !== undefined);
 }
 
-function compileClusterTables(s: CompiledSnapshot): ClusterTables {
-  const allowed = new Map<Cluster, readonly Cidr[]>();
-  const allowPrivate = new Map<Cluster, readonly Cidr[]>();
-  const staticCandidates = new Map<Cluster, Candidate[]>();
-  for (const c of s.clusters.values()) {
-    if (c.allowedAddresses !== undefined && c.allowedAddresses.length > 0) allowed.set(c, allowedCidrsOf(c.allowedAddresses));
-    if (c.allowPrivateAddresses !== undefined && c.allowPrivateAddresses.length > 0) allowPrivate.set(c, allowedCidrsOf(c.allowPrivateAddresses));
-    if (c.type !== 'STATIC') continue;
-    const out: Candidate[] = [];
-    let allIps = true;
-    for (const e of s.endpoints.get(c.name)?.endpoints ?? []) {
-      const parsed = parseIp(e.address);
-      if (!parsed) {
-        allIps = false;
-        break;
-      }
-      out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: c.explicitAddresses, parsed });
-    }
-    if (allIps) staticCandidates.set(c, out);
+function staticCandidatesOf(c: Cluster, s: CompiledSnapshot): Candidate[] | null {
+  if (c.type !== 'STATIC') return null;
+  const out: Candidate[] = [];
+  for (const e of s.endpoints.get(c.name)?.endpoints ?? []) {
+    const parsed = parseIp(e.address);
+    if (!parsed) return null;
+    out.push({ ip: e.address, port: e.port, key: key(e.address, e.port), weight: e.weight, explicit: c.explicitAddresses, parsed });
   }
-  return { allowed, allowPrivate, staticCandidates };
+  return out;
 }
 
 interface Candidate {
@@ -214,7 +237,7 @@ export class ClusterManager implements LbState {
   /** Builds what a snapshot about to be applied needs here (upstream TLS contexts); throws when it cannot (the snapshot is rejected). */
   prepare(s: CompiledSnapshot): void {
     this.tls.prepare(s.snapshot);
-    s.attach(CLUSTER_TABLES, compileClusterTables(s));
+    s.attach(CLUSTER_TABLES, new ClusterTables(s));
   }
 
   /** Source addresses the snapshot may bind that are not assigned here (apply-time report). */
@@ -507,7 +530,7 @@ export class ClusterManager implements LbState {
   private inAllowedPrivate(cluster: Cluster, ip: Ip): boolean {
     const list = cluster.allowPrivateAddresses;
     if (list === undefined || list.length === 0) return false;
-    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowPrivate.get(cluster) ?? allowedCidrsOf(list);
+    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowPrivateCidrs(cluster, list) ?? allowedCidrsOf(list);
     for (const c of cidrs) if (cidrContains(c, ip)) return true;
     return false;
   }
@@ -515,8 +538,7 @@ export class ClusterManager implements LbState {
   private inAllowed(cluster: Cluster, ip: Ip): boolean {
     const list = cluster.allowedAddresses;
     if (!list || list.length === 0) return false;
-    // Parsed at apply for the snapshot's clusters; an ad-hoc cluster (explicit-proxy ACL) or one of an older snapshot is parsed now.
-    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowed.get(cluster) ?? allowedCidrsOf(list);
+    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowedCidrs(cluster, list) ?? allowedCidrsOf(list);
     for (const c of cidrs) if (cidrContains(c, ip)) return true;
     return false;
   }
@@ -538,7 +560,7 @@ export class ClusterManager implements LbState {
     }
     const snap = req.snapshot ?? this.snap;
     if (cluster.type === 'STATIC') {
-      const built = snap?.part(CLUSTER_TABLES)?.staticCandidates.get(cluster);
+      const built = snap?.part(CLUSTER_TABLES)?.staticCandidatesOf(cluster);
       if (built !== undefined) return built;
     }
     const eps = snap?.endpoints.get(cluster.name)?.endpoints ?? [];
