@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fork } from 'node:child_process';
 import type { SnapshotOptions } from '../snapshot/build.js';
-import { shareStrings } from '../snapshot/share-strings.js';
+import { shareValues } from '../snapshot/share-values.js';
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 
 /** Identity flags as given; missing labels/namespace are inferred from the config (cli/common.ts identityFrom). */
@@ -66,7 +66,7 @@ export function loadSnapshotIsolated(request: SnapshotRequest): Promise<Snapshot
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       if (reply === undefined) reject(new Error(`the config loader exited (${signal ?? `code ${code}`}) before answering`));
-      else if (reply.ok) resolve(reply.reply.snapshot ? { ...reply.reply, snapshot: shareStrings(reply.reply.snapshot) } : reply.reply);
+      else if (reply.ok) resolve(reply.reply.snapshot ? { ...reply.reply, snapshot: shareValues(reply.reply.snapshot) } : reply.reply);
       else reject(new Error(reply.error));
     });
     child.send(request);

@@ -6,7 +6,7 @@
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as tlsRequest } from 'node:https';
-import { shareStrings } from '../snapshot/share-strings.js';
+import { shareValues } from '../snapshot/share-values.js';
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 import { encode, LineDecoder, STREAM_PATH, type ControlMessage } from './protocol.js';
 import { explainUntrustedControlPlane, isUntrustedChainError } from './trust-check.js';
@@ -173,7 +173,7 @@ export class ControlPlaneClient {
     else if (msg.type === 'trust') this.opts.onTrust?.(msg.rootCertsPem, msg.signerSha256);
     else if (msg.type === 'snapshot') {
       // Only the newest snapshot matters: if several arrive while one is applying, the rest are skipped.
-      this.latest = { snapshot: shareStrings(msg.snapshot), nonce: msg.nonce };
+      this.latest = { snapshot: shareValues(msg.snapshot), nonce: msg.nonce };
       this.applying = this.applying.then(() => this.applyLatest());
     }
   }
