@@ -6,12 +6,15 @@
 //
 //   node bench/profile.mjs [--face http|tcp|tls|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
 //                          [--top 20] [--out DIR] [--node-http | --node-floor | --pipe-relay]
-//                          [--new-connections]
+//                          [--new-connections] [--rate N]
 //
 // --face tcp is HTTP keep-alive through a TCP listener (--new-connections: one request per
 // connection); --face tls is HTTPS through a TLS passthrough listener (SNI localhost, to the
 // upstream's TLS port; --path /64k for bulk, --new-connections for a handshake per request);
 // --face iperf is one iperf3 stream through it.
+// --rate N (http face): the measured load is the paced client at N requests per second (one
+// request at a time, evenly spaced, as in the latency scenario) instead of wrk: at a low rate each
+// request is a wake-up of its own, and what a wake-up costs shows beside the request's own work.
 // --node-http / --node-floor profile that reference peer instead (works without Tollgate);
 // --pipe-relay profiles the bare socket.pipe() relay on the L4 faces (tcp, tls, iperf).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
@@ -20,7 +23,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { connectLoad, iperf3, wrk } from './lib/load.mjs';
+import { connectLoad, iperf3, pacedConstant, wrk } from './lib/load.mjs';
 import { BENCH_HOST, startIperfServer, startUpstream, TLS_SNI, verifyHttp } from './lib/peers.mjs';
 import { benchIstioYaml, CONNECT_HOST, launchTollgate, REPO } from './lib/tollgate.mjs';
 import { cleanupAll, cleanupAllSync, freePorts, pinningPlan, sleep, startProcess, stopProcess, tail, waitForPort } from './lib/util.mjs';
@@ -37,6 +40,7 @@ const { values: o } = parseArgs({
     'node-floor': { type: 'boolean' },
     'pipe-relay': { type: 'boolean' },
     'new-connections': { type: 'boolean' },
+    rate: { type: 'string' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -48,6 +52,8 @@ if (o.help) {
 const seconds = Number(o.seconds);
 const warm = Number(o.warm);
 const topN = Number(o.top);
+const rate = o.rate === undefined ? undefined : Number(o.rate);
+if (rate !== undefined && (o.face !== 'http' || !(rate > 0))) throw new Error('--rate: a positive number of requests per second, http face only');
 if (!['http', 'tcp', 'tls', 'iperf', 'connect'].includes(o.face)) throw new Error(`--face ${o.face}: http, tcp, tls, iperf or connect`);
 const refPeer = o['node-http'] ? 'node-http' : o['node-floor'] ? 'node-floor' : o['pipe-relay'] ? 'pipe-relay' : undefined;
 const l4Face = o.face === 'tcp' || o.face === 'tls' || o.face === 'iperf';
@@ -142,11 +148,11 @@ if (warm > 0) {
   log(`warm-up ${warm}s`);
   await load(warm);
 }
-log(`load ${seconds}s (${o.face}, ${o.path})`);
+log(`load ${seconds}s (${o.face}, ${o.path}${rate ? `, ${rate} req/s paced` : ''})`);
 const w0 = performance.now();
-const res = await load(seconds);
+const res = rate ? await pacedConstant({ port, path: o.path, host: BENCH_HOST, rps: rate, conns: 10, seconds, warmup: 0, cpu: pin.load }) : await load(seconds);
 const w1 = performance.now();
-log(`load: ${res.rps ? `${Math.round(res.rps)} req/s` : ''}${res.gbps ? `${res.gbps.toFixed(2)} Gbit/s` : ''} ${res.error ?? ''}`);
+log(`load: ${res.achievedRps ? `${Math.round(res.achievedRps)} req/s` : ''}${res.rps ? `${Math.round(res.rps)} req/s` : ''}${res.gbps ? `${res.gbps.toFixed(2)} Gbit/s` : ''} ${res.error ?? ''}`);
 await sleep(100);
 const exitAt = await new Promise((resolve) => {
   const t0 = performance.now();
@@ -241,7 +247,7 @@ for (const [id, us] of self) {
   const kind = KINDS.find(([, test]) => test(n.callFrame.functionName, n.callFrame.url));
   if (kind) byKind.set(kind[0], byKind.get(kind[0]) + us);
 }
-const reqs = res.requests ?? 0;
+const reqs = res.served ?? res.requests ?? 0;
 const busy = [...byKind.values()].reduce((a, b) => a + b, 0);
 lines.push(`\nbusy time by kind${reqs ? ', µs per request (sampled wall time while on CPU: inflated by a shared machine, compare shares)' : ''}`);
 for (const [k, us] of byKind) lines.push(`${ms(us)} ${pct(us)}  ${reqs ? `${(us / reqs).toFixed(1).padStart(7)} µs/req  ` : ''}${k}`);

@@ -9,12 +9,14 @@
 //
 // Usage: node paced-client.mjs <port> <host> <path> <rate> <conns> <seconds> <warmupSeconds> [timelineFile]
 // Prints one JSON object: requests, failed, achievedRps, late (requests that found no idle
-// connection and waited for one), and the latency of each measured request in microseconds,
-// sorted, from the write of its head to the last byte of its body. With a timeline file, also one
-// line per measured request in the order sent: its send time (µs from the start of the measured
-// window; the header gives the window's start on the monotonic and the wall clock, to line it
-// up with `strace -ttt` or `--trace-gc` output), its latency (µs) and its connection
-// index, to see which requests are slow (a new connection? every Nth? at a regular period?).
+// connection and waited for one), served (every successful response of the run, warm-up
+// included: the denominator for CPU measured around the whole run), and the latency of each
+// measured request in microseconds, sorted, from the write of its head to the last byte of its
+// body. With a timeline file, also one line per measured request in the order sent: its send
+// time (µs from the start of the measured window; the header gives the window's start on the
+// monotonic and the wall clock, to line it up with `strace -ttt` or `--trace-gc` output), its
+// latency (µs) and its connection index, to see which requests are slow (a new connection? every
+// Nth? at a regular period?).
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 
@@ -31,6 +33,7 @@ const samples = new Float64Array(MAX_SAMPLES);
 const sentAt = new Float64Array(MAX_SAMPLES);
 const sentOn = new Uint16Array(MAX_SAMPLES);
 let nSamples = 0;
+let served = 0;
 let failed = 0;
 let late = 0;
 let sent = 0;
@@ -77,6 +80,7 @@ class Conn {
     this.buf = this.buf.subarray(end + 4 + len);
     this.startedAt = 0;
     this.busy = false;
+    if (ok) served++;
     if (this.measured) {
       if (!ok) failed++;
       else if (nSamples < MAX_SAMPLES) {
@@ -151,5 +155,5 @@ if (timelineFile) {
 }
 const lat = Array.from(samples.subarray(0, nSamples)).sort((a, b) => a - b);
 process.stdout.write(
-  `${JSON.stringify({ requests: measuredSent, failed, late, achievedRps: nSamples / (MEASURE_MS / 1000), error: errorText, latUs: lat.map((x) => Math.round(x)) })}\n`,
+  `${JSON.stringify({ requests: measuredSent, served, failed, late, achievedRps: nSamples / (MEASURE_MS / 1000), error: errorText, latUs: lat.map((x) => Math.round(x)) })}\n`,
 );

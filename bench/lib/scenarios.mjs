@@ -196,13 +196,16 @@ export async function latency(ctx) {
     const up0 = cpuSeconds(upPids);
     const sampler = t.pid ? rssSampler(t.pid) : undefined;
     const res = await pacedConstant({ port: t.port, path: '/1k', host: BENCH_HOST, rps: cfg.rate, conns: 10, seconds: cfg.latSec, warmup: cfg.latWarmSec, cpu: ctx.pin.load });
+    // The CPU is read around the whole client run (its warm-up second included): divided by every
+    // request served in it, not by the measured ones only (which would count 7 s of CPU as 6 s of requests).
+    const served = res.served ?? res.requests;
     if (t.pid) {
       res.cpuSeconds = cpuSeconds(pids) - cpu0;
       // CPU-seconds per 1000 requests == vCPU per 1000 req/s.
-      res.vcpuPer1k = res.requests ? (res.cpuSeconds * 1000) / res.requests : undefined;
+      res.vcpuPer1k = served ? (res.cpuSeconds * 1000) / served : undefined;
       res.rssLoadBytes = sampler.stop();
     }
-    res.upstreamVcpuPer1k = res.requests ? ((cpuSeconds(upPids) - up0) * 1000) / res.requests : undefined;
+    res.upstreamVcpuPer1k = served ? ((cpuSeconds(upPids) - up0) * 1000) / served : undefined;
     if (!res.error && res.achievedRps < cfg.rate * 0.9) res.error = `rate not held: ${res.achievedRps.toFixed(0)} req/s of ${cfg.rate}`;
     return res;
   });
