@@ -49,6 +49,9 @@ describe('StreamInfo.jsonLine', () => {
       ['local reply with reason and detail', plain, info(head({ authority: undefined }), (i) => i.fail('NR', 'route_not_found', 'no route for "x"'))],
       ['upstream failure', mtls, info(head(), (i) => Object.assign(i, { responseCode: 503, flags: 'UF,URX', transportFailure: 'connection refused', upstreamHost: '10.0.0.1:443', upstreamCluster: 'c', upstreamLocal: null }))],
       ['gRPC over mTLS', mtls, info(head({ headers: ['content-type', 'application/grpc'] }), (i) => Object.assign(i, { responseCode: 200, grpcStatus: '14', grpcMessage: 'unavailable \u00e9' }))],
+      // The pieces kept from the request before (opening, protocol with code and flags, route) change.
+      ['another millisecond, HTTP/2, forwarded-for', plain, Object.assign(new StreamInfo(head(), Date.UTC(2026, 11, 2, 4, 5, 7, 999), 0), { protocol: 'HTTP/2', responseCode: 200, routeName: 'r2', xffIn: '10.0.0.1, 10.0.0.2', upstreamServiceTime: 3.2 })],
+      ['the first request again', plain, info(head(), (i) => Object.assign(i, { responseCode: 200, bytesSent: 1278, upstreamHost: '127.0.0.1:9000', upstreamCluster: 'outbound|80||up.example', upstreamLocal: '127.0.0.1:50000', upstreamServiceTime: 0.7, routeName: 'r1', requestId: 'id-1', userAgent: 'curl/8' }))],
     ];
     for (const [name, d, i] of cases) {
       for (const duration of [0.4, 12.9]) {

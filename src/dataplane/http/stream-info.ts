@@ -119,21 +119,35 @@ export class StreamInfo implements RequestHeadFacts {
    * parser or the engine already restricted to safe characters (method token, validated authority,
    * addresses, flags, reasons) are not re-checked for JSON escaping. The fields that stay the same
    * for a connection (downstream addresses, SNI) or an upstream connection (its host, cluster and
-   * local address) come as one cached piece each: a line is a rope of its pieces until it is
-   * encoded, and encoding costs about as much per piece as per byte.
+   * local address) come as one cached piece each, and so do the pieces that repeat from one request
+   * to the next (the opening per millisecond, protocol with code and flags, the route name): a line
+   * is a rope of its pieces until it is encoded, and encoding costs about as much per piece as per
+   * byte.
    */
   jsonLine(d: DownstreamFacts, durationMs: number): string {
     const head = this.head;
     const ust = this.upstreamServiceTime;
     let line =
-      `{"start_time":"${isoTime(this.startMs)}","method":"${head.method}","authority":${head.authority === undefined ? 'null' : '"' + head.authority + '"'},"path":${jsonString(head.path)},` +
-      `"protocol":"${this.protocol}","response_code":${this.responseCode},"response_flags":"${this.flags}",` +
-      `"bytes_received":${this.bytesReceived},"bytes_sent":${this.bytesSent},"duration":${Math.floor(durationMs)},` +
-      `${upstreamJson(this.upstreamHost, this.upstreamCluster, this.upstreamLocal)}${downstreamJson(d)}"route_name":${jsonString(this.routeName)}`;
+      startJson(this.startMs) +
+      head.method +
+      (head.authority === undefined ? '","authority":null,"path":' : '","authority":"' + head.authority + '","path":') +
+      jsonString(head.path) +
+      statusJson(this.protocol, this.responseCode, this.flags) +
+      this.bytesReceived +
+      ',"bytes_sent":' +
+      this.bytesSent +
+      ',"duration":' +
+      Math.floor(durationMs) +
+      ',' +
+      upstreamJson(this.upstreamHost, this.upstreamCluster, this.upstreamLocal) +
+      downstreamJson(d) +
+      routeJson(this.routeName);
     if (this.reason !== undefined) line += `,"tollgate_reason":${jsonString(this.reason)}`;
     line +=
-      `,"user_agent":${jsonString(this.userAgent)},"x_forwarded_for":${jsonString(this.xffIn)},"request_id":${jsonString(this.requestId)},` +
-      `"upstream_service_time":${ust === null ? 'null' : Math.floor(ust)}`;
+      (this.userAgent === null ? ',"user_agent":null' : ',"user_agent":' + jsonString(this.userAgent)) +
+      (this.xffIn === null ? ',"x_forwarded_for":null,"request_id":' : ',"x_forwarded_for":' + jsonString(this.xffIn) + ',"request_id":') +
+      jsonString(this.requestId) +
+      (ust === null ? ',"upstream_service_time":null' : ',"upstream_service_time":' + Math.floor(ust));
     if (this.detail !== undefined) line += `,"response_code_details":${jsonString(this.detail)}`;
     if (this.transportFailure !== undefined) line += `,"upstream_transport_failure_reason":${jsonString(this.transportFailure)}`;
     if (d.peerCertificate !== undefined) line += peerFieldsJson(d.peerCertificate);
@@ -141,6 +155,47 @@ export class StreamInfo implements RequestHeadFacts {
     if (this.grpc) line += `,"grpc_status":${jsonString(this.grpcStatus)},"grpc_message":${jsonString(this.grpcMessage)}`;
     return line + '}\n';
   }
+}
+
+// Pieces of the line that repeat from one request to the next, each kept while it stays the same.
+
+let lastStartMs = -1;
+let lastStart = '';
+
+/** The line's opening up to the method's value: one per millisecond. */
+function startJson(ms: number): string {
+  if (ms !== lastStartMs) {
+    lastStartMs = ms;
+    lastStart = '{"start_time":"' + isoTime(ms) + '","method":"';
+  }
+  return lastStart;
+}
+
+let lastProtocol = '';
+let lastCode = -1;
+let lastFlags = '';
+let lastStatus = '';
+
+/** Protocol, response code and flags, up to the bytes_received value. */
+function statusJson(protocol: string, code: number, flags: string): string {
+  if (code !== lastCode || protocol !== lastProtocol || flags !== lastFlags) {
+    lastProtocol = protocol;
+    lastCode = code;
+    lastFlags = flags;
+    lastStatus = flat(`,"protocol":"${protocol}","response_code":${code},"response_flags":"${flags}","bytes_received":`);
+  }
+  return lastStatus;
+}
+
+let lastRoute: string | null = null;
+let lastRouteJson = '"route_name":null';
+
+function routeJson(name: string | null): string {
+  if (name !== lastRoute) {
+    lastRoute = name;
+    lastRouteJson = flat('"route_name":' + jsonString(name));
+  }
+  return lastRouteJson;
 }
 
 /** A sequential copy of `s`: a cached piece that is a rope would be walked again in every line. */
