@@ -26,6 +26,8 @@ if (files.length === 0) {
   console.error(`run-tests: no compiled test files under ${targets.join(', ')} (did tsc run?)`);
   process.exit(1);
 }
-const args = ['--test', '--test-concurrency=2', ...files];
+// A test that hangs (a peer that never answers, a wait with no bound) fails after 10 minutes instead of
+// stalling the run: the slowest test takes about a minute on a quiet machine, five under heavy load.
+const args = ['--test', '--test-concurrency=2', '--test-timeout=600000', ...files];
 const res = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 process.exit(res.status ?? 1);

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer } from 'node:net';
+import { stopChild } from './tools.js';
 
 export function freeUdpPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,12 +60,7 @@ export async function startDnsmasq(records: Readonly<Record<string, string>>, tt
     return {
       server: `127.0.0.1:${port}`,
       port,
-      stop: () =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          process.kill(child.pid!, 'SIGTERM');
-        }),
+      stop: () => stopChild(child),
     };
   }
   throw new Error('dnsmasq: no free port after 5 attempts');

@@ -15,6 +15,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeServer, listen } from './net.js';
+import { stopChild } from './tools.js';
 
 export interface SeenRequest {
   readonly peer: string;
@@ -257,16 +258,10 @@ ${servers(dir)}
   const child: ChildProcess = spawn('nginx', ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const stop = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const done = (): void => {
-        rmSync(dir, { recursive: true, force: true });
-        resolve();
-      };
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      child.once('exit', done);
-      process.kill(child.pid!, 'SIGTERM');
-    });
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
   const deadline = Date.now() + 5000;
   while (!(await canConnect(host, port))) {
     if (child.exitCode !== null || Date.now() > deadline) {

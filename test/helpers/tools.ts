@@ -2,7 +2,7 @@
  * System tools for integration tests: a test that needs one skips locally with a reason when it is
  * missing, and FAILS when CI=true.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 
 const cache = new Map<string, boolean>();
@@ -35,6 +35,22 @@ export function requireRoot(t: TestContext, why: string): boolean {
   if (isCI) throw new Error(`${msg}; CI=true, so this is a failure`);
   t.skip(msg);
   return false;
+}
+
+/**
+ * Stops a child this test started: SIGTERM, then SIGKILL if it has not exited after `graceMs`, so a
+ * peer that ignores or misses the SIGTERM cannot hang the test's cleanup. Resolves once it has exited.
+ */
+export function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }
 
 export interface RunResult {
