@@ -6,7 +6,7 @@
 //
 //   node bench/profile.mjs [--face http|tcp|tls|iperf|connect] [--seconds 10] [--warm 5] [--path /1k]
 //                          [--top 20] [--out DIR] [--node-http | --node-floor | --pipe-relay]
-//                          [--new-connections] [--rate N]
+//                          [--new-connections] [--rate N] [--main dist/src/cli/bin.js]
 //
 // --face tcp is HTTP keep-alive through a TCP listener (--new-connections: one request per
 // connection); --face tls is HTTPS through a TLS passthrough listener (SNI localhost, to the
@@ -17,10 +17,12 @@
 // request is a wake-up of its own, and what a wake-up costs shows beside the request's own work.
 // --node-http / --node-floor profile that reference peer instead (works without Tollgate);
 // --pipe-relay profiles the bare socket.pipe() relay on the L4 faces (tcp, tls, iperf).
+// --main runs another entry point than the bundle `npm run build` makes: tsc's dist/src/cli/bin.js
+// names each function's own module in the tables (the bundle names its chunks).
 // The .cpuprofile is kept (path printed); open it in Chrome DevTools > Performance for a flame chart.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connectLoad, iperf3, pacedConstant, wrk } from './lib/load.mjs';
@@ -41,12 +43,14 @@ const { values: o } = parseArgs({
     'pipe-relay': { type: 'boolean' },
     'new-connections': { type: 'boolean' },
     rate: { type: 'string' },
+    main: { type: 'string' },
     'no-pin': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (o.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 16).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+  process.stdout.write(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n') + '\n');
   process.exit(0);
 }
 const seconds = Number(o.seconds);
@@ -109,6 +113,7 @@ if (refPeer === 'pipe-relay') {
     accessLog: false,
     nodeArgs,
     verify: false,
+    ...(o.main ? { main: resolve(o.main) } : {}),
   });
   if (!l.ok) {
     log(`tollgate: not runnable (${l.reason})`);
@@ -237,7 +242,7 @@ const KINDS = [
   ['garbage collector', (f) => f === '(garbage collector)'],
   ['V8 / native other', (f, url) => !url && f !== '(idle)'],
   ['Node streams, net, events, buffers', (f, url) => url.startsWith('node:')],
-  ['Tollgate (dist/src)', (f, url) => url.includes('/dist/src/')],
+  ['Tollgate (dist/src, dist/bundle)', (f, url) => url.includes('/dist/src/') || url.includes('/dist/bundle/')],
   ['other JS', (f, url) => url !== ''],
 ];
 const byKind = new Map(KINDS.map(([k]) => [k, 0]));
