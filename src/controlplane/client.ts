@@ -5,7 +5,7 @@
  * the control plane goes away — serving its last snapshot meanwhile.
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
-import { request as tlsRequest } from 'node:https';
+import { nodeHttps } from '../shared/lazy-builtins.js';
 import { shareValues } from '../snapshot/share-values.js';
 import type { ProxyIdentity, Snapshot } from '../snapshot/types.js';
 import { encode, LineDecoder, STREAM_PATH, type ControlMessage } from './protocol.js';
@@ -89,7 +89,7 @@ export class ControlPlaneClient {
     }
     const target = { host: this.opts.host, port: this.opts.port, method: 'POST', path: STREAM_PATH, headers };
     const ca = typeof this.opts.ca === 'function' ? this.opts.ca() : this.opts.ca;
-    const req = ca !== undefined ? tlsRequest({ ...target, ca, minVersion: 'TLSv1.2' }) : request(target);
+    const req = ca !== undefined ? nodeHttps().request({ ...target, ca, minVersion: 'TLSv1.2' }) : request(target);
     this.req = req;
     req.setNoDelay(true);
     req.on('response', (res: IncomingMessage) => {

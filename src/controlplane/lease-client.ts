@@ -3,7 +3,7 @@
  * request is bounded in time: a holder must learn quickly that it cannot renew.
  */
 import { Agent, request } from 'node:http';
-import { Agent as TlsAgent, request as tlsRequest } from 'node:https';
+import { nodeHttps } from '../shared/lazy-builtins.js';
 import type { AcquireResult } from './leases.js';
 
 /** The control plane's TLS trust and this proxy's token (as for the snapshot stream). */
@@ -16,7 +16,7 @@ export class HttpLeaseClient {
   private readonly agent: Agent;
 
   constructor(private readonly host: string, private readonly port: number, private readonly timeoutMs: number, private readonly auth?: LeaseClientAuth) {
-    this.agent = auth ? new TlsAgent({ keepAlive: true, maxSockets: 4, ca: auth.ca, minVersion: 'TLSv1.2' }) : new Agent({ keepAlive: true, maxSockets: 4 });
+    this.agent = auth ? new (nodeHttps().Agent)({ keepAlive: true, maxSockets: 4, ca: auth.ca, minVersion: 'TLSv1.2' }) : new Agent({ keepAlive: true, maxSockets: 4 });
   }
 
   async acquire(name: string, holder: string, durationMs: number): Promise<AcquireResult> {
@@ -45,7 +45,7 @@ export class HttpLeaseClient {
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
         res.on('error', reject);
       };
-      const req = this.auth ? tlsRequest(opts, onResponse) : request(opts, onResponse);
+      const req = this.auth ? nodeHttps().request(opts, onResponse) : request(opts, onResponse);
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`lease request timed out after ${this.timeoutMs} ms`)));
       req.on('error', reject);
       req.end(body);

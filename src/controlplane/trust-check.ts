@@ -4,8 +4,9 @@
  * "unable to get local issuer certificate". This looks at what the control plane presents (one
  * handshake without verification; nothing is sent over it) and names the file and both roots.
  */
-import { X509Certificate } from 'node:crypto';
-import { connect, type DetailedPeerCertificate } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import type { DetailedPeerCertificate } from 'node:tls';
+import { nodeCrypto, nodeTls } from '../shared/lazy-builtins.js';
 import { pemCertificates } from './ca/pem.js';
 
 /** OpenSSL verification codes that mean "the chain does not lead to a root we trust". */
@@ -38,7 +39,7 @@ export function certificatesIn(pem: string): CertFacts[] {
   const out: CertFacts[] = [];
   for (const block of pemCertificates(pem)) {
     try {
-      out.push(factsOf(new X509Certificate(block)));
+      out.push(factsOf(new (nodeCrypto().X509Certificate)(block)));
     } catch {
       // not a certificate: nothing to name
     }
@@ -53,12 +54,12 @@ export function certificatesIn(pem: string): CertFacts[] {
 export function presentedRoot(host: string, port: number, timeoutMs = 5000): Promise<{ readonly root?: CertFacts; readonly issuer: string }> {
   return new Promise((resolve, reject) => {
     // Unverified on purpose: only to read the chain for the error message; nothing is sent.
-    const socket = connect({ host, port, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...(isIp(host) ? {} : { servername: host }) }, () => {
+    const socket = nodeTls().connect({ host, port, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...(isIp(host) ? {} : { servername: host }) }, () => {
       let top: DetailedPeerCertificate = socket.getPeerCertificate(true);
       socket.destroy();
       if (!top.raw) return reject(new Error('the server presented no certificate'));
       for (let i = 0; i < 10 && top.issuerCertificate && top.issuerCertificate.raw && top.issuerCertificate !== top && top.issuerCertificate.fingerprint256 !== top.fingerprint256; i++) top = top.issuerCertificate;
-      const cert = new X509Certificate(top.raw);
+      const cert = new (nodeCrypto().X509Certificate)(top.raw);
       const selfSigned = cert.issuer === cert.subject && cert.verify(cert.publicKey);
       resolve({ ...(selfSigned ? { root: factsOf(cert) } : {}), issuer: cert.issuer.replace(/\n/g, ', ') });
     });

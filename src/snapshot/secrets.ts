@@ -9,7 +9,7 @@
  * Secret keys read (Istio's credentialName conventions): tls.crt / tls.key / ca.crt, or the generic
  * cert / key / cacert; `data` (base64) or `stringData` (text; wins on conflicts, as in Kubernetes).
  */
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../shared/lazy-builtins.js';
 import type { Resource } from '../config/decode.js';
 import { originOf } from './generate/origin.js';
 import type { Snapshot, SnapshotSecret } from './types.js';
@@ -51,7 +51,7 @@ export function resolveSecrets(secrets: readonly Resource[], names: Iterable<str
 }
 
 function fingerprint(v: string): string {
-  return `[redacted sha256:${createHash('sha256').update(v).digest('hex').slice(0, 12)} ${Buffer.byteLength(v)} bytes]`;
+  return `[redacted sha256:${nodeCrypto().createHash('sha256').update(v).digest('hex').slice(0, 12)} ${Buffer.byteLength(v)} bytes]`;
 }
 
 /** The snapshot as views show it: secret values replaced by a fingerprint (rotation stays visible). */

@@ -3,7 +3,7 @@
  * one string allocation. randomUUID assembles its result from 20 small strings, which made it the
  * largest single allocation of a proxied request.
  */
-import { randomFillSync } from 'node:crypto';
+import { nodeCrypto } from '../../shared/lazy-builtins.js';
 
 const IDS_PER_REFILL = 256;
 const entropy = Buffer.allocUnsafeSlow(16 * IDS_PER_REFILL);
@@ -13,7 +13,7 @@ const HEX = Buffer.from('0123456789abcdef', 'latin1');
 
 export function requestId(): string {
   if (nextId === IDS_PER_REFILL) {
-    randomFillSync(entropy);
+    nodeCrypto().randomFillSync(entropy);
     nextId = 0;
   }
   const o = 16 * nextId++;

@@ -20,7 +20,7 @@
  * writableLength instead.
  */
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../shared/lazy-builtins.js';
 import { getSystemErrorName } from 'node:util';
 
 /** Node's write request object (stream_wrap WriteWrap); `oncomplete` is called with `this` = the request. */
@@ -66,7 +66,7 @@ function streamWrap(): StreamWrapBinding | null {
 
 /** The socket's handle when it can be written directly (plain TCP, methods present), else null. */
 function directHandle(s: Socket): StreamHandle | null {
-  if (s instanceof TLSSocket || streamWrap() === null) return null;
+  if (isTlsSocket(s) || streamWrap() === null) return null;
   const h = (s as Socket & { _handle?: Partial<StreamHandle> | null })._handle;
   if (h === null || h === undefined) return null;
   return typeof h.writeBuffer === 'function' && typeof h.writeLatin1String === 'function' && typeof h.writev === 'function' ? (h as StreamHandle) : null;

@@ -8,7 +8,8 @@
  * Failures: 503 UF `upstream_tls_handshake_failed` (detail: the TLS error code).
  */
 import { isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { nodeTls } from '../../shared/lazy-builtins.js';
 import type { Cluster } from '../../snapshot/types.js';
 import type { UpstreamTarget } from '../upstream/cluster-manager.js';
 import { failure, type UpstreamFailure } from '../upstream/failure.js';
@@ -58,7 +59,7 @@ export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamT
   const sans = t.subjectAltNames;
   return new Promise<TlsResult>((resolve) => {
     let done = false;
-    const s = tlsConnect({
+    const s = nodeTls().connect({
       socket,
       secureContext: ctx,
       ...(sni !== undefined ? { servername: sni } : {}),
@@ -69,10 +70,10 @@ export function originateTls(socket: Socket, cluster: Cluster, target: UpstreamT
       checkServerIdentity: (host: string, cert: PeerCertificate): Error | undefined => {
         if (t.mode === 'ISTIO_MUTUAL') return checkMeshIdentity(cert, sans);
         if (sans && sans.length > 0) {
-          for (const san of sans) if (checkServerIdentity(san, cert) === undefined) return undefined;
+          for (const san of sans) if (nodeTls().checkServerIdentity(san, cert) === undefined) return undefined;
           return new Error(`certificate matches none of subjectAltNames ${sans.join(', ')}`);
         }
-        return checkServerIdentity(sni ?? host ?? target.ip, cert);
+        return nodeTls().checkServerIdentity(sni ?? host ?? target.ip, cert);
       },
     });
     const timer = setTimeout(() => finish(failure('UF', 'upstream_tls_handshake_failed', `no TLS handshake with ${upstreamHost} within ${timeoutMs} ms`, true, extra)), timeoutMs);

@@ -4,7 +4,7 @@
  * snapshot; each connection keeps the snapshot it was accepted under.
  */
 import { createServer, isIP, type Server, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../shared/lazy-builtins.js';
 import type { FilterChain } from '../../snapshot/types.js';
 import { addrPort, copyConnection, elapsedMs, plainIp, type DataPlaneServices, type HttpConnectionHandler, type PeerCertificateFacts } from '../context.js';
 import { AcceptedConnection } from './accepted-connection.js';
@@ -366,7 +366,7 @@ export class ListenerRuntime {
    */
   private start(socket: Socket, state: ListenerState, chain: FilterChain, chainWhy: string, facts: ConnectionFacts, alpn: readonly string[], original: OriginalDestination | undefined, startTime: number, startHr: bigint, peer: PeerIdentity | undefined, peerCertificate: PeerCertificateFacts | undefined, read: Buffer): void {
     const services = this.opts.services;
-    const mutualTls = socket instanceof TLSSocket;
+    const mutualTls = isTlsSocket(socket);
     const f = chain.filter;
     const handOver = f.type === 'tcp' && read.length > 0;
     if (read.length > 0 && !handOver) socket.unshift(read);

@@ -7,7 +7,8 @@
  */
 import { watch, readFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
+import { nodeCrypto } from '../../shared/lazy-builtins.js';
 import type { WorkloadCertificate, WorkloadIdentityHolder } from '../../shared/workload-identity.js';
 import { spiffeIdsOf } from '../tls/subject-alt-names.js';
 
@@ -27,12 +28,12 @@ export function readWorkloadCertDir(dir: string): WorkloadCertificate {
   const rootCertsPem = read(WORKLOAD_CERT_FILES.roots);
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(certChainPem);
+    leaf = new (nodeCrypto().X509Certificate)(certChainPem);
   } catch (e) {
     throw new Error(`${join(dir, WORKLOAD_CERT_FILES.chain)}: not a PEM certificate (${e instanceof Error ? e.message : String(e)})`);
   }
   try {
-    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('the key does not match the certificate');
+    if (!leaf.checkPrivateKey(nodeCrypto().createPrivateKey(keyPem))) throw new Error('the key does not match the certificate');
   } catch (e) {
     throw new Error(`${join(dir, WORKLOAD_CERT_FILES.key)}: ${e instanceof Error ? e.message : String(e)}`);
   }

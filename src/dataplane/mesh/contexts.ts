@@ -4,7 +4,8 @@
  * They are built once per certificate and replaced when the identity source rotates it; a
  * connection keeps the context it started with, so rotation never touches open connections.
  */
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { nodeTls } from '../../shared/lazy-builtins.js';
 import type { WorkloadCertificate } from '../../shared/workload-identity.js';
 
 const contexts = new WeakMap<WorkloadCertificate, SecureContext | Error>();
@@ -14,7 +15,7 @@ export function meshContextOf(cert: WorkloadCertificate): SecureContext | Error 
   let ctx = contexts.get(cert);
   if (ctx === undefined) {
     try {
-      ctx = createSecureContext({ key: cert.keyPem, cert: cert.certChainPem, ca: cert.rootCertsPem, minVersion: 'TLSv1.2' });
+      ctx = nodeTls().createSecureContext({ key: cert.keyPem, cert: cert.certChainPem, ca: cert.rootCertsPem, minVersion: 'TLSv1.2' });
     } catch (e) {
       ctx = new Error(`workload certificate ${cert.spiffeId}: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -24,7 +24,7 @@
  * sets on the socket the three fields the constructor's `onread` option sets (see its comment).
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { isTlsSocket } from '../../shared/lazy-builtins.js';
 
 const READ_SIZE = 64 * 1024;
 /** A read at least this large means a bulk stream: the flow gets its own buffer. */
@@ -158,7 +158,7 @@ interface HandleOwner {
 /** A plain TCP socket whose handle can read into our buffers (not TLS, not a pipe or a stream wrapper, not already reading into buffers). */
 export function canAdopt(s: Socket): boolean {
   const handle = (s as Socket & HandleOwner)._handle;
-  return !(s instanceof TLSSocket) && handle !== null && handle !== undefined && typeof handle.useUserBuffer === 'function' && !readsIntoBuffers(s);
+  return !isTlsSocket(s) && handle !== null && handle !== undefined && typeof handle.useUserBuffer === 'function' && !readsIntoBuffers(s);
 }
 
 /**
@@ -209,7 +209,7 @@ export function readsIntoBuffers(s: Socket): boolean {
 export function readIntoBuffers(s: Socket, onread: { readonly buffer: () => Buffer; readonly callback: (n: number, buf: Uint8Array) => boolean }): boolean {
   const o = s as Socket & HandleOwner;
   const handle = o._handle as ({ useUserBuffer?: (b: Uint8Array) => void } | null | undefined);
-  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || s instanceof TLSSocket) return false;
+  if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || isTlsSocket(s)) return false;
   if (s.connecting || s.destroyed || s.readableLength > 0 || o._readableState?.ended === true) return false;
   const k = keysOf(s);
   if (k === undefined) return false;

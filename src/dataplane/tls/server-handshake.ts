@@ -16,7 +16,8 @@
  * sends none completes the handshake and is closed before one byte of it is read.
  */
 import type { Socket } from 'node:net';
-import { createServer, type Server, type TlsOptions, type TLSSocket } from 'node:tls';
+import type { Server, TlsOptions, TLSSocket } from 'node:tls';
+import { nodeTls } from '../../shared/lazy-builtins.js';
 import type { PeerCertificateFacts } from '../context.js';
 import { hasSubjectAltName } from './peer-certificate.js';
 
@@ -44,7 +45,7 @@ function tupleOf(s: { remoteAddress?: string | undefined; remotePort?: number | 
 
 /** A Server for serverHandshake(): the certificate, CA and protocol settings of one configuration. Throws on bad key material. */
 export function handshakeServer(options: Omit<TlsOptions, 'rejectUnauthorized' | 'handshakeTimeout'>): Server {
-  const server = createServer({ ...options, rejectUnauthorized: false });
+  const server = nodeTls().createServer({ ...options, rejectUnauthorized: false });
   server.on('secureConnection', (tls: TLSSocket) => {
     const key = tupleOf(tls);
     const p = pending.get(key);

@@ -16,7 +16,8 @@
  * returned as Errors (the caller answers 503 UF `upstream_tls_credential_unavailable`).
  */
 import { readFileSync, statSync } from 'node:fs';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { nodeTls } from '../../shared/lazy-builtins.js';
 import type { Snapshot, SnapshotSecret, UpstreamTls } from '../../snapshot/types.js';
 import type { WorkloadCertificate, WorkloadIdentitySource } from '../../shared/workload-identity.js';
 import { meshContextOf } from '../mesh/contexts.js';
@@ -133,7 +134,7 @@ function build(t: UpstreamTls, secret: SnapshotSecret | undefined): SecureContex
       if (t.mode === 'MUTUAL' && (secret.certificateChain === undefined || secret.privateKey === undefined)) {
         throw new Error(`credentialName ${t.credentialName}: MUTUAL needs tls.crt and tls.key in the Secret`);
       }
-      return createSecureContext({
+      return nodeTls().createSecureContext({
         ...(secret.caCertificates !== undefined ? { ca: secret.caCertificates } : {}),
         ...(t.mode === 'MUTUAL' ? { cert: secret.certificateChain!, key: secret.privateKey! } : {}),
       });
@@ -141,7 +142,7 @@ function build(t: UpstreamTls, secret: SnapshotSecret | undefined): SecureContex
     if (t.mode === 'MUTUAL' && (t.clientCertificate === undefined || t.privateKey === undefined)) {
       throw new Error('MUTUAL needs clientCertificate and privateKey (or credentialName)');
     }
-    return createSecureContext({
+    return nodeTls().createSecureContext({
       ...(t.caCertificates !== undefined ? { ca: readFileSync(t.caCertificates) } : {}),
       ...(t.mode === 'MUTUAL' ? { cert: readFileSync(t.clientCertificate!), key: readFileSync(t.privateKey!) } : {}),
     });
