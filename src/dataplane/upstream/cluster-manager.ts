@@ -114,6 +114,9 @@ export interface ClusterStatus {
   readonly requests?: { readonly active: number; readonly pending: number };
 }
 
+/** The address lists of a cluster that exempt answers from the SSRF guard. */
+type AddressList = 'allowedAddresses' | 'allowPrivateAddresses';
+
 /**
  * What the hot path needs of a snapshot's clusters, built for each cluster on its first use and kept
  * with the snapshot: a registry of thousands of entries mostly serves a few of them, and a table
@@ -121,21 +124,19 @@ export interface ClusterStatus {
  * are kept; an ad-hoc one (explicit-proxy ACL) is parsed at each use.
  */
 class ClusterTables {
-  /** ServiceEntry `addresses` as CIDRs (SSRF guard exemptions). */
-  private readonly allowed = new Map<Cluster, readonly Cidr[]>();
-  /** ServiceEntry `tollgate.io/allow-private-addresses` as CIDRs. */
-  private readonly allowPrivate = new Map<Cluster, readonly Cidr[]>();
+  /**
+   * A cluster's address list as CIDRs, by list: ServiceEntry `addresses` (SSRF guard exemptions)
+   * and `tollgate.io/allow-private-addresses`.
+   */
+  private readonly cidrs = { allowedAddresses: new Map<Cluster, readonly Cidr[]>(), allowPrivateAddresses: new Map<Cluster, readonly Cidr[]>() };
   /** Candidates of STATIC clusters whose endpoints are all IPs (they never change within a snapshot); null: some endpoint is a name. */
   private readonly staticCandidates = new Map<Cluster, Candidate[] | null>();
 
   constructor(private readonly snapshot: CompiledSnapshot) {}
 
-  allowedCidrs(c: Cluster, list: readonly string[]): readonly Cidr[] {
-    return this.allowed.get(c) ?? this.remember(this.allowed, c, allowedCidrsOf(list));
-  }
-
-  allowPrivateCidrs(c: Cluster, list: readonly string[]): readonly Cidr[] {
-    return this.allowPrivate.get(c) ?? this.remember(this.allowPrivate, c, allowedCidrsOf(list));
+  cidrsOf(c: Cluster, list: AddressList): readonly Cidr[] {
+    const table = this.cidrs[list];
+    return table.get(c) ?? this.remember(table, c, allowedCidrsOf(c[list] ?? []));
   }
 
   /** undefined: not a STATIC cluster of this snapshot whose endpoints are all IPs. */
@@ -519,26 +520,19 @@ export class ClusterManager implements LbState {
       return failure('BLOCKED', 'self_connect', `${c.key} is this proxy's own listener`, false, { cluster: cluster.name, upstreamHost: c.key });
     }
     if (c.explicit) return undefined;
-    if (this.inAllowed(cluster, ip) || (extra && extra.length > 0 && inList(extra, ip))) return undefined;
+    if (this.inAddressList(cluster, 'allowedAddresses', ip) || (extra && extra.length > 0 && inList(extra, ip))) return undefined;
     const v = this.guard.check(ip);
     if (v.allowed) return undefined;
     const cls = classifyIp(ip);
-    if (ENTRY_ALLOWABLE_CLASSES.has(cls) && this.inAllowedPrivate(cluster, ip)) return undefined;
+    if (ENTRY_ALLOWABLE_CLASSES.has(cls) && this.inAddressList(cluster, 'allowPrivateAddresses', ip)) return undefined;
     return failure('BLOCKED', 'ssrf_denied', `${c.hostname ? c.hostname + ' -> ' : ''}${v.reason}; ${howToAllow(cluster, c.ip, cls)}`, false, { cluster: cluster.name, upstreamHost: c.key });
   }
 
-  private inAllowedPrivate(cluster: Cluster, ip: Ip): boolean {
-    const list = cluster.allowPrivateAddresses;
-    if (list === undefined || list.length === 0) return false;
-    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowPrivateCidrs(cluster, list) ?? allowedCidrsOf(list);
-    for (const c of cidrs) if (cidrContains(c, ip)) return true;
-    return false;
-  }
-
-  private inAllowed(cluster: Cluster, ip: Ip): boolean {
-    const list = cluster.allowedAddresses;
-    if (!list || list.length === 0) return false;
-    const cidrs = this.snap?.part(CLUSTER_TABLES)?.allowedCidrs(cluster, list) ?? allowedCidrsOf(list);
+  /** Whether `ip` is in one of the cluster's address lists (CIDRs or bare addresses). */
+  private inAddressList(cluster: Cluster, list: AddressList, ip: Ip): boolean {
+    const entries = cluster[list];
+    if (entries === undefined || entries.length === 0) return false;
+    const cidrs = this.snap?.part(CLUSTER_TABLES)?.cidrsOf(cluster, list) ?? allowedCidrsOf(entries);
     for (const c of cidrs) if (cidrContains(c, ip)) return true;
     return false;
   }
