@@ -144,6 +144,8 @@ export class UpstreamConn implements UpstreamChannel, HttpParserHandler<Response
 
   sendBody(chunk: Buffer): boolean {
     if (!this.chunked) return this.write(chunk);
+    // The chunk and its framing in one system call (corked, the Writable joins them into one writev).
+    if (!this.corked) return this.writer.writev([chunkHeader(chunk.length), chunk, CHUNK_END]);
     this.write(chunkHeader(chunk.length));
     this.write(chunk);
     return this.write(CHUNK_END);
