@@ -150,7 +150,7 @@ export class FileSink implements LogSink {
       if (err) {
         this.dropped('write_error', countLines(text));
         this.next();
-      } else if (written < text.length || written < Buffer.byteLength(text, 'utf8')) {
+      } else if (written < Buffer.byteLength(text, 'utf8')) {
         // A short write (a file system filling up): the rest goes on as bytes.
         this.writeAll(Buffer.from(text, 'utf8'), written);
       } else {
