@@ -6,13 +6,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer } from 'node:net';
+import { loopbackAddress } from './net.js';
 import { stopChild } from './tools.js';
 
-export function freeUdpPort(): Promise<number> {
+export function freeUdpPort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createSocket('udp4');
     s.once('error', reject);
-    s.bind(0, '127.0.0.1', () => {
+    s.bind(0, host, () => {
       const p = s.address().port;
       s.close(() => resolve(p));
     });
@@ -32,16 +33,20 @@ export function freeTcpPort(): Promise<number> {
 }
 
 export interface Dnsmasq {
-  readonly server: string; // "127.0.0.1:PORT"
+  /** "ADDRESS:PORT", the address from this process's own loopback block. */
+  readonly server: string;
   readonly port: number;
   stop(): Promise<void>;
 }
 
 /** dnsmasq answering `name -> address` (A or AAAA by address family), nothing else (no upstream). */
 export async function startDnsmasq(records: Readonly<Record<string, string>>, ttlSec = 1): Promise<Dnsmasq> {
+  // An address of this process's own block: dnsmasq binds the port on TCP too, and on 127.0.0.1 a
+  // free UDP port may be a TCP port in use by another test process's connections.
+  const host = loopbackAddress();
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freeUdpPort();
-    const args = ['--no-daemon', `--port=${port}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', `--local-ttl=${ttlSec}`, '--log-facility=-'];
+    const port = await freeUdpPort(host);
+    const args = ['--no-daemon', `--port=${port}`, `--listen-address=${host}`, '--bind-interfaces', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', `--local-ttl=${ttlSec}`, '--log-facility=-'];
     for (const [name, addr] of Object.entries(records)) args.push(`--address=/${name}/${addr}`);
     const child: ChildProcess = spawn('dnsmasq', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
@@ -58,7 +63,7 @@ export async function startDnsmasq(records: Readonly<Record<string, string>>, tt
       throw new Error(`dnsmasq failed: ${err}`);
     }
     return {
-      server: `127.0.0.1:${port}`,
+      server: `${host}:${port}`,
       port,
       stop: () => stopChild(child),
     };

@@ -116,7 +116,6 @@ describe('HTTP engine: upstream and client faults', { skip, concurrency: false }
   let port: number;
   let dns: Dnsmasq;
   let fake: FakeDns;
-  let dnsPort: number;
   let cfg: { path: string; cleanup(): void };
   const deadIp = loopbackAddress();
   let deadPort: number;
@@ -129,10 +128,9 @@ describe('HTTP engine: upstream and client faults', { skip, concurrency: false }
     dns = await startDnsmasq({ 'nx.test': '' }); // "--address=/nx.test/" answers NXDOMAIN
     fake = await startFakeDns();
     fake.set('silent.test', () => 'drop');
-    dnsPort = dns.port;
     cfg = tempConfig(config(up, deadIp, deadPort));
     // Two resolvers: dnsmasq (NXDOMAIN) first; c-ares moves to the silent one only on timeouts.
-    gate = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS, '--dns-server', `127.0.0.1:${dnsPort}`, '--dns-timeout', '300'], {
+    gate = await startGate(['-f', cfg.path, ...EDGE_GATEWAY_ARGS, '--dns-server', dns.server, '--dns-timeout', '300'], {
       httpHandler: httpEngine({ lingerMs: 300 }),
     });
     port = gate.port(80);
